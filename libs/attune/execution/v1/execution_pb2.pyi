@@ -1,0 +1,170 @@
+import datetime
+
+from attune.common.v1 import common_pb2 as _common_pb2
+from google.protobuf import struct_pb2 as _struct_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Execution(_message.Message):
+    __slots__ = ("id", "action_ref", "state", "parameters", "result", "error", "parent_id", "link", "worker_id", "trace_id", "timeout_seconds", "runner_type", "created_at", "started_at", "finished_at")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    ACTION_REF_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    PARENT_ID_FIELD_NUMBER: _ClassVar[int]
+    LINK_FIELD_NUMBER: _ClassVar[int]
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    TRACE_ID_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    RUNNER_TYPE_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    action_ref: str
+    state: _common_pb2.ExecutionState
+    parameters: _struct_pb2.Struct
+    result: _struct_pb2.Struct
+    error: str
+    parent_id: str
+    link: _common_pb2.WorkflowLink
+    worker_id: str
+    trace_id: str
+    timeout_seconds: float
+    runner_type: str
+    created_at: _timestamp_pb2.Timestamp
+    started_at: _timestamp_pb2.Timestamp
+    finished_at: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., action_ref: _Optional[str] = ..., state: _Optional[_Union[_common_pb2.ExecutionState, str]] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., result: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[str] = ..., parent_id: _Optional[str] = ..., link: _Optional[_Union[_common_pb2.WorkflowLink, _Mapping]] = ..., worker_id: _Optional[str] = ..., trace_id: _Optional[str] = ..., timeout_seconds: _Optional[float] = ..., runner_type: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class RequestExecutionRequest(_message.Message):
+    __slots__ = ("action_ref", "parameters", "request_id", "timeout_seconds")
+    ACTION_REF_FIELD_NUMBER: _ClassVar[int]
+    PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    action_ref: str
+    parameters: _struct_pb2.Struct
+    request_id: str
+    timeout_seconds: float
+    def __init__(self, action_ref: _Optional[str] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., request_id: _Optional[str] = ..., timeout_seconds: _Optional[float] = ...) -> None: ...
+
+class RequestExecutionResponse(_message.Message):
+    __slots__ = ("execution",)
+    EXECUTION_FIELD_NUMBER: _ClassVar[int]
+    execution: Execution
+    def __init__(self, execution: _Optional[_Union[Execution, _Mapping]] = ...) -> None: ...
+
+class ChildExecutionRequest(_message.Message):
+    __slots__ = ("action_ref", "parameters_json", "request_id", "timeout_seconds", "parent_id", "link", "trace", "depth")
+    ACTION_REF_FIELD_NUMBER: _ClassVar[int]
+    PARAMETERS_JSON_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    PARENT_ID_FIELD_NUMBER: _ClassVar[int]
+    LINK_FIELD_NUMBER: _ClassVar[int]
+    TRACE_FIELD_NUMBER: _ClassVar[int]
+    DEPTH_FIELD_NUMBER: _ClassVar[int]
+    action_ref: str
+    parameters_json: bytes
+    request_id: str
+    timeout_seconds: float
+    parent_id: str
+    link: _common_pb2.WorkflowLink
+    trace: _common_pb2.TraceContext
+    depth: int
+    def __init__(self, action_ref: _Optional[str] = ..., parameters_json: _Optional[bytes] = ..., request_id: _Optional[str] = ..., timeout_seconds: _Optional[float] = ..., parent_id: _Optional[str] = ..., link: _Optional[_Union[_common_pb2.WorkflowLink, _Mapping]] = ..., trace: _Optional[_Union[_common_pb2.TraceContext, _Mapping]] = ..., depth: _Optional[int] = ...) -> None: ...
+
+class ChildExecutionResponse(_message.Message):
+    __slots__ = ("request_id", "execution_id", "error")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    execution_id: str
+    error: str
+    def __init__(self, request_id: _Optional[str] = ..., execution_id: _Optional[str] = ..., error: _Optional[str] = ...) -> None: ...
+
+class RequestChildExecutionsRequest(_message.Message):
+    __slots__ = ("children",)
+    CHILDREN_FIELD_NUMBER: _ClassVar[int]
+    children: _containers.RepeatedCompositeFieldContainer[ChildExecutionRequest]
+    def __init__(self, children: _Optional[_Iterable[_Union[ChildExecutionRequest, _Mapping]]] = ...) -> None: ...
+
+class RequestChildExecutionsResponse(_message.Message):
+    __slots__ = ("children",)
+    CHILDREN_FIELD_NUMBER: _ClassVar[int]
+    children: _containers.RepeatedCompositeFieldContainer[ChildExecutionResponse]
+    def __init__(self, children: _Optional[_Iterable[_Union[ChildExecutionResponse, _Mapping]]] = ...) -> None: ...
+
+class GetExecutionRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class GetExecutionResponse(_message.Message):
+    __slots__ = ("execution", "children")
+    EXECUTION_FIELD_NUMBER: _ClassVar[int]
+    CHILDREN_FIELD_NUMBER: _ClassVar[int]
+    execution: Execution
+    children: _containers.RepeatedCompositeFieldContainer[Execution]
+    def __init__(self, execution: _Optional[_Union[Execution, _Mapping]] = ..., children: _Optional[_Iterable[_Union[Execution, _Mapping]]] = ...) -> None: ...
+
+class ListExecutionsRequest(_message.Message):
+    __slots__ = ("state", "action_ref", "parent_id", "page_size", "page_token")
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    ACTION_REF_FIELD_NUMBER: _ClassVar[int]
+    PARENT_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    state: _common_pb2.ExecutionState
+    action_ref: str
+    parent_id: str
+    page_size: int
+    page_token: str
+    def __init__(self, state: _Optional[_Union[_common_pb2.ExecutionState, str]] = ..., action_ref: _Optional[str] = ..., parent_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListExecutionsResponse(_message.Message):
+    __slots__ = ("executions", "next_page_token")
+    EXECUTIONS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    executions: _containers.RepeatedCompositeFieldContainer[Execution]
+    next_page_token: str
+    def __init__(self, executions: _Optional[_Iterable[_Union[Execution, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class CancelExecutionRequest(_message.Message):
+    __slots__ = ("id", "request_id")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    request_id: str
+    def __init__(self, id: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class CancelExecutionResponse(_message.Message):
+    __slots__ = ("execution",)
+    EXECUTION_FIELD_NUMBER: _ClassVar[int]
+    execution: Execution
+    def __init__(self, execution: _Optional[_Union[Execution, _Mapping]] = ...) -> None: ...
+
+class WatchExecutionRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class WatchExecutionResponse(_message.Message):
+    __slots__ = ("execution", "children")
+    EXECUTION_FIELD_NUMBER: _ClassVar[int]
+    CHILDREN_FIELD_NUMBER: _ClassVar[int]
+    execution: Execution
+    children: _containers.RepeatedCompositeFieldContainer[Execution]
+    def __init__(self, execution: _Optional[_Union[Execution, _Mapping]] = ..., children: _Optional[_Iterable[_Union[Execution, _Mapping]]] = ...) -> None: ...
