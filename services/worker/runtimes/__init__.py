@@ -1,0 +1,27 @@
+"""The worker's action-execution layer: runs one action as a child process and reports its outcome.
+
+Pure asyncio, no gRPC: the worker service turns assignments into `RunRequest`s, reports "running"
+once `ActionProcess.start()` returns, and sends the `RunOutcome` to the completion service.
+Parameters travel on stdin as JSON, never on argv; the result follows DESIGN §4.13.
+"""
+
+from ._launch import detect_runtimes
+from ._model import (
+    ActionLaunchError,
+    EntryPointMissing,
+    RunOutcome,
+    RunRequest,
+    RuntimeNotAvailable,
+)
+from ._process import ActionProcess, run_action
+
+__all__ = [
+    "ActionLaunchError",
+    "ActionProcess",
+    "EntryPointMissing",
+    "RunOutcome",
+    "RunRequest",
+    "RuntimeNotAvailable",
+    "detect_runtimes",
+    "run_action",
+]

@@ -1,0 +1,204 @@
+"""One action run as a child process: spawn, feed parameters, enforce the timeout, cancel, report.
+
+The child leads its own process group (a new session), and every signal goes to the group, so
+whatever a shell script started dies with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Mapping
+
+from ._capture import CappedCapture
+from ._launch import NOOP, command_for, environment_for
+from ._model import (
+    CANCELLED,
+    FAILED,
+    SUCCEEDED,
+    TIMEOUT,
+    ActionLaunchError,
+    RunOutcome,
+    RunRequest,
+)
+from ._result import action_result, exit_error
+
+_STDIN = 0
+_STDOUT = 1
+_STDERR = 2
+
+
+class ActionProcess:
+    """Runs one `RunRequest`: `await start()` (spawned, report "running"), `await wait()`;
+    `cancel()` at any time."""
+
+    def __init__(self, request: RunRequest, interpreters: Mapping[str, str]) -> None:
+        self.request = request
+        self._interpreters = interpreters
+        self._transport: asyncio.SubprocessTransport | None = None
+        self._capture: CappedCapture | None = None
+        self._done: asyncio.Future[None] | None = None
+        self._outcome: RunOutcome | None = None
+        self._ending: str | None = None  # TIMEOUT or CANCELLED once we decided to end it
+        self._timers: list[asyncio.TimerHandle] = []
+        self._started_at = 0.0  # time.time()
+        self._spawned_at = 0.0  # loop.time(), once the interpreter has been exec'd
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._transport is None else self._transport.get_pid()
+
+    async def start(self) -> None:
+        """Spawn the process and hand it its parameters; returns once it is running.
+
+        Raises RuntimeNotAvailable or EntryPointMissing (or ActionLaunchError if the OS refuses
+        to start it) without spawning anything.
+        """
+        if self._done is not None or self._outcome is not None:
+            raise RuntimeError(f'execution "{self.request.execution_id}" was already started')
+        request = self.request
+        argv = command_for(request, self._interpreters)
+        self._started_at = time.time()
+        if self._ending == CANCELLED or request.runtime == NOOP:
+            self._outcome = self._immediate_outcome()
+            return
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        stdin = json.dumps(request.parameters, separators=(",", ":")).encode()
+        try:
+            transport, capture = await loop.subprocess_exec(
+                lambda: CappedCapture(request.output_limit_bytes, done),
+                *argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                cwd=request.working_dir,
+                env=environment_for(request),
+                start_new_session=True,
+            )
+        except OSError as err:
+            raise ActionLaunchError(
+                f'action "{request.action_ref}": cannot start {argv[0]} {argv[1]}: {err}'
+            ) from err
+        self._spawned_at = loop.time()
+        self._transport, self._capture, self._done = transport, capture, done
+        capture.on_exit = self._on_exit
+        pipe = transport.get_pipe_transport(_STDIN)
+        assert isinstance(pipe, asyncio.WriteTransport)
+        pipe.write(stdin)
+        pipe.close()  # flushes, then closes: the child sees EOF after one JSON object
+        if request.timeout_s is not None:
+            self._timers.append(loop.call_later(request.timeout_s, self._end, TIMEOUT))
+        if self._ending == CANCELLED:  # cancel() arrived while we were spawning
+            self._ending = None
+            self._end(CANCELLED)
+
+    async def wait(self) -> RunOutcome:
+        """The outcome, once the process has exited and its output is read."""
+        if self._outcome is not None:
+            return self._outcome
+        if self._done is None:
+            raise RuntimeError(f'execution "{self.request.execution_id}": wait() before start()')
+        # Shielded: a caller that stops waiting does not stop the run (cancel() does).
+        await asyncio.shield(self._done)
+        if self._outcome is None:
+            self._outcome = self._final_outcome()
+        return self._outcome
+
+    def cancel(self) -> None:
+        """Kill the run (SIGTERM to its group, grace, SIGKILL); it ends `cancelled`.
+        Does nothing once the process has exited by itself."""
+        if self._transport is None:
+            if self._outcome is None:
+                self._ending = CANCELLED  # start() will not spawn, or will kill at once
+            return
+        self._end(CANCELLED)
+
+    def process_lifetime_s(self) -> float | None:
+        """Spawned (interpreter exec'd) to exit noticed, in seconds; None while running."""
+        capture = self._capture
+        if capture is None or capture.exited_at is None:
+            return None
+        return capture.exited_at - self._spawned_at
+
+    def _end(self, reason: str) -> None:
+        transport = self._transport
+        if self._ending is not None or transport is None or transport.get_returncode() is not None:
+            return
+        self._ending = reason
+        grace = self.request.kill_grace_s
+        self._signal_group(signal.SIGTERM if grace > 0 else signal.SIGKILL)
+        if grace > 0:
+            loop = asyncio.get_running_loop()
+            self._timers.append(loop.call_later(grace, self._signal_group, signal.SIGKILL))
+
+    def _on_exit(self) -> None:
+        for timer in self._timers:
+            timer.cancel()
+        self._timers.clear()
+        if self._ending is not None:
+            # The leader is gone; anything left in its group is killed now, not after the grace.
+            self._signal_group(signal.SIGKILL)
+
+    def _signal_group(self, sig: signal.Signals) -> None:
+        pid = self.pid
+        if pid is None:
+            return
+        try:
+            os.killpg(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass  # already gone
+
+    def _final_outcome(self) -> RunOutcome:
+        transport, capture = self._transport, self._capture
+        assert transport is not None and capture is not None
+        exit_code = transport.get_returncode()
+        transport.close()
+        finished_at = time.time()
+        stdout, stderr = capture.text(_STDOUT), capture.text(_STDERR)
+        duration_ms = int((finished_at - self._started_at) * 1000)
+        result = action_result(stdout, stderr, exit_code, duration_ms)
+        if self._ending == TIMEOUT:
+            state, error = TIMEOUT, f"timed out after {self.request.timeout_s:g}s"
+        elif self._ending == CANCELLED:
+            state, error = CANCELLED, "cancelled"
+        elif exit_code == 0:
+            state, error = SUCCEEDED, None
+        else:
+            state, error = FAILED, exit_error(exit_code, stderr)
+        return RunOutcome(
+            state=state,
+            result=result,
+            error=error,
+            exit_code=exit_code,
+            started_at=self._started_at,
+            finished_at=finished_at,
+        )
+
+    def _immediate_outcome(self) -> RunOutcome:
+        """noop succeeds at once; a run cancelled before it started never spawns."""
+        cancelled = self._ending == CANCELLED
+        exit_code = None if cancelled else 0
+        return RunOutcome(
+            state=CANCELLED if cancelled else SUCCEEDED,
+            result={"stdout": "", "stderr": "", "exit_code": exit_code, "duration_ms": 0},
+            error="cancelled" if cancelled else None,
+            exit_code=exit_code,
+            started_at=self._started_at,
+            finished_at=self._started_at,
+        )
+
+
+async def run_action(request: RunRequest, interpreters: Mapping[str, str]) -> RunOutcome:
+    """Start the run and wait for its outcome; if the caller is cancelled, so is the run."""
+    process = ActionProcess(request, interpreters)
+    await process.start()
+    try:
+        return await process.wait()
+    except asyncio.CancelledError:
+        process.cancel()
+        raise
