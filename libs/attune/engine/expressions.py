@@ -1,0 +1,176 @@
+"""Workflow expressions: ``{{ … }}`` Jinja2 templates, sandboxed and strict.
+
+Only strings written in the workflow file are templates. Values coming out of the
+context (parameters, action results, published variables) are returned as they
+are and never rendered again. A string that is exactly one ``{{ expr }}`` yields
+the native value of ``expr``; anything else renders to a string.
+
+Attribute access on mappings prefers keys (``result().items`` is the ``items``
+key when there is one), so data keys never collide with ``dict`` methods.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Mapping
+from typing import Any, Callable
+
+from jinja2 import StrictUndefined, nodes
+from jinja2.exceptions import TemplateError, TemplateSyntaxError
+from jinja2.sandbox import SandboxedEnvironment
+
+from .errors import ExpressionError, ExpressionSyntaxError
+
+__all__ = ["Template", "compile_template", "is_template", "render", "template_syntax_errors"]
+
+_MARKERS = ("{{", "{%", "{#")
+
+
+class _WorkflowEnvironment(SandboxedEnvironment):
+    """Sandboxed environment whose ``a.b`` looks up keys of mappings first."""
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if isinstance(obj, Mapping):
+            try:
+                return obj[attribute]
+            except KeyError:
+                hint = getattr(obj, "missing_hint", None)
+                if hint is not None:
+                    return self.undefined(hint=hint(attribute))
+                return self.undefined(obj=obj, name=attribute)
+            except TypeError:
+                pass
+        return super().getattr(obj, attribute)
+
+
+def _to_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+_ENV = _WorkflowEnvironment(undefined=StrictUndefined, autoescape=False)
+_ENV.filters["to_json"] = _to_json
+_ENV.filters["json"] = _to_json
+
+
+def is_template(value: object) -> bool:
+    """True when ``value`` is a string holding Jinja markup."""
+    return isinstance(value, str) and any(m in value for m in _MARKERS)
+
+
+class Template:
+    """A compiled workflow template; ``evaluate`` gives a native value or a string."""
+
+    __slots__ = ("source", "_native", "_text")
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self._native: Callable[..., Any] | None = None
+        try:
+            tree = _ENV.parse(source)
+            self._text = _ENV.from_string(tree)
+        except TemplateSyntaxError as err:
+            raise ExpressionSyntaxError(f"syntax error in {source!r}: {err.message}") from err
+        inner = _single_expression(source, tree)
+        if inner is not None:
+            try:
+                self._native = _ENV.compile_expression(inner, undefined_to_none=False)
+            except TemplateSyntaxError:
+                self._native = None  # fall back to rendering as text
+
+    def evaluate(self, context: dict[str, Any]) -> Any:
+        """Evaluate against ``context``; raises ExpressionError on any failure."""
+        try:
+            if self._native is not None:
+                value = self._native(context)
+                if isinstance(value, StrictUndefined):
+                    value._fail_with_undefined_error()
+                return value
+            return self._text.render(context)
+        except ExpressionError:
+            raise
+        except TemplateError as err:
+            raise ExpressionError(str(err.message or err)) from err
+        except Exception as err:  # noqa: BLE001 - any failure inside an expression is the author's
+            raise ExpressionError(f"{type(err).__name__}: {err}") from err
+
+
+def _single_expression(source: str, tree: nodes.Template) -> str | None:
+    """Return the inner expression text when ``source`` is exactly one ``{{ … }}``."""
+    text = source.strip()
+    if not (text.startswith("{{") and text.endswith("}}")):
+        return None
+    body = tree.body
+    if len(body) != 1 or not isinstance(body[0], nodes.Output):
+        return None
+    parts = body[0].nodes
+    if len(parts) != 1 or isinstance(parts[0], nodes.TemplateData):
+        return None
+    inner = text[2:-2]
+    if inner[:1] in "-+":
+        inner = inner[1:]
+    if inner[-1:] in "-+":
+        inner = inner[:-1]
+    return inner
+
+
+@functools.lru_cache(maxsize=8192)
+def compile_template(source: str) -> Template:
+    """Compile (and cache) one template string; raises ExpressionSyntaxError."""
+    return Template(source)
+
+
+def render(value: Any, context: dict[str, Any]) -> Any:
+    """Render workflow-file ``value`` recursively through dicts and lists.
+
+    Raises ExpressionError whose message starts with the path inside ``value``
+    (e.g. ``.hosts[2]: 'x' is undefined``) when a nested template fails.
+    """
+    if isinstance(value, str):
+        if not is_template(value):
+            return value
+        return compile_template(value).evaluate(context)
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out[key] = _render_at(item, context, f".{key}")
+        return out
+    if isinstance(value, list):
+        return [_render_at(item, context, f"[{i}]") for i, item in enumerate(value)]
+    return value
+
+
+class NestedExpressionError(ExpressionError):
+    """An ExpressionError raised inside a structure; ``subpath`` says where."""
+
+    def __init__(self, subpath: str, message: str) -> None:
+        self.subpath = subpath
+        self.detail = message
+        super().__init__(f"{subpath}: {message}")
+
+
+def _render_at(value: Any, context: dict[str, Any], step: str) -> Any:
+    try:
+        return render(value, context)
+    except NestedExpressionError as err:
+        raise NestedExpressionError(step + err.subpath, err.detail) from err
+    except ExpressionError as err:
+        raise NestedExpressionError(step, str(err)) from err
+
+
+def template_syntax_errors(value: Any, path: str) -> list[tuple[str, str]]:
+    """Compile every template inside ``value``; return ``(path, message)`` per bad one."""
+    problems: list[tuple[str, str]] = []
+    if isinstance(value, str):
+        if is_template(value):
+            try:
+                compile_template(value)
+            except ExpressionSyntaxError as err:
+                problems.append((path, str(err)))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            problems.extend(template_syntax_errors(item, f"{path}.{key}"))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            problems.extend(template_syntax_errors(item, f"{path}[{i}]"))
+    return problems
