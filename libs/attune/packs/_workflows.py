@@ -1,0 +1,103 @@
+"""Workflow files of a pack: standalone ``workflows/*.workflow.yaml`` and the files named by
+``workflow_file``, checked by the workflow engine (the one parser; this module has none).
+
+Registration checks structure and template syntax (the engine's ``parse_workflow``) and that
+every task calls an action that is registered or in this pack. Names inside templates resolve at
+run time, so they are not checked here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from typing import Any
+
+from attune.packs._actions import ActionReader
+from attune.packs._errors import PackProblem
+from attune.packs._model import ActionDefinition
+from attune.packs._schema import check_parameter_schema
+from attune.packs._yaml import YamlProblem, load_yaml
+from attune.packs.parameters import describe_value
+
+__all__ = ["STANDALONE_SUFFIXES", "check_linked_workflow", "check_workflow", "read_standalone"]
+
+STANDALONE_SUFFIXES = (".workflow.yaml", ".workflow.yml")
+# Fields a workflow_file takes from its action; a file that also declares them must agree.
+_INHERITED = ("ref", "label", "parameters")
+
+
+def read_standalone(
+    file: str, data: bytes, reader: ActionReader, problems: list[PackProblem]
+) -> ActionDefinition | None:
+    """The action a standalone workflow file declares (its own ref, label, parameters)."""
+    before = len(problems)
+    try:
+        text = data.decode("utf-8")
+        doc = load_yaml(data)
+    except (UnicodeDecodeError, YamlProblem) as err:
+        problems.append(PackProblem(file, "", str(err)))
+        return None
+    if not isinstance(doc, Mapping):
+        problems.append(PackProblem(file, "", f"a workflow file must be a YAML mapping, got {describe_value(doc)}"))
+        return None
+    ref, name = reader.check_ref(file, doc.get("ref"))
+    parameters, schema_problems = check_parameter_schema(doc.get("parameters"))
+    problems.extend(PackProblem(file, field, message) for field, message in schema_problems)
+    label, description = doc.get("label", name), doc.get("description", "")
+    for field, value in (("label", label), ("description", description)):
+        if not isinstance(value, str):
+            problems.append(PackProblem(file, field, f"must be a string, got {describe_value(value)}"))
+    if len(problems) > before:
+        return None
+    return ActionDefinition(
+        ref=ref, pack=ref.partition(".")[0], name=name, label=label, description=description,
+        enabled=True, runner_type="workflow", entry_point=None, parameters=parameters,
+        output={}, timeout=None, tags=[], workflow_source=file, workflow_yaml=text,
+    )  # fmt: skip
+
+
+def check_linked_workflow(action: ActionDefinition, raw_action_parameters: Any) -> list[PackProblem]:
+    """A ``workflow_file`` takes its action's ref, label, parameters: it may not say otherwise."""
+    assert action.workflow_source is not None and action.workflow_yaml is not None
+    try:
+        doc = load_yaml(action.workflow_yaml.encode("utf-8"))
+    except YamlProblem as err:
+        return [PackProblem(action.workflow_source, "", str(err))]
+    if not isinstance(doc, Mapping):
+        return [PackProblem(action.workflow_source, "", f"a workflow file must be a YAML mapping, got {describe_value(doc)}")]
+    ours = {"ref": action.ref, "label": action.label, "parameters": raw_action_parameters}
+    return [
+        PackProblem(
+            action.workflow_source, field,
+            f"{doc[field]!r} differs from the action's {field} ({ours[field]!r}); a workflow_file "
+            f"takes its action's ref, label and parameters, so declare them only in the action file",
+        )  # fmt: skip
+        for field in _INHERITED
+        if field in doc and doc[field] != ours[field]
+    ]
+
+
+def check_workflow(source: str, text: str, known_action_refs: Collection[str]) -> list[PackProblem]:
+    """Engine validation of one workflow file, plus: every task's action is known."""
+    # Imported here: the engine is a sibling library, and only workflow files need it.
+    from attune.engine import WorkflowSpecError, parse_workflow, workflow_action_refs
+
+    try:
+        spec = parse_workflow(text, source=source)
+    except WorkflowSpecError as err:
+        return [PackProblem(e.source or source, _field_of(e.path), e.message) for e in err.errors]
+    unknown = workflow_action_refs(spec).difference(known_action_refs)
+    return [  # one problem per calling task, so the error names it
+        PackProblem(
+            source, f'task "{task.name}", field action',
+            f"calls action {task.action!r}, which is neither registered nor in this pack",
+        )  # fmt: skip
+        for task in spec.tasks
+        if task.action in unknown
+    ]
+
+
+def _field_of(engine_path: str) -> str:
+    """The engine says ``field vars.x``, ``task "t", field input.y`` or ``document``."""
+    if engine_path == "document":
+        return ""
+    return engine_path.removeprefix("field ")
