@@ -1,0 +1,102 @@
+"""The one configuration loader: every setting comes from an `ATTUNE_*` environment variable.
+
+Durations are seconds. Each service reads the settings it needs from one `Settings` object, so
+defaults live in exactly one place and tests shorten timings through the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+
+def default_home() -> Path:
+    """Where the embedded database and caches live (`ATTUNE_HOME`, default ~/.attune)."""
+    return Path(os.environ.get("ATTUNE_HOME", Path.home() / ".attune"))
+
+
+def normalize_database_url(url: str) -> str:
+    """Accepts plain `postgresql://` and `sqlite:///` URLs and picks the async drivers."""
+    for prefix, replacement in (
+        ("postgresql://", "postgresql+asyncpg://"),
+        ("postgres://", "postgresql+asyncpg://"),
+        ("sqlite:///", "sqlite+aiosqlite:///"),
+    ):
+        if url.startswith(prefix):
+            return replacement + url[len(prefix) :]
+    return url
+
+
+class ConfigError(ValueError):
+    """An ATTUNE_* variable holds a value of the wrong type."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """All settings; the environment variable of `foo_bar` is `ATTUNE_FOO_BAR`."""
+
+    database_url: str = ""
+    scheduler_address: str = "127.0.0.1:50051"
+    coordinator_address: str = "127.0.0.1:50052"
+    completion_address: str = "127.0.0.1:50053"
+    worker_address: str = "127.0.0.1:0"
+    # Overrides the address a service listens on (e.g. "0.0.0.0:50051" in a container).
+    listen_address: str = ""
+    schedule_timeout: float = 60.0
+    worker_grace: float = 30.0
+    heartbeat_interval: float = 5.0
+    kill_grace: float = 5.0
+    shutdown_grace: float = 10.0
+    poll_interval: float = 0.05
+    retry_interval: float = 0.5
+    worker_id: str = ""
+    worker_capacity: int = 32
+    max_message_bytes: int = 4 * 1024 * 1024
+    output_limit_bytes: int = 1024 * 1024
+    workflow_run_cap: int = 1000
+    workflow_max_depth: int = 10
+    pack_cache_dir: str = ""
+    log_level: str = "INFO"
+    log_format: str = "json"
+    trace_file: str = ""
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+        """Reads every setting from the environment, converting to the field's type."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name == "extra":
+                continue
+            key = "ATTUNE_" + f.name.upper()
+            if key not in env or env[key] == "":
+                continue
+            raw = env[key]
+            kind = type(f.default)
+            try:
+                values[f.name] = kind(raw) if kind is not bool else raw.lower() in {"1", "true", "yes"}
+            except ValueError as err:
+                raise ConfigError(f"{key}={raw!r}: expected a {kind.__name__}") from err
+        settings = cls(**values)
+        if not settings.database_url:
+            home = default_home()
+            settings = settings.replace(database_url=f"sqlite+aiosqlite:///{home / 'attune.db'}")
+        return settings.replace(database_url=normalize_database_url(settings.database_url))
+
+    def replace(self, **changes: Any) -> "Settings":
+        """A copy with some fields changed."""
+        from dataclasses import replace
+
+        return replace(self, **changes)
+
+    @property
+    def is_sqlite(self) -> bool:
+        """True for the embedded SQLite store."""
+        return self.database_url.startswith("sqlite")
+
+    def pack_cache(self) -> Path:
+        """Folder where a worker caches pack files by digest."""
+        return Path(self.pack_cache_dir) if self.pack_cache_dir else default_home() / "packs"

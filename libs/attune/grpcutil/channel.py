@@ -1,0 +1,24 @@
+"""Client channels between services: one way to open them, with message-size limits and keepalive."""
+
+from __future__ import annotations
+
+import grpc
+
+from attune.config import Settings
+
+
+def channel_options(settings: Settings) -> list[tuple[str, int]]:
+    """Options shared by servers and channels."""
+    return [
+        ("grpc.max_send_message_length", settings.max_message_bytes),
+        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        ("grpc.keepalive_time_ms", 10_000),
+        ("grpc.keepalive_timeout_ms", 5_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.max_pings_without_data", 0),
+    ]
+
+
+def open_channel(address: str, settings: Settings) -> grpc.aio.Channel:
+    """An insecure channel to another service (TLS arrives with the security issue)."""
+    return grpc.aio.insecure_channel(address, options=channel_options(settings))

@@ -1,0 +1,97 @@
+"""The one server bootstrap: grpc.aio server with reflection, health and graceful SIGTERM.
+
+A service supplies a `ServiceApp`: it registers its servicers, starts its background loops and,
+on shutdown, drains (finishes or hands back in-flight work) before the server stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import Protocol, Sequence
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+
+from attune.config import Settings
+from attune.grpcutil.channel import channel_options
+
+log = logging.getLogger(__name__)
+
+
+class ServiceApp(Protocol):
+    """What a service plugs into the bootstrap."""
+
+    #: Full names of the gRPC services it serves (for reflection and health).
+    service_names: Sequence[str]
+
+    def register(self, server: grpc.aio.Server) -> None:
+        """Adds the servicers to the server."""
+
+    async def start(self) -> None:
+        """Starts background loops, once the server listens."""
+
+    async def drain(self) -> None:
+        """Stops taking new work and finishes or hands back what is in flight."""
+
+    async def close(self) -> None:
+        """Releases connections and pools."""
+
+
+class ServerHandle:
+    """A running server: its bound port and a way to stop it."""
+
+    def __init__(self, server: grpc.aio.Server, health: HealthServicer, port: int) -> None:
+        self.server = server
+        self.health = health
+        self.port = port
+        self.stopped = asyncio.Event()
+
+
+async def start_server(app: ServiceApp, *, address: str, settings: Settings) -> ServerHandle:
+    """Builds and starts the server on `address` (port 0 picks a free port)."""
+    server = grpc.aio.server(options=channel_options(settings))
+    app.register(server)
+    health = HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    names = [*app.service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name]
+    reflection.enable_server_reflection([*names, reflection.SERVICE_NAME], server)
+    port = server.add_insecure_port(address)
+    if port == 0:
+        raise OSError(f"cannot listen on {address}")
+    await server.start()
+    await app.start()
+    for name in ["", *app.service_names]:
+        await health.set(name, health_pb2.HealthCheckResponse.SERVING)
+    return ServerHandle(server, health, port)
+
+
+async def stop_server(app: ServiceApp, handle: ServerHandle, *, grace: float) -> None:
+    """Graceful stop: health NOT_SERVING, drain in-flight work, then stop the server."""
+    for name in ["", *app.service_names]:
+        await handle.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    try:
+        await asyncio.wait_for(app.drain(), timeout=grace)
+    except asyncio.TimeoutError:
+        log.warning("drain did not finish within %.1fs; in-flight work is handed back", grace)
+    await handle.server.stop(grace=min(grace, 1.0))
+    await app.close()
+    handle.stopped.set()
+
+
+async def serve(app: ServiceApp, *, name: str, address: str, settings: Settings) -> None:
+    """Runs a service until SIGTERM or SIGINT, then shuts down gracefully."""
+    handle = await start_server(app, address=address, settings=settings)
+    host = address.rsplit(":", 1)[0]
+    log.info("serving", extra={"address": f"{host}:{handle.port}", "services": list(app.service_names)})
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down", extra={"service": name})
+    await stop_server(app, handle, grace=settings.shutdown_grace)
+    log.info("stopped", extra={"service": name})

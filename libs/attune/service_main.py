@@ -1,0 +1,40 @@
+"""Entry-point helper for the service console scripts: logging, tracing, event loop, serve."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from typing import Callable
+
+from attune.config import ConfigError, Settings
+from attune.grpcutil.server import ServiceApp, serve
+from attune.logs import configure_logging
+from attune.telemetry import configure_tracing, shutdown_tracing
+
+
+def run_service_main(
+    name: str, build: Callable[[Settings], ServiceApp], address_of: Callable[[Settings], str]
+) -> None:
+    """Configures the process and serves `build(settings)` until SIGTERM. Exits 2 on bad config."""
+    try:
+        settings = Settings.from_env()
+    except ConfigError as err:
+        print(f"attune-{name}: {err}", file=sys.stderr)
+        sys.exit(2)
+    configure_logging(name, level=settings.log_level, fmt=settings.log_format)
+    configure_tracing(name, trace_file=settings.trace_file)
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    address = settings.listen_address or address_of(settings)
+    try:
+        asyncio.run(serve(build(settings), name=name, address=address, settings=settings))
+    except OSError as err:
+        logging.getLogger(name).error("cannot start: %s", err)
+        sys.exit(1)
+    finally:
+        shutdown_tracing()

@@ -1,0 +1,70 @@
+"""Group commit: many concurrent callers, one transaction per batch.
+
+Per-message Python overhead, not the database, is the limit (DESIGN §6), so hot-path writers hand
+their rows to a `GroupCommitter`: while one batch is being written the next one accumulates, and
+each caller's `submit` returns once its row is durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Awaitable, Callable, Generic, Sequence, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+log = logging.getLogger(__name__)
+
+
+class GroupCommitter(Generic[T, R]):
+    """Batches `submit(item)` calls into `flush(items) -> results` (one result per item, in order)."""
+
+    def __init__(self, flush: Callable[[list[T]], Awaitable[Sequence[R]]], *, max_batch: int = 1000) -> None:
+        self._flush = flush
+        self._max_batch = max_batch
+        self._pending: list[tuple[T, asyncio.Future[R]]] = []
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    async def submit(self, item: T) -> R:
+        """Queues one item and waits until the batch holding it is committed."""
+        if self._closed:
+            raise RuntimeError("group committer is closed")
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._pending.append((item, future))
+        self._wakeup.set()
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="group-commit")
+        return await future
+
+    async def submit_many(self, items: Sequence[T]) -> list[R]:
+        """Queues several items (they may share a batch) and waits for all of them."""
+        return list(await asyncio.gather(*(self.submit(i) for i in items)))
+
+    async def _run(self) -> None:
+        while not (self._closed and not self._pending):
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._pending:
+                batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
+                try:
+                    results = await self._flush([item for item, _ in batch])
+                except BaseException as err:  # the callers see the failure, the loop goes on
+                    for _, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(err if isinstance(err, Exception) else RuntimeError(str(err)))
+                    if not isinstance(err, Exception):
+                        raise
+                    continue
+                for (_, fut), result in zip(batch, results, strict=True):
+                    if not fut.done():
+                        fut.set_result(result)
+
+    async def close(self) -> None:
+        """Writes what is queued, then stops."""
+        self._closed = True
+        self._wakeup.set()
+        if self._task is not None:
+            await self._task

@@ -1,0 +1,36 @@
+"""Runs the Alembic migrations (libs/attune/storage/migrations) on PostgreSQL or SQLite."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+from attune.config import normalize_database_url
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+def alembic_config(database_url: str) -> Config:
+    """An Alembic config pointing at the bundled migrations and the given database."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("sqlalchemy.url", normalize_database_url(database_url).replace("%", "%%"))
+    return config
+
+
+def upgrade(database_url: str, revision: str = "head") -> None:
+    """Brings the database schema up to `revision` (idempotent)."""
+    url = normalize_database_url(database_url)
+    if url.startswith("sqlite"):
+        path = url.split(":///", 1)[1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+    command.upgrade(alembic_config(url), revision)
+
+
+async def upgrade_async(database_url: str) -> None:
+    """`upgrade` from inside a running event loop (Alembic's env runs its own loop)."""
+    await asyncio.to_thread(upgrade, database_url)

@@ -1,0 +1,178 @@
+"""The relational schema (SQLAlchemy Core), shared by every service.
+
+Each table has one owning service (DESIGN §3); the owner is named in each table's comment. JSON
+columns are Text holding JSON written by the owner; times are Unix seconds (float).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+# --- scheduler: the registry -------------------------------------------------------------------
+
+packs = sa.Table(
+    "packs",
+    metadata,
+    sa.Column("ref", sa.String(255), primary_key=True),
+    sa.Column("label", sa.Text, nullable=False, default=""),
+    sa.Column("version", sa.String(64), nullable=False, default=""),
+    sa.Column("description", sa.Text, nullable=False, default=""),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("registered_at", sa.Float, nullable=False),
+    comment="owner: scheduler",
+)
+
+pack_files = sa.Table(
+    "pack_files",
+    metadata,
+    sa.Column("digest", sa.String(64), primary_key=True),
+    sa.Column("path", sa.Text, primary_key=True),
+    sa.Column("pack_ref", sa.String(255), nullable=False),
+    sa.Column("content", sa.LargeBinary, nullable=False),
+    comment="owner: scheduler; every version of a pack's files, by digest",
+)
+
+actions = sa.Table(
+    "actions",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("ref", sa.String(255), nullable=False, unique=True),
+    sa.Column("pack", sa.String(255), nullable=False, index=True),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("label", sa.Text, nullable=False, default=""),
+    sa.Column("description", sa.Text, nullable=False, default=""),
+    sa.Column("enabled", sa.Boolean, nullable=False, default=True),
+    sa.Column("runner_type", sa.String(32), nullable=False),
+    sa.Column("entry_point", sa.Text, nullable=True),
+    sa.Column("parameters", sa.Text, nullable=False, default="{}"),
+    sa.Column("output", sa.Text, nullable=False, default="{}"),
+    sa.Column("timeout", sa.Float, nullable=True),
+    sa.Column("tags", sa.Text, nullable=False, default="[]"),
+    sa.Column("workflow_file", sa.Text, nullable=True),
+    sa.Column("workflow_yaml", sa.Text, nullable=True),
+    sa.Column("pack_digest", sa.String(64), nullable=True),
+    sa.Column("request_id", sa.String(255), nullable=True, unique=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    comment="owner: scheduler",
+)
+
+# --- scheduler + completion: executions -------------------------------------------------------
+
+executions = sa.Table(
+    "executions",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("action_ref", sa.String(255), nullable=False, index=True),
+    sa.Column("runner_type", sa.String(32), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("parameters", sa.Text, nullable=False, default="{}"),
+    sa.Column("secret_names", sa.Text, nullable=False, default="[]"),
+    sa.Column("result", sa.Text, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("parent_id", sa.String(32), nullable=True, index=True),
+    sa.Column("workflow_execution_id", sa.String(32), nullable=True),
+    sa.Column("task_name", sa.String(255), nullable=True),
+    sa.Column("task_run", sa.Integer, nullable=True),
+    sa.Column("item_index", sa.Integer, nullable=True),
+    sa.Column("attempt", sa.Integer, nullable=True),
+    sa.Column("depth", sa.Integer, nullable=False, default=0),
+    sa.Column("worker_id", sa.String(255), nullable=True, index=True),
+    sa.Column("request_id", sa.String(255), nullable=True, unique=True),
+    sa.Column("traceparent", sa.String(64), nullable=True),
+    sa.Column("trace_id", sa.String(32), nullable=True),
+    sa.Column("timeout", sa.Float, nullable=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("scheduled_at", sa.Float, nullable=True),
+    sa.Column("started_at", sa.Float, nullable=True),
+    sa.Column("finished_at", sa.Float, nullable=True),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Index("ix_executions_state_created", "state", "created_at"),
+    comment=(
+        "owners: scheduler (requested, scheduling, scheduled, running, canceling) and "
+        "completion (terminal states, result, error)"
+    ),
+)
+
+# --- completion: outcomes of workflow children waiting to reach the coordinator ----------------
+
+outcome_outbox = sa.Table(
+    "outcome_outbox",
+    metadata,
+    sa.Column("execution_id", sa.String(32), primary_key=True),
+    sa.Column("workflow_execution_id", sa.String(32), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    comment="owner: completion; deleted once the coordinator acknowledges the outcome",
+)
+
+# --- workflow-coordinator -----------------------------------------------------------------------
+
+workflow_definitions = sa.Table(
+    "workflow_definitions",
+    metadata,
+    sa.Column("digest", sa.String(64), primary_key=True),
+    sa.Column("compiled", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    comment="owner: coordinator; one compiled definition per content hash",
+)
+
+workflow_executions = sa.Table(
+    "workflow_executions",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("action_ref", sa.String(255), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, index=True),
+    sa.Column("definition_digest", sa.String(64), nullable=False),
+    sa.Column("depth", sa.Integer, nullable=False, default=0),
+    sa.Column("traceparent", sa.String(64), nullable=True),
+    sa.Column("result", sa.Text, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("version", sa.Integer, nullable=False, default=0),
+    sa.Column("finish_reported", sa.Boolean, nullable=False, default=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("finished_at", sa.Float, nullable=True),
+    comment="owner: coordinator; `version` is compare-and-set while an event is applied",
+)
+
+workflow_state_entries = sa.Table(
+    "workflow_state_entries",
+    metadata,
+    sa.Column("workflow_id", sa.String(32), primary_key=True),
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    comment="owner: coordinator; the engine's state as entries, only changed ones written per event",
+)
+
+task_runs = sa.Table(
+    "task_runs",
+    metadata,
+    sa.Column("workflow_id", sa.String(32), primary_key=True),
+    sa.Column("run_key", sa.Text, primary_key=True),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("task_name", sa.String(255), nullable=False),
+    sa.Column("run", sa.Integer, nullable=False),
+    sa.Column("item_index", sa.Integer, nullable=True),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("action_ref", sa.String(255), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("request", sa.Text, nullable=False),
+    sa.Column("child_execution_id", sa.String(32), nullable=True),
+    sa.Column("dispatched", sa.Boolean, nullable=False, default=False),
+    sa.Column("cancel_requested", sa.Boolean, nullable=False, default=False),
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("finished_at", sa.Float, nullable=True),
+    sa.Index("ix_task_runs_pending", "dispatched"),
+    comment="owner: coordinator; unique key per task run makes advancement exactly-once",
+)
+
+workflow_timers = sa.Table(
+    "workflow_timers",
+    metadata,
+    sa.Column("workflow_id", sa.String(32), primary_key=True),
+    sa.Column("timer_id", sa.Text, primary_key=True),
+    sa.Column("fire_at", sa.Float, nullable=False, index=True),
+    sa.Column("purpose", sa.String(32), nullable=False, default=""),
+    comment="owner: coordinator; durable timers for retry delays, task delays and timeouts",
+)
