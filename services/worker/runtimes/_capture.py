@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Final
+from typing import Final, cast
 
 _STDOUT: Final = 1
 _STDERR: Final = 2
@@ -36,8 +36,8 @@ class CappedCapture(asyncio.SubprocessProtocol):
         self.on_exit: Callable[[], None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.SubprocessTransport)
-        self._transport = transport
+        # uvloop's transport quacks like asyncio.SubprocessTransport without subclassing it.
+        self._transport = cast(asyncio.SubprocessTransport, transport)
 
     def pipe_data_received(self, fd: int, data: bytes) -> None:
         buffer = self.stdout if fd == _STDOUT else self.stderr

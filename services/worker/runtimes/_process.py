@@ -26,8 +26,8 @@ from ._model import (
     RunRequest,
 )
 from ._result import action_result, exit_error
+from ._stdin import ParameterPipe
 
-_STDIN = 0
 _STDOUT = 1
 _STDERR = 2
 
@@ -41,6 +41,7 @@ class ActionProcess:
         self._interpreters = interpreters
         self._transport: asyncio.SubprocessTransport | None = None
         self._capture: CappedCapture | None = None
+        self._stdin: ParameterPipe | None = None
         self._done: asyncio.Future[None] | None = None
         self._outcome: RunOutcome | None = None
         self._ending: str | None = None  # TIMEOUT or CANCELLED once we decided to end it
@@ -68,12 +69,12 @@ class ActionProcess:
             return
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
-        stdin = json.dumps(request.parameters, separators=(",", ":")).encode()
+        stdin = ParameterPipe(json.dumps(request.parameters, separators=(",", ":")).encode())
         try:
             transport, capture = await loop.subprocess_exec(
                 lambda: CappedCapture(request.output_limit_bytes, done),
                 *argv,
-                stdin=subprocess.PIPE,
+                stdin=stdin.read_fd,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 cwd=request.working_dir,
@@ -81,16 +82,15 @@ class ActionProcess:
                 start_new_session=True,
             )
         except OSError as err:
+            stdin.close_read_end()
+            stdin.discard()
             raise ActionLaunchError(
                 f'action "{request.action_ref}": cannot start {argv[0]} {argv[1]}: {err}'
             ) from err
         self._spawned_at = loop.time()
-        self._transport, self._capture, self._done = transport, capture, done
+        self._transport, self._capture, self._done, self._stdin = transport, capture, done, stdin
         capture.on_exit = self._on_exit
-        pipe = transport.get_pipe_transport(_STDIN)
-        assert isinstance(pipe, asyncio.WriteTransport)
-        pipe.write(stdin)
-        pipe.close()  # flushes, then closes: the child sees EOF after one JSON object
+        await stdin.spawned()
         if request.timeout_s is not None:
             self._timers.append(loop.call_later(request.timeout_s, self._end, TIMEOUT))
         if self._ending == CANCELLED:  # cancel() arrived while we were spawning
@@ -158,6 +158,8 @@ class ActionProcess:
         assert transport is not None and capture is not None
         exit_code = transport.get_returncode()
         transport.close()
+        if self._stdin is not None:
+            self._stdin.discard()
         finished_at = time.time()
         stdout, stderr = capture.text(_STDOUT), capture.text(_STDERR)
         duration_ms = int((finished_at - self._started_at) * 1000)
