@@ -19,6 +19,10 @@ NOOP_INTERPRETER = "builtin"
 _INHERITED_ENV = ("PATH", "HOME", "LANG")
 _DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 _NOT_IN_ENV_NAME = re.compile(r"[^A-Z0-9_]")
+# The kernel refuses exec (E2BIG) for one variable over 128 KiB or an environment over ~2 MiB;
+# a value too big for these caps is left out of the environment (stdin still carries it).
+_PARAM_ENV_VALUE_MAX = 32 * 1024
+_PARAM_ENV_TOTAL_MAX = 512 * 1024
 
 
 def detect_runtimes() -> dict[str, str]:
@@ -71,12 +75,14 @@ def environment_for(request: RunRequest) -> dict[str, str]:
     env["ATTUNE_ACTION_REF"] = request.action_ref
     env["ATTUNE_PACK_DIR"] = os.fspath(request.working_dir.parent)
     secrets = request.secret_names
+    budget = _PARAM_ENV_TOTAL_MAX
     for name, value in request.parameters.items():
         if name in secrets:
             continue
         text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
-        if "\0" in text:  # the environment cannot carry it; stdin still does
-            continue
+        if len(text) > _PARAM_ENV_VALUE_MAX or len(text) > budget or "\0" in text:
+            continue  # the environment cannot carry it; stdin does
+        budget -= len(text)
         env["ATTUNE_PARAM_" + _NOT_IN_ENV_NAME.sub("_", name.upper())] = text
     env.update(request.extra_env)
     return env
