@@ -1,0 +1,230 @@
+"""Starting task runs: joins, run cap, delays, with_items waves, attempts and retries."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from . import _transitions
+from ._event import Event
+from .commands import SetTimer, StartTask, TaskEnded, TaskRunKey
+from .context import NO_ITEM, base_context, run_context
+from .errors import ExpressionError
+from .expressions import NestedExpressionError, render
+from .spec import TaskSpec
+
+RETRYABLE_STATES = frozenset({"failed", "timeout", "abandoned"})
+
+
+def transition_into(ev: Event, target: str, source: str | None) -> None:
+    """A transition from ``source`` (None for entry tasks) fired into ``target``."""
+    if ev.state.closing is not None:
+        return
+    task = ev.wf.tasks[target]
+    if task.join is not None and source is not None and not _arrive(ev, task, source):
+        return
+    schedule_run(ev, task)
+
+
+def _arrive(ev: Event, task: TaskSpec, source: str) -> bool:
+    """Record ``source`` at the join barrier of ``task``; True when the barrier is met."""
+    state, name = ev.state, task.name
+    on_cycle = name in ev.wf.join_on_cycle
+    if not on_cycle and state.get("jdone:" + name):
+        return False  # the join already ran once: later arrivals are discarded
+    mark = f"ja:{name}/{source}"
+    if state.get(mark):
+        return False  # this source already counted toward the open barrier
+    barrier = state.get("j:" + name)
+    arrived = (barrier["arrived"] if barrier else 0) + 1
+    if arrived < ev.wf.join_required(task):
+        state.set(mark, True)
+        state.set("j:" + name, {"arrived": arrived})
+        return False
+    if barrier:
+        state.delete("j:" + name)
+        for src in ev.wf.inbound[name]:
+            state.delete(f"ja:{name}/{src}")
+    if not on_cycle:
+        state.set("jdone:" + name, True)
+    return True
+
+
+def schedule_run(ev: Event, task: TaskSpec) -> None:
+    """Start a new run of ``task`` now, or after its ``delay`` (a durable timer)."""
+    state, name = ev.state, task.name
+    run = state.get("runs:" + name, 0) + 1
+    cap = state.meta["run_cap"]
+    if run > cap:
+        ev.fail(f'task "{name}" would start run {run}, over the cap of {cap} runs per workflow '
+                f"execution (a loop that never exits?)")
+        return
+    state.set("runs:" + name, run)
+    if task.delay:
+        timer_id = f"delay:{name}/{run}"
+        fire_at = ev.now + task.delay
+        state.set("t:" + timer_id, {"purpose": "delay", "task": name, "run": run, "fire_at": fire_at})
+        ev.emit(SetTimer(timer_id, fire_at, "delay"))
+        return
+    begin_run(ev, task, run)
+
+
+def begin_run(ev: Event, task: TaskSpec, run: int) -> None:
+    """Run ``task``: one attempt, or the first wave of its with_items children."""
+    if task.with_items is None:
+        inp = _render_input(ev, task, NO_ITEM, None)
+        if inp is not None:
+            start_attempt(ev, task, TaskRunKey(task.name, run, None, 1), inp)
+        return
+    ctx = base_context(ev.state)
+    try:
+        items = render(task.with_items, ctx)
+    except ExpressionError as err:
+        ev.fail(f'task "{task.name}", field with_items: {_detail(err)}')
+        return
+    if not isinstance(items, (list, tuple)):
+        ev.fail(f'task "{task.name}", field with_items: must give a list, got {type(items).__name__}')
+        return
+    concurrency = len(items)
+    if task.concurrency is not None:
+        try:
+            concurrency = render(task.concurrency, ctx)
+        except ExpressionError as err:
+            ev.fail(f'task "{task.name}", field concurrency: {_detail(err)}')
+            return
+        if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
+            ev.fail(f'task "{task.name}", field concurrency: must give an integer >= 1, got {concurrency!r}')
+            return
+    if not items:
+        _transitions.run_finished(ev, task, run, "succeeded", [])
+        return
+    run_id = f"{task.name}/{run}"
+    ev.state.set("items:" + run_id, list(items))
+    ev.state.set("run:" + run_id, {"next": 0, "active": 0, "count": len(items),
+                                   "concurrency": concurrency, "bad": []})
+    _launch_items(ev, task, run)
+
+
+def _launch_items(ev: Event, task: TaskSpec, run: int) -> None:
+    """Start items while fewer than ``concurrency`` are in flight."""
+    run_id = f"{task.name}/{run}"
+    rec = dict(ev.state.get("run:" + run_id))
+    items = ev.state.get("items:" + run_id)
+    while (rec["active"] < rec["concurrency"] and rec["next"] < rec["count"]
+           and not rec["bad"] and ev.state.closing is None):
+        index = rec["next"]
+        inp = _render_input(ev, task, items[index], index)
+        if inp is None:
+            break
+        rec["next"] += 1
+        rec["active"] += 1
+        start_attempt(ev, task, TaskRunKey(task.name, run, index, 1), inp)
+    ev.state.set("run:" + run_id, rec)
+
+
+def _render_input(ev: Event, task: TaskSpec, item: Any, index: int | None) -> dict[str, Any] | None:
+    try:
+        return render(task.input, base_context(ev.state, item=item, index=index))  # type: ignore[no-any-return]
+    except NestedExpressionError as err:
+        ev.fail(f'task "{task.name}", field input{err.subpath}: {err.detail}')
+    except ExpressionError as err:
+        ev.fail(f'task "{task.name}", field input: {err}')
+    return None
+
+
+def start_attempt(ev: Event, task: TaskSpec, key: TaskRunKey, inp: dict[str, Any]) -> None:
+    """Ask for one child execution; remember its input only if a retry may need it."""
+    ev.state.set("k:" + key.as_str(), {"input": inp} if task.retry else {})
+    ev.emit(StartTask(key, task.action, inp, task.timeout))
+
+
+def attempt_ended(ev: Event, ended: TaskEnded) -> None:
+    """A running child ended: retry it, or finish its item or run."""
+    key = ended.key
+    record = ev.state.get("k:" + key.as_str())
+    if record is None:
+        return  # not running: a duplicate or late report changes nothing
+    ev.state.delete("k:" + key.as_str())
+    task = ev.wf.tasks[key.task]
+    if task.retry is not None and _maybe_retry(ev, task, ended, record):
+        return
+    if key.item is None:
+        _transitions.run_finished(ev, task, key.run, ended.state, ended.result)
+    else:
+        _item_finished(ev, task, key, ended.state, ended.result)
+
+
+def _maybe_retry(ev: Event, task: TaskSpec, ended: TaskEnded, record: dict[str, Any]) -> bool:
+    """Schedule the next attempt when retry applies; True if the ending was consumed."""
+    retry, key = task.retry, ended.key
+    assert retry is not None
+    if ev.state.closing is not None or key.attempt > retry.count:
+        return False
+    if retry.when is not None:
+        item = NO_ITEM if key.item is None else ev.state.get(f"items:{task.name}/{key.run}")[key.item]
+        ctx = run_context(ev.state, ended.state, ended.result, item=item, index=key.item)
+        try:
+            wanted = bool(render(retry.when, ctx))
+        except ExpressionError as err:
+            ev.fail(f'task "{task.name}", field retry.when: expression {retry.when!r}: {err}')
+            return True
+    else:
+        wanted = ended.state in RETRYABLE_STATES
+    if not wanted:
+        return False
+    next_key = replace(key, attempt=key.attempt + 1)
+    wait = retry.delay_before(key.attempt)
+    if wait > 0:
+        timer_id = "retry:" + next_key.as_str()
+        fire_at = ev.now + wait
+        ev.state.set("t:" + timer_id, {"purpose": "retry", "key": next_key.as_str(),
+                                       "input": record["input"], "fire_at": fire_at})
+        ev.emit(SetTimer(timer_id, fire_at, "retry"))
+    else:
+        start_attempt(ev, task, next_key, record["input"])
+    return True
+
+
+def _item_finished(ev: Event, task: TaskSpec, key: TaskRunKey, state: str, result: Any) -> None:
+    run_id = f"{task.name}/{key.run}"
+    rec = dict(ev.state.get("run:" + run_id))
+    rec["active"] -= 1
+    if state != "succeeded":
+        rec["bad"] = [*rec["bad"], state]
+    ev.state.set("run:" + run_id, rec)
+    ev.state.set(f"ir:{run_id}/{key.item}", result)
+    _launch_items(ev, task, key.run)
+    rec = ev.state.get("run:" + run_id)
+    if rec["active"] > 0:
+        return
+    if rec["next"] < rec["count"] and not rec["bad"] and ev.state.closing is None:
+        return  # cannot happen (launch keeps one in flight); kept as a guard
+    results = []
+    for i in range(rec["count"]):
+        results.append(ev.state.get(f"ir:{run_id}/{i}"))
+        ev.state.delete(f"ir:{run_id}/{i}")
+    ev.state.delete("run:" + run_id)
+    ev.state.delete("items:" + run_id)
+    _transitions.run_finished(ev, task, key.run, _items_state(rec), results)
+
+
+def _items_state(rec: dict[str, Any]) -> str:
+    bad = [s for s in rec["bad"] if s != "cancelled"]
+    if bad:
+        return "failed"
+    if rec["bad"] or rec["next"] < rec["count"]:
+        return "cancelled"
+    return "succeeded"
+
+
+def timer_elapsed(ev: Event, timer: dict[str, Any]) -> None:
+    """A delay or retry timer fired: start what it was holding back."""
+    if timer["purpose"] == "delay":
+        begin_run(ev, ev.wf.tasks[timer["task"]], timer["run"])
+    else:
+        key = TaskRunKey.parse(timer["key"])
+        start_attempt(ev, ev.wf.tasks[key.task], key, timer["input"])
+
+
+def _detail(err: ExpressionError) -> str:
+    return str(err)

@@ -1,0 +1,65 @@
+"""What happens when a task run ends: record its result, fire matching ``next`` entries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import _runs
+from ._event import Event
+from .context import run_context
+from .errors import ExpressionError
+from .expressions import NestedExpressionError, compile_template, is_template, render
+from .spec import TaskSpec
+
+
+def run_finished(ev: Event, task: TaskSpec, run: int, run_state: str, result: Any) -> None:
+    """Fire every ``next`` entry whose ``when`` holds, in order (DESIGN §4 points 2, 3, 7).
+
+    Each fired entry applies its publish list in order, then schedules its ``do``
+    targets. A failed run not handled by a fired entry with a ``do`` fails the workflow.
+    """
+    state, name = ev.state, task.name
+    state.set("res:" + name, result)
+    ctx = run_context(state, run_state, result)
+    handled = False
+    for i, transition in enumerate(task.next):
+        holds = _when_holds(ev, task, i, transition.when, ctx)
+        if holds is None:
+            return  # the workflow failed: never silently skip or fire
+        if not holds:
+            continue
+        for var, expr in transition.publish:
+            try:
+                value = render(expr, ctx)
+            except NestedExpressionError as err:
+                ev.fail(f'task "{name}", field next[{i}].publish.{var}{err.subpath}: {err.detail}')
+                return
+            except ExpressionError as err:
+                ev.fail(f'task "{name}", field next[{i}].publish.{var}: expression {expr!r}: {err}')
+                return
+            state.set("v:" + var, value)
+        if transition.do:
+            handled = True
+            for target in transition.do:
+                _runs.transition_into(ev, target, name)
+    # once the workflow is stopping, a child ending "cancelled" is the stop working, not a new failure
+    expected = state.closing is not None and (run_state == "cancelled" or state.closing != "failed")
+    if run_state != "succeeded" and not handled and not expected:
+        ev.fail(f'task "{name}" (run {run}) ended {run_state} and no transition handled it')
+
+
+def _when_holds(ev: Event, task: TaskSpec, index: int, when: str | bool | None,
+                ctx: dict[str, Any]) -> bool | None:
+    """Whether entry ``index`` fires; None when ``when`` failed (the workflow is failed)."""
+    if when is None:
+        return True
+    if isinstance(when, bool):
+        return when
+    if not is_template(when):
+        return bool(when)
+    try:
+        return bool(compile_template(when).evaluate(ctx))
+    except ExpressionError as err:
+        ev.fail(f'task "{task.name}", field next[{index}].when: expression {when!r}: {err}')
+        return None
+
