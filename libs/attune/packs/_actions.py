@@ -106,6 +106,7 @@ class ActionReader:
             isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0
         ):
             self._problem(file, "timeout", f"must be a positive number of seconds, got {describe_value(timeout)}")
+            timeout = None
         if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
             self._problem(file, "tags", "must be a list of strings")
             tags = []

@@ -15,7 +15,7 @@ from typing import Any
 from attune.packs._actions import ActionReader
 from attune.packs._errors import PackError, PackProblem
 from attune.packs._model import ActionDefinition, PackBundle, pack_digest
-from attune.packs._workflows import STANDALONE_SUFFIXES, check_linked_workflow, check_workflow, read_standalone
+from attune.packs._workflows import STANDALONE_SUFFIXES, check_workflow_file, more_workflow_findings, read_standalone
 from attune.packs._yaml import YamlProblem, load_yaml
 from attune.packs.parameters import describe_value
 
@@ -68,6 +68,7 @@ def load_pack_files(files: Mapping[str, bytes], *, known_action_refs: Collection
     pack_ref = meta.get("ref")
     reader = ActionReader(files, pack_ref, problems)
     declared: list[tuple[str, ActionDefinition]] = []  # (declaring file, action)
+    refused_workflows: list[str] = []
     for file in _top_level(files, "actions", (".yaml", ".yml")):
         action = reader.read(file)
         if action is not None:
@@ -79,14 +80,16 @@ def load_pack_files(files: Mapping[str, bytes], *, known_action_refs: Collection
         action = read_standalone(file, files[file], reader, problems)
         if action is not None:
             declared.append((file, action))
+        else:
+            refused_workflows.append(file)
     _check_unique_refs(declared, problems)
     known = set(known_action_refs) | {action.ref for _, action in declared}
     for file, action in declared:
-        if action.workflow_source is None or action.workflow_yaml is None:
-            continue
-        if action.workflow_source != file:  # named by an action file's workflow_file
-            problems += check_linked_workflow(action, _raw_parameters(files[file]))
-        problems += check_workflow(action.workflow_source, action.workflow_yaml, known)
+        if action.workflow_source is not None:
+            linked = action.workflow_source != file  # named by an action file's workflow_file
+            problems += check_workflow_file(action, _raw_parameters(files[file]) if linked else None, known)
+    for file in refused_workflows:  # the engine's findings too, so one round shows everything
+        problems += more_workflow_findings(file, files[file], known, problems)
     actions = sorted((action for _, action in declared), key=lambda a: a.ref)
     if problems:
         raise PackError(problems)

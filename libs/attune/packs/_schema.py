@@ -86,7 +86,8 @@ def _check_spec(spec: Any, path: str) -> tuple[dict[str, Any], Problems]:
     if spec.get("default") is not None:
         default_problems = value_problems(normalised, spec["default"])
         problems += [(f"{path}.default", message) for message in default_problems]
-        normalised["default"] = normalise_value(type_name, spec["default"])
+        if not default_problems:
+            normalised["default"] = normalise_value(type_name, spec["default"])
     return normalised, problems
 
 

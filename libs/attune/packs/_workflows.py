@@ -18,7 +18,9 @@ from attune.packs._schema import check_parameter_schema
 from attune.packs._yaml import YamlProblem, load_yaml
 from attune.packs.parameters import describe_value
 
-__all__ = ["STANDALONE_SUFFIXES", "check_linked_workflow", "check_workflow", "read_standalone"]
+__all__ = [
+    "STANDALONE_SUFFIXES", "check_workflow", "check_workflow_file", "more_workflow_findings", "read_standalone",
+]
 
 STANDALONE_SUFFIXES = (".workflow.yaml", ".workflow.yml")
 # Fields a workflow_file takes from its action; a file that also declares them must agree.
@@ -58,12 +60,9 @@ def read_standalone(
 def check_linked_workflow(action: ActionDefinition, raw_action_parameters: Any) -> list[PackProblem]:
     """A ``workflow_file`` takes its action's ref, label, parameters: it may not say otherwise."""
     assert action.workflow_source is not None and action.workflow_yaml is not None
-    try:
-        doc = load_yaml(action.workflow_yaml.encode("utf-8"))
-    except YamlProblem as err:
-        return [PackProblem(action.workflow_source, "", str(err))]
+    doc = load_yaml(action.workflow_yaml.encode("utf-8"))  # YamlProblem: see check_workflow_file
     if not isinstance(doc, Mapping):
-        return [PackProblem(action.workflow_source, "", f"a workflow file must be a YAML mapping, got {describe_value(doc)}")]
+        return []  # the engine reports it
     ours = {"ref": action.ref, "label": action.label, "parameters": raw_action_parameters}
     return [
         PackProblem(
@@ -74,6 +73,23 @@ def check_linked_workflow(action: ActionDefinition, raw_action_parameters: Any) 
         for field in _INHERITED
         if field in doc and doc[field] != ours[field]
     ]
+
+
+def check_workflow_file(
+    action: ActionDefinition, raw_action_parameters: Any | None, known_action_refs: Collection[str]
+) -> list[PackProblem]:
+    """Every check of a workflow action's file. ``raw_action_parameters`` is None for a
+    standalone workflow, else the ``parameters`` its action file declares."""
+    source, text = action.workflow_source, action.workflow_yaml
+    assert source is not None and text is not None
+    try:
+        load_yaml(text.encode("utf-8"))  # stricter than the engine: refuses duplicate keys
+    except YamlProblem as err:
+        return [PackProblem(source, "", str(err))]
+    problems = []
+    if source.startswith("actions/"):
+        problems += check_linked_workflow(action, raw_action_parameters)
+    return problems + check_workflow(source, text, known_action_refs)
 
 
 def check_workflow(source: str, text: str, known_action_refs: Collection[str]) -> list[PackProblem]:
@@ -94,6 +110,21 @@ def check_workflow(source: str, text: str, known_action_refs: Collection[str]) -
         for task in spec.tasks
         if task.action in unknown
     ]
+
+
+def more_workflow_findings(
+    file: str, data: bytes, known_action_refs: Collection[str], reported: list[PackProblem]
+) -> list[PackProblem]:
+    """Engine findings for a workflow file already refused by our own checks, minus any field
+    those checks already reported (both check parameter types, for instance)."""
+    try:
+        if not isinstance(load_yaml(data), Mapping):
+            return []
+        text = data.decode("utf-8")
+    except (UnicodeDecodeError, YamlProblem):
+        return []  # already reported
+    seen = {(p.file, p.field) for p in reported}
+    return [p for p in check_workflow(file, text, known_action_refs) if (p.file, p.field) not in seen]
 
 
 def _field_of(engine_path: str) -> str:
