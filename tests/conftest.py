@@ -1,0 +1,35 @@
+"""Fixtures shared by every test package: real databases on both stores."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from tests.support.databases import create_postgres_database, create_sqlite_database, drop_postgres_database
+
+
+@pytest.fixture(params=["postgres", "sqlite"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, migrated database: once on PostgreSQL, once on SQLite."""
+    if request.param == "postgres":
+        url = create_postgres_database()
+        yield url
+        drop_postgres_database(url)
+    else:
+        yield create_sqlite_database(tmp_path)
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database."""
+    url = create_postgres_database()
+    yield url
+    drop_postgres_database(url)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A fresh, migrated SQLite database."""
+    return create_sqlite_database(tmp_path)

@@ -1,0 +1,101 @@
+"""The DB session helper and group commit on both stores."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import sqlalchemy as sa
+
+from attune.storage import Database
+from attune.storage.batching import GroupCommitter
+from attune.storage.schema import executions
+
+
+def _row(i: int) -> dict[str, object]:
+    now = time.time()
+    return {
+        "id": f"{i:032x}",
+        "action_ref": "core.noop",
+        "runner_type": "noop",
+        "state": "scheduling",
+        "parameters": "{}",
+        "secret_names": "[]",
+        "depth": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+async def test_write_commits_and_rolls_back(database_url: str) -> None:
+    db = Database(database_url)
+    try:
+        async with db.write() as conn:
+            await conn.execute(executions.insert(), [_row(1)])
+        try:
+            async with db.write() as conn:
+                await conn.execute(executions.insert(), [_row(2)])
+                raise RuntimeError("boom")
+        except RuntimeError:
+            pass
+        async with db.read() as conn:
+            ids = (await conn.execute(sa.select(executions.c.id))).scalars().all()
+        assert ids == [f"{1:032x}"]
+    finally:
+        await db.close()
+
+
+async def test_compare_and_set_moves_state_once(database_url: str) -> None:
+    db = Database(database_url)
+    try:
+        async with db.write() as conn:
+            await conn.execute(executions.insert(), [_row(7)])
+        cas = (
+            executions.update()
+            .where(executions.c.id == f"{7:032x}", executions.c.state == "scheduling")
+            .values(state="scheduled")
+        )
+        async with db.write() as conn:
+            first = (await conn.execute(cas)).rowcount
+        async with db.write() as conn:
+            second = (await conn.execute(cas)).rowcount
+        assert (first, second) == (1, 0)
+    finally:
+        await db.close()
+
+
+async def test_group_commit_batches_concurrent_writers(database_url: str) -> None:
+    db = Database(database_url)
+    batches: list[int] = []
+
+    async def flush(rows: list[dict[str, object]]) -> list[str]:
+        batches.append(len(rows))
+        async with db.write() as conn:
+            await conn.execute(executions.insert(), rows)
+        return [str(r["id"]) for r in rows]
+
+    committer: GroupCommitter[dict[str, object], str] = GroupCommitter(flush)
+    try:
+        ids = await asyncio.gather(*(committer.submit(_row(i)) for i in range(100, 400)))
+        assert ids == [f"{i:032x}" for i in range(100, 400)]
+        assert sum(batches) == 300
+        assert len(batches) < 300 // 2, f"expected grouped batches, got {batches}"
+        async with db.read() as conn:
+            count = (await conn.execute(sa.select(sa.func.count()).select_from(executions))).scalar()
+        assert count == 300
+    finally:
+        await committer.close()
+        await db.close()
+
+
+async def test_group_commit_failure_reaches_every_caller_of_the_batch(sqlite_url: str) -> None:
+    async def flush(rows: list[int]) -> list[int]:
+        if 13 in rows:
+            raise ValueError("unlucky batch")
+        return rows
+
+    committer: GroupCommitter[int, int] = GroupCommitter(flush)
+    results = await asyncio.gather(*(committer.submit(i) for i in (12, 13)), return_exceptions=True)
+    assert all(isinstance(r, ValueError) for r in results)
+    assert await committer.submit(5) == 5
+    await committer.close()
