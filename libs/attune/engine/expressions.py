@@ -85,6 +85,8 @@ class Template:
                 value = self._native(context)
                 if isinstance(value, StrictUndefined):
                     value._fail_with_undefined_error()
+                if isinstance(value, Mapping) and not isinstance(value, dict):
+                    value = dict(value)  # a namespace view (e.g. `{{ vars }}`) becomes plain data
                 return value
             return self._text.render(context)
         except ExpressionError:
