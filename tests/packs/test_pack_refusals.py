@@ -207,3 +207,11 @@ def test_problem_renders_file_and_field() -> None:
 def test_not_utf8(make_pack: MakePack) -> None:
     err = refusal(make_pack({"actions/hello.yaml": b"ref: demo.hello\xff\n"}))
     assert "actions/hello.yaml: not UTF-8 text" in str(err)
+
+
+def test_every_problem_of_one_parameter_is_listed(make_pack: MakePack) -> None:
+    schema = "parameters:\n  count: {type: integer, requried: true, default: many, secret: 'no'}\n"
+    err = refusal(make_pack({"actions/hello.yaml": ECHO_WITH(schema)}))
+    assert [p.field for p in err.problems] == [
+        "parameters.count.requried", "parameters.count.secret", "parameters.count.default",
+    ]  # fmt: skip

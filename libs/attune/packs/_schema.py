@@ -57,7 +57,7 @@ def _check_spec(spec: Any, path: str) -> tuple[dict[str, Any], Problems]:
     for key in spec:
         if key not in _SPEC_FIELDS:
             problems.append((f"{path}.{key}", f"unknown field (allowed: {', '.join(_SPEC_FIELDS)})"))
-    type_name = spec.get("type")
+    type_name: Any = spec.get("type")
     if type_name is None:
         problems.append((f"{path}.type", f"missing; one of {', '.join(PARAMETER_TYPES)}"))
     elif type_name not in PARAMETER_TYPES:
@@ -68,12 +68,10 @@ def _check_spec(spec: Any, path: str) -> tuple[dict[str, Any], Problems]:
     for flag in ("required", "secret"):
         if not isinstance(spec.get(flag, False), bool):
             problems.append((f"{path}.{flag}", f"must be true or false, got {describe_value(spec[flag])}"))
-    if problems:
+    if type_name not in PARAMETER_TYPES:
         return {}, problems  # the remaining checks need a known type
-    problems += _check_bounds(spec, path, type_name)
-    problems += _check_enum(spec, path, type_name)
-    if problems:
-        return {}, problems
+    shape_problems = _check_bounds(spec, path, type_name) + _check_enum(spec, path, type_name)
+    problems += shape_problems
     normalised: dict[str, Any] = {
         "type": type_name,
         "description": description,
@@ -83,7 +81,7 @@ def _check_spec(spec: Any, path: str) -> tuple[dict[str, Any], Problems]:
     for key in ("enum", "minimum", "maximum"):
         if key in spec:
             normalised[key] = spec[key]
-    if spec.get("default") is not None:
+    if not shape_problems and spec.get("default") is not None:  # needs sound enum and bounds
         default_problems = value_problems(normalised, spec["default"])
         problems += [(f"{path}.default", message) for message in default_problems]
         if not default_problems:

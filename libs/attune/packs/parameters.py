@@ -193,21 +193,16 @@ def coerce_cli_value(schema: Mapping[str, Mapping[str, Any]], name: str, text: s
     try:
         return coerce(text)
     except ValueError as err:
-        shown = "" if spec is not None and spec.get("secret") else f" {text!r}"
-        raise ParameterError(
-            [FieldViolation(name, f"cannot read{shown} as {type_name}: {err}")]
-        ) from err
+        if spec is not None and spec.get("secret", False):
+            raise ParameterError([FieldViolation(name, f"cannot read the value as {type_name}")]) from None
+        raise ParameterError([FieldViolation(name, f"cannot read {text!r} as {type_name}: {err}")]) from err
 
 
 def _parse_integer(text: str) -> int:
-    stripped = text.strip()
-    try:
-        return int(stripped, 10)
-    except ValueError:
-        number = float(stripped)  # "3.0" is an integer written as a float; "3.5" is not
-        if not _is_integer(number):
-            raise ValueError("not a whole number") from None
-        return int(number)
+    number = _parse_number(text)
+    if not _is_integer(number):  # "3.0" is a whole number written as a float; "3.5" is not
+        raise ValueError("not a whole number")
+    return int(number)
 
 
 def _parse_number(text: str) -> int | float:
@@ -215,10 +210,14 @@ def _parse_number(text: str) -> int | float:
     try:
         return int(stripped, 10)
     except ValueError:
+        pass
+    try:
         number = float(stripped)
-        if not math.isfinite(number):
-            raise ValueError("not a finite number") from None
-        return number
+    except ValueError:
+        raise ValueError("not a number") from None  # float()'s own message repeats the text
+    if not math.isfinite(number):
+        raise ValueError("not a finite number")
+    return number
 
 
 def _parse_boolean(text: str) -> bool:
