@@ -1,0 +1,241 @@
+"""A real Attune cluster for integration tests: the four services and workers as separate
+processes (`python -m attune_services.<svc>`) on free ports against a real database.
+
+Timings are short (schedule timeout, worker grace, kill grace) so failure paths run in seconds.
+Each process logs to <workdir>/<name>.log; spans go to <workdir>/spans.jsonl.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from attune.execution.v1 import execution_pb2, execution_pb2_grpc
+from attune.grpcutil.convert import struct_from_dict
+from attune.packs import bundled_pack_path
+from attune.registry.v1 import registry_pb2, registry_pb2_grpc
+from attune.states import TERMINAL, execution_state_from_proto
+from attune.workflow.v1 import workflow_pb2_grpc
+
+SERVICES = ("completion", "coordinator", "scheduler")
+
+SHORT_TIMINGS = {
+    "ATTUNE_SCHEDULE_TIMEOUT": "3",
+    "ATTUNE_WORKER_GRACE": "1.5",
+    "ATTUNE_HEARTBEAT_INTERVAL": "0.5",
+    "ATTUNE_KILL_GRACE": "0.5",
+    "ATTUNE_SHUTDOWN_GRACE": "5",
+    "ATTUNE_RETRY_INTERVAL": "0.2",
+    "ATTUNE_POLL_INTERVAL": "0.02",
+}
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Cluster:
+    """Processes of one cluster sharing one database and one environment."""
+
+    def __init__(self, database_url: str, workdir: Path, **overrides: str) -> None:
+        self.database_url = database_url
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.addresses = {name: f"127.0.0.1:{free_port()}" for name in SERVICES}
+        self.trace_file = workdir / "spans.jsonl"
+        self.env = {
+            **os.environ,
+            "ATTUNE_HOME": str(workdir),
+            "ATTUNE_DATABASE_URL": database_url,
+            "ATTUNE_SCHEDULER_ADDRESS": self.addresses["scheduler"],
+            "ATTUNE_COORDINATOR_ADDRESS": self.addresses["coordinator"],
+            "ATTUNE_COMPLETION_ADDRESS": self.addresses["completion"],
+            "ATTUNE_ADDRESS": self.addresses["scheduler"],
+            "ATTUNE_TRACE_FILE": str(self.trace_file),
+            "ATTUNE_PACK_CACHE_DIR": str(workdir / "pack-cache"),
+            "ATTUNE_LOG_FORMAT": "json",
+            **SHORT_TIMINGS,
+            **overrides,
+        }
+        self.env.pop("OTEL_TRACES_EXPORTER", None)
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.worker_addresses: dict[str, str] = {}
+        self._channel: grpc.aio.Channel | None = None
+
+    # --- processes ----------------------------------------------------------------------------
+
+    def _spawn(self, name: str, module: str, env: dict[str, str]) -> None:
+        log = open(self.workdir / f"{name}.log", "ab")
+        self.processes[name] = subprocess.Popen(
+            [sys.executable, "-m", f"attune_services.{module}"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.workdir,
+        )
+
+    async def start_service(self, name: str) -> None:
+        """Starts one of scheduler, coordinator, completion and waits until it is SERVING."""
+        self._spawn(name, name, self.env)
+        await self.wait_serving(self.addresses[name], name)
+
+    async def start_worker(self, worker_id: str = "worker-1", **env: str) -> str:
+        """Starts a worker process; returns its process name. Waits until it is SERVING."""
+        name = f"worker:{worker_id}"
+        address = f"127.0.0.1:{free_port()}"
+        self.worker_addresses[name] = address
+        self._spawn(name, "worker", {**self.env, "ATTUNE_WORKER_ID": worker_id, "ATTUNE_WORKER_ADDRESS": address, **env})
+        await self.wait_serving(address, name)
+        return name
+
+    async def start(self, *, workers: int = 1) -> None:
+        """Starts every service and `workers` workers."""
+        for name in SERVICES:
+            await self.start_service(name)
+        for i in range(workers):
+            await self.start_worker(f"worker-{i + 1}")
+
+    async def wait_serving(self, address: str, name: str, timeout: float = 30.0) -> None:
+        """Polls grpc.health.v1 until SERVING; fails with the process's log if it died."""
+        deadline = time.monotonic() + timeout
+        async with grpc.aio.insecure_channel(address) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            while time.monotonic() < deadline:
+                proc = self.processes.get(name)
+                if proc is not None and proc.poll() is not None:
+                    raise RuntimeError(f"{name} exited with {proc.returncode}:\n{self.log_tail(name)}")
+                try:
+                    reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                        return
+                except grpc.aio.AioRpcError:
+                    pass
+                await asyncio.sleep(0.05)
+        raise TimeoutError(f"{name} not SERVING at {address} after {timeout}s:\n{self.log_tail(name)}")
+
+    def log_tail(self, name: str, lines: int = 40) -> str:
+        """The last lines a process logged."""
+        path = self.workdir / f"{name}.log"
+        if not path.exists():
+            return ""
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+    def signal(self, name: str, sig: int) -> None:
+        """Sends a signal to one process."""
+        self.processes[name].send_signal(sig)
+
+    def kill(self, name: str) -> None:
+        """SIGKILLs one process and reaps it."""
+        proc = self.processes.pop(name)
+        proc.kill()
+        proc.wait(10)
+
+    def terminate(self, name: str, timeout: float = 15.0) -> int:
+        """SIGTERMs one process and waits for it; returns its exit code."""
+        proc = self.processes.pop(name)
+        proc.send_signal(signal.SIGTERM)
+        try:
+            return proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+            raise
+
+    async def stop(self) -> None:
+        """Stops everything (workers first), SIGKILL after a grace."""
+        if self._channel is not None:
+            await self._channel.close()
+            self._channel = None
+        order = [n for n in self.processes if n.startswith("worker:")] + [
+            n for n in ("scheduler", "coordinator", "completion") if n in self.processes
+        ]
+        for name in order:
+            self.processes[name].send_signal(signal.SIGTERM)
+        for name in order:
+            proc = self.processes.pop(name)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+    # --- clients ------------------------------------------------------------------------------
+
+    @property
+    def channel(self) -> grpc.aio.Channel:
+        """A channel to the scheduler (the one client address)."""
+        if self._channel is None:
+            self._channel = grpc.aio.insecure_channel(self.addresses["scheduler"])
+        return self._channel
+
+    @property
+    def executions(self) -> execution_pb2_grpc.ExecutionServiceStub:
+        return execution_pb2_grpc.ExecutionServiceStub(self.channel)
+
+    @property
+    def registry(self) -> registry_pb2_grpc.RegistryServiceStub:
+        return registry_pb2_grpc.RegistryServiceStub(self.channel)
+
+    @property
+    def workflows(self) -> workflow_pb2_grpc.WorkflowServiceStub:
+        return workflow_pb2_grpc.WorkflowServiceStub(self.channel)
+
+    async def register_pack(self, folder: Path) -> registry_pb2.RegisterPackResponse:
+        """Uploads a pack folder's files."""
+        files = [
+            registry_pb2.PackFile(path=p.relative_to(folder).as_posix(), content=p.read_bytes())
+            for p in sorted(folder.rglob("*"))
+            if p.is_file() and "__pycache__" not in p.parts
+        ]
+        return await self.registry.RegisterPack(registry_pb2.RegisterPackRequest(files=files), timeout=30)
+
+    async def register_bundled_packs(self) -> None:
+        """Registers the bundled core and examples packs."""
+        await self.register_pack(bundled_pack_path("core"))
+        await self.register_pack(bundled_pack_path("examples"))
+
+    async def request(self, action_ref: str, parameters: dict[str, Any] | None = None, **kw: Any) -> execution_pb2.Execution:
+        """Requests an execution; returns it as created."""
+        reply = await self.executions.RequestExecution(
+            execution_pb2.RequestExecutionRequest(
+                action_ref=action_ref, parameters=struct_from_dict(parameters or {}), **kw
+            ),
+            timeout=10,
+        )
+        return reply.execution
+
+    async def wait_terminal(self, execution_id: str, timeout: float = 30.0) -> execution_pb2.GetExecutionResponse:
+        """Polls until the execution is terminal; returns it with its children."""
+        deadline = time.monotonic() + timeout
+        while True:
+            reply = await self.executions.GetExecution(execution_pb2.GetExecutionRequest(id=execution_id), timeout=5)
+            if execution_state_from_proto(reply.execution.state) in TERMINAL:
+                return reply
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"execution {execution_id} still {execution_state_from_proto(reply.execution.state)}")
+            await asyncio.sleep(0.05)
+
+    async def run(self, action_ref: str, parameters: dict[str, Any] | None = None, timeout: float = 30.0, **kw: Any) -> execution_pb2.GetExecutionResponse:
+        """Requests an execution and waits until it ends."""
+        execution = await self.request(action_ref, parameters, **kw)
+        return await self.wait_terminal(execution.id, timeout)
+
+    def spans(self) -> list[dict[str, Any]]:
+        """Every span the services exported so far."""
+        if not self.trace_file.exists():
+            return []
+        return [json.loads(line) for line in self.trace_file.read_text().splitlines() if line.strip()]
