@@ -96,6 +96,7 @@ def _parse_next(raw: Any, p: Problems, task: str) -> list[TransitionSpec]:
             when=_parse_when(entry.get("when"), p, task, f"{f}.when"),
             publish=parse_publish(entry.get("publish"), p, task, f"{f}.publish"),
             do=parse_targets(entry.get("do"), p, task, f"{f}.do"),
+            origin=f, do_field=f"{f}.do", publish_field=f"{f}.publish",
         ))
     return out
 
@@ -118,10 +119,12 @@ def _fold_legacy(raw: dict[str, Any], p: Problems, task: str) -> list[Transition
                         p.add(where(task, f"{f}.{key}"), "unknown field (expected when, next)")
                 out.append(TransitionSpec(
                     when=_parse_when(entry.get("when"), p, task, f"{f}.when"),
-                    do=parse_targets(entry.get("next"), p, task, f"{f}.next")))
+                    do=parse_targets(entry.get("next"), p, task, f"{f}.next"),
+                    origin=f, do_field=f"{f}.next", publish_field=f"{f}.publish"))
     for legacy, when in _LEGACY_WHEN.items():
         if legacy in raw:
-            out.append(TransitionSpec(when=when, do=parse_targets(raw[legacy], p, task, legacy)))
+            out.append(TransitionSpec(when=when, do=parse_targets(raw[legacy], p, task, legacy),
+                                      origin=legacy, do_field=legacy, publish_field="publish"))
     return out
 
 
@@ -129,18 +132,21 @@ def _attach_publish(entries: list[TransitionSpec], publish: Publish) -> list[Tra
     """Task-level publish joins the first ``succeeded()`` entry (or leads a new one)."""
     for i, entry in enumerate(entries):
         if isinstance(entry.when, str) and entry.when.replace(" ", "") == "{{succeeded()}}":
-            entries[i] = TransitionSpec(entry.when, publish + entry.publish, entry.do)
+            # the task-level publish runs first, so its paths are named `publish.<var>`
+            entries[i] = TransitionSpec(entry.when, publish + entry.publish, entry.do, entry.origin,
+                                        entry.do_field, "publish" if not entry.publish else entry.publish_field)
             return entries
-    return [TransitionSpec("{{ succeeded() }}", publish, ())] + entries
+    return [TransitionSpec("{{ succeeded() }}", publish, (), "publish", "publish", "publish")] + entries
 
 
-def _duration(raw: dict[str, Any], key: str, p: Problems, task: str, positive: bool) -> float | None:
+def _duration(raw: dict[str, Any], key: str, p: Problems, task: str, positive: bool,
+              prefix: str = "") -> float | None:
     value = raw.get(key)
     if value is None:
         return None
     if not is_number(value) or value < 0 or (positive and value == 0):
         bound = "> 0" if positive else ">= 0"
-        p.add(where(task, key), f"must be a number of seconds {bound}, got {value!r}")
+        p.add(where(task, prefix + key), f"must be a number of seconds {bound}, got {value!r}")
         return None
     return float(value)
 
@@ -158,8 +164,8 @@ def _parse_retry(raw: Any, p: Problems, task: str) -> RetrySpec | None:
     if not isinstance(count, int) or isinstance(count, bool) or count < 1:
         p.add(where(task, "retry.count"), f"must be an integer >= 1, got {count!r}")
         count = 1
-    delay = _duration(raw, "delay", p, task, positive=False)
-    max_delay = _duration(raw, "max_delay", p, task, positive=False)
+    delay = _duration(raw, "delay", p, task, positive=False, prefix="retry.")
+    max_delay = _duration(raw, "max_delay", p, task, positive=False, prefix="retry.")
     backoff = raw.get("backoff", "constant")
     if backoff not in _BACKOFFS:
         p.add(where(task, "retry.backoff"), f"must be one of {', '.join(_BACKOFFS)}, got {backoff!r}")

@@ -22,8 +22,8 @@ def run_finished(ev: Event, task: TaskSpec, run: int, run_state: str, result: An
     state.set("res:" + name, result)
     ctx = run_context(state, run_state, result)
     handled = False
-    for i, transition in enumerate(task.next):
-        holds = _when_holds(ev, task, i, transition.when, ctx)
+    for transition in task.next:
+        holds = _when_holds(ev, task, transition.origin, transition.when, ctx)
         if holds is None:
             return  # the workflow failed: never silently skip or fire
         if not holds:
@@ -32,10 +32,10 @@ def run_finished(ev: Event, task: TaskSpec, run: int, run_state: str, result: An
             try:
                 value = render(expr, ctx)
             except NestedExpressionError as err:
-                ev.fail(f'task "{name}", field next[{i}].publish.{var}{err.subpath}: {err.detail}')
+                ev.fail(f'task "{name}", field {transition.publish_field}.{var}{err.subpath}: {err.detail}')
                 return
             except ExpressionError as err:
-                ev.fail(f'task "{name}", field next[{i}].publish.{var}: expression {expr!r}: {err}')
+                ev.fail(f'task "{name}", field {transition.publish_field}.{var}: expression {expr!r}: {err}')
                 return
             state.set("v:" + var, value)
         if transition.do:
@@ -48,9 +48,9 @@ def run_finished(ev: Event, task: TaskSpec, run: int, run_state: str, result: An
         ev.fail(f'task "{name}" (run {run}) ended {run_state} and no transition handled it')
 
 
-def _when_holds(ev: Event, task: TaskSpec, index: int, when: str | bool | None,
+def _when_holds(ev: Event, task: TaskSpec, origin: str, when: str | bool | None,
                 ctx: dict[str, Any]) -> bool | None:
-    """Whether entry ``index`` fires; None when ``when`` failed (the workflow is failed)."""
+    """Whether the entry fires; None when ``when`` failed (the workflow is then failed)."""
     if when is None:
         return True
     if isinstance(when, bool):
@@ -60,6 +60,6 @@ def _when_holds(ev: Event, task: TaskSpec, index: int, when: str | bool | None,
     try:
         return bool(compile_template(when).evaluate(ctx))
     except ExpressionError as err:
-        ev.fail(f'task "{task.name}", field next[{index}].when: expression {when!r}: {err}')
+        ev.fail(f'task "{task.name}", field {origin}.when: expression {when!r}: {err}')
         return None
 

@@ -111,10 +111,10 @@ def _check_graph(tasks: list[TaskSpec], p: Problems) -> None:
     names = {t.name for t in tasks}
     inbound: dict[str, set[str]] = {name: set() for name in names}
     for task in tasks:
-        for i, transition in enumerate(task.next):
+        for transition in task.next:
             for target in transition.do:
                 if target not in names:
-                    p.add(where(task.name, f"next[{i}].do"), f'transitions to unknown task "{target}"')
+                    p.add(where(task.name, transition.do_field), f'transitions to unknown task "{target}"')
                 else:
                     inbound[target].add(task.name)
     for task in tasks:

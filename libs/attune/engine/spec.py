@@ -49,20 +49,30 @@ class RetrySpec:
 
 @dataclass(frozen=True)
 class TransitionSpec:
-    """One ``next`` entry: fires when ``when`` holds (None = always)."""
+    """One ``next`` entry: fires when ``when`` holds (None = always).
+
+    ``origin`` is the document path it came from (``next[0]``, ``decision[1]``,
+    ``on_success``…) and ``do_field``/``publish_field`` the paths of its parts,
+    so errors point at what the author wrote, legacy forms included.
+    """
 
     when: str | bool | None = None
     publish: Publish = ()
     do: tuple[str, ...] = ()
+    origin: str = "next"
+    do_field: str = "next.do"
+    publish_field: str = "next.publish"
 
     def to_dict(self) -> dict[str, Any]:
         return {"when": self.when, "publish": [[k, v] for k, v in self.publish],
-                "do": list(self.do)}
+                "do": list(self.do), "origin": self.origin, "do_field": self.do_field,
+                "publish_field": self.publish_field}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TransitionSpec:
         return cls(when=d["when"], publish=tuple((k, v) for k, v in d["publish"]),
-                   do=tuple(d["do"]))
+                   do=tuple(d["do"]), origin=d["origin"], do_field=d["do_field"],
+                   publish_field=d["publish_field"])
 
 
 @dataclass(frozen=True)
