@@ -1,0 +1,4 @@
+#!/usr/bin/env bash
+trap "" TERM
+sleep "$ATTUNE_PARAM_SECONDS" &
+wait
