@@ -215,3 +215,20 @@ def test_every_problem_of_one_parameter_is_listed(make_pack: MakePack) -> None:
     assert [p.field for p in err.problems] == [
         "parameters.count.requried", "parameters.count.secret", "parameters.count.default",
     ]  # fmt: skip
+
+
+def test_a_pack_can_be_validated_from_its_files_in_memory(make_pack: MakePack) -> None:
+    from attune.packs import load_pack_files, pack_digest, read_pack_files
+
+    files = read_pack_files(make_pack({}))
+    bundle = load_pack_files(files)
+    assert bundle.digest == pack_digest(files) == load_pack(make_pack({})).digest
+    with pytest.raises(PackError, match="actions/hello.yaml: field entry_point"):
+        load_pack_files({k: v for k, v in files.items() if k != "actions/hello.sh"})
+
+
+def test_digest_is_not_fooled_by_moving_bytes_between_path_and_content() -> None:
+    from attune.packs import pack_digest
+
+    assert pack_digest({"ab": b"c"}) != pack_digest({"a": b"bc"})
+    assert pack_digest({"a": b"1", "b": b"2"}) == pack_digest({"b": b"2", "a": b"1"})

@@ -33,11 +33,11 @@ def read_standalone(
     """The action a standalone workflow file declares (its own ref, label, parameters)."""
     before = len(problems)
     try:
-        text = data.decode("utf-8")
         doc = load_yaml(data)
-    except (UnicodeDecodeError, YamlProblem) as err:
+    except YamlProblem as err:
         problems.append(PackProblem(file, "", str(err)))
         return None
+    text = data.decode("utf-8")  # load_yaml has checked it decodes
     if not isinstance(doc, Mapping):
         problems.append(PackProblem(file, "", f"a workflow file must be a YAML mapping, got {describe_value(doc)}"))
         return None
@@ -120,9 +120,9 @@ def more_workflow_findings(
     try:
         if not isinstance(load_yaml(data), Mapping):
             return []
-        text = data.decode("utf-8")
-    except (UnicodeDecodeError, YamlProblem):
+    except YamlProblem:
         return []  # already reported
+    text = data.decode("utf-8")
     seen = {(p.file, p.field) for p in reported}
     return [p for p in check_workflow(file, text, known_action_refs) if (p.file, p.field) not in seen]
 
