@@ -53,6 +53,8 @@ class Settings:
     retry_interval: float = 0.5
     worker_id: str = ""
     worker_capacity: int = 32
+    # Comma-separated runtimes a worker may advertise (default: every runtime it detects).
+    worker_runtimes: str = ""
     max_message_bytes: int = 4 * 1024 * 1024
     output_limit_bytes: int = 1024 * 1024
     workflow_run_cap: int = 1000

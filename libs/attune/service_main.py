@@ -5,12 +5,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from typing import Callable
+from typing import Any, Callable, Coroutine
 
 from attune.config import ConfigError, Settings
 from attune.grpcutil.server import ServiceApp, serve
 from attune.logs import configure_logging
 from attune.telemetry import configure_tracing, shutdown_tracing
+
+
+def _run(main: Coroutine[Any, Any, None]) -> None:
+    # uvloop roughly doubles message throughput on the streams (DESIGN §6 measurements).
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
 
 
 def run_service_main(
@@ -24,15 +34,9 @@ def run_service_main(
         sys.exit(2)
     configure_logging(name, level=settings.log_level, fmt=settings.log_format)
     configure_tracing(name, trace_file=settings.trace_file)
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
     address = settings.listen_address or address_of(settings)
     try:
-        asyncio.run(serve(build(settings), name=name, address=address, settings=settings))
+        _run(serve(build(settings), name=name, address=address, settings=settings))
     except OSError as err:
         logging.getLogger(name).error("cannot start: %s", err)
         sys.exit(1)
