@@ -201,3 +201,12 @@ def test_secret_names_and_redact() -> None:
     assert redact(SCHEMA, params) == {"name": "x", "token": "********"}
     assert params["token"] == "s3cret"  # a copy
     assert redact(SCHEMA, {"name": "x"}) == {"name": "x"}
+
+
+def test_check_parameter_schema_normalises_and_reports() -> None:
+    from attune.packs import check_parameter_schema
+
+    schema, problems = check_parameter_schema({"n": {"type": "integer", "default": 2.0}, "s": {"type": "strin"}})
+    assert schema == {"n": {"type": "integer", "description": "", "required": False, "secret": False, "default": 2}}
+    assert problems == [("parameters.s.type", "unknown type 'strin' (one of string, integer, number, boolean, array, object)")]
+    assert check_parameter_schema(None) == ({}, [])
