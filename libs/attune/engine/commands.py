@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any, Union
 
@@ -25,10 +26,14 @@ class TaskRunKey:
     item: int | None
     attempt: int
 
-    def as_str(self) -> str:
-        """Stable string form, unique within one workflow execution."""
+    @functools.cached_property
+    def _text(self) -> str:
         item = "-" if self.item is None else str(self.item)
         return f"{self.task}/{self.run}/{item}/{self.attempt}"
+
+    def as_str(self) -> str:
+        """Stable string form, unique within one workflow execution."""
+        return self._text
 
     @classmethod
     def parse(cls, text: str) -> TaskRunKey:

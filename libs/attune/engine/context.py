@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any, Callable
 
 from .errors import ExpressionError
+from .expressions import GLOBALS
 from .state import WorkflowState
 
 __all__ = ["base_context", "run_context", "FAILED_STATES"]
@@ -59,16 +60,16 @@ def _unavailable(name: str) -> Callable[[], Any]:
     return call
 
 
+_BASE: dict[str, Any] = {**GLOBALS, **{name: _unavailable(name) for name in _RUN_FUNCTIONS}}
+
+
 def base_context(state: WorkflowState, *, item: Any = _MISSING, index: int | None = None) -> dict[str, Any]:
     """Names visible everywhere (vars, input, with_items, output_map)."""
     variables = _EntryView(state, "v:", "variable")
-    ctx: dict[str, Any] = {
-        "parameters": state.parameters,
-        "vars": variables, "workflow": variables, "variables": variables,
-        "task": _EntryView(state, "res:", "task result (the task has not run)"),
-    }
-    for name in _RUN_FUNCTIONS:
-        ctx[name] = _unavailable(name)
+    ctx = dict(_BASE)
+    ctx["parameters"] = state.parameters
+    ctx["vars"] = ctx["workflow"] = ctx["variables"] = variables
+    ctx["task"] = _EntryView(state, "res:", "task result (the task has not run)")
     if item is not _MISSING:
         ctx["item"] = item
         ctx["index"] = index

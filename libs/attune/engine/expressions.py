@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Mapping
-from typing import Any, Callable
+from typing import Any
 
 from jinja2 import StrictUndefined, nodes
 from jinja2.exceptions import TemplateError, TemplateSyntaxError
@@ -22,7 +23,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from .errors import ExpressionError, ExpressionSyntaxError
 
-__all__ = ["Template", "compile_template", "is_template", "render", "template_syntax_errors"]
+__all__ = ["Template", "compile_template", "is_template", "render", "template_syntax_errors", "GLOBALS"]
 
 _MARKERS = ("{{", "{%", "{#")
 
@@ -51,6 +52,10 @@ def _to_json(value: Any) -> str:
 _ENV = _WorkflowEnvironment(undefined=StrictUndefined, autoescape=False)
 _ENV.filters["to_json"] = _to_json
 _ENV.filters["json"] = _to_json
+# Contexts are built by the engine and handed to Jinja as-is ("shared"), which
+# skips Jinja's per-call merge of its globals; so contexts start from a copy of these.
+GLOBALS: dict[str, Any] = dict(_ENV.globals)
+_CALL = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\(\)\s*$")
 
 
 def is_template(value: object) -> bool:
@@ -61,11 +66,12 @@ def is_template(value: object) -> bool:
 class Template:
     """A compiled workflow template; ``evaluate`` gives a native value or a string."""
 
-    __slots__ = ("source", "_native", "_text")
+    __slots__ = ("source", "_native", "_text", "_call")
 
     def __init__(self, source: str) -> None:
         self.source = source
-        self._native: Callable[..., Any] | None = None
+        self._native: Any = None  # the jinja Template computing `result = <expr>`
+        self._call: str | None = None  # fast path: the expression is just `name()`
         try:
             tree = _ENV.parse(source)
             self._text = _ENV.from_string(tree)
@@ -74,21 +80,36 @@ class Template:
         inner = _single_expression(source, tree)
         if inner is not None:
             try:
-                self._native = _ENV.compile_expression(inner, undefined_to_none=False)
+                self._native = _ENV.compile_expression(inner, undefined_to_none=False)._template
             except TemplateSyntaxError:
                 self._native = None  # fall back to rendering as text
+            match = _CALL.match(inner)
+            if match is not None:
+                self._call = match.group(1)
 
     def evaluate(self, context: dict[str, Any]) -> Any:
-        """Evaluate against ``context``; raises ExpressionError on any failure."""
+        """Evaluate against ``context`` (which must include GLOBALS); raises ExpressionError."""
+        if self._call is not None:
+            function = context.get(self._call)
+            if callable(function) and not isinstance(function, type):
+                try:
+                    return function()
+                except ExpressionError:
+                    raise
+                except Exception as err:  # noqa: BLE001 - same contract as the Jinja path
+                    raise ExpressionError(f"{type(err).__name__}: {err}") from err
         try:
             if self._native is not None:
-                value = self._native(context)
+                jinja_ctx = self._native.new_context(context, shared=True)
+                for _ in self._native.root_render_func(jinja_ctx):
+                    pass
+                value = jinja_ctx.vars["result"]
                 if isinstance(value, StrictUndefined):
                     value._fail_with_undefined_error()
                 if isinstance(value, Mapping) and not isinstance(value, dict):
                     value = dict(value)  # a namespace view (e.g. `{{ vars }}`) becomes plain data
                 return value
-            return self._text.render(context)
+            return _ENV.concat(self._text.root_render_func(self._text.new_context(context, shared=True)))  # type: ignore[attr-defined]
         except ExpressionError:
             raise
         except TemplateError as err:
