@@ -51,7 +51,7 @@ def gone(pid: int) -> bool:
     """Dead: no such process, or a zombie nobody has reaped yet (PID 1 here may not reap)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # the latter: it vanished while we read
         return True
     return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
 

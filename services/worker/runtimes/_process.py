@@ -45,6 +45,7 @@ class ActionProcess:
         self._done: asyncio.Future[None] | None = None
         self._outcome: RunOutcome | None = None
         self._ending: str | None = None  # TIMEOUT or CANCELLED once we decided to end it
+        self._cancel_requested = False  # cancel() before there was a process to signal
         self._timers: list[asyncio.TimerHandle] = []
         self._started_at = 0.0  # time.time()
         self._spawned_at = 0.0  # loop.time(), once the interpreter has been exec'd
@@ -64,7 +65,7 @@ class ActionProcess:
         request = self.request
         argv = command_for(request, self._interpreters)
         self._started_at = time.time()
-        if self._ending == CANCELLED or request.runtime == NOOP:
+        if self._cancel_requested or request.runtime == NOOP:
             self._outcome = self._immediate_outcome()
             return
         loop = asyncio.get_running_loop()
@@ -90,11 +91,16 @@ class ActionProcess:
         self._spawned_at = loop.time()
         self._transport, self._capture, self._done, self._stdin = transport, capture, done, stdin
         capture.on_exit = self._on_exit
-        await stdin.spawned()
+        # The outcome is settled (and the transport released) even if nobody waits for it.
+        done.add_done_callback(self._settle)
+        try:
+            await stdin.spawned()
+        except BaseException:  # e.g. the caller's task was cancelled: do not leave it running
+            self._end(CANCELLED)
+            raise
         if request.timeout_s is not None:
             self._timers.append(loop.call_later(request.timeout_s, self._end, TIMEOUT))
-        if self._ending == CANCELLED:  # cancel() arrived while we were spawning
-            self._ending = None
+        if self._cancel_requested:  # cancel() arrived while we were spawning
             self._end(CANCELLED)
 
     async def wait(self) -> RunOutcome:
@@ -105,16 +111,13 @@ class ActionProcess:
             raise RuntimeError(f'execution "{self.request.execution_id}": wait() before start()')
         # Shielded: a caller that stops waiting does not stop the run (cancel() does).
         await asyncio.shield(self._done)
-        if self._outcome is None:
-            self._outcome = self._final_outcome()
-        return self._outcome
+        return self._settle()
 
     def cancel(self) -> None:
         """Kill the run (SIGTERM to its group, grace, SIGKILL); it ends `cancelled`.
         Does nothing once the process has exited by itself."""
         if self._transport is None:
-            if self._outcome is None:
-                self._ending = CANCELLED  # start() will not spawn, or will kill at once
+            self._cancel_requested = True  # start() will not spawn, or will kill at once
             return
         self._end(CANCELLED)
 
@@ -153,6 +156,11 @@ class ActionProcess:
         except (ProcessLookupError, PermissionError):
             pass  # already gone
 
+    def _settle(self, _: object = None) -> RunOutcome:
+        if self._outcome is None:
+            self._outcome = self._final_outcome()
+        return self._outcome
+
     def _final_outcome(self) -> RunOutcome:
         transport, capture = self._transport, self._capture
         assert transport is not None and capture is not None
@@ -183,7 +191,7 @@ class ActionProcess:
 
     def _immediate_outcome(self) -> RunOutcome:
         """noop succeeds at once; a run cancelled before it started never spawns."""
-        cancelled = self._ending == CANCELLED
+        cancelled = self._cancel_requested
         exit_code = None if cancelled else 0
         return RunOutcome(
             state=CANCELLED if cancelled else SUCCEEDED,
