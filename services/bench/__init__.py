@@ -1,0 +1,6 @@
+"""Benchmarks of a running Attune (DESIGN §6), driven by ``attune bench``.
+
+:mod:`.report` holds the goals and prints figures against them; :mod:`.executions` measures
+no-op latency and burst throughput; :mod:`.memory` idle RSS; :mod:`.workflows` the end-to-end
+fan-out and chain; :mod:`.suite` starts the services and runs a suite.
+"""

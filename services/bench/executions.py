@@ -1,0 +1,107 @@
+"""No-op executions end to end: sequential latency and the throughput of a concurrent burst."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+
+from attune.execution.v1 import execution_pb2
+from attune.ids import new_id
+from attune.states import ACTIVE, SUCCEEDED, execution_state_to_proto
+
+from attune_services.cli.client import Client
+from attune_services.cli.output import seconds_of, state_of
+from attune_services.cli.watching import follow
+
+NOOP = "core.noop"
+
+
+def _noop_request() -> execution_pb2.RequestExecutionRequest:
+    return execution_pb2.RequestExecutionRequest(action_ref=NOOP, request_id=new_id())
+
+
+async def one_noop(client: Client) -> float:
+    """Seconds from the request to the watch reporting ``succeeded``."""
+    started = time.perf_counter()
+    response = await client.executions.RequestExecution(_noop_request())
+    async for snapshot in follow(client, response.execution.id):
+        state = state_of(snapshot.execution)
+        if state == SUCCEEDED:
+            return time.perf_counter() - started
+        if state not in ACTIVE:
+            raise RuntimeError(f"{NOOP} {response.execution.id} ended {state}: {snapshot.execution.error}")
+    raise RuntimeError(f"{NOOP} {response.execution.id}: the watch ended before it did")
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+
+
+async def noop_latency(client: Client, samples: int = 200, warmup: int = 20) -> dict[str, float]:
+    """p50 and p99 of sequential single no-op executions, in milliseconds."""
+    for _ in range(warmup):
+        await one_noop(client)
+    timings = [await one_noop(client) for _ in range(samples)]
+    return {
+        "noop_latency_ms_p50": round(statistics.median(timings) * 1000, 3),
+        "noop_latency_ms_p99": round(_percentile(timings, 0.99) * 1000, 3),
+    }
+
+
+async def _active_count(client: Client) -> int:
+    """How many core.noop executions are not yet terminal (0 or "at least one" per state)."""
+    total = 0
+    for state in ACTIVE:
+        response = await client.executions.ListExecutions(
+            execution_pb2.ListExecutionsRequest(state=execution_state_to_proto(state), action_ref=NOOP, page_size=1)
+        )
+        total += len(response.executions)
+    return total
+
+
+async def _finished_times(client: Client, ids: set[str]) -> tuple[list[float], dict[str, int]]:
+    """finished_at of each of ``ids`` and a count per final state (paging newest first)."""
+    finished: list[float] = []
+    states: dict[str, int] = {}
+    token = ""
+    seen = 0
+    while seen < len(ids):
+        response = await client.executions.ListExecutions(
+            execution_pb2.ListExecutionsRequest(action_ref=NOOP, page_size=1000, page_token=token)
+        )
+        for execution in response.executions:
+            if execution.id in ids:
+                seen += 1
+                states[state_of(execution)] = states.get(state_of(execution), 0) + 1
+                stamp = seconds_of(execution.finished_at)
+                if stamp is not None:
+                    finished.append(stamp)
+        token = response.next_page_token
+        if not token:
+            break
+    return finished, states
+
+
+async def noop_burst(client: Client, count: int = 2000, timeout: float = 120.0) -> dict[str, float]:
+    """``count`` concurrent RequestExecution of core.noop; executions/s until the last succeeded."""
+    started_wall = time.time()
+    started = time.perf_counter()
+    responses = await asyncio.gather(*(client.executions.RequestExecution(_noop_request()) for _ in range(count)))
+    requested_s = time.perf_counter() - started
+    ids = {r.execution.id for r in responses}
+    deadline = time.monotonic() + timeout
+    while await _active_count(client):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the burst of {count} {NOOP} did not finish within {timeout:g} s")
+        await asyncio.sleep(0.02)
+    observed_s = time.perf_counter() - started
+    finished, states = await _finished_times(client, ids)
+    if states.get(SUCCEEDED, 0) != count:
+        raise RuntimeError(f"the burst of {count} {NOOP} ended {states}, not all succeeded")
+    # The server's finished_at of the last one is exact; polling only bounds it from above.
+    elapsed = (max(finished) - started_wall) if finished else observed_s
+    elapsed = max(elapsed, requested_s, 1e-6)
+    return {"noop_executions_per_s": round(count / elapsed, 1)}
+

@@ -1,0 +1,97 @@
+"""The CLI's one connection to Attune: the scheduler's address, typed stubs, readable errors.
+
+Every command talks to the scheduler only (it forwards workflow-run queries to the
+coordinator), so a user needs one address. gRPC failures become :class:`CliError` with one
+readable line that includes the server's field violations.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+import grpc
+
+from attune.config import Settings
+from attune.execution.v1 import execution_pb2_grpc
+from attune.grpcutil.channel import open_channel
+from attune.grpcutil.errors import violations_of
+from attune.registry.v1 import registry_pb2_grpc
+from attune.workflow.v1 import workflow_pb2_grpc
+
+
+class CliError(Exception):
+    """A failure the CLI reports as one line on stderr (exit status 1).
+
+    ``details`` are printed below that line, one each (a refused pack's problems, the last output
+    of a service that died); ``violations`` are the server's field violations, already part of
+    the message.
+    """
+
+    def __init__(self, message: str, details: list[str] | None = None, violations: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or []
+        self.violations = violations or []
+
+
+def violation_lines(error: grpc.RpcError) -> list[str]:
+    """The field violations of a rich gRPC error as "field: description" lines."""
+    try:
+        found = violations_of(error)
+    except Exception:  # noqa: BLE001 - a malformed status detail must not hide the error itself
+        return []
+    return [_violation_text(v.field, v.description) for v in found]
+
+
+def _violation_text(field: str, description: str) -> str:
+    if not field:
+        return description
+    if "/" in field or "." in field or ":" in field:
+        return f"{field}: {description}"
+    return f"parameter {field!r}: {description}"
+
+
+def error_from_rpc(error: grpc.RpcError, address: str, what: str = "") -> CliError:
+    """A CliError naming what failed, the status and each violation."""
+    code = error.code() if hasattr(error, "code") else None
+    details = (error.details() if hasattr(error, "details") else "") or ""
+    lines = violation_lines(error)
+    if code == grpc.StatusCode.UNAVAILABLE:
+        message = f"cannot reach attune at {address}; is `attune up` running?"
+    elif code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        message = f"attune at {address} did not answer in time"
+    else:
+        message = details or (code.name.lower() if code else "request failed")
+        if lines and not any(line in message for line in lines):
+            message = f"{message}: {'; '.join(lines)}"
+    if what:
+        message = f"{what}: {message}"
+    return CliError(message, violations=lines)
+
+
+class Client:
+    """Stubs of the scheduler's services over one channel; use as ``async with Client(...)``."""
+
+    def __init__(self, address: str, settings: Settings | None = None) -> None:
+        self.address = address
+        self.settings = settings or Settings()
+        self.channel = open_channel(address, self.settings)
+        self.executions = execution_pb2_grpc.ExecutionServiceStub(self.channel)
+        self.registry = registry_pb2_grpc.RegistryServiceStub(self.channel)
+        self.workflows = workflow_pb2_grpc.WorkflowServiceStub(self.channel)
+
+    async def __aenter__(self) -> "Client":
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Closes the channel."""
+        await self.channel.close()
+
+    def error(self, err: grpc.RpcError, what: str = "") -> CliError:
+        """The CliError for a failed call on this client."""
+        return error_from_rpc(err, self.address, what)

@@ -1,0 +1,48 @@
+"""``attune bench [workflows]``: start the services and measure them against DESIGN §6."""
+
+from __future__ import annotations
+
+import argparse
+
+from attune_services.cli.client import CliError
+from attune_services.cli.launcher import LaunchError
+from attune_services.cli.output import JSON, emit_json, progress
+
+
+def add_parser(commands: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
+    """Adds ``bench``."""
+    bench = commands.add_parser("bench", parents=[parent], help="benchmark freshly started services")
+    bench.add_argument("suite", nargs="?", choices=("core", "workflows"), default="core",
+                       help="core (default): no-op latency, throughput, shell overhead, idle memory; "
+                            "workflows: engine figures plus an end-to-end fan-out and chain")  # fmt: skip
+    bench.add_argument("--database-url", default="", metavar="URL",
+                       help="PostgreSQL URL to benchmark on (migrated first); default a temporary SQLite file")  # fmt: skip
+    bench.add_argument("--samples", type=int, default=200, help="sequential no-op executions for latency")
+    bench.add_argument("--burst", type=int, default=2000, help="concurrent no-op executions for throughput")
+    bench.add_argument("--ready-timeout", type=float, default=120.0, metavar="S")
+    bench.set_defaults(handler=bench_command, sync=True)
+
+
+def bench_command(args: argparse.Namespace) -> int:
+    """Runs the chosen suite, prints a table (or one JSON object)."""
+    from attune_services.bench.report import figures_table
+    from attune_services.bench.suite import core_suite, workflow_suite
+
+    if args.samples < 1 or args.burst < 1:
+        raise CliError("--samples and --burst must be at least 1")
+    try:
+        if args.suite == "workflows":
+            figures = workflow_suite(args.database_url, ready_timeout=args.ready_timeout, progress=progress)
+        else:
+            figures = core_suite(args.database_url, samples=args.samples, burst=args.burst,
+                                 ready_timeout=args.ready_timeout, progress=progress)  # fmt: skip
+    except LaunchError as err:
+        lines = str(err).splitlines()
+        raise CliError(lines[0], lines[1:]) from err
+    except RuntimeError as err:
+        raise CliError(f"benchmark failed: {err}") from err
+    if args.output == JSON:
+        emit_json(figures)
+    else:
+        print(figures_table(figures))
+    return 0

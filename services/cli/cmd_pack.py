@@ -1,0 +1,64 @@
+"""``attune pack register DIR``: upload every file of a pack folder to the registry."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import grpc
+from google.protobuf import json_format
+
+from attune.ids import new_id
+from attune.packs import PackError, read_pack_files
+from attune.registry.v1 import registry_pb2
+
+from attune_services.cli.client import CliError, Client
+from attune_services.cli.output import JSON, emit_json, table
+
+
+def add_parser(commands: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
+    """Adds ``pack register``."""
+    pack = commands.add_parser("pack", help="manage packs")
+    sub = pack.add_subparsers(dest="pack_command", metavar="COMMAND", required=True)
+    register = sub.add_parser("register", parents=[parent], help="register (or re-register) a pack folder")
+    register.add_argument("directory", metavar="DIR", type=Path, help="the pack folder (holding pack.yaml)")
+    register.set_defaults(handler=register_pack)
+
+
+def pack_files(directory: Path) -> list[registry_pb2.PackFile]:
+    """Every file of the folder (dotfiles and __pycache__ skipped) as PackFile messages."""
+    try:
+        files = read_pack_files(directory)
+    except PackError as err:
+        raise CliError(f"cannot read pack {str(directory)!r}: {err}") from err
+    except OSError as err:
+        raise CliError(f"cannot read pack {str(directory)!r}: {err}") from err
+    if not files:
+        raise CliError(f"pack folder {str(directory)!r} holds no files")
+    return [registry_pb2.PackFile(path=path, content=content) for path, content in files.items()]
+
+
+async def upload_pack(client: Client, directory: Path) -> registry_pb2.RegisterPackResponse:
+    """Registers the pack in ``directory``; INVALID_ARGUMENT becomes a CliError listing each problem."""
+    request = registry_pb2.RegisterPackRequest(files=pack_files(directory), request_id=new_id())
+    try:
+        response: registry_pb2.RegisterPackResponse = await client.registry.RegisterPack(request)
+        return response
+    except grpc.RpcError as err:
+        failure = client.error(err)
+        if err.code() == grpc.StatusCode.INVALID_ARGUMENT and failure.violations:
+            raise CliError(f"pack {str(directory)!r} refused ({len(failure.violations)} problems)", failure.violations) from err
+        raise CliError(f"pack {str(directory)!r} refused: {failure.message}") from err
+
+
+async def register_pack(args: argparse.Namespace, client: Client) -> int:
+    """Uploads the folder and prints the pack with its actions."""
+    response = await upload_pack(client, args.directory)
+    if args.output == JSON:
+        emit_json(json_format.MessageToDict(response, preserving_proto_field_name=True))
+        return 0
+    pack = response.pack
+    print(f"registered pack {pack.ref} {pack.version} (digest {pack.digest[:12]}) with {len(response.actions)} actions")
+    rows = [(a.ref, a.runner_type, a.description.strip().splitlines()[0] if a.description else "") for a in response.actions]
+    print(table(("ACTION", "RUNNER", "DESCRIPTION"), rows))
+    return 0

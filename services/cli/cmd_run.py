@@ -1,0 +1,88 @@
+"""``attune run REF``: request an execution, optionally wait for it, report per DESIGN §5.
+
+With ``--output json`` exactly one JSON object reaches stdout, whatever the outcome; the exit
+status is 0 only when the execution succeeded (or, without ``--wait``, was accepted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from typing import Any
+
+import grpc
+
+from attune.execution.v1 import execution_pb2
+from attune.grpcutil.convert import dict_from_struct, struct_from_dict
+from attune.ids import new_id
+from attune.states import SUCCEEDED
+
+from attune_services.cli.client import CliError, Client
+from attune_services.cli.cmd_action import fetch_action
+from attune_services.cli.output import JSON, emit_json, execution_json, execution_text, failure_json, progress, state_of
+from attune_services.cli.params import build_parameters
+from attune_services.cli.watching import ProgressPrinter, wait_until_terminal
+
+
+def add_parser(commands: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
+    """Adds ``run``."""
+    run = commands.add_parser("run", parents=[parent], help="run an action")
+    run.add_argument("ref", metavar="REF", help="the action's ref, e.g. core.echo")
+    run.add_argument("-p", "--param", dest="params", action="append", default=[], metavar="KEY=VALUE",
+                     help="a parameter, typed by the action's schema (repeatable)")  # fmt: skip
+    run.add_argument("--params-json", metavar="JSON", help="parameters as a JSON object (-p values win)")
+    run.add_argument("--wait", action="store_true", help="wait until the execution ends")
+    run.add_argument("--timeout", type=float, default=0.0, metavar="S",
+                     help="the execution's timeout in seconds (overrides the action's)")  # fmt: skip
+    run.set_defaults(handler=run_action)
+
+
+async def request_execution(
+    client: Client, ref: str, params: dict[str, Any], timeout: float = 0.0
+) -> execution_pb2.Execution:
+    """RequestExecution with a fresh request_id."""
+    request = execution_pb2.RequestExecutionRequest(
+        action_ref=ref, parameters=struct_from_dict(params), request_id=new_id(), timeout_seconds=timeout
+    )
+    try:
+        response = await client.executions.RequestExecution(request)
+    except grpc.RpcError as err:
+        raise client.error(err, f"run {ref}") from err
+    return response.execution
+
+
+async def run_action(args: argparse.Namespace, client: Client) -> int:
+    """Validates -p against the schema, requests the execution, waits with --wait."""
+    if args.timeout < 0:
+        raise CliError(f"--timeout must not be negative, got {args.timeout:g}")
+    execution_id: str | None = None
+    try:
+        action = await fetch_action(client, args.ref)
+        params = build_parameters(dict_from_struct(action.parameters), args.params, args.params_json)
+        execution = await request_execution(client, args.ref, params, args.timeout)
+        execution_id = execution.id
+        if not args.wait:
+            if args.output == JSON:
+                emit_json(execution_json(execution))
+            else:
+                print(execution.id)
+            return 0
+        progress(f"{args.ref} {execution.id}: requested")
+        final = await wait_until_terminal(client, execution.id, ProgressPrinter(progress))
+    except CliError as err:
+        if args.output == JSON:
+            emit_json(failure_json(args.ref, err.message, execution_id))
+        raise
+    except asyncio.CancelledError:  # Ctrl-C while waiting: the JSON object is still owed
+        if args.output == JSON:
+            emit_json(failure_json(args.ref, "interrupted while waiting", execution_id))
+        raise
+    if args.output == JSON:
+        emit_json(execution_json(final.execution, final.children))
+    else:
+        print(execution_text(final.execution, final.children))
+    state = state_of(final.execution)
+    if state != SUCCEEDED:
+        progress(f"attune: execution {final.execution.id} {state}" + (f": {final.execution.error}" if final.execution.error else ""))
+        return 1
+    return 0

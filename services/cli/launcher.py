@@ -1,0 +1,258 @@
+"""Starts a whole Attune on one machine: migrations, the four services as child processes,
+readiness (every service SERVING on grpc.health.v1, a worker connected), the bundled packs.
+
+Shared by ``attune up`` and ``attune bench`` (and usable by test harnesses)::
+
+    launcher = Launcher(LaunchPlan.local(home, database_url))
+    launcher.migrate(); launcher.start()
+    await launcher.wait_ready(timeout=60)        # raises LaunchError with the child's last stderr
+    ...
+    launcher.stop()                              # SIGTERM, grace, SIGKILL
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Awaitable, Callable, Mapping
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from attune.config import Settings, normalize_database_url
+from attune.packs import bundled_pack_path
+from attune.states import SUCCEEDED
+from attune.storage.migrate import upgrade
+
+from attune_services.cli.client import CliError, Client
+
+#: The services in start order: (name, module, the Settings field holding its address).
+SERVICES: tuple[tuple[str, str, str], ...] = (
+    ("completion", "attune_services.completion", "completion_address"),
+    ("coordinator", "attune_services.coordinator", "coordinator_address"),
+    ("scheduler", "attune_services.scheduler", "scheduler_address"),
+    ("worker", "attune_services.worker", "worker_address"),
+)
+BUNDLED_PACKS = ("core", "examples")
+_TAIL_LINES = 20
+
+
+class LaunchError(Exception):
+    """A service did not start or did not become ready; the message names it and why."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True, kw_only=True)
+class LaunchPlan:
+    """Where everything goes: the database, ATTUNE_HOME, each service's address, extra env."""
+
+    database_url: str
+    home: Path
+    addresses: Mapping[str, str]
+    env: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def local(
+        cls,
+        home: Path,
+        database_url: str = "",
+        *,
+        ports: Mapping[str, int] | None = None,
+        env: Mapping[str, str] | None = None,
+        settings: Settings | None = None,
+    ) -> "LaunchPlan":
+        """A plan on 127.0.0.1. Ports default to the settings' addresses (the worker gets a free
+        port so its health can be checked); a port of 0 in ``ports`` means "pick a free one"."""
+        settings = settings or Settings.from_env()
+        url = normalize_database_url(database_url or f"sqlite:///{home / 'attune.db'}")
+        addresses: dict[str, str] = {}
+        for name, _, attr in SERVICES:
+            port = (ports or {}).get(name)
+            if port is None:
+                port = int(getattr(settings, attr).rsplit(":", 1)[1])
+            addresses[name] = f"127.0.0.1:{port or free_port()}"
+        return cls(database_url=url, home=home, addresses=addresses, env=dict(env or {}))
+
+    def child_env(self) -> dict[str, str]:
+        """The environment of every child: ours plus the plan's ATTUNE_* settings."""
+        env = dict(os.environ)
+        env.update(self.env)
+        env["ATTUNE_HOME"] = str(self.home)
+        env["ATTUNE_DATABASE_URL"] = self.database_url
+        for name, _, attr in SERVICES:
+            env["ATTUNE_" + attr.upper()] = self.addresses[name]
+        return env
+
+
+@dataclass
+class ServiceProcess:
+    """One running child service and where its output goes."""
+
+    name: str
+    address: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def tail(self, lines: int = _TAIL_LINES) -> list[str]:
+        """The last lines the child wrote to stderr/stdout."""
+        try:
+            with self.log_path.open("r", errors="replace") as log:
+                return [line.rstrip("\n") for line in deque(log, maxlen=lines)]
+        except OSError:
+            return []
+
+    def died(self) -> str | None:
+        """A description of the child's death with its last output, None while it runs."""
+        code = self.process.poll()
+        if code is None:
+            return None
+        tail = "\n".join("  " + line for line in self.tail())
+        return f"{self.name} exited with status {code} during start; its last output ({self.log_path}):\n{tail}"
+
+
+class Launcher:
+    """Runs the plan's services as child processes of this one."""
+
+    def __init__(self, plan: LaunchPlan) -> None:
+        self.plan = plan
+        self.children: list[ServiceProcess] = []
+        self.log_dir = plan.home / "logs"
+
+    @property
+    def scheduler_address(self) -> str:
+        """Where clients connect."""
+        return self.plan.addresses["scheduler"]
+
+    def migrate(self) -> None:
+        """Brings the database schema up to date, once, before any service starts."""
+        try:
+            upgrade(self.plan.database_url)
+        except Exception as err:  # noqa: BLE001 - alembic/driver errors of every kind end the start
+            raise LaunchError(f"migrating {_safe_url(self.plan.database_url)} failed: {err}") from err
+
+    def start(self) -> None:
+        """Starts every service (``python -m attune_services.<svc>``), each logging to a file."""
+        self.plan.home.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        env = self.plan.child_env()
+        for name, module, _ in SERVICES:
+            log_path = self.log_dir / f"{name}.log"
+            log: IO[bytes] = log_path.open("wb")
+            try:
+                process = subprocess.Popen(
+                    [sys.executable, "-m", module], env=env, stdin=subprocess.DEVNULL,
+                    stdout=log, stderr=subprocess.STDOUT,
+                    start_new_session=True,  # Ctrl-C reaches us only; we stop the children in order
+                )  # fmt: skip
+            finally:
+                log.close()
+            self.children.append(ServiceProcess(name, self.plan.addresses[name], process, log_path))
+
+    def check_alive(self) -> None:
+        """Raises LaunchError naming the first child that has exited."""
+        for child in self.children:
+            death = child.died()
+            if death:
+                raise LaunchError(death)
+
+    async def wait_ready(self, timeout: float, *, register_packs: bool = True) -> None:
+        """Every service SERVING, the bundled packs registered, a worker proven by a core.noop run."""
+        deadline = time.monotonic() + timeout
+        await asyncio.gather(*(self._wait_serving(child, deadline) for child in self.children))
+        async with Client(self.scheduler_address) as client:
+            if register_packs:
+                await self._retrying(deadline, "registering the bundled packs", lambda: register_bundled_packs(client))
+            await self._retrying(deadline, "running core.noop on the worker", lambda: prove_worker(client))
+
+    async def _wait_serving(self, child: ServiceProcess, deadline: float) -> None:
+        channel = grpc.aio.insecure_channel(child.address)
+        stub = health_pb2_grpc.HealthStub(channel)
+        last = "no answer"
+        try:
+            while True:
+                self.check_alive()
+                try:
+                    response = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1.0)
+                    if response.status == health_pb2.HealthCheckResponse.SERVING:
+                        return
+                    last = health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
+                except grpc.RpcError as err:
+                    last = f"{err.code().name}: {err.details()}"
+                if time.monotonic() > deadline:
+                    raise LaunchError(f"{child.name} at {child.address} is not SERVING ({last}); see {child.log_path}")
+                await asyncio.sleep(0.1)
+        finally:
+            await channel.close()
+
+    async def _retrying(self, deadline: float, what: str, step: Callable[[], Awaitable[None]]) -> None:
+        while True:
+            self.check_alive()
+            remaining = deadline - time.monotonic()
+            try:
+                await asyncio.wait_for(step(), timeout=max(remaining, 0.1))
+                return
+            except (CliError, asyncio.TimeoutError) as err:
+                if time.monotonic() > deadline:
+                    raise LaunchError(f"{what} did not succeed in time: {err or 'timed out'}") from err
+            await asyncio.sleep(0.2)
+
+    def stop(self, grace: float = 10.0) -> None:
+        """SIGTERM to every child, wait up to ``grace`` seconds, then SIGKILL what is left."""
+        for child in reversed(self.children):  # the worker first: it hands back its work
+            if child.process.poll() is None:
+                child.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for child in self.children:
+            try:
+                child.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.process.kill()
+                child.process.wait()
+
+    def pids(self) -> dict[str, int]:
+        """Each service's process id."""
+        return {child.name: child.process.pid for child in self.children}
+
+
+async def register_bundled_packs(client: Client) -> None:
+    """Uploads the bundled ``core`` and ``examples`` packs."""
+    from attune_services.cli.cmd_pack import upload_pack
+
+    for name in BUNDLED_PACKS:
+        await upload_pack(client, bundled_pack_path(name))
+
+
+async def prove_worker(client: Client) -> None:
+    """Runs one core.noop to its end: proof that a worker is connected and results flow."""
+    from attune_services.cli.cmd_run import request_execution
+    from attune_services.cli.output import state_of
+    from attune_services.cli.watching import wait_until_terminal
+
+    execution = await request_execution(client, "core.noop", {})
+    final = await wait_until_terminal(client, execution.id)
+    state = state_of(final.execution)
+    if state != SUCCEEDED:
+        raise CliError(f"core.noop ended {state}: {final.execution.error}")
+
+
+def _safe_url(url: str) -> str:
+    """The URL without its password."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        credentials, host = rest.rsplit("@", 1)
+        return f"{scheme}://{credentials.split(':', 1)[0]}@{host}"
+    return url

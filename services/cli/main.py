@@ -1,0 +1,103 @@
+"""The ``attune`` command: argument parsing, dispatch, and the one way errors are reported.
+
+Every command group lives in its own module (``cmd_*.py``) and adds its parser here. Errors are
+one line on stderr (``attune: error: …``) and exit status 1; usage errors exit 2; never a
+traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from typing import Sequence
+
+import grpc
+
+from attune.config import ConfigError, Settings
+
+from attune_services.cli import cmd_action, cmd_bench, cmd_execution, cmd_pack, cmd_run, cmd_up
+from attune_services.cli.client import CliError, Client, error_from_rpc
+from attune_services.cli.output import OUTPUT_FORMATS, TEXT
+
+PROG = "attune"
+
+
+def _add_global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    # Subcommands repeat the global options with SUPPRESS defaults, so `attune run X --output json`
+    # and `attune --output json run X` both work and neither overwrites the other with a default.
+    default = argparse.SUPPRESS
+    parser.add_argument("--address", metavar="HOST:PORT", default=default if suppress else None,
+                        help="the scheduler's address (default $ATTUNE_ADDRESS, else the local scheduler)")  # fmt: skip
+    parser.add_argument("--output", "-o", choices=OUTPUT_FORMATS, default=default if suppress else TEXT,
+                        help="text (default) or json: exactly one JSON object on stdout")  # fmt: skip
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line."""
+    parser = argparse.ArgumentParser(prog=PROG, description="Attune: packs, actions, executions and workflows.")
+    _add_global_options(parser, suppress=False)
+    common = argparse.ArgumentParser(add_help=False)
+    _add_global_options(common, suppress=True)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    cmd_up.add_parser(commands, common)
+    cmd_pack.add_parser(commands, common)
+    cmd_action.add_parser(commands, common)
+    cmd_run.add_parser(commands, common)
+    cmd_execution.add_parser(commands, common)
+    cmd_bench.add_parser(commands, common)
+    return parser
+
+
+def resolve_address(args: argparse.Namespace, settings: Settings) -> str:
+    """--address, else ATTUNE_ADDRESS, else the local scheduler's address."""
+    return args.address or os.environ.get("ATTUNE_ADDRESS") or settings.scheduler_address
+
+
+async def _run_with_client(args: argparse.Namespace, settings: Settings) -> int:
+    async with Client(resolve_address(args, settings), settings) as client:
+        try:
+            code: int = await args.handler(args, client)
+            return code
+        except grpc.RpcError as err:  # a call a command did not wrap: still one readable line
+            raise error_from_rpc(err, client.address) from err
+
+
+def report(err: CliError) -> None:
+    """``attune: error: <message>`` and any detail lines, on stderr."""
+    print(f"{PROG}: error: {err.message}", file=sys.stderr)
+    for line in err.details:
+        print(f"  {line}", file=sys.stderr)
+    sys.stderr.flush()
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Parses ``argv`` and runs the command; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except ConfigError as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 2
+    try:
+        if getattr(args, "sync", False):
+            code: int = args.handler(args)
+            return code
+        return asyncio.run(_run_with_client(args, settings))
+    except CliError as err:
+        report(err)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 1
+    except Exception as err:  # noqa: BLE001 - the promise is one line, never a traceback
+        report(CliError(f"unexpected {type(err).__name__}: {err}"))
+        return 1
+
+
+def main() -> None:
+    """Console-script entry point."""
+    sys.exit(run())

@@ -1,0 +1,126 @@
+"""How the CLI shows things: the JSON contract of DESIGN §5 and the text forms.
+
+With ``--output json`` stdout carries exactly one JSON object, printed when the command ends
+(:func:`emit_json`); everything else (progress, diagnostics) goes to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime, timezone
+from typing import Any, Sequence
+
+from google.protobuf import timestamp_pb2
+
+from attune.execution.v1 import execution_pb2
+from attune.grpcutil.convert import dict_from_struct
+from attune.states import execution_state_from_proto
+
+TEXT = "text"
+JSON = "json"
+OUTPUT_FORMATS = (TEXT, JSON)
+
+
+def state_of(execution: execution_pb2.Execution) -> str:
+    """The execution's state in lower case ("succeeded")."""
+    return execution_state_from_proto(execution.state)
+
+
+def seconds_of(ts: timestamp_pb2.Timestamp) -> float | None:
+    """Unix seconds of a timestamp, None when unset."""
+    if ts.seconds == 0 and ts.nanos == 0:
+        return None
+    return ts.seconds + ts.nanos / 1e9
+
+
+def iso_of(ts: timestamp_pb2.Timestamp) -> str | None:
+    """ISO-8601 UTC text of a timestamp, None when unset."""
+    seconds = seconds_of(ts)
+    if seconds is None:
+        return None
+    return datetime.fromtimestamp(seconds, tz=timezone.utc).isoformat(timespec="milliseconds")
+
+
+def result_of(execution: execution_pb2.Execution) -> dict[str, Any] | None:
+    """The result as a dict, None before the execution ends (or when it has none)."""
+    if not execution.HasField("result"):
+        return None
+    return dict_from_struct(execution.result)
+
+
+def child_json(child: execution_pb2.Execution) -> dict[str, Any]:
+    """One child of the JSON contract: id, action_ref, state, [task], result, error."""
+    entry: dict[str, Any] = {"id": child.id, "action_ref": child.action_ref, "state": state_of(child)}
+    if child.HasField("link") and child.link.task_name:
+        entry["task"] = child.link.task_name
+    entry["result"] = result_of(child)
+    entry["error"] = child.error or None
+    return entry
+
+
+def execution_json(
+    execution: execution_pb2.Execution, children: Sequence[execution_pb2.Execution] = ()
+) -> dict[str, Any]:
+    """The JSON contract of DESIGN §5: {id, action_ref, state, result, error, children}."""
+    return {
+        "id": execution.id,
+        "action_ref": execution.action_ref,
+        "state": state_of(execution),
+        "result": result_of(execution),
+        "error": execution.error or None,
+        "children": [child_json(c) for c in children],
+    }
+
+
+def failure_json(action_ref: str, error: str, execution_id: str | None = None) -> dict[str, Any]:
+    """The JSON contract when there is no execution to show (unknown ref, bad parameters)."""
+    return {"id": execution_id, "action_ref": action_ref, "state": None, "result": None, "error": error, "children": []}
+
+
+def emit_json(value: Any) -> None:
+    """Prints one JSON document on stdout."""
+    sys.stdout.write(json.dumps(value, indent=2, sort_keys=False, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def progress(message: str) -> None:
+    """A progress or diagnostic line on stderr."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def execution_text(execution: execution_pb2.Execution, children: Sequence[execution_pb2.Execution] = ()) -> str:
+    """A human-readable description of an execution and its children."""
+    lines = [
+        f"id:          {execution.id}",
+        f"action:      {execution.action_ref}",
+        f"state:       {state_of(execution)}",
+    ]
+    if execution.parent_id:
+        lines.append(f"parent:      {execution.parent_id}")
+    if execution.worker_id:
+        lines.append(f"worker:      {execution.worker_id}")
+    for label, ts in (("created", execution.created_at), ("started", execution.started_at),
+                      ("finished", execution.finished_at)):  # fmt: skip
+        text = iso_of(ts)
+        if text:
+            lines.append(f"{label + ':':<13}{text}")
+    if execution.error:
+        lines.append(f"error:       {execution.error}")
+    result = result_of(execution)
+    if result is not None:
+        lines.append("result:")
+        lines += ["  " + line for line in json.dumps(result, indent=2, default=str).splitlines()]
+    if children:
+        lines.append("children:")
+        for child in children:
+            task = f" task={child.link.task_name}" if child.HasField("link") and child.link.task_name else ""
+            lines.append(f"  {child.id}  {child.action_ref:<28} {state_of(child):<10}{task}")
+    return "\n".join(lines)
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A plain left-aligned text table."""
+    cells = [[str(h) for h in headers]] + [[("" if c is None else str(c)) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells)

@@ -1,0 +1,49 @@
+"""Execution parameters from the command line: ``-p key=value`` typed by the action's schema,
+merged over ``--params-json``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping, Sequence
+
+from attune.packs import ParameterError, coerce_cli_value
+
+from attune_services.cli.client import CliError
+
+
+def split_assignment(text: str) -> tuple[str, str]:
+    """``"key=value"`` → ``("key", "value")``; the value may contain ``=``."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise CliError(f"-p {text!r}: expected key=value")
+    return key.strip(), value
+
+
+def parse_params_json(text: str | None) -> dict[str, Any]:
+    """The object given with ``--params-json`` ({} when absent)."""
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise CliError(f"--params-json: not valid JSON: {err}") from err
+    if not isinstance(value, dict):
+        raise CliError(f"--params-json: expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def build_parameters(
+    schema: Mapping[str, Mapping[str, Any]], assignments: Sequence[str], params_json: str | None
+) -> dict[str, Any]:
+    """``--params-json`` first, then each ``-p`` typed by ``schema`` on top (later wins)."""
+    params = parse_params_json(params_json)
+    problems: list[str] = []
+    for text in assignments:
+        key, value = split_assignment(text)
+        try:
+            params[key] = coerce_cli_value(schema, key, value)
+        except ParameterError as err:
+            problems += [str(v) for v in err.violations]
+    if problems:
+        raise CliError("; ".join(problems), violations=problems)
+    return params
