@@ -31,7 +31,6 @@ class CappedCapture(asyncio.SubprocessProtocol):
         self.stderr = bytearray()
         self.stdout_dropped = 0
         self.stderr_dropped = 0
-        self.exited_at: float | None = None  # loop.time() when the exit was noticed
         self._drain_timer: asyncio.TimerHandle | None = None
         self.on_exit: Callable[[], None] | None = None
 
@@ -55,7 +54,6 @@ class CappedCapture(asyncio.SubprocessProtocol):
 
     def process_exited(self) -> None:
         loop = self._done.get_loop()
-        self.exited_at = loop.time()
         self._drain_timer = loop.call_later(PIPE_DRAIN_S, self._stop_draining)
         if self.on_exit is not None:
             self.on_exit()

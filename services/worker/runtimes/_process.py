@@ -48,7 +48,6 @@ class ActionProcess:
         self._cancel_requested = False  # cancel() before there was a process to signal
         self._timers: list[asyncio.TimerHandle] = []
         self._started_at = 0.0  # time.time()
-        self._spawned_at = 0.0  # loop.time(), once the interpreter has been exec'd
 
     @property
     def pid(self) -> int | None:
@@ -88,7 +87,6 @@ class ActionProcess:
             raise ActionLaunchError(
                 f'action "{request.action_ref}": cannot start {argv[0]} {argv[1]}: {err}'
             ) from err
-        self._spawned_at = loop.time()
         self._transport, self._capture, self._done, self._stdin = transport, capture, done, stdin
         capture.on_exit = self._on_exit
         # The outcome is settled (and the transport released) even if nobody waits for it.
@@ -120,13 +118,6 @@ class ActionProcess:
             self._cancel_requested = True  # start() will not spawn, or will kill at once
             return
         self._end(CANCELLED)
-
-    def process_lifetime_s(self) -> float | None:
-        """Spawned (interpreter exec'd) to exit noticed, in seconds; None while running."""
-        capture = self._capture
-        if capture is None or capture.exited_at is None:
-            return None
-        return capture.exited_at - self._spawned_at
 
     def _end(self, reason: str) -> None:
         transport = self._transport
