@@ -27,25 +27,30 @@ def transition_into(ev: Event, target: str, source: str | None) -> None:
 
 
 def _arrive(ev: Event, task: TaskSpec, source: str) -> bool:
-    """Record ``source`` at the join barrier of ``task``; True when the barrier is met."""
+    """Record ``source`` at the join barrier of ``task``; True when the barrier is met.
+
+    Arrival markers hold the barrier generation they count toward, so meeting a
+    barrier never has to delete them: a join on a cycle just moves to the next
+    generation (a fresh barrier), other joins are closed by ``jdone``.
+    """
     state, name = ev.state, task.name
     on_cycle = name in ev.wf.join_on_cycle
     if not on_cycle and state.get("jdone:" + name):
         return False  # the join already ran once: later arrivals are discarded
+    generation = state.get("jgen:" + name, 0)
     mark = f"ja:{name}/{source}"
-    if state.get(mark):
+    if state.get(mark) == generation:
         return False  # this source already counted toward the open barrier
     barrier = state.get("j:" + name)
     arrived = (barrier["arrived"] if barrier else 0) + 1
     if arrived < ev.wf.join_required(task):
-        state.set(mark, True)
+        state.set(mark, generation)
         state.set("j:" + name, {"arrived": arrived})
         return False
-    if barrier:
-        state.delete("j:" + name)
-        for src in ev.wf.inbound[name]:
-            state.delete(f"ja:{name}/{src}")
-    if not on_cycle:
+    state.delete("j:" + name)
+    if on_cycle:
+        state.set("jgen:" + name, generation + 1)
+    else:
         state.set("jdone:" + name, True)
     return True
 

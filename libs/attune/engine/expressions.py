@@ -77,7 +77,7 @@ class Template:
             self._text = _ENV.from_string(tree)
         except TemplateSyntaxError as err:
             raise ExpressionSyntaxError(f"syntax error in {source!r}: {err.message}") from err
-        inner = _single_expression(source, tree)
+        inner = _single_expression(source)
         if inner is not None:
             try:
                 self._native = _ENV.compile_expression(inner, undefined_to_none=False)._template
@@ -118,12 +118,12 @@ class Template:
             raise ExpressionError(f"{type(err).__name__}: {err}") from err
 
 
-def _single_expression(source: str, tree: nodes.Template) -> str | None:
-    """Return the inner expression text when ``source`` is exactly one ``{{ … }}``."""
+def _single_expression(source: str) -> str | None:
+    """The inner expression text when ``source`` (trimmed) is exactly one ``{{ … }}``."""
     text = source.strip()
     if not (text.startswith("{{") and text.endswith("}}")):
         return None
-    body = tree.body
+    body = _ENV.parse(text).body
     if len(body) != 1 or not isinstance(body[0], nodes.Output):
         return None
     parts = body[0].nodes

@@ -134,7 +134,8 @@ def _check_joins(ev: Event) -> None:
     for name in sorted(state.open_joins):
         task = ev.wf.tasks[name]
         sources = ev.wf.inbound[name]
-        arrived = [s for s in sources if state.get(f"ja:{name}/{s}")]
+        generation = state.get("jgen:" + name, 0)
+        arrived = [s for s in sources if state.get(f"ja:{name}/{s}") == generation]
         wanted = "all" if task.join == "all" else str(task.join)
         ev.fail(f'join task "{name}" waited for {wanted} of [{", ".join(sources)}] '
                 f'but only [{", ".join(arrived)}] arrived; it can no longer run')

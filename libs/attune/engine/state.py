@@ -15,7 +15,8 @@ event changed (``Step.changed``), never a whole snapshot. Entry keys:
 ``items:<task>/<run>``      the evaluated item list of a with_items run
 ``ir:<task>/<run>/<i>``     the outcome of one item of a with_items run
 ``j:<task>``                an open join barrier: how many sources arrived
-``ja:<task>/<source>``      ``source`` arrived at the open barrier of ``<task>``
+``ja:<task>/<source>``      the barrier generation ``source`` last arrived at
+``jgen:<task>``             barrier generation of a join on a cycle (one per run)
 ``jdone:<task>``            a join not on a cycle already ran (later arrivals dropped)
 ==========================  ===================================================
 """
