@@ -20,5 +20,10 @@ def channel_options(settings: Settings) -> list[tuple[str, int]]:
 
 
 def open_channel(address: str, settings: Settings) -> grpc.aio.Channel:
-    """An insecure channel to another service (TLS arrives with the security issue)."""
-    return grpc.aio.insecure_channel(address, options=channel_options(settings))
+    """An insecure channel to another service (TLS arrives with the security issue).
+
+    round_robin spreads calls over every address a name resolves to, so a `dns:///` name of a
+    headless Kubernetes Service balances over all replicas (one address behaves as before).
+    """
+    options: list[tuple[str, int | str]] = [*channel_options(settings), ("grpc.lb_policy_name", "round_robin")]
+    return grpc.aio.insecure_channel(address, options=options)
