@@ -1,0 +1,70 @@
+"""The workflow-coordinator service: owns workflow records and graph evaluation (DESIGN §2).
+
+Wiring only: the database, the clients of the scheduler and the completion service, the
+definition cache, `Workflows` (events through the engine, persisted), the `Carrier` (commands
+carried out after commit), the `TimerLoop` and the gRPC servicer.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import grpc
+
+from attune.completion.v1 import completion_pb2_grpc
+from attune.config import Settings
+from attune.execution.v1 import execution_pb2_grpc
+from attune.grpcutil.channel import open_channel
+from attune.storage import Database
+from attune.workflow.v1 import workflow_pb2, workflow_pb2_grpc
+from attune_services.coordinator.carrier import Carrier
+from attune_services.coordinator.definitions import DefinitionCache
+from attune_services.coordinator.servicer import WorkflowServicer
+from attune_services.coordinator.timers import TimerLoop
+from attune_services.coordinator.workflows import Workflows
+
+
+class CoordinatorApp:
+    """A ServiceApp serving attune.workflow.v1.WorkflowService."""
+
+    service_names: Sequence[str] = (workflow_pb2.DESCRIPTOR.services_by_name["WorkflowService"].full_name,)
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.db = Database(settings.database_url)
+        self._scheduler_channel = open_channel(settings.scheduler_address, settings)
+        self._completion_channel = open_channel(settings.completion_address, settings)
+        self.carrier = Carrier(
+            db=self.db,
+            settings=settings,
+            scheduler=execution_pb2_grpc.ExecutionServiceStub(self._scheduler_channel),
+            completion=completion_pb2_grpc.CompletionServiceStub(self._completion_channel),
+        )
+        self.workflows = Workflows(db=self.db, settings=settings, definitions=DefinitionCache(self.db),
+                                   carrier=self.carrier)
+        self.timers = TimerLoop(db=self.db, settings=settings, fire=self.workflows.fire_timer)
+        self.workflows.on_timer_set = self.timers.wake
+        self._servicer = WorkflowServicer(db=self.db, workflows=self.workflows)
+
+    def register(self, server: grpc.aio.Server) -> None:
+        """Adds the WorkflowService servicer."""
+        workflow_pb2_grpc.add_WorkflowServiceServicer_to_server(self._servicer, server)
+
+    async def start(self) -> None:
+        """Recovers committed-but-not-carried-out commands, then starts the loops."""
+        await self.carrier.recover()
+        self.carrier.start()
+        self.timers.start()
+
+    async def drain(self) -> None:
+        """Stops firing timers and finishes applying in-flight events; the rest is in the DB."""
+        await self.timers.close()
+        await self.workflows.drain()
+
+    async def close(self) -> None:
+        """Stops the loops and releases channels and the connection pool."""
+        await self.timers.close()
+        await self.carrier.close()
+        await self._scheduler_channel.close()
+        await self._completion_channel.close()
+        await self.db.close()

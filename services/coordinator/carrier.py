@@ -1,0 +1,318 @@
+"""Carrying committed commands out: child requests and cancellations to the scheduler, finished
+workflows' results to the completion service.
+
+Everything here is already durable in the coordinator's tables before it is queued (an outbox):
+`task_runs.dispatched = false`, `task_runs.cancel_requested`, `workflow_executions.finish_reported
+= false`. The queues are an in-memory index of those rows; a failed call leaves its items queued
+and retries after `retry_interval`, and `recover()` rebuilds the queues from the database at start.
+Requests are idempotent downstream (request_id per task run, SubmitResult per execution), so
+sending one again after a crash never runs a task twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import sqlalchemy as sa
+
+from attune import states
+from attune.common.v1 import common_pb2
+from attune.completion.v1 import completion_pb2, completion_pb2_grpc
+from attune.config import Settings
+from attune.execution.v1 import execution_pb2, execution_pb2_grpc
+from attune.grpcutil.convert import dumps
+from attune.storage import Database
+from attune.storage.schema import task_runs, workflow_executions
+from attune_services.coordinator.store import mark_dispatched, mark_finish_reported
+
+log = logging.getLogger(__name__)
+
+#: Children per RequestChildExecutions call, and results submitted concurrently.
+DISPATCH_BATCH = 500
+FINISH_BATCH = 64
+#: Errors worth retrying; anything else is final for the item.
+TRANSIENT = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED,
+             grpc.StatusCode.ABORTED, grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.CANCELLED}
+
+RunRef = tuple[str, str]  # (workflow_id, run_key)
+
+
+@dataclass(frozen=True)
+class PendingChild:
+    """A task run waiting for its child execution to be requested."""
+
+    workflow_id: str
+    run_key: str
+    request: execution_pb2.ChildExecutionRequest
+
+    @classmethod
+    def of(cls, workflow_id: str, run_key: str, task: str, run: int, item: int | None, attempt: int,
+           action_ref: str, request: dict[str, Any], *, depth: int, traceparent: str) -> PendingChild:
+        """The ChildExecutionRequest of one task_runs row."""
+        return cls(workflow_id, run_key, execution_pb2.ChildExecutionRequest(
+            action_ref=action_ref,
+            parameters_json=dumps(request.get("input") or {}),
+            request_id=f"{workflow_id}:{run_key}",
+            timeout_seconds=float(request.get("timeout") or 0.0),
+            parent_id=workflow_id,
+            link=common_pb2.WorkflowLink(workflow_execution_id=workflow_id, task_name=task, run=run,
+                                         item_index=-1 if item is None else item, attempt=attempt),
+            trace=common_pb2.TraceContext(traceparent=traceparent),
+            depth=depth + 1,
+        ))
+
+
+@dataclass(frozen=True)
+class PendingFinish:
+    """A finished workflow whose result is not yet acknowledged by the completion service."""
+
+    workflow_id: str
+    status: str
+    result: Any
+    error: str | None
+    traceparent: str
+    finished_at: float
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A task run that got no child: refused by the scheduler (failed) or cancelled first."""
+
+    workflow_id: str
+    run_key: str
+    state: str
+    error: str
+
+
+class Carrier:
+    """Three loops (dispatch, cancel, finish) draining durable queues."""
+
+    def __init__(self, *, db: Database, settings: Settings, scheduler: execution_pb2_grpc.ExecutionServiceStub,
+                 completion: completion_pb2_grpc.CompletionServiceStub) -> None:
+        self._db = db
+        self._settings = settings
+        self._scheduler = scheduler
+        self._completion = completion
+        self._children: dict[RunRef, PendingChild] = {}
+        self._in_flight: set[RunRef] = set()
+        self._cancels: set[RunRef] = set()
+        self._finishes: dict[str, PendingFinish] = {}
+        self._wake = {name: asyncio.Event() for name in ("dispatch", "cancel", "finish")}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closed = False
+        self.on_refused: Callable[[Sequence[Refusal]], Awaitable[None]] = _nothing
+        self.on_reported: Callable[[Sequence[str]], None] = lambda ids: None
+
+    # --- queueing ----------------------------------------------------------------------------
+
+    def add_children(self, children: Sequence[PendingChild]) -> None:
+        for child in children:
+            self._children[(child.workflow_id, child.run_key)] = child
+        self._wake["dispatch"].set()
+
+    def add_cancels(self, runs: Sequence[RunRef]) -> None:
+        self._cancels.update(runs)
+        self._wake["cancel"].set()
+        self._wake["dispatch"].set()
+
+    def add_finish(self, finish: PendingFinish) -> None:
+        self._finishes[finish.workflow_id] = finish
+        self._wake["finish"].set()
+
+    @property
+    def idle(self) -> bool:
+        """True when nothing is waiting to be carried out (tests and drain use it)."""
+        return not (self._children or self._in_flight or self._cancels or self._finishes)
+
+    # --- life cycle --------------------------------------------------------------------------
+
+    async def recover(self) -> None:
+        """Re-queues, from the database, every command that was committed but not carried out."""
+        tr, we = task_runs, workflow_executions
+        async with self._db.read() as conn:
+            pending = (await conn.execute(
+                sa.select(tr.c.workflow_id, tr.c.run_key, tr.c.task_name, tr.c.run, tr.c.item_index, tr.c.attempt,
+                          tr.c.action_ref, tr.c.request, tr.c.cancel_requested, we.c.depth, we.c.traceparent)
+                .join(we, we.c.id == tr.c.workflow_id)
+                .where(tr.c.dispatched.is_(False))
+                .order_by(tr.c.workflow_id, tr.c.seq)
+            )).all()
+            cancels = (await conn.execute(
+                sa.select(tr.c.workflow_id, tr.c.run_key)
+                .where(tr.c.cancel_requested.is_(True), tr.c.finished_at.is_(None))
+            )).all()
+            finishes = (await conn.execute(
+                sa.select(we.c.id, we.c.status, we.c.result, we.c.error, we.c.traceparent, we.c.finished_at)
+                .where(we.c.finish_reported.is_(False), we.c.status.in_(sorted(states.WORKFLOW_TERMINAL)))
+            )).all()
+        self.add_children([
+            PendingChild.of(r.workflow_id, r.run_key, r.task_name, r.run, r.item_index, r.attempt, r.action_ref,
+                            json.loads(r.request), depth=r.depth, traceparent=r.traceparent or "")
+            for r in pending
+        ])
+        self.add_cancels([(r.workflow_id, r.run_key) for r in cancels])
+        for r in finishes:
+            self.add_finish(PendingFinish(r.id, r.status, json.loads(r.result or "{}"), r.error,
+                                          r.traceparent or "", r.finished_at or 0.0))
+        if pending or cancels or finishes:
+            log.info("recovered commands to carry out", extra={
+                "children": len(pending), "cancels": len(cancels), "finishes": len(finishes)})
+
+    def start(self) -> None:
+        """Starts the loops."""
+        self._tasks = [
+            asyncio.create_task(self._loop("dispatch", self._dispatch), name="coordinator-dispatch"),
+            asyncio.create_task(self._loop("cancel", self._cancel), name="coordinator-cancel"),
+            asyncio.create_task(self._loop("finish", self._finish), name="coordinator-finish"),
+        ]
+
+    async def close(self) -> None:
+        """Stops the loops; what is still queued stays recorded in the database."""
+        self._closed = True
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _loop(self, name: str, work: Callable[[], Awaitable[bool]]) -> None:
+        """Runs `work` when woken (or every retry_interval); `work` returns True if more is ready."""
+        wake = self._wake[name]
+        while not self._closed:
+            try:
+                await asyncio.wait_for(wake.wait(), timeout=self._settings.retry_interval)
+            except asyncio.TimeoutError:
+                pass
+            wake.clear()
+            try:
+                if await work():
+                    wake.set()
+            except Exception:  # noqa: BLE001 - a loop must survive; the items stay queued
+                log.exception("carrying out %s commands failed; retrying in %.2fs", name, self._settings.retry_interval)
+                await asyncio.sleep(self._settings.retry_interval)
+
+    # --- the three kinds of command ----------------------------------------------------------
+
+    async def _dispatch(self) -> bool:
+        batch: list[PendingChild] = []
+        refused: list[Refusal] = []
+        for ref, child in self._children.items():
+            if ref in self._in_flight:
+                continue
+            if ref in self._cancels:
+                refused.append(Refusal(ref[0], ref[1], states.CANCELLED, "cancelled before it was requested"))
+            else:
+                batch.append(child)
+            if len(batch) >= DISPATCH_BATCH:
+                break
+        if refused:
+            await self._refuse(refused)
+            self._cancels.difference_update((r.workflow_id, r.run_key) for r in refused)
+        if not batch:
+            return False
+        refs = [(c.workflow_id, c.run_key) for c in batch]
+        self._in_flight.update(refs)
+        try:
+            try:
+                response = await self._scheduler.RequestChildExecutions(
+                    execution_pb2.RequestChildExecutionsRequest(children=[c.request for c in batch]),
+                    timeout=max(self._settings.retry_interval * 20, 10.0))
+            except grpc.aio.AioRpcError as err:
+                log.warning("scheduler did not take %d child requests (%s: %s); retrying",
+                            len(batch), err.code().name, err.details())
+                await asyncio.sleep(self._settings.retry_interval)
+                return False
+            accepted: list[tuple[str, str, str]] = []
+            refused = []
+            for child, outcome in zip(batch, response.children, strict=True):
+                if outcome.execution_id:
+                    accepted.append((child.workflow_id, child.run_key, outcome.execution_id))
+                else:
+                    refused.append(Refusal(child.workflow_id, child.run_key, states.FAILED,
+                                           outcome.error or "the scheduler refused the child execution"))
+            async with self._db.write() as conn:
+                await mark_dispatched(conn, accepted)
+            for workflow_id, run_key, _ in accepted:
+                self._children.pop((workflow_id, run_key), None)
+            if refused:
+                await self._refuse(refused)
+        finally:
+            self._in_flight.difference_update(refs)
+        if any((w, k) in self._cancels for w, k, _ in accepted):
+            self._wake["cancel"].set()
+        return len(self._children) > len(self._in_flight)
+
+    async def _refuse(self, refused: list[Refusal]) -> None:
+        for r in refused:
+            log.warning("task run %s of workflow %s ends %s: %s", r.run_key, r.workflow_id, r.state, r.error)
+        await self.on_refused(refused)
+        for r in refused:
+            self._children.pop((r.workflow_id, r.run_key), None)
+
+    async def _cancel(self) -> bool:
+        ready = [ref for ref in self._cancels if ref not in self._children and ref not in self._in_flight]
+        if not ready:
+            return False
+        tr = task_runs
+        async with self._db.read() as conn:
+            rows = {}
+            for workflow_id, run_key in ready:
+                rows[(workflow_id, run_key)] = (await conn.execute(
+                    sa.select(tr.c.child_execution_id, tr.c.finished_at)
+                    .where(tr.c.workflow_id == workflow_id, tr.c.run_key == run_key)
+                )).first()
+        for ref, row in rows.items():
+            if row is None or row.finished_at is not None or not row.child_execution_id:
+                self._cancels.discard(ref)  # gone, ended, or refused: nothing to cancel
+                continue
+            try:
+                await self._scheduler.CancelExecution(
+                    execution_pb2.CancelExecutionRequest(id=row.child_execution_id, request_id=f"cancel:{ref[0]}:{ref[1]}"),
+                    timeout=10.0)
+            except grpc.aio.AioRpcError as err:
+                if err.code() in TRANSIENT:
+                    log.warning("cancel of child %s not delivered (%s); retrying", row.child_execution_id, err.code().name)
+                    continue
+                log.info("cancel of child %s: %s: %s", row.child_execution_id, err.code().name, err.details())
+            self._cancels.discard(ref)
+        return False
+
+    async def _finish(self) -> bool:
+        batch = list(self._finishes.values())[:FINISH_BATCH]
+        if not batch:
+            return False
+        done = await asyncio.gather(*(self._submit(f) for f in batch))
+        reported = [f.workflow_id for f, ok in zip(batch, done) if ok]
+        if reported:
+            async with self._db.write() as conn:
+                await mark_finish_reported(conn, reported)
+            for workflow_id in reported:
+                self._finishes.pop(workflow_id, None)
+            self.on_reported(reported)
+        if len(reported) < len(batch):
+            await asyncio.sleep(self._settings.retry_interval)
+        return bool(self._finishes)
+
+    async def _submit(self, f: PendingFinish) -> bool:
+        result = completion_pb2.ExecutionResult(
+            execution_id=f.workflow_id, state=states.execution_state_to_proto(f.status),
+            result_json=dumps(f.result), error=f.error or "", finished_at=f.finished_at,
+            trace=common_pb2.TraceContext(traceparent=f.traceparent), reporter="coordinator",
+        )
+        try:
+            await self._completion.SubmitResult(completion_pb2.SubmitResultRequest(result=result), timeout=10.0)
+        except grpc.aio.AioRpcError as err:
+            if err.code() in TRANSIENT:
+                log.warning("result of workflow %s not delivered (%s); retrying", f.workflow_id, err.code().name)
+                return False
+            log.error("completion refused the result of workflow %s: %s: %s", f.workflow_id, err.code().name,
+                      err.details())
+        return True
+
+
+async def _nothing(_: Sequence[Refusal]) -> None:
+    return None

@@ -1,0 +1,292 @@
+"""The coordinator's tables: loading a workflow and writing what one event did, in one transaction.
+
+A `StepWrite` is everything one engine event changed for one workflow. `write_steps` applies a
+batch of them (different workflows) in ONE transaction — the group commit — each guarded by a
+compare-and-set on `workflow_executions.version`, so a step computed from a stale copy of a
+workflow (another replica advanced it) is refused and recomputed instead of applied twice.
+Task runs are inserted with ON CONFLICT DO NOTHING on (workflow_id, run_key): a run that already
+exists is never scheduled again.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from attune.storage.schema import (
+    task_runs,
+    workflow_definitions,
+    workflow_executions,
+    workflow_state_entries,
+    workflow_timers,
+)
+
+#: Outcomes of one StepWrite in a batch.
+APPLIED = "applied"
+CONFLICT = "conflict"  # the version moved on: recompute from a fresh load
+EXISTS = "exists"  # a create for a workflow that is already recorded
+
+
+def dump_json(value: Any) -> str:
+    """Compact JSON text, as stored in the Text columns."""
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+@dataclass(frozen=True)
+class NewWorkflow:
+    """The workflow_executions row of a workflow being started."""
+
+    id: str
+    action_ref: str
+    definition_digest: str
+    depth: int
+    traceparent: str
+    created_at: float
+
+
+@dataclass(frozen=True)
+class NewTaskRun:
+    """A task_runs row for one StartTask."""
+
+    run_key: str
+    seq: int
+    task_name: str
+    run: int
+    item_index: int | None
+    attempt: int
+    action_ref: str
+    request: dict[str, Any]
+    started_at: float
+
+
+@dataclass(frozen=True)
+class EndedRun:
+    """A task run whose child reached a terminal state (or could not be created)."""
+
+    run_key: str
+    state: str
+    finished_at: float
+
+
+@dataclass
+class StepWrite:
+    """Everything one event changed for one workflow."""
+
+    workflow_id: str
+    #: The version the step was computed from; the row moves to version + 1. None: no CAS
+    #: (a write that touches no engine state, e.g. recording a duplicate's end time).
+    expected_version: int | None
+    status: str | None = None
+    create: NewWorkflow | None = None
+    definition: tuple[str, str] | None = None  # (digest, compiled JSON), stored once
+    entries: dict[str, Any] = field(default_factory=dict)  # value None deletes the entry
+    new_runs: list[NewTaskRun] = field(default_factory=list)
+    ended_runs: list[EndedRun] = field(default_factory=list)
+    cancel_runs: list[str] = field(default_factory=list)
+    timers: dict[str, tuple[float, str] | None] = field(default_factory=dict)  # None deletes
+    finish: tuple[str, Any, str | None, float] | None = None  # status, result, error, at
+
+
+def _insert(conn: AsyncConnection, table: sa.Table) -> Any:
+    """The dialect's INSERT (it has on_conflict_do_nothing / _do_update)."""
+    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+
+
+async def write_steps(conn: AsyncConnection, batch: Sequence[StepWrite]) -> list[str]:
+    """Applies a batch of steps in the caller's transaction; one outcome per step, in order."""
+    outcomes: list[str] = []
+    accepted: list[StepWrite] = []
+    definitions: dict[str, str] = {}
+    for w in batch:
+        outcome = await _claim(conn, w)
+        outcomes.append(outcome)
+        if outcome == APPLIED:
+            accepted.append(w)
+            if w.definition is not None:
+                definitions[w.definition[0]] = w.definition[1]
+    if definitions:
+        now = min((w.create.created_at for w in accepted if w.create), default=0.0)
+        stmt = _insert(conn, workflow_definitions).on_conflict_do_nothing(index_elements=["digest"])
+        await conn.execute(stmt, [{"digest": d, "compiled": c, "created_at": now} for d, c in definitions.items()])
+    await _write_entries(conn, accepted)
+    await _write_runs(conn, accepted)
+    await _write_timers(conn, accepted)
+    return outcomes
+
+
+async def _claim(conn: AsyncConnection, w: StepWrite) -> str:
+    """Creates the workflow row, or moves its version on by compare-and-set."""
+    we = workflow_executions
+    if w.create is not None:
+        c = w.create
+        stmt = _insert(conn, we).on_conflict_do_nothing(index_elements=["id"]).values(
+            id=c.id, action_ref=c.action_ref, status=w.status or "running",
+            definition_digest=c.definition_digest, depth=c.depth, traceparent=c.traceparent,
+            version=1, finish_reported=False, created_at=c.created_at,
+            result=dump_json(w.finish[1]) if w.finish else None,
+            error=w.finish[2] if w.finish else None,
+            finished_at=w.finish[3] if w.finish else None,
+        )
+        return APPLIED if (await conn.execute(stmt)).rowcount == 1 else EXISTS
+    if w.expected_version is None:
+        return APPLIED
+    values: dict[str, Any] = {"version": w.expected_version + 1}
+    if w.status is not None:
+        values["status"] = w.status
+    if w.finish is not None:
+        status, result, error, at = w.finish
+        values.update(status=status, result=dump_json(result), error=error, finished_at=at, finish_reported=False)
+    stmt = sa.update(we).where(we.c.id == w.workflow_id, we.c.version == w.expected_version).values(**values)
+    return APPLIED if (await conn.execute(stmt)).rowcount == 1 else CONFLICT
+
+
+async def _write_entries(conn: AsyncConnection, steps: Iterable[StepWrite]) -> None:
+    upserts: list[dict[str, Any]] = []
+    deletes: list[dict[str, Any]] = []
+    for w in steps:
+        for key, value in w.entries.items():
+            if value is None:
+                deletes.append({"w": w.workflow_id, "k": key})
+            else:
+                upserts.append({"workflow_id": w.workflow_id, "key": key, "value": dump_json(value)})
+    t = workflow_state_entries
+    if upserts:
+        stmt = _insert(conn, t)
+        stmt = stmt.on_conflict_do_update(index_elements=["workflow_id", "key"], set_={"value": stmt.excluded.value})
+        await conn.execute(stmt, upserts)
+    if deletes:
+        stmt = sa.delete(t).where(t.c.workflow_id == sa.bindparam("w"), t.c.key == sa.bindparam("k"))
+        await conn.execute(stmt, deletes)
+
+
+async def _write_runs(conn: AsyncConnection, steps: Sequence[StepWrite]) -> None:
+    t = task_runs
+    inserts = [
+        {"workflow_id": w.workflow_id, "run_key": r.run_key, "seq": r.seq, "task_name": r.task_name,
+         "run": r.run, "item_index": r.item_index, "attempt": r.attempt, "action_ref": r.action_ref,
+         "state": "requested", "request": dump_json(r.request), "child_execution_id": None,
+         "dispatched": False, "cancel_requested": False, "started_at": r.started_at, "finished_at": None}
+        for w in steps for r in w.new_runs
+    ]
+    if inserts:
+        # A run that already exists (a duplicate event) is left alone: never scheduled twice.
+        stmt = _insert(conn, t).on_conflict_do_nothing(index_elements=["workflow_id", "run_key"])
+        await conn.execute(stmt, inserts)
+    ended = [{"w": w.workflow_id, "k": r.run_key, "s": r.state, "at": r.finished_at} for w in steps for r in w.ended_runs]
+    if ended:
+        stmt = (
+            sa.update(t)
+            .where(t.c.workflow_id == sa.bindparam("w"), t.c.run_key == sa.bindparam("k"), t.c.finished_at.is_(None))
+            .values(state=sa.bindparam("s"), finished_at=sa.bindparam("at"), dispatched=True)
+        )
+        await conn.execute(stmt, ended)
+    cancels = [{"w": w.workflow_id, "k": key} for w in steps for key in w.cancel_runs]
+    if cancels:
+        stmt = (
+            sa.update(t)
+            .where(t.c.workflow_id == sa.bindparam("w"), t.c.run_key == sa.bindparam("k"))
+            .values(cancel_requested=True)
+        )
+        await conn.execute(stmt, cancels)
+
+
+async def _write_timers(conn: AsyncConnection, steps: Sequence[StepWrite]) -> None:
+    t = workflow_timers
+    sets: list[dict[str, Any]] = []
+    deletes: list[dict[str, Any]] = []
+    for w in steps:
+        for timer_id, spec in w.timers.items():
+            if spec is None:
+                deletes.append({"w": w.workflow_id, "k": timer_id})
+            else:
+                sets.append({"workflow_id": w.workflow_id, "timer_id": timer_id, "fire_at": spec[0], "purpose": spec[1]})
+    if deletes:
+        stmt = sa.delete(t).where(t.c.workflow_id == sa.bindparam("w"), t.c.timer_id == sa.bindparam("k"))
+        await conn.execute(stmt, deletes)
+    if sets:
+        stmt = _insert(conn, t)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["workflow_id", "timer_id"],
+            set_={"fire_at": stmt.excluded.fire_at, "purpose": stmt.excluded.purpose},
+        )
+        await conn.execute(stmt, sets)
+    finished = [{"w": w.workflow_id} for w in steps if w.finish is not None]
+    if finished:
+        # A finished workflow keeps no timers (the engine would ignore them anyway).
+        await conn.execute(sa.delete(t).where(t.c.workflow_id == sa.bindparam("w")), finished)
+
+
+# --- reads -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WorkflowRow:
+    """What loading a workflow needs from its row."""
+
+    id: str
+    action_ref: str
+    status: str
+    definition_digest: str
+    depth: int
+    traceparent: str
+    version: int
+
+
+async def load_workflow(
+    conn: AsyncConnection, workflow_id: str
+) -> tuple[WorkflowRow, dict[str, Any], int] | None:
+    """The row, the state entries and the next task-run seq of a workflow; None when unknown."""
+    we = workflow_executions
+    row = (await conn.execute(sa.select(
+        we.c.id, we.c.action_ref, we.c.status, we.c.definition_digest, we.c.depth, we.c.traceparent, we.c.version,
+    ).where(we.c.id == workflow_id))).first()
+    if row is None:
+        return None
+    e = workflow_state_entries
+    entries = {
+        key: json.loads(value)
+        for key, value in (await conn.execute(sa.select(e.c.key, e.c.value).where(e.c.workflow_id == workflow_id)))
+    }
+    max_seq = (await conn.execute(sa.select(sa.func.max(task_runs.c.seq)).where(task_runs.c.workflow_id == workflow_id))).scalar()
+    wf = WorkflowRow(row.id, row.action_ref, row.status, row.definition_digest, row.depth, row.traceparent or "", row.version)
+    return wf, entries, (max_seq or 0) + 1
+
+
+async def load_definition(conn: AsyncConnection, digest: str) -> dict[str, Any] | None:
+    """A stored compiled definition (its `to_dict()` form), or None."""
+    t = workflow_definitions
+    text = (await conn.execute(sa.select(t.c.compiled).where(t.c.digest == digest))).scalar()
+    return None if text is None else json.loads(text)
+
+
+async def mark_dispatched(conn: AsyncConnection, rows: Sequence[tuple[str, str, str]]) -> None:
+    """Records (workflow_id, run_key, child_execution_id) of children the scheduler accepted."""
+    if not rows:
+        return
+    t = task_runs
+    stmt = (
+        sa.update(t)
+        .where(t.c.workflow_id == sa.bindparam("w"), t.c.run_key == sa.bindparam("k"))
+        .values(
+            child_execution_id=sa.bindparam("c"),
+            dispatched=True,
+            # An outcome may already have arrived (it carries the link): keep its terminal state.
+            state=sa.case((t.c.finished_at.is_(None), "running"), else_=t.c.state),
+        )
+    )
+    await conn.execute(stmt, [{"w": w, "k": k, "c": c} for w, k, c in rows])
+
+
+async def mark_finish_reported(conn: AsyncConnection, workflow_ids: Sequence[str]) -> None:
+    """Records that the completion service acknowledged these workflows' results."""
+    if workflow_ids:
+        we = workflow_executions
+        await conn.execute(
+            sa.update(we).where(we.c.id == sa.bindparam("w")).values(finish_reported=True),
+            [{"w": w} for w in workflow_ids],
+        )

@@ -1,0 +1,358 @@
+"""Advancing workflows: each event goes through the engine under the workflow's lock, is persisted
+in one (group-committed) transaction, and only then are its commands handed to the `Carrier`.
+
+Running workflows are held in memory (compiled definition + engine state + row version), so an
+event costs no reload. Anything that goes wrong between computing a step and committing it drops
+the in-memory copy: the next event reloads the workflow from the database, which is the truth.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from attune import states
+from attune.config import Settings
+from attune.engine import (
+    CancelTask,
+    CancelTimer,
+    CompiledWorkflow,
+    FinishWorkflow,
+    SetTimer,
+    StartTask,
+    Step,
+    TaskEnded,
+    TaskRunKey,
+    WorkflowState,
+    cancel,
+    start,
+    task_ended,
+    timer_fired,
+)
+from attune.grpcutil.convert import loads
+from attune.storage import Database
+from attune.storage.batching import GroupCommitter
+from attune.telemetry import extract, inject, tracer
+from attune.workflow.v1 import workflow_pb2
+from attune_services.coordinator.carrier import Carrier, PendingChild, PendingFinish, Refusal
+from attune_services.coordinator.definitions import DefinitionCache, DefinitionError
+from attune_services.coordinator.store import (
+    APPLIED,
+    CONFLICT,
+    EndedRun,
+    NewTaskRun,
+    NewWorkflow,
+    StepWrite,
+    load_workflow,
+    write_steps,
+)
+
+log = logging.getLogger(__name__)
+_tracer = tracer(__name__)
+
+Event = Callable[[CompiledWorkflow, WorkflowState, float], Step]
+
+#: How often an event is recomputed after losing a compare-and-set race before giving up.
+MAX_CONFLICT_RETRIES = 5
+
+
+@dataclass
+class LoadedWorkflow:
+    """A running workflow held in memory between events."""
+
+    id: str
+    action_ref: str
+    compiled: CompiledWorkflow
+    state: WorkflowState
+    version: int
+    depth: int
+    traceparent: str
+    next_seq: int
+
+
+class WorkflowLocks:
+    """One asyncio lock per workflow id, dropped when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def hold(self, workflow_id: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(workflow_id, (None, 0))
+        lock = lock or asyncio.Lock()
+        self._locks[workflow_id] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[workflow_id]
+            if users <= 1:
+                del self._locks[workflow_id]
+            else:
+                self._locks[workflow_id] = (lock, users - 1)
+
+
+class Workflows:
+    """Starts workflows and applies outcomes, timers and cancellations to them."""
+
+    def __init__(self, *, db: Database, settings: Settings, definitions: DefinitionCache, carrier: Carrier) -> None:
+        self._db = db
+        self._settings = settings
+        self._definitions = definitions
+        self._carrier = carrier
+        self._cache: dict[str, LoadedWorkflow] = {}
+        self._locks = WorkflowLocks()
+        self._committer: GroupCommitter[StepWrite, str] = GroupCommitter(self._flush)
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.on_timer_set: Callable[[float], None] = lambda fire_at: None
+        carrier.on_refused = self.apply_refusals
+        carrier.on_reported = self.forget
+
+    # --- events ------------------------------------------------------------------------------
+
+    async def start_many(self, starts: Sequence[workflow_pb2.WorkflowStart]) -> list[str]:
+        """Records and starts each workflow (idempotent per execution id); returns the accepted ids."""
+        async with self._busy():
+            done = await asyncio.gather(*(self._start(s) for s in starts), return_exceptions=True)
+        accepted = []
+        for s, outcome in zip(starts, done):
+            if isinstance(outcome, BaseException):
+                log.error("workflow %s could not be started: %r", s.execution_id, outcome, exc_info=outcome)
+            else:
+                accepted.append(s.execution_id)
+        return accepted
+
+    async def apply_outcomes(self, outcomes: Sequence[workflow_pb2.TaskOutcome]) -> list[str]:
+        """Feeds child outcomes to their workflows; returns the execution ids now applied (or that
+        need nothing: duplicates, unknown workflows)."""
+        async with self._busy():
+            done = await asyncio.gather(*(self._outcome(o) for o in outcomes), return_exceptions=True)
+        acked = []
+        for o, outcome in zip(outcomes, done):
+            if isinstance(outcome, BaseException):
+                log.error("outcome of %s not applied (will be re-sent): %r", o.execution_id, outcome, exc_info=outcome)
+            else:
+                acked.append(o.execution_id)
+        return acked
+
+    async def apply_refusals(self, refusals: Sequence[Refusal]) -> None:
+        """Child requests the scheduler refused (or that were cancelled before dispatch) end their
+        task runs as failed / cancelled."""
+        async with self._busy():
+            await asyncio.gather(*(
+                self.task_ended(r.workflow_id, TaskEnded(TaskRunKey.parse(r.run_key), r.state, {"error": r.error}))
+                for r in refusals
+            ))
+
+    async def _outcome(self, o: workflow_pb2.TaskOutcome) -> None:
+        link = o.link
+        state = states.execution_state_from_proto(o.state)
+        if not link.workflow_execution_id or not link.task_name or state not in states.TERMINAL:
+            log.warning("outcome of %s ignored: no workflow link or state %r is not terminal", o.execution_id, state)
+            return
+        result = loads(o.result_json, {})
+        if isinstance(result, dict) and o.error and "error" not in result:
+            result = {**result, "error": o.error}
+        key = TaskRunKey(link.task_name, link.run or 1, None if link.item_index < 0 else link.item_index,
+                         link.attempt or 1)
+        if await self.task_ended(link.workflow_execution_id, TaskEnded(key, state, result)) == "unknown":
+            log.warning("outcome of %s is for unknown workflow %s; acknowledged", o.execution_id,
+                        link.workflow_execution_id)
+
+    async def task_ended(self, workflow_id: str, ended: TaskEnded) -> str:
+        """Applies one task run's end; "unknown" when the workflow is not recorded."""
+        run = EndedRun(ended.key.as_str(), ended.state, time.time())
+        return await self._advance(
+            workflow_id, lambda wf, st, now: task_ended(wf, st, ended, now=now), ended_run=run
+        )
+
+    async def fire_timer(self, workflow_id: str, timer_id: str) -> str:
+        """Fires one due timer (a timer the engine no longer knows is just deleted)."""
+        async with self._busy():
+            return await self._advance(
+                workflow_id, lambda wf, st, now: timer_fired(wf, st, timer_id, now=now), fired_timer=timer_id
+            )
+
+    async def cancel(self, workflow_id: str) -> str:
+        """Cancels a workflow per its cancellation policy; "unknown" when it is not recorded."""
+        async with self._busy():
+            return await self._advance(workflow_id, lambda wf, st, now: cancel(wf, st, now=now))
+
+    def forget(self, workflow_ids: Sequence[str]) -> None:
+        """Drops finished workflows from memory (their results are reported)."""
+        for workflow_id in workflow_ids:
+            loaded = self._cache.get(workflow_id)
+            if loaded is not None and loaded.state.finished:
+                del self._cache[workflow_id]
+
+    async def drain(self) -> None:
+        """Waits for in-flight events to be applied, then writes what is queued."""
+        await self._idle.wait()
+        await self._committer.close()
+
+    # --- internals ---------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _busy(self) -> AsyncIterator[None]:
+        self._in_flight += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._idle.set()
+
+    async def _flush(self, batch: list[StepWrite]) -> list[str]:
+        async with self._db.write() as conn:
+            return await write_steps(conn, batch)
+
+    async def _start(self, s: workflow_pb2.WorkflowStart) -> None:
+        if not s.execution_id:
+            raise ValueError("a WorkflowStart has no execution_id")
+        async with self._locks.hold(s.execution_id):
+            if s.execution_id in self._cache:
+                return  # already started by this process
+            now = time.time()
+            with _tracer.start_as_current_span("workflow.start", context=extract(s.trace.traceparent)) as span:
+                span.set_attribute("attune.execution_id", s.execution_id)
+                span.set_attribute("attune.action_ref", s.action_ref)
+                traceparent = s.trace.traceparent or inject()
+                loaded, write, step = self._begin(s, traceparent, now)
+            if await self._committer.submit(write) != APPLIED:
+                return  # recorded before (a retried hand-off): nothing to do again
+            if write.definition is not None:
+                self._definitions.stored(write.definition[0])
+            if loaded is not None and not loaded.state.finished:
+                self._cache[s.execution_id] = loaded
+            self._after_commit(s.execution_id, depth=s.depth, traceparent=traceparent, write=write, step=step)
+
+    def _begin(
+        self, s: workflow_pb2.WorkflowStart, traceparent: str, now: float
+    ) -> tuple[LoadedWorkflow | None, StepWrite, Step]:
+        """Compiles and starts a workflow in memory; a definition that cannot be used fails it."""
+        new = NewWorkflow(s.execution_id, s.action_ref, "", s.depth, traceparent, now)
+        try:
+            compiled = self._definitions.compile(s.workflow_yaml, source=s.workflow_source, timeout=s.timeout_seconds)
+            parameters = loads(s.parameters_json, {})
+            if not isinstance(parameters, dict):
+                raise DefinitionError(f"parameters of workflow {s.execution_id} are not a JSON object")
+        except (DefinitionError, ValueError) as err:
+            error = str(err)
+            log.warning("workflow %s failed at start: %s", s.execution_id, error)
+            write = StepWrite(s.execution_id, None, status=states.FAILED, create=new,
+                              finish=(states.FAILED, {"succeeded": False, "error": error}, error, now))
+            return None, write, Step(commands=[FinishWorkflow(states.FAILED, {"succeeded": False, "error": error}, error)])
+        digest = compiled.workflow.digest
+        state = WorkflowState.new(parameters=parameters, depth=s.depth, run_cap=self._settings.workflow_run_cap,
+                                  depth_cap=self._settings.workflow_max_depth)
+        step = start(compiled.workflow, state, now=now)
+        loaded = LoadedWorkflow(s.execution_id, s.action_ref, compiled.workflow, state, 1, s.depth, traceparent, 1)
+        write = StepWrite(s.execution_id, None, status=state.status,
+                          create=NewWorkflow(s.execution_id, s.action_ref, digest, s.depth, traceparent, now),
+                          definition=(digest, compiled.json) if self._definitions.needs_storing(digest) else None)
+        self._fill(write, loaded, step, now)
+        write.entries = state.to_entries()  # a new workflow writes all its entries, not just the changed
+        return loaded, write, step
+
+    async def _load(self, workflow_id: str) -> LoadedWorkflow | None:
+        async with self._db.read() as conn:
+            found = await load_workflow(conn, workflow_id)
+        if found is None:
+            return None
+        row, entries, next_seq = found
+        if not row.definition_digest:
+            return None  # failed at start: no definition, nothing can advance it
+        compiled = await self._definitions.by_digest(row.definition_digest)
+        state = WorkflowState.from_entries(entries)
+        return LoadedWorkflow(row.id, row.action_ref, compiled, state, row.version, row.depth, row.traceparent, next_seq)
+
+    async def _advance(
+        self, workflow_id: str, event: Event, *, ended_run: EndedRun | None = None, fired_timer: str | None = None
+    ) -> str:
+        """Runs one event through the engine and persists it; retried on a lost compare-and-set."""
+        for _ in range(MAX_CONFLICT_RETRIES):
+            async with self._locks.hold(workflow_id):
+                loaded = self._cache.get(workflow_id) or await self._load(workflow_id)
+                if loaded is None:
+                    if fired_timer is not None:  # a timer of a workflow that can no longer advance
+                        await self._committer.submit(StepWrite(workflow_id, None, timers={fired_timer: None}))
+                    return "unknown"
+                now = time.time()
+                with _tracer.start_as_current_span("workflow.advance", context=extract(loaded.traceparent)) as span:
+                    span.set_attribute("attune.execution_id", workflow_id)
+                    step = event(loaded.compiled, loaded.state, now)
+                if not step.changed and not step.commands:
+                    if ended_run is None and fired_timer is None:
+                        return "unchanged"
+                    write = StepWrite(workflow_id, None)  # a duplicate: only bookkeeping rows
+                else:
+                    write = StepWrite(workflow_id, loaded.version, status=loaded.state.status)
+                    self._fill(write, loaded, step, now)
+                if ended_run is not None:
+                    write.ended_runs.insert(0, ended_run)
+                if fired_timer is not None:
+                    write.timers = {fired_timer: None, **write.timers}
+                try:
+                    outcome = await self._committer.submit(write)
+                except BaseException:
+                    self._cache.pop(workflow_id, None)  # memory is ahead of the database now
+                    raise
+                if outcome == CONFLICT:
+                    self._cache.pop(workflow_id, None)
+                    log.info("workflow %s moved on elsewhere; recomputing the event", workflow_id)
+                    continue
+                if write.expected_version is not None:
+                    loaded.version += 1
+                if loaded.state.finished:
+                    self._cache.pop(workflow_id, None)
+                else:
+                    self._cache[workflow_id] = loaded
+                self._after_commit(workflow_id, depth=loaded.depth, traceparent=loaded.traceparent, write=write, step=step)
+                return "applied"
+        raise RuntimeError(f"workflow {workflow_id}: gave up after {MAX_CONFLICT_RETRIES} compare-and-set conflicts")
+
+    def _fill(self, write: StepWrite, loaded: LoadedWorkflow, step: Step, now: float) -> None:
+        """Translates a Step into rows: entries, task runs, cancels, timers, the finish."""
+        write.entries = step.changed
+        for command in step.commands:
+            if isinstance(command, StartTask):
+                key = command.key
+                write.new_runs.append(NewTaskRun(
+                    key.as_str(), loaded.next_seq, key.task, key.run, key.item, key.attempt, command.action_ref,
+                    {"input": command.input, "timeout": command.timeout}, now,
+                ))
+                loaded.next_seq += 1
+            elif isinstance(command, CancelTask):
+                write.cancel_runs.append(command.key.as_str())
+            elif isinstance(command, SetTimer):
+                write.timers[command.timer_id] = (command.fire_at, command.purpose)
+            elif isinstance(command, CancelTimer):
+                write.timers[command.timer_id] = None
+            elif isinstance(command, FinishWorkflow):
+                write.status = command.status
+                write.finish = (command.status, command.result, command.error, now)
+
+    def _after_commit(self, workflow_id: str, *, depth: int, traceparent: str, write: StepWrite, step: Step) -> None:
+        """Hands the committed step's commands to the carrier and the timer loop."""
+        children = [
+            PendingChild.of(workflow_id, run.run_key, run.task_name, run.run, run.item_index, run.attempt,
+                            run.action_ref, run.request, depth=depth, traceparent=traceparent)
+            for run in write.new_runs
+        ]
+        if children:
+            self._carrier.add_children(children)
+        if write.cancel_runs:
+            self._carrier.add_cancels([(workflow_id, key) for key in write.cancel_runs])
+        for timer in write.timers.values():
+            if timer is not None:
+                self.on_timer_set(timer[0])
+        if write.finish is not None:
+            status, result, error, at = write.finish
+            self._carrier.add_finish(PendingFinish(workflow_id, status, result, error, traceparent, at))

@@ -1,0 +1,247 @@
+"""The workflow-coordinator against a real database, with a fake scheduler and completion service."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+import pytest
+
+from attune.workflow.v1 import workflow_pb2
+from tests.coordinator.conftest import Harness, outcome, settle, wait_until
+
+SEQUENCE = """
+version: 1
+tasks:
+  - name: greet
+    action: core.echo
+    input: {message: "hello {{ parameters.who }}"}
+    next:
+      - when: "{{ succeeded() }}"
+        publish:
+          - greeting: "{{ result().stdout }}"
+        do: [shout]
+  - name: shout
+    action: core.echo
+    input: {message: "{{ vars.greeting | upper }}"}
+output_map:
+  greeting: "{{ vars.greeting }}"
+  shouted: "{{ task.shout.stdout }}"
+"""
+
+
+async def test_sequence_advances_and_submits_the_workflow_result(harness: Harness) -> None:
+    wf = await harness.start_workflow(SEQUENCE, parameters={"who": "ada"})
+    [greet] = await harness.wait_requests(wf, 1)
+    assert greet.action_ref == "core.echo"
+    assert greet.request_id == f"{wf}:greet/1/-/1"
+    assert greet.parent_id == wf and greet.depth == 1
+    assert (greet.link.workflow_execution_id, greet.link.task_name, greet.link.run, greet.link.item_index,
+            greet.link.attempt) == (wf, "greet", 1, -1, 1)
+    assert greet.trace.traceparent.split("-")[1] == "ab" * 16
+    assert greet.parameters_json == b'{"message":"hello ada"}'
+
+    await harness.report(outcome(greet, result={"stdout": "hello ada"}))
+    _, shout = await harness.wait_requests(wf, 2)
+    assert shout.parameters_json == b'{"message":"HELLO ADA"}'
+    await harness.report(outcome(shout, result={"stdout": "HELLO ADA"}))
+
+    state, result, error = await harness.wait_result(wf)
+    assert (state, error) == ("succeeded", "")
+    assert result == {"succeeded": True, "greeting": "hello ada", "shouted": "HELLO ADA"}
+    assert harness.completion.results[wf].reporter == "coordinator"
+
+    run = await harness.run_of(wf)
+    assert run.state == workflow_pb2.WORKFLOW_STATE_SUCCEEDED
+    assert [(t.task_name, t.run, t.item_index, t.attempt) for t in run.task_runs] == [
+        ("greet", 1, -1, 1), ("shout", 1, -1, 1)]
+    assert [t.child_execution_id for t in run.task_runs] == [harness.scheduler.ids[r.request_id]
+                                                             for r in (greet, shout)]
+    assert all(t.finished_at.seconds > 0 for t in run.task_runs)
+
+
+async def test_a_duplicate_outcome_schedules_nothing_twice(harness: Harness) -> None:
+    wf = await harness.start_workflow(SEQUENCE, parameters={"who": "bob"})
+    [greet] = await harness.wait_requests(wf, 1)
+    done = outcome(greet, result={"stdout": "hi"})
+    await harness.report(done)
+    await harness.wait_requests(wf, 2)
+    assert await harness.report(done) == [done.execution_id]  # acked, changes nothing
+    await settle()
+    assert harness.scheduler.per_run(wf) == {f"{wf}:greet/1/-/1": 1, f"{wf}:shout/1/-/1": 1}
+
+
+async def test_concurrent_duplicate_outcomes_schedule_the_next_task_once(harness: Harness) -> None:
+    wf = await harness.start_workflow(SEQUENCE, parameters={"who": "cy"})
+    [greet] = await harness.wait_requests(wf, 1)
+    done = outcome(greet, result={"stdout": "hi"})
+    streams = [harness.open_stream() for _ in range(4)]
+    # Four streams at once, one of them carrying the outcome twice in one batch.
+    await asyncio.gather(*(harness.report(done, done, stream=s) if i == 0 else harness.report(done, stream=s)
+                           for i, s in enumerate(streams)))
+    await harness.wait_requests(wf, 2)
+    await settle()
+    assert harness.scheduler.per_run(wf) == {f"{wf}:greet/1/-/1": 1, f"{wf}:shout/1/-/1": 1}
+    [second] = [r for r in harness.scheduler.of(wf) if r.link.task_name == "shout"]
+    await harness.report(outcome(second, result={"stdout": "HI"}))
+    assert (await harness.wait_result(wf))[0] == "succeeded"
+    assert harness.completion.calls[wf] == 1
+
+
+RETRY = """
+version: 1
+tasks:
+  - name: flaky
+    action: core.local
+    retry: {count: 1, delay: 1.5}
+    input: {cmd: "false"}
+output_map:
+  attempts: "{{ task.flaky.attempt | default('n/a') }}"
+"""
+
+
+async def test_a_retry_delay_timer_survives_a_coordinator_restart(harness: Harness) -> None:
+    wf = await harness.start_workflow(RETRY)
+    [first] = await harness.wait_requests(wf, 1)
+    await harness.report(outcome(first, "failed", {"exit_code": 1}))
+    await harness.stop_coordinator()  # before the 1.5 s retry delay is over
+    await settle(0.2)
+    assert len(harness.scheduler.of(wf)) == 1
+
+    await harness.start_coordinator()
+    [_, second] = await harness.wait_requests(wf, 2, timeout=10)
+    assert second.link.attempt == 2 and second.request_id == f"{wf}:flaky/1/-/2"
+    await harness.report(outcome(second, result={"exit_code": 0}))
+    state, result, _ = await harness.wait_result(wf)
+    assert state == "succeeded"
+    assert harness.scheduler.per_run(wf) == {f"{wf}:flaky/1/-/1": 1, f"{wf}:flaky/1/-/2": 1}
+
+
+async def test_a_refused_child_request_fails_the_task_and_the_workflow(harness: Harness) -> None:
+    wf = await harness.start_workflow("""
+version: 1
+tasks:
+  - name: ghost
+    action: missing.action
+""")
+    state, result, error = await harness.wait_result(wf)
+    assert state == "failed"
+    assert result["succeeded"] is False
+    assert "ghost" in error
+    run = await harness.run_of(wf)
+    assert run.state == workflow_pb2.WORKFLOW_STATE_FAILED
+    [task] = run.task_runs
+    assert task.state == 6  # EXECUTION_STATE_FAILED
+    assert task.child_execution_id == ""
+
+
+async def test_a_refused_child_can_be_handled_by_an_on_failure_transition(harness: Harness) -> None:
+    wf = await harness.start_workflow("""
+version: 1
+tasks:
+  - name: ghost
+    action: missing.action
+    next:
+      - when: "{{ failed() }}"
+        publish: [{why: "{{ result().error }}"}]
+        do: [report]
+  - name: report
+    action: core.echo
+output_map:
+  why: "{{ vars.why }}"
+""")
+    [_, report] = await harness.wait_requests(wf, 2)
+    await harness.report(outcome(report))
+    state, result, _ = await harness.wait_result(wf)
+    assert state == "succeeded"
+    assert result["why"] == "action missing.action is not registered"
+
+
+async def test_cancel_running_cancels_the_child_and_ends_cancelled(harness: Harness) -> None:
+    wf = await harness.start_workflow("""
+version: 1
+cancellation_policy: cancel_running
+tasks:
+  - name: slow
+    action: core.sleep
+    next:
+      - do: [after]
+  - name: after
+    action: core.echo
+""")
+    [slow] = await harness.wait_requests(wf, 1)
+    await wait_until(lambda: slow.request_id in harness.scheduler.ids, 5, "dispatch")
+    response = await harness.client.CancelWorkflow(workflow_pb2.CancelWorkflowRequest(execution_id=wf))
+    assert response.run.state == workflow_pb2.WORKFLOW_STATE_CANCELING
+    child = harness.scheduler.ids[slow.request_id]
+    await wait_until(lambda: child in harness.scheduler.cancels, 5, "CancelExecution of the child")
+    await harness.report(outcome(slow, "cancelled", execution_id=child))
+    state, result, _ = await harness.wait_result(wf)
+    assert state == "cancelled" and result["succeeded"] is False
+    await settle()
+    assert len(harness.scheduler.of(wf)) == 1  # "after" never ran
+
+
+async def test_starting_twice_is_idempotent(harness: Harness) -> None:
+    wf = await harness.start_workflow(SEQUENCE, parameters={"who": "dee"})
+    await harness.start_workflow(SEQUENCE, parameters={"who": "dee"}, workflow_id=wf)
+    await harness.wait_requests(wf, 1)
+    await settle()
+    assert harness.scheduler.per_run(wf) == {f"{wf}:greet/1/-/1": 1}
+
+
+async def test_nesting_deeper_than_the_cap_fails_the_workflow(harness: Harness) -> None:
+    wf = await harness.start_workflow(SEQUENCE, depth=harness.settings.workflow_max_depth + 1)
+    state, _, error = await harness.wait_result(wf)
+    assert state == "failed"
+    assert "depth 11" in error and "10" in error
+    assert harness.scheduler.of(wf) == []
+
+
+async def test_an_invalid_definition_fails_the_workflow_with_the_reason(harness: Harness) -> None:
+    wf = await harness.start_workflow("tasks: [{name: a, action: core.echo, next: [{do: [nowhere]}]}]")
+    state, _, error = await harness.wait_result(wf)
+    assert state == "failed"
+    assert "tests/flow.workflow.yaml" in error and "nowhere" in error
+    run = await harness.run_of(wf)
+    assert run.state == workflow_pb2.WORKFLOW_STATE_FAILED and run.error == error
+
+
+async def test_undispatched_children_are_requested_after_a_restart(harness: Harness) -> None:
+    harness.scheduler.down = True
+    wf = await harness.start_workflow(SEQUENCE, parameters={"who": "eve"})
+    await settle(0.2)
+    await harness.stop_coordinator()
+    harness.scheduler.down = False
+    await harness.start_coordinator()
+    [greet] = await harness.wait_requests(wf, 1)
+    await harness.report(outcome(greet, result={"stdout": "x"}))
+    [_, shout] = await harness.wait_requests(wf, 2)
+    await harness.report(outcome(shout, result={"stdout": "X"}))
+    assert (await harness.wait_result(wf))[0] == "succeeded"
+    assert harness.scheduler.per_run(wf) == {f"{wf}:greet/1/-/1": 1, f"{wf}:shout/1/-/1": 1}
+
+
+async def test_unknown_workflows_are_acknowledged(harness: Harness) -> None:
+    wf = await harness.start_workflow(SEQUENCE, parameters={"who": "fay"})
+    [greet] = await harness.wait_requests(wf, 1)
+    stray = outcome(greet, execution_id="stray")
+    stray.link.workflow_execution_id = "no-such-workflow"
+    assert await harness.report(stray) == ["stray"]
+
+
+async def test_get_list_and_errors(harness: Harness) -> None:
+    first = await harness.start_workflow(SEQUENCE, parameters={"who": "g"})
+    second = await harness.start_workflow(SEQUENCE, parameters={"who": "h"})
+    listed = await harness.client.ListWorkflowRuns(workflow_pb2.ListWorkflowRunsRequest(
+        state=workflow_pb2.WORKFLOW_STATE_RUNNING, page_size=1))
+    assert [r.execution_id for r in listed.runs] == [second]
+    page2 = await harness.client.ListWorkflowRuns(workflow_pb2.ListWorkflowRunsRequest(
+        state=workflow_pb2.WORKFLOW_STATE_RUNNING, page_size=1, page_token=listed.next_page_token))
+    assert [r.execution_id for r in page2.runs] == [first]
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await harness.client.GetWorkflowRun(workflow_pb2.GetWorkflowRunRequest(execution_id="nope"))
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND and "nope" in (err.value.details() or "")
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await harness.client.CancelWorkflow(workflow_pb2.CancelWorkflowRequest(execution_id="nope"))
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
