@@ -57,7 +57,7 @@ class Simulation:
         self.queue: list[tuple[float, int, str, Any]] = []
         self.seq = 0
         self.now = 0.0
-        self.running: dict[str, tuple[float, int]] = {}  # key -> queue entry identity
+        self.running: dict[str, int] = {}  # key -> sequence number of its pending end event
         self.timer_ids: dict[str, int] = {}
         self.in_flight: dict[str, int] = {}
         self.run = Run()

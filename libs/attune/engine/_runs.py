@@ -87,6 +87,8 @@ def begin_run(ev: Event, task: TaskSpec, run: int) -> None:
     except ExpressionError as err:
         ev.fail(f'task "{task.name}", field with_items: {_detail(err)}')
         return
+    if isinstance(items, range):
+        items = list(items)
     if not isinstance(items, (list, tuple)):
         ev.fail(f'task "{task.name}", field with_items: must give a list, got {type(items).__name__}')
         return

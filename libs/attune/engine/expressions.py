@@ -109,7 +109,7 @@ class Template:
                 if isinstance(value, Mapping) and not isinstance(value, dict):
                     value = dict(value)  # a namespace view (e.g. `{{ vars }}`) becomes plain data
                 return value
-            return _ENV.concat(self._text.root_render_func(self._text.new_context(context, shared=True)))  # type: ignore[attr-defined]
+            return _ENV.concat(self._text.root_render_func(self._text.new_context(context, shared=True)))
         except ExpressionError:
             raise
         except TemplateError as err:

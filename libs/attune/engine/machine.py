@@ -17,7 +17,7 @@ from ._event import Event
 from ._runs import attempt_ended, timer_elapsed, transition_into
 from .commands import CancelTimer, FinishWorkflow, SetTimer, Step, TaskEnded
 from .context import base_context
-from .errors import ExpressionError
+from .errors import ExpressionError, WorkflowStateError
 from .expressions import NestedExpressionError, render
 from .graph import CompiledWorkflow
 from .state import WorkflowState
@@ -25,6 +25,7 @@ from .state import WorkflowState
 __all__ = ["start", "task_ended", "timer_fired", "cancel", "WORKFLOW_TIMEOUT_TIMER"]
 
 WORKFLOW_TIMEOUT_TIMER = "workflow-timeout"
+TASK_END_STATES = frozenset({"succeeded", "failed", "timeout", "cancelled", "abandoned"})
 
 
 def start(wf: CompiledWorkflow, state: WorkflowState, *, now: float) -> Step:
@@ -50,6 +51,9 @@ def start(wf: CompiledWorkflow, state: WorkflowState, *, now: float) -> Step:
 
 def task_ended(wf: CompiledWorkflow, state: WorkflowState, ended: TaskEnded, *, now: float) -> Step:
     """A child execution ended (succeeded | failed | timeout | cancelled | abandoned)."""
+    if ended.state not in TASK_END_STATES:
+        raise WorkflowStateError(f"task {ended.key.as_str()} cannot end {ended.state!r}: "
+                                 f"expected one of {', '.join(sorted(TASK_END_STATES))}")
     if state.finished or state.get("k:" + ended.key.as_str()) is None:
         return Step()
     ev = Event(wf, state, now)
@@ -162,7 +166,9 @@ def _finish(ev: Event, status: str, result: dict[str, object] | None = None) -> 
     state = ev.state
     error = None
     if status != "succeeded":
-        errors = state.meta["errors"] or ["workflow cancelled"]
+        errors = list(state.meta["errors"])
+        if status == "cancelled":
+            errors.insert(0, "workflow cancelled")
         error = "; ".join(errors)
         result = {"succeeded": False, "error": error}
     if state.meta["timeout_timer"]:

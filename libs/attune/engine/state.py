@@ -57,7 +57,7 @@ class WorkflowState:
     def new(cls, *, parameters: dict[str, Any], depth: int = 0, run_cap: int = 1000,
             depth_cap: int = 10) -> WorkflowState:
         """A fresh state for a workflow about to ``start``; ``depth`` is its nesting level."""
-        meta = {"status": "running", "closing": None, "errors": [], "depth": depth,
+        meta: dict[str, Any] = {"status": "running", "closing": None, "errors": [], "depth": depth,
                 "depth_cap": depth_cap, "run_cap": run_cap, "started": False, "timeout_timer": False}
         return cls({_META: meta, "params": dict(parameters)})
 
