@@ -217,4 +217,4 @@ def check_expectations(expect: dict[str, Any], run: Run) -> None:
         assert run.finished_at == expect["finished_at"]
     assert run.state is not None
     for name, value in (expect.get("vars") or {}).items():
-        assert run.state.get("v:" + name) == value
+        assert run.state.get_value("v:" + name) == value

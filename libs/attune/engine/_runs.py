@@ -85,7 +85,7 @@ def begin_run(ev: Event, task: TaskSpec, run: int) -> None:
     try:
         items = render(task.with_items, ctx)
     except ExpressionError as err:
-        ev.fail(f'task "{task.name}", field with_items: {_detail(err)}')
+        ev.fail(f'task "{task.name}", field with_items: {err}')
         return
     if isinstance(items, range):
         items = list(items)
@@ -97,7 +97,7 @@ def begin_run(ev: Event, task: TaskSpec, run: int) -> None:
         try:
             concurrency = render(task.concurrency, ctx)
         except ExpressionError as err:
-            ev.fail(f'task "{task.name}", field concurrency: {_detail(err)}')
+            ev.fail(f'task "{task.name}", field concurrency: {err}')
             return
         if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
             ev.fail(f'task "{task.name}", field concurrency: must give an integer >= 1, got {concurrency!r}')
@@ -199,7 +199,7 @@ def _item_finished(ev: Event, task: TaskSpec, key: TaskRunKey, state: str, resul
     if state != "succeeded":
         rec["bad"] = [*rec["bad"], state]
     ev.state.set("run:" + run_id, rec)
-    ev.state.set(f"ir:{run_id}/{key.item}", result)
+    ev.state.set_value(f"ir:{run_id}/{key.item}", result)
     _launch_items(ev, task, key.run)
     rec = ev.state.get("run:" + run_id)
     if rec["active"] > 0:
@@ -208,7 +208,7 @@ def _item_finished(ev: Event, task: TaskSpec, key: TaskRunKey, state: str, resul
         return  # cannot happen (launch keeps one in flight); kept as a guard
     results = []
     for i in range(rec["count"]):
-        results.append(ev.state.get(f"ir:{run_id}/{i}"))
+        results.append(ev.state.get_value(f"ir:{run_id}/{i}"))
         ev.state.delete(f"ir:{run_id}/{i}")
     ev.state.delete("run:" + run_id)
     ev.state.delete("items:" + run_id)
@@ -232,6 +232,3 @@ def timer_elapsed(ev: Event, timer: dict[str, Any]) -> None:
         key = TaskRunKey.parse(timer["key"])
         start_attempt(ev, ev.wf.tasks[key.task], key, timer["input"])
 
-
-def _detail(err: ExpressionError) -> str:
-    return str(err)

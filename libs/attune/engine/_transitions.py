@@ -19,7 +19,7 @@ def run_finished(ev: Event, task: TaskSpec, run: int, run_state: str, result: An
     targets. A failed run not handled by a fired entry with a ``do`` fails the workflow.
     """
     state, name = ev.state, task.name
-    state.set("res:" + name, result)
+    state.set_value("res:" + name, result)
     ctx = run_context(state, run_state, result)
     handled = False
     for transition in task.next:
@@ -37,7 +37,7 @@ def run_finished(ev: Event, task: TaskSpec, run: int, run_state: str, result: An
             except ExpressionError as err:
                 ev.fail(f'task "{name}", field {transition.publish_field}.{var}: expression {expr!r}: {err}')
                 return
-            state.set("v:" + var, value)
+            state.set_value("v:" + var, value)
         if transition.do:
             handled = True
             for target in transition.do:

@@ -31,11 +31,10 @@ class _EntryView(Mapping[str, Any]):
         self._state, self._prefix, self._what = state, prefix, what
 
     def __getitem__(self, name: str) -> Any:
-        key = self._prefix + name
-        value = self._state.get(key, _MISSING)
-        if value is _MISSING:
+        box = self._state.get(self._prefix + name)
+        if box is None:
             raise KeyError(name)
-        return value
+        return box["value"]
 
     def __iter__(self) -> Iterator[str]:
         n = len(self._prefix)

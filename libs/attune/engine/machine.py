@@ -98,7 +98,7 @@ def _render_vars(ev: Event) -> None:
     ctx = base_context(ev.state)
     for name, expr in ev.wf.spec.vars:
         try:
-            ev.state.set("v:" + name, render(expr, ctx))
+            ev.state.set_value("v:" + name, render(expr, ctx))
         except NestedExpressionError as err:
             ev.fail(f"field vars.{name}{err.subpath}: {err.detail}")
             return

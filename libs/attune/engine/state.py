@@ -6,19 +6,22 @@ event changed (``Step.changed``), never a whole snapshot. Entry keys:
 ==========================  ===================================================
 ``wf``                      status, closing reason, errors, caps, depth, flags
 ``params``                  the workflow's parameters
-``v:<name>``                a workflow variable (``vars``; last write wins)
-``res:<task>``              the latest result of ``<task>``
+``v:<name>``                ``{"value": …}`` a workflow variable (``vars``; last write wins)
+``res:<task>``              ``{"value": …}`` the latest result of ``<task>``
 ``runs:<task>``             how many runs of ``<task>`` were started (run cap)
 ``k:<task/run/item/att>``   a child execution that is running (TaskRunKey.as_str)
 ``t:<timer_id>``            a pending timer (task delay or retry wait)
 ``run:<task>/<run>``        counters of a with_items run (next, active, failed)
 ``items:<task>/<run>``      the evaluated item list of a with_items run
-``ir:<task>/<run>/<i>``     the outcome of one item of a with_items run
+``ir:<task>/<run>/<i>``     ``{"value": …}`` the result of one item of a with_items run
 ``j:<task>``                an open join barrier: how many sources arrived
 ``ja:<task>/<source>``      the barrier generation ``source`` last arrived at
 ``jgen:<task>``             barrier generation of a join on a cycle (one per run)
 ``jdone:<task>``            a join not on a cycle already ran (later arrivals dropped)
 ==========================  ===================================================
+
+No entry value is ever None (None in ``Step.changed`` means "deleted"), which is
+why data that may be null is wrapped as ``{"value": …}``.
 """
 
 from __future__ import annotations
@@ -102,8 +105,19 @@ class WorkflowState:
         return [k for k in self._entries if k.startswith(prefix)]
 
     # -- write --------------------------------------------------------------
+    def get_value(self, key: str, default: Any = None) -> Any:
+        """Read a wrapped data entry (``v:``, ``res:``, ``ir:``)."""
+        box = self._entries.get(key)
+        return default if box is None else box["value"]
+
+    def set_value(self, key: str, value: Any) -> None:
+        """Write a data entry wrapped as ``{"value": value}`` (value may be None)."""
+        self.set(key, {"value": value})
+
     def set(self, key: str, value: Any) -> None:
-        """Set an entry and record the change."""
+        """Set an entry and record the change (value must not be None: None means deleted)."""
+        if value is None:
+            raise WorkflowStateError(f"entry {key!r} cannot be set to None (None marks a deletion)")
         if key not in self._entries:
             self._index(key, present=True)
         self._entries[key] = value
