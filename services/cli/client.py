@@ -36,35 +36,42 @@ class CliError(Exception):
 
 def violation_lines(error: grpc.RpcError) -> list[str]:
     """The field violations of a rich gRPC error as "field: description" lines."""
+    return [_violation_text(field, description) for field, description in _violations(error)]
+
+
+def _violations(error: grpc.RpcError) -> list[tuple[str, str]]:
     try:
-        found = violations_of(error)
+        return [(v.field, v.description) for v in violations_of(error)]
     except Exception:  # noqa: BLE001 - a malformed status detail must not hide the error itself
         return []
-    return [_violation_text(v.field, v.description) for v in found]
 
 
 def _violation_text(field: str, description: str) -> str:
-    if not field:
+    name = field.removeprefix("parameters.")
+    if not name:
         return description
-    if "/" in field or "." in field or ":" in field:
-        return f"{field}: {description}"
-    return f"parameter {field!r}: {description}"
+    if name != field or not any(sep in name for sep in "/.:"):
+        return f"parameter {name!r}: {description}"
+    return f"{field}: {description}"
 
 
-def error_from_rpc(error: grpc.RpcError, address: str, what: str = "") -> CliError:
-    """A CliError naming what failed, the status and each violation."""
+def error_from_rpc(error: grpc.RpcError, address: str, what: str = "", subject: str = "") -> CliError:
+    """A CliError naming what failed (``what``, unless the server's message already names the
+    ``subject``), the server's message and each violation it does not already state."""
     code = error.code() if hasattr(error, "code") else None
     details = (error.details() if hasattr(error, "details") else "") or ""
-    lines = violation_lines(error)
+    found = _violations(error)
+    lines = [_violation_text(f, d) for f, d in found]
     if code == grpc.StatusCode.UNAVAILABLE:
         message = f"cannot reach attune at {address}; is `attune up` running?"
     elif code == grpc.StatusCode.DEADLINE_EXCEEDED:
         message = f"attune at {address} did not answer in time"
     else:
         message = details or (code.name.lower() if code else "request failed")
-        if lines and not any(line in message for line in lines):
-            message = f"{message}: {'; '.join(lines)}"
-    if what:
+        unstated = [line for line, (_, d) in zip(lines, found) if d not in message]
+        if unstated:
+            message = f"{message}: {'; '.join(unstated)}"
+    if what and not (subject and subject in message):
         message = f"{what}: {message}"
     return CliError(message, violations=lines)
 
@@ -92,6 +99,6 @@ class Client:
         """Closes the channel."""
         await self.channel.close()
 
-    def error(self, err: grpc.RpcError, what: str = "") -> CliError:
-        """The CliError for a failed call on this client."""
-        return error_from_rpc(err, self.address, what)
+    def error(self, err: grpc.RpcError, what: str = "", subject: str = "") -> CliError:
+        """The CliError for a failed call on this client; see :func:`error_from_rpc`."""
+        return error_from_rpc(err, self.address, what, subject)

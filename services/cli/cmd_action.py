@@ -37,7 +37,7 @@ async def fetch_action(client: Client, ref: str) -> registry_pb2.Action:
     try:
         response = await client.registry.GetAction(registry_pb2.GetActionRequest(ref=ref))
     except grpc.RpcError as err:
-        raise client.error(err, f"action {ref!r}") from err
+        raise client.error(err, f"action {ref!r}", subject=ref) from err
     return response.action
 
 

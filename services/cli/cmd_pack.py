@@ -27,6 +27,8 @@ def add_parser(commands: argparse._SubParsersAction, parent: argparse.ArgumentPa
 
 def pack_files(directory: Path) -> list[registry_pb2.PackFile]:
     """Every file of the folder (dotfiles and __pycache__ skipped) as PackFile messages."""
+    if not (directory / "pack.yaml").is_file():
+        raise CliError(f"{str(directory)!r} is not a pack folder: it has no pack.yaml")
     try:
         files = read_pack_files(directory)
     except PackError as err:

@@ -47,7 +47,7 @@ async def request_execution(
     try:
         response = await client.executions.RequestExecution(request)
     except grpc.RpcError as err:
-        raise client.error(err, f"run {ref}") from err
+        raise client.error(err, f"run {ref}", subject=ref) from err
     return response.execution
 
 
