@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 
 from attune_services.worker.runtimes import (
+    ActionLaunchError,
     ActionProcess,
     EntryPointMissing,
     RunRequest,
@@ -346,6 +348,23 @@ async def test_cancelling_run_action_kills_the_process(actions: Path) -> None:
     assert await eventually_gone(int(pid_file.read_text()))
 
 
+async def test_background_child_holding_the_pipes_does_not_hold_the_outcome(actions: Path) -> None:
+    # The orphan keeps stdout, stderr and an unread 200 kB stdin open; the run still ends once
+    # the drain window after the script's own exit has passed.
+    pid_file = actions / "orphan.pid"
+    source = f"sleep 30 &\necho $! > {pid_file}\necho done\n"
+    request = action(actions, "daemon.sh", source, parameters={"blob": "x" * 200_000})
+    try:
+        began = time.monotonic()
+        outcome = await asyncio.wait_for(run_action(request, INTERPRETERS), 10)
+        assert outcome.state == "succeeded", outcome.error
+        assert outcome.result["stdout"] == "done\n"
+        assert time.monotonic() - began < 2
+    finally:
+        if pid_file.exists():
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)
+
+
 # --- refusals ---------------------------------------------------------------------------------
 
 
@@ -384,6 +403,26 @@ async def test_missing_entry_point_is_refused(actions: Path) -> None:
     )
     with pytest.raises(EntryPointMissing, match="none given"):
         await ActionProcess(without, INTERPRETERS).start()
+
+
+async def test_interpreter_that_cannot_be_executed(actions: Path) -> None:
+    request = action(actions, "hi.sh", "echo hi\n")
+    with pytest.raises(ActionLaunchError, match=r'action "mypack.hi": cannot start /nonexistent/bash'):
+        await ActionProcess(request, {"shell": "/nonexistent/bash"}).start()
+
+
+async def test_runs_leave_no_file_descriptors_behind(actions: Path) -> None:
+    def open_fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    small = action(actions, "small.sh", "cat > /dev/null; echo ok\n", parameters={"a": 1})
+    large = action(actions, "large.sh", "echo ok\n", parameters={"blob": "x" * 200_000})
+    await run_action(small, INTERPRETERS)  # warm up whatever the loop keeps open
+    before = open_fds()
+    for request in (small, large, small, large):
+        assert (await run_action(request, INTERPRETERS)).state == "succeeded"
+    await asyncio.sleep(0.05)  # transports close in the loop's next callbacks
+    assert open_fds() == before
 
 
 # --- overhead ---------------------------------------------------------------------------------

@@ -12,13 +12,6 @@ import asyncio
 import os
 
 
-class _Feed(asyncio.Protocol):
-    closed = False
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-
-
 class ParameterPipe:
     def __init__(self, data: bytes) -> None:
         self.read_fd, write_fd = os.pipe()
@@ -30,7 +23,6 @@ class ParameterPipe:
         self._rest = data[written:]
         self._write_fd: int | None = write_fd
         self._feeder: asyncio.WriteTransport | None = None
-        self._feed = _Feed()
         if not self._rest:
             self._close_write_end()
 
@@ -42,14 +34,17 @@ class ParameterPipe:
         loop = asyncio.get_running_loop()
         pipe = os.fdopen(self._write_fd, "wb", buffering=0)
         self._write_fd = None  # owned by the transport from here on
-        self._feeder, _ = await loop.connect_write_pipe(lambda: self._feed, pipe)
+        self._feeder, _ = await loop.connect_write_pipe(asyncio.Protocol, pipe)
         self._feeder.write(self._rest)
         self._feeder.close()  # after the buffer drains; a child that exits first ends it (EPIPE)
 
     def discard(self) -> None:
         """The spawn failed, or the run is over: release what is still open."""
-        if self._feeder is not None and not self._feed.closed:
-            self._feeder.abort()  # (asyncio's abort() fails on a transport already closed)
+        # Data still buffered: a process of the run's group kept stdin open without reading.
+        # (With an empty buffer the transport is closed or closing already; aborting it again
+        # would make asyncio run its connection_lost twice.)
+        if self._feeder is not None and self._feeder.get_write_buffer_size():
+            self._feeder.abort()
             self._feeder = None
         self._close_write_end()
 
