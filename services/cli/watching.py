@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import AsyncIterator, Callable
+from typing import AsyncIterator, Callable, TypeAlias
 
 import grpc
 
@@ -13,7 +13,7 @@ from attune.states import TERMINAL
 from attune_services.cli.client import Client
 from attune_services.cli.output import state_of
 
-Snapshot = execution_pb2.WatchExecutionResponse
+Snapshot: TypeAlias = execution_pb2.WatchExecutionResponse
 _RESUME_ATTEMPTS = 20
 _RESUME_DELAY = 0.25
 

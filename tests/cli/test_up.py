@@ -1,0 +1,89 @@
+"""`attune up` as a user runs it: SQLite in a fresh ATTUNE_HOME, ready line, a workflow run
+against it, Ctrl-C stopping every child; and the failures it reports in one line."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+from pathlib import Path
+
+import psutil
+import pytest
+
+from attune_services.cli.launcher import free_port
+from tests.cli.e2e import attune, attune_script
+
+pytestmark = pytest.mark.integration
+
+READY_TIMEOUT = 120.0
+
+
+def _env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ATTUNE_", "OTEL_"))}
+    env.update({"ATTUNE_HOME": str(home), "ATTUNE_SHUTDOWN_GRACE": "3", "ATTUNE_LOG_LEVEL": "WARNING"})
+    return env
+
+
+def _port_flags() -> list[str]:
+    return [f"--{name}-port={free_port()}" for name in ("scheduler", "coordinator", "completion", "worker")]
+
+
+async def test_up_runs_everything_until_ctrl_c(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    proc = await asyncio.create_subprocess_exec(
+        attune_script(), "up", *_port_flags(), env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdout is not None and proc.stderr is not None
+    shown: list[str] = []
+    try:
+        async with asyncio.timeout(READY_TIMEOUT):
+            while not (shown and shown[-1].startswith("attune is ready")):
+                line = (await proc.stdout.readline()).decode()
+                if not line:
+                    raise AssertionError("attune up ended before it was ready: " + (await proc.stderr.read()).decode())
+                shown.append(line.rstrip("\n"))
+        address = shown[-1].rsplit(" ", 1)[1]
+        assert {line.split()[0] for line in shown[:-1]} == {"scheduler", "coordinator", "completion", "worker"}
+        children = psutil.Process(proc.pid).children()
+        assert len(children) == 4
+        assert (tmp_path / "attune.db").exists()
+
+        outcome = await attune("run", "examples.single_echo", "--wait", "--output", "json",
+                               env={**env, "ATTUNE_ADDRESS": address})  # fmt: skip
+        assert outcome.code == 0, outcome.stderr
+        assert outcome.json()["children"][0]["task"] == "echo"
+
+        proc.send_signal(signal.SIGINT)  # Ctrl-C
+        async with asyncio.timeout(30):
+            code = await proc.wait()
+        assert code == 0
+        _, still_running = psutil.wait_procs(children, timeout=5)
+        assert still_running == []
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def test_up_reports_a_service_that_cannot_start(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        flags = [f for f in _port_flags() if not f.startswith("--scheduler-port")] + [f"--scheduler-port={port}"]
+        outcome = await attune("up", *flags, env=_env(tmp_path), timeout=READY_TIMEOUT)
+    assert outcome.code == 1
+    assert "Traceback" not in outcome.stderr.split("last output")[0]
+    assert "attune: error: " in outcome.stderr
+    assert "scheduler" in outcome.stderr.split("attune: error: ", 1)[1].splitlines()[0]
+
+
+async def test_up_reports_a_database_it_cannot_migrate(tmp_path: Path) -> None:
+    outcome = await attune("up", "--database-url", f"postgresql://nobody@127.0.0.1:{free_port()}/nothing",
+                           *_port_flags(), env=_env(tmp_path))  # fmt: skip
+    assert outcome.code == 1
+    lines = outcome.stderr.strip().splitlines()
+    assert lines[-1].startswith("attune: error: migrating ") and "Traceback" not in outcome.stderr
