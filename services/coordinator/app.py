@@ -59,6 +59,7 @@ class CoordinatorApp:
     async def drain(self) -> None:
         """Stops firing timers and finishes applying in-flight events; the rest is in the DB."""
         await self.timers.close()
+        await self.carrier.close()
         await self.workflows.drain()
 
     async def close(self) -> None:

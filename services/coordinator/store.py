@@ -81,6 +81,8 @@ class StepWrite:
     #: The version the step was computed from; the row moves to version + 1. None: no CAS
     #: (a write that touches no engine state, e.g. recording a duplicate's end time).
     expected_version: int | None
+    #: False: only check the version (nothing in the engine state changed).
+    bump: bool = True
     status: str | None = None
     create: NewWorkflow | None = None
     definition: tuple[str, str] | None = None  # (digest, compiled JSON), stored once
@@ -135,7 +137,7 @@ async def _claim(conn: AsyncConnection, w: StepWrite) -> str:
         return APPLIED if (await conn.execute(stmt)).rowcount == 1 else EXISTS
     if w.expected_version is None:
         return APPLIED
-    values: dict[str, Any] = {"version": w.expected_version + 1}
+    values: dict[str, Any] = {"version": w.expected_version + 1 if w.bump else w.expected_version}
     if w.status is not None:
         values["status"] = w.status
     if w.finish is not None:

@@ -279,7 +279,10 @@ class Workflows:
         """Runs one event through the engine and persists it; retried on a lost compare-and-set."""
         for _ in range(MAX_CONFLICT_RETRIES):
             async with self._locks.hold(workflow_id):
-                loaded = self._cache.get(workflow_id) or await self._load(workflow_id)
+                loaded = self._cache.get(workflow_id)
+                fresh = loaded is None
+                if loaded is None:
+                    loaded = await self._load(workflow_id)
                 if loaded is None:
                     if fired_timer is not None:  # a timer of a workflow that can no longer advance
                         await self._committer.submit(StepWrite(workflow_id, None, timers={fired_timer: None}))
@@ -289,9 +292,11 @@ class Workflows:
                     span.set_attribute("attune.execution_id", workflow_id)
                     step = event(loaded.compiled, loaded.state, now)
                 if not step.changed and not step.commands:
-                    if ended_run is None and fired_timer is None:
+                    if fresh and ended_run is None and fired_timer is None:
                         return "unchanged"
-                    write = StepWrite(workflow_id, None)  # a duplicate: only bookkeeping rows
+                    # Nothing to apply (a duplicate, a stale timer): write only bookkeeping rows, but
+                    # check the version — a cached copy may be stale if another replica advanced it.
+                    write = StepWrite(workflow_id, loaded.version, bump=False)
                 else:
                     write = StepWrite(workflow_id, loaded.version, status=loaded.state.status)
                     self._fill(write, loaded, step, now)
@@ -308,7 +313,7 @@ class Workflows:
                     self._cache.pop(workflow_id, None)
                     log.info("workflow %s moved on elsewhere; recomputing the event", workflow_id)
                     continue
-                if write.expected_version is not None:
+                if write.expected_version is not None and write.bump:
                     loaded.version += 1
                 if loaded.state.finished:
                     self._cache.pop(workflow_id, None)

@@ -1,0 +1,206 @@
+"""SIGKILL the coordinator (a real subprocess) while 20 workflows run, start it again: every workflow
+finishes with the result of an undisturbed run, and no task run is created twice.
+
+The fake scheduler + completion here behave like the real ones where recovery depends on it: child
+requests are idempotent per request_id, a child "runs" once and its outcome is re-sent on a
+ReportOutcomes stream until acknowledged (also across coordinator restarts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from attune.common.v1 import common_pb2
+from attune.completion.v1 import completion_pb2, completion_pb2_grpc
+from attune.execution.v1 import execution_pb2, execution_pb2_grpc
+from attune.grpcutil.convert import dumps, loads
+from attune.ids import new_id
+from attune.workflow.v1 import workflow_pb2, workflow_pb2_grpc
+from tests.coordinator.conftest import wait_until
+
+WORKFLOW = """
+version: 1
+tasks:
+  - name: prepare
+    action: core.echo
+    input: {message: "{{ parameters.n }}"}
+    next:
+      - do: [fan, flaky]
+  - name: fan
+    action: core.echo
+    with_items: "{{ [1, 2, 3, 4] }}"
+    concurrency: 2
+    input: {message: "{{ item * parameters.n }}"}
+    next:
+      - do: [joined]
+  - name: flaky
+    action: core.local
+    retry: {count: 2, delay: 0.3}
+    next:
+      - do: [joined]
+  - name: joined
+    action: core.echo
+    join: all
+    input: {message: "{{ task.fan | map(attribute='stdout') | join(',') }}"}
+output_map:
+  joined: "{{ task.joined.stdout }}"
+  n: "{{ parameters.n }}"
+"""
+RUNS_PER_WORKFLOW = 8  # prepare, 4 fan items, flaky twice (first attempt fails), joined
+
+
+def expected_result(n: int) -> dict[str, Any]:
+    return {"succeeded": True, "joined": ",".join(str(i * n) for i in range(1, 5)), "n": n}
+
+
+class AutoCluster(execution_pb2_grpc.ExecutionServiceServicer, completion_pb2_grpc.CompletionServiceServicer):
+    """Runs every requested child once (after a short random delay) and delivers its outcome to
+    the coordinator until acknowledged."""
+
+    def __init__(self, coordinator_address: str) -> None:
+        self.coordinator_address = coordinator_address
+        self.ids: dict[str, str] = {}
+        self.ran: Counter[str] = Counter()
+        self.outbox: dict[str, workflow_pb2.TaskOutcome] = {}
+        self.results: dict[str, completion_pb2.ExecutionResult] = {}
+        self._ready = asyncio.Event()
+        self._pump: asyncio.Task[None] | None = None
+
+    async def RequestChildExecutions(self, request: Any, context: Any) -> Any:
+        answers = []
+        for child in request.children:
+            if child.request_id not in self.ids:
+                self.ids[child.request_id] = new_id()
+                asyncio.get_running_loop().call_later(random.uniform(0, 0.03), self._finish, child)
+            answers.append(execution_pb2.ChildExecutionResponse(
+                request_id=child.request_id, execution_id=self.ids[child.request_id]))
+        return execution_pb2.RequestChildExecutionsResponse(children=answers)
+
+    def _finish(self, child: execution_pb2.ChildExecutionRequest) -> None:
+        self.ran[child.request_id] += 1
+        message = loads(child.parameters_json, {}).get("message", "")
+        failed = child.link.task_name == "flaky" and child.link.attempt == 1
+        child_id = self.ids[child.request_id]
+        self.outbox[child_id] = workflow_pb2.TaskOutcome(
+            execution_id=child_id, link=child.link,
+            state=common_pb2.EXECUTION_STATE_FAILED if failed else common_pb2.EXECUTION_STATE_SUCCEEDED,
+            result_json=dumps({"stdout": str(message), "exit_code": 1 if failed else 0}))
+        self._ready.set()
+
+    async def SubmitResult(self, request: Any, context: Any) -> Any:
+        self.results.setdefault(request.result.execution_id, request.result)
+        return completion_pb2.SubmitResultResponse(applied=True, state=request.result.state)
+
+    def start_pump(self) -> None:
+        self._pump = asyncio.create_task(self._deliver())
+
+    async def stop_pump(self) -> None:
+        if self._pump:
+            self._pump.cancel()
+            await asyncio.gather(self._pump, return_exceptions=True)
+
+    async def _deliver(self) -> None:
+        """Keeps a ReportOutcomes stream open, re-sending everything unacknowledged on reconnect."""
+        while True:
+            try:
+                async with grpc.aio.insecure_channel(self.coordinator_address) as channel:
+                    stream = workflow_pb2_grpc.WorkflowServiceStub(channel).ReportOutcomes()
+                    reader = asyncio.create_task(self._read_acks(stream))
+                    sent: set[str] = set()
+                    while not reader.done():
+                        batch = [o for i, o in self.outbox.items() if i not in sent]
+                        if batch:
+                            sent.update(o.execution_id for o in batch)
+                            await stream.write(workflow_pb2.ReportOutcomesRequest(outcomes=batch))
+                        self._ready.clear()
+                        try:
+                            await asyncio.wait_for(self._ready.wait(), 0.2)
+                        except asyncio.TimeoutError:
+                            pass
+                    await reader
+            except (grpc.aio.AioRpcError, grpc.aio.UsageError, ConnectionError):
+                pass
+            await asyncio.sleep(0.1)
+
+    async def _read_acks(self, stream: Any) -> None:
+        async for response in stream:
+            for execution_id in response.acked_execution_ids:
+                self.outbox.pop(execution_id, None)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def spawn_coordinator(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "attune_services.coordinator"], env=env,
+                            stdout=log.open("ab"), stderr=subprocess.STDOUT)
+
+
+async def test_sigkill_while_20_workflows_run_then_every_one_finishes_once(
+    database_url: str, tmp_path: Path
+) -> None:
+    coordinator_address = f"127.0.0.1:{free_port()}"
+    fake = AutoCluster(coordinator_address)
+    server = grpc.aio.server()
+    execution_pb2_grpc.add_ExecutionServiceServicer_to_server(fake, server)
+    completion_pb2_grpc.add_CompletionServiceServicer_to_server(fake, server)
+    fake_address = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
+    await server.start()
+    env = {**os.environ, "ATTUNE_DATABASE_URL": database_url, "ATTUNE_COORDINATOR_ADDRESS": coordinator_address,
+           "ATTUNE_SCHEDULER_ADDRESS": fake_address, "ATTUNE_COMPLETION_ADDRESS": fake_address,
+           "ATTUNE_RETRY_INTERVAL": "0.05", "ATTUNE_LOG_FORMAT": "text"}
+    log = tmp_path / "coordinator.log"
+    process = spawn_coordinator(env, log)
+    workflows = {new_id(): n for n in range(1, 21)}
+    try:
+        async with grpc.aio.insecure_channel(coordinator_address) as channel:
+            client = workflow_pb2_grpc.WorkflowServiceStub(channel)
+            starts = [workflow_pb2.WorkflowStart(
+                execution_id=wf, action_ref="tests.flow", workflow_yaml=WORKFLOW, workflow_source="flow.yaml",
+                parameters_json=dumps({"n": n})) for wf, n in workflows.items()]
+            response = await client.StartWorkflows(workflow_pb2.StartWorkflowsRequest(workflows=starts),
+                                                   wait_for_ready=True, timeout=20)
+            assert len(response.accepted_execution_ids) == 20
+        fake.start_pump()
+        total = RUNS_PER_WORKFLOW * len(workflows)
+        await wait_until(lambda: len(fake.ran) >= total // 3, 20, "a third of the children to run")
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        ran_before = len(fake.ran)
+        process = spawn_coordinator(env, log)
+        await wait_until(lambda: len(fake.results) == len(workflows), 60,
+                         f"all results (ran {len(fake.ran)} of {total}; log: {log})")
+    except BaseException:
+        print("coordinator log:\n" + log.read_text(errors="replace")[-6000:])
+        raise
+    finally:
+        await fake.stop_pump()
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        await server.stop(grace=None)
+
+    assert ran_before < total, "the kill came too late to test anything"
+    for wf, n in workflows.items():
+        result = fake.results[wf]
+        assert result.state == common_pb2.EXECUTION_STATE_SUCCEEDED, (wf, result.error)
+        assert loads(result.result_json) == expected_result(n)
+        runs = [key for key in fake.ran if key.startswith(wf + ":")]
+        assert len(runs) == RUNS_PER_WORKFLOW, sorted(runs)
+    assert set(fake.ran.values()) == {1}
