@@ -76,8 +76,9 @@ class CappedCapture(asyncio.SubprocessProtocol):
 
     def text(self, fd: int) -> str:
         """The captured stream decoded, with a marker saying how much was dropped."""
-        data, dropped = (
-            (self.stdout, self.stdout_dropped) if fd == _STDOUT else (self.stderr, self.stderr_dropped)
-        )
+        if fd == _STDOUT:
+            data, dropped = self.stdout, self.stdout_dropped
+        else:
+            data, dropped = self.stderr, self.stderr_dropped
         text = data.decode("utf-8", "replace")
         return f"{text}\n[... truncated {dropped} bytes]" if dropped else text

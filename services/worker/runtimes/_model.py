@@ -1,4 +1,5 @@
-"""What a run is asked to do (`RunRequest`), what came of it (`RunOutcome`), and why it could not start."""
+"""What a run is asked to do (`RunRequest`), what came of it (`RunOutcome`), and why it could
+not start (`ActionLaunchError` and its two kinds)."""
 
 from __future__ import annotations
 

@@ -13,6 +13,8 @@ import os
 
 
 class ParameterPipe:
+    """Owns both ends of the stdin pipe until the child has its copy, then the write end."""
+
     def __init__(self, data: bytes) -> None:
         self.read_fd, write_fd = os.pipe()
         os.set_blocking(write_fd, False)

@@ -48,7 +48,9 @@ async def _measure(samples: int) -> dict[str, float]:
         asyncio.set_child_watcher(previous)
 
 
-async def _sample(samples: int, interpreters: dict[str, str], clock: _ExitClock) -> dict[str, float]:
+async def _sample(
+    samples: int, interpreters: dict[str, str], clock: _ExitClock
+) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         actions = Path(tmp) / "actions"
         actions.mkdir()
@@ -102,7 +104,9 @@ class _ExitClock(asyncio.ThreadedChildWatcher):
         super().add_child_handler(pid, callback, *args)
 
 
-async def _one_run(script: Path, actions: Path, interpreters: dict[str, str], clock: _ExitClock) -> tuple[float, float]:
+async def _one_run(
+    script: Path, actions: Path, interpreters: dict[str, str], clock: _ExitClock
+) -> tuple[float, float]:
     """(overhead, lifetime) in seconds for one run of `script`; the lifetime runs from the
     interpreter's exec (the watcher is told of the child right after fork/exec returns) to the
     kernel's exit notice on the pidfd."""
