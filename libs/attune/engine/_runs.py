@@ -131,7 +131,7 @@ def _launch_items(ev: Event, task: TaskSpec, run: int) -> None:
 
 def _render_input(ev: Event, task: TaskSpec, item: Any, index: int | None) -> dict[str, Any] | None:
     try:
-        return render(task.input, base_context(ev.state, item=item, index=index))  # type: ignore[no-any-return]
+        return ev.wf.input_renderer(task)(base_context(ev.state, item=item, index=index))  # type: ignore[no-any-return]
     except NestedExpressionError as err:
         ev.fail(f'task "{task.name}", field input{err.subpath}: {err.detail}')
     except ExpressionError as err:

@@ -8,7 +8,7 @@ from . import _runs
 from ._event import Event
 from .context import run_context
 from .errors import ExpressionError
-from .expressions import NestedExpressionError, compile_template, is_template, render
+from .expressions import NestedExpressionError, compile_template, render
 from .spec import TaskSpec
 
 
@@ -55,9 +55,7 @@ def _when_holds(ev: Event, task: TaskSpec, origin: str, when: str | bool | None,
         return True
     if isinstance(when, bool):
         return when
-    if not is_template(when):
-        return bool(when)
-    try:
+    try:  # parse_workflow guarantees a string `when` is a template
         return bool(compile_template(when).evaluate(ctx))
     except ExpressionError as err:
         ev.fail(f'task "{task.name}", field {origin}.when: expression {when!r}: {err}')

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 from typing import Any, Union
 
@@ -26,10 +25,11 @@ class TaskRunKey:
     item: int | None
     attempt: int
 
-    @functools.cached_property
-    def _text(self) -> str:
+    _text: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
         item = "-" if self.item is None else str(self.item)
-        return f"{self.task}/{self.run}/{item}/{self.attempt}"
+        object.__setattr__(self, "_text", f"{self.task}/{self.run}/{item}/{self.attempt}")
 
     def as_str(self) -> str:
         """Stable string form, unique within one workflow execution."""

@@ -15,15 +15,17 @@ import functools
 import json
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Callable
 
 from jinja2 import StrictUndefined, nodes
 from jinja2.exceptions import TemplateError, TemplateSyntaxError
+from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 
 from .errors import ExpressionError, ExpressionSyntaxError
 
-__all__ = ["Template", "compile_template", "is_template", "render", "template_syntax_errors", "GLOBALS"]
+__all__ = ["Template", "compile_template", "compile_value", "is_template", "render",
+           "template_syntax_errors", "GLOBALS", "Renderer", "NestedExpressionError"]
 
 _MARKERS = ("{{", "{%", "{#")
 
@@ -100,7 +102,7 @@ class Template:
                     raise ExpressionError(f"{type(err).__name__}: {err}") from err
         try:
             if self._native is not None:
-                jinja_ctx = self._native.new_context(context, shared=True)
+                jinja_ctx = _jinja_context(self._native, context)
                 for _ in self._native.root_render_func(jinja_ctx):
                     pass
                 value = jinja_ctx.vars["result"]
@@ -109,13 +111,19 @@ class Template:
                 if isinstance(value, Mapping) and not isinstance(value, dict):
                     value = dict(value)  # a namespace view (e.g. `{{ vars }}`) becomes plain data
                 return value
-            return _ENV.concat(self._text.root_render_func(self._text.new_context(context, shared=True)))
+            return _ENV.concat(self._text.root_render_func(_jinja_context(self._text, context)))
         except ExpressionError:
             raise
         except TemplateError as err:
             raise ExpressionError(str(err.message or err)) from err
         except Exception as err:  # noqa: BLE001 - any failure inside an expression is the author's
             raise ExpressionError(f"{type(err).__name__}: {err}") from err
+
+
+def _jinja_context(template: Any, context: dict[str, Any]) -> Context:
+    # Template.new_context(shared=True) would still scan the template globals on every
+    # call; our contexts already carry GLOBALS, so build the Context directly.
+    return Context(_ENV, context, template.name, template.blocks)
 
 
 def _single_expression(source: str) -> str | None:
@@ -161,6 +169,51 @@ def render(value: Any, context: dict[str, Any]) -> Any:
     if isinstance(value, list):
         return [_render_at(item, context, f"[{i}]") for i, item in enumerate(value)]
     return value
+
+
+Renderer = Callable[[dict[str, Any]], Any]
+
+
+def compile_value(value: Any) -> Renderer:
+    """Precompile ``render(value, ·)``: static parts are returned as they are (shared,
+    treat as read-only), templates are compiled once. Same results and errors as ``render``."""
+    if isinstance(value, str):
+        if not is_template(value):
+            return lambda _ctx: value
+        return compile_template(value).evaluate
+    if isinstance(value, dict):
+        parts = [(key, compile_value(item), f".{key}") for key, item in value.items()]
+        if all(_is_static(item) for item in value.values()):
+            return lambda _ctx: value
+
+        def render_dict(ctx: dict[str, Any]) -> dict[str, Any]:
+            return {key: _call_at(part, ctx, step) for key, part, step in parts}
+        return render_dict
+    if isinstance(value, list):
+        items = [(compile_value(item), f"[{i}]") for i, item in enumerate(value)]
+        if all(_is_static(item) for item in value):
+            return lambda _ctx: value
+        return lambda ctx: [_call_at(part, ctx, step) for part, step in items]
+    return lambda _ctx: value
+
+
+def _is_static(value: Any) -> bool:
+    if isinstance(value, str):
+        return not is_template(value)
+    if isinstance(value, dict):
+        return all(_is_static(v) for v in value.values())
+    if isinstance(value, list):
+        return all(_is_static(v) for v in value)
+    return True
+
+
+def _call_at(part: Renderer, ctx: dict[str, Any], step: str) -> Any:
+    try:
+        return part(ctx)
+    except NestedExpressionError as err:
+        raise NestedExpressionError(step + err.subpath, err.detail) from err
+    except ExpressionError as err:
+        raise NestedExpressionError(step, str(err)) from err
 
 
 class NestedExpressionError(ExpressionError):

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import CompiledWorkflowError
+from .expressions import Renderer, compile_value
 from .spec import TaskSpec, WorkflowSpec
 
 __all__ = ["CompiledWorkflow", "compile_workflow"]
@@ -31,9 +32,18 @@ class CompiledWorkflow:
     digest: str
 
     tasks: dict[str, TaskSpec] = field(init=False, repr=False, compare=False)
+    _renderers: dict[str, Renderer] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tasks", {t.name: t for t in self.spec.tasks})
+        object.__setattr__(self, "_renderers", {})
+
+    def input_renderer(self, task: TaskSpec) -> Renderer:
+        """``task.input`` precompiled on first use (so each event renders without re-walking it)."""
+        renderer = self._renderers.get(task.name)
+        if renderer is None:
+            renderer = self._renderers[task.name] = compile_value(task.input)
+        return renderer
 
     def join_required(self, task: TaskSpec) -> int:
         """How many distinct inbound tasks must arrive before ``task`` (a join) runs."""
