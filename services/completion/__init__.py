@@ -1,0 +1,1 @@
+"""attune-completion: stores results and terminal states, forwards workflow outcomes."""

@@ -24,6 +24,15 @@ def open_channel(address: str, settings: Settings) -> grpc.aio.Channel:
 
     round_robin spreads calls over every address a name resolves to, so a `dns:///` name of a
     headless Kubernetes Service balances over all replicas (one address behaves as before).
+    Reconnect backoff follows `settings.retry_interval` (capped at ten times it) instead of gRPC's
+    default of up to two minutes, so a restarted peer is reached again within seconds.
     """
-    options: list[tuple[str, int | str]] = [*channel_options(settings), ("grpc.lb_policy_name", "round_robin")]
+    retry_ms = max(1, int(settings.retry_interval * 1000))
+    options: list[tuple[str, int | str]] = [
+        *channel_options(settings),
+        ("grpc.lb_policy_name", "round_robin"),
+        ("grpc.initial_reconnect_backoff_ms", retry_ms),
+        ("grpc.min_reconnect_backoff_ms", retry_ms),
+        ("grpc.max_reconnect_backoff_ms", 10 * retry_ms),
+    ]
     return grpc.aio.insecure_channel(address, options=options)

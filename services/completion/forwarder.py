@@ -1,0 +1,254 @@
+"""Delivers workflow children's outcomes to the coordinator, durably (DESIGN §2 completion).
+
+`outcome_outbox` rows are written in the same transaction as the terminal state. The forwarder
+sends them as TaskOutcome batches on one long-lived WorkflowService.ReportOutcomes stream and
+deletes a row only once the coordinator acks it; until then the row stays, so a coordinator that
+is down or restarting gets everything when it returns. Rows committed by this process are sent at
+once; a poll every second picks up rows left by other replicas or by a previous run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Iterable, Sequence
+
+import grpc
+import sqlalchemy as sa
+
+from attune import states
+from attune.common.v1 import common_pb2
+from attune.config import Settings
+from attune.grpcutil.channel import open_channel
+from attune.storage import Database
+from attune.storage.batching import GroupCommitter
+from attune.storage.schema import executions, outcome_outbox
+from attune.workflow.v1 import workflow_pb2, workflow_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 1.0
+_READ_BATCH = 1000
+# Space kept in each message for what is not an outcome's result.
+_MESSAGE_MARGIN = 64 * 1024
+
+
+class OutcomeForwarder:
+    """Owns the ReportOutcomes stream; `notify(ids)` after outbox rows are committed."""
+
+    def __init__(self, db: Database, settings: Settings, *, poll_seconds: float = POLL_SECONDS) -> None:
+        self._db = db
+        self._settings = settings
+        self._poll_seconds = poll_seconds
+        self._pending: dict[str, None] = {}  # known outbox rows not yet on the stream, in order
+        self._in_flight: dict[str, float] = {}  # sent on the current stream, not acked: id -> sent at
+        self._wake = asyncio.Event()
+        self._forgetting: set[asyncio.Task[None]] = set()
+        self._connected = False
+        self._stopping = False
+        self._deleter: GroupCommitter[str, None] = GroupCommitter(self._delete)
+        self._task: asyncio.Task[None] | None = None
+        self._channel: grpc.aio.Channel | None = None
+
+    def notify(self, execution_ids: Iterable[str]) -> None:
+        """Outbox rows for these executions were committed: send them now."""
+        for execution_id in execution_ids:
+            if execution_id not in self._in_flight:
+                self._pending[execution_id] = None
+        self._wake.set()
+
+    def start(self) -> None:
+        """Starts the background loop."""
+        self._channel = open_channel(self._settings.coordinator_address, self._settings)
+        self._task = asyncio.create_task(self._run(), name="outcome-forwarder")
+
+    async def drain(self) -> None:
+        """Waits until what this process committed is acked, unless the coordinator is away."""
+        while (self._pending or self._in_flight) and self._connected:
+            await asyncio.sleep(self._settings.poll_interval)
+
+    async def close(self) -> None:
+        """Stops the loop and closes the channel; unacked rows stay for the next run."""
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self._deleter.close()
+        if self._channel is not None:
+            await self._channel.close()
+
+    async def _run(self) -> None:
+        backoff = self._settings.retry_interval
+        failures = 0
+        while not self._stopping:
+            started = time.monotonic()
+            try:
+                await self._session()
+            except asyncio.CancelledError:
+                raise
+            except grpc.aio.AioRpcError as err:
+                # Said once per outage, not once per retry.
+                (log.warning if self._connected or failures == 0 else log.debug)(
+                    "coordinator stream at %s ended: %s %s",
+                    self._settings.coordinator_address,
+                    err.code().name,
+                    err.details(),
+                )
+            except Exception:  # noqa: BLE001 - keep forwarding; rows stay in the outbox
+                log.exception("outcome forwarding failed")
+            failures = 0 if self._connected else failures + 1
+            self._connected = False
+            # What was on the broken stream goes again on the next one.
+            for execution_id in self._in_flight:
+                self._pending.setdefault(execution_id, None)
+            self._in_flight.clear()
+            if time.monotonic() - started > 10 * self._settings.retry_interval:
+                backoff = self._settings.retry_interval  # it had been working: retry promptly
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 10 * self._settings.retry_interval)
+
+    async def _session(self) -> None:
+        assert self._channel is not None
+        call = workflow_pb2_grpc.WorkflowServiceStub(self._channel).ReportOutcomes()
+        receiver = asyncio.create_task(self._receive(call))
+        sender = asyncio.create_task(self._send(call))
+        try:
+            done, _ = await asyncio.wait({receiver, sender}, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()  # raises the stream's error
+        finally:
+            for task in (receiver, sender):
+                task.cancel()
+            await asyncio.gather(receiver, sender, return_exceptions=True)
+            call.cancel()
+
+    async def _receive(self, call: grpc.aio.StreamStreamCall) -> None:
+        async for response in call:
+            if not self._connected:
+                self._connected = True
+            ids = list(response.acked_execution_ids)
+            if ids:
+                task = asyncio.create_task(self._forget(ids))
+                self._forgetting.add(task)
+                task.add_done_callback(self._forgetting.discard)
+        raise grpc.aio.AioRpcError(
+            grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata(), "coordinator closed the stream"
+        )
+
+    async def _forget(self, ids: list[str]) -> None:
+        try:
+            await self._deleter.submit_many(ids)
+        except Exception as err:  # noqa: BLE001 - the rows stay and are sent again later
+            log.error("deleting %d acked outbox rows failed: %s", len(ids), err)
+            return
+        for execution_id in ids:
+            self._in_flight.pop(execution_id, None)
+            self._pending.pop(execution_id, None)
+
+    async def _send(self, call: grpc.aio.StreamStreamCall) -> None:
+        next_poll = 0.0
+        while True:
+            now = time.monotonic()
+            if now >= next_poll:
+                await self._poll()
+                next_poll = now + self._poll_seconds
+            if self._pending:
+                ids = list(self._pending)[:_READ_BATCH]
+                for execution_id in ids:
+                    del self._pending[execution_id]
+                outcomes = await self._load(ids)
+                sent_at = time.monotonic()
+                for chunk in _chunks(outcomes, self._settings.max_message_bytes - _MESSAGE_MARGIN):
+                    for outcome in chunk:
+                        self._in_flight[outcome.execution_id] = sent_at
+                    await call.write(workflow_pb2.ReportOutcomesRequest(outcomes=chunk))
+                self._connected = True
+                continue
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=max(0.0, next_poll - time.monotonic()))
+            except asyncio.TimeoutError:
+                pass
+
+    async def _poll(self) -> None:
+        """Finds outbox rows nobody is sending (other replicas' leftovers, a previous run's, or
+        rows sent long ago and never acked). Fresh rows are left to the replica that wrote them."""
+        resend_before = time.monotonic() - max(30.0, 20 * self._settings.retry_interval)
+        async with self._db.read() as conn:
+            rows = await conn.execute(
+                sa.select(outcome_outbox.c.execution_id)
+                .where(outcome_outbox.c.created_at < time.time() - 2 * self._poll_seconds)
+                .order_by(outcome_outbox.c.created_at)
+                .limit(_READ_BATCH)
+            )
+            for (execution_id,) in rows:
+                sent_at = self._in_flight.get(execution_id)
+                if sent_at is None or sent_at < resend_before:
+                    self._in_flight.pop(execution_id, None)
+                    self._pending.setdefault(execution_id, None)
+
+    async def _load(self, ids: Sequence[str]) -> list[workflow_pb2.TaskOutcome]:
+        """The outcomes of these outbox rows; rows whose execution is gone are deleted."""
+        e = executions
+        async with self._db.read() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(
+                        e.c.id,
+                        e.c.workflow_execution_id,
+                        e.c.task_name,
+                        e.c.task_run,
+                        e.c.item_index,
+                        e.c.attempt,
+                        e.c.state,
+                        e.c.result,
+                        e.c.error,
+                    )
+                    .select_from(outcome_outbox.join(e, e.c.id == outcome_outbox.c.execution_id))
+                    .where(outcome_outbox.c.execution_id.in_(ids))
+                )
+            ).all()
+        outcomes = [_task_outcome(row) for row in rows]
+        orphans = set(ids) - {row.id for row in rows}
+        if orphans:
+            log.warning("outbox rows without an execution dropped: %s", sorted(orphans))
+            await self._deleter.submit_many(sorted(orphans))
+        return outcomes
+
+    async def _delete(self, ids: list[str]) -> list[None]:
+        async with self._db.write() as conn:
+            await conn.execute(outcome_outbox.delete().where(outcome_outbox.c.execution_id.in_(sorted(set(ids)))))
+        return [None] * len(ids)
+
+
+def _task_outcome(row: sa.Row) -> workflow_pb2.TaskOutcome:  # type: ignore[type-arg]
+    return workflow_pb2.TaskOutcome(
+        execution_id=row.id,
+        link=common_pb2.WorkflowLink(
+            workflow_execution_id=row.workflow_execution_id or "",
+            task_name=row.task_name or "",
+            run=row.task_run or 0,
+            item_index=-1 if row.item_index is None else row.item_index,
+            attempt=row.attempt or 0,
+        ),
+        state=states.execution_state_to_proto(row.state),
+        result_json=(row.result or "").encode(),
+        error=row.error or "",
+    )
+
+
+def _chunks(outcomes: list[workflow_pb2.TaskOutcome], max_bytes: int) -> Iterable[list[workflow_pb2.TaskOutcome]]:
+    """Outcomes grouped so that each message stays under `max_bytes`."""
+    chunk: list[workflow_pb2.TaskOutcome] = []
+    size = 0
+    for outcome in outcomes:
+        item = outcome.ByteSize() + 8
+        if chunk and size + item > max_bytes:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(outcome)
+        size += item
+    if chunk:
+        yield chunk

@@ -1,0 +1,177 @@
+"""CompletionService: results arrive (as stream batches or one at a time), are stored, then acked.
+
+Everything in a batch is acknowledged once the batch is durable: new results, duplicates, results
+for executions that had already ended, and ones that cannot be stored at all (unknown execution,
+non-terminal state) — re-sending those would never change anything. If storing fails, the stream
+is ended with UNAVAILABLE so the sender reconnects and re-sends what was not acked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import AsyncIterator, Sequence
+
+import grpc
+from opentelemetry import trace
+
+from attune import states
+from attune.completion.v1 import completion_pb2, completion_pb2_grpc
+from attune.config import Settings
+from attune.grpcutil.errors import InvalidArgument, NotFound, Violation, rpc_errors
+from attune.results import clip_error, fit_result, result_limit
+from attune.telemetry import extract, tracer
+from attune_services.completion.store import ResultStore, StoreOutcome, TerminalResult
+
+log = logging.getLogger(__name__)
+_tracer = tracer(__name__)
+
+
+class NotTerminal(ValueError):
+    """A result whose state is not a terminal state."""
+
+
+def terminal_result_of(message: completion_pb2.ExecutionResult, settings: Settings) -> TerminalResult:
+    """Validates and normalises one result; raises NotTerminal for a non-terminal state."""
+    state = states.execution_state_from_proto(message.state)
+    if state not in states.TERMINAL:
+        raise NotTerminal(
+            f'result for execution {message.execution_id} has state "{state or "unspecified"}", '
+            f"which is not terminal"
+        )
+    limit = result_limit(settings.max_message_bytes)
+    result = fit_result(message.result_json, limit).decode("utf-8", "replace") if message.result_json else None
+    return TerminalResult(
+        execution_id=message.execution_id,
+        state=state,
+        result=result,
+        error=clip_error(message.error, settings.max_message_bytes) or None,
+        started_at=message.started_at or None,
+        finished_at=message.finished_at or time.time(),
+        reporter=message.reporter,
+    )
+
+
+class CompletionServicer(completion_pb2_grpc.CompletionServiceServicer):
+    """Serves attune.completion.v1.CompletionService over a `ResultStore`."""
+
+    def __init__(self, store: ResultStore, settings: Settings) -> None:
+        self._store = store
+        self._settings = settings
+
+    async def SubmitResults(  # noqa: N802 - gRPC method name
+        self,
+        request_iterator: AsyncIterator[completion_pb2.SubmitResultsRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[completion_pb2.SubmitResultsResponse]:
+        """Stores each batch as it arrives (batches overlap) and acks it once durable."""
+        acks: asyncio.Queue[list[str] | BaseException | None] = asyncio.Queue()
+        reader = asyncio.create_task(self._read_batches(request_iterator, acks))
+        try:
+            while True:
+                item = await acks.get()
+                if item is None:
+                    return
+                if isinstance(item, BaseException):
+                    # Short: the status message travels in a header (8 KiB limit).
+                    reason = str(item).splitlines()[0][:200] if str(item) else type(item).__name__
+                    await context.abort(grpc.StatusCode.UNAVAILABLE, f"results not stored: {reason}")
+                    return
+                yield completion_pb2.SubmitResultsResponse(acked_execution_ids=item)
+        finally:
+            reader.cancel()
+
+    async def _read_batches(
+        self,
+        request_iterator: AsyncIterator[completion_pb2.SubmitResultsRequest],
+        acks: asyncio.Queue[list[str] | BaseException | None],
+    ) -> None:
+        in_flight: set[asyncio.Task[None]] = set()
+        try:
+            async for request in request_iterator:
+                task = asyncio.create_task(self._store_batch(request.results, acks))
+                in_flight.add(task)
+                task.add_done_callback(in_flight.discard)
+            if in_flight:
+                await asyncio.gather(*in_flight)
+            acks.put_nowait(None)
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:  # noqa: BLE001 - the stream broke; the sender re-sends
+            log.debug("result stream ended: %s", err)
+            acks.put_nowait(None)
+
+    async def _store_batch(
+        self,
+        results: Sequence[completion_pb2.ExecutionResult],
+        acks: asyncio.Queue[list[str] | BaseException | None],
+    ) -> None:
+        try:
+            await self._store_results(results)
+        except Exception as err:  # noqa: BLE001 - reported to the sender as UNAVAILABLE
+            log.error("storing %d results failed: %s", len(results), str(err)[:2000])
+            acks.put_nowait(err)
+            return
+        acks.put_nowait([r.execution_id for r in results])
+
+    async def _store_results(self, results: Sequence[completion_pb2.ExecutionResult]) -> list[StoreOutcome | None]:
+        prepared: list[TerminalResult] = []
+        spans = []
+        for message in results:
+            try:
+                prepared.append(terminal_result_of(message, self._settings))
+            except NotTerminal as err:
+                log.warning("%s; ignored", err, extra={"reporter": message.reporter})
+                continue
+            spans.append(_complete_span(message))
+        try:
+            outcomes = await self._store.store_many(prepared)
+        except BaseException as err:
+            for span in spans:
+                span.record_exception(err)
+                span.end()
+            raise
+        for span, outcome in zip(spans, outcomes, strict=True):
+            span.set_attribute("execution.applied", outcome.applied)
+            span.end()
+        return list(outcomes)
+
+    @rpc_errors
+    async def SubmitResult(  # noqa: N802 - gRPC method name
+        self, request: completion_pb2.SubmitResultRequest, context: grpc.aio.ServicerContext
+    ) -> completion_pb2.SubmitResultResponse:
+        """Stores one result; NOT_FOUND for an unknown execution, INVALID_ARGUMENT for a
+        non-terminal state or a missing execution id."""
+        message = request.result
+        if not message.execution_id:
+            raise InvalidArgument(
+                "result has no execution id", [Violation("result.execution_id", "must not be empty")]
+            )
+        try:
+            prepared = terminal_result_of(message, self._settings)
+        except NotTerminal as err:
+            raise InvalidArgument(str(err), [Violation("result.state", "must be a terminal state")]) from err
+        span = _complete_span(message)
+        try:
+            outcome = await self._store.store(prepared)
+        finally:
+            span.end()
+        if not outcome.state:
+            raise NotFound(f"execution {message.execution_id} not found")
+        return completion_pb2.SubmitResultResponse(
+            applied=outcome.applied, state=states.execution_state_to_proto(outcome.state)
+        )
+
+
+def _complete_span(message: completion_pb2.ExecutionResult) -> trace.Span:
+    """The "execution.complete" span of one result, in the execution's trace."""
+    return _tracer.start_span(
+        "execution.complete",
+        context=extract(message.trace.traceparent),
+        attributes={
+            "execution.id": message.execution_id,
+            "execution.state": states.execution_state_from_proto(message.state),
+            "execution.reporter": message.reporter,
+        },
+    )

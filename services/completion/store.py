@@ -1,0 +1,173 @@
+"""Stores results: one group-committed transaction per batch of results (DESIGN §2, §6).
+
+Each result is a compare-and-set from any non-terminal state to its terminal state, so a
+duplicate or late result changes nothing. A workflow child's first terminal state also writes an
+`outcome_outbox` row in the same transaction; the forwarder delivers it to the coordinator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import sqlalchemy as sa
+
+from attune import states
+from attune.storage import Database
+from attune.storage.batching import GroupCommitter
+from attune.storage.schema import executions, outcome_outbox
+
+log = logging.getLogger(__name__)
+
+# Literal, not bound: a bound IN list cannot be used in an executemany statement.
+_TERMINAL: list[sa.ColumnElement[str]] = [sa.literal_column(f"'{state}'") for state in sorted(states.TERMINAL)]
+_FLUSH_ATTEMPTS = 3
+
+_update_terminal = (
+    executions.update()
+    .where(executions.c.id == sa.bindparam("b_id"), executions.c.state.not_in(_TERMINAL))
+    .values(
+        state=sa.bindparam("b_state"),
+        result=sa.bindparam("b_result"),
+        error=sa.bindparam("b_error"),
+        finished_at=sa.bindparam("b_finished"),
+        started_at=sa.func.coalesce(executions.c.started_at, sa.bindparam("b_started")),
+        updated_at=sa.bindparam("b_now"),
+    )
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TerminalResult:
+    """A validated result, ready to store (state is a terminal state string)."""
+
+    execution_id: str
+    state: str
+    result: str | None
+    error: str | None
+    started_at: float | None
+    finished_at: float
+    reporter: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoreOutcome:
+    """What storing one result did: `applied` when it moved the execution to its terminal state;
+    `state` is the execution's state afterwards ("" when no such execution exists)."""
+
+    applied: bool
+    state: str
+
+
+class ResultStore:
+    """Group-commits results; `on_outbox(ids)` is told which outbox rows each commit added."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        on_outbox: Callable[[list[str]], None],
+        max_batch: int = 1000,
+    ) -> None:
+        self._db = db
+        self._on_outbox = on_outbox
+        self._committer: GroupCommitter[TerminalResult, StoreOutcome] = GroupCommitter(
+            self._flush_with_retry, max_batch=max_batch
+        )
+
+    async def store(self, result: TerminalResult) -> StoreOutcome:
+        """Stores one result; returns once it is durable (it may share a transaction)."""
+        return await self._committer.submit(result)
+
+    async def store_many(self, results: Sequence[TerminalResult]) -> list[StoreOutcome]:
+        """Stores several results; returns once all of them are durable."""
+        return await self._committer.submit_many(results)
+
+    async def close(self) -> None:
+        """Writes what is queued; later `store` calls fail."""
+        await self._committer.close()
+
+    async def _flush_with_retry(self, batch: list[TerminalResult]) -> list[StoreOutcome]:
+        # A deadlock with the scheduler's row locks or a dropped connection is worth a retry;
+        # the batch is one transaction, so a failed attempt left nothing behind.
+        for attempt in range(1, _FLUSH_ATTEMPTS + 1):
+            try:
+                return await self._flush(batch)
+            except sa.exc.OperationalError as err:
+                if attempt == _FLUSH_ATTEMPTS:
+                    raise
+                log.warning("result batch of %d not stored (attempt %d): %s", len(batch), attempt, err)
+                await asyncio.sleep(0.01 * attempt)
+            except sa.exc.DBAPIError as err:
+                if attempt == _FLUSH_ATTEMPTS or not err.connection_invalidated:
+                    raise
+                log.warning("result batch of %d not stored (attempt %d): %s", len(batch), attempt, err)
+        raise AssertionError("unreachable")
+
+    async def _flush(self, batch: list[TerminalResult]) -> list[StoreOutcome]:
+        first: dict[str, TerminalResult] = {}
+        for item in batch:
+            first.setdefault(item.execution_id, item)  # a later copy in the same batch is a duplicate
+        now = time.time()
+        async with self._db.write() as conn:
+            # Locking the rows (PostgreSQL; SQLite's write lock covers it) makes the state read
+            # here the one the compare-and-set below sees, so we know exactly which rows changed.
+            current = {
+                row.id: (row.state, row.workflow_execution_id)
+                for row in await conn.execute(
+                    sa.select(executions.c.id, executions.c.state, executions.c.workflow_execution_id)
+                    .where(executions.c.id.in_(sorted(first)))
+                    .order_by(executions.c.id)
+                    .with_for_update()
+                )
+            }
+            to_apply = [r for i, r in first.items() if i in current and current[i][0] not in states.TERMINAL]
+            if to_apply:
+                await conn.execute(
+                    _update_terminal,
+                    [
+                        {
+                            "b_id": r.execution_id,
+                            "b_state": r.state,
+                            "b_result": r.result,
+                            "b_error": r.error,
+                            "b_finished": r.finished_at,
+                            "b_started": r.started_at,
+                            "b_now": now,
+                        }
+                        for r in to_apply
+                    ],
+                )
+            outbox = [
+                {"execution_id": r.execution_id, "workflow_execution_id": current[r.execution_id][1], "created_at": now}
+                for r in to_apply
+                if current[r.execution_id][1]
+            ]
+            if outbox:
+                await conn.execute(outcome_outbox.insert(), outbox)
+        if outbox:
+            self._on_outbox([row["execution_id"] for row in outbox])
+        return self._outcomes(batch, current, {r.execution_id: r for r in to_apply})
+
+    @staticmethod
+    def _outcomes(
+        batch: list[TerminalResult],
+        current: dict[str, tuple[str, str | None]],
+        applied: dict[str, TerminalResult],
+    ) -> list[StoreOutcome]:
+        outcomes: list[StoreOutcome] = []
+        for item in batch:
+            won = applied.get(item.execution_id)
+            if won is not None:
+                outcomes.append(StoreOutcome(applied=won is item, state=won.state))
+            elif item.execution_id in current:
+                outcomes.append(StoreOutcome(applied=False, state=current[item.execution_id][0]))
+            else:
+                log.warning(
+                    "result for unknown execution %s ignored", item.execution_id, extra={"reporter": item.reporter}
+                )
+                outcomes.append(StoreOutcome(applied=False, state=""))
+        return outcomes

@@ -1,0 +1,182 @@
+"""Storing results: compare-and-set to a terminal state, idempotent acks, truncation, restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import grpc
+import pytest
+import sqlalchemy as sa
+from completiontools import CompletionServer, execution_row, insert_execution
+
+from attune.common.v1 import common_pb2
+from attune.completion.v1 import completion_pb2, completion_pb2_grpc
+from attune.config import Settings
+from attune.grpcutil.channel import open_channel
+from attune.grpcutil.errors import violations_of
+from attune.storage import Database
+from attune.storage.schema import outcome_outbox
+
+S = common_pb2.ExecutionState
+
+
+def result(execution_id: str, state: int = S.EXECUTION_STATE_SUCCEEDED, **fields: Any) -> completion_pb2.ExecutionResult:
+    payload = fields.pop("payload", {"stdout": "hello\n", "stderr": "", "exit_code": 0, "duration_ms": 3})
+    return completion_pb2.ExecutionResult(
+        execution_id=execution_id,
+        state=state,
+        result_json=json.dumps(payload).encode(),
+        started_at=fields.pop("started_at", 1000.0),
+        finished_at=fields.pop("finished_at", 1001.0),
+        reporter=fields.pop("reporter", "test-worker"),
+        **fields,
+    )
+
+
+class ResultStream:
+    """A SubmitResults stream driven by the test: send batches, read acks."""
+
+    def __init__(self, address: str, settings: Settings) -> None:
+        self.channel = open_channel(address, settings)
+        self.call = completion_pb2_grpc.CompletionServiceStub(self.channel).SubmitResults()
+
+    async def submit(self, *results: completion_pb2.ExecutionResult, within: float = 5.0) -> set[str]:
+        await self.call.write(completion_pb2.SubmitResultsRequest(results=results))
+        wanted = {r.execution_id for r in results}
+        acked: set[str] = set()
+        while not wanted <= acked:
+            response = await asyncio.wait_for(self.call.read(), timeout=within)
+            assert response is not grpc.aio.EOF
+            acked.update(response.acked_execution_ids)
+        return acked
+
+    async def close(self) -> None:
+        self.call.cancel()
+        await self.channel.close()
+
+
+@pytest.fixture
+async def stream(completion: CompletionServer) -> Any:
+    s = ResultStream(completion.address, completion.settings)
+    yield s
+    await s.close()
+
+
+async def test_result_is_stored_and_acked(stream: ResultStream, db: Database) -> None:
+    execution_id = await insert_execution(db, state="running")
+    acked = await stream.submit(result(execution_id, error=""))
+    assert acked == {execution_id}
+    row = await execution_row(db, execution_id)
+    assert row.state == "succeeded"
+    assert json.loads(row.result)["stdout"] == "hello\n"
+    assert row.error is None
+    assert (row.started_at, row.finished_at) == (1000.0, 1001.0)
+
+
+async def test_batch_stores_every_result_and_keeps_started_at(stream: ResultStream, db: Database) -> None:
+    ids = [await insert_execution(db, state="scheduled") for _ in range(50)]
+    first = await insert_execution(db, state="running", started_at=500.0)
+    results = [result(i, S.EXECUTION_STATE_FAILED, error=f"exit code 1: {i}") for i in ids]
+    acked = await stream.submit(*results, result(first))
+    assert acked == {*ids, first}
+    for execution_id in ids[:3]:
+        row = await execution_row(db, execution_id)
+        assert (row.state, row.error) == ("failed", f"exit code 1: {execution_id}")
+    assert (await execution_row(db, first)).started_at == 500.0  # the scheduler's start time wins
+
+
+async def test_duplicate_is_acked_and_changes_nothing(stream: ResultStream, db: Database) -> None:
+    execution_id = await insert_execution(db)
+    await stream.submit(result(execution_id, payload={"n": 1}))
+    before = await execution_row(db, execution_id)
+    again = result(execution_id, S.EXECUTION_STATE_FAILED, payload={"n": 2}, error="late", finished_at=2000.0)
+    assert await stream.submit(again) == {execution_id}
+    # Two copies in one batch: the first wins, both are acked.
+    other = await insert_execution(db)
+    assert await stream.submit(result(other, payload={"n": 1}), result(other, S.EXECUTION_STATE_FAILED)) == {other}
+    after = await execution_row(db, execution_id)
+    assert (after.state, after.result, after.error, after.finished_at) == (
+        "succeeded",
+        before.result,
+        None,
+        before.finished_at,
+    )
+    assert (await execution_row(db, other)).state == "succeeded"
+
+
+async def test_late_non_terminal_and_unknown_are_acked_and_ignored(stream: ResultStream, db: Database) -> None:
+    execution_id = await insert_execution(db, state="running")
+    running = result(execution_id, S.EXECUTION_STATE_RUNNING)
+    unknown = result("0" * 32)
+    assert await stream.submit(running, unknown) == {execution_id, "0" * 32}
+    assert (await execution_row(db, execution_id)).state == "running"
+
+
+async def test_unary_submit_result(completion: CompletionServer, db: Database) -> None:
+    execution_id = await insert_execution(db, state="canceling")
+    async with open_channel(completion.address, completion.settings) as channel:
+        stub = completion_pb2_grpc.CompletionServiceStub(channel)
+        first = await stub.SubmitResult(
+            completion_pb2.SubmitResultRequest(result=result(execution_id, S.EXECUTION_STATE_CANCELLED))
+        )
+        assert (first.applied, first.state) == (True, S.EXECUTION_STATE_CANCELLED)
+        second = await stub.SubmitResult(completion_pb2.SubmitResultRequest(result=result(execution_id)))
+        assert (second.applied, second.state) == (False, S.EXECUTION_STATE_CANCELLED)
+        with pytest.raises(grpc.aio.AioRpcError) as missing:
+            await stub.SubmitResult(completion_pb2.SubmitResultRequest(result=result("f" * 32)))
+        assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+        assert "f" * 32 in (missing.value.details() or "")
+        with pytest.raises(grpc.aio.AioRpcError) as bad:
+            await stub.SubmitResult(
+                completion_pb2.SubmitResultRequest(result=result(execution_id, S.EXECUTION_STATE_RUNNING))
+            )
+        assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert [v.field for v in violations_of(bad.value)] == ["result.state"]
+    assert (await execution_row(db, execution_id)).state == "cancelled"
+
+
+async def test_oversized_result_is_stored_truncated(stream: ResultStream, db: Database, settings: Settings) -> None:
+    execution_id = await insert_execution(db)
+    big = "x" * (settings.max_message_bytes - 40_000)  # arrives (under the limit), too big to store
+    payload = {"stdout": big, "stderr": big[:1000], "exit_code": 0, "duration_ms": 5, "answer": 42}
+    await stream.submit(result(execution_id, payload=payload))
+    stored = json.loads((await execution_row(db, execution_id)).result)
+    assert stored["truncated"] is True
+    assert stored["answer"] == 42 and stored["exit_code"] == 0
+    assert stored["stdout"].startswith("xxxx") and len(stored["stdout"]) < len(big)
+    assert len(json.dumps(stored)) < settings.max_message_bytes
+
+
+async def test_restart_mid_stream_stores_exactly_one_result(
+    completion: CompletionServer, db: Database, settings: Settings
+) -> None:
+    """The server stops while a client has results in flight; the client reconnects to the new
+    server and re-sends everything it has no ack for."""
+    workflow_id = await insert_execution(db, runner_type="workflow")
+    ids = [
+        await insert_execution(db, workflow_execution_id=workflow_id, task_name="t", task_run=1, attempt=1)
+        for _ in range(20)
+    ]
+    stream = ResultStream(completion.address, settings)
+    acked = await stream.submit(*(result(i, payload={"n": 1}) for i in ids[:10]))
+    await stream.call.write(completion_pb2.SubmitResultsRequest(results=[result(i, payload={"n": 1}) for i in ids[10:]]))
+    await completion.stop()
+    await stream.close()
+    await completion.start()
+    stream = ResultStream(completion.address, settings)
+    try:
+        # The re-send carries a different body: only the first stored one may remain.
+        unacked = [i for i in ids if i not in acked]
+        assert await stream.submit(*(result(i, payload={"n": 2}) for i in ids)) >= set(unacked)
+    finally:
+        await stream.close()
+    for execution_id in ids:
+        row = await execution_row(db, execution_id)
+        assert row.state == "succeeded"
+        if execution_id in acked:
+            assert json.loads(row.result) == {"n": 1}
+    async with db.read() as conn:
+        outbox = (await conn.execute(sa.select(outcome_outbox.c.execution_id))).scalars().all()
+    assert sorted(outbox) == sorted(ids)  # one outbox row each (nobody is up to receive them)
