@@ -135,14 +135,15 @@ class TreeDisplay:
             self.stream.write("\n".join(lines) + "\n")
             self.drawn = len(lines)
         else:
-            self._changes(tree, now, "")
+            self._changes(tree, now, None)
         self.stream.flush()
 
-    def _changes(self, node: TreeNode, now: float, path: str) -> None:
-        name = f"{path} / {node.label}" if path else node.label
+    def _changes(self, node: TreeNode, now: float, path: str | None) -> None:
+        # The root is named in full; tasks by their path below it ("nested_task / echo  core.echo").
+        name = node.label if path is None else (f"{path} / {node.label}" if path else node.label)
         if self.states.get(node.key) != node.state:
             self.states[node.key] = node.state
             elapsed = node.elapsed(now)
             self.stream.write(f"{name}: {node.state}{' ' + elapsed if elapsed else ''}\n")
         for child in node.children:
-            self._changes(child, now, name)
+            self._changes(child, now, "" if path is None else name)
