@@ -83,15 +83,16 @@ def engine_figures(progress: Callable[[str], None]) -> dict[str, Any]:
     return dict(run_engine_benchmarks())
 
 
-def workflow_suite(database_url: str, *, ready_timeout: float, progress: Callable[[str], None]) -> dict[str, Any]:
-    """Engine figures plus fanout_1000_tasks_per_s and chain_200_step_ms end to end."""
+def workflow_suite(database_url: str, *, width: int = 1000, length: int = 200, ready_timeout: float,
+                   progress: Callable[[str], None]) -> dict[str, Any]:  # fmt: skip
+    """Engine figures plus fanout_<width>_tasks_per_s and chain_<length>_step_ms end to end."""
     figures = engine_figures(progress)
 
     def measure(launcher: Launcher) -> dict[str, Any]:
         async def remote() -> dict[str, float]:
             async with Client(launcher.scheduler_address) as client:
-                progress("1,000-wide fan-out and 200-step chain of core.noop")
-                return await workflow_figures(client)
+                progress(f"{width:,}-wide fan-out and {length}-step chain of core.noop")
+                return await workflow_figures(client, width=width, length=length)
 
         return asyncio.run(remote())
 

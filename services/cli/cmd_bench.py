@@ -19,6 +19,8 @@ def add_parser(commands: argparse._SubParsersAction, parent: argparse.ArgumentPa
                        help="PostgreSQL URL to benchmark on (migrated first); default a temporary SQLite file")  # fmt: skip
     bench.add_argument("--samples", type=int, default=200, help="sequential no-op executions for latency")
     bench.add_argument("--burst", type=int, default=2000, help="concurrent no-op executions for throughput")
+    bench.add_argument("--fanout-width", type=int, default=1000, metavar="N", help="width of the workflows fan-out")
+    bench.add_argument("--chain-length", type=int, default=200, metavar="N", help="length of the workflows chain")
     bench.add_argument("--ready-timeout", type=float, default=120.0, metavar="S")
     bench.set_defaults(handler=bench_command, sync=True)
 
@@ -28,11 +30,12 @@ def bench_command(args: argparse.Namespace) -> int:
     from attune_services.bench.report import figures_table
     from attune_services.bench.suite import core_suite, workflow_suite
 
-    if args.samples < 1 or args.burst < 1:
-        raise CliError("--samples and --burst must be at least 1")
+    if min(args.samples, args.burst, args.fanout_width, args.chain_length) < 1:
+        raise CliError("--samples, --burst, --fanout-width and --chain-length must be at least 1")
     try:
         if args.suite == "workflows":
-            figures = workflow_suite(args.database_url, ready_timeout=args.ready_timeout, progress=progress)
+            figures = workflow_suite(args.database_url, width=args.fanout_width, length=args.chain_length,
+                                     ready_timeout=args.ready_timeout, progress=progress)  # fmt: skip
         else:
             figures = core_suite(args.database_url, samples=args.samples, burst=args.burst,
                                  ready_timeout=args.ready_timeout, progress=progress)  # fmt: skip

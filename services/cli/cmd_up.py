@@ -74,6 +74,7 @@ def up_command(args: argparse.Namespace) -> int:
         for child in launcher.children:
             print(f"  {child.name:<12} {child.address:<22} log {child.log_path}")
         print(f"attune is ready — scheduler at {launcher.scheduler_address}", flush=True)
+        progress(f"try: attune --address {launcher.scheduler_address} run examples.single_echo --wait   (Ctrl-C stops attune)")
         _run_until_stopped(launcher)
         return 0
     except (KeyboardInterrupt, Stop):
@@ -82,8 +83,14 @@ def up_command(args: argparse.Namespace) -> int:
     except LaunchError as err:
         raise CliError(str(err).splitlines()[0], str(err).splitlines()[1:]) from err
     finally:
-        launcher.stop(grace=settings.shutdown_grace + 2.0)
-        signal.signal(signal.SIGTERM, previous)
+        # A second Ctrl-C must not leave children behind: stop() ends with SIGKILL anyway.
+        interrupt = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        try:
+            launcher.stop(grace=settings.shutdown_grace + 2.0)
+        finally:
+            signal.signal(signal.SIGINT, interrupt)
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _run_until_stopped(launcher: Launcher) -> None:
