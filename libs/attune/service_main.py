@@ -13,18 +13,33 @@ from attune.logs import configure_logging
 from attune.telemetry import configure_tracing, shutdown_tracing
 
 
-def _run(main: Coroutine[Any, Any, None]) -> None:
-    # uvloop roughly doubles message throughput on the streams (DESIGN §6 measurements).
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(main)
-    else:
-        uvloop.run(main)
+def _run(main: Coroutine[Any, Any, None], *, use_uvloop: bool) -> None:
+    # uvloop roughly doubles message throughput on the streams (DESIGN §6 measurements), but
+    # libuv spawns processes with a full fork (~6 ms here): the worker keeps asyncio's loop and
+    # a pidfd child watcher instead of Python 3.11's thread per child.
+    if use_uvloop:
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            uvloop.run(main)
+            return
+    if sys.version_info < (3, 12) and hasattr(asyncio, "PidfdChildWatcher"):
+        try:
+            watcher = asyncio.PidfdChildWatcher()
+            asyncio.set_child_watcher(watcher)
+        except OSError:
+            pass
+    asyncio.run(main)
 
 
 def run_service_main(
-    name: str, build: Callable[[Settings], ServiceApp], address_of: Callable[[Settings], str]
+    name: str,
+    build: Callable[[Settings], ServiceApp],
+    address_of: Callable[[Settings], str],
+    *,
+    use_uvloop: bool = True,
 ) -> None:
     """Configures the process and serves `build(settings)` until SIGTERM. Exits 2 on bad config."""
     try:
