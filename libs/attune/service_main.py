@@ -50,13 +50,14 @@ def run_service_main(
     configure_logging(name, level=settings.log_level, fmt=settings.log_format)
     configure_tracing(name, trace_file=settings.trace_file)
     address = settings.listen_address or address_of(settings)
+
     async def build_and_serve() -> None:
         # Built inside the running loop: grpc.aio channels opened by an app's constructor bind to
         # the loop current at creation, and a channel bound to another loop fails every call.
         await serve(build(settings), name=name, address=address, settings=settings)
 
     try:
-        _run(build_and_serve())
+        _run(build_and_serve(), use_uvloop=use_uvloop)
     except OSError as err:
         logging.getLogger(name).error("cannot start: %s", err)
         sys.exit(1)
