@@ -70,13 +70,18 @@ async def start_server(app: ServiceApp, *, address: str, settings: Settings) -> 
 
 
 async def stop_server(app: ServiceApp, handle: ServerHandle, *, grace: float) -> None:
-    """Graceful stop: health NOT_SERVING, drain in-flight work, then stop the server."""
+    """Graceful stop: health NOT_SERVING, drain in-flight work, then stop the server.
+
+    Drain is bounded by `grace`, or by the app's own `drain_timeout` attribute when it has one
+    (a worker lets its processes finish for the grace, then cancels and reports them).
+    """
     for name in ["", *app.service_names]:
         await handle.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    drain_timeout = getattr(app, "drain_timeout", None) or grace
     try:
-        await asyncio.wait_for(app.drain(), timeout=grace)
+        await asyncio.wait_for(app.drain(), timeout=drain_timeout)
     except asyncio.TimeoutError:
-        log.warning("drain did not finish within %.1fs; in-flight work is handed back", grace)
+        log.warning("drain did not finish within %.1fs; in-flight work is handed back", drain_timeout)
     await handle.server.stop(grace=min(grace, 1.0))
     await app.close()
     handle.stopped.set()

@@ -1,0 +1,151 @@
+"""The worker process: a session with the scheduler, runs, and results to the completion service.
+
+Data flow: Assignments (scheduler stream) → ExecutionRunner (pack cache, process) → Started
+notices back to the scheduler; results → ResultSender (completion stream) → once acked, Released
+notices to the scheduler. The worker's own gRPC server serves only health and reflection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from typing import Sequence
+
+import grpc
+
+from attune.completion.v1 import completion_pb2_grpc
+from attune.config import Settings
+from attune.grpcutil.channel import open_channel
+from attune.registry.v1 import registry_pb2_grpc
+from attune.worker.v1 import worker_pb2, worker_pb2_grpc
+from attune_services.worker.packs import PackCache
+from attune_services.worker.results import ResultSender
+from attune_services.worker.runs import ExecutionRunner
+from attune_services.worker.runtimes import detect_runtimes
+from attune_services.worker.session import SchedulerSession
+
+log = logging.getLogger(__name__)
+
+
+def worker_id_of(settings: Settings) -> str:
+    """`ATTUNE_WORKER_ID`, or `<hostname>-<pid>`."""
+    return settings.worker_id or f"{socket.gethostname()}-{os.getpid()}"
+
+
+class WorkerApp:
+    """attune-worker: runs actions assigned by the scheduler (DESIGN §2 worker)."""
+
+    service_names: Sequence[str] = ()
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.worker_id = worker_id_of(settings)
+        self.hostname = socket.gethostname()
+        self.interpreters = detect_runtimes()
+        self._scheduler_channel: grpc.aio.Channel | None = None
+        self._completion_channel: grpc.aio.Channel | None = None
+        self.session: SchedulerSession | None = None
+        self.results: ResultSender | None = None
+        self.runner: ExecutionRunner | None = None
+        self._accepting = True
+
+    @property
+    def drain_timeout(self) -> float:
+        """Running processes get `shutdown_grace`, then are cancelled (`kill_grace`), and their
+        results get another `shutdown_grace` to be acked."""
+        return 2 * self.settings.shutdown_grace + self.settings.kill_grace
+
+    def register(self, server: grpc.aio.Server) -> None:
+        """Nothing to add: the worker serves health and reflection only."""
+
+    async def start(self) -> None:
+        """Opens the channels and the two streams."""
+        settings = self.settings
+        self._scheduler_channel = open_channel(settings.scheduler_address, settings)
+        self._completion_channel = open_channel(settings.completion_address, settings)
+        packs = PackCache(
+            settings.pack_cache(),
+            registry_pb2_grpc.RegistryServiceStub(self._scheduler_channel),
+            retry_interval=settings.retry_interval,
+        )
+        self.results = ResultSender(
+            completion_pb2_grpc.CompletionServiceStub(self._completion_channel), settings, on_acked=self._acked
+        )
+        self.session = SchedulerSession(
+            worker_pb2_grpc.WorkerServiceStub(self._scheduler_channel),
+            settings,
+            hello=self._hello,
+            running=lambda: self.runner.started() if self.runner else [],
+            on_assignments=self._assigned,
+            on_cancellations=lambda ids: self.runner.cancel(ids) if self.runner else None,
+        )
+        self.runner = ExecutionRunner(
+            settings,
+            worker_id=self.worker_id,
+            interpreters=self.interpreters,
+            packs=packs,
+            on_started=self.session.started,
+            on_result=self.results.add,
+        )
+        self.results.start()
+        self.session.start()
+        log.info(
+            "worker started",
+            extra={"worker_id": self.worker_id, "runtimes": sorted(self.interpreters), "capacity": settings.worker_capacity},
+        )
+
+    def _hello(self) -> worker_pb2.Hello:
+        held = set(self.runner.running_ids() if self.runner else ())
+        held.update(self.results.unacked_ids() if self.results else ())
+        return worker_pb2.Hello(
+            worker_id=self.worker_id,
+            hostname=self.hostname,
+            runtimes=sorted(self.interpreters),
+            capacity=self.settings.worker_capacity,
+            execution_ids=sorted(held),
+        )
+
+    def _assigned(self, assignments: Sequence[worker_pb2.Assignment]) -> None:
+        assert self.runner is not None and self.results is not None
+        if not self._accepting:
+            log.info("draining: %d assignments sent before the scheduler saw us leave are run", len(assignments))
+        unacked = self.results.unacked_ids()
+        self.runner.accept(assignments, is_held=lambda i: i in unacked)
+
+    def _acked(self, execution_ids: list[str]) -> None:
+        if self.session is not None:
+            self.session.released(execution_ids)
+
+    async def drain(self) -> None:
+        """Leaves the scheduler (no new work), lets runs finish within `shutdown_grace`, cancels
+        the rest, and waits until every result is acked by the completion service."""
+        assert self.session is not None and self.runner is not None and self.results is not None
+        self._accepting = False
+        grace = self.settings.shutdown_grace
+        await self.session.leave(timeout=min(grace, 1.0))
+        try:
+            await asyncio.wait_for(self.runner.wait_idle(), timeout=grace)
+        except asyncio.TimeoutError:
+            left = self.runner.running_ids()
+            log.warning("%d runs still going after %.1fs; cancelling them", len(left), grace)
+            self.runner.cancel_all()
+            await self.runner.wait_idle()
+        await self.results.wait_all_acked()
+
+    async def close(self) -> None:
+        """Stops the streams and closes the channels."""
+        if self.runner is not None and self.runner.running_ids():
+            self.runner.cancel_all()  # drain was cut short: do not leave processes behind
+            try:
+                await asyncio.wait_for(self.runner.wait_idle(), timeout=self.settings.kill_grace + 1.0)
+            except asyncio.TimeoutError:
+                log.error("runs %s did not end", self.runner.running_ids())
+        if self.session is not None:
+            await self.session.close()
+        if self.results is not None:
+            await self.results.close()
+        for channel in (self._scheduler_channel, self._completion_channel):
+            if channel is not None:
+                await channel.close()

@@ -1,0 +1,12 @@
+"""Console script `attune-worker`."""
+
+from __future__ import annotations
+
+from attune.service_main import run_service_main
+from attune_services.worker.app import WorkerApp
+
+
+def main() -> None:
+    """Runs a worker until SIGTERM; its own server (health, reflection) listens on
+    ATTUNE_WORKER_ADDRESS (a free port by default)."""
+    run_service_main("worker", WorkerApp, lambda s: s.worker_address)

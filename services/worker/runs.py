@@ -1,0 +1,223 @@
+"""Assignments becoming runs: pack files, a RunRequest, the process, and its ExecutionResult.
+
+Each assignment is one task: make sure the pack's files are cached, start the process (then a
+Started notice goes to the scheduler), wait for its outcome, and hand the result to the sender.
+Anything that stops the process from starting — files not fetchable, entry point missing, runtime
+not installed — becomes a FAILED result naming the cause, never a silent drop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Callable, Mapping, Sequence
+
+from opentelemetry import trace
+
+from attune import states
+from attune.common.v1 import common_pb2
+from attune.completion.v1 import completion_pb2
+from attune.config import Settings
+from attune.grpcutil.convert import dumps, loads
+from attune.telemetry import extract, inject, tracer
+from attune.worker.v1 import worker_pb2
+from attune_services.worker.packs import PackCache, PackFetchError
+from attune_services.worker.runtimes import ActionLaunchError, ActionProcess, RunOutcome, RunRequest
+
+log = logging.getLogger(__name__)
+_tracer = tracer(__name__)
+
+NOOP = "noop"
+
+
+@dataclass(eq=False)
+class Run:
+    """One accepted assignment until its result is produced."""
+
+    assignment: worker_pb2.Assignment
+    span: trace.Span
+    traceparent: str  # the run span's, handed to the process and to the result
+    process: ActionProcess | None = None
+    started_at: float = 0.0  # once the process is running
+    cancel_requested: bool = False
+    task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+
+class ExecutionRunner:
+    """Runs assignments concurrently; reports starts and results through callbacks."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        worker_id: str,
+        interpreters: Mapping[str, str],
+        packs: PackCache,
+        on_started: Callable[[str, float], None],
+        on_result: Callable[[completion_pb2.ExecutionResult], None],
+    ) -> None:
+        self._settings = settings
+        self._worker_id = worker_id
+        self._interpreters = interpreters
+        self._packs = packs
+        self._on_started = on_started
+        self._on_result = on_result
+        self._runs: dict[str, Run] = {}
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def running_ids(self) -> Sequence[str]:
+        """Executions accepted whose result is not yet produced."""
+        return list(self._runs)
+
+    def started(self) -> list[worker_pb2.StartedExecution]:
+        """Start notices of the processes running now."""
+        return [
+            worker_pb2.StartedExecution(execution_id=i, started_at=r.started_at)
+            for i, r in self._runs.items()
+            if r.started_at
+        ]
+
+    def accept(self, assignments: Sequence[worker_pb2.Assignment], *, is_held: Callable[[str], bool]) -> None:
+        """Starts a run per assignment; one already running or held (a re-sent one) is ignored."""
+        for assignment in assignments:
+            execution_id = assignment.execution_id
+            if execution_id in self._runs or is_held(execution_id):
+                log.debug("assignment %s already held; ignored", execution_id)
+                continue
+            span = _tracer.start_span(
+                "execution.run",
+                context=extract(assignment.trace.traceparent),
+                attributes={
+                    "execution.id": execution_id,
+                    "action.ref": assignment.action_ref,
+                    "action.runtime": assignment.runtime,
+                },
+            )
+            run = Run(assignment, span, inject(trace.set_span_in_context(span)) or assignment.trace.traceparent)
+            self._runs[execution_id] = run
+            self._idle.clear()
+            run.task = asyncio.create_task(self._run(run), name=f"run-{execution_id}")
+
+    def cancel(self, execution_ids: Sequence[str]) -> None:
+        """Stops these runs (they end CANCELLED); unknown or finished ids are ignored."""
+        for execution_id in execution_ids:
+            run = self._runs.get(execution_id)
+            if run is None:
+                continue
+            run.cancel_requested = True
+            if run.process is not None:
+                run.process.cancel()
+
+    def cancel_all(self) -> None:
+        """Stops every run."""
+        self.cancel(list(self._runs))
+
+    async def wait_idle(self) -> None:
+        """Returns once no run is left."""
+        await self._idle.wait()
+
+    async def _run(self, run: Run) -> None:
+        assignment = run.assignment
+        try:
+            outcome = await self._execute(run)
+            result = self._result(run, outcome)
+        except Exception as err:  # noqa: BLE001 - any failure becomes the execution's FAILED result
+            if not isinstance(err, (ActionLaunchError, PackFetchError)):
+                log.exception("run of %s failed", assignment.execution_id)
+            now = time.time()
+            result = self._failure(assignment, str(err) or type(err).__name__, run, now)
+        run.span.set_attribute("execution.state", states.execution_state_from_proto(result.state))
+        run.span.end()
+        self._runs.pop(assignment.execution_id, None)
+        if not self._runs:
+            self._idle.set()
+        self._on_result(result)
+
+    async def _execute(self, run: Run) -> RunOutcome:
+        assignment = run.assignment
+        request = await self._request(run)
+        process = run.process = ActionProcess(request, self._interpreters)
+        cancelled_early = run.cancel_requested
+        if cancelled_early:
+            process.cancel()  # start() then ends it at once, without spawning
+        await process.start()
+        if not cancelled_early:
+            run.started_at = time.time()
+            self._on_started(assignment.execution_id, run.started_at)
+        return await process.wait()
+
+    async def _request(self, run: Run) -> RunRequest:
+        assignment = run.assignment
+        if assignment.runtime == NOOP:
+            entry_point, working_dir = None, self._packs.root
+        else:
+            folder = self._packs.ready(assignment.pack_digest) or await self._packs.ensure(assignment.pack_digest)
+            entry_point = _entry_point(folder, assignment)
+            working_dir = folder / "actions"
+        parameters = loads(assignment.parameters_json, {})
+        if not isinstance(parameters, dict):
+            raise ActionLaunchError(f'action "{assignment.action_ref}": parameters are not a JSON object')
+        return RunRequest(
+            execution_id=assignment.execution_id,
+            action_ref=assignment.action_ref,
+            runtime=assignment.runtime,
+            entry_point=entry_point,
+            working_dir=working_dir,
+            parameters=parameters,
+            secret_names=frozenset(assignment.secret_names),
+            timeout_s=assignment.timeout_seconds or None,
+            kill_grace_s=self._settings.kill_grace,
+            output_limit_bytes=self._settings.output_limit_bytes,
+            extra_env={"ATTUNE_TRACEPARENT": run.traceparent} if run.traceparent else {},
+        )
+
+    def _result(self, run: Run, outcome: RunOutcome) -> completion_pb2.ExecutionResult:
+        assignment = run.assignment
+        return completion_pb2.ExecutionResult(
+            execution_id=assignment.execution_id,
+            state=states.execution_state_to_proto(outcome.state),
+            result_json=dumps(outcome.result),
+            error=outcome.error or "",
+            started_at=outcome.started_at,
+            finished_at=outcome.finished_at,
+            trace=_trace_of(run),
+            reporter=self._worker_id,
+        )
+
+    def _failure(
+        self, assignment: worker_pb2.Assignment, error: str, run: Run, now: float
+    ) -> completion_pb2.ExecutionResult:
+        state = states.CANCELLED if run.cancel_requested else states.FAILED
+        return completion_pb2.ExecutionResult(
+            execution_id=assignment.execution_id,
+            state=states.execution_state_to_proto(state),
+            result_json=dumps({"stdout": "", "stderr": "", "exit_code": None, "duration_ms": 0}),
+            error="cancelled" if run.cancel_requested else error,
+            started_at=0.0,
+            finished_at=now,
+            trace=_trace_of(run),
+            reporter=self._worker_id,
+        )
+
+
+def _entry_point(folder: Path, assignment: worker_pb2.Assignment) -> Path:
+    """The script's path in the cached pack. The entry point is pack-relative
+    ("actions/echo.sh"); one relative to actions/ (as written in the action's YAML) is accepted."""
+    relative = PurePosixPath(assignment.entry_point)
+    if not assignment.entry_point or relative.is_absolute() or ".." in relative.parts:
+        raise ActionLaunchError(
+            f'action "{assignment.action_ref}": entry point {assignment.entry_point!r} is not a pack-relative path'
+        )
+    path = folder.joinpath(*relative.parts)
+    if relative.parts[0] != "actions" and not path.is_file():
+        path = folder.joinpath("actions", *relative.parts)
+    return path
+
+
+def _trace_of(run: Run) -> common_pb2.TraceContext:
+    """The run span's context (same trace as the assignment), so completion's span hangs below it."""
+    return common_pb2.TraceContext(traceparent=run.traceparent, tracestate=run.assignment.trace.tracestate)

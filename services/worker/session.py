@@ -1,0 +1,168 @@
+"""The worker's session with the scheduler: one WorkerService.Connect stream (DESIGN §2 worker).
+
+Up: a Hello (id, hostname, runtimes, capacity, the executions it still holds), then Started and
+Released notices — everything queued during one loop tick coalesced into one message of each —
+and a Heartbeat when nothing else was sent for a heartbeat interval. Down: Assignments and
+Cancellations, handed to callbacks. A broken stream is reopened with backoff and a fresh Hello.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Callable, Sequence
+
+import grpc
+
+from attune.config import Settings
+from attune.worker.v1 import worker_pb2, worker_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+
+class SchedulerSession:
+    """Holds the Connect stream; `started()` / `released()` queue notices for the next message."""
+
+    def __init__(
+        self,
+        stub: worker_pb2_grpc.WorkerServiceStub,
+        settings: Settings,
+        *,
+        hello: Callable[[], worker_pb2.Hello],
+        running: Callable[[], Sequence[worker_pb2.StartedExecution]],
+        on_assignments: Callable[[Sequence[worker_pb2.Assignment]], None],
+        on_cancellations: Callable[[Sequence[str]], None],
+    ) -> None:
+        self._stub = stub
+        self._settings = settings
+        self._hello = hello
+        self._running = running
+        self._on_assignments = on_assignments
+        self._on_cancellations = on_cancellations
+        self._started: list[worker_pb2.StartedExecution] = []
+        self._released: list[str] = []
+        self._wake = asyncio.Event()
+        self._leaving = False
+        self._task: asyncio.Task[None] | None = None
+        self.welcomed = asyncio.Event()
+
+    def started(self, execution_id: str, started_at: float) -> None:
+        """Queues a start notice."""
+        self._started.append(worker_pb2.StartedExecution(execution_id=execution_id, started_at=started_at))
+        self._wake.set()
+
+    def released(self, execution_ids: Sequence[str]) -> None:
+        """Queues slot releases (their results are durable at the completion service)."""
+        self._released.extend(execution_ids)
+        self._wake.set()
+
+    def start(self) -> None:
+        """Opens the session (and keeps reopening it until `leave`)."""
+        self._task = asyncio.create_task(self._run(), name="scheduler-session")
+
+    async def leave(self, timeout: float) -> None:
+        """Sends what is queued, then half-closes the stream: the scheduler stops assigning work.
+        Assignments already on their way are still delivered to `on_assignments`."""
+        self._leaving = True
+        self._wake.set()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), timeout=timeout)
+            except asyncio.TimeoutError:
+                pass
+
+    async def close(self) -> None:
+        """Ends the session at once."""
+        self._leaving = True
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        retry = self._settings.retry_interval
+        backoff, failures = retry, 0
+        while not self._leaving:
+            started = time.monotonic()
+            try:
+                await self._session()
+            except asyncio.CancelledError:
+                raise
+            except grpc.aio.AioRpcError as err:
+                (log.warning if failures == 0 else log.debug)(
+                    "scheduler stream at %s ended: %s %s",
+                    self._settings.scheduler_address,
+                    err.code().name,
+                    err.details(),
+                )
+            except Exception:  # noqa: BLE001 - reconnect; the scheduler recovers by Hello
+                log.exception("scheduler session failed")
+            self.welcomed.clear()
+            if self._leaving:
+                return
+            worked = time.monotonic() - started > 10 * retry
+            failures = 0 if worked else failures + 1
+            if worked:
+                backoff = retry
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 10 * retry)
+
+    async def _session(self) -> None:
+        call = self._stub.Connect()
+        try:
+            # Releases queued before this stream concern the old session; the Hello lists what
+            # is still held. Start notices may have been lost with the old stream: send them all.
+            self._released.clear()
+            self._started = list(self._running())
+            await call.write(worker_pb2.ConnectRequest(hello=self._hello()))
+            if self._started:
+                self._wake.set()
+            receiver = asyncio.create_task(self._receive(call))
+            sender = asyncio.create_task(self._send(call))
+            try:
+                done, _ = await asyncio.wait({receiver, sender}, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    task.result()
+                if sender in done and not receiver.done():
+                    # We half-closed: the scheduler ends the stream; assignments in flight arrive.
+                    await receiver
+            finally:
+                for task in (receiver, sender):
+                    task.cancel()
+                await asyncio.gather(receiver, sender, return_exceptions=True)
+        finally:
+            call.cancel()
+
+    async def _send(self, call: grpc.aio.StreamStreamCall) -> None:
+        interval = self._settings.heartbeat_interval
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=interval)
+            except asyncio.TimeoutError:
+                await call.write(worker_pb2.ConnectRequest(heartbeat=worker_pb2.Heartbeat()))
+                continue
+            self._wake.clear()
+            if self._started:
+                started, self._started = self._started, []
+                await call.write(worker_pb2.ConnectRequest(started=worker_pb2.Started(executions=started)))
+            if self._released:
+                released, self._released = self._released, []
+                await call.write(worker_pb2.ConnectRequest(released=worker_pb2.Released(execution_ids=released)))
+            if self._leaving and not self._started and not self._released:
+                await call.done_writing()
+                return
+
+    async def _receive(self, call: grpc.aio.StreamStreamCall) -> None:
+        async for message in call:
+            kind = message.WhichOneof("kind")
+            if kind == "assignments":
+                self._on_assignments(message.assignments.assignments)
+            elif kind == "cancellations":
+                self._on_cancellations(message.cancellations.execution_ids)
+            elif kind == "welcome":
+                log.info("connected to scheduler", extra={"scheduler_id": message.welcome.scheduler_id})
+                self.welcomed.set()
+        if not self._leaving:
+            raise grpc.aio.AioRpcError(
+                grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata(), "scheduler closed the stream"
+            )

@@ -1,0 +1,334 @@
+"""The worker service against a fake scheduler and a fake completion service: real gRPC servers
+implementing the real stubs, real channels, real child processes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from attune.common.v1 import common_pb2
+from attune.completion.v1 import completion_pb2, completion_pb2_grpc
+from attune.config import Settings
+from attune.grpcutil.channel import open_channel
+from attune.grpcutil.server import ServerHandle, start_server, stop_server
+from attune.registry.v1 import registry_pb2, registry_pb2_grpc
+from attune.worker.v1 import worker_pb2, worker_pb2_grpc
+from attune_services.worker.app import WorkerApp
+from attune_services.worker.runtimes import detect_runtimes
+
+S = common_pb2.ExecutionState
+DIGEST = "d" * 64
+PACK_FILES = {
+    "pack.yaml": b"ref: demo\n",
+    "actions/hello.yaml": b"name: hello\nrunner_type: shell\nentry_point: hello.sh\n",
+    "actions/hello.sh": b'read -r params; printf "hello %s\\n" "$ATTUNE_PARAM_WHO"; echo "$params" >&2\n',
+    "actions/sleep.sh": b"sleep ${ATTUNE_PARAM_SECONDS:-30}\n",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def eventually(check: Callable[[], Any], within: float = 5.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class FakeScheduler(worker_pb2_grpc.WorkerServiceServicer, registry_pb2_grpc.RegistryServiceServicer):
+    """Records what the worker says; sends what the test tells it to."""
+
+    def __init__(self) -> None:
+        self.hellos: list[worker_pb2.Hello] = []
+        self.started: list[str] = []
+        self.released: list[str] = []
+        self.heartbeats = 0
+        self.fetches: list[str] = []
+        self.left = asyncio.Event()  # the worker half-closed its stream
+        self._outbox: asyncio.Queue[worker_pb2.ConnectResponse | None] = asyncio.Queue()
+
+    async def Connect(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:  # noqa: N802
+        first = await anext(request_iterator)
+        assert first.WhichOneof("kind") == "hello"
+        self.hellos.append(first.hello)
+        self._outbox = outbox = asyncio.Queue()
+        reader = asyncio.create_task(self._read(request_iterator, outbox))
+        try:
+            yield worker_pb2.ConnectResponse(welcome=worker_pb2.Welcome(scheduler_id="fake"))
+            while (message := await outbox.get()) is not None:
+                yield message
+        finally:
+            reader.cancel()
+
+    async def _read(self, request_iterator: Any, outbox: asyncio.Queue[Any]) -> None:
+        async for message in request_iterator:
+            kind = message.WhichOneof("kind")
+            if kind == "started":
+                self.started += [e.execution_id for e in message.started.executions]
+            elif kind == "released":
+                self.released += list(message.released.execution_ids)
+            elif kind == "heartbeat":
+                self.heartbeats += 1
+        self.left.set()
+        outbox.put_nowait(None)
+
+    async def GetPackFiles(self, request: Any, context: grpc.aio.ServicerContext) -> Any:  # noqa: N802
+        self.fetches.append(request.digest)
+        if request.digest != DIGEST:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no pack with digest {request.digest}")
+        return registry_pb2.GetPackFilesResponse(
+            pack_ref="demo", files=[registry_pb2.PackFile(path=p, content=c) for p, c in PACK_FILES.items()]
+        )
+
+    def assign(self, *assignments: worker_pb2.Assignment) -> None:
+        self._outbox.put_nowait(worker_pb2.ConnectResponse(assignments=worker_pb2.Assignments(assignments=assignments)))
+
+    def cancel(self, *execution_ids: str) -> None:
+        self._outbox.put_nowait(
+            worker_pb2.ConnectResponse(cancellations=worker_pb2.Cancellations(execution_ids=execution_ids))
+        )
+
+
+class FakeCompletion(completion_pb2_grpc.CompletionServiceServicer):
+    """Records results; acks them unless told not to."""
+
+    def __init__(self, *, ack: bool = True) -> None:
+        self.ack = ack
+        self.received: list[completion_pb2.ExecutionResult] = []
+
+    async def SubmitResults(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:  # noqa: N802
+        async for request in request_iterator:
+            self.received.extend(request.results)
+            if self.ack:
+                yield completion_pb2.SubmitResultsResponse(acked_execution_ids=[r.execution_id for r in request.results])
+
+    def result_of(self, execution_id: str) -> completion_pb2.ExecutionResult | None:
+        for result in self.received:
+            if result.execution_id == execution_id:
+                return result
+        return None
+
+
+async def serve(address: str, *servicers: Any) -> grpc.aio.Server:
+    server = grpc.aio.server()
+    for servicer in servicers:
+        if isinstance(servicer, FakeScheduler):
+            worker_pb2_grpc.add_WorkerServiceServicer_to_server(servicer, server)
+            registry_pb2_grpc.add_RegistryServiceServicer_to_server(servicer, server)
+        else:
+            completion_pb2_grpc.add_CompletionServiceServicer_to_server(servicer, server)
+    assert server.add_insecure_port(address)
+    await server.start()
+    return server
+
+
+class Cluster:
+    """A fake scheduler, a fake completion service and the worker under test."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.scheduler = FakeScheduler()
+        self.completion = FakeCompletion()
+        self.servers: dict[str, grpc.aio.Server] = {}
+        self.worker: WorkerApp | None = None
+        self.handle: ServerHandle | None = None
+
+    async def start(self) -> None:
+        self.servers["scheduler"] = await serve(self.settings.scheduler_address, self.scheduler)
+        self.servers["completion"] = await serve(self.settings.completion_address, self.completion)
+        self.worker = WorkerApp(self.settings)
+        self.handle = await start_server(self.worker, address=self.settings.worker_address, settings=self.settings)
+        await eventually(lambda: self.scheduler.hellos, what="the worker's Hello")
+
+    async def restart_completion(self, completion: FakeCompletion) -> None:
+        await self.servers["completion"].stop(None)
+        self.completion = completion
+        self.servers["completion"] = await serve(self.settings.completion_address, completion)
+
+    async def stop_worker(self) -> None:
+        if self.worker is not None and self.handle is not None:
+            await stop_server(self.worker, self.handle, grace=self.settings.shutdown_grace)
+        self.worker = self.handle = None
+
+    async def stop(self) -> None:
+        await self.stop_worker()
+        for server in self.servers.values():
+            await server.stop(None)
+
+    async def result(self, execution_id: str, within: float = 10.0) -> completion_pb2.ExecutionResult:
+        found = await eventually(lambda: self.completion.result_of(execution_id), within, f"result of {execution_id}")
+        assert isinstance(found, completion_pb2.ExecutionResult)
+        return found
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        scheduler_address=f"127.0.0.1:{free_port()}",
+        completion_address=f"127.0.0.1:{free_port()}",
+        worker_address="127.0.0.1:0",
+        worker_id="test-worker-1",
+        worker_capacity=7,
+        heartbeat_interval=0.2,
+        retry_interval=0.05,
+        kill_grace=0.5,
+        shutdown_grace=2.0,
+        pack_cache_dir=str(tmp_path / "packs"),
+    )
+
+
+@pytest.fixture
+async def cluster(settings: Settings) -> AsyncIterator[Cluster]:
+    c = Cluster(settings)
+    await c.start()
+    yield c
+    await c.stop()
+
+
+def assignment(execution_id: str, script: str = "actions/hello.sh", **fields: Any) -> worker_pb2.Assignment:
+    return worker_pb2.Assignment(
+        execution_id=execution_id,
+        action_ref=fields.pop("action_ref", "demo.hello"),
+        runtime=fields.pop("runtime", "shell"),
+        entry_point=script,
+        pack_ref="demo",
+        pack_digest=fields.pop("pack_digest", DIGEST),
+        parameters_json=json.dumps(fields.pop("parameters", {"who": "world"})).encode(),
+        trace=common_pb2.TraceContext(traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+        **fields,
+    )
+
+
+async def test_hello_advertises_the_worker(cluster: Cluster) -> None:
+    hello = cluster.scheduler.hellos[0]
+    assert hello.worker_id == "test-worker-1"
+    assert hello.hostname == socket.gethostname()
+    assert list(hello.runtimes) == sorted(detect_runtimes())
+    assert {"shell", "python", "noop"} <= set(hello.runtimes)
+    assert hello.capacity == 7
+    assert list(hello.execution_ids) == []
+    await eventually(lambda: cluster.scheduler.heartbeats >= 2, what="heartbeats")
+    assert cluster.handle is not None
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{cluster.handle.port}") as channel:
+        health = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
+    assert health.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_shell_assignment_runs_and_is_released_after_ack(cluster: Cluster) -> None:
+    cluster.scheduler.assign(assignment("exec-a", parameters={"who": "attune", "token": "s3cret"}, secret_names=["token"]))
+    result = await cluster.result("exec-a")
+    assert result.state == S.EXECUTION_STATE_SUCCEEDED, result.error
+    body = json.loads(result.result_json)
+    assert body["stdout"] == "hello attune\n"
+    assert json.loads(body["stderr"]) == {"who": "attune", "token": "s3cret"}  # parameters on stdin
+    assert body["exit_code"] == 0
+    assert result.reporter == "test-worker-1"
+    assert 0 < result.started_at <= result.finished_at
+    assert result.trace.traceparent.split("-")[1] == "0af7651916cd43dd8448eb211c80319c"
+    assert "exec-a" in cluster.scheduler.started
+    await eventually(lambda: "exec-a" in cluster.scheduler.released, what="Released")
+    # The same digest again: served from the cache, no second fetch; entry point relative to actions/.
+    cluster.scheduler.assign(assignment("exec-b", script="hello.sh"))
+    assert (await cluster.result("exec-b")).state == S.EXECUTION_STATE_SUCCEEDED
+    assert cluster.scheduler.fetches == [DIGEST]
+    assert (Path(cluster.settings.pack_cache_dir) / DIGEST / "actions" / "hello.sh").is_file()
+
+
+async def test_many_assignments_are_batched(cluster: Cluster) -> None:
+    ids = [f"noop-{i}" for i in range(200)]
+    cluster.scheduler.assign(*(assignment(i, runtime="noop", pack_digest="", script="") for i in ids))
+    await eventually(lambda: set(ids) <= set(cluster.scheduler.released), what="every Released")
+    assert all(cluster.completion.result_of(i).state == S.EXECUTION_STATE_SUCCEEDED for i in ids)  # type: ignore[union-attr]
+    assert cluster.scheduler.fetches == []  # noop needs no pack files
+
+
+async def test_result_is_resent_after_completion_restarts(cluster: Cluster) -> None:
+    cluster.completion.ack = False
+    cluster.scheduler.assign(assignment("exec-r"))
+    first = await cluster.result("exec-r")
+    await asyncio.sleep(0.2)
+    assert "exec-r" not in cluster.scheduler.released  # not acked: the slot stays taken
+    fresh = FakeCompletion(ack=True)
+    await cluster.restart_completion(fresh)
+    again = await cluster.result("exec-r")
+    assert again == first
+    await eventually(lambda: "exec-r" in cluster.scheduler.released, what="Released after the ack")
+
+
+async def test_cancellation_ends_the_run_cancelled(cluster: Cluster) -> None:
+    cluster.scheduler.assign(assignment("exec-c", script="actions/sleep.sh", parameters={"seconds": 30}))
+    await eventually(lambda: "exec-c" in cluster.scheduler.started, what="Started")
+    began = time.monotonic()
+    cluster.scheduler.cancel("exec-c")
+    result = await cluster.result("exec-c")
+    assert result.state == S.EXECUTION_STATE_CANCELLED
+    assert result.error == "cancelled"
+    assert time.monotonic() - began < 3
+
+
+async def test_noop_succeeds_without_files(cluster: Cluster) -> None:
+    cluster.scheduler.assign(assignment("exec-n", runtime="noop", action_ref="core.noop", pack_digest="", script=""))
+    result = await cluster.result("exec-n")
+    assert result.state == S.EXECUTION_STATE_SUCCEEDED
+    assert json.loads(result.result_json)["exit_code"] == 0
+
+
+async def test_errors_before_start_are_failed_results(cluster: Cluster) -> None:
+    cluster.scheduler.assign(
+        assignment("no-pack", pack_digest="e" * 64),
+        assignment("no-script", script="actions/missing.sh"),
+        assignment("workflow", runtime="workflow", action_ref="examples.single_echo"),
+    )
+    no_pack = await cluster.result("no-pack")
+    assert no_pack.state == S.EXECUTION_STATE_FAILED
+    assert "e" * 64 in no_pack.error and "NOT_FOUND" in no_pack.error
+    no_script = await cluster.result("no-script")
+    assert no_script.state == S.EXECUTION_STATE_FAILED and "missing.sh" in no_script.error
+    workflow = await cluster.result("workflow")
+    assert workflow.state == S.EXECUTION_STATE_FAILED
+    assert 'runtime "workflow" is not available' in workflow.error and "examples.single_echo" in workflow.error
+    await eventually(lambda: {"no-pack", "no-script", "workflow"} <= set(cluster.scheduler.released), what="Released")
+
+
+async def test_reconnect_says_hello_with_held_executions(cluster: Cluster) -> None:
+    cluster.scheduler.assign(assignment("exec-h", script="actions/sleep.sh", parameters={"seconds": 30}))
+    await eventually(lambda: "exec-h" in cluster.scheduler.started, what="Started")
+    await cluster.servers["scheduler"].stop(None)
+    cluster.scheduler.started.clear()
+    cluster.servers["scheduler"] = await serve(cluster.settings.scheduler_address, cluster.scheduler)
+    await eventually(lambda: len(cluster.scheduler.hellos) == 2, what="a second Hello")
+    assert list(cluster.scheduler.hellos[1].execution_ids) == ["exec-h"]
+    await eventually(lambda: "exec-h" in cluster.scheduler.started, what="Started re-sent")
+    cluster.scheduler.cancel("exec-h")
+    assert (await cluster.result("exec-h")).state == S.EXECUTION_STATE_CANCELLED
+
+
+async def test_drain_finishes_runs_and_reports_them(cluster: Cluster) -> None:
+    cluster.scheduler.assign(
+        assignment("short", script="actions/sleep.sh", parameters={"seconds": 0.3}),
+        assignment("long", script="actions/sleep.sh", parameters={"seconds": 30}),
+    )
+    await eventually(lambda: {"short", "long"} <= set(cluster.scheduler.started), what="Started")
+    began = time.monotonic()
+    await cluster.stop_worker()
+    assert cluster.scheduler.left.is_set()  # the worker said goodbye: no new assignments
+    assert (cluster.completion.result_of("short") or completion_pb2.ExecutionResult()).state == S.EXECUTION_STATE_SUCCEEDED
+    long = cluster.completion.result_of("long")
+    assert long is not None and long.state == S.EXECUTION_STATE_CANCELLED  # past the grace: cancelled, reported
+    assert time.monotonic() - began < cluster.settings.shutdown_grace + cluster.settings.kill_grace + 2
