@@ -18,12 +18,8 @@ from dataclasses import dataclass
 from attune import states
 from attune.config import Settings
 from attune.engine import (
-    CancelTask,
-    CancelTimer,
     CompiledWorkflow,
     FinishWorkflow,
-    SetTimer,
-    StartTask,
     Step,
     TaskEnded,
     TaskRunKey,
@@ -40,11 +36,12 @@ from attune.telemetry import extract, inject, tracer
 from attune.workflow.v1 import workflow_pb2
 from attune_services.coordinator.carrier import Carrier, PendingChild, PendingFinish, Refusal
 from attune_services.coordinator.definitions import DefinitionCache, DefinitionError
+from attune_services.coordinator.mailbox import Mailboxes, WorkflowLocks
+from attune_services.coordinator.steps import LoadedWorkflow, add_step
 from attune_services.coordinator.store import (
     APPLIED,
     CONFLICT,
     EndedRun,
-    NewTaskRun,
     NewWorkflow,
     StepWrite,
     load_workflow,
@@ -56,44 +53,17 @@ _tracer = tracer(__name__)
 
 Event = Callable[[CompiledWorkflow, WorkflowState, float], Step]
 
-#: How often an event is recomputed after losing a compare-and-set race before giving up.
+#: How often a batch of events is recomputed after losing a compare-and-set race before giving up.
 MAX_CONFLICT_RETRIES = 5
 
 
-@dataclass
-class LoadedWorkflow:
-    """A running workflow held in memory between events."""
+@dataclass(frozen=True)
+class Pending:
+    """One event waiting in a workflow's mailbox, with the bookkeeping rows it also touches."""
 
-    id: str
-    action_ref: str
-    compiled: CompiledWorkflow
-    state: WorkflowState
-    version: int
-    depth: int
-    traceparent: str
-    next_seq: int
-
-
-class WorkflowLocks:
-    """One asyncio lock per workflow id, dropped when nobody holds or waits for it."""
-
-    def __init__(self) -> None:
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
-
-    @asynccontextmanager
-    async def hold(self, workflow_id: str) -> AsyncIterator[None]:
-        lock, users = self._locks.get(workflow_id, (None, 0))
-        lock = lock or asyncio.Lock()
-        self._locks[workflow_id] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[workflow_id]
-            if users <= 1:
-                del self._locks[workflow_id]
-            else:
-                self._locks[workflow_id] = (lock, users - 1)
+    event: Event
+    ended_run: EndedRun | None = None
+    fired_timer: str | None = None
 
 
 class Workflows:
@@ -106,6 +76,7 @@ class Workflows:
         self._carrier = carrier
         self._cache: dict[str, LoadedWorkflow] = {}
         self._locks = WorkflowLocks()
+        self._mailboxes: Mailboxes[Pending, str] = Mailboxes(self._apply)
         self._committer: GroupCommitter[StepWrite, str] = GroupCommitter(self._flush)
         self._in_flight = 0
         self._idle = asyncio.Event()
@@ -168,21 +139,21 @@ class Workflows:
     async def task_ended(self, workflow_id: str, ended: TaskEnded) -> str:
         """Applies one task run's end; "unknown" when the workflow is not recorded."""
         run = EndedRun(ended.key.as_str(), ended.state, time.time())
-        return await self._advance(
-            workflow_id, lambda wf, st, now: task_ended(wf, st, ended, now=now), ended_run=run
+        return await self._mailboxes.submit(
+            workflow_id, Pending(lambda wf, st, now: task_ended(wf, st, ended, now=now), ended_run=run)
         )
 
     async def fire_timer(self, workflow_id: str, timer_id: str) -> str:
         """Fires one due timer (a timer the engine no longer knows is just deleted)."""
         async with self._busy():
-            return await self._advance(
-                workflow_id, lambda wf, st, now: timer_fired(wf, st, timer_id, now=now), fired_timer=timer_id
+            return await self._mailboxes.submit(
+                workflow_id, Pending(lambda wf, st, now: timer_fired(wf, st, timer_id, now=now), fired_timer=timer_id)
             )
 
     async def cancel(self, workflow_id: str) -> str:
         """Cancels a workflow per its cancellation policy; "unknown" when it is not recorded."""
         async with self._busy():
-            return await self._advance(workflow_id, lambda wf, st, now: cancel(wf, st, now=now))
+            return await self._mailboxes.submit(workflow_id, Pending(lambda wf, st, now: cancel(wf, st, now=now)))
 
     def forget(self, workflow_ids: Sequence[str]) -> None:
         """Drops finished workflows from memory (their results are reported)."""
@@ -224,18 +195,18 @@ class Workflows:
                 span.set_attribute("attune.execution_id", s.execution_id)
                 span.set_attribute("attune.action_ref", s.action_ref)
                 traceparent = s.trace.traceparent or inject()
-                loaded, write, step = self._begin(s, traceparent, now)
+                loaded, write = self._begin(s, traceparent, now)
             if await self._committer.submit(write) != APPLIED:
                 return  # recorded before (a retried hand-off): nothing to do again
             if write.definition is not None:
                 self._definitions.stored(write.definition[0])
             if loaded is not None and not loaded.state.finished:
                 self._cache[s.execution_id] = loaded
-            self._after_commit(s.execution_id, depth=s.depth, traceparent=traceparent, write=write, step=step)
+            self._after_commit(s.execution_id, depth=s.depth, traceparent=traceparent, write=write)
 
     def _begin(
         self, s: workflow_pb2.WorkflowStart, traceparent: str, now: float
-    ) -> tuple[LoadedWorkflow | None, StepWrite, Step]:
+    ) -> tuple[LoadedWorkflow | None, StepWrite]:
         """Compiles and starts a workflow in memory; a definition that cannot be used fails it."""
         new = NewWorkflow(s.execution_id, s.action_ref, "", s.depth, traceparent, now)
         try:
@@ -248,7 +219,7 @@ class Workflows:
             log.warning("workflow %s failed at start: %s", s.execution_id, error)
             write = StepWrite(s.execution_id, None, status=states.FAILED, create=new,
                               finish=(states.FAILED, {"succeeded": False, "error": error}, error, now))
-            return None, write, Step(commands=[FinishWorkflow(states.FAILED, {"succeeded": False, "error": error}, error)])
+            return None, write
         digest = compiled.workflow.digest
         state = WorkflowState.new(parameters=parameters, depth=s.depth, run_cap=self._settings.workflow_run_cap,
                                   depth_cap=self._settings.workflow_max_depth)
@@ -257,9 +228,9 @@ class Workflows:
         write = StepWrite(s.execution_id, None, status=state.status,
                           create=NewWorkflow(s.execution_id, s.action_ref, digest, s.depth, traceparent, now),
                           definition=(digest, compiled.json) if self._definitions.needs_storing(digest) else None)
-        self._fill(write, loaded, step, now)
+        add_step(write, loaded, step, now)
         write.entries = state.to_entries()  # a new workflow writes all its entries, not just the changed
-        return loaded, write, step
+        return loaded, write
 
     async def _load(self, workflow_id: str) -> LoadedWorkflow | None:
         async with self._db.read() as conn:
@@ -273,37 +244,22 @@ class Workflows:
         state = WorkflowState.from_entries(entries)
         return LoadedWorkflow(row.id, row.action_ref, compiled, state, row.version, row.depth, row.traceparent, next_seq)
 
-    async def _advance(
-        self, workflow_id: str, event: Event, *, ended_run: EndedRun | None = None, fired_timer: str | None = None
-    ) -> str:
-        """Runs one event through the engine and persists it; retried on a lost compare-and-set."""
+    async def _apply(self, workflow_id: str, batch: list[Pending]) -> list[str]:
+        """Applies a mailbox batch as one step; recomputed from a fresh load on a lost CAS race."""
         for _ in range(MAX_CONFLICT_RETRIES):
             async with self._locks.hold(workflow_id):
                 loaded = self._cache.get(workflow_id)
                 fresh = loaded is None
                 if loaded is None:
                     loaded = await self._load(workflow_id)
-                if loaded is None:
-                    if fired_timer is not None:  # a timer of a workflow that can no longer advance
-                        await self._committer.submit(StepWrite(workflow_id, None, timers={fired_timer: None}))
-                    return "unknown"
-                now = time.time()
-                with _tracer.start_as_current_span("workflow.advance", context=extract(loaded.traceparent)) as span:
-                    span.set_attribute("attune.execution_id", workflow_id)
-                    step = event(loaded.compiled, loaded.state, now)
-                if not step.changed and not step.commands:
-                    if fresh and ended_run is None and fired_timer is None:
-                        return "unchanged"
-                    # Nothing to apply (a duplicate, a stale timer): write only bookkeeping rows, but
-                    # check the version — a cached copy may be stale if another replica advanced it.
-                    write = StepWrite(workflow_id, loaded.version, bump=False)
-                else:
-                    write = StepWrite(workflow_id, loaded.version, status=loaded.state.status)
-                    self._fill(write, loaded, step, now)
-                if ended_run is not None:
-                    write.ended_runs.insert(0, ended_run)
-                if fired_timer is not None:
-                    write.timers = {fired_timer: None, **write.timers}
+                if loaded is None:  # unknown, or failed at start: nothing can advance it
+                    timers: dict[str, tuple[float, str] | None] = {p.fired_timer: None for p in batch if p.fired_timer}
+                    if timers:
+                        await self._committer.submit(StepWrite(workflow_id, None, timers=timers))
+                    return ["unknown"] * len(batch)
+                write = self._compute(loaded, batch, fresh=fresh)
+                if write is None:
+                    return ["unchanged"] * len(batch)
                 try:
                     outcome = await self._committer.submit(write)
                 except BaseException:
@@ -311,40 +267,46 @@ class Workflows:
                     raise
                 if outcome == CONFLICT:
                     self._cache.pop(workflow_id, None)
-                    log.info("workflow %s moved on elsewhere; recomputing the event", workflow_id)
+                    log.info("workflow %s moved on elsewhere; recomputing %d events", workflow_id, len(batch))
                     continue
-                if write.expected_version is not None and write.bump:
+                if write.bump:
                     loaded.version += 1
                 if loaded.state.finished:
                     self._cache.pop(workflow_id, None)
                 else:
                     self._cache[workflow_id] = loaded
-                self._after_commit(workflow_id, depth=loaded.depth, traceparent=loaded.traceparent, write=write, step=step)
-                return "applied"
+                self._after_commit(workflow_id, depth=loaded.depth, traceparent=loaded.traceparent, write=write)
+                return ["applied"] * len(batch)
         raise RuntimeError(f"workflow {workflow_id}: gave up after {MAX_CONFLICT_RETRIES} compare-and-set conflicts")
 
-    def _fill(self, write: StepWrite, loaded: LoadedWorkflow, step: Step, now: float) -> None:
-        """Translates a Step into rows: entries, task runs, cancels, timers, the finish."""
-        write.entries = step.changed
-        for command in step.commands:
-            if isinstance(command, StartTask):
-                key = command.key
-                write.new_runs.append(NewTaskRun(
-                    key.as_str(), loaded.next_seq, key.task, key.run, key.item, key.attempt, command.action_ref,
-                    {"input": command.input, "timeout": command.timeout}, now,
-                ))
-                loaded.next_seq += 1
-            elif isinstance(command, CancelTask):
-                write.cancel_runs.append(command.key.as_str())
-            elif isinstance(command, SetTimer):
-                write.timers[command.timer_id] = (command.fire_at, command.purpose)
-            elif isinstance(command, CancelTimer):
-                write.timers[command.timer_id] = None
-            elif isinstance(command, FinishWorkflow):
-                write.status = command.status
-                write.finish = (command.status, command.result, command.error, now)
+    def _compute(self, loaded: LoadedWorkflow, batch: list[Pending], *, fresh: bool) -> StepWrite | None:
+        """Runs the events through the engine into one write; None when there is nothing to write."""
+        now = time.time()
+        write = StepWrite(loaded.id, loaded.version)
+        changed = False
+        with _tracer.start_as_current_span("workflow.advance", context=extract(loaded.traceparent)) as span:
+            span.set_attribute("attune.execution_id", loaded.id)
+            span.set_attribute("attune.events", len(batch))
+            for pending in batch:
+                if pending.fired_timer is not None:
+                    write.timers[pending.fired_timer] = None
+                step = pending.event(loaded.compiled, loaded.state, now)
+                if step.changed or step.commands:
+                    changed = True
+                    add_step(write, loaded, step, now)
+                if pending.ended_run is not None:
+                    write.ended_runs.append(pending.ended_run)
+        if changed:
+            write.status = loaded.state.status
+            return write
+        if fresh and not write.ended_runs and not write.timers:
+            return None
+        # Nothing for the engine (duplicates, stale timers): only bookkeeping rows, but check the
+        # version — a cached copy may be stale if another replica advanced the workflow.
+        write.bump = False
+        return write
 
-    def _after_commit(self, workflow_id: str, *, depth: int, traceparent: str, write: StepWrite, step: Step) -> None:
+    def _after_commit(self, workflow_id: str, *, depth: int, traceparent: str, write: StepWrite) -> None:
         """Hands the committed step's commands to the carrier and the timer loop."""
         children = [
             PendingChild.of(workflow_id, run.run_key, run.task_name, run.run, run.item_index, run.attempt,
