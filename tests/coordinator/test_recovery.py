@@ -119,11 +119,11 @@ class AutoCluster(execution_pb2_grpc.ExecutionServiceServicer, completion_pb2_gr
                     reader = asyncio.create_task(self._read_acks(stream))
                     sent: set[str] = set()
                     while not reader.done():
+                        self._ready.clear()
                         batch = [o for i, o in self.outbox.items() if i not in sent]
                         if batch:
                             sent.update(o.execution_id for o in batch)
                             await stream.write(workflow_pb2.ReportOutcomesRequest(outcomes=batch))
-                        self._ready.clear()
                         try:
                             await asyncio.wait_for(self._ready.wait(), 0.2)
                         except asyncio.TimeoutError:
