@@ -50,6 +50,12 @@ class NotFound(AttuneError):
     code = grpc.StatusCode.NOT_FOUND
 
 
+class AlreadyExists(AttuneError):
+    """The thing to create exists already (e.g. an action ref)."""
+
+    code = grpc.StatusCode.ALREADY_EXISTS
+
+
 class FailedPrecondition(AttuneError):
     """The request is well formed but illegal in the current state."""
 

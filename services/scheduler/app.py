@@ -1,0 +1,123 @@
+"""The scheduler service: the front door (DESIGN §2).
+
+Serves the registry, executions, the workers' stream and a forwarding WorkflowService. It owns
+the states scheduling, scheduled, running and canceling; terminal states are submitted to the
+completion service; workflow executions are handed to the coordinator.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import grpc
+
+from attune.config import Settings
+from attune.execution.v1 import execution_pb2, execution_pb2_grpc
+from attune.grpcutil.channel import open_channel
+from attune.ids import new_id
+from attune.registry.v1 import registry_pb2, registry_pb2_grpc
+from attune.storage import Database
+from attune.worker.v1 import worker_pb2, worker_pb2_grpc
+from attune.workflow.v1 import workflow_pb2, workflow_pb2_grpc
+from attune_services.scheduler.actions import ActionCache
+from attune_services.scheduler.cancel import Canceller
+from attune_services.scheduler.dispatch import Dispatcher
+from attune_services.scheduler.executions_service import ExecutionServicer
+from attune_services.scheduler.giveups import CompletionClient, ResultSubmitter
+from attune_services.scheduler.handoff import WorkflowHandoff
+from attune_services.scheduler.registry import RegistryServicer
+from attune_services.scheduler.requests import ExecutionRequests, Row
+from attune_services.scheduler.sweeper import Sweeper
+from attune_services.scheduler.workers import WorkerServicer
+from attune_services.scheduler.workflow_forward import WorkflowForwardServicer
+
+
+class SchedulerApp:
+    """Implements the ServiceApp protocol for the scheduler."""
+
+    service_names: Sequence[str] = (
+        registry_pb2.DESCRIPTOR.services_by_name["RegistryService"].full_name,
+        execution_pb2.DESCRIPTOR.services_by_name["ExecutionService"].full_name,
+        worker_pb2.DESCRIPTOR.services_by_name["WorkerService"].full_name,
+        workflow_pb2.DESCRIPTOR.services_by_name["WorkflowService"].full_name,
+    )
+
+    def __init__(self, settings: Settings, *, submitter: ResultSubmitter | None = None) -> None:
+        self.settings = settings
+        self.scheduler_id = f"scheduler-{new_id()[-8:]}"
+        self.db = Database(settings.database_url)
+        self.cache = ActionCache(self.db, ttl=settings.heartbeat_interval)
+        self._coordinator_channel: grpc.aio.Channel | None = None
+        self._completion = CompletionClient(settings) if submitter is None else None
+        self.submitter: ResultSubmitter = submitter or self._completion  # type: ignore[assignment]
+        self.dispatcher = Dispatcher(self.db, self.cache)
+        self.requests = ExecutionRequests(self.db, self.cache, self._route)
+        self._handoff: WorkflowHandoff | None = None
+        self._sweeper: Sweeper | None = None
+
+    def _coordinator(self) -> workflow_pb2_grpc.WorkflowServiceStub:
+        if self._coordinator_channel is None:
+            self._coordinator_channel = open_channel(self.settings.coordinator_address, self.settings)
+        return workflow_pb2_grpc.WorkflowServiceStub(self._coordinator_channel)
+
+    @property
+    def handoff(self) -> WorkflowHandoff:
+        """Hands workflow executions to the coordinator."""
+        if self._handoff is None:
+            self._handoff = WorkflowHandoff(
+                db=self.db, settings=self.settings, cache=self.cache, coordinator=self._coordinator(),
+                submitter=self.submitter,
+            )  # fmt: skip
+        return self._handoff
+
+    def _route(self, rows: Sequence[Row]) -> None:
+        """New executions: workflows to the coordinator, everything else to the workers."""
+        workflows = [r for r in rows if r["runner_type"] == "workflow"]
+        if workflows:
+            self.handoff.enqueue(workflows)
+        if len(workflows) < len(rows):
+            self.dispatcher.enqueue(r for r in rows if r["runner_type"] != "workflow")
+
+    def register(self, server: grpc.aio.Server) -> None:
+        """Adds the four servicers."""
+        canceller = Canceller(
+            db=self.db, settings=self.settings, dispatcher=self.dispatcher, submitter=self.submitter,
+            coordinator=self._coordinator(),
+        )  # fmt: skip
+        registry_pb2_grpc.add_RegistryServiceServicer_to_server(RegistryServicer(self.db, self.cache), server)
+        execution_pb2_grpc.add_ExecutionServiceServicer_to_server(
+            ExecutionServicer(db=self.db, settings=self.settings, requests=self.requests, canceller=canceller), server
+        )
+        worker_pb2_grpc.add_WorkerServiceServicer_to_server(
+            WorkerServicer(self.db, self.dispatcher, self.scheduler_id), server
+        )
+        workflow_pb2_grpc.add_WorkflowServiceServicer_to_server(
+            WorkflowForwardServicer(db=self.db, settings=self.settings, coordinator=self._coordinator(), canceller=canceller),
+            server,
+        )
+
+    async def start(self) -> None:
+        """Starts dispatch, the workflow hand-off and the sweep (which recovers waiting rows)."""
+        self.dispatcher.start()
+        self.handoff.start()
+        self._sweeper = Sweeper(
+            db=self.db, settings=self.settings, dispatcher=self.dispatcher, submitter=self.submitter,
+            enqueue_workflows=self.handoff.enqueue,
+        )  # fmt: skip
+        self._sweeper.start()
+
+    async def drain(self) -> None:
+        """Stops dispatching and flushes the committers; every state is already in the database."""
+        if self._sweeper is not None:
+            await self._sweeper.stop()
+        await self.requests.close()
+        await self.dispatcher.stop()
+        await self.handoff.stop()
+
+    async def close(self) -> None:
+        """Closes channels and the pool."""
+        if self._completion is not None:
+            await self._completion.close()
+        if self._coordinator_channel is not None:
+            await self._coordinator_channel.close()
+        await self.db.close()

@@ -1,0 +1,261 @@
+"""Dispatch: executions waiting in "scheduling" go to connected workers (DESIGN §2).
+
+Rows arrive in memory right after their insert (and from the sweeper's scans). The dispatch task
+pairs them with workers that advertise the action's runtime and have a free slot, least loaded
+first, moves them scheduling → scheduled in one compare-and-set per worker and batch, then sends
+one `Assignments` message per worker. Slots are reserved before the database write, so
+concurrent releases never over-fill a worker. Workflow actions never come here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Sequence
+
+import sqlalchemy as sa
+
+from attune.common.v1 import common_pb2
+from attune.states import RUNNING, SCHEDULED, SCHEDULING
+from attune.storage import Database
+from attune.storage.batching import GroupCommitter
+from attune.storage.schema import executions
+from attune.worker.v1 import worker_pb2
+from attune_services.scheduler.actions import ActionCache
+from attune_services.scheduler.sessions import WorkerSession
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 1000  # executions per dispatch round
+MAX_ASSIGNMENTS_PER_MESSAGE = 256
+
+
+@dataclass(frozen=True, kw_only=True)
+class PendingExecution:
+    """What an assignment needs from an executions row."""
+
+    id: str
+    action_ref: str
+    runtime: str
+    parameters_json: str
+    secret_names: list[str]
+    timeout: float | None
+    traceparent: str
+    created_at: float
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> "PendingExecution":
+        """From a row of `executions`."""
+        return cls(
+            id=row["id"], action_ref=row["action_ref"], runtime=row["runner_type"],
+            parameters_json=row["parameters"] or "{}", secret_names=json.loads(row["secret_names"] or "[]"),
+            timeout=row["timeout"], traceparent=row["traceparent"] or "", created_at=row["created_at"],
+        )  # fmt: skip
+
+
+class Dispatcher:
+    """Owns the connected workers and the executions waiting for one."""
+
+    def __init__(self, db: Database, cache: ActionCache) -> None:
+        self._db = db
+        self._cache = cache
+        self.sessions: dict[str, WorkerSession] = {}
+        self.lost_since: dict[str, float] = {}  # worker id → when its stream ended
+        self._pending: dict[str, dict[str, PendingExecution]] = {}  # runtime → id → row, oldest first
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopped = False
+        self._started: GroupCommitter[tuple[str, float], None] = GroupCommitter(self._flush_started)
+
+    # --- executions ----------------------------------------------------------------------------
+
+    def enqueue(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Adds rows in "scheduling" (ignored when already waiting) and wakes the dispatch task."""
+        for row in rows:
+            queue = self._pending.setdefault(row["runner_type"], {})
+            if row["id"] not in queue:
+                queue[row["id"]] = PendingExecution.from_row(row)
+        self._wake.set()
+
+    def forget(self, execution_ids: Iterable[str]) -> None:
+        """Drops executions that no longer wait (cancelled, given up)."""
+        for queue in self._pending.values():
+            for execution_id in execution_ids:
+                queue.pop(execution_id, None)
+
+    def is_pending(self, execution_id: str) -> bool:
+        """True when the execution waits in memory for a worker."""
+        return any(execution_id in q for q in self._pending.values())
+
+    def waiting(self) -> list[PendingExecution]:
+        """Every execution waiting for a worker."""
+        return [p for q in self._pending.values() for p in q.values()]
+
+    def offered_runtimes(self) -> set[str]:
+        """Runtimes some connected worker advertises."""
+        return {r for s in self.sessions.values() for r in s.runtimes}
+
+    # --- workers -------------------------------------------------------------------------------
+
+    def attach(self, session: WorkerSession) -> None:
+        """A worker said Hello: it replaces any older stream of the same worker id."""
+        old = self.sessions.get(session.worker_id)
+        if old is not None:
+            old.close()
+        session.in_flight.update(session.held)
+        self.sessions[session.worker_id] = session
+        self._wake.set()
+
+    def detach(self, session: WorkerSession) -> None:
+        """A worker's stream ended; its executions wait for it for the grace period."""
+        session.close()
+        if self.sessions.get(session.worker_id) is session:
+            del self.sessions[session.worker_id]
+            self.lost_since[session.worker_id] = time.time()
+
+    def released(self, session: WorkerSession, execution_ids: Iterable[str]) -> None:
+        """Slots freed by a worker."""
+        session.in_flight.difference_update(execution_ids)
+        self._wake.set()
+
+    async def started(self, items: Sequence[tuple[str, float]]) -> None:
+        """Processes started: scheduled → running (group-committed across workers)."""
+        if items:
+            await self._started.submit_many(items)
+
+    def send_cancellations(self, worker_id: str, execution_ids: list[str]) -> bool:
+        """Asks a connected worker to stop executions; False when it is not connected."""
+        session = self.sessions.get(worker_id)
+        if session is None:
+            return False
+        session.send(worker_pb2.ConnectResponse(cancellations=worker_pb2.Cancellations(execution_ids=execution_ids)))
+        return True
+
+    # --- the dispatch task ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Starts the dispatch task."""
+        self._task = asyncio.create_task(self._run(), name="dispatch")
+
+    async def stop(self) -> None:
+        """Stops dispatching (assignments already sent stay with their workers)."""
+        self._stopped = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+        await self._started.close()
+
+    async def _run(self) -> None:
+        while not self._stopped:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                while not self._stopped and await self._dispatch_round():
+                    pass
+            except Exception:  # noqa: BLE001 - keep dispatching; rows stay in the database
+                log.exception("dispatch round failed")
+                await asyncio.sleep(0.1)
+                self._wake.set()
+
+    async def _dispatch_round(self) -> int:
+        """Assigns what fits now; returns how many were assigned (0: nothing more to do)."""
+        plan: dict[WorkerSession, list[PendingExecution]] = {}
+        planned = 0
+        for runtime, queue in self._pending.items():
+            if not queue or planned >= MAX_BATCH:
+                continue
+            heap = [(s.load, i, s) for i, s in enumerate(self.sessions.values()) if runtime in s.runtimes and s.free > 0]
+            heapq.heapify(heap)
+            while heap and queue and planned < MAX_BATCH:
+                _, i, session = heapq.heappop(heap)
+                execution_id, pending = next(iter(queue.items()))
+                del queue[execution_id]
+                session.in_flight.add(execution_id)  # reserved before the write
+                plan.setdefault(session, []).append(pending)
+                planned += 1
+                if session.free > 0:
+                    heapq.heappush(heap, (session.load, i, session))
+        if not plan:
+            return 0
+        assigned = await self._claim(plan)
+        await self._send(plan, assigned)
+        return planned
+
+    async def _claim(self, plan: dict[WorkerSession, list[PendingExecution]]) -> set[str]:
+        """scheduling → scheduled for the whole plan in one transaction; returns the ids that moved."""
+        now = time.time()
+        moved: set[str] = set()
+        async with self._db.write() as conn:
+            for session, items in plan.items():
+                result = await conn.execute(
+                    executions.update()
+                    .where(executions.c.id.in_([p.id for p in items]), executions.c.state == SCHEDULING)
+                    .values(state=SCHEDULED, worker_id=session.worker_id, scheduled_at=now, updated_at=now)
+                    .returning(executions.c.id)
+                )
+                moved.update(result.scalars())
+        return moved
+
+    async def _send(self, plan: dict[WorkerSession, list[PendingExecution]], assigned: set[str]) -> None:
+        actions = await self._cache.get_many({p.action_ref for items in plan.values() for p in items})
+        lost: list[str] = []
+        for session, items in plan.items():
+            batch: list[worker_pb2.Assignment] = []
+            for pending in items:
+                if pending.id not in assigned:  # cancelled or taken by another replica meanwhile
+                    session.in_flight.discard(pending.id)
+                    continue
+                if session.closed:
+                    session.in_flight.discard(pending.id)
+                    lost.append(pending.id)
+                    continue
+                action = actions.get(pending.action_ref)
+                batch.append(
+                    worker_pb2.Assignment(
+                        execution_id=pending.id, action_ref=pending.action_ref, runtime=pending.runtime,
+                        entry_point=(action.entry_point or "") if action else "",
+                        pack_ref=action.pack if action else pending.action_ref.partition(".")[0],
+                        pack_digest=(action.pack_digest or "") if action else "",
+                        parameters_json=pending.parameters_json.encode(), secret_names=pending.secret_names,
+                        timeout_seconds=pending.timeout or 0.0,
+                        trace=common_pb2.TraceContext(traceparent=pending.traceparent),
+                    )  # fmt: skip
+                )
+            for start in range(0, len(batch), MAX_ASSIGNMENTS_PER_MESSAGE):
+                chunk = batch[start : start + MAX_ASSIGNMENTS_PER_MESSAGE]
+                session.send(worker_pb2.ConnectResponse(assignments=worker_pb2.Assignments(assignments=chunk)))
+        if lost:
+            await self._unclaim(lost, plan)
+
+    async def _unclaim(self, execution_ids: list[str], plan: dict[WorkerSession, list[PendingExecution]]) -> None:
+        """The worker's stream ended before its assignments were sent: back to scheduling."""
+        async with self._db.write() as conn:
+            result = await conn.execute(
+                executions.update()
+                .where(executions.c.id.in_(execution_ids), executions.c.state == SCHEDULED)
+                .values(state=SCHEDULING, worker_id=None, scheduled_at=None, updated_at=time.time())
+                .returning(executions.c.id)
+            )
+            back = set(result.scalars())
+        self.enqueue_pending([p for items in plan.values() for p in items if p.id in back])
+
+    def enqueue_pending(self, items: Iterable[PendingExecution]) -> None:
+        """Puts already-decoded rows back in their queue."""
+        for pending in items:
+            self._pending.setdefault(pending.runtime, {})[pending.id] = pending
+        self._wake.set()
+
+    async def _flush_started(self, items: list[tuple[str, float]]) -> list[None]:
+        now = time.time()
+        async with self._db.write() as conn:
+            await conn.execute(
+                executions.update()
+                .where(executions.c.id == sa.bindparam("b_id"), executions.c.state == SCHEDULED)
+                .values(state=RUNNING, started_at=sa.bindparam("b_started"), updated_at=now),
+                [{"b_id": execution_id, "b_started": started_at or now} for execution_id, started_at in items],
+            )
+        return [None] * len(items)

@@ -1,0 +1,150 @@
+"""ExecutionService: requests, queries, cancel and watch of executions."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, AsyncIterator
+
+import grpc
+import sqlalchemy as sa
+
+from attune.config import Settings
+from attune.execution.v1 import execution_pb2, execution_pb2_grpc
+from attune.grpcutil.convert import dict_from_struct
+from attune.grpcutil.errors import AttuneError, InvalidArgument, NotFound, Violation, rpc_errors, to_status
+from attune.states import TERMINAL, execution_state_from_proto
+from attune.storage import Database
+from attune.storage.schema import executions
+from attune_services.scheduler.cancel import Canceller
+from attune_services.scheduler.requests import ChildLink, ExecutionRequests
+from attune_services.scheduler.views import execution_view
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 1000
+
+
+class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
+    """Serves attune.execution.v1.ExecutionService."""
+
+    def __init__(self, *, db: Database, settings: Settings, requests: ExecutionRequests, canceller: Canceller) -> None:
+        self._db = db
+        self._settings = settings
+        self._requests = requests
+        self._canceller = canceller
+
+    @rpc_errors
+    async def RequestExecution(
+        self, request: execution_pb2.RequestExecutionRequest, context: grpc.aio.ServicerContext
+    ) -> execution_pb2.RequestExecutionResponse:
+        """Validates and stores one execution in "scheduling"."""
+        if request.timeout_seconds < 0:
+            raise InvalidArgument("timeout_seconds must not be negative", [Violation("timeout_seconds", "negative")])
+        row = await self._requests.request(
+            request.action_ref, dict_from_struct(request.parameters),
+            request_id=request.request_id, timeout=request.timeout_seconds,
+        )  # fmt: skip
+        return execution_pb2.RequestExecutionResponse(execution=execution_view(row))
+
+    @rpc_errors
+    async def RequestChildExecutions(
+        self, request: execution_pb2.RequestChildExecutionsRequest, context: grpc.aio.ServicerContext
+    ) -> execution_pb2.RequestChildExecutionsResponse:
+        """Creates workflow children concurrently (one group commit); errors are per child."""
+        outcomes = await asyncio.gather(*(self._child(child) for child in request.children))
+        return execution_pb2.RequestChildExecutionsResponse(children=outcomes)
+
+    async def _child(self, child: execution_pb2.ChildExecutionRequest) -> execution_pb2.ChildExecutionResponse:
+        link = ChildLink(
+            parent_id=child.parent_id or child.link.workflow_execution_id,
+            workflow_execution_id=child.link.workflow_execution_id or child.parent_id,
+            task_name=child.link.task_name, task_run=child.link.run,
+            item_index=None if child.link.item_index < 0 else child.link.item_index,
+            attempt=child.link.attempt, depth=child.depth, traceparent=child.trace.traceparent,
+        )  # fmt: skip
+        try:
+            row = await self._requests.request_child(
+                child.action_ref, child.parameters_json, request_id=child.request_id,
+                timeout=child.timeout_seconds, link=link,
+            )  # fmt: skip
+        except AttuneError as err:
+            details = "; ".join(f"{v.field}: {v.description}" for v in err.violations)
+            return execution_pb2.ChildExecutionResponse(
+                request_id=child.request_id, error=f"{err.message}" + (f" ({details})" if details and details not in err.message else "")
+            )
+        return execution_pb2.ChildExecutionResponse(request_id=child.request_id, execution_id=row["id"])
+
+    @rpc_errors
+    async def GetExecution(
+        self, request: execution_pb2.GetExecutionRequest, context: grpc.aio.ServicerContext
+    ) -> execution_pb2.GetExecutionResponse:
+        """One execution with its direct children, oldest first."""
+        row, children = await self._snapshot(request.id)
+        return execution_pb2.GetExecutionResponse(
+            execution=execution_view(row), children=[execution_view(c) for c in children]
+        )
+
+    @rpc_errors
+    async def ListExecutions(
+        self, request: execution_pb2.ListExecutionsRequest, context: grpc.aio.ServicerContext
+    ) -> execution_pb2.ListExecutionsResponse:
+        """Newest first; the page token is the last id of the previous page (ids are time-ordered)."""
+        if request.page_size < 0:
+            raise InvalidArgument("page_size must not be negative", [Violation("page_size", "negative")])
+        size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        query = sa.select(executions).order_by(executions.c.id.desc()).limit(size + 1)
+        if request.state:
+            query = query.where(executions.c.state == execution_state_from_proto(request.state))
+        if request.action_ref:
+            query = query.where(executions.c.action_ref == request.action_ref)
+        if request.parent_id:
+            query = query.where(executions.c.parent_id == request.parent_id)
+        if request.page_token:
+            query = query.where(executions.c.id < request.page_token)
+        async with self._db.read() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        page = rows[:size]
+        token = page[-1]["id"] if len(rows) > size else ""
+        return execution_pb2.ListExecutionsResponse(executions=[execution_view(r) for r in page], next_page_token=token)
+
+    @rpc_errors
+    async def CancelExecution(
+        self, request: execution_pb2.CancelExecutionRequest, context: grpc.aio.ServicerContext
+    ) -> execution_pb2.CancelExecutionResponse:
+        """Cancels per where the execution is (see `cancel.py`)."""
+        row = await self._canceller.cancel(request.id)
+        return execution_pb2.CancelExecutionResponse(execution=execution_view(row))
+
+    async def WatchExecution(
+        self, request: execution_pb2.WatchExecutionRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[execution_pb2.WatchExecutionResponse]:
+        """A snapshot whenever the execution or a child changed; ends once the execution is terminal."""
+        seen: Any = None
+        while True:
+            try:
+                row, children = await self._snapshot(request.id)
+            except AttuneError as err:
+                await context.abort_with_status(to_status(err))
+                return
+            signature = [(r["id"], r["state"], r["updated_at"]) for r in (row, *children)]
+            if signature != seen:
+                seen = signature
+                yield execution_pb2.WatchExecutionResponse(
+                    execution=execution_view(row), children=[execution_view(c) for c in children]
+                )
+            if row["state"] in TERMINAL:
+                return
+            await asyncio.sleep(self._settings.poll_interval)
+
+    async def _snapshot(self, execution_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        async with self._db.read() as conn:
+            row = (await conn.execute(sa.select(executions).where(executions.c.id == execution_id))).mappings().first()
+            if row is None:
+                raise NotFound(f"no execution {execution_id!r}")
+            children = (
+                await conn.execute(
+                    sa.select(executions)
+                    .where(executions.c.parent_id == execution_id)
+                    .order_by(executions.c.created_at, executions.c.id)
+                )
+            ).mappings().all()
+        return dict(row), [dict(c) for c in children]

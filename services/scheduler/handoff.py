@@ -1,0 +1,156 @@
+"""Workflow hand-off: workflow executions go to the coordinator, never to a worker.
+
+Batches of rows in "scheduling" are sent with WorkflowService.StartWorkflows; each accepted one
+moves scheduling → running. While the coordinator is unreachable the batch is retried with
+backoff; the rows stay in "scheduling", so a restart finds them again (durable hand-off).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any, Mapping, Sequence
+
+import grpc
+import sqlalchemy as sa
+
+from attune.common.v1 import common_pb2
+from attune.config import Settings
+from attune.states import CANCELING, RUNNING, SCHEDULING
+from attune.storage import Database
+from attune.storage.schema import executions
+from attune.workflow.v1 import workflow_pb2, workflow_pb2_grpc
+from attune_services.scheduler.actions import ActionCache
+from attune_services.scheduler.giveups import GiveUp, ResultSubmitter
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 200
+
+
+class WorkflowHandoff:
+    """Queues workflow executions and hands them to the coordinator."""
+
+    def __init__(
+        self, *, db: Database, settings: Settings, cache: ActionCache, coordinator: workflow_pb2_grpc.WorkflowServiceStub,
+        submitter: ResultSubmitter,
+    ) -> None:  # fmt: skip
+        self._db = db
+        self._settings = settings
+        self._cache = cache
+        self._coordinator = coordinator
+        self._submitter = submitter
+        self._queue: dict[str, dict[str, Any]] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopped = False
+
+    def enqueue(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Adds workflow rows in "scheduling" (duplicates ignored)."""
+        for row in rows:
+            self._queue.setdefault(row["id"], dict(row))
+        self._wake.set()
+
+    def start(self) -> None:
+        """Starts the hand-off task."""
+        self._task = asyncio.create_task(self._run(), name="workflow-handoff")
+
+    async def stop(self) -> None:
+        """Stops handing off (queued rows stay in "scheduling" in the database)."""
+        self._stopped = True
+        self._wake.set()
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    async def _run(self) -> None:
+        failures = 0
+        while not self._stopped:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._queue and not self._stopped:
+                batch = list(self._queue.values())[:MAX_BATCH]
+                try:
+                    await self._hand_off(batch)
+                    failures = 0
+                except grpc.RpcError as err:
+                    failures += 1
+                    delay = min(self._settings.retry_interval * 2 ** min(failures - 1, 10), self._settings.retry_interval * 20)
+                    log.warning("coordinator unavailable; retrying hand-off", extra={"error": err.code().name, "delay": delay})
+                    await asyncio.sleep(delay)
+                except Exception:  # noqa: BLE001 - keep the loop; the rows stay durable
+                    log.exception("workflow hand-off failed")
+                    await asyncio.sleep(self._settings.retry_interval)
+
+    async def _hand_off(self, batch: list[dict[str, Any]]) -> None:
+        ids = [row["id"] for row in batch]
+        async with self._db.read() as conn:
+            still = set(
+                (await conn.execute(sa.select(executions.c.id).where(executions.c.id.in_(ids), executions.c.state == SCHEDULING))).scalars()
+            )
+        for execution_id in ids:
+            if execution_id not in still:
+                self._queue.pop(execution_id, None)  # cancelled or handed off by another replica
+        batch = [row for row in batch if row["id"] in still]
+        actions = await self._cache.get_many({row["action_ref"] for row in batch})
+        starts: list[workflow_pb2.WorkflowStart] = []
+        missing: list[GiveUp] = []
+        for row in batch:
+            action = actions.get(row["action_ref"])
+            if action is None or not action.workflow_yaml:
+                missing.append(GiveUp(row["id"], "failed", f"workflow action {row['action_ref']!r} is no longer registered", row["traceparent"] or ""))
+                continue
+            starts.append(
+                workflow_pb2.WorkflowStart(
+                    execution_id=row["id"], action_ref=row["action_ref"], workflow_yaml=action.workflow_yaml,
+                    workflow_source=action.workflow_file or "", parameters_json=(row["parameters"] or "{}").encode(),
+                    depth=row["depth"] or 0, trace=common_pb2.TraceContext(traceparent=row["traceparent"] or ""),
+                    timeout_seconds=row["timeout"] or 0.0,
+                )  # fmt: skip
+            )
+        if missing:
+            for execution_id in await self._submitter.submit(missing):
+                self._queue.pop(execution_id, None)
+        if not starts:
+            return
+        response = await self._coordinator.StartWorkflows(
+            workflow_pb2.StartWorkflowsRequest(workflows=starts), timeout=max(self._settings.shutdown_grace, 1.0)
+        )
+        accepted = list(response.accepted_execution_ids)
+        now = time.time()
+        async with self._db.write() as conn:
+            moved = set(
+                (
+                    await conn.execute(
+                        executions.update()
+                        .where(executions.c.id.in_(accepted), executions.c.state == SCHEDULING)
+                        .values(state=RUNNING, started_at=now, updated_at=now)
+                        .returning(executions.c.id)
+                    )
+                ).scalars()
+            )
+        for execution_id in accepted:
+            self._queue.pop(execution_id, None)
+            unmoved = list(set(accepted) - moved)
+            canceling = set(
+                (
+                    await conn.execute(
+                        sa.select(executions.c.id).where(executions.c.id.in_(unmoved), executions.c.state == CANCELING)
+                    )
+                ).scalars()
+            ) if unmoved else set()
+        for execution_id in canceling:
+            # Cancelled while being handed off: the coordinator now owns a run to stop.
+            try:
+                await self._coordinator.CancelWorkflow(
+                    workflow_pb2.CancelWorkflowRequest(execution_id=execution_id), timeout=max(self._settings.shutdown_grace, 1.0)
+                )
+            except grpc.RpcError as err:
+                log.warning("could not cancel a workflow handed off during its cancel", extra={"execution_id": execution_id, "error": str(err)})
+        for start in starts:
+            if start.execution_id not in accepted:
+                self._queue.pop(start.execution_id, None)  # refused: the sweep offers it again later

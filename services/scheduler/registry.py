@@ -1,0 +1,290 @@
+"""RegistryService: packs with their files, and actions (DESIGN §2, §4).
+
+A pack is validated as a whole by `attune.packs` and stored in one transaction: the pack row, its
+files by digest (every version kept, so workers running an older digest can still fetch it) and
+each of its actions (updated in place, keeping its id). An action's ref, pack and name never
+change after creation.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+import time
+from typing import Any
+
+import grpc
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from attune.grpcutil.convert import dict_from_struct
+from attune.grpcutil.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    Violation,
+    rpc_errors,
+)
+from attune.ids import new_id
+from attune.packs import RUNNER_TYPES, PackBundle, PackError, check_parameter_schema, load_pack_files
+from attune.registry.v1 import registry_pb2, registry_pb2_grpc
+from attune.storage import Database, is_unique_violation
+from attune.storage.schema import actions, pack_files, packs
+from attune_services.scheduler.actions import ActionCache, ActionRecord, action_row_values
+
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
+
+
+class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
+    """Serves attune.registry.v1.RegistryService from the registry tables."""
+
+    def __init__(self, db: Database, cache: ActionCache) -> None:
+        self._db = db
+        self._cache = cache
+
+    # --- packs ---------------------------------------------------------------------------------
+
+    @rpc_errors
+    async def RegisterPack(
+        self, request: registry_pb2.RegisterPackRequest, context: grpc.aio.ServicerContext
+    ) -> registry_pb2.RegisterPackResponse:
+        """Validates the pack's files as a whole, then stores pack, files and actions at once."""
+        files = {f.path: f.content for f in request.files}
+        if not files:
+            raise InvalidArgument("no files given", [Violation("files", "a pack needs at least pack.yaml")])
+        async with self._db.read() as conn:
+            known = set((await conn.execute(sa.select(actions.c.ref))).scalars())
+        try:
+            bundle = load_pack_files(files, known_action_refs=known)
+        except PackError as err:
+            violations = [Violation(f"{p.file}: {p.field}" if p.field else p.file, p.message) for p in err.problems]
+            raise InvalidArgument(f"pack refused ({len(err.problems)} problems):\n{err}", violations) from err
+        async with self._db.write() as conn:
+            stored = await _store_bundle(conn, bundle)
+        self._cache.invalidate()
+        return registry_pb2.RegisterPackResponse(
+            pack=registry_pb2.Pack(
+                ref=bundle.ref, label=bundle.label, version=bundle.version,
+                description=bundle.description, digest=bundle.digest,
+            ),  # fmt: skip
+            actions=[a.to_proto() for a in stored],
+        )
+
+    @rpc_errors
+    async def GetPackFiles(
+        self, request: registry_pb2.GetPackFilesRequest, context: grpc.aio.ServicerContext
+    ) -> registry_pb2.GetPackFilesResponse:
+        """Every file of one version of a pack, by digest."""
+        async with self._db.read() as conn:
+            rows = (await conn.execute(sa.select(pack_files).where(pack_files.c.digest == request.digest))).all()
+        if not rows:
+            raise NotFound(f"no pack files with digest {request.digest!r}")
+        return registry_pb2.GetPackFilesResponse(
+            pack_ref=rows[0].pack_ref,
+            files=[registry_pb2.PackFile(path=r.path, content=r.content) for r in rows],
+        )
+
+    # --- actions -------------------------------------------------------------------------------
+
+    @rpc_errors
+    async def CreateAction(
+        self, request: registry_pb2.CreateActionRequest, context: grpc.aio.ServicerContext
+    ) -> registry_pb2.CreateActionResponse:
+        """Creates one action in a registered pack; a retried request_id returns the original."""
+        if request.request_id:
+            existing = await self._select_one(actions.c.request_id == request.request_id)
+            if existing is not None:
+                return registry_pb2.CreateActionResponse(action=existing.to_proto())
+        proposed = request.action
+        if not proposed.pack or not _NAME.match(proposed.pack):
+            raise InvalidArgument("action.pack is missing or invalid", [Violation("action.pack", "required")])
+        if not _NAME.match(proposed.name):
+            raise InvalidArgument(
+                f"action.name {proposed.name!r} is invalid",
+                [Violation("action.name", "letters, digits, _ and -")],
+            )
+        ref = f"{proposed.pack}.{proposed.name}"
+        if proposed.ref and proposed.ref != ref:
+            raise InvalidArgument(
+                f"action.ref {proposed.ref!r} does not match pack and name",
+                [Violation("action.ref", f"must be {ref!r}")],
+            )
+        now = time.time()
+        async with self._db.write() as conn:
+            values = await _checked_values(conn, proposed, ref=ref)
+            row = {"id": new_id(), **values, "request_id": request.request_id or None}
+            try:
+                async with conn.begin_nested():
+                    await conn.execute(actions.insert().values(**row, created_at=now, updated_at=now))
+            except sa.exc.IntegrityError as err:
+                if not is_unique_violation(err):
+                    raise
+                raise AlreadyExists(f"action {ref!r} already exists") from err
+        self._cache.invalidate()
+        created = await self._select_one(actions.c.ref == ref)
+        assert created is not None
+        return registry_pb2.CreateActionResponse(action=created.to_proto())
+
+    @rpc_errors
+    async def UpdateAction(
+        self, request: registry_pb2.UpdateActionRequest, context: grpc.aio.ServicerContext
+    ) -> registry_pb2.UpdateActionResponse:
+        """Replaces an action's mutable fields; a changed ref, pack or name is refused."""
+        proposed = request.action
+        where = actions.c.id == request.id if request.id else actions.c.ref == proposed.ref
+        async with self._db.write() as conn:
+            row = (await conn.execute(sa.select(actions).where(where))).mappings().first()
+            if row is None:
+                raise NotFound(f"no action {request.id or proposed.ref!r}")
+            stored = ActionRecord.from_row(row)
+            changed = [
+                Violation(field, f"is immutable: {getattr(stored, field)!r} cannot become {new!r}")
+                for field, new in (("ref", proposed.ref), ("pack", proposed.pack), ("name", proposed.name))
+                if new and new != getattr(stored, field)
+            ]
+            if changed:
+                names = ", ".join(v.field for v in changed)
+                raise FailedPrecondition(f"action {stored.ref!r}: {names} cannot be changed", changed)
+            values = await _checked_values(conn, proposed, ref=stored.ref, pack=stored.pack, name=stored.name)
+            await conn.execute(
+                actions.update().where(actions.c.id == stored.id).values(**values, updated_at=time.time())
+            )
+        self._cache.invalidate()
+        updated = await self._select_one(actions.c.id == stored.id)
+        assert updated is not None
+        return registry_pb2.UpdateActionResponse(action=updated.to_proto())
+
+    @rpc_errors
+    async def GetAction(
+        self, request: registry_pb2.GetActionRequest, context: grpc.aio.ServicerContext
+    ) -> registry_pb2.GetActionResponse:
+        """One action by ref."""
+        found = await self._select_one(actions.c.ref == request.ref)
+        if found is None:
+            raise NotFound(f"no action {request.ref!r}")
+        return registry_pb2.GetActionResponse(action=found.to_proto())
+
+    @rpc_errors
+    async def ListActions(
+        self, request: registry_pb2.ListActionsRequest, context: grpc.aio.ServicerContext
+    ) -> registry_pb2.ListActionsResponse:
+        """Actions ordered by ref, optionally of one pack."""
+        query = sa.select(actions).order_by(actions.c.ref)
+        if request.pack:
+            query = query.where(actions.c.pack == request.pack)
+        async with self._db.read() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return registry_pb2.ListActionsResponse(actions=[ActionRecord.from_row(r).to_proto() for r in rows])
+
+    @rpc_errors
+    async def DeleteAction(
+        self, request: registry_pb2.DeleteActionRequest, context: grpc.aio.ServicerContext
+    ) -> registry_pb2.DeleteActionResponse:
+        """Deletes an action by ref (executions keep their action_ref)."""
+        async with self._db.write() as conn:
+            result = await conn.execute(actions.delete().where(actions.c.ref == request.ref))
+        self._cache.invalidate()
+        if result.rowcount == 0:
+            raise NotFound(f"no action {request.ref!r}")
+        return registry_pb2.DeleteActionResponse(ref=request.ref)
+
+    async def _select_one(self, where: Any) -> ActionRecord | None:
+        async with self._db.read() as conn:
+            row = (await conn.execute(sa.select(actions).where(where))).mappings().first()
+        return ActionRecord.from_row(row) if row is not None else None
+
+
+async def _store_bundle(conn: AsyncConnection, bundle: PackBundle) -> list[ActionRecord]:
+    """Upserts the pack, its files (once per digest) and its actions, in the caller's transaction."""
+    now = time.time()
+    pack_values = {
+        "label": bundle.label, "version": bundle.version, "description": bundle.description,
+        "digest": bundle.digest, "registered_at": now,
+    }  # fmt: skip
+    exists = (await conn.execute(sa.select(packs.c.ref).where(packs.c.ref == bundle.ref))).first()
+    if exists:
+        await conn.execute(packs.update().where(packs.c.ref == bundle.ref).values(**pack_values))
+    else:
+        await conn.execute(packs.insert().values(ref=bundle.ref, **pack_values))
+    has_files = (await conn.execute(sa.select(pack_files.c.digest).where(pack_files.c.digest == bundle.digest))).first()
+    if not has_files:
+        await conn.execute(
+            pack_files.insert(),
+            [{"digest": bundle.digest, "path": p, "pack_ref": bundle.ref, "content": c} for p, c in bundle.files.items()],
+        )
+    refs = [a.ref for a in bundle.actions]
+    ids = dict((await conn.execute(sa.select(actions.c.ref, actions.c.id).where(actions.c.ref.in_(refs)))).all())
+    for action in bundle.actions:
+        values = action_row_values(
+            ref=action.ref, pack=action.pack, name=action.name, label=action.label,
+            description=action.description, enabled=action.enabled, runner_type=action.runner_type,
+            entry_point=action.entry_point, parameters=action.parameters, output=action.output,
+            timeout=action.timeout, tags=action.tags, workflow_file=action.workflow_source,
+            workflow_yaml=action.workflow_yaml, pack_digest=bundle.digest,
+        )  # fmt: skip
+        if action.ref in ids:
+            await conn.execute(actions.update().where(actions.c.id == ids[action.ref]).values(**values, updated_at=now))
+        else:
+            await conn.execute(actions.insert().values(id=new_id(), **values, created_at=now, updated_at=now))
+    rows = (await conn.execute(sa.select(actions).where(actions.c.ref.in_(refs)).order_by(actions.c.ref))).mappings()
+    return [ActionRecord.from_row(r) for r in rows]
+
+
+async def _checked_values(
+    conn: AsyncConnection, proposed: registry_pb2.Action, *, ref: str, pack: str = "", name: str = ""
+) -> dict[str, Any]:
+    """Validates an action given through the API against its (registered) pack; returns row values."""
+    pack = pack or proposed.pack
+    name = name or proposed.name
+    pack_row = (await conn.execute(sa.select(packs).where(packs.c.ref == pack))).first()
+    if pack_row is None:
+        raise NotFound(f"pack {pack!r} is not registered")
+    paths = set(
+        (await conn.execute(sa.select(pack_files.c.path).where(pack_files.c.digest == pack_row.digest))).scalars()
+    )
+    violations: list[Violation] = []
+    runner_type = proposed.runner_type
+    if runner_type not in RUNNER_TYPES:
+        violations.append(Violation("action.runner_type", f"unknown runner_type {runner_type!r} (one of {', '.join(RUNNER_TYPES)})"))
+    parameters, problems = check_parameter_schema(dict_from_struct(proposed.parameters))
+    violations += [Violation(f"action.{field}", message) for field, message in problems]
+    entry_point = _pack_path(proposed.entry_point, paths) if proposed.entry_point else None
+    workflow_file = _pack_path(proposed.workflow_file, paths) if proposed.workflow_file else None
+    workflow_yaml: str | None = None
+    if runner_type in ("shell", "python", "nodejs") and entry_point is None:
+        shown = proposed.entry_point or "(empty)"
+        violations.append(Violation("action.entry_point", f"{shown} is not a file of pack {pack!r}"))
+    if runner_type == "workflow":
+        if workflow_file is None:
+            shown = proposed.workflow_file or "(empty)"
+            violations.append(Violation("action.workflow_file", f"{shown} is not a file of pack {pack!r}"))
+        else:
+            content = (
+                await conn.execute(
+                    sa.select(pack_files.c.content).where(
+                        pack_files.c.digest == pack_row.digest, pack_files.c.path == workflow_file
+                    )
+                )
+            ).scalar_one()
+            workflow_yaml = content.decode("utf-8", errors="replace")
+    if proposed.timeout_seconds < 0:
+        violations.append(Violation("action.timeout_seconds", "must not be negative"))
+    if violations:
+        raise InvalidArgument(f"action {ref!r} is invalid", violations)
+    return action_row_values(
+        ref=ref, pack=pack, name=name, label=proposed.label or name, description=proposed.description,
+        enabled=proposed.enabled, runner_type=runner_type,
+        entry_point=entry_point if runner_type != "workflow" else None,
+        parameters=parameters, output=dict_from_struct(proposed.output),
+        timeout=proposed.timeout_seconds or None, tags=list(proposed.tags),
+        workflow_file=workflow_file, workflow_yaml=workflow_yaml, pack_digest=pack_row.digest,
+    )  # fmt: skip
+
+
+def _pack_path(value: str, paths: set[str]) -> str | None:
+    """The pack file a path names: pack-relative ("actions/x.sh") or relative to actions/ ("x.sh")."""
+    for candidate in (posixpath.normpath(value), posixpath.normpath(posixpath.join("actions", value))):
+        if candidate in paths:
+            return candidate
+    return None

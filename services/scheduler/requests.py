@@ -1,0 +1,188 @@
+"""Execution requests: validate against the action, then insert in state "scheduling".
+
+Rows from many concurrent requests share one transaction (group commit, DESIGN §6). A
+`request_id` is unique: a retried request finds the stored row and gets the original execution.
+Each accepted row is handed to `on_created` (dispatch or workflow hand-off) right after commit.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
+
+import sqlalchemy as sa
+from opentelemetry import trace
+
+from attune import telemetry
+from attune.grpcutil.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable, Violation
+from attune.ids import new_id
+from attune.packs import ParameterError, secret_names, validate_parameters
+from attune.states import SCHEDULING
+from attune.storage import Database, is_unique_violation
+from attune.storage.batching import GroupCommitter
+from attune.storage.schema import executions
+from attune_services.scheduler.actions import ActionCache, ActionRecord
+
+_tracer = telemetry.tracer(__name__)
+
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChildLink:
+    """Where a child execution belongs in its parent workflow."""
+
+    parent_id: str
+    workflow_execution_id: str
+    task_name: str
+    task_run: int
+    item_index: int | None
+    attempt: int
+    depth: int
+    traceparent: str
+
+
+class ExecutionRequests:
+    """Turns requests into stored executions."""
+
+    def __init__(self, db: Database, cache: ActionCache, on_created: Callable[[Sequence[Row]], None]) -> None:
+        self._db = db
+        self._cache = cache
+        self._on_created = on_created
+        self._committer: GroupCommitter[Row, tuple[Row, bool]] = GroupCommitter(self._flush)
+
+    async def request(self, action_ref: str, params: Mapping[str, Any], *, request_id: str, timeout: float) -> Row:
+        """One top-level execution; raises NotFound / FailedPrecondition / InvalidArgument."""
+        try:
+            action = await self._checked_action(action_ref)
+            values = _validated(action, params)
+        except (NotFound, FailedPrecondition, InvalidArgument):
+            existing = await self._by_request_id(request_id)
+            if existing is not None:  # a retry of a request accepted before the action changed
+                return existing
+            raise
+        row, _ = await self._insert(action, values, request_id=request_id, timeout=timeout, link=None)
+        return row
+
+    async def request_child(
+        self, action_ref: str, params_json: bytes, *, request_id: str, timeout: float, link: ChildLink
+    ) -> Row:
+        """One child of a workflow task run (same checks; the caller reports errors per child)."""
+        action = await self._checked_action(action_ref)
+        try:
+            params = json.loads(params_json or b"{}")
+        except json.JSONDecodeError as err:
+            raise InvalidArgument(f"parameters of {action_ref!r} are not JSON: {err}") from err
+        if not isinstance(params, dict):
+            raise InvalidArgument(f"parameters of {action_ref!r} must be a JSON object")
+        values = _validated(action, params)
+        row, _ = await self._insert(action, values, request_id=request_id, timeout=timeout, link=link)
+        return row
+
+    async def close(self) -> None:
+        """Writes what is queued."""
+        await self._committer.close()
+
+    async def _checked_action(self, action_ref: str) -> ActionRecord:
+        if not action_ref:
+            raise InvalidArgument("action_ref is required", [Violation("action_ref", "required")])
+        action = await self._cache.get(action_ref)
+        if action is None:
+            raise NotFound(f"no action {action_ref!r} is registered")
+        if not action.enabled:
+            raise FailedPrecondition(f"action {action_ref!r} is disabled")
+        return action
+
+    async def _by_request_id(self, request_id: str) -> Row | None:
+        if not request_id:
+            return None
+        async with self._db.read() as conn:
+            row = (await conn.execute(sa.select(executions).where(executions.c.request_id == request_id))).mappings().first()
+        return dict(row) if row is not None else None
+
+    async def _insert(
+        self, action: ActionRecord, params: dict[str, Any], *, request_id: str, timeout: float, link: ChildLink | None
+    ) -> tuple[Row, bool]:
+        execution_id = new_id()
+        parent = telemetry.extract(link.traceparent) if link is not None else None
+        span = _tracer.start_span(
+            "execution.request",
+            context=parent,  # None starts a new trace for a top-level execution
+            attributes={"attune.execution_id": execution_id, "attune.action_ref": action.ref},
+        )
+        try:
+            traceparent = telemetry.inject(trace.set_span_in_context(span))
+            now = time.time()
+            row: Row = {
+                "id": execution_id, "action_ref": action.ref, "runner_type": action.runner_type,
+                "state": SCHEDULING, "parameters": json.dumps(params),
+                "secret_names": json.dumps(sorted(secret_names(action.parameters))),
+                "result": None, "error": None, "parent_id": None, "workflow_execution_id": None,
+                "task_name": None, "task_run": None, "item_index": None, "attempt": None, "depth": 0,
+                "worker_id": None, "request_id": request_id or None, "traceparent": traceparent or None,
+                "trace_id": telemetry.trace_id_of(traceparent) or None,
+                "timeout": timeout if timeout > 0 else action.timeout, "created_at": now,
+                "scheduled_at": None, "started_at": None, "finished_at": None, "updated_at": now,
+            }  # fmt: skip
+            if link is not None:
+                row.update(
+                    parent_id=link.parent_id, workflow_execution_id=link.workflow_execution_id,
+                    task_name=link.task_name, task_run=link.task_run, item_index=link.item_index,
+                    attempt=link.attempt, depth=link.depth,
+                )  # fmt: skip
+            try:
+                return await self._committer.submit(row)
+            except RuntimeError as err:  # the committer closed: the scheduler is draining
+                raise Unavailable("the scheduler is shutting down; retry with the same request_id") from err
+        finally:
+            span.end()
+
+    async def _flush(self, rows: list[Row]) -> list[tuple[Row, bool]]:
+        """Inserts a batch in one transaction; rows whose request_id exists map to the stored row."""
+        try:
+            async with self._db.write() as conn:
+                results = await _insert_batch(conn, rows)
+        except sa.exc.IntegrityError as err:
+            if not is_unique_violation(err):
+                raise
+            # Another replica inserted one of these request_ids meanwhile: settle them one by one.
+            results = []
+            for row in rows:
+                async with self._db.write() as conn:
+                    results += await _insert_batch(conn, [row])
+        created = [row for row, is_new in results if is_new]
+        if created:
+            self._on_created(created)
+        return results
+
+
+async def _insert_batch(conn: Any, rows: list[Row]) -> list[tuple[Row, bool]]:
+    request_ids = [r["request_id"] for r in rows if r["request_id"]]
+    stored: dict[str, Row] = {}
+    if request_ids:
+        found = await conn.execute(sa.select(executions).where(executions.c.request_id.in_(request_ids)))
+        stored = {r["request_id"]: dict(r) for r in found.mappings()}
+    results: list[tuple[Row, bool]] = []
+    fresh: list[Row] = []
+    for row in rows:
+        key = row["request_id"]
+        if key and key in stored:
+            results.append((stored[key], False))
+            continue
+        if key:
+            stored[key] = row  # a duplicate within the same batch gets this row
+        fresh.append(row)
+        results.append((row, True))
+    if fresh:
+        await conn.execute(executions.insert(), fresh)
+    return results
+
+
+def _validated(action: ActionRecord, params: Mapping[str, Any]) -> dict[str, Any]:
+    try:
+        return validate_parameters(action.parameters, params)
+    except ParameterError as err:
+        violations = [Violation(f"parameters.{v.field}", v.description) for v in err.violations]
+        raise InvalidArgument(f"invalid parameters for {action.ref!r}: {err}", violations) from err

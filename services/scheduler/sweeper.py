@@ -1,0 +1,154 @@
+"""The periodic sweep: what the in-memory paths cannot see or must give up on.
+
+- Recovery: rows in "scheduling" that are not waiting in memory (inserted before a restart or by
+  another replica) are queued for dispatch or for the workflow hand-off.
+- Schedule timeout: an execution whose runtime no connected worker offers is failed once it has
+  waited `schedule_timeout`.
+- Lost workers: executions of a worker whose stream ended (and that did not list them again in a
+  new Hello) are abandoned after `worker_grace`.
+- Cancels before dispatch whose CANCELLED result was not acknowledged are submitted again.
+
+Every give-up goes to the completion service; until it acknowledges, the row keeps its state
+and the next sweep tries again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from typing import Any, Callable, Sequence
+
+import sqlalchemy as sa
+
+from attune.config import Settings
+from attune.states import CANCELING, CANCELLED, SCHEDULED, RUNNING, SCHEDULING
+from attune.storage import Database
+from attune.storage.schema import executions
+from attune_services.scheduler.dispatch import Dispatcher
+from attune_services.scheduler.giveups import GiveUp, ResultSubmitter
+
+log = logging.getLogger(__name__)
+
+SCAN_LIMIT = 5000
+
+
+def sweep_interval(settings: Settings) -> float:
+    """Often enough to honour the shortest of the timings it enforces."""
+    return max(0.02, min(settings.heartbeat_interval, settings.schedule_timeout / 4, settings.worker_grace / 4))
+
+
+class Sweeper:
+    """Runs the sweep every `sweep_interval(settings)` seconds."""
+
+    def __init__(
+        self, *, db: Database, settings: Settings, dispatcher: Dispatcher, submitter: ResultSubmitter,
+        enqueue_workflows: Callable[[Sequence[dict[str, Any]]], None],
+    ) -> None:  # fmt: skip
+        self._db = db
+        self._settings = settings
+        self._dispatcher = dispatcher
+        self._submitter = submitter
+        self._enqueue_workflows = enqueue_workflows
+        self._started_at = time.time()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Starts the periodic sweep (the first one runs at once: recovery after a restart)."""
+        self._task = asyncio.create_task(self._run(), name="sweep")
+
+    async def stop(self) -> None:
+        """Stops sweeping."""
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    async def _run(self) -> None:
+        interval = sweep_interval(self._settings)
+        while True:
+            try:
+                await self.sweep()
+            except Exception:  # noqa: BLE001 - a failed sweep is retried at the next one
+                log.exception("sweep failed")
+            await asyncio.sleep(interval)
+
+    async def sweep(self) -> None:
+        """One pass of every check."""
+        await self._recover_scheduling()
+        await self._expire_unschedulable()
+        await self._abandon_lost()
+
+    async def _recover_scheduling(self) -> None:
+        async with self._db.read() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(executions)
+                    .where(executions.c.state == SCHEDULING)
+                    .order_by(executions.c.created_at)
+                    .limit(SCAN_LIMIT)
+                )
+            ).mappings().all()
+        tasks = [dict(r) for r in rows if r["runner_type"] != "workflow" and not self._dispatcher.is_pending(r["id"])]
+        workflows = [dict(r) for r in rows if r["runner_type"] == "workflow"]
+        if tasks:
+            self._dispatcher.enqueue(tasks)
+        if workflows:
+            self._enqueue_workflows(workflows)
+
+    async def _expire_unschedulable(self) -> None:
+        offered = self._dispatcher.offered_runtimes()
+        available = ", ".join(sorted(offered)) or "none"
+        deadline = time.time() - self._settings.schedule_timeout
+        expired = [p for p in self._dispatcher.waiting() if p.runtime not in offered and p.created_at <= deadline]
+        if not expired:
+            return
+        give_ups = [
+            GiveUp(p.id, "failed", f"no worker offers runtime {p.runtime!r} (available: {available})", p.traceparent)
+            for p in expired
+        ]
+        acked = await self._submitter.submit(give_ups)
+        self._dispatcher.forget(acked)
+        if acked:
+            log.info("failed executions no worker can run", extra={"count": len(acked)})
+
+    async def _abandon_lost(self) -> None:
+        async with self._db.read() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(
+                        executions.c.id, executions.c.worker_id, executions.c.state, executions.c.runner_type,
+                        executions.c.traceparent, executions.c.started_at,
+                    ).where(executions.c.state.in_([SCHEDULED, RUNNING, CANCELING]))
+                )
+            ).all()  # fmt: skip
+        now = time.time()
+        by_worker: dict[str, list[Any]] = defaultdict(list)
+        give_ups: list[GiveUp] = []
+        for row in rows:
+            if row.worker_id:
+                by_worker[row.worker_id].append(row)
+            elif row.state == CANCELING and row.runner_type != "workflow" and not self._dispatcher.is_pending(row.id):
+                give_ups.append(GiveUp(row.id, CANCELLED, "cancelled before it was dispatched", row.traceparent or ""))
+        for worker_id, held_rows in by_worker.items():
+            session = self._dispatcher.sessions.get(worker_id)
+            if session is not None:
+                # A reconnected worker keeps what it listed in its Hello or was assigned since.
+                held_rows = [r for r in held_rows if r.id not in session.in_flight]
+                lost_at = self._dispatcher.lost_since.get(worker_id, session.connected_at)
+            else:
+                lost_at = self._dispatcher.lost_since.setdefault(worker_id, max(now, self._started_at))
+            if held_rows and now - lost_at >= self._settings.worker_grace:
+                give_ups += [
+                    GiveUp(r.id, "abandoned", f"worker {worker_id} lost", r.traceparent or "", r.started_at)
+                    for r in held_rows
+                ]
+        for worker_id in list(self._dispatcher.lost_since):
+            if worker_id not in by_worker:
+                del self._dispatcher.lost_since[worker_id]
+        if give_ups:
+            acked = await self._submitter.submit(give_ups)
+            log.info("gave up on executions of lost workers", extra={"count": len(acked)})

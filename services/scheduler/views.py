@@ -1,0 +1,48 @@
+"""The API view of an executions row: parameters with secrets redacted, result decoded."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping
+
+from attune.common.v1 import common_pb2
+from attune.execution.v1 import execution_pb2
+from attune.grpcutil.convert import struct_from_dict, timestamp
+from attune.packs import redact
+from attune.states import execution_state_to_proto
+
+
+def redacted_parameters(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The row's parameters with every secret value replaced (the row remembers which are secret)."""
+    params = json.loads(row["parameters"] or "{}")
+    secrets = json.loads(row["secret_names"] or "[]")
+    return redact({name: {"secret": True} for name in secrets}, params)
+
+
+def _result_struct(text: str | None) -> Any:
+    if not text:
+        return None
+    value = json.loads(text)
+    return struct_from_dict(value if isinstance(value, dict) else {"data": value})
+
+
+def execution_view(row: Mapping[str, Any]) -> execution_pb2.Execution:
+    """An `Execution` message from a row of `executions`."""
+    link = None
+    if row["workflow_execution_id"]:
+        link = common_pb2.WorkflowLink(
+            workflow_execution_id=row["workflow_execution_id"],
+            task_name=row["task_name"] or "",
+            run=row["task_run"] or 0,
+            item_index=-1 if row["item_index"] is None else row["item_index"],
+            attempt=row["attempt"] or 0,
+        )
+    return execution_pb2.Execution(
+        id=row["id"], action_ref=row["action_ref"], state=execution_state_to_proto(row["state"]),
+        parameters=struct_from_dict(redacted_parameters(row)), result=_result_struct(row["result"]),
+        error=row["error"] or "", parent_id=row["parent_id"] or "", link=link,
+        worker_id=row["worker_id"] or "", trace_id=row["trace_id"] or "",
+        timeout_seconds=row["timeout"] or 0.0, runner_type=row["runner_type"],
+        created_at=timestamp(row["created_at"]), started_at=timestamp(row["started_at"]),
+        finished_at=timestamp(row["finished_at"]),
+    )  # fmt: skip

@@ -1,0 +1,96 @@
+"""WorkflowService as clients see it at the scheduler: queries forwarded to the coordinator.
+
+So clients need one address (DESIGN §2). Each task run's state is refreshed from the child
+execution's current row, which the scheduler and completion service keep up to date.
+StartWorkflows and ReportOutcomes are the coordinator's own and are not served here.
+"""
+
+from __future__ import annotations
+
+from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
+
+import grpc
+import sqlalchemy as sa
+
+from attune.config import Settings
+from attune.grpcutil.errors import AttuneError, to_status
+from attune.states import execution_state_to_proto
+from attune.storage import Database
+from attune.storage.schema import executions
+from attune.workflow.v1 import workflow_pb2, workflow_pb2_grpc
+from attune_services.scheduler.cancel import Canceller
+
+T = TypeVar("T")
+
+
+class WorkflowForwardServicer(workflow_pb2_grpc.WorkflowServiceServicer):
+    """Serves attune.workflow.v1.WorkflowService by forwarding to the coordinator."""
+
+    def __init__(
+        self, *, db: Database, settings: Settings, coordinator: workflow_pb2_grpc.WorkflowServiceStub, canceller: Canceller
+    ) -> None:
+        self._db = db
+        self._timeout = max(settings.shutdown_grace, 1.0)
+        self._coordinator = coordinator
+        self._canceller = canceller
+
+    async def StartWorkflows(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        """Not served here."""
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "StartWorkflows is served by the coordinator")
+
+    async def ReportOutcomes(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        """Not served here."""
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "ReportOutcomes is served by the coordinator")
+        yield  # pragma: no cover - makes this a stream handler
+
+    async def GetWorkflowRun(
+        self, request: workflow_pb2.GetWorkflowRunRequest, context: grpc.aio.ServicerContext
+    ) -> workflow_pb2.GetWorkflowRunResponse:
+        """The run with each task run's child state as currently stored."""
+        response = await _forward(context, lambda: self._coordinator.GetWorkflowRun(request, timeout=self._timeout))
+        await self._refresh(response.run)
+        return response
+
+    async def ListWorkflowRuns(
+        self, request: workflow_pb2.ListWorkflowRunsRequest, context: grpc.aio.ServicerContext
+    ) -> workflow_pb2.ListWorkflowRunsResponse:
+        """Forwarded as is (runs are listed without their task runs)."""
+        return await _forward(context, lambda: self._coordinator.ListWorkflowRuns(request, timeout=self._timeout))
+
+    async def CancelWorkflow(
+        self, request: workflow_pb2.CancelWorkflowRequest, context: grpc.aio.ServicerContext
+    ) -> workflow_pb2.CancelWorkflowResponse:
+        """Cancels the workflow's execution (→ canceling, then the coordinator), returns the run."""
+        try:
+            await self._canceller.cancel(request.execution_id)
+        except AttuneError as err:
+            await context.abort_with_status(to_status(err))
+        response = await _forward(
+            context, lambda: self._coordinator.GetWorkflowRun(
+                workflow_pb2.GetWorkflowRunRequest(execution_id=request.execution_id), timeout=self._timeout
+            )
+        )  # fmt: skip
+        await self._refresh(response.run)
+        return workflow_pb2.CancelWorkflowResponse(run=response.run)
+
+    async def _refresh(self, run: workflow_pb2.WorkflowRun) -> None:
+        ids = [t.child_execution_id for t in run.task_runs if t.child_execution_id]
+        if not ids:
+            return
+        async with self._db.read() as conn:
+            states = dict(
+                (await conn.execute(sa.select(executions.c.id, executions.c.state).where(executions.c.id.in_(ids)))).all()
+            )
+        for task_run in run.task_runs:
+            state = states.get(task_run.child_execution_id)
+            if state is not None:
+                task_run.state = execution_state_to_proto(state)
+
+
+async def _forward(context: grpc.aio.ServicerContext, call: Callable[[], Awaitable[T]]) -> T:
+    """Runs a call to the coordinator; its error (with rich details) becomes this call's error."""
+    try:
+        return await call()
+    except grpc.aio.AioRpcError as err:
+        await context.abort(err.code(), err.details() or "", err.trailing_metadata() or ())
+        raise  # unreachable: abort raises

@@ -1,0 +1,293 @@
+"""In-process servers for scheduler tests: the real scheduler and completion service on free
+ports, a fake coordinator (a real gRPC server implementing WorkflowService) and a fake worker
+client that speaks the real WorkerService stream through the generated stubs."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+import grpc
+
+from attune.common.v1 import common_pb2
+from attune.completion.v1 import completion_pb2, completion_pb2_grpc
+from attune.config import Settings
+from attune.execution.v1 import execution_pb2, execution_pb2_grpc
+from attune.grpcutil.server import ServerHandle, start_server, stop_server
+from attune.packs import bundled_pack_path, read_pack_files
+from attune.registry.v1 import registry_pb2, registry_pb2_grpc
+from attune.states import execution_state_from_proto, execution_state_to_proto
+from attune.worker.v1 import worker_pb2, worker_pb2_grpc
+from attune.workflow.v1 import workflow_pb2, workflow_pb2_grpc
+from attune_services.completion.app import CompletionApp
+from attune_services.scheduler.app import SchedulerApp
+
+TEST_TIMINGS: dict[str, Any] = {
+    "schedule_timeout": 0.6,
+    "worker_grace": 0.6,
+    "heartbeat_interval": 0.1,
+    "poll_interval": 0.02,
+    "retry_interval": 0.05,
+    "shutdown_grace": 2.0,
+}
+
+
+class FakeCoordinator(workflow_pb2_grpc.WorkflowServiceServicer):
+    """Records hand-offs and cancels; `unavailable_calls` StartWorkflows calls fail first."""
+
+    def __init__(self) -> None:
+        self.started: list[workflow_pb2.WorkflowStart] = []
+        self.cancelled: list[str] = []
+        self.unavailable_calls = 0
+        self.start_calls = 0
+        self.children: dict[str, list[str]] = {}  # workflow execution id → child ids in its task runs
+
+    async def StartWorkflows(self, request: workflow_pb2.StartWorkflowsRequest, context: Any) -> Any:
+        self.start_calls += 1
+        if self.unavailable_calls > 0:
+            self.unavailable_calls -= 1
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "coordinator warming up")
+        self.started.extend(request.workflows)
+        return workflow_pb2.StartWorkflowsResponse(accepted_execution_ids=[w.execution_id for w in request.workflows])
+
+    async def ReportOutcomes(self, request_iterator: Any, context: Any) -> Any:
+        async for request in request_iterator:
+            yield workflow_pb2.ReportOutcomesResponse(acked_execution_ids=[o.execution_id for o in request.outcomes])
+
+    async def GetWorkflowRun(self, request: workflow_pb2.GetWorkflowRunRequest, context: Any) -> Any:
+        known = {w.execution_id: w for w in self.started}
+        if request.execution_id not in known:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no workflow run {request.execution_id!r}")
+        start = known[request.execution_id]
+        runs = [
+            workflow_pb2.TaskRun(
+                task_name="echo", run=1, item_index=-1, attempt=1, action_ref="core.echo",
+                state=common_pb2.EXECUTION_STATE_SCHEDULING, child_execution_id=child,
+            )  # fmt: skip
+            for child in self.children.get(request.execution_id, [])
+        ]
+        state = workflow_pb2.WORKFLOW_STATE_CANCELING if request.execution_id in self.cancelled else workflow_pb2.WORKFLOW_STATE_RUNNING
+        return workflow_pb2.GetWorkflowRunResponse(
+            run=workflow_pb2.WorkflowRun(execution_id=start.execution_id, action_ref=start.action_ref, state=state, task_runs=runs)
+        )
+
+    async def ListWorkflowRuns(self, request: Any, context: Any) -> Any:
+        return workflow_pb2.ListWorkflowRunsResponse(
+            runs=[workflow_pb2.WorkflowRun(execution_id=w.execution_id, action_ref=w.action_ref) for w in self.started]
+        )
+
+    async def CancelWorkflow(self, request: workflow_pb2.CancelWorkflowRequest, context: Any) -> Any:
+        self.cancelled.append(request.execution_id)
+        return workflow_pb2.CancelWorkflowResponse()
+
+
+class _CoordinatorApp:
+    service_names = (workflow_pb2.DESCRIPTOR.services_by_name["WorkflowService"].full_name,)
+
+    def __init__(self, servicer: FakeCoordinator) -> None:
+        self.servicer = servicer
+
+    def register(self, server: grpc.aio.Server) -> None:
+        workflow_pb2_grpc.add_WorkflowServiceServicer_to_server(self.servicer, server)
+
+    async def start(self) -> None: ...
+
+    async def drain(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass
+class Cluster:
+    """The scheduler, the completion service and the fake coordinator, with client stubs."""
+
+    settings: Settings
+    scheduler: SchedulerApp
+    coordinator: FakeCoordinator
+    channel: grpc.aio.Channel
+    registry: registry_pb2_grpc.RegistryServiceStub
+    executions: execution_pb2_grpc.ExecutionServiceStub
+    workers: worker_pb2_grpc.WorkerServiceStub
+    workflows: workflow_pb2_grpc.WorkflowServiceStub
+    completion: completion_pb2_grpc.CompletionServiceStub
+    completion_channel: grpc.aio.Channel
+    _stops: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    async def register_bundled(self, *names: str) -> list[registry_pb2.RegisterPackResponse]:
+        """Registers bundled packs in order (core first: examples' workflows call it)."""
+        out = []
+        for name in names:
+            files = read_pack_files(bundled_pack_path(name))
+            out.append(await self.registry.RegisterPack(pack_request(files)))
+        return out
+
+    async def request(self, ref: str, params: dict[str, Any] | None = None, **kwargs: Any) -> execution_pb2.Execution:
+        """RequestExecution, returning the execution."""
+        from attune.grpcutil.convert import struct_from_dict
+
+        response = await self.executions.RequestExecution(
+            execution_pb2.RequestExecutionRequest(action_ref=ref, parameters=struct_from_dict(params), **kwargs)
+        )
+        return response.execution
+
+    async def get(self, execution_id: str) -> execution_pb2.GetExecutionResponse:
+        """GetExecution."""
+        return await self.executions.GetExecution(execution_pb2.GetExecutionRequest(id=execution_id))
+
+    async def wait_state(self, execution_id: str, state: str, timeout: float = 10.0) -> execution_pb2.Execution:
+        """Polls until the execution is in `state`; fails naming the last state seen."""
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            execution = (await self.get(execution_id)).execution
+            last = execution_state_from_proto(execution.state)
+            if last == state:
+                return execution
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"execution {execution_id} stayed {last!r}, expected {state!r}")
+
+    async def submit_result(self, execution_id: str, state: str, *, error: str = "", result: bytes = b"{}") -> Any:
+        """What a worker does when its process ends: SubmitResult to the completion service."""
+        return await self.completion.SubmitResult(
+            completion_pb2.SubmitResultRequest(
+                result=completion_pb2.ExecutionResult(
+                    execution_id=execution_id, state=execution_state_to_proto(state), result_json=result,
+                    error=error, finished_at=time.time(), reporter="test-worker",
+                )  # fmt: skip
+            )
+        )
+
+    async def stop(self) -> None:
+        """Stops every server."""
+        await self.channel.close()
+        await self.completion_channel.close()
+        for stop in reversed(self._stops):
+            await stop()
+
+
+def pack_request(files: dict[str, bytes], request_id: str = "") -> registry_pb2.RegisterPackRequest:
+    """A RegisterPackRequest from {path: bytes}."""
+    return registry_pb2.RegisterPackRequest(
+        files=[registry_pb2.PackFile(path=p, content=c) for p, c in files.items()], request_id=request_id
+    )
+
+
+async def start_cluster(database_url: str, **overrides: Any) -> Cluster:
+    """Starts completion, the fake coordinator and the scheduler on free ports."""
+    base = Settings(database_url=database_url, **{**TEST_TIMINGS, **overrides})
+    stops: list[Callable[[], Awaitable[None]]] = []
+
+    async def serve(app: Any, settings: Settings) -> ServerHandle:
+        handle = await start_server(app, address="127.0.0.1:0", settings=settings)
+        stops.append(lambda: stop_server(app, handle, grace=0.5))
+        return handle
+
+    coordinator = FakeCoordinator()
+    coordinator_handle = await serve(_CoordinatorApp(coordinator), base)
+    base = base.replace(coordinator_address=f"127.0.0.1:{coordinator_handle.port}")
+    completion_handle = await serve(CompletionApp(base), base)
+    # Stop the coordinator before the completion service, whose outcome stream it holds open.
+    stops[0], stops[1] = stops[1], stops[0]
+    settings = base.replace(completion_address=f"127.0.0.1:{completion_handle.port}")
+    scheduler = SchedulerApp(settings)
+    scheduler_handle = await serve(scheduler, settings)
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{scheduler_handle.port}")
+    completion_channel = grpc.aio.insecure_channel(settings.completion_address)
+    return Cluster(
+        settings=settings, scheduler=scheduler, coordinator=coordinator, channel=channel,
+        registry=registry_pb2_grpc.RegistryServiceStub(channel),
+        executions=execution_pb2_grpc.ExecutionServiceStub(channel),
+        workers=worker_pb2_grpc.WorkerServiceStub(channel),
+        workflows=workflow_pb2_grpc.WorkflowServiceStub(channel),
+        completion=completion_pb2_grpc.CompletionServiceStub(completion_channel),
+        completion_channel=completion_channel,
+        _stops=stops,
+    )  # fmt: skip
+
+
+class FakeWorker:
+    """A worker client over the real stream: Hello, then read assignments and send notices."""
+
+    def __init__(self, cluster: Cluster, worker_id: str, runtimes: list[str], capacity: int = 4) -> None:
+        self.cluster = cluster
+        self.worker_id = worker_id
+        self.runtimes = runtimes
+        self.capacity = capacity
+        self.assignments: list[worker_pb2.Assignment] = []
+        self.cancellations: list[str] = []
+        self._call: Any = None
+        self._reader: asyncio.Task[None] | None = None
+        self._changed = asyncio.Event()
+
+    async def connect(self, execution_ids: list[str] = ()) -> worker_pb2.Welcome:  # type: ignore[assignment]
+        """Opens the stream, says Hello and waits for the Welcome."""
+        self._call = self.cluster.workers.Connect()
+        await self._call.write(
+            worker_pb2.ConnectRequest(
+                hello=worker_pb2.Hello(
+                    worker_id=self.worker_id, hostname="test", runtimes=self.runtimes,
+                    capacity=self.capacity, execution_ids=list(execution_ids),
+                )  # fmt: skip
+            )
+        )
+        first = await self._call.read()
+        assert first.WhichOneof("kind") == "welcome", first
+        self._reader = asyncio.create_task(self._read())
+        return first.welcome
+
+    async def _read(self) -> None:
+        try:
+            while True:
+                message = await self._call.read()
+                if message is grpc.aio.EOF:
+                    return
+                if message.WhichOneof("kind") == "assignments":
+                    self.assignments.extend(message.assignments.assignments)
+                elif message.WhichOneof("kind") == "cancellations":
+                    self.cancellations.extend(message.cancellations.execution_ids)
+                self._changed.set()
+        except (grpc.RpcError, asyncio.CancelledError):
+            return
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+        """Waits until `predicate()` holds for what the worker received."""
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(
+                    f"worker {self.worker_id}: condition not met; assignments="
+                    f"{[a.execution_id for a in self.assignments]} cancellations={self.cancellations}"
+                )
+            self._changed.clear()
+            try:
+                await asyncio.wait_for(self._changed.wait(), timeout=min(remaining, 0.1))
+            except asyncio.TimeoutError:
+                pass
+
+    async def started(self, *execution_ids: str) -> None:
+        """Reports processes started."""
+        await self._call.write(
+            worker_pb2.ConnectRequest(
+                started=worker_pb2.Started(
+                    executions=[worker_pb2.StartedExecution(execution_id=i, started_at=time.time()) for i in execution_ids]
+                )
+            )
+        )
+
+    async def released(self, *execution_ids: str) -> None:
+        """Reports slots freed."""
+        await self._call.write(worker_pb2.ConnectRequest(released=worker_pb2.Released(execution_ids=list(execution_ids))))
+
+    async def disconnect(self) -> None:
+        """Drops the stream as a crashed worker would."""
+        if self._call is not None:
+            self._call.cancel()
+        if self._reader is not None:
+            self._reader.cancel()
+            try:
+                await self._reader
+            except asyncio.CancelledError:
+                pass
