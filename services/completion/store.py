@@ -96,15 +96,11 @@ class ResultStore:
         for attempt in range(1, _FLUSH_ATTEMPTS + 1):
             try:
                 return await self._flush(batch)
-            except sa.exc.OperationalError as err:
-                if attempt == _FLUSH_ATTEMPTS:
-                    raise
-                log.warning("result batch of %d not stored (attempt %d): %s", len(batch), attempt, err)
-                await asyncio.sleep(0.01 * attempt)
             except sa.exc.DBAPIError as err:
-                if attempt == _FLUSH_ATTEMPTS or not err.connection_invalidated:
+                if attempt == _FLUSH_ATTEMPTS or not _transient(err):
                     raise
-                log.warning("result batch of %d not stored (attempt %d): %s", len(batch), attempt, err)
+                log.warning("result batch of %d not stored (attempt %d): %s", len(batch), attempt, str(err)[:500])
+                await asyncio.sleep(0.01 * attempt)
         raise AssertionError("unreachable")
 
     async def _flush(self, batch: list[TerminalResult]) -> list[StoreOutcome]:
@@ -171,3 +167,11 @@ class ResultStore:
                 )
                 outcomes.append(StoreOutcome(applied=False, state=""))
         return outcomes
+
+
+def _transient(err: sa.exc.DBAPIError) -> bool:
+    """A failure a retry can fix: lost connection, lock timeout, deadlock, serialization."""
+    if err.connection_invalidated or isinstance(err, sa.exc.OperationalError):
+        return True
+    text = str(err.orig).lower()
+    return "deadlock" in text or "could not serialize" in text or "database is locked" in text
