@@ -34,6 +34,22 @@ def worker_id_of(settings: Settings) -> str:
     return settings.worker_id or f"{socket.gethostname()}-{os.getpid()}"
 
 
+def runtimes_of(settings: Settings) -> dict[str, str]:
+    """The runtimes found on this host, restricted to `ATTUNE_WORKER_RUNTIMES` when set."""
+    found = detect_runtimes()
+    wanted = {name.strip() for name in settings.worker_runtimes.split(",") if name.strip()}
+    if not wanted:
+        return found
+    missing = wanted - found.keys()
+    if missing:
+        log.warning(
+            "ATTUNE_WORKER_RUNTIMES names runtimes not found on this host: %s (found: %s)",
+            ", ".join(sorted(missing)),
+            ", ".join(sorted(found)),
+        )
+    return {name: path for name, path in found.items() if name in wanted}
+
+
 class WorkerApp:
     """attune-worker: runs actions assigned by the scheduler (DESIGN §2 worker)."""
 
@@ -43,7 +59,7 @@ class WorkerApp:
         self.settings = settings
         self.worker_id = worker_id_of(settings)
         self.hostname = socket.gethostname()
-        self.interpreters = detect_runtimes()
+        self.interpreters = runtimes_of(settings)
         self._scheduler_channel: grpc.aio.Channel | None = None
         self._completion_channel: grpc.aio.Channel | None = None
         self.session: SchedulerSession | None = None

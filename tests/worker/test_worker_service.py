@@ -332,3 +332,16 @@ async def test_drain_finishes_runs_and_reports_them(cluster: Cluster) -> None:
     long = cluster.completion.result_of("long")
     assert long is not None and long.state == S.EXECUTION_STATE_CANCELLED  # past the grace: cancelled, reported
     assert time.monotonic() - began < cluster.settings.shutdown_grace + cluster.settings.kill_grace + 2
+
+
+async def test_worker_runtimes_setting_restricts_what_is_advertised(settings: Settings) -> None:
+    cluster = Cluster(settings.replace(worker_runtimes="shell, noop"))
+    await cluster.start()
+    try:
+        assert list(cluster.scheduler.hellos[0].runtimes) == ["noop", "shell"]
+        cluster.scheduler.assign(assignment("py", runtime="python", script="actions/hello.sh"))
+        result = await cluster.result("py")
+        assert result.state == S.EXECUTION_STATE_FAILED
+        assert 'runtime "python" is not available' in result.error and "noop, shell" in result.error
+    finally:
+        await cluster.stop()
