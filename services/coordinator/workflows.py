@@ -77,7 +77,7 @@ class Workflows:
         self._cache: dict[str, LoadedWorkflow] = {}
         self._locks = WorkflowLocks()
         self._mailboxes: Mailboxes[Pending, str] = Mailboxes(self._apply)
-        self._committer: GroupCommitter[StepWrite, str] = GroupCommitter(self._flush)
+        self._committer: GroupCommitter[StepWrite, str | Exception] = GroupCommitter(self._flush)
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -180,9 +180,25 @@ class Workflows:
             if self._in_flight == 0:
                 self._idle.set()
 
-    async def _flush(self, batch: list[StepWrite]) -> list[str]:
-        async with self._db.write() as conn:
-            return await write_steps(conn, batch)
+    async def _flush(self, batch: list[StepWrite]) -> list[str | Exception]:
+        try:
+            async with self._db.write() as conn:
+                return list(await write_steps(conn, batch))
+        except Exception as err:
+            if len(batch) == 1:
+                return [err]
+        # One bad step must not fail the steps of other workflows it shared a batch with.
+        results: list[str | Exception] = []
+        for write in batch:
+            results.extend(await self._flush([write]))
+        return results
+
+    async def _commit(self, write: StepWrite) -> str:
+        """Group-commits one step: APPLIED, CONFLICT or EXISTS; raises what failed it."""
+        outcome = await self._committer.submit(write)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
 
     async def _start(self, s: workflow_pb2.WorkflowStart) -> None:
         if not s.execution_id:
@@ -196,7 +212,7 @@ class Workflows:
                 span.set_attribute("attune.action_ref", s.action_ref)
                 traceparent = s.trace.traceparent or inject()
                 loaded, write = self._begin(s, traceparent, now)
-            if await self._committer.submit(write) != APPLIED:
+            if await self._commit(write) != APPLIED:
                 return  # recorded before (a retried hand-off): nothing to do again
             if write.definition is not None:
                 self._definitions.stored(write.definition[0])
@@ -255,13 +271,13 @@ class Workflows:
                 if loaded is None:  # unknown, or failed at start: nothing can advance it
                     timers: dict[str, tuple[float, str] | None] = {p.fired_timer: None for p in batch if p.fired_timer}
                     if timers:
-                        await self._committer.submit(StepWrite(workflow_id, None, timers=timers))
+                        await self._commit(StepWrite(workflow_id, None, timers=timers))
                     return ["unknown"] * len(batch)
                 write = self._compute(loaded, batch, fresh=fresh)
                 if write is None:
                     return ["unchanged"] * len(batch)
                 try:
-                    outcome = await self._committer.submit(write)
+                    outcome = await self._commit(write)
                 except BaseException:
                     self._cache.pop(workflow_id, None)  # memory is ahead of the database now
                     raise

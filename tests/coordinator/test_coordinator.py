@@ -6,6 +6,10 @@ import asyncio
 
 import grpc
 import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from attune.workflow.v1 import workflow_pb2
 from tests.coordinator.conftest import Harness, outcome, settle, wait_until
@@ -245,3 +249,59 @@ async def test_get_list_and_errors(harness: Harness) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await harness.client.CancelWorkflow(workflow_pb2.CancelWorkflowRequest(execution_id="nope"))
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_a_workflow_timeout_cancels_running_children_and_ends_timeout(harness: Harness) -> None:
+    wf = await harness.start_workflow("""
+version: 1
+timeout: 0.5
+tasks:
+  - name: slow
+    action: core.sleep
+""")
+    [slow] = await harness.wait_requests(wf, 1)
+    state, result, error = await harness.wait_result(wf, timeout=10)
+    assert state == "timeout" and result["succeeded"] is False
+    assert "timed out" in error
+    child = harness.scheduler.ids[slow.request_id]
+    await wait_until(lambda: child in harness.scheduler.cancels, 5, "CancelExecution of the running child")
+    # The child's late outcome is acknowledged and recorded, and changes nothing else.
+    await harness.report(outcome(slow, "cancelled", execution_id=child))
+    run = await harness.run_of(wf)
+    assert run.state == workflow_pb2.WORKFLOW_STATE_TIMEOUT
+    assert run.task_runs[0].state == 8  # EXECUTION_STATE_CANCELLED
+    assert harness.completion.calls[wf] == 1
+
+
+async def test_a_task_delay_is_a_durable_timer(harness: Harness) -> None:
+    wf = await harness.start_workflow("""
+version: 1
+tasks:
+  - name: later
+    action: core.echo
+    delay: 0.6
+""")
+    await settle(0.2)
+    assert harness.scheduler.of(wf) == []
+    await harness.stop_coordinator()
+    await harness.start_coordinator()
+    [later] = await harness.wait_requests(wf, 1, timeout=10)
+    await harness.report(outcome(later))
+    assert (await harness.wait_result(wf))[0] == "succeeded"
+
+
+async def test_start_and_advance_spans_join_the_workflow_trace(harness: Harness) -> None:
+    exporter = InMemorySpanExporter()
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        provider = TracerProvider()
+        trace.set_tracer_provider(provider)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    wf = await harness.start_workflow(SEQUENCE, parameters={"who": "ida"})
+    [greet] = await harness.wait_requests(wf, 1)
+    await harness.report(outcome(greet, result={"stdout": "hi"}))
+    await harness.wait_requests(wf, 2)
+    spans = [s for s in exporter.get_finished_spans() if (s.attributes or {}).get("attune.execution_id") == wf]
+    assert {s.name for s in spans} == {"workflow.start", "workflow.advance"}
+    assert {format(s.context.trace_id, "032x") for s in spans} == {"ab" * 16}
+    exporter.shutdown()
