@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 
 from alembic import command
@@ -28,7 +29,26 @@ def upgrade(database_url: str, revision: str = "head") -> None:
         path = url.split(":///", 1)[1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-    command.upgrade(alembic_config(url), revision)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        command.upgrade(alembic_config(url), revision)
+        return
+    # Called from inside an event loop (e.g. an async fixture): Alembic's env.py runs its own
+    # loop with asyncio.run, which must happen on another thread.
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            command.upgrade(alembic_config(url), revision)
+        except BaseException as err:  # noqa: BLE001 - re-raised in the caller's thread
+            errors.append(err)
+
+    thread = threading.Thread(target=target, name="attune-migrate")
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
 
 
 async def upgrade_async(database_url: str) -> None:
