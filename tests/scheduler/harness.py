@@ -164,7 +164,11 @@ class Cluster:
         await self.channel.close()
         await self.completion_channel.close()
         for stop in reversed(self._stops):
-            await stop()
+            try:
+                await asyncio.wait_for(stop(), timeout=15)
+            except asyncio.TimeoutError:
+                stuck = "\n".join(str(t.get_stack()) + repr(t) for t in asyncio.all_tasks())
+                raise AssertionError(f"a server did not stop within 15 s; tasks:\n{stuck}") from None
 
 
 def pack_request(files: dict[str, bytes], request_id: str = "") -> registry_pb2.RegisterPackRequest:

@@ -1,0 +1,127 @@
+"""Dispatch to workers over the real WorkerService stream."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from attune.states import execution_state_from_proto
+from tests.scheduler.harness import Cluster, FakeWorker
+
+
+async def test_assignment_then_started_means_running(core: Cluster) -> None:
+    worker = FakeWorker(core, "w1", ["noop", "shell"])
+    welcome = await worker.connect()
+    assert welcome.scheduler_id == core.scheduler.scheduler_id
+    execution = await core.request("core.echo", {"message": "hi"})
+    await worker.wait_for(lambda: len(worker.assignments) == 1)
+    (assignment,) = worker.assignments
+    assert (assignment.execution_id, assignment.action_ref, assignment.runtime) == (execution.id, "core.echo", "shell")
+    assert (assignment.entry_point, assignment.pack_ref) == ("actions/echo.sh", "core")
+    assert assignment.pack_digest and json.loads(assignment.parameters_json) == {"message": "hi"}
+    scheduled = await core.wait_state(execution.id, "scheduled")
+    assert scheduled.worker_id == "w1"
+    await worker.started(execution.id)
+    running = await core.wait_state(execution.id, "running")
+    assert running.started_at.seconds > 0
+    await worker.disconnect()
+
+
+async def test_noop_goes_to_a_worker_that_offers_it(core: Cluster) -> None:
+    shell_only = FakeWorker(core, "shell-only", ["shell"])
+    await shell_only.connect()
+    execution = await core.request("core.noop")
+    await asyncio.sleep(0.2)
+    assert shell_only.assignments == []
+    noop = FakeWorker(core, "noop-worker", ["noop"])
+    await noop.connect()
+    await noop.wait_for(lambda: [a.execution_id for a in noop.assignments] == [execution.id])
+    await shell_only.disconnect()
+    await noop.disconnect()
+
+
+async def test_least_loaded_worker_is_chosen(core: Cluster) -> None:
+    busy = FakeWorker(core, "busy", ["noop"], capacity=4)
+    await busy.connect(execution_ids=["held-1", "held-2"])  # two slots already in use
+    idle = FakeWorker(core, "idle", ["noop"], capacity=4)
+    await idle.connect()
+    first = await core.request("core.noop")
+    second = await core.request("core.noop")
+    await idle.wait_for(lambda: len(idle.assignments) == 2)
+    assert {a.execution_id for a in idle.assignments} == {first.id, second.id}
+    assert busy.assignments == []
+    # Now both are at 2/4; the next two are split between them.
+    third = await core.request("core.noop")
+    fourth = await core.request("core.noop")
+    await busy.wait_for(lambda: len(busy.assignments) + len(idle.assignments) == 4)
+    assert len(busy.assignments) == 1 and len(idle.assignments) == 3
+    assert {a.execution_id for a in busy.assignments + idle.assignments} >= {third.id, fourth.id}
+    await busy.disconnect()
+    await idle.disconnect()
+
+
+async def test_capacity_is_respected_and_release_frees_a_slot(core: Cluster) -> None:
+    worker = FakeWorker(core, "small", ["noop"], capacity=1)
+    await worker.connect()
+    first = await core.request("core.noop")
+    second = await core.request("core.noop")
+    await worker.wait_for(lambda: len(worker.assignments) == 1)
+    await asyncio.sleep(0.2)
+    assert [a.execution_id for a in worker.assignments] == [first.id]
+    assert execution_state_from_proto((await core.get(second.id)).execution.state) == "scheduling"
+    await core.submit_result(first.id, "succeeded")
+    await worker.released(first.id)
+    await worker.wait_for(lambda: [a.execution_id for a in worker.assignments] == [first.id, second.id])
+    await worker.disconnect()
+
+
+async def test_unknown_runtime_fails_after_schedule_timeout_naming_runtimes(core: Cluster) -> None:
+    await core.register_bundled("examples")
+    worker = FakeWorker(core, "w1", ["shell", "noop", "python"])
+    await worker.connect()
+    execution = await core.request("examples.node_hello")
+    await asyncio.sleep(core.settings.schedule_timeout / 3)
+    assert execution_state_from_proto((await core.get(execution.id)).execution.state) == "scheduling"
+    failed = await core.wait_state(execution.id, "failed", timeout=core.settings.schedule_timeout + 5)
+    assert failed.error == "no worker offers runtime 'nodejs' (available: noop, python, shell)"
+    assert worker.assignments == []
+    await worker.disconnect()
+
+
+async def test_lost_worker_executions_are_abandoned_after_grace(core: Cluster) -> None:
+    worker = FakeWorker(core, "fragile", ["noop"])
+    await worker.connect()
+    execution = await core.request("core.noop")
+    await worker.wait_for(lambda: len(worker.assignments) == 1)
+    await worker.started(execution.id)
+    await core.wait_state(execution.id, "running")
+    await worker.disconnect()
+    abandoned = await core.wait_state(execution.id, "abandoned", timeout=core.settings.worker_grace + 5)
+    assert abandoned.error == "worker fragile lost"
+
+
+async def test_worker_that_reconnects_listing_its_execution_keeps_it(core: Cluster) -> None:
+    worker = FakeWorker(core, "flaky", ["noop"])
+    await worker.connect()
+    kept = await core.request("core.noop")
+    dropped = await core.request("core.noop")
+    await worker.wait_for(lambda: len(worker.assignments) == 2)
+    await worker.started(kept.id, dropped.id)
+    await core.wait_state(kept.id, "running")
+    await core.wait_state(dropped.id, "running")
+    await worker.disconnect()
+    back = FakeWorker(core, "flaky", ["noop"])
+    await back.connect(execution_ids=[kept.id])
+    await core.wait_state(dropped.id, "abandoned", timeout=core.settings.worker_grace + 5)
+    await asyncio.sleep(core.settings.worker_grace)
+    assert execution_state_from_proto((await core.get(kept.id)).execution.state) == "running"
+    await back.disconnect()
+
+
+async def test_rows_waiting_before_start_are_recovered_by_the_sweep(core: Cluster) -> None:
+    execution = await core.request("core.noop")
+    core.scheduler.dispatcher.forget([execution.id])  # as if requested before a restart
+    worker = FakeWorker(core, "late", ["noop"])
+    await worker.connect()
+    await worker.wait_for(lambda: [a.execution_id for a in worker.assignments] == [execution.id])
+    await worker.disconnect()
