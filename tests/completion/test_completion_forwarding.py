@@ -7,13 +7,13 @@ import json
 import time
 
 import sqlalchemy as sa
-from completiontools import CompletionServer, FakeCoordinator, insert_execution
 
 from attune.common.v1 import common_pb2
 from attune.completion.v1 import completion_pb2, completion_pb2_grpc
 from attune.grpcutil.channel import open_channel
 from attune.storage import Database
 from attune.storage.schema import outcome_outbox
+from tests.completion.completiontools import CompletionServer, FakeCoordinator, insert_execution
 
 S = common_pb2.ExecutionState
 

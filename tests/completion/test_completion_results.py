@@ -9,7 +9,6 @@ from typing import Any
 import grpc
 import pytest
 import sqlalchemy as sa
-from completiontools import CompletionServer, execution_row, insert_execution
 
 from attune.common.v1 import common_pb2
 from attune.completion.v1 import completion_pb2, completion_pb2_grpc
@@ -18,6 +17,7 @@ from attune.grpcutil.channel import open_channel
 from attune.grpcutil.errors import violations_of
 from attune.storage import Database
 from attune.storage.schema import outcome_outbox
+from tests.completion.completiontools import CompletionServer, execution_row, insert_execution
 
 S = common_pb2.ExecutionState
 
