@@ -117,21 +117,27 @@ class AutoCluster(execution_pb2_grpc.ExecutionServiceServicer, completion_pb2_gr
                 async with grpc.aio.insecure_channel(self.coordinator_address) as channel:
                     stream = workflow_pb2_grpc.WorkflowServiceStub(channel).ReportOutcomes()
                     reader = asyncio.create_task(self._read_acks(stream))
-                    sent: set[str] = set()
-                    while not reader.done():
-                        self._ready.clear()
-                        batch = [o for i, o in self.outbox.items() if i not in sent]
-                        if batch:
-                            sent.update(o.execution_id for o in batch)
-                            await stream.write(workflow_pb2.ReportOutcomesRequest(outcomes=batch))
-                        try:
-                            await asyncio.wait_for(self._ready.wait(), 0.2)
-                        except asyncio.TimeoutError:
-                            pass
-                    await reader
+                    try:
+                        await self._send(stream, reader)
+                    finally:
+                        reader.cancel()
+                        await asyncio.gather(reader, return_exceptions=True)
             except (grpc.aio.AioRpcError, grpc.aio.UsageError, ConnectionError):
                 pass
             await asyncio.sleep(0.1)
+
+    async def _send(self, stream: Any, reader: asyncio.Task[None]) -> None:
+        sent: set[str] = set()
+        while not reader.done():
+            self._ready.clear()
+            batch = [o for i, o in self.outbox.items() if i not in sent]
+            if batch:
+                sent.update(o.execution_id for o in batch)
+                await stream.write(workflow_pb2.ReportOutcomesRequest(outcomes=batch))
+            try:
+                await asyncio.wait_for(self._ready.wait(), 0.2)
+            except asyncio.TimeoutError:
+                pass
 
     async def _read_acks(self, stream: Any) -> None:
         async for response in stream:
