@@ -53,7 +53,7 @@ def core_suite(database_url: str, *, samples: int, burst: int, ready_timeout: fl
         async def remote() -> dict[str, float]:
             async with Client(launcher.scheduler_address) as client:
                 progress(f"noop latency: {samples} sequential executions")
-                latency = await noop_latency(client, samples=samples)
+                latency = await noop_latency(client, samples=samples, progress=progress)
                 progress(f"noop burst: {burst} concurrent executions")
                 throughput = await noop_burst(client, count=burst)
                 return {**latency, **throughput}

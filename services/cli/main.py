@@ -93,8 +93,11 @@ def run(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 1
+    except grpc.RpcError as err:  # from a command that runs its own clients (bench)
+        report(error_from_rpc(err, resolve_address(args, settings)))
+        return 1
     except Exception as err:  # noqa: BLE001 - the promise is one line, never a traceback
-        report(CliError(f"unexpected {type(err).__name__}: {err}"))
+        report(CliError(" ".join(f"unexpected {type(err).__name__}: {err}".split())))
         return 1
 
 
