@@ -11,6 +11,7 @@ exists is never scheduled again.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
@@ -112,7 +113,7 @@ async def write_steps(conn: AsyncConnection, batch: Sequence[StepWrite]) -> list
             if w.definition is not None:
                 definitions[w.definition[0]] = w.definition[1]
     if definitions:
-        now = min((w.create.created_at for w in accepted if w.create), default=0.0)
+        now = time.time()
         stmt = _insert(conn, workflow_definitions).on_conflict_do_nothing(index_elements=["digest"])
         await conn.execute(stmt, [{"digest": d, "compiled": c, "created_at": now} for d, c in definitions.items()])
     await _write_entries(conn, accepted)

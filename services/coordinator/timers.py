@@ -57,6 +57,7 @@ class TimerLoop:
 
     async def _run(self) -> None:
         while not self._closed:
+            self._wake.clear()  # a wake-up from here on (a timer set meanwhile) is not lost
             try:
                 due = await self._claim(time.time())
                 if due:
@@ -72,7 +73,6 @@ class TimerLoop:
             delay = self._settings.retry_interval
             if self._next_at:
                 delay = min(delay, max(self._next_at - time.time(), 0.0))
-            self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=delay)
             except asyncio.TimeoutError:

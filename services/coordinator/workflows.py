@@ -15,6 +15,8 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+import sqlalchemy as sa
+
 from attune import states
 from attune.config import Settings
 from attune.engine import (
@@ -184,10 +186,11 @@ class Workflows:
         try:
             async with self._db.write() as conn:
                 return list(await write_steps(conn, batch))
-        except Exception as err:
+        except (sa.exc.IntegrityError, sa.exc.DataError) as err:
             if len(batch) == 1:
                 return [err]
-        # One bad step must not fail the steps of other workflows it shared a batch with.
+        # One bad step (a value its column refuses) must not fail the steps of other workflows it
+        # shared a batch with; other errors (the database is away) fail the whole batch.
         results: list[str | Exception] = []
         for write in batch:
             results.extend(await self._flush([write]))

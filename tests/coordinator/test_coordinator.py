@@ -11,7 +11,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from attune.workflow.v1 import workflow_pb2
+from attune.grpcutil.channel import open_channel
+from attune.grpcutil.server import start_server, stop_server
+from attune.workflow.v1 import workflow_pb2, workflow_pb2_grpc
+from attune_services.coordinator.app import CoordinatorApp
 from tests.coordinator.conftest import Harness, outcome, settle, wait_until
 
 SEQUENCE = """
@@ -305,3 +308,23 @@ async def test_start_and_advance_spans_join_the_workflow_trace(harness: Harness)
     assert {s.name for s in spans} == {"workflow.start", "workflow.advance"}
     assert {format(s.context.trace_id, "032x") for s in spans} == {"ab" * 16}
     exporter.shutdown()
+
+
+async def test_two_replicas_applying_the_same_outcome_schedule_the_next_task_once(harness: Harness) -> None:
+    other = CoordinatorApp(harness.settings)
+    handle = await start_server(other, address="127.0.0.1:0", settings=harness.settings)
+    channel = open_channel(f"127.0.0.1:{handle.port}", harness.settings)
+    try:
+        wf = await harness.start_workflow(SEQUENCE, parameters={"who": "jo"})
+        [greet] = await harness.wait_requests(wf, 1)
+        done = outcome(greet, result={"stdout": "hi"})
+        stream_a = harness.open_stream()
+        stream_b = workflow_pb2_grpc.WorkflowServiceStub(channel).ReportOutcomes()
+        await asyncio.gather(harness.report(done, stream=stream_a), harness.report(done, stream=stream_b))
+        await harness.wait_requests(wf, 2)
+        await settle()
+        assert harness.scheduler.per_run(wf) == {f"{wf}:greet/1/-/1": 1, f"{wf}:shout/1/-/1": 1}
+        stream_b.cancel()
+    finally:
+        await channel.close()
+        await stop_server(other, handle, grace=2.0)

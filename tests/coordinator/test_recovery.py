@@ -183,12 +183,12 @@ async def test_sigkill_while_20_workflows_run_then_every_one_finishes_once(
             assert len(response.accepted_execution_ids) == 20
         fake.start_pump()
         total = RUNS_PER_WORKFLOW * len(workflows)
-        await wait_until(lambda: len(fake.ran) >= total // 3, 20, "a third of the children to run")
+        await wait_until(lambda: len(fake.ran) >= total // 3, 60, "a third of the children to run")
         process.send_signal(signal.SIGKILL)
         process.wait()
         ran_before = len(fake.ran)
         process = spawn_coordinator(env, log)
-        await wait_until(lambda: len(fake.results) == len(workflows), 60,
+        await wait_until(lambda: len(fake.results) == len(workflows), 120,
                          f"all results (ran {len(fake.ran)} of {total}; log: {log})")
     except BaseException:
         print("coordinator log:\n" + log.read_text(errors="replace")[-6000:])
