@@ -37,8 +37,10 @@ class CompletionApp:
         self.forwarder.start()
 
     async def drain(self) -> None:
-        """Writes the queued results, then waits for their outcomes to reach the coordinator."""
+        """Writes the queued results, acks them and ends the result streams, then waits for their
+        outcomes to reach the coordinator."""
         await self.store.close()
+        await self._servicer.end_streams()
         await self.forwarder.drain()
 
     async def close(self) -> None:

@@ -59,6 +59,16 @@ class CompletionServicer(completion_pb2_grpc.CompletionServiceServicer):
     def __init__(self, store: ResultStore, settings: Settings) -> None:
         self._store = store
         self._settings = settings
+        self._streams: set[asyncio.Queue[list[str] | BaseException | None]] = set()
+        self._storing: set[asyncio.Task[None]] = set()
+
+    async def end_streams(self) -> None:
+        """Acks what is being stored, then ends every result stream, so senders move to another
+        replica (or wait for this one) without waiting for the server's grace period."""
+        if self._storing:
+            await asyncio.gather(*self._storing, return_exceptions=True)
+        for acks in self._streams:
+            acks.put_nowait(None)
 
     async def SubmitResults(  # noqa: N802 - gRPC method name
         self,
@@ -67,6 +77,7 @@ class CompletionServicer(completion_pb2_grpc.CompletionServiceServicer):
     ) -> AsyncIterator[completion_pb2.SubmitResultsResponse]:
         """Stores each batch as it arrives (batches overlap) and acks it once durable."""
         acks: asyncio.Queue[list[str] | BaseException | None] = asyncio.Queue()
+        self._streams.add(acks)
         reader = asyncio.create_task(self._read_batches(request_iterator, acks))
         try:
             while True:
@@ -80,6 +91,7 @@ class CompletionServicer(completion_pb2_grpc.CompletionServiceServicer):
                     return
                 yield completion_pb2.SubmitResultsResponse(acked_execution_ids=item)
         finally:
+            self._streams.discard(acks)
             reader.cancel()
 
     async def _read_batches(
@@ -91,8 +103,9 @@ class CompletionServicer(completion_pb2_grpc.CompletionServiceServicer):
         try:
             async for request in request_iterator:
                 task = asyncio.create_task(self._store_batch(request.results, acks))
-                in_flight.add(task)
-                task.add_done_callback(in_flight.discard)
+                for tracked in (in_flight, self._storing):
+                    tracked.add(task)
+                    task.add_done_callback(tracked.discard)
             if in_flight:
                 await asyncio.gather(*in_flight)
             acks.put_nowait(None)

@@ -66,6 +66,9 @@ class SchedulerSession:
         Assignments already on their way are still delivered to `on_assignments`."""
         self._leaving = True
         self._wake.set()
+        if not self.welcomed.is_set():
+            await self.close()  # not connected: nobody to say goodbye to
+            return
         if self._task is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(self._task), timeout=timeout)
