@@ -58,6 +58,7 @@ async def test_completion_restart_with_a_result_in_flight_loses_nothing(fresh_cl
 async def test_missing_runtime_fails_after_schedule_timeout_naming_runtimes(fresh_cluster: ClusterFactory) -> None:
     cluster = await fresh_cluster(ATTUNE_WORKER_RUNTIMES="shell,noop")
     await cluster.start(workers=1)
+    await cluster.register_bundled_packs()
     await cluster.register_pack(TESTPACK)
     execution = await cluster.request("testpack.node_env")
     await asyncio.sleep(1.0)
