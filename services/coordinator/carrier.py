@@ -33,8 +33,10 @@ from attune_services.coordinator.store import mark_dispatched, mark_finish_repor
 
 log = logging.getLogger(__name__)
 
-#: Children per RequestChildExecutions call, and results submitted concurrently.
+#: Children per RequestChildExecutions call, such calls in flight at once, and results submitted
+#: concurrently.
 DISPATCH_BATCH = 500
+DISPATCH_WINDOW = 4
 FINISH_BATCH = 64
 #: Errors worth retrying; anything else is final for the item.
 TRANSIENT = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED,
@@ -105,6 +107,8 @@ class Carrier:
         self._finishes: dict[str, PendingFinish] = {}
         self._wake = {name: asyncio.Event() for name in ("dispatch", "cancel", "finish")}
         self._tasks: list[asyncio.Task[None]] = []
+        self._senders: set[asyncio.Task[None]] = set()
+        self._window = asyncio.Semaphore(DISPATCH_WINDOW)
         self._closed = False
         self.on_refused: Callable[[Sequence[Refusal]], Awaitable[None]] = _nothing
         self.on_reported: Callable[[Sequence[str]], None] = lambda ids: None
@@ -175,9 +179,10 @@ class Carrier:
     async def close(self) -> None:
         """Stops the loops; what is still queued stays recorded in the database."""
         self._closed = True
-        for task in self._tasks:
+        tasks = [*self._tasks, *self._senders]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _loop(self, name: str, work: Callable[[], Awaitable[bool]]) -> None:
         """Runs `work` when woken (or every retry_interval); `work` returns True if more is ready."""
@@ -198,6 +203,8 @@ class Carrier:
     # --- the three kinds of command ----------------------------------------------------------
 
     async def _dispatch(self) -> bool:
+        """Sends the next batch of child requests; up to DISPATCH_WINDOW batches are in flight at
+        once, so recording one batch's child ids overlaps with sending the next."""
         batch: list[PendingChild] = []
         refused: list[Refusal] = []
         for ref, child in self._children.items():
@@ -214,8 +221,16 @@ class Carrier:
             self._cancels.difference_update((r.workflow_id, r.run_key) for r in refused)
         if not batch:
             return False
+        await self._window.acquire()
+        self._in_flight.update((c.workflow_id, c.run_key) for c in batch)
+        sender = asyncio.create_task(self._send(batch), name="coordinator-dispatch-batch")
+        self._senders.add(sender)
+        sender.add_done_callback(self._senders.discard)
+        return len(self._children) > len(self._in_flight)
+
+    async def _send(self, batch: list[PendingChild]) -> None:
+        """One RequestChildExecutions call; accepted children are recorded, refused ones end."""
         refs = [(c.workflow_id, c.run_key) for c in batch]
-        self._in_flight.update(refs)
         try:
             try:
                 response = await self._scheduler.RequestChildExecutions(
@@ -225,9 +240,9 @@ class Carrier:
                 log.warning("scheduler did not take %d child requests (%s: %s); retrying",
                             len(batch), err.code().name, err.details())
                 await asyncio.sleep(self._settings.retry_interval)
-                return False
+                return
             accepted: list[tuple[str, str, str]] = []
-            refused = []
+            refused: list[Refusal] = []
             for child, outcome in zip(batch, response.children, strict=True):
                 if outcome.execution_id:
                     accepted.append((child.workflow_id, child.run_key, outcome.execution_id))
@@ -238,13 +253,17 @@ class Carrier:
                 await mark_dispatched(conn, accepted)
             for workflow_id, run_key, _ in accepted:
                 self._children.pop((workflow_id, run_key), None)
+            if any((w, k) in self._cancels for w, k, _ in accepted):
+                self._wake["cancel"].set()
             if refused:
                 await self._refuse(refused)
+        except Exception:  # noqa: BLE001 - the batch stays queued and is sent again
+            log.exception("dispatching %d child requests failed; retrying", len(batch))
+            await asyncio.sleep(self._settings.retry_interval)
         finally:
             self._in_flight.difference_update(refs)
-        if any((w, k) in self._cancels for w, k, _ in accepted):
-            self._wake["cancel"].set()
-        return len(self._children) > len(self._in_flight)
+            self._window.release()
+            self._wake["dispatch"].set()
 
     async def _refuse(self, refused: list[Refusal]) -> None:
         for r in refused:
