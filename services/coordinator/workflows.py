@@ -1,5 +1,6 @@
-"""Advancing workflows: each event goes through the engine under the workflow's lock, is persisted
-in one (group-committed) transaction, and only then are its commands handed to the `Carrier`.
+"""Advancing workflows: events (child outcomes, timers, cancels) queue in the workflow's mailbox;
+each batch goes through the engine under the workflow's lock, is persisted as one step in a
+group-committed transaction, and only then are its commands handed to the `Carrier`.
 
 Running workflows are held in memory (compiled definition + engine state + row version), so an
 event costs no reload. Anything that goes wrong between computing a step and committing it drops
@@ -21,7 +22,6 @@ from attune import states
 from attune.config import Settings
 from attune.engine import (
     CompiledWorkflow,
-    FinishWorkflow,
     Step,
     TaskEnded,
     TaskRunKey,
