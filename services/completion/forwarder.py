@@ -71,7 +71,6 @@ class OutcomeForwarder:
     async def close(self) -> None:
         """Stops the loop and closes the channel; unacked rows stay for the next run."""
         self._stopping = True
-        self._wake.set()
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -168,8 +167,11 @@ class OutcomeForwarder:
                 continue
             self._wake.clear()
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=max(0.0, next_poll - time.monotonic()))
-            except asyncio.TimeoutError:
+                # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancel that arrives
+                # as the event is set, and the loop would never stop.
+                async with asyncio.timeout(max(0.0, next_poll - time.monotonic())):
+                    await self._wake.wait()
+            except TimeoutError:
                 pass
 
     async def _poll(self) -> None:

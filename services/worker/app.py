@@ -142,8 +142,9 @@ class WorkerApp:
         grace = self.settings.shutdown_grace
         await self.session.leave(timeout=min(grace, 1.0))
         try:
-            await asyncio.wait_for(self.runner.wait_idle(), timeout=grace)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(grace):
+                await self.runner.wait_idle()
+        except TimeoutError:
             left = self.runner.running_ids()
             log.warning("%d runs still going after %.1fs; cancelling them", len(left), grace)
             self.runner.cancel_all()
@@ -155,8 +156,9 @@ class WorkerApp:
         if self.runner is not None and self.runner.running_ids():
             self.runner.cancel_all()  # drain was cut short: do not leave processes behind
             try:
-                await asyncio.wait_for(self.runner.wait_idle(), timeout=self.settings.kill_grace + 1.0)
-            except asyncio.TimeoutError:
+                async with asyncio.timeout(self.settings.kill_grace + 1.0):
+                    await self.runner.wait_idle()
+            except TimeoutError:
                 log.error("runs %s did not end", self.runner.running_ids())
         if self.session is not None:
             await self.session.close()

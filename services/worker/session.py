@@ -71,8 +71,9 @@ class SchedulerSession:
             return
         if self._task is not None:
             try:
-                await asyncio.wait_for(asyncio.shield(self._task), timeout=timeout)
-            except asyncio.TimeoutError:
+                async with asyncio.timeout(timeout):
+                    await asyncio.shield(self._task)
+            except TimeoutError:
                 pass
 
     async def close(self) -> None:
@@ -140,8 +141,9 @@ class SchedulerSession:
         interval = self._settings.heartbeat_interval
         while True:
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=interval)
-            except asyncio.TimeoutError:
+                async with asyncio.timeout(interval):  # not wait_for: it can swallow a cancel (3.11)
+                    await self._wake.wait()
+            except TimeoutError:
                 await call.write(worker_pb2.ConnectRequest(heartbeat=worker_pb2.Heartbeat()))
                 continue
             self._wake.clear()

@@ -118,3 +118,18 @@ async def test_coordinator_restart_loses_nothing(completion: CompletionServer, d
         await eventually_empty(db)
     finally:
         await server.stop(None)
+
+
+async def test_stop_is_prompt_while_connected_to_the_coordinator(completion: CompletionServer, db: Database) -> None:
+    """Regression: stopping the forwarder as its wake-up event fired used to hang forever."""
+    coordinator = FakeCoordinator()
+    server = await coordinator.serve(completion.settings.coordinator_address)
+    try:
+        _, child = await workflow_child(db)
+        await finish(completion, completion_pb2.ExecutionResult(execution_id=child, state=S.EXECUTION_STATE_SUCCEEDED))
+        await coordinator.wait_for(child)
+        began = time.monotonic()
+        await asyncio.wait_for(completion.stop(), timeout=5)
+        assert time.monotonic() - began < 2
+    finally:
+        await server.stop(None)
