@@ -113,9 +113,10 @@ class Dispatcher:
     def detach(self, session: WorkerSession) -> None:
         """A worker's stream ended; its executions wait for it for the grace period."""
         session.close()
-        if self.sessions.get(session.worker_id) is session:
-            del self.sessions[session.worker_id]
-            self.lost_since[session.worker_id] = time.time()
+        worker_id: str = session.worker_id
+        if self.sessions.get(worker_id) is session:
+            del self.sessions[worker_id]
+            self.lost_since[worker_id] = time.time()
 
     def released(self, session: WorkerSession, execution_ids: Iterable[str]) -> None:
         """Slots freed by a worker."""

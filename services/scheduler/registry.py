@@ -214,7 +214,7 @@ async def _store_bundle(conn: AsyncConnection, bundle: PackBundle) -> list[Actio
             [{"digest": bundle.digest, "path": p, "pack_ref": bundle.ref, "content": c} for p, c in bundle.files.items()],
         )
     refs = [a.ref for a in bundle.actions]
-    ids = dict((await conn.execute(sa.select(actions.c.ref, actions.c.id).where(actions.c.ref.in_(refs)))).all())
+    ids: dict[str, str] = dict((await conn.execute(sa.select(actions.c.ref, actions.c.id).where(actions.c.ref.in_(refs)))).all())
     for action in bundle.actions:
         values = action_row_values(
             ref=action.ref, pack=action.pack, name=action.name, label=action.label,

@@ -184,5 +184,5 @@ def _validated(action: ActionRecord, params: Mapping[str, Any]) -> dict[str, Any
     try:
         return validate_parameters(action.parameters, params)
     except ParameterError as err:
-        violations = [Violation(f"parameters.{v.field}", v.description) for v in err.violations]
+        violations = [Violation(v.field, v.description) for v in err.violations]
         raise InvalidArgument(f"invalid parameters for {action.ref!r}: {err}", violations) from err

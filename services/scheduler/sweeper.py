@@ -103,7 +103,12 @@ class Sweeper:
         offered = self._dispatcher.offered_runtimes()
         available = ", ".join(sorted(offered)) or "none"
         deadline = time.time() - self._settings.schedule_timeout
-        expired = [p for p in self._dispatcher.waiting() if p.runtime not in offered and p.created_at <= deadline]
+        # Waiting counts from this process's start too: after a restart, workers need a moment
+        # to reconnect before "no worker offers it" is true.
+        expired = [
+            p for p in self._dispatcher.waiting()
+            if p.runtime not in offered and max(p.created_at, self._started_at) <= deadline
+        ]  # fmt: skip
         if not expired:
             return
         give_ups = [
@@ -121,7 +126,7 @@ class Sweeper:
                 await conn.execute(
                     sa.select(
                         executions.c.id, executions.c.worker_id, executions.c.state, executions.c.runner_type,
-                        executions.c.traceparent, executions.c.started_at,
+                        executions.c.traceparent, executions.c.started_at, executions.c.scheduled_at,
                     ).where(executions.c.state.in_([SCHEDULED, RUNNING, CANCELING]))
                 )
             ).all()  # fmt: skip
@@ -136,8 +141,12 @@ class Sweeper:
         for worker_id, held_rows in by_worker.items():
             session = self._dispatcher.sessions.get(worker_id)
             if session is not None:
-                # A reconnected worker keeps what it listed in its Hello or was assigned since.
-                held_rows = [r for r in held_rows if r.id not in session.in_flight]
+                # A reconnected worker keeps what it listed in its Hello and whatever it was
+                # assigned on its current stream (released slots are on their way to completion).
+                held_rows = [
+                    r for r in held_rows
+                    if r.id not in session.held and (r.scheduled_at or 0.0) < session.connected_at
+                ]  # fmt: skip
                 lost_at = self._dispatcher.lost_since.get(worker_id, session.connected_at)
             else:
                 lost_at = self._dispatcher.lost_since.setdefault(worker_id, max(now, self._started_at))
