@@ -1,3 +1,22 @@
 """The CLI's end-to-end tests run the real `attune` script against the integration cluster."""
 
+from __future__ import annotations
+
+import pytest
+
+from attune.states import SUCCEEDED, execution_state_from_proto
+from tests.integration.cluster import Cluster
 from tests.integration.conftest import cluster  # noqa: F401 - the shared real-services fixture
+
+__all__ = ["cluster", "ready_cluster"]
+
+
+@pytest.fixture
+async def ready_cluster(cluster: Cluster) -> Cluster:  # noqa: F811
+    """The cluster once a worker has registered with the scheduler (a worker SERVING its own
+    health may not have opened its stream yet; a shell action then fails for want of a runtime)."""
+    for _ in range(5):
+        outcome = await cluster.run("core.echo", {"message": "ready?"})
+        if execution_state_from_proto(outcome.execution.state) == SUCCEEDED:
+            return cluster
+    raise AssertionError(f"no worker ran core.echo: {outcome.execution.error}")

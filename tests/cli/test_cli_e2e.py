@@ -27,8 +27,8 @@ def assert_one_error_line(outcome: Outcome, *needles: str) -> None:
         assert needle in lines[-1], outcome.stderr
 
 
-async def test_run_wait_json_succeeds(cluster: Cluster) -> None:
-    outcome = await attune("run", "core.echo", "-p", "message=hi", "--wait", "--output", "json", env=env_of(cluster))
+async def test_run_wait_json_succeeds(ready_cluster: Cluster) -> None:
+    outcome = await attune("run", "core.echo", "-p", "message=hi", "--wait", "--output", "json", env=env_of(ready_cluster))
     assert outcome.code == 0, outcome.stderr
     doc = outcome.json()
     assert set(doc) == CONTRACT_KEYS
@@ -37,8 +37,8 @@ async def test_run_wait_json_succeeds(cluster: Cluster) -> None:
     assert doc["result"]["exit_code"] == 0
 
 
-async def test_a_failed_execution_exits_1_with_state_failed(cluster: Cluster) -> None:
-    outcome = await attune("run", "core.local", "-p", "cmd=exit 3", "--wait", "--output", "json", env=env_of(cluster))
+async def test_a_failed_execution_exits_1_with_state_failed(ready_cluster: Cluster) -> None:
+    outcome = await attune("run", "core.local", "-p", "cmd=exit 3", "--wait", "--output", "json", env=env_of(ready_cluster))
     assert outcome.code == 1
     doc = outcome.json()
     assert doc["state"] == "failed"
@@ -46,8 +46,8 @@ async def test_a_failed_execution_exits_1_with_state_failed(cluster: Cluster) ->
     assert doc["result"]["exit_code"] == 3
 
 
-async def test_an_unknown_ref_is_one_json_object_and_one_line(cluster: Cluster) -> None:
-    outcome = await attune("run", "nope.nothing", "--wait", "--output", "json", env=env_of(cluster))
+async def test_an_unknown_ref_is_one_json_object_and_one_line(ready_cluster: Cluster) -> None:
+    outcome = await attune("run", "nope.nothing", "--wait", "--output", "json", env=env_of(ready_cluster))
     assert outcome.code == 1
     doc = outcome.json()
     assert set(doc) == CONTRACT_KEYS
@@ -56,9 +56,9 @@ async def test_an_unknown_ref_is_one_json_object_and_one_line(cluster: Cluster) 
     assert_one_error_line(outcome, "nope.nothing")
 
 
-async def test_a_workflow_lists_its_children_with_their_task(cluster: Cluster) -> None:
+async def test_a_workflow_lists_its_children_with_their_task(ready_cluster: Cluster) -> None:
     outcome = await attune("run", "examples.single_echo", "-p", "message=from the cli", "--wait", "--output", "json",
-                           env=env_of(cluster))  # fmt: skip
+                           env=env_of(ready_cluster))  # fmt: skip
     assert outcome.code == 0, outcome.stderr
     doc = outcome.json()
     assert doc["state"] == "succeeded"
@@ -70,36 +70,36 @@ async def test_a_workflow_lists_its_children_with_their_task(cluster: Cluster) -
     assert "requested" in outcome.stderr
 
 
-async def test_a_bad_parameter_type_is_one_readable_line(cluster: Cluster) -> None:
-    outcome = await attune("run", "examples.flaky", "-p", "succeed_on_attempt=many", "--wait", env=env_of(cluster))
+async def test_a_bad_parameter_type_is_one_readable_line(ready_cluster: Cluster) -> None:
+    outcome = await attune("run", "examples.flaky", "-p", "succeed_on_attempt=many", "--wait", env=env_of(ready_cluster))
     assert outcome.code == 1
     assert outcome.stdout == ""
     assert_one_error_line(outcome, "parameter 'succeed_on_attempt'", "integer")
 
 
-async def test_a_server_side_violation_names_the_parameter(cluster: Cluster) -> None:
+async def test_a_server_side_violation_names_the_parameter(ready_cluster: Cluster) -> None:
     # Typed correctly by the CLI, refused by the scheduler's schema check (minimum: 1).
-    outcome = await attune("run", "examples.flaky", "-p", "succeed_on_attempt=0", "--output", "json", env=env_of(cluster))
+    outcome = await attune("run", "examples.flaky", "-p", "succeed_on_attempt=0", "--output", "json", env=env_of(ready_cluster))
     assert outcome.code == 1
     doc = outcome.json()
     assert doc["state"] is None and "succeed_on_attempt" in doc["error"]
     assert_one_error_line(outcome, "succeed_on_attempt")
 
 
-async def test_run_without_wait_prints_the_id_and_get_shows_it(cluster: Cluster) -> None:
-    env = env_of(cluster)
+async def test_run_without_wait_prints_the_id_and_get_shows_it(ready_cluster: Cluster) -> None:
+    env = env_of(ready_cluster)
     submitted = await attune("run", "core.echo", "-p", "message=later", env=env)
     assert submitted.code == 0, submitted.stderr
     execution_id = submitted.stdout.strip()
-    await cluster.wait_terminal(execution_id)
+    await ready_cluster.wait_terminal(execution_id)
     shown = await attune("execution", "get", execution_id, "--output", "json", env=env)
     assert shown.code == 0 and shown.json()["state"] == "succeeded"
     listed = await attune("execution", "list", "--action", "core.echo", "--state", "succeeded", "--output", "json", env=env)
     assert execution_id in [e["id"] for e in listed.json()["executions"]]
 
 
-async def test_watch_prints_a_line_per_change_when_not_a_terminal(cluster: Cluster) -> None:
-    env = env_of(cluster)
+async def test_watch_prints_a_line_per_change_when_not_a_terminal(ready_cluster: Cluster) -> None:
+    env = env_of(ready_cluster)
     submitted = await attune("run", "examples.single_echo", env=env)
     outcome = await attune("execution", "watch", submitted.stdout.strip(), env=env)
     assert outcome.code == 0, outcome.stderr
@@ -107,8 +107,8 @@ async def test_watch_prints_a_line_per_change_when_not_a_terminal(cluster: Clust
     assert any("echo" in line and "core.echo" in line for line in outcome.stdout.splitlines())
 
 
-async def test_pack_register_prints_actions_and_refusals_one_per_line(cluster: Cluster, tmp_path: Path) -> None:
-    env = env_of(cluster)
+async def test_pack_register_prints_actions_and_refusals_one_per_line(ready_cluster: Cluster, tmp_path: Path) -> None:
+    env = env_of(ready_cluster)
     pack = tmp_path / "clipack"
     (pack / "actions").mkdir(parents=True)
     (pack / "pack.yaml").write_text("ref: clipack\nlabel: CLI pack\nversion: '1.0'\ndescription: test\n")
