@@ -128,7 +128,7 @@ class CompletionServicer(completion_pb2_grpc.CompletionServiceServicer):
             return
         acks.put_nowait([r.execution_id for r in results])
 
-    async def _store_results(self, results: Sequence[completion_pb2.ExecutionResult]) -> list[StoreOutcome | None]:
+    async def _store_results(self, results: Sequence[completion_pb2.ExecutionResult]) -> list[StoreOutcome]:
         prepared: list[TerminalResult] = []
         spans = []
         for message in results:

@@ -125,11 +125,13 @@ class ExecutionRunner:
         try:
             outcome = await self._execute(run)
             result = self._result(run, outcome)
+        except PackFetchError as err:
+            result = self._failure(run, f'action "{assignment.action_ref}" (pack {assignment.pack_ref}): {err}')
+        except ActionLaunchError as err:
+            result = self._failure(run, str(err))
         except Exception as err:  # noqa: BLE001 - any failure becomes the execution's FAILED result
-            if not isinstance(err, (ActionLaunchError, PackFetchError)):
-                log.exception("run of %s failed", assignment.execution_id)
-            now = time.time()
-            result = self._failure(assignment, str(err) or type(err).__name__, run, now)
+            log.exception("run of %s failed", assignment.execution_id)
+            result = self._failure(run, f'action "{assignment.action_ref}": {type(err).__name__}: {err}')
         run.span.set_attribute("execution.state", states.execution_state_from_proto(result.state))
         run.span.end()
         self._runs.pop(assignment.execution_id, None)
@@ -188,17 +190,16 @@ class ExecutionRunner:
             reporter=self._worker_id,
         )
 
-    def _failure(
-        self, assignment: worker_pb2.Assignment, error: str, run: Run, now: float
-    ) -> completion_pb2.ExecutionResult:
+    def _failure(self, run: Run, error: str) -> completion_pb2.ExecutionResult:
+        """The result of a run whose process never started (CANCELLED if that was asked for)."""
         state = states.CANCELLED if run.cancel_requested else states.FAILED
         return completion_pb2.ExecutionResult(
-            execution_id=assignment.execution_id,
+            execution_id=run.assignment.execution_id,
             state=states.execution_state_to_proto(state),
             result_json=dumps({"stdout": "", "stderr": "", "exit_code": None, "duration_ms": 0}),
             error="cancelled" if run.cancel_requested else error,
             started_at=0.0,
-            finished_at=now,
+            finished_at=time.time(),
             trace=_trace_of(run),
             reporter=self._worker_id,
         )
