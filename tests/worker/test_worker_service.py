@@ -27,6 +27,7 @@ from attune_services.worker.runtimes import detect_runtimes
 
 S = common_pb2.ExecutionState
 DIGEST = "d" * 64
+EVIL_DIGEST = "b" * 64
 PACK_FILES = {
     "pack.yaml": b"ref: demo\n",
     "actions/hello.yaml": b"name: hello\nrunner_type: shell\nentry_point: hello.sh\n",
@@ -90,10 +91,11 @@ class FakeScheduler(worker_pb2_grpc.WorkerServiceServicer, registry_pb2_grpc.Reg
 
     async def GetPackFiles(self, request: Any, context: grpc.aio.ServicerContext) -> Any:  # noqa: N802
         self.fetches.append(request.digest)
-        if request.digest != DIGEST:
+        files = {DIGEST: PACK_FILES, EVIL_DIGEST: {**PACK_FILES, "../escaped.sh": b"echo gotcha\n"}}.get(request.digest)
+        if files is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no pack with digest {request.digest}")
         return registry_pb2.GetPackFilesResponse(
-            pack_ref="demo", files=[registry_pb2.PackFile(path=p, content=c) for p, c in PACK_FILES.items()]
+            pack_ref="demo", files=[registry_pb2.PackFile(path=p, content=c) for p, c in files.items()]
         )
 
     def assign(self, *assignments: worker_pb2.Assignment) -> None:
@@ -345,3 +347,13 @@ async def test_worker_runtimes_setting_restricts_what_is_advertised(settings: Se
         assert 'runtime "python" is not available' in result.error and "noop, shell" in result.error
     finally:
         await cluster.stop()
+
+
+async def test_pack_files_outside_the_pack_folder_are_refused(cluster: Cluster) -> None:
+    cluster.scheduler.assign(assignment("evil", pack_digest=EVIL_DIGEST))
+    result = await cluster.result("evil")
+    assert result.state == S.EXECUTION_STATE_FAILED
+    assert "refusing file path '../escaped.sh'" in result.error and "demo.hello" in result.error
+    cache = Path(cluster.settings.pack_cache_dir)
+    assert not (cache / "escaped.sh").exists() and not (cache / EVIL_DIGEST).exists()
+    assert [p.name for p in cache.iterdir()] == []  # the staging folder is gone too
