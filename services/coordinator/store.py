@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 import sqlalchemy as sa
@@ -26,73 +26,17 @@ from attune.storage.schema import (
     workflow_state_entries,
     workflow_timers,
 )
-
-#: Outcomes of one StepWrite in a batch.
-APPLIED = "applied"
-CONFLICT = "conflict"  # the version moved on: recompute from a fresh load
-EXISTS = "exists"  # a create for a workflow that is already recorded
-
-
-def dump_json(value: Any) -> str:
-    """Compact JSON text, as stored in the Text columns."""
-    return json.dumps(value, separators=(",", ":"), default=str)
-
-
-@dataclass(frozen=True)
-class NewWorkflow:
-    """The workflow_executions row of a workflow being started."""
-
-    id: str
-    action_ref: str
-    definition_digest: str
-    depth: int
-    traceparent: str
-    created_at: float
-
-
-@dataclass(frozen=True)
-class NewTaskRun:
-    """A task_runs row for one StartTask."""
-
-    run_key: str
-    seq: int
-    task_name: str
-    run: int
-    item_index: int | None
-    attempt: int
-    action_ref: str
-    request: dict[str, Any]
-    started_at: float
-
-
-@dataclass(frozen=True)
-class EndedRun:
-    """A task run whose child reached a terminal state (or could not be created)."""
-
-    run_key: str
-    state: str
-    finished_at: float
-
-
-@dataclass
-class StepWrite:
-    """Everything one event changed for one workflow."""
-
-    workflow_id: str
-    #: The version the step was computed from; the row moves to version + 1. None: no CAS
-    #: (a write that touches no engine state, e.g. recording a duplicate's end time).
-    expected_version: int | None
-    #: False: only check the version (nothing in the engine state changed).
-    bump: bool = True
-    status: str | None = None
-    create: NewWorkflow | None = None
-    definition: tuple[str, str] | None = None  # (digest, compiled JSON), stored once
-    entries: dict[str, Any] = field(default_factory=dict)  # value None deletes the entry
-    new_runs: list[NewTaskRun] = field(default_factory=list)
-    ended_runs: list[EndedRun] = field(default_factory=list)
-    cancel_runs: list[str] = field(default_factory=list)
-    timers: dict[str, tuple[float, str] | None] = field(default_factory=dict)  # None deletes
-    finish: tuple[str, Any, str | None, float] | None = None  # status, result, error, at
+from attune_services.coordinator.pg_steps import fast_path_applies, write_step_pg
+from attune_services.coordinator.rows import (  # noqa: F401 - re-exported for the other modules
+    APPLIED,
+    CONFLICT,
+    EXISTS,
+    EndedRun,
+    NewTaskRun,
+    NewWorkflow,
+    StepWrite,
+    dump_json,
+)
 
 
 def _insert(conn: AsyncConnection, table: sa.Table) -> Any:
@@ -102,23 +46,29 @@ def _insert(conn: AsyncConnection, table: sa.Table) -> Any:
 
 async def write_steps(conn: AsyncConnection, batch: Sequence[StepWrite]) -> list[str]:
     """Applies a batch of steps in the caller's transaction; one outcome per step, in order."""
+    fast = conn.dialect.name == "postgresql"
     outcomes: list[str] = []
-    accepted: list[StepWrite] = []
-    definitions: dict[str, str] = {}
+    whole: list[StepWrite] = []  # accepted steps written here entirely
+    rest: list[StepWrite] = []  # accepted steps whose common part the fast path wrote
     for w in batch:
-        outcome = await _claim(conn, w)
+        if fast and fast_path_applies(w):
+            outcome = await write_step_pg(conn, w)
+            if outcome == APPLIED:
+                rest.append(w)
+        else:
+            outcome = await _claim(conn, w)
+            if outcome == APPLIED:
+                whole.append(w)
         outcomes.append(outcome)
-        if outcome == APPLIED:
-            accepted.append(w)
-            if w.definition is not None:
-                definitions[w.definition[0]] = w.definition[1]
+    definitions = {w.definition[0]: w.definition[1] for w in whole if w.definition is not None}
     if definitions:
-        now = time.time()
         stmt = _insert(conn, workflow_definitions).on_conflict_do_nothing(index_elements=["digest"])
-        await conn.execute(stmt, [{"digest": d, "compiled": c, "created_at": now} for d, c in definitions.items()])
-    await _write_entries(conn, accepted)
-    await _write_runs(conn, accepted)
-    await _write_timers(conn, accepted)
+        await conn.execute(stmt, [{"digest": d, "compiled": c, "created_at": time.time()} for d, c in definitions.items()])
+    await _write_entries(conn, whole)
+    await _insert_runs(conn, whole)
+    await _end_runs(conn, whole)
+    await _cancel_runs(conn, [*whole, *rest])
+    await _write_timers(conn, [*whole, *rest])
     return outcomes
 
 
@@ -167,8 +117,7 @@ async def _write_entries(conn: AsyncConnection, steps: Iterable[StepWrite]) -> N
         await conn.execute(stmt, deletes)
 
 
-async def _write_runs(conn: AsyncConnection, steps: Sequence[StepWrite]) -> None:
-    t = task_runs
+async def _insert_runs(conn: AsyncConnection, steps: Sequence[StepWrite]) -> None:
     inserts = [
         {"workflow_id": w.workflow_id, "run_key": r.run_key, "seq": r.seq, "task_name": r.task_name,
          "run": r.run, "item_index": r.item_index, "attempt": r.attempt, "action_ref": r.action_ref,
@@ -178,8 +127,12 @@ async def _write_runs(conn: AsyncConnection, steps: Sequence[StepWrite]) -> None
     ]
     if inserts:
         # A run that already exists (a duplicate event) is left alone: never scheduled twice.
-        stmt = _insert(conn, t).on_conflict_do_nothing(index_elements=["workflow_id", "run_key"])
+        stmt = _insert(conn, task_runs).on_conflict_do_nothing(index_elements=["workflow_id", "run_key"])
         await conn.execute(stmt, inserts)
+
+
+async def _end_runs(conn: AsyncConnection, steps: Sequence[StepWrite]) -> None:
+    t = task_runs
     ended = [{"w": w.workflow_id, "k": r.run_key, "s": r.state, "at": r.finished_at} for w in steps for r in w.ended_runs]
     if ended:
         stmt = (
@@ -188,6 +141,10 @@ async def _write_runs(conn: AsyncConnection, steps: Sequence[StepWrite]) -> None
             .values(state=sa.bindparam("s"), finished_at=sa.bindparam("at"), dispatched=True)
         )
         await conn.execute(stmt, ended)
+
+
+async def _cancel_runs(conn: AsyncConnection, steps: Sequence[StepWrite]) -> None:
+    t = task_runs
     cancels = [{"w": w.workflow_id, "k": key} for w in steps for key in w.cancel_runs]
     if cancels:
         stmt = (
