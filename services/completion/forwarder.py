@@ -64,7 +64,8 @@ class OutcomeForwarder:
         self._task = asyncio.create_task(self._run(), name="outcome-forwarder")
 
     async def drain(self) -> None:
-        """Waits until what this process committed is acked, unless the coordinator is away."""
+        """Waits until what this process committed is acked, unless the coordinator is away
+        (not acking on the current stream): the rows are durable and go out after a restart."""
         while (self._pending or self._in_flight) and self._connected:
             await asyncio.sleep(self._settings.poll_interval)
 
@@ -79,34 +80,37 @@ class OutcomeForwarder:
             await self._channel.close()
 
     async def _run(self) -> None:
-        backoff = self._settings.retry_interval
-        failures = 0
+        retry = self._settings.retry_interval
+        backoff, failures = retry, 0
         while not self._stopping:
             started = time.monotonic()
+            error: grpc.aio.AioRpcError | None = None
             try:
                 await self._session()
             except asyncio.CancelledError:
                 raise
             except grpc.aio.AioRpcError as err:
-                # Said once per outage, not once per retry.
-                (log.warning if self._connected or failures == 0 else log.debug)(
-                    "coordinator stream at %s ended: %s %s",
-                    self._settings.coordinator_address,
-                    err.code().name,
-                    err.details(),
-                )
+                error = err
             except Exception:  # noqa: BLE001 - keep forwarding; rows stay in the outbox
                 log.exception("outcome forwarding failed")
-            failures = 0 if self._connected else failures + 1
+            healthy = self._connected or time.monotonic() - started > 10 * retry
+            if error is not None and (healthy or failures == 0):  # once per outage, not per retry
+                log.warning(
+                    "coordinator stream at %s ended: %s %s",
+                    self._settings.coordinator_address,
+                    error.code().name,
+                    error.details(),
+                )
+            failures = 0 if healthy else failures + 1
             self._connected = False
             # What was on the broken stream goes again on the next one.
             for execution_id in self._in_flight:
                 self._pending.setdefault(execution_id, None)
             self._in_flight.clear()
-            if time.monotonic() - started > 10 * self._settings.retry_interval:
-                backoff = self._settings.retry_interval  # it had been working: retry promptly
+            if healthy:
+                backoff = retry  # it had been working: retry promptly
             await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 10 * self._settings.retry_interval)
+            backoff = min(backoff * 2, 10 * retry)
 
     async def _session(self) -> None:
         assert self._channel is not None
@@ -163,7 +167,6 @@ class OutcomeForwarder:
                     for outcome in chunk:
                         self._in_flight[outcome.execution_id] = sent_at
                     await call.write(workflow_pb2.ReportOutcomesRequest(outcomes=chunk))
-                self._connected = True
                 continue
             self._wake.clear()
             try:
