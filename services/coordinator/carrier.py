@@ -110,6 +110,9 @@ class Carrier:
         self._senders: set[asyncio.Task[None]] = set()
         self._window = asyncio.Semaphore(DISPATCH_WINDOW)
         self._closed = False
+        # Deadline of each call to the scheduler or the completion service (a slow peer is
+        # retried, never waited on forever); shutdown_grace is the timing peers are given to answer.
+        self._deadline = max(settings.shutdown_grace, 1.0)
         self.on_refused: Callable[[Sequence[Refusal]], Awaitable[None]] = _nothing
         self.on_reported: Callable[[Sequence[str]], None] = lambda ids: None
 
@@ -235,7 +238,7 @@ class Carrier:
             try:
                 response = await self._scheduler.RequestChildExecutions(
                     execution_pb2.RequestChildExecutionsRequest(children=[c.request for c in batch]),
-                    timeout=max(self._settings.retry_interval * 20, 10.0))
+                    timeout=self._deadline)
             except grpc.aio.AioRpcError as err:
                 log.warning("scheduler did not take %d child requests (%s: %s); retrying",
                             len(batch), err.code().name, err.details())
@@ -291,7 +294,7 @@ class Carrier:
             try:
                 await self._scheduler.CancelExecution(
                     execution_pb2.CancelExecutionRequest(id=row.child_execution_id, request_id=f"cancel:{ref[0]}:{ref[1]}"),
-                    timeout=10.0)
+                    timeout=self._deadline)
             except grpc.aio.AioRpcError as err:
                 if err.code() in TRANSIENT:
                     log.warning("cancel of child %s not delivered (%s); retrying", row.child_execution_id, err.code().name)
@@ -323,7 +326,7 @@ class Carrier:
             trace=common_pb2.TraceContext(traceparent=f.traceparent), reporter="coordinator",
         )
         try:
-            await self._completion.SubmitResult(completion_pb2.SubmitResultRequest(result=result), timeout=10.0)
+            await self._completion.SubmitResult(completion_pb2.SubmitResultRequest(result=result), timeout=self._deadline)
         except grpc.aio.AioRpcError as err:
             if err.code() in TRANSIENT:
                 log.warning("result of workflow %s not delivered (%s); retrying", f.workflow_id, err.code().name)
