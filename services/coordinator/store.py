@@ -50,8 +50,13 @@ async def write_steps(conn: AsyncConnection, batch: Sequence[StepWrite]) -> list
     outcomes: list[str] = []
     whole: list[StepWrite] = []  # accepted steps written here entirely
     rest: list[StepWrite] = []  # accepted steps whose common part the fast path wrote
+    created = await _create_workflows(conn, [w for w in batch if w.create is not None])
     for w in batch:
-        if fast and fast_path_applies(w):
+        if w.create is not None:
+            outcome = APPLIED if w.workflow_id in created else EXISTS
+            if outcome == APPLIED:
+                whole.append(w)
+        elif fast and fast_path_applies(w):
             outcome = await write_step_pg(conn, w)
             if outcome == APPLIED:
                 rest.append(w)
@@ -72,20 +77,31 @@ async def write_steps(conn: AsyncConnection, batch: Sequence[StepWrite]) -> list
     return outcomes
 
 
-async def _claim(conn: AsyncConnection, w: StepWrite) -> str:
-    """Creates the workflow row, or moves its version on by compare-and-set."""
+async def _create_workflows(conn: AsyncConnection, creates: Sequence[StepWrite]) -> set[str]:
+    """Inserts the rows of new workflows in one statement; returns the ids actually inserted (a
+    workflow already recorded — a retried hand-off — is left alone)."""
+    if not creates:
+        return set()
     we = workflow_executions
-    if w.create is not None:
+    rows = []
+    for w in creates:
+        assert w.create is not None
         c = w.create
-        stmt = _insert(conn, we).on_conflict_do_nothing(index_elements=["id"]).values(
-            id=c.id, action_ref=c.action_ref, status=w.status or "running",
-            definition_digest=c.definition_digest, depth=c.depth, traceparent=c.traceparent,
-            version=1, finish_reported=False, created_at=c.created_at,
-            result=dump_json(w.finish[1]) if w.finish else None,
-            error=w.finish[2] if w.finish else None,
-            finished_at=w.finish[3] if w.finish else None,
-        )
-        return APPLIED if (await conn.execute(stmt)).rowcount == 1 else EXISTS
+        rows.append({
+            "id": c.id, "action_ref": c.action_ref, "status": w.status or "running",
+            "definition_digest": c.definition_digest, "depth": c.depth, "traceparent": c.traceparent,
+            "version": 1, "finish_reported": False, "created_at": c.created_at,
+            "result": dump_json(w.finish[1]) if w.finish else None,
+            "error": w.finish[2] if w.finish else None,
+            "finished_at": w.finish[3] if w.finish else None,
+        })
+    stmt = _insert(conn, we).on_conflict_do_nothing(index_elements=["id"]).returning(we.c.id)
+    return set((await conn.execute(stmt, rows)).scalars())
+
+
+async def _claim(conn: AsyncConnection, w: StepWrite) -> str:
+    """Moves a workflow's version on by compare-and-set (or just checks it, for bookkeeping)."""
+    we = workflow_executions
     if w.expected_version is None:
         return APPLIED
     values: dict[str, Any] = {"version": w.expected_version + 1 if w.bump else w.expected_version}
