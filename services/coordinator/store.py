@@ -5,7 +5,8 @@ batch of them (different workflows) in ONE transaction — the group commit — 
 compare-and-set on `workflow_executions.version`, so a step computed from a stale copy of a
 workflow (another replica advanced it) is refused and recomputed instead of applied twice.
 Task runs are inserted with ON CONFLICT DO NOTHING on (workflow_id, run_key): a run that already
-exists is never scheduled again.
+exists is never scheduled again. On PostgreSQL the common part of a step (CAS, entries, task runs)
+is one statement (`pg_steps`); SQLite takes the statements here.
 """
 
 from __future__ import annotations
