@@ -69,6 +69,7 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopped = False
+        self._claiming: set[str] = set()  # taken from the queues, compare-and-set not yet done
         self._started: GroupCommitter[tuple[str, float], None] = GroupCommitter(self._flush_started)
 
     # --- executions ----------------------------------------------------------------------------
@@ -88,8 +89,8 @@ class Dispatcher:
                 queue.pop(execution_id, None)
 
     def is_pending(self, execution_id: str) -> bool:
-        """True when the execution waits in memory for a worker."""
-        return any(execution_id in q for q in self._pending.values())
+        """True when the execution waits in memory for a worker or is being claimed for one."""
+        return execution_id in self._claiming or any(execution_id in q for q in self._pending.values())
 
     def waiting(self) -> list[PendingExecution]:
         """Every execution waiting for a worker."""
@@ -182,8 +183,18 @@ class Dispatcher:
                     heapq.heappush(heap, (session.load, i, session))
         if not plan:
             return 0
-        assigned = await self._claim(plan)
-        await self._send(plan, assigned)
+        claiming = {p.id for items in plan.values() for p in items}
+        self._claiming |= claiming
+        try:
+            assigned = await self._claim(plan)
+            await self._send(plan, assigned)
+        except BaseException:
+            for session, items in plan.items():  # nothing was sent: free the reserved slots
+                session.in_flight.difference_update(p.id for p in items)
+            self.enqueue_pending(p for items in plan.values() for p in items)
+            raise
+        finally:
+            self._claiming -= claiming
         return planned
 
     async def _claim(self, plan: dict[WorkerSession, list[PendingExecution]]) -> set[str]:

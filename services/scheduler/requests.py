@@ -106,10 +106,11 @@ class ExecutionRequests:
         self, action: ActionRecord, params: dict[str, Any], *, request_id: str, timeout: float, link: ChildLink | None
     ) -> tuple[Row, bool]:
         execution_id = new_id()
-        parent = telemetry.extract(link.traceparent) if link is not None else None
+        # A top-level execution starts a new trace (an empty parent context); a child joins its parent's.
+        parent = telemetry.extract(link.traceparent if link is not None else "")
         span = _tracer.start_span(
             "execution.request",
-            context=parent,  # None starts a new trace for a top-level execution
+            context=parent,
             attributes={"attune.execution_id": execution_id, "attune.action_ref": action.ref},
         )
         try:

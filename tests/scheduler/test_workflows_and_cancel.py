@@ -93,7 +93,13 @@ async def test_cancel_on_a_worker_sends_cancellations_and_watch_ends_at_terminal
     worker = FakeWorker(core, "w", ["shell"])
     await worker.connect()
     execution = await core.request("core.echo", {"message": "hi"})
-    watch = core.executions.WatchExecution(execution_pb2.WatchExecutionRequest(id=execution.id))
+    states: list[str] = []
+
+    async def watch() -> None:  # the stream ends by itself once the execution is terminal
+        async for snapshot in core.executions.WatchExecution(execution_pb2.WatchExecutionRequest(id=execution.id)):
+            states.append(execution_state_from_proto(snapshot.execution.state))
+
+    watcher = asyncio.create_task(watch())
     await worker.wait_for(lambda: len(worker.assignments) == 1)
     await worker.started(execution.id)
     await core.wait_state(execution.id, "running")
@@ -104,9 +110,7 @@ async def test_cancel_on_a_worker_sends_cancellations_and_watch_ends_at_terminal
     assert execution_state_from_proto(repeated.execution.state) == "canceling"  # idempotent
     await core.submit_result(execution.id, "cancelled", error="cancelled on request")
     await worker.released(execution.id)
-    states = []
-    async for snapshot in watch:  # the stream ends by itself once the execution is terminal
-        states.append(execution_state_from_proto(snapshot.execution.state))
+    await asyncio.wait_for(watcher, timeout=5)
     assert states[-1] == "cancelled"
     assert states == sorted(set(states), key=states.index)  # each snapshot is a change
     assert "canceling" in states
