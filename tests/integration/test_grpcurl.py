@@ -52,3 +52,36 @@ async def test_request_an_execution_with_grpcurl(cluster: Cluster) -> None:
     execution_id = json.loads(out.stdout)["execution"]["id"]
     reply = await cluster.wait_terminal(execution_id)
     assert reply.execution.result.fields["stdout"].string_value == "from grpcurl\n"
+
+
+def readme_grpcurl_commands() -> list[str]:
+    """Every command in the README's ```grpcurl blocks, in order."""
+    text = (Path(__file__).parents[2] / "README.md").read_text()
+    commands: list[str] = []
+    for block in text.split("```grpcurl")[1:]:
+        commands += [line.strip() for line in block.split("```", 1)[0].splitlines() if line.strip().startswith("grpcurl")]
+    return commands
+
+
+async def test_every_readme_grpcurl_example_works(cluster: Cluster) -> None:
+    import shlex
+
+    commands = readme_grpcurl_commands()
+    assert len(commands) >= 8, commands
+    execution_id = ""
+    for command in commands:
+        argv = shlex.split(command.replace("127.0.0.1:50051", cluster.addresses["scheduler"]))
+        assert argv[0] == "grpcurl" and argv[1] == "-plaintext"
+        argv = [a.replace("EXECUTION_ID", execution_id) for a in argv]
+        out = grpcurl(*argv[2:])
+        assert out.returncode == 0, f"{command}\n{out.stderr}"
+        if argv[-1].endswith("/RequestExecution"):
+            execution_id = json.loads(out.stdout)["execution"]["id"]
+            await cluster.wait_terminal(execution_id, timeout=30)
+        if argv[-1].endswith("/WatchExecution"):
+            last = [json.loads(chunk) for chunk in out.stdout.replace("}\n{", "}\n\x00{").split("\x00")][-1]
+            assert last["execution"]["state"] == "EXECUTION_STATE_SUCCEEDED", last
+        if argv[-1].endswith("/GetWorkflowRun"):
+            run = json.loads(out.stdout)["run"]
+            task_runs = run.get("taskRuns", run.get("task_runs", []))
+            assert [t.get("taskName", t.get("task_name")) for t in task_runs] == ["greet", "shout"], run
