@@ -112,6 +112,11 @@ class WorkerApp:
             extra={"worker_id": self.worker_id, "runtimes": sorted(self.interpreters), "capacity": settings.worker_capacity},
         )
 
+    async def wait_ready(self) -> None:
+        """Ready (health SERVING) once the scheduler has welcomed this worker."""
+        assert self.session is not None
+        await self.session.welcomed.wait()
+
     def _hello(self) -> worker_pb2.Hello:
         held = set(self.runner.running_ids() if self.runner else ())
         held.update(self.results.unacked_ids() if self.results else ())

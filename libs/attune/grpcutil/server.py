@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from typing import Protocol, Sequence
+from typing import Awaitable, Callable, Protocol, Sequence
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -49,6 +49,7 @@ class ServerHandle:
         self.health = health
         self.port = port
         self.stopped = asyncio.Event()
+        self.ready_task: asyncio.Task[None] | None = None
 
 
 async def start_server(app: ServiceApp, *, address: str, settings: Settings) -> ServerHandle:
@@ -64,9 +65,25 @@ async def start_server(app: ServiceApp, *, address: str, settings: Settings) -> 
         raise OSError(f"cannot listen on {address}")
     await server.start()
     await app.start()
+    handle = ServerHandle(server, health, port)
+    wait_ready = getattr(app, "wait_ready", None)
+    if wait_ready is None:
+        await _set_health(app, health, health_pb2.HealthCheckResponse.SERVING)
+    else:
+        # SERVING only once the app can do its work (a worker: registered with the scheduler).
+        await _set_health(app, health, health_pb2.HealthCheckResponse.NOT_SERVING)
+        handle.ready_task = asyncio.create_task(_serve_when_ready(app, health, wait_ready), name="ready")
+    return handle
+
+
+async def _set_health(app: ServiceApp, health: HealthServicer, status: "health_pb2.HealthCheckResponse.ServingStatus.ValueType") -> None:
     for name in ["", *app.service_names]:
-        await health.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return ServerHandle(server, health, port)
+        await health.set(name, status)
+
+
+async def _serve_when_ready(app: ServiceApp, health: HealthServicer, wait_ready: Callable[[], Awaitable[None]]) -> None:
+    await wait_ready()
+    await _set_health(app, health, health_pb2.HealthCheckResponse.SERVING)
 
 
 async def stop_server(app: ServiceApp, handle: ServerHandle, *, grace: float) -> None:
@@ -75,8 +92,9 @@ async def stop_server(app: ServiceApp, handle: ServerHandle, *, grace: float) ->
     Drain is bounded by `grace`, or by the app's own `drain_timeout` attribute when it has one
     (a worker lets its processes finish for the grace, then cancels and reports them).
     """
-    for name in ["", *app.service_names]:
-        await handle.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    if handle.ready_task is not None:
+        handle.ready_task.cancel()
+    await _set_health(app, handle.health, health_pb2.HealthCheckResponse.NOT_SERVING)
     drain_timeout = getattr(app, "drain_timeout", None) or grace
     try:
         await asyncio.wait_for(app.drain(), timeout=drain_timeout)
