@@ -5,9 +5,11 @@ client that speaks the real WorkerService stream through the generated stubs."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 import grpc
 
@@ -159,6 +161,10 @@ class Cluster:
             )
         )
 
+    async def stop_scheduler(self) -> None:
+        """Stops the scheduler gracefully (SIGTERM's path: NOT_SERVING, drain, stop)."""
+        await self._stops.pop()()
+
     async def stop(self) -> None:
         """Stops every server."""
         await self.channel.close()
@@ -169,6 +175,21 @@ class Cluster:
             except asyncio.TimeoutError:
                 stuck = "\n".join(str(t.get_stack()) + repr(t) for t in asyncio.all_tasks())
                 raise AssertionError(f"a server did not stop within 15 s; tasks:\n{stuck}") from None
+
+
+@asynccontextmanager
+async def connect_to(cluster: Cluster, port: int) -> AsyncIterator[Cluster]:
+    """The same cluster seen through another scheduler listening on `port`."""
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        yield dataclasses.replace(
+            cluster, channel=channel, registry=registry_pb2_grpc.RegistryServiceStub(channel),
+            executions=execution_pb2_grpc.ExecutionServiceStub(channel),
+            workers=worker_pb2_grpc.WorkerServiceStub(channel),
+            workflows=workflow_pb2_grpc.WorkflowServiceStub(channel), _stops=[],
+        )  # fmt: skip
+    finally:
+        await channel.close()
 
 
 def pack_request(files: dict[str, bytes], request_id: str = "") -> registry_pb2.RegisterPackRequest:

@@ -125,3 +125,26 @@ async def test_rows_waiting_before_start_are_recovered_by_the_sweep(core: Cluste
     await worker.connect()
     await worker.wait_for(lambda: [a.execution_id for a in worker.assignments] == [execution.id])
     await worker.disconnect()
+
+
+async def test_drain_keeps_waiting_work_for_the_next_scheduler(core: Cluster) -> None:
+    from attune.grpcutil.server import start_server, stop_server
+    from attune_services.scheduler.app import SchedulerApp
+    from tests.scheduler.harness import connect_to
+
+    waiting = await core.request("core.noop")
+    echo = await core.request("core.echo", {"message": "after restart"})
+    await core.stop_scheduler()
+    successor = SchedulerApp(core.settings)
+    successor_handle = await start_server(successor, address="127.0.0.1:0", settings=core.settings)
+    try:
+        async with connect_to(core, successor_handle.port) as other:
+            # Nothing was lost: the rows waited in "scheduling" for whichever scheduler runs next.
+            for execution_id in (waiting.id, echo.id):
+                assert execution_state_from_proto((await other.get(execution_id)).execution.state) == "scheduling"
+            worker = FakeWorker(other, "after", ["noop", "shell"])
+            await worker.connect()
+            await worker.wait_for(lambda: {a.execution_id for a in worker.assignments} == {waiting.id, echo.id})
+            await worker.disconnect()
+    finally:
+        await stop_server(successor, successor_handle, grace=1.0)
