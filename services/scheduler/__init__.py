@@ -1,0 +1,11 @@
+"""The scheduler service: the front door (DESIGN §2).
+
+- `app` wires everything into the ServiceApp the bootstrap serves.
+- `registry` / `actions`: packs and actions (RegistryService) and the action cache.
+- `requests` / `executions_service` / `views` / `cancel`: ExecutionService.
+- `dispatch` / `sessions` / `workers`: executions to workers over their bidirectional streams.
+- `handoff`: workflow executions to the coordinator, never to a worker.
+- `sweeper`: recovery scans, schedule timeouts and lost workers; `giveups` sends what the
+  scheduler gives up on to the completion service, the only writer of terminal states.
+- `workflow_forward`: WorkflowService queries forwarded to the coordinator.
+"""
