@@ -128,3 +128,31 @@ async def test_child_executions_join_the_parent_and_report_errors_per_child(demo
     async with demo.scheduler.db.read() as conn:
         row = (await conn.execute(sa.select(executions).where(executions.c.id == ok.execution_id))).mappings().one()
     assert (row["depth"], row["item_index"], row["workflow_execution_id"]) == (1, None, parent.id)
+
+
+async def test_list_filters_by_state_action_and_parent(demo: Cluster) -> None:
+    from attune.common.v1 import common_pb2 as common
+
+    noop = await demo.request("core.noop")
+    deploy = await demo.request("demo.deploy", {"target": "staging"})
+    await demo.submit_result(noop.id, "succeeded")
+
+    async def listed(**filters: object) -> list[str]:
+        response = await demo.executions.ListExecutions(execution_pb2.ListExecutionsRequest(**filters))  # type: ignore[arg-type]
+        return [e.id for e in response.executions]
+
+    assert await listed(state=common.EXECUTION_STATE_SUCCEEDED) == [noop.id]
+    assert await listed(state=common.EXECUTION_STATE_SCHEDULING) == [deploy.id]
+    assert await listed(action_ref="demo.deploy") == [deploy.id]
+    assert await listed(parent_id=noop.id) == []
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await demo.executions.GetExecution(execution_pb2.GetExecutionRequest(id="nope"))
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND and "nope" in (caught.value.details() or "")
+
+
+async def test_pack_files_of_an_unknown_digest_are_not_found(demo: Cluster) -> None:
+    from attune.registry.v1 import registry_pb2
+
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await demo.registry.GetPackFiles(registry_pb2.GetPackFilesRequest(digest="0" * 64))
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
