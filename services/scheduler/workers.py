@@ -73,7 +73,10 @@ class WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
                 session.last_seen = time.monotonic()
                 kind = message.WhichOneof("kind")
                 if kind == "started":
-                    await self._dispatcher.started([(e.execution_id, e.started_at) for e in message.started.executions])
+                    try:
+                        await self._dispatcher.started([(e.execution_id, e.started_at) for e in message.started.executions])
+                    except Exception:  # noqa: BLE001 - a missed "running" is harmless; the session lives on
+                        log.exception("recording started executions failed", extra={"worker_id": session.worker_id})
                 elif kind == "released":
                     self._dispatcher.released(session, message.released.execution_ids)
         except asyncio.CancelledError:
