@@ -50,6 +50,8 @@ class Settings:
     kill_grace: float = 5.0
     shutdown_grace: float = 10.0
     poll_interval: float = 0.05
+    # How often a watch re-reads while the completion feed is connected (it is woken on changes).
+    watch_fallback_interval: float = 1.0
     retry_interval: float = 0.5
     worker_id: str = ""
     worker_capacity: int = 32

@@ -9,6 +9,7 @@ import grpc
 from attune.completion.v1 import completion_pb2, completion_pb2_grpc
 from attune.config import Settings
 from attune.storage import Database
+from attune_services.completion.feed import CompletionFeed
 from attune_services.completion.forwarder import OutcomeForwarder
 from attune_services.completion.servicer import CompletionServicer
 from attune_services.completion.store import ResultStore
@@ -25,8 +26,9 @@ class CompletionApp:
         self.settings = settings
         self.db = Database(settings.database_url)
         self.forwarder = OutcomeForwarder(self.db, settings)
-        self.store = ResultStore(self.db, on_outbox=self.forwarder.notify)
-        self._servicer = CompletionServicer(self.store, settings)
+        self.feed = CompletionFeed()
+        self.store = ResultStore(self.db, on_outbox=self.forwarder.notify, on_completed=self.feed.publish)
+        self._servicer = CompletionServicer(self.store, settings, feed=self.feed)
 
     def register(self, server: grpc.aio.Server) -> None:
         """Adds CompletionService."""
@@ -41,6 +43,7 @@ class CompletionApp:
         outcomes to reach the coordinator."""
         await self.store.close()
         await self._servicer.end_streams()
+        self.feed.close()
         await self.forwarder.drain()
 
     async def close(self) -> None:

@@ -22,6 +22,7 @@ from attune.config import Settings
 from attune.grpcutil.errors import InvalidArgument, NotFound, Violation, rpc_errors
 from attune.results import clip_error, fit_result, result_limit
 from attune.telemetry import extract, tracer
+from attune_services.completion.feed import CompletionFeed
 from attune_services.completion.store import ResultStore, StoreOutcome, TerminalResult
 
 log = logging.getLogger(__name__)
@@ -56,9 +57,10 @@ def terminal_result_of(message: completion_pb2.ExecutionResult, settings: Settin
 class CompletionServicer(completion_pb2_grpc.CompletionServiceServicer):
     """Serves attune.completion.v1.CompletionService over a `ResultStore`."""
 
-    def __init__(self, store: ResultStore, settings: Settings) -> None:
+    def __init__(self, store: ResultStore, settings: Settings, *, feed: CompletionFeed | None = None) -> None:
         self._store = store
         self._settings = settings
+        self._feed = feed or CompletionFeed()
         self._streams: set[asyncio.Queue[list[str] | BaseException | None]] = set()
         self._storing: set[asyncio.Task[None]] = set()
 
@@ -149,6 +151,15 @@ class CompletionServicer(completion_pb2_grpc.CompletionServiceServicer):
             span.set_attribute("execution.applied", outcome.applied)
             span.end()
         return list(outcomes)
+
+    async def WatchCompleted(  # noqa: N802 - gRPC method name
+        self, request: completion_pb2.WatchCompletedRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[completion_pb2.WatchCompletedResponse]:
+        """Each commit's newly terminal executions, from now on (see `feed.py`)."""
+        # Headers go out at once: the subscriber learns it is subscribed before any commit.
+        await context.send_initial_metadata(())
+        async for message in self._feed.subscribe():
+            yield message
 
     @rpc_errors
     async def SubmitResult(  # noqa: N802 - gRPC method name

@@ -63,17 +63,20 @@ class StoreOutcome:
 
 
 class ResultStore:
-    """Group-commits results; `on_outbox(ids)` is told which outbox rows each commit added."""
+    """Group-commits results; `on_outbox(ids)` is told which outbox rows each commit added and
+    `on_completed(ids, parent_ids)` which executions each commit moved to a terminal state."""
 
     def __init__(
         self,
         db: Database,
         *,
         on_outbox: Callable[[list[str]], None],
+        on_completed: Callable[[list[str], list[str]], None] | None = None,
         max_batch: int = 1000,
     ) -> None:
         self._db = db
         self._on_outbox = on_outbox
+        self._on_completed = on_completed
         self._committer: GroupCommitter[TerminalResult, StoreOutcome] = GroupCommitter(
             self._flush_with_retry, max_batch=max_batch
         )
@@ -111,15 +114,17 @@ class ResultStore:
         async with self._db.write() as conn:
             # Locking the rows (PostgreSQL; SQLite's write lock covers it) makes the state read
             # here the one the compare-and-set below sees, so we know exactly which rows changed.
-            current = {
-                row.id: (row.state, row.workflow_execution_id)
-                for row in await conn.execute(
-                    sa.select(executions.c.id, executions.c.state, executions.c.workflow_execution_id)
+            rows = (
+                await conn.execute(
+                    sa.select(
+                        executions.c.id, executions.c.state, executions.c.workflow_execution_id, executions.c.parent_id
+                    )
                     .where(executions.c.id.in_(sorted(first)))
                     .order_by(executions.c.id)
                     .with_for_update()
                 )
-            }
+            ).all()
+            current = {row.id: (row.state, row.workflow_execution_id) for row in rows}
             to_apply = [r for i, r in first.items() if i in current and current[i][0] not in states.TERMINAL]
             if to_apply:
                 await conn.execute(
@@ -146,6 +151,9 @@ class ResultStore:
                 await conn.execute(outcome_outbox.insert(), outbox)
         if outbox:
             self._on_outbox([row["execution_id"] for row in outbox])
+        if to_apply and self._on_completed is not None:
+            parents = {row.parent_id for row in rows if row.parent_id and row.id in first}
+            self._on_completed([r.execution_id for r in to_apply], sorted(parents))
         return self._outcomes(batch, current, {r.execution_id: r for r in to_apply})
 
     @staticmethod

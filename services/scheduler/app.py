@@ -28,6 +28,7 @@ from attune_services.scheduler.handoff import WorkflowHandoff
 from attune_services.scheduler.registry import RegistryServicer
 from attune_services.scheduler.requests import ExecutionRequests, Row
 from attune_services.scheduler.sweeper import Sweeper
+from attune_services.scheduler.watchers import CompletedFeed, ExecutionWatchers
 from attune_services.scheduler.workers import WorkerServicer
 from attune_services.scheduler.workflow_forward import WorkflowForwardServicer
 
@@ -50,7 +51,9 @@ class SchedulerApp:
         self._coordinator_channel: grpc.aio.Channel | None = None
         self._completion = CompletionClient(settings) if submitter is None else None
         self.submitter: ResultSubmitter = submitter or self._completion  # type: ignore[assignment]
-        self.dispatcher = Dispatcher(self.db, self.cache)
+        self.watchers = ExecutionWatchers(settings)
+        self._feed = CompletedFeed(settings, self.watchers)
+        self.dispatcher = Dispatcher(self.db, self.cache, on_changed=self.watchers.wake)
         self.requests = ExecutionRequests(self.db, self.cache, self._route)
         self._handoff: WorkflowHandoff | None = None
         self._sweeper: Sweeper | None = None
@@ -66,7 +69,7 @@ class SchedulerApp:
         if self._handoff is None:
             self._handoff = WorkflowHandoff(
                 db=self.db, settings=self.settings, cache=self.cache, coordinator=self._coordinator(),
-                submitter=self.submitter,
+                submitter=self.submitter, on_changed=self.watchers.wake,
             )  # fmt: skip
         return self._handoff
 
@@ -82,11 +85,14 @@ class SchedulerApp:
         """Adds the four servicers."""
         canceller = Canceller(
             db=self.db, settings=self.settings, dispatcher=self.dispatcher, submitter=self.submitter,
-            coordinator=self._coordinator(),
+            coordinator=self._coordinator(), on_changed=self.watchers.wake,
         )  # fmt: skip
         registry_pb2_grpc.add_RegistryServiceServicer_to_server(RegistryServicer(self.db, self.cache), server)
         execution_pb2_grpc.add_ExecutionServiceServicer_to_server(
-            ExecutionServicer(db=self.db, settings=self.settings, requests=self.requests, canceller=canceller), server
+            ExecutionServicer(
+                db=self.db, settings=self.settings, requests=self.requests, canceller=canceller, watchers=self.watchers
+            ),
+            server,
         )
         worker_pb2_grpc.add_WorkerServiceServicer_to_server(
             WorkerServicer(self.db, self.dispatcher, self.scheduler_id), server
@@ -97,8 +103,10 @@ class SchedulerApp:
         )
 
     async def start(self) -> None:
-        """Starts dispatch, the workflow hand-off and the sweep (which recovers waiting rows)."""
+        """Starts dispatch, the workflow hand-off, the sweep (which recovers waiting rows) and the
+        completed feed that wakes watches."""
         self.dispatcher.start()
+        self._feed.start()
         self.handoff.start()
         self._sweeper = Sweeper(
             db=self.db, settings=self.settings, dispatcher=self.dispatcher, submitter=self.submitter,
@@ -116,6 +124,7 @@ class SchedulerApp:
 
     async def close(self) -> None:
         """Closes channels and the pool."""
+        await self._feed.stop()
         if self._completion is not None:
             await self._completion.close()
         if self._coordinator_channel is not None:

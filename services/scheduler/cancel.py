@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, Callable, Iterable
 
 import grpc
 import sqlalchemy as sa
@@ -36,8 +36,9 @@ class Canceller:
 
     def __init__(
         self, *, db: Database, settings: Settings, dispatcher: Dispatcher, submitter: ResultSubmitter,
-        coordinator: workflow_pb2_grpc.WorkflowServiceStub,
+        coordinator: workflow_pb2_grpc.WorkflowServiceStub, on_changed: Callable[[Iterable[str]], None] | None = None,
     ) -> None:  # fmt: skip
+        self._on_changed = on_changed or (lambda ids: None)  # wakes the watches of changed executions
         self._db = db
         self._settings = settings
         self._dispatcher = dispatcher
@@ -52,6 +53,7 @@ class Canceller:
             if state in TERMINAL:
                 raise FailedPrecondition(f"execution {execution_id} already {state}")
             if state == CANCELING or await self._to_canceling(execution_id, state):
+                self._on_changed([execution_id, *([row["parent_id"]] if row["parent_id"] else [])])
                 await self._notify(row)
                 return await self._load(execution_id)
         raise FailedPrecondition(f"execution {execution_id} keeps changing state; retry the cancel")

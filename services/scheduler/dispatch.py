@@ -15,7 +15,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import sqlalchemy as sa
 
@@ -46,6 +46,7 @@ class PendingExecution:
     timeout: float | None
     traceparent: str
     created_at: float
+    parent_id: str | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> "PendingExecution":
@@ -54,15 +55,19 @@ class PendingExecution:
             id=row["id"], action_ref=row["action_ref"], runtime=row["runner_type"],
             parameters_json=row["parameters"] or "{}", secret_names=json.loads(row["secret_names"] or "[]"),
             timeout=row["timeout"], traceparent=row["traceparent"] or "", created_at=row["created_at"],
+            parent_id=row.get("parent_id"),
         )  # fmt: skip
 
 
 class Dispatcher:
     """Owns the connected workers and the executions waiting for one."""
 
-    def __init__(self, db: Database, cache: ActionCache) -> None:
+    def __init__(
+        self, db: Database, cache: ActionCache, *, on_changed: Callable[[Iterable[str]], None] | None = None
+    ) -> None:
         self._db = db
         self._cache = cache
+        self._on_changed = on_changed or (lambda ids: None)  # wakes the watches of changed executions
         self.sessions: dict[str, WorkerSession] = {}
         self.lost_since: dict[str, float] = {}  # worker id → when its stream ended
         self._pending: dict[str, dict[str, PendingExecution]] = {}  # runtime → id → row, oldest first
@@ -187,6 +192,8 @@ class Dispatcher:
         self._claiming |= claiming
         try:
             assigned = await self._claim(plan)
+            self._on_changed(assigned)
+            self._on_changed({p.parent_id for items in plan.values() for p in items if p.parent_id and p.id in assigned})
             await self._send(plan, assigned)
         except BaseException:
             for session, items in plan.items():  # nothing was sent: free the reserved slots
@@ -253,6 +260,7 @@ class Dispatcher:
                 .returning(executions.c.id)
             )
             back = set(result.scalars())
+        self._on_changed(back)
         self.enqueue_pending([p for items in plan.values() for p in items if p.id in back])
 
     def enqueue_pending(self, items: Iterable[PendingExecution]) -> None:
@@ -270,4 +278,5 @@ class Dispatcher:
                 .values(state=RUNNING, started_at=sa.bindparam("b_started"), updated_at=now),
                 [{"b_id": execution_id, "b_started": started_at or now} for execution_id, started_at in items],
             )
+        self._on_changed([execution_id for execution_id, _ in items])
         return [None] * len(items)

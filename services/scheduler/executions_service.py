@@ -18,6 +18,7 @@ from attune.storage.schema import executions
 from attune_services.scheduler.cancel import Canceller
 from attune_services.scheduler.requests import ChildLink, ExecutionRequests
 from attune_services.scheduler.views import execution_view
+from attune_services.scheduler.watchers import ExecutionWatchers
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
@@ -26,9 +27,13 @@ MAX_PAGE_SIZE = 1000
 class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
     """Serves attune.execution.v1.ExecutionService."""
 
-    def __init__(self, *, db: Database, settings: Settings, requests: ExecutionRequests, canceller: Canceller) -> None:
+    def __init__(
+        self, *, db: Database, settings: Settings, requests: ExecutionRequests, canceller: Canceller,
+        watchers: ExecutionWatchers,
+    ) -> None:  # fmt: skip
         self._db = db
         self._settings = settings
+        self._watchers = watchers
         self._requests = requests
         self._canceller = canceller
 
@@ -119,21 +124,27 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
     ) -> AsyncIterator[execution_pb2.WatchExecutionResponse]:
         """A snapshot whenever the execution or a child changed; ends once the execution is terminal."""
         seen: Any = None
-        while True:
-            try:
-                row, children = await self._snapshot(request.id)
-            except AttuneError as err:
-                await context.abort_with_status(to_status(err))
-                return
-            signature = [(r["id"], r["state"], r["updated_at"]) for r in (row, *children)]
-            if signature != seen:
-                seen = signature
-                yield execution_pb2.WatchExecutionResponse(
-                    execution=execution_view(row), children=[execution_view(c) for c in children]
-                )
-            if row["state"] in TERMINAL:
-                return
-            await asyncio.sleep(self._settings.poll_interval)
+        with self._watchers.watching(request.id) as changed:
+            while True:
+                changed.clear()  # before the read: a change committed after it wakes the wait below
+                try:
+                    row, children = await self._snapshot(request.id)
+                except AttuneError as err:
+                    await context.abort_with_status(to_status(err))
+                    return
+                signature = [(r["id"], r["state"], r["updated_at"]) for r in (row, *children)]
+                if signature != seen:
+                    seen = signature
+                    yield execution_pb2.WatchExecutionResponse(
+                        execution=execution_view(row), children=[execution_view(c) for c in children]
+                    )
+                if row["state"] in TERMINAL:
+                    return
+                try:
+                    async with asyncio.timeout(self._watchers.recheck_interval):
+                        await changed.wait()
+                except TimeoutError:
+                    pass
 
     async def _snapshot(self, execution_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         async with self._db.read() as conn:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import grpc
 import sqlalchemy as sa
@@ -34,8 +34,9 @@ class WorkflowHandoff:
 
     def __init__(
         self, *, db: Database, settings: Settings, cache: ActionCache, coordinator: workflow_pb2_grpc.WorkflowServiceStub,
-        submitter: ResultSubmitter,
+        submitter: ResultSubmitter, on_changed: Callable[[Iterable[str]], None] | None = None,
     ) -> None:  # fmt: skip
+        self._on_changed = on_changed or (lambda ids: None)  # wakes the watches of changed executions
         self._db = db
         self._settings = settings
         self._cache = cache
@@ -133,6 +134,8 @@ class WorkflowHandoff:
                     )
                 ).scalars()
             )
+        self._on_changed(moved)
+        self._on_changed({row["parent_id"] for row in batch if row["id"] in moved and row.get("parent_id")})
         for execution_id in accepted:
             self._queue.pop(execution_id, None)
             unmoved = list(set(accepted) - moved)

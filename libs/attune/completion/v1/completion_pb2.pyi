@@ -7,6 +7,18 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class WatchCompletedRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class WatchCompletedResponse(_message.Message):
+    __slots__ = ("execution_ids", "parent_ids")
+    EXECUTION_IDS_FIELD_NUMBER: _ClassVar[int]
+    PARENT_IDS_FIELD_NUMBER: _ClassVar[int]
+    execution_ids: _containers.RepeatedScalarFieldContainer[str]
+    parent_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, execution_ids: _Optional[_Iterable[str]] = ..., parent_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class ExecutionResult(_message.Message):
     __slots__ = ("execution_id", "state", "result_json", "error", "started_at", "finished_at", "trace", "reporter")
     EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]

@@ -45,6 +45,11 @@ class CompletionServiceStub:
                 request_serializer=attune_dot_completion_dot_v1_dot_completion__pb2.SubmitResultRequest.SerializeToString,
                 response_deserializer=attune_dot_completion_dot_v1_dot_completion__pb2.SubmitResultResponse.FromString,
                 _registered_method=True)
+        self.WatchCompleted = channel.unary_stream(
+                '/attune.completion.v1.CompletionService/WatchCompleted',
+                request_serializer=attune_dot_completion_dot_v1_dot_completion__pb2.WatchCompletedRequest.SerializeToString,
+                response_deserializer=attune_dot_completion_dot_v1_dot_completion__pb2.WatchCompletedResponse.FromString,
+                _registered_method=True)
 
 
 class CompletionServiceServicer:
@@ -66,6 +71,16 @@ class CompletionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchCompleted(self, request, context):
+        """A live feed of the executions this replica just moved to a terminal state, sent right after
+        each commit, so the scheduler can wake its watchers at once instead of polling. A hint only:
+        the database stays the source of truth, and nothing is replayed for a subscriber that was
+        away (it re-reads what it watches when it reconnects).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CompletionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -78,6 +93,11 @@ def add_CompletionServiceServicer_to_server(servicer, server):
                     servicer.SubmitResult,
                     request_deserializer=attune_dot_completion_dot_v1_dot_completion__pb2.SubmitResultRequest.FromString,
                     response_serializer=attune_dot_completion_dot_v1_dot_completion__pb2.SubmitResultResponse.SerializeToString,
+            ),
+            'WatchCompleted': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchCompleted,
+                    request_deserializer=attune_dot_completion_dot_v1_dot_completion__pb2.WatchCompletedRequest.FromString,
+                    response_serializer=attune_dot_completion_dot_v1_dot_completion__pb2.WatchCompletedResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -135,6 +155,33 @@ class CompletionService:
             '/attune.completion.v1.CompletionService/SubmitResult',
             attune_dot_completion_dot_v1_dot_completion__pb2.SubmitResultRequest.SerializeToString,
             attune_dot_completion_dot_v1_dot_completion__pb2.SubmitResultResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchCompleted(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/attune.completion.v1.CompletionService/WatchCompleted',
+            attune_dot_completion_dot_v1_dot_completion__pb2.WatchCompletedRequest.SerializeToString,
+            attune_dot_completion_dot_v1_dot_completion__pb2.WatchCompletedResponse.FromString,
             options,
             channel_credentials,
             insecure,

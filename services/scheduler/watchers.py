@@ -1,0 +1,128 @@
+"""Waking WatchExecution streams when what they show may have changed (DESIGN §6 latency).
+
+A watch re-reads its execution from the database whenever it is woken; the database stays the
+source of truth. Wakes come from this scheduler's own transitions (scheduled, running,
+canceling) and from the completion service's WatchCompleted feed (terminal states, with the
+parents whose child lists changed). While the feed is connected a watch also re-reads every
+`watch_fallback_interval` (changes made by other replicas); while it is not, every
+`poll_interval`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import contextmanager
+from typing import Iterable, Iterator
+
+import grpc
+
+from attune.completion.v1 import completion_pb2, completion_pb2_grpc
+from attune.config import Settings
+from attune.grpcutil.channel import open_channel
+
+log = logging.getLogger(__name__)
+
+
+class ExecutionWatchers:
+    """Which watches show which executions, and whether the completion feed is live."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._events: dict[str, set[asyncio.Event]] = {}
+        self.feed_connected = False
+
+    @contextmanager
+    def watching(self, execution_id: str) -> Iterator[asyncio.Event]:
+        """An event set whenever `execution_id` (or one of its children) may have changed."""
+        event = asyncio.Event()
+        self._events.setdefault(execution_id, set()).add(event)
+        try:
+            yield event
+        finally:
+            events = self._events.get(execution_id)
+            if events is not None:
+                events.discard(event)
+                if not events:
+                    del self._events[execution_id]
+
+    def wake(self, execution_ids: Iterable[str]) -> None:
+        """Executions that changed (unknown or unwatched ids cost one dict lookup)."""
+        if not self._events:
+            return
+        for execution_id in execution_ids:
+            for event in self._events.get(execution_id, ()):
+                event.set()
+
+    def wake_all(self) -> None:
+        """Every watch re-reads (after the feed was away, changes may have been missed)."""
+        for events in self._events.values():
+            for event in events:
+                event.set()
+
+    @property
+    def recheck_interval(self) -> float:
+        """Seconds a watch waits without a wake before it re-reads anyway."""
+        if self.feed_connected:
+            return max(self._settings.watch_fallback_interval, self._settings.poll_interval)
+        return self._settings.poll_interval
+
+
+class CompletedFeed:
+    """Holds one WatchCompleted stream to the completion service, reopened while it fails."""
+
+    def __init__(self, settings: Settings, watchers: ExecutionWatchers) -> None:
+        self._settings = settings
+        self._watchers = watchers
+        self._channel: grpc.aio.Channel | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Subscribes (and keeps resubscribing until `stop`)."""
+        self._channel = open_channel(self._settings.completion_address, self._settings)
+        self._task = asyncio.create_task(self._run(), name="completed-feed")
+
+    async def stop(self) -> None:
+        """Ends the subscription."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        self._watchers.feed_connected = False
+        if self._channel is not None:
+            await self._channel.close()
+
+    async def _run(self) -> None:
+        assert self._channel is not None
+        stub = completion_pb2_grpc.CompletionServiceStub(self._channel)
+        retry = self._settings.retry_interval
+        failures = 0
+        while True:
+            try:
+                await self._follow(stub)
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except grpc.aio.AioRpcError as err:
+                (log.warning if failures == 0 else log.debug)(
+                    "completed feed from %s ended: %s %s; watches poll meanwhile",
+                    self._settings.completion_address, err.code().name, err.details(),
+                )  # fmt: skip
+                failures += 1
+            except Exception:  # noqa: BLE001 - watches poll until the feed is back
+                log.exception("completed feed failed")
+                failures += 1
+            finally:
+                self._watchers.feed_connected = False
+            await asyncio.sleep(min(retry * max(failures, 1), 10 * retry))
+
+    async def _follow(self, stub: completion_pb2_grpc.CompletionServiceStub) -> None:
+        call = stub.WatchCompleted(completion_pb2.WatchCompletedRequest(), wait_for_ready=True)
+        try:
+            await call.initial_metadata()
+            self._watchers.feed_connected = True
+            self._watchers.wake_all()  # what completed while we were away
+            async for message in call:
+                self._watchers.wake(message.execution_ids)
+                self._watchers.wake(message.parent_ids)
+        finally:
+            call.cancel()
