@@ -52,9 +52,18 @@ class ServerHandle:
         self.ready_task: asyncio.Task[None] | None = None
 
 
+# gRPC core cancels (status CANCELLED) calls that arrive while more than `max_pending_requests`
+# (default 1,000) wait to be picked up by the asyncio server; a burst of a few thousand concurrent
+# requests on one connection is ordinary here (DESIGN §6), so they queue instead.
+SERVER_OPTIONS: list[tuple[str, int]] = [
+    ("grpc.server.max_pending_requests", 20_000),
+    ("grpc.server.max_pending_requests_hard_limit", 60_000),
+]
+
+
 async def start_server(app: ServiceApp, *, address: str, settings: Settings) -> ServerHandle:
     """Builds and starts the server on `address` (port 0 picks a free port)."""
-    server = grpc.aio.server(options=channel_options(settings))
+    server = grpc.aio.server(options=[*channel_options(settings), *SERVER_OPTIONS])
     app.register(server)
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
