@@ -16,6 +16,11 @@ def channel_options(settings: Settings) -> list[tuple[str, int]]:
         ("grpc.keepalive_timeout_ms", 5_000),
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.http2.max_pings_without_data", 0),
+        # Server side: accept the clients' 10 s keepalive pings on idle long-lived streams
+        # (gRPC's default minimum is 5 minutes, answered with GOAWAY "too_many_pings").
+        ("grpc.http2.min_recv_ping_interval_without_data_ms", 5_000),
+        ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
+        ("grpc.http2.max_ping_strikes", 0),
     ]
 
 
