@@ -149,7 +149,11 @@ class ExecutionRunner:
         await process.start()
         if not cancelled_early:
             run.started_at = time.time()
-            self._on_started(assignment.execution_id, run.started_at)
+            # A no-op ends in the same tick: its result reaches the completion service (whose
+            # compare-and-set accepts any non-terminal state) as soon as a start notice would, so
+            # "running" would only cost the scheduler a write nobody can observe.
+            if assignment.runtime != NOOP:
+                self._on_started(assignment.execution_id, run.started_at)
         return await process.wait()
 
     async def _request(self, run: Run) -> RunRequest:
