@@ -16,6 +16,7 @@ from attune.execution.v1 import execution_pb2, execution_pb2_grpc
 from attune.grpcutil.channel import open_channel
 from attune.ids import new_id
 from attune.registry.v1 import registry_pb2, registry_pb2_grpc
+from attune.states import SCHEDULED
 from attune.storage import Database
 from attune.worker.v1 import worker_pb2, worker_pb2_grpc
 from attune.workflow.v1 import workflow_pb2, workflow_pb2_grpc
@@ -54,7 +55,7 @@ class SchedulerApp:
         self.watchers = ExecutionWatchers(settings)
         self._feed = CompletedFeed(settings, self.watchers)
         self.dispatcher = Dispatcher(self.db, self.cache, on_changed=self.watchers.wake)
-        self.requests = ExecutionRequests(self.db, self.cache, self._route)
+        self.requests = ExecutionRequests(self.db, self.cache, self._route, slots=self.dispatcher)
         self._handoff: WorkflowHandoff | None = None
         self._sweeper: Sweeper | None = None
 
@@ -78,8 +79,11 @@ class SchedulerApp:
         workflows = [r for r in rows if r["runner_type"] == "workflow"]
         if workflows:
             self.handoff.enqueue(workflows)
-        if len(workflows) < len(rows):
-            self.dispatcher.enqueue(r for r in rows if r["runner_type"] != "workflow")
+        scheduled = [r for r in rows if r["state"] == SCHEDULED]
+        if scheduled:
+            self.dispatcher.assign_reserved(scheduled)
+        if len(workflows) + len(scheduled) < len(rows):
+            self.dispatcher.enqueue(r for r in rows if r["runner_type"] != "workflow" and r["state"] != SCHEDULED)
 
     def register(self, server: grpc.aio.Server) -> None:
         """Adds the four servicers."""

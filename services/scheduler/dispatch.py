@@ -5,6 +5,10 @@ pairs them with workers that advertise the action's runtime and have a free slot
 first, moves them scheduling → scheduled in one compare-and-set per worker and batch, then sends
 one `Assignments` message per worker. Slots are reserved before the database write, so
 concurrent releases never over-fill a worker. Workflow actions never come here.
+
+Fast path: when nothing older waits for the runtime and a worker has a free slot at request time,
+`reserve` hands the request writer that slot, the row is inserted already `scheduled` in the
+request's own group commit, and `assign_reserved` sends it — one transaction and one hop fewer.
 """
 
 from __future__ import annotations
@@ -75,6 +79,8 @@ class Dispatcher:
         self._task: asyncio.Task[None] | None = None
         self._stopped = False
         self._claiming: set[str] = set()  # taken from the queues, compare-and-set not yet done
+        self._reserved: dict[str, WorkerSession] = {}  # slots held for rows being inserted scheduled
+        self._presend: dict[WorkerSession, list[PendingExecution]] = {}  # inserted scheduled, not yet sent
         self._started: GroupCommitter[tuple[str, float], None] = GroupCommitter(self._flush_started)
 
     # --- executions ----------------------------------------------------------------------------
@@ -85,6 +91,40 @@ class Dispatcher:
             queue = self._pending.setdefault(row["runner_type"], {})
             if row["id"] not in queue:
                 queue[row["id"]] = PendingExecution.from_row(row)
+        self._wake.set()
+
+    def reserve(self, row: Mapping[str, Any]) -> WorkerSession | None:
+        """A free slot of the least loaded worker for a new row, when no older execution waits
+        for its runtime (FIFO stays exact); the caller inserts the row scheduled on it, then calls
+        `assign_reserved` (committed) or `unreserve` (not inserted)."""
+        runtime = row["runner_type"]
+        if self._stopped or self._pending.get(runtime):
+            return None
+        best: WorkerSession | None = None
+        for session in self.sessions.values():
+            if runtime in session.runtimes and session.free > 0 and not session.closed:
+                if best is None or session.load < best.load:
+                    best = session
+        if best is not None:
+            best.in_flight.add(row["id"])
+            self._reserved[row["id"]] = best
+        return best
+
+    def unreserve(self, execution_ids: Iterable[str]) -> None:
+        """Frees slots of `reserve` whose rows were not inserted."""
+        for execution_id in execution_ids:
+            session = self._reserved.pop(execution_id, None)
+            if session is not None:
+                session.in_flight.discard(execution_id)
+                self._wake.set()
+
+    def assign_reserved(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Rows committed `scheduled` on reserved slots: their assignments go out next."""
+        for row in rows:
+            session = self._reserved.pop(row["id"], None)
+            if session is not None:
+                self._presend.setdefault(session, []).append(PendingExecution.from_row(row))
+        self._on_changed(row["id"] for row in rows)
         self._wake.set()
 
     def forget(self, execution_ids: Iterable[str]) -> None:
@@ -157,16 +197,32 @@ class Dispatcher:
         await self._started.close()
 
     async def _run(self) -> None:
-        while not self._stopped:
+        while True:
             await self._wake.wait()
             self._wake.clear()
             try:
+                await self._send_reserved()  # even when stopping: these rows are already scheduled
+                if self._stopped:
+                    return
                 while not self._stopped and await self._dispatch_round():
                     pass
             except Exception:  # noqa: BLE001 - keep dispatching; rows stay in the database
                 log.exception("dispatch round failed")
+                if self._stopped:
+                    return
                 await asyncio.sleep(0.1)
                 self._wake.set()
+
+    async def _send_reserved(self) -> None:
+        if not self._presend:
+            return
+        plan, self._presend = self._presend, {}
+        try:
+            await self._send(plan, {p.id for items in plan.values() for p in items})
+        except BaseException:
+            for session, items in plan.items():  # try again next round
+                self._presend.setdefault(session, []).extend(items)
+            raise
 
     async def _dispatch_round(self) -> int:
         """Assigns what fits now; returns how many were assigned (0: nothing more to do)."""

@@ -19,11 +19,12 @@ from attune import telemetry
 from attune.grpcutil.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable, Violation
 from attune.ids import new_id
 from attune.packs import ParameterError, secret_names, validate_parameters
-from attune.states import SCHEDULING
+from attune.states import SCHEDULED, SCHEDULING
 from attune.storage import Database, is_unique_violation
 from attune.storage.batching import GroupCommitter
 from attune.storage.schema import executions
 from attune_services.scheduler.actions import ActionCache, ActionRecord
+from attune_services.scheduler.dispatch import Dispatcher
 
 _tracer = telemetry.tracer(__name__)
 
@@ -47,10 +48,14 @@ class ChildLink:
 class ExecutionRequests:
     """Turns requests into stored executions."""
 
-    def __init__(self, db: Database, cache: ActionCache, on_created: Callable[[Sequence[Row]], None]) -> None:
+    def __init__(
+        self, db: Database, cache: ActionCache, on_created: Callable[[Sequence[Row]], None],
+        *, slots: Dispatcher | None = None,
+    ) -> None:  # fmt: skip
         self._db = db
         self._cache = cache
         self._on_created = on_created
+        self._slots = slots  # free worker slots taken at request time (see dispatch.py)
         self._committer: GroupCommitter[Row, tuple[Row, bool]] = GroupCommitter(self._flush)
 
     async def request(self, action_ref: str, params: Mapping[str, Any], *, request_id: str, timeout: float) -> Row:
@@ -142,21 +147,44 @@ class ExecutionRequests:
 
     async def _flush(self, rows: list[Row]) -> list[tuple[Row, bool]]:
         """Inserts a batch in one transaction; rows whose request_id exists map to the stored row."""
+        reserved = self._reserve_slots(rows)
         try:
-            async with self._db.write() as conn:
-                results = await _insert_batch(conn, rows)
-        except sa.exc.IntegrityError as err:
-            if not is_unique_violation(err):
-                raise
-            # Another replica inserted one of these request_ids meanwhile: settle them one by one.
-            results = []
-            for row in rows:
+            try:
                 async with self._db.write() as conn:
-                    results += await _insert_batch(conn, [row])
+                    results = await _insert_batch(conn, rows)
+            except sa.exc.IntegrityError as err:
+                if not is_unique_violation(err):
+                    raise
+                # Another replica inserted one of these request_ids meanwhile: settle them one by one.
+                results = []
+                for row in rows:
+                    async with self._db.write() as conn:
+                        results += await _insert_batch(conn, [row])
+        except BaseException:
+            if self._slots is not None:
+                self._slots.unreserve(reserved)
+            raise
+        if self._slots is not None and reserved:
+            self._slots.unreserve(reserved - {row["id"] for row, is_new in results if is_new})
         created = [row for row, is_new in results if is_new]
         if created:
             self._on_created(created)
         return results
+
+    def _reserve_slots(self, rows: list[Row]) -> set[str]:
+        """Rows a worker can take now are inserted already scheduled on it; returns their ids."""
+        if self._slots is None:
+            return set()
+        reserved: set[str] = set()
+        now = time.time()
+        for row in rows:
+            if row["runner_type"] == "workflow":
+                continue
+            session = self._slots.reserve(row)
+            if session is not None:
+                row.update(state=SCHEDULED, worker_id=session.worker_id, scheduled_at=now)
+                reserved.add(row["id"])
+        return reserved
 
 
 async def _insert_batch(conn: Any, rows: list[Row]) -> list[tuple[Row, bool]]:
