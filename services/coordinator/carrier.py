@@ -234,6 +234,7 @@ class Carrier:
     async def _send(self, batch: list[PendingChild]) -> None:
         """One RequestChildExecutions call; accepted children are recorded, refused ones end."""
         refs = [(c.workflow_id, c.run_key) for c in batch]
+        log.debug("requesting %d children", len(batch))
         try:
             try:
                 response = await self._scheduler.RequestChildExecutions(

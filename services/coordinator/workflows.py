@@ -104,6 +104,7 @@ class Workflows:
     async def apply_outcomes(self, outcomes: Sequence[workflow_pb2.TaskOutcome]) -> list[str]:
         """Feeds child outcomes to their workflows; returns the execution ids now applied (or that
         need nothing: duplicates, unknown workflows)."""
+        log.debug("applying %d outcomes", len(outcomes))
         async with self._busy():
             done = await asyncio.gather(*(self._outcome(o) for o in outcomes), return_exceptions=True)
         acked = []

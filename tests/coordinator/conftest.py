@@ -18,7 +18,7 @@ from attune.common.v1 import common_pb2
 from attune.completion.v1 import completion_pb2, completion_pb2_grpc
 from attune.config import Settings
 from attune.execution.v1 import execution_pb2, execution_pb2_grpc
-from attune.grpcutil.channel import open_channel
+from attune.grpcutil.channel import channel_options, open_channel
 from attune.grpcutil.convert import dumps, loads
 from attune.grpcutil.server import ServerHandle, start_server, stop_server
 from attune.ids import new_id
@@ -200,7 +200,7 @@ async def settle(seconds: float = 0.3) -> None:
 @pytest.fixture
 async def harness(database_url: str) -> AsyncIterator[Harness]:
     """Fakes started, coordinator started; everything stopped afterwards."""
-    fakes = grpc.aio.server()
+    fakes = grpc.aio.server(options=channel_options(Settings()))
     scheduler, completion = FakeScheduler(), FakeCompletion()
     execution_pb2_grpc.add_ExecutionServiceServicer_to_server(scheduler, fakes)
     completion_pb2_grpc.add_CompletionServiceServicer_to_server(completion, fakes)

@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,9 @@ import grpc
 
 from attune.common.v1 import common_pb2
 from attune.completion.v1 import completion_pb2, completion_pb2_grpc
+from attune.config import Settings
 from attune.execution.v1 import execution_pb2, execution_pb2_grpc
+from attune.grpcutil.channel import channel_options
 from attune.grpcutil.convert import dumps, loads
 from attune.ids import new_id
 from attune.workflow.v1 import workflow_pb2, workflow_pb2_grpc
@@ -76,9 +79,15 @@ class AutoCluster(execution_pb2_grpc.ExecutionServiceServicer, completion_pb2_gr
         self.results: dict[str, completion_pb2.ExecutionResult] = {}
         self._ready = asyncio.Event()
         self._pump: asyncio.Task[None] | None = None
+        self.events: list[str] = []
+        self.request_count = 0
+        self._progress = 0.0
+        self._closing: set[asyncio.Task[None]] = set()
 
     async def RequestChildExecutions(self, request: Any, context: Any) -> Any:
         answers = []
+        self.request_count += len(request.children)
+        self.events.append(f"{time.time():.3f} requested {len(request.children)}")
         for child in request.children:
             if child.request_id not in self.ids:
                 self.ids[child.request_id] = new_id()
@@ -111,36 +120,61 @@ class AutoCluster(execution_pb2_grpc.ExecutionServiceServicer, completion_pb2_gr
             await asyncio.gather(self._pump, return_exceptions=True)
 
     async def _deliver(self) -> None:
-        """Keeps a ReportOutcomes stream open, re-sending everything unacknowledged on reconnect."""
+        """Keeps a ReportOutcomes stream open, re-sending everything unacknowledged on reconnect.
+
+        A stream to a SIGKILLed peer may neither fail nor let a pending write finish (nor be
+        cancelled), so nothing here waits on one without a bound: a stuck stream is abandoned.
+        """
         while True:
+            channel = grpc.aio.insecure_channel(self.coordinator_address)
+            stream = workflow_pb2_grpc.WorkflowServiceStub(channel).ReportOutcomes()
+            reader = asyncio.create_task(self._read_acks(stream))
             try:
-                async with grpc.aio.insecure_channel(self.coordinator_address) as channel:
-                    stream = workflow_pb2_grpc.WorkflowServiceStub(channel).ReportOutcomes()
-                    reader = asyncio.create_task(self._read_acks(stream))
-                    try:
-                        await self._send(stream, reader)
-                    finally:
-                        reader.cancel()
-                        await asyncio.gather(reader, return_exceptions=True)
-            except (grpc.aio.AioRpcError, grpc.aio.UsageError, ConnectionError):
-                pass
+                await self._send(stream, reader)
+            except Exception as err:  # noqa: BLE001 - whatever broke the stream, open a new one
+                self.events.append(f"{time.time():.3f} stream error {type(err).__name__} {err!r:.120}")
+            reader.cancel()
+            await asyncio.wait({reader}, timeout=1.0)
+            if reader.done() and not reader.cancelled():
+                reader.exception()  # retrieved: a broken stream is expected here
+            self._closing.add(asyncio.create_task(channel.close()))
+            self.events.append(f"{time.time():.3f} reconnecting")
             await asyncio.sleep(0.1)
 
     async def _send(self, stream: Any, reader: asyncio.Task[None]) -> None:
         sent: set[str] = set()
+        self._progress = time.monotonic()
         while not reader.done():
             self._ready.clear()
+            if time.monotonic() - self._progress > 1.0 and any(i in self.outbox for i in sent):
+                self.events.append(f"{time.time():.3f} no acks for a second")
+                return
             batch = [o for i, o in self.outbox.items() if i not in sent]
             if batch:
+                self.events.append(f"{time.time():.3f} send {len(batch)}")
+                self._progress = time.monotonic()
                 sent.update(o.execution_id for o in batch)
-                await stream.write(workflow_pb2.ReportOutcomesRequest(outcomes=batch))
+                write = asyncio.ensure_future(stream.write(workflow_pb2.ReportOutcomesRequest(outcomes=batch)))
+                done, _ = await asyncio.wait({write}, timeout=1.0)
+                if not done:
+                    self.events.append(f"{time.time():.3f} write stuck")
+                    return
+                write.result()
             try:
                 await asyncio.wait_for(self._ready.wait(), 0.2)
             except asyncio.TimeoutError:
                 pass
 
     async def _read_acks(self, stream: Any) -> None:
+        try:
+            await self._read_acks_until_broken(stream)
+        except grpc.aio.AioRpcError:
+            pass  # the stream broke (coordinator killed or stopped): _deliver reconnects
+
+    async def _read_acks_until_broken(self, stream: Any) -> None:
         async for response in stream:
+            self.events.append(f"{time.time():.3f} acked {len(response.acked_execution_ids)}")
+            self._progress = time.monotonic()
             for execution_id in response.acked_execution_ids:
                 self.outbox.pop(execution_id, None)
 
@@ -161,7 +195,7 @@ async def test_sigkill_while_20_workflows_run_then_every_one_finishes_once(
 ) -> None:
     coordinator_address = f"127.0.0.1:{free_port()}"
     fake = AutoCluster(coordinator_address)
-    server = grpc.aio.server()
+    server = grpc.aio.server(options=channel_options(Settings()))
     execution_pb2_grpc.add_ExecutionServiceServicer_to_server(fake, server)
     completion_pb2_grpc.add_CompletionServiceServicer_to_server(fake, server)
     fake_address = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
@@ -191,6 +225,8 @@ async def test_sigkill_while_20_workflows_run_then_every_one_finishes_once(
         await wait_until(lambda: len(fake.results) == len(workflows), 120,
                          f"all results (ran {len(fake.ran)} of {total}; log: {log})")
     except BaseException:
+        print(f"outbox {len(fake.outbox)} ids {len(fake.ids)} ran {len(fake.ran)} requests {fake.request_count}")
+        print("pump events:\n" + "\n".join(fake.events[-40:]))
         print("coordinator log:\n" + log.read_text(errors="replace")[-6000:])
         raise
     finally:
