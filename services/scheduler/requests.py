@@ -3,6 +3,8 @@
 Rows from many concurrent requests share one transaction (group commit, DESIGN §6). A
 `request_id` is unique: a retried request finds the stored row and gets the original execution.
 Each accepted row is handed to `on_created` (dispatch or workflow hand-off) right after commit.
+On PostgreSQL a batch is one `INSERT … SELECT FROM unnest(arrays) ON CONFLICT (request_id) DO
+NOTHING RETURNING id` (one round trip, atomic on its own).
 """
 
 from __future__ import annotations
@@ -149,17 +151,7 @@ class ExecutionRequests:
         """Inserts a batch in one transaction; rows whose request_id exists map to the stored row."""
         reserved = self._reserve_slots(rows)
         try:
-            try:
-                async with self._db.write() as conn:
-                    results = await _insert_batch(conn, rows)
-            except sa.exc.IntegrityError as err:
-                if not is_unique_violation(err):
-                    raise
-                # Another replica inserted one of these request_ids meanwhile: settle them one by one.
-                results = []
-                for row in rows:
-                    async with self._db.write() as conn:
-                        results += await _insert_batch(conn, [row])
+            results = await self._write(rows)
         except BaseException:
             if self._slots is not None:
                 self._slots.unreserve(reserved)
@@ -170,6 +162,23 @@ class ExecutionRequests:
         if created:
             self._on_created(created)
         return results
+
+    async def _write(self, rows: list[Row]) -> list[tuple[Row, bool]]:
+        if not self._db.is_sqlite:
+            async with self._db.asyncpg() as raw:
+                return await _insert_batch_pg(raw, rows)
+        try:
+            async with self._db.write() as conn:
+                return await _insert_batch(conn, rows)
+        except sa.exc.IntegrityError as err:
+            if not is_unique_violation(err):
+                raise
+            # Another writer inserted one of these request_ids meanwhile: settle them one by one.
+            results: list[tuple[Row, bool]] = []
+            for row in rows:
+                async with self._db.write() as conn:
+                    results += await _insert_batch(conn, [row])
+            return results
 
     def _reserve_slots(self, rows: list[Row]) -> set[str]:
         """Rows a worker can take now are inserted already scheduled on it; returns their ids."""
@@ -185,6 +194,44 @@ class ExecutionRequests:
                 row.update(state=SCHEDULED, worker_id=session.worker_id, scheduled_at=now)
                 reserved.add(row["id"])
         return reserved
+
+
+_COLUMNS = [column.name for column in executions.c]
+
+
+def _pg_array(column: sa.Column[Any]) -> str:
+    if isinstance(column.type, sa.Integer):
+        return "int4[]"
+    if isinstance(column.type, sa.Float):
+        return "float8[]"
+    return "text[]"
+
+
+_INSERT_PG = (
+    f"INSERT INTO executions ({', '.join(_COLUMNS)}) "
+    f"SELECT * FROM unnest({', '.join(f'${i}::{_pg_array(c)}' for i, c in enumerate(executions.c, 1))}) "
+    "ON CONFLICT (request_id) DO NOTHING RETURNING id"
+)
+
+
+async def _insert_batch_pg(raw: Any, rows: list[Row]) -> list[tuple[Row, bool]]:
+    """PostgreSQL: rows whose request_id is already stored (or repeated in the batch) are not
+    inserted; they map to the stored row."""
+    inserted = {record["id"] for record in await raw.fetch(_INSERT_PG, *([row.get(c) for row in rows] for c in _COLUMNS))}
+    stored: dict[str, Row] = {}
+    known = [row["request_id"] for row in rows if row["id"] not in inserted]
+    if known:
+        found = await raw.fetch("SELECT * FROM executions WHERE request_id = any($1::text[])", known)
+        stored = {record["request_id"]: dict(record) for record in found}
+    results: list[tuple[Row, bool]] = []
+    for row in rows:
+        if row["id"] in inserted:
+            results.append((row, True))
+        elif row["request_id"] in stored:
+            results.append((stored[row["request_id"]], False))
+        else:  # not inserted, yet no row holds its request_id: cannot happen without a conflict
+            raise RuntimeError(f"execution request {row['request_id']!r} was neither inserted nor found")
+    return results
 
 
 async def _insert_batch(conn: Any, rows: list[Row]) -> list[tuple[Row, bool]]:
