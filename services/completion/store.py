@@ -3,6 +3,10 @@
 Each result is a compare-and-set from any non-terminal state to its terminal state, so a
 duplicate or late result changes nothing. A workflow child's first terminal state also writes an
 `outcome_outbox` row in the same transaction; the forwarder delivers it to the coordinator.
+
+On PostgreSQL the whole batch — compare-and-set and outbox rows — is one statement over arrays
+(one round trip on the asyncpg connection, rows locked in id order first); SQLite, whose write
+lock already serialises writers, reads the states and applies one statement per result.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
+import asyncpg
 import sqlalchemy as sa
 
 from attune import states
@@ -25,6 +30,7 @@ log = logging.getLogger(__name__)
 # Literal, not bound: a bound IN list cannot be used in an executemany statement.
 _TERMINAL: list[sa.ColumnElement[str]] = [sa.literal_column(f"'{state}'") for state in sorted(states.TERMINAL)]
 _FLUSH_ATTEMPTS = 3
+_TRANSIENT_SQLSTATES = {"40P01", "40001", "55P03"}  # deadlock, serialization failure, lock not available
 
 _update_terminal = (
     executions.update()
@@ -38,6 +44,30 @@ _update_terminal = (
         updated_at=sa.bindparam("b_now"),
     )
 )
+
+# Locks the batch's rows in id order (no deadlock between replicas), moves each one that is not
+# yet terminal, and adds the outbox rows of workflow children: one statement, atomic on its own.
+# It returns exactly the rows that changed.
+_STORE_PG = f"""
+WITH v AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::float8[], $6::float8[])
+        AS v(id, state, result, error, finished_at, started_at)
+), locked AS (
+    SELECT e.id FROM executions e JOIN v ON e.id = v.id ORDER BY e.id FOR UPDATE OF e
+), changed AS (
+    UPDATE executions AS e
+    SET state = v.state, result = v.result, error = v.error, finished_at = v.finished_at,
+        started_at = COALESCE(e.started_at, v.started_at), updated_at = $7
+    FROM v
+    WHERE e.id = v.id AND e.id IN (SELECT id FROM locked)
+      AND e.state NOT IN ({", ".join(f"'{state}'" for state in sorted(states.TERMINAL))})
+    RETURNING e.id, e.workflow_execution_id, e.parent_id
+), outbox AS (
+    INSERT INTO outcome_outbox (execution_id, workflow_execution_id, created_at)
+    SELECT id, workflow_execution_id, $7 FROM changed WHERE workflow_execution_id IS NOT NULL
+)
+SELECT id, workflow_execution_id, parent_id FROM changed
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +129,7 @@ class ResultStore:
         for attempt in range(1, _FLUSH_ATTEMPTS + 1):
             try:
                 return await self._flush(batch)
-            except sa.exc.DBAPIError as err:
+            except Exception as err:
                 if attempt == _FLUSH_ATTEMPTS or not _transient(err):
                     raise
                 log.warning("result batch of %d not stored (attempt %d): %s", len(batch), attempt, str(err)[:500])
@@ -110,6 +140,8 @@ class ResultStore:
         first: dict[str, TerminalResult] = {}
         for item in batch:
             first.setdefault(item.execution_id, item)  # a later copy in the same batch is a duplicate
+        if not self._db.is_sqlite:
+            return await self._flush_pg(batch, first)
         now = time.time()
         async with self._db.write() as conn:
             # Locking the rows (PostgreSQL; SQLite's write lock covers it) makes the state read
@@ -156,6 +188,29 @@ class ResultStore:
             self._on_completed([r.execution_id for r in to_apply], sorted(parents))
         return self._outcomes(batch, current, {r.execution_id: r for r in to_apply})
 
+    async def _flush_pg(self, batch: list[TerminalResult], first: dict[str, TerminalResult]) -> list[StoreOutcome]:
+        items = list(first.values())
+        async with self._db.asyncpg() as raw:
+            changed = await raw.fetch(
+                _STORE_PG,
+                [r.execution_id for r in items], [r.state for r in items], [r.result for r in items],
+                [r.error for r in items], [r.finished_at for r in items], [r.started_at for r in items], time.time(),
+            )  # fmt: skip
+            current = {row["id"]: (first[row["id"]].state, row["workflow_execution_id"]) for row in changed}
+            missed = [i for i in first if i not in current]  # duplicates, late or unknown: rare
+            if missed:
+                found = await raw.fetch(
+                    "SELECT id, state, workflow_execution_id FROM executions WHERE id = any($1::text[])", missed
+                )
+                current.update({row["id"]: (row["state"], row["workflow_execution_id"]) for row in found})
+        workflow_children = [row["id"] for row in changed if row["workflow_execution_id"]]
+        if workflow_children:
+            self._on_outbox(workflow_children)
+        if changed and self._on_completed is not None:
+            parents = sorted({row["parent_id"] for row in changed if row["parent_id"]})
+            self._on_completed([row["id"] for row in changed], parents)
+        return self._outcomes(batch, current, {row["id"]: first[row["id"]] for row in changed})
+
     @staticmethod
     def _outcomes(
         batch: list[TerminalResult],
@@ -177,8 +232,12 @@ class ResultStore:
         return outcomes
 
 
-def _transient(err: sa.exc.DBAPIError) -> bool:
+def _transient(err: Exception) -> bool:
     """A failure a retry can fix: lost connection, lock timeout, deadlock, serialization."""
+    if not isinstance(err, sa.exc.DBAPIError):  # raised by asyncpg itself (the PostgreSQL path)
+        if isinstance(err, (OSError, asyncpg.exceptions.InterfaceError, asyncpg.exceptions.ConnectionDoesNotExistError)):
+            return True
+        return getattr(err, "sqlstate", "") in _TRANSIENT_SQLSTATES
     if err.connection_invalidated or isinstance(err, sa.exc.OperationalError):
         return True
     text = str(err.orig).lower()
