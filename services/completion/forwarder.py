@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Iterable, Sequence
+from typing import Any, Iterable, NamedTuple, Sequence
 
 import grpc
 import sqlalchemy as sa
@@ -196,25 +196,12 @@ class OutcomeForwarder:
 
     async def _load(self, ids: Sequence[str]) -> list[workflow_pb2.TaskOutcome]:
         """The outcomes of these outbox rows; rows whose execution is gone are deleted."""
-        e = executions
-        async with self._db.read() as conn:
-            rows = (
-                await conn.execute(
-                    sa.select(
-                        e.c.id,
-                        e.c.workflow_execution_id,
-                        e.c.task_name,
-                        e.c.task_run,
-                        e.c.item_index,
-                        e.c.attempt,
-                        e.c.state,
-                        e.c.result,
-                        e.c.error,
-                    )
-                    .select_from(outcome_outbox.join(e, e.c.id == outcome_outbox.c.execution_id))
-                    .where(outcome_outbox.c.execution_id.in_(ids))
-                )
-            ).all()
+        if self._db.is_sqlite:
+            async with self._db.read() as conn:
+                rows: Sequence[Any] = (await conn.execute(_LOAD.where(outcome_outbox.c.execution_id.in_(ids)))).all()
+        else:  # one round trip on the asyncpg connection: this read is on every workflow step's path
+            async with self._db.asyncpg() as raw:
+                rows = [_Loaded(*record) for record in await raw.fetch(_LOAD_PG, list(ids))]
         outcomes = [_task_outcome(row) for row in rows]
         orphans = set(ids) - {row.id for row in rows}
         if orphans:
@@ -223,12 +210,43 @@ class OutcomeForwarder:
         return outcomes
 
     async def _delete(self, ids: list[str]) -> list[None]:
-        async with self._db.write() as conn:
-            await conn.execute(outcome_outbox.delete().where(outcome_outbox.c.execution_id.in_(sorted(set(ids)))))
+        unique = sorted(set(ids))
+        if self._db.is_sqlite:
+            async with self._db.write() as conn:
+                await conn.execute(outcome_outbox.delete().where(outcome_outbox.c.execution_id.in_(unique)))
+        else:
+            async with self._db.asyncpg() as raw:
+                await raw.execute("DELETE FROM outcome_outbox WHERE execution_id = any($1::text[])", unique)
         return [None] * len(ids)
 
 
-def _task_outcome(row: sa.Row) -> workflow_pb2.TaskOutcome:  # type: ignore[type-arg]
+_e = executions
+_LOAD = sa.select(
+    _e.c.id, _e.c.workflow_execution_id, _e.c.task_name, _e.c.task_run, _e.c.item_index, _e.c.attempt,
+    _e.c.state, _e.c.result, _e.c.error,
+).select_from(outcome_outbox.join(_e, _e.c.id == outcome_outbox.c.execution_id))
+_LOAD_PG = (
+    "SELECT e.id, e.workflow_execution_id, e.task_name, e.task_run, e.item_index, e.attempt, e.state, e.result,"
+    " e.error FROM outcome_outbox o JOIN executions e ON e.id = o.execution_id"
+    " WHERE o.execution_id = any($1::text[])"
+)
+
+
+class _Loaded(NamedTuple):
+    """An outbox row's outcome as `_LOAD` / `_LOAD_PG` read it."""
+
+    id: str
+    workflow_execution_id: str | None
+    task_name: str | None
+    task_run: int | None
+    item_index: int | None
+    attempt: int | None
+    state: str
+    result: str | None
+    error: str | None
+
+
+def _task_outcome(row: Any) -> workflow_pb2.TaskOutcome:
     return workflow_pb2.TaskOutcome(
         execution_id=row.id,
         link=common_pb2.WorkflowLink(
