@@ -29,6 +29,7 @@ from attune.execution.v1 import execution_pb2, execution_pb2_grpc
 from attune.grpcutil.convert import dumps
 from attune.storage import Database
 from attune.storage.schema import task_runs, workflow_executions
+from attune_services.coordinator.pg_steps import mark_dispatched_asyncpg
 from attune_services.coordinator.store import mark_dispatched, mark_finish_reported
 
 log = logging.getLogger(__name__)
@@ -253,8 +254,12 @@ class Carrier:
                 else:
                     refused.append(Refusal(child.workflow_id, child.run_key, states.FAILED,
                                            outcome.error or "the scheduler refused the child execution"))
-            async with self._db.write() as conn:
-                await mark_dispatched(conn, accepted)
+            if self._db.is_sqlite:
+                async with self._db.write() as conn:
+                    await mark_dispatched(conn, accepted)
+            else:
+                async with self._db.asyncpg() as raw:
+                    await mark_dispatched_asyncpg(raw, accepted)
             for workflow_id, run_key, _ in accepted:
                 self._children.pop((workflow_id, run_key), None)
             if any((w, k) in self._cancels for w, k, _ in accepted):

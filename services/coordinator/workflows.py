@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+import asyncpg
 import sqlalchemy as sa
 
 from attune import states
@@ -39,6 +40,7 @@ from attune.workflow.v1 import workflow_pb2
 from attune_services.coordinator.carrier import Carrier, PendingChild, PendingFinish, Refusal
 from attune_services.coordinator.definitions import DefinitionCache, DefinitionError
 from attune_services.coordinator.mailbox import Mailboxes, WorkflowLocks
+from attune_services.coordinator.pg_steps import whole_on_fast_path, write_steps_asyncpg
 from attune_services.coordinator.steps import LoadedWorkflow, add_step
 from attune_services.coordinator.store import (
     APPLIED,
@@ -185,9 +187,13 @@ class Workflows:
 
     async def _flush(self, batch: list[StepWrite]) -> list[str | Exception]:
         try:
+            if not self._db.is_sqlite and all(whole_on_fast_path(w) for w in batch):
+                async with self._db.asyncpg(transaction=len(batch) > 1) as raw:
+                    return list(await write_steps_asyncpg(raw, batch))
             async with self._db.write() as conn:
                 return list(await write_steps(conn, batch))
-        except (sa.exc.IntegrityError, sa.exc.DataError) as err:
+        except (sa.exc.IntegrityError, sa.exc.DataError, asyncpg.IntegrityConstraintViolationError,
+                asyncpg.DataError) as err:
             if len(batch) == 1:
                 return [err]
         # One bad step (a value its column refuses) must not fail the steps of other workflows it
