@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Callable, Iterable
 
 import grpc
-
 from attune.completion.v1 import completion_pb2, completion_pb2_grpc
 from attune.config import Settings
+from attune.grpcutil.reconnect import keep_session
 from attune.results import clip_error, fit_result, result_limit
 
 log = logging.getLogger(__name__)
@@ -77,30 +76,16 @@ class ResultSender:
             await asyncio.gather(self._task, return_exceptions=True)
 
     async def _run(self) -> None:
-        retry = self._settings.retry_interval
-        backoff, failures = retry, 0
-        while not self._stopping:
-            started = time.monotonic()
-            try:
-                await self._session()
-            except asyncio.CancelledError:
-                raise
-            except grpc.aio.AioRpcError as err:
-                (log.warning if failures == 0 else log.debug)(
-                    "completion stream at %s ended: %s %s; %d results to re-send",
-                    self._settings.completion_address,
-                    err.code().name,
-                    err.details(),
-                    len(self._buffer),
-                )
-            except Exception:  # noqa: BLE001 - keep trying; the buffer keeps every result
-                log.exception("completion stream failed")
-            worked = time.monotonic() - started > 10 * retry
-            failures = 0 if worked else failures + 1
-            if worked:
-                backoff = retry
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 10 * retry)
+        await keep_session(
+            self._session,
+            retry=self._settings.retry_interval,
+            stopping=lambda: self._stopping,
+            describe_end=lambda err: (
+                f"completion stream at {self._settings.completion_address} ended: "
+                f"{err.code().name} {err.details()}; {len(self._buffer)} results to re-send"
+            ),
+            log=log,
+        )
 
     async def _session(self) -> None:
         call = self._stub.SubmitResults()

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Callable, Sequence
 
 import grpc
-
 from attune.config import Settings
+from attune.grpcutil.reconnect import keep_session
 from attune.worker.v1 import worker_pb2, worker_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -84,32 +83,16 @@ class SchedulerSession:
             await asyncio.gather(self._task, return_exceptions=True)
 
     async def _run(self) -> None:
-        retry = self._settings.retry_interval
-        backoff, failures = retry, 0
-        while not self._leaving:
-            started = time.monotonic()
-            try:
-                await self._session()
-            except asyncio.CancelledError:
-                raise
-            except grpc.aio.AioRpcError as err:
-                (log.warning if failures == 0 else log.debug)(
-                    "scheduler stream at %s ended: %s %s",
-                    self._settings.scheduler_address,
-                    err.code().name,
-                    err.details(),
-                )
-            except Exception:  # noqa: BLE001 - reconnect; the scheduler recovers by Hello
-                log.exception("scheduler session failed")
-            self.welcomed.clear()
-            if self._leaving:
-                return
-            worked = time.monotonic() - started > 10 * retry
-            failures = 0 if worked else failures + 1
-            if worked:
-                backoff = retry
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 10 * retry)
+        await keep_session(
+            self._session,
+            retry=self._settings.retry_interval,
+            stopping=lambda: self._leaving,
+            describe_end=lambda err: (
+                f"scheduler stream at {self._settings.scheduler_address} ended: {err.code().name} {err.details()}"
+            ),
+            log=log,
+            on_end=self.welcomed.clear,
+        )
 
     async def _session(self) -> None:
         call = self._stub.Connect()
