@@ -8,6 +8,7 @@ import sys
 from typing import Any, Callable, Coroutine
 
 from attune.config import ConfigError, Settings
+from attune.grpcutil.gil import shorten_gil_switch_interval
 from attune.grpcutil.server import ServiceApp, serve
 from attune.logs import configure_logging
 from attune.telemetry import configure_tracing, shutdown_tracing
@@ -49,6 +50,7 @@ def run_service_main(
         sys.exit(2)
     configure_logging(name, level=settings.log_level, fmt=settings.log_format)
     configure_tracing(name, trace_file=settings.trace_file)
+    shorten_gil_switch_interval()
     address = settings.listen_address or address_of(settings)
 
     async def build_and_serve() -> None:

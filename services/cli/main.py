@@ -16,6 +16,7 @@ from typing import Sequence
 import grpc
 
 from attune.config import ConfigError, Settings
+from attune.grpcutil.gil import shorten_gil_switch_interval
 
 from attune_services.cli import cmd_action, cmd_bench, cmd_execution, cmd_pack, cmd_run, cmd_up
 from attune_services.cli.client import CliError, Client, error_from_rpc
@@ -80,6 +81,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     except ConfigError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2
+    shorten_gil_switch_interval()
     try:
         if getattr(args, "sync", False):
             code: int = args.handler(args)

@@ -147,9 +147,20 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
                     pass
 
     async def _snapshot(self, execution_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        async with self._db.read() as conn:
-            row = (await conn.execute(sa.select(executions).where(executions.c.id == execution_id))).mappings().first()
+        """The execution and its direct children, oldest first. On PostgreSQL one statement (one
+        consistent snapshot, no BEGIN/ROLLBACK): every watch re-reads on each change it is woken
+        for, so this is on the path of every execution someone follows."""
+        if not self._db.is_sqlite:
+            async with self._db.asyncpg() as raw:
+                records = await raw.fetch(_SNAPSHOT_PG, execution_id)
+            rows = [dict(record) for record in records]
+            row = next((r for r in rows if r["id"] == execution_id), None)
             if row is None:
+                raise NotFound(f"no execution {execution_id!r}")
+            return row, [r for r in rows if r["id"] != execution_id]
+        async with self._db.read() as conn:
+            found = (await conn.execute(sa.select(executions).where(executions.c.id == execution_id))).mappings().first()
+            if found is None:
                 raise NotFound(f"no execution {execution_id!r}")
             children = (
                 await conn.execute(
@@ -158,4 +169,10 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
                     .order_by(executions.c.created_at, executions.c.id)
                 )
             ).mappings().all()
-        return dict(row), [dict(c) for c in children]
+        return dict(found), [dict(c) for c in children]
+
+
+_SNAPSHOT_PG = (
+    "SELECT * FROM executions WHERE id = $1 "
+    "UNION ALL (SELECT * FROM executions WHERE parent_id = $1 ORDER BY created_at, id)"
+)
