@@ -36,6 +36,14 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 1000  # executions per dispatch round
 MAX_ASSIGNMENTS_PER_MESSAGE = 256
+#: Runtimes that start no process: the worker runs them in its own event loop, so they hold no
+#: slot of its capacity (which bounds concurrent action processes) and never wait for one.
+SLOT_FREE_RUNTIMES = frozenset({"noop"})
+
+
+def _fits(session: WorkerSession, runtime: str) -> bool:
+    """The session offers the runtime and can take one more execution of it now."""
+    return runtime in session.runtimes and (session.free > 0 or runtime in SLOT_FREE_RUNTIMES)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -102,11 +110,12 @@ class Dispatcher:
             return None
         best: WorkerSession | None = None
         for session in self.sessions.values():
-            if runtime in session.runtimes and session.free > 0 and not session.closed:
+            if _fits(session, runtime) and not session.closed:
                 if best is None or session.load < best.load:
                     best = session
         if best is not None:
-            best.in_flight.add(row["id"])
+            if runtime not in SLOT_FREE_RUNTIMES:
+                best.in_flight.add(row["id"])
             self._reserved[row["id"]] = best
         return best
 
@@ -231,16 +240,17 @@ class Dispatcher:
         for runtime, queue in self._pending.items():
             if not queue or planned >= MAX_BATCH:
                 continue
-            heap = [(s.load, i, s) for i, s in enumerate(self.sessions.values()) if runtime in s.runtimes and s.free > 0]
+            heap = [(s.load, i, s) for i, s in enumerate(self.sessions.values()) if _fits(s, runtime)]
             heapq.heapify(heap)
             while heap and queue and planned < MAX_BATCH:
                 _, i, session = heapq.heappop(heap)
                 execution_id, pending = next(iter(queue.items()))
                 del queue[execution_id]
-                session.in_flight.add(execution_id)  # reserved before the write
+                if runtime not in SLOT_FREE_RUNTIMES:
+                    session.in_flight.add(execution_id)  # reserved before the write
                 plan.setdefault(session, []).append(pending)
                 planned += 1
-                if session.free > 0:
+                if _fits(session, runtime):
                     heapq.heappush(heap, (session.load, i, session))
         if not plan:
             return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any, AsyncIterator
 
 import grpc
@@ -20,6 +21,7 @@ from attune_services.scheduler.requests import ChildLink, ExecutionRequests
 from attune_services.scheduler.views import execution_view
 from attune_services.scheduler.watchers import ExecutionWatchers
 
+WATCH_COST_FACTOR = 4.0
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
 
@@ -127,6 +129,7 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
         with self._watchers.watching(request.id) as changed:
             while True:
                 changed.clear()  # before the read: a change committed after it wakes the wait below
+                began = time.perf_counter()
                 try:
                     row, children = await self._snapshot(request.id)
                 except AttuneError as err:
@@ -140,11 +143,17 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
                     )
                 if row["state"] in TERMINAL:
                     return
+                # A snapshot of a wide workflow is rebuilt in full on each change: pausing
+                # WATCH_COST_FACTOR times what the last one cost keeps one watcher to a small share of
+                # the scheduler however many children change (a plain execution has no pause).
+                pause = (time.perf_counter() - began) * WATCH_COST_FACTOR if children else 0.0
                 try:
                     async with asyncio.timeout(self._watchers.recheck_interval):
                         await changed.wait()
                 except TimeoutError:
                     pass
+                if pause > 0:
+                    await asyncio.sleep(pause)
 
     async def _snapshot(self, execution_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """The execution and its direct children, oldest first. On PostgreSQL one statement (one

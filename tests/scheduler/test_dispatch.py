@@ -41,18 +41,18 @@ async def test_noop_goes_to_a_worker_that_offers_it(core: Cluster) -> None:
 
 
 async def test_least_loaded_worker_is_chosen(core: Cluster) -> None:
-    busy = FakeWorker(core, "busy", ["noop"], capacity=4)
+    busy = FakeWorker(core, "busy", ["shell"], capacity=4)
     await busy.connect(execution_ids=["held-1", "held-2"])  # two slots already in use
-    idle = FakeWorker(core, "idle", ["noop"], capacity=4)
+    idle = FakeWorker(core, "idle", ["shell"], capacity=4)
     await idle.connect()
-    first = await core.request("core.noop")
-    second = await core.request("core.noop")
+    first = await core.request("core.echo", {"message": "1"})
+    second = await core.request("core.echo", {"message": "2"})
     await idle.wait_for(lambda: len(idle.assignments) == 2)
     assert {a.execution_id for a in idle.assignments} == {first.id, second.id}
     assert busy.assignments == []
     # Now both are at 2/4; the next two are split between them.
-    third = await core.request("core.noop")
-    fourth = await core.request("core.noop")
+    third = await core.request("core.echo", {"message": "3"})
+    fourth = await core.request("core.echo", {"message": "4"})
     await busy.wait_for(lambda: len(busy.assignments) + len(idle.assignments) == 4)
     assert len(busy.assignments) == 1 and len(idle.assignments) == 3
     assert {a.execution_id for a in busy.assignments + idle.assignments} >= {third.id, fourth.id}
@@ -61,10 +61,10 @@ async def test_least_loaded_worker_is_chosen(core: Cluster) -> None:
 
 
 async def test_capacity_is_respected_and_release_frees_a_slot(core: Cluster) -> None:
-    worker = FakeWorker(core, "small", ["noop"], capacity=1)
+    worker = FakeWorker(core, "small", ["shell", "noop"], capacity=1)
     await worker.connect()
-    first = await core.request("core.noop")
-    second = await core.request("core.noop")
+    first = await core.request("core.echo", {"message": "1"})
+    second = await core.request("core.echo", {"message": "2"})
     await worker.wait_for(lambda: len(worker.assignments) == 1)
     await asyncio.sleep(0.2)
     assert [a.execution_id for a in worker.assignments] == [first.id]
@@ -72,6 +72,20 @@ async def test_capacity_is_respected_and_release_frees_a_slot(core: Cluster) -> 
     await core.submit_result(first.id, "succeeded")
     await worker.released(first.id)
     await worker.wait_for(lambda: [a.execution_id for a in worker.assignments] == [first.id, second.id])
+    await worker.disconnect()
+
+
+async def test_noop_holds_no_slot(core: Cluster) -> None:
+    """A built-in no-op starts no process: it is dispatched even when every slot is taken."""
+    worker = FakeWorker(core, "full", ["shell", "noop"], capacity=1)
+    await worker.connect()
+    busy = await core.request("core.echo", {"message": "busy"})
+    await worker.wait_for(lambda: len(worker.assignments) == 1)
+    waiting = await core.request("core.echo", {"message": "waits"})
+    noops = [await core.request("core.noop") for _ in range(3)]
+    await worker.wait_for(lambda: len(worker.assignments) == 4)
+    assert [a.execution_id for a in worker.assignments] == [busy.id] + [n.id for n in noops]
+    assert execution_state_from_proto((await core.get(waiting.id)).execution.state) == "scheduling"
     await worker.disconnect()
 
 
