@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import threading
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -27,6 +28,7 @@ from opentelemetry.sdk.trace.export import (
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 _propagator = TraceContextTextMapPropagator()
+_exporting = False  # set by configure_tracing when some processor exports finished spans
 
 
 class JsonLinesSpanExporter(SpanExporter):
@@ -73,7 +75,38 @@ def configure_tracing(service: str, *, trace_file: str = "") -> None:
         provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
     if trace_file:
         provider.add_span_processor(SimpleSpanProcessor(JsonLinesSpanExporter(trace_file, service)))
+    global _exporting
+    _exporting = bool(provider._active_span_processor._span_processors)
     trace.set_tracer_provider(provider)
+
+
+def exporting() -> bool:
+    """True when finished spans go somewhere (an OTEL_* exporter or ATTUNE_TRACE_FILE)."""
+    return _exporting
+
+
+def child_traceparent(parent: str) -> str:
+    """The `traceparent` of a new span under ``parent`` (a new trace when it is empty or
+    malformed), made without the SDK: what a hot path stores when no span is exported."""
+    parts = parent.split("-")
+    if len(parts) == 4 and len(parts[1]) == 32 and parts[1] != "0" * 32:
+        trace_id = parts[1]
+    else:
+        trace_id = f"{random.getrandbits(128) or 1:032x}"
+    return f"00-{trace_id}-{random.getrandbits(64) or 1:016x}-01"
+
+
+def start_span(
+    span_tracer: trace.Tracer, name: str, parent: str, attributes: Mapping[str, str | int | float | bool]
+) -> tuple[trace.Span, str]:
+    """Starts a span under the ``parent`` traceparent; returns it (the caller ends it) and its
+    own traceparent. When nothing is exported the span is a no-op and only the traceparent is
+    made: the SDK's span, context and propagator cost ~0.2 ms per execution on every hot path
+    (two thirds of a workflow child's request in the scheduler, measured)."""
+    if not _exporting:
+        return trace.INVALID_SPAN, child_traceparent(parent)
+    span = span_tracer.start_span(name, context=extract(parent), attributes=attributes)
+    return span, inject(trace.set_span_in_context(span))
 
 
 def tracer(name: str) -> trace.Tracer:

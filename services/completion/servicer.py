@@ -21,7 +21,7 @@ from attune.completion.v1 import completion_pb2, completion_pb2_grpc
 from attune.config import Settings
 from attune.grpcutil.errors import InvalidArgument, NotFound, Violation, rpc_errors
 from attune.results import clip_error, fit_result, result_limit
-from attune.telemetry import extract, tracer
+from attune.telemetry import start_span, tracer
 from attune_services.completion.feed import CompletionFeed
 from attune_services.completion.store import ResultStore, StoreOutcome, TerminalResult
 
@@ -190,12 +190,12 @@ class CompletionServicer(completion_pb2_grpc.CompletionServiceServicer):
 
 def _complete_span(message: completion_pb2.ExecutionResult) -> trace.Span:
     """The "execution.complete" span of one result, in the execution's trace."""
-    return _tracer.start_span(
-        "execution.complete",
-        context=extract(message.trace.traceparent),
-        attributes={
+    span, _ = start_span(
+        _tracer, "execution.complete", message.trace.traceparent,
+        {
             "execution.id": message.execution_id,
             "execution.state": states.execution_state_from_proto(message.state),
             "execution.reporter": message.reporter,
         },
     )
+    return span

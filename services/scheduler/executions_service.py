@@ -22,6 +22,7 @@ from attune_services.scheduler.views import execution_view
 from attune_services.scheduler.watchers import ExecutionWatchers
 
 WATCH_COST_FACTOR = 4.0
+CHILD_CHUNK = 100
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
 
@@ -56,8 +57,17 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
     async def RequestChildExecutions(
         self, request: execution_pb2.RequestChildExecutionsRequest, context: grpc.aio.ServicerContext
     ) -> execution_pb2.RequestChildExecutionsResponse:
-        """Creates workflow children concurrently (one group commit); errors are per child."""
-        outcomes = await asyncio.gather(*(self._child(child) for child in request.children))
+        """Creates workflow children concurrently (group-committed); errors are per child.
+
+        A wide fan-out is validated CHILD_CHUNK children at a time, yielding between chunks, so
+        the first chunk is inserted and dispatched while the next is still being validated
+        instead of every worker waiting for the whole request."""
+        pending: list[asyncio.Task[execution_pb2.ChildExecutionResponse]] = []
+        for start in range(0, len(request.children), CHILD_CHUNK):
+            if start:
+                await asyncio.sleep(0)
+            pending += [asyncio.ensure_future(self._child(c)) for c in request.children[start : start + CHILD_CHUNK]]
+        outcomes = await asyncio.gather(*pending)
         return execution_pb2.RequestChildExecutionsResponse(children=outcomes)
 
     async def _child(self, child: execution_pb2.ChildExecutionRequest) -> execution_pb2.ChildExecutionResponse:

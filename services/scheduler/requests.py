@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 import sqlalchemy as sa
-from opentelemetry import trace
-
 from attune import telemetry
 from attune.grpcutil.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable, Violation
 from attune.ids import new_id
@@ -113,15 +111,12 @@ class ExecutionRequests:
         self, action: ActionRecord, params: dict[str, Any], *, request_id: str, timeout: float, link: ChildLink | None
     ) -> tuple[Row, bool]:
         execution_id = new_id()
-        # A top-level execution starts a new trace (an empty parent context); a child joins its parent's.
-        parent = telemetry.extract(link.traceparent if link is not None else "")
-        span = _tracer.start_span(
-            "execution.request",
-            context=parent,
-            attributes={"attune.execution_id": execution_id, "attune.action_ref": action.ref},
-        )
+        # A top-level execution starts a new trace (an empty parent); a child joins its parent's.
+        span, traceparent = telemetry.start_span(
+            _tracer, "execution.request", link.traceparent if link is not None else "",
+            {"attune.execution_id": execution_id, "attune.action_ref": action.ref},
+        )  # fmt: skip
         try:
-            traceparent = telemetry.inject(trace.set_span_in_context(span))
             now = time.time()
             row: Row = {
                 "id": execution_id, "action_ref": action.ref, "runner_type": action.runner_type,

@@ -22,7 +22,7 @@ from attune.common.v1 import common_pb2
 from attune.completion.v1 import completion_pb2
 from attune.config import Settings
 from attune.grpcutil.convert import dumps, loads
-from attune.telemetry import extract, inject, tracer
+from attune.telemetry import start_span, tracer
 from attune.worker.v1 import worker_pb2
 from attune_services.worker.packs import PackCache, PackFetchError
 from attune_services.worker.runtimes import ActionLaunchError, ActionProcess, RunOutcome, RunRequest
@@ -88,16 +88,11 @@ class ExecutionRunner:
             if execution_id in self._runs or is_held(execution_id):
                 log.debug("assignment %s already held; ignored", execution_id)
                 continue
-            span = _tracer.start_span(
-                "execution.run",
-                context=extract(assignment.trace.traceparent),
-                attributes={
-                    "execution.id": execution_id,
-                    "action.ref": assignment.action_ref,
-                    "action.runtime": assignment.runtime,
-                },
-            )
-            run = Run(assignment, span, inject(trace.set_span_in_context(span)) or assignment.trace.traceparent)
+            span, traceparent = start_span(
+                _tracer, "execution.run", assignment.trace.traceparent,
+                {"execution.id": execution_id, "action.ref": assignment.action_ref, "action.runtime": assignment.runtime},
+            )  # fmt: skip
+            run = Run(assignment, span, traceparent or assignment.trace.traceparent)
             self._runs[execution_id] = run
             self._idle.clear()
             run.task = asyncio.create_task(self._run(run), name=f"run-{execution_id}")
