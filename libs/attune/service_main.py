@@ -2,37 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
-from typing import Any, Callable, Coroutine
+from typing import Callable
 
+from attune import eventloop
 from attune.config import ConfigError, Settings
 from attune.grpcutil.gil import shorten_gil_switch_interval
 from attune.grpcutil.server import ServiceApp, serve
 from attune.logs import configure_logging
 from attune.telemetry import configure_tracing, shutdown_tracing
-
-
-def _run(main: Coroutine[Any, Any, None], *, use_uvloop: bool) -> None:
-    # uvloop roughly doubles message throughput on the streams (DESIGN §6 measurements), but
-    # libuv spawns processes with a full fork (~6 ms here): the worker keeps asyncio's loop and
-    # a pidfd child watcher instead of Python 3.11's thread per child.
-    if use_uvloop:
-        try:
-            import uvloop
-        except ImportError:
-            pass
-        else:
-            uvloop.run(main)
-            return
-    if sys.version_info < (3, 12) and hasattr(asyncio, "PidfdChildWatcher"):
-        try:
-            watcher = asyncio.PidfdChildWatcher()
-            asyncio.set_child_watcher(watcher)
-        except OSError:
-            pass
-    asyncio.run(main)
 
 
 def run_service_main(
@@ -59,7 +38,7 @@ def run_service_main(
         await serve(build(settings), name=name, address=address, settings=settings)
 
     try:
-        _run(build_and_serve(), use_uvloop=use_uvloop)
+        eventloop.run(build_and_serve(), use_uvloop=use_uvloop)
     except OSError as err:
         logging.getLogger(name).error("cannot start: %s", err)
         sys.exit(1)

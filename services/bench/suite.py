@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
 
+from attune import eventloop
 from attune_services.bench.executions import noop_burst, noop_latency
+from attune_services.bench.held_workflows import held_workflows_memory
 from attune_services.bench.memory import rss_mb
 from attune_services.bench.workflows import workflow_figures
 from attune_services.cli.client import Client
@@ -34,7 +35,7 @@ def with_services(database_url: str, ready_timeout: float, measure: Callable[[La
         progress(f"starting the services in {home} on {'PostgreSQL' if database_url else 'SQLite'}")
         launcher = _launch(home, database_url, {})
         try:
-            asyncio.run(launcher.wait_ready(ready_timeout))
+            eventloop.run(launcher.wait_ready(ready_timeout))
             return measure(launcher)
         finally:
             launcher.stop()
@@ -58,7 +59,7 @@ def core_suite(database_url: str, *, samples: int, burst: int, ready_timeout: fl
                 throughput = await noop_burst(client, count=burst)
                 return {**latency, **throughput}
 
-        figures = asyncio.run(remote())
+        figures = eventloop.run(remote())
         progress("shell overhead of the worker")
         shell = measure_overhead()["shell_overhead_ms"]
         return {
@@ -83,18 +84,22 @@ def engine_figures(progress: Callable[[str], None]) -> dict[str, Any]:
     return dict(run_engine_benchmarks())
 
 
-def workflow_suite(database_url: str, *, width: int = 1000, length: int = 200, ready_timeout: float,
-                   progress: Callable[[str], None]) -> dict[str, Any]:  # fmt: skip
-    """Engine figures plus fanout_<width>_tasks_per_s and chain_<length>_step_ms end to end."""
+def workflow_suite(database_url: str, *, width: int = 1000, length: int = 200, held: int = 10_000,
+                   ready_timeout: float, progress: Callable[[str], None]) -> dict[str, Any]:  # fmt: skip
+    """Engine figures plus fanout_<width>_tasks_per_s and chain_<length>_step_ms end to end, then
+    coordinator_rss_<held>_workflows_mb (after the timed runs, so those run on a quiet system)."""
     figures = engine_figures(progress)
 
     def measure(launcher: Launcher) -> dict[str, Any]:
         async def remote() -> dict[str, float]:
             async with Client(launcher.scheduler_address) as client:
                 progress(f"{width:,}-wide fan-out and {length}-step chain of core.noop")
-                return await workflow_figures(client, width=width, length=length)
+                timed = await workflow_figures(client, width=width, length=length)
+                progress(f"{held:,} running workflows held by the coordinator")
+                memory = await held_workflows_memory(client, launcher.pids()["coordinator"], held, progress=progress)
+                return {**timed, **memory}
 
-        return asyncio.run(remote())
+        return eventloop.run(remote())
 
     figures.update(with_services(database_url, ready_timeout, measure, progress))
     return figures

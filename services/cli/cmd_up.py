@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import signal
 
 import time
 from pathlib import Path
 from types import FrameType
 
+from attune import eventloop
 from attune.config import Settings, default_home
 
 from attune_services.cli.client import CliError
@@ -70,7 +70,7 @@ def up_command(args: argparse.Namespace) -> int:
         launcher.migrate()
         launcher.start()
         progress("starting " + ", ".join(f"{c.name} (pid {c.process.pid})" for c in launcher.children))
-        asyncio.run(launcher.wait_ready(args.ready_timeout))
+        eventloop.run(launcher.wait_ready(args.ready_timeout))
         for child in launcher.children:
             print(f"  {child.name:<12} {child.address:<22} log {child.log_path}")
         print(f"attune is ready — scheduler at {launcher.scheduler_address}", flush=True)

@@ -8,13 +8,13 @@ traceback.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 from typing import Sequence
 
 import grpc
 
+from attune import eventloop
 from attune.config import ConfigError, Settings
 from attune.grpcutil.gil import shorten_gil_switch_interval
 
@@ -86,7 +86,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "sync", False):
             code: int = args.handler(args)
             return code
-        return asyncio.run(_run_with_client(args, settings))
+        return eventloop.run(_run_with_client(args, settings))
     except CliError as err:
         report(err)
         return 1

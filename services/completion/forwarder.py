@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, Iterable, NamedTuple, Sequence
+from typing import Any, Iterable, Sequence
 
 import grpc
 import sqlalchemy as sa
@@ -25,6 +25,7 @@ from attune.storage import Database
 from attune.storage.batching import GroupCommitter
 from attune.storage.schema import executions, outcome_outbox
 from attune.workflow.v1 import workflow_pb2, workflow_pb2_grpc
+from attune_services.completion.store import Outcome
 
 log = logging.getLogger(__name__)
 
@@ -35,13 +36,15 @@ _MESSAGE_MARGIN = 64 * 1024
 
 
 class OutcomeForwarder:
-    """Owns the ReportOutcomes stream; `notify(ids)` after outbox rows are committed."""
+    """Owns the ReportOutcomes stream; `notify(items)` after outbox rows are committed."""
 
     def __init__(self, db: Database, settings: Settings, *, poll_seconds: float = POLL_SECONDS) -> None:
         self._db = db
         self._settings = settings
         self._poll_seconds = poll_seconds
-        self._pending: dict[str, None] = {}  # known outbox rows not yet on the stream, in order
+        # Known outbox rows not yet on the stream, in order: the outcome when the store handed it
+        # over, None when it must be read from the database (polled, or re-sent after a break).
+        self._pending: dict[str, Outcome | None] = {}
         self._in_flight: dict[str, float] = {}  # sent on the current stream, not acked: id -> sent at
         self._wake = asyncio.Event()
         self._forgetting: set[asyncio.Task[None]] = set()
@@ -51,11 +54,13 @@ class OutcomeForwarder:
         self._task: asyncio.Task[None] | None = None
         self._channel: grpc.aio.Channel | None = None
 
-    def notify(self, execution_ids: Iterable[str]) -> None:
-        """Outbox rows for these executions were committed: send them now."""
-        for execution_id in execution_ids:
+    def notify(self, items: Iterable[str | Outcome]) -> None:
+        """Outbox rows were committed (each given as its outcome, or as the execution id to read
+        it by): send them now."""
+        for item in items:
+            execution_id, outcome = (item, None) if isinstance(item, str) else (item.id, item)
             if execution_id not in self._in_flight:
-                self._pending[execution_id] = None
+                self._pending[execution_id] = outcome
         self._wake.set()
 
     def start(self) -> None:
@@ -158,10 +163,13 @@ class OutcomeForwarder:
                 await self._poll()
                 next_poll = now + self._poll_seconds
             if self._pending:
-                ids = list(self._pending)[:_READ_BATCH]
-                for execution_id in ids:
+                batch = list(self._pending.items())[:_READ_BATCH]
+                for execution_id, _ in batch:
                     del self._pending[execution_id]
-                outcomes = await self._load(ids)
+                outcomes = [_task_outcome(known) for _, known in batch if known is not None]
+                unknown = [execution_id for execution_id, known in batch if known is None]
+                if unknown:
+                    outcomes += await self._load(unknown)
                 sent_at = time.monotonic()
                 for chunk in _chunks(outcomes, self._settings.max_message_bytes - _MESSAGE_MARGIN):
                     for outcome in chunk:
@@ -201,7 +209,7 @@ class OutcomeForwarder:
                 rows: Sequence[Any] = (await conn.execute(_LOAD.where(outcome_outbox.c.execution_id.in_(ids)))).all()
         else:  # one round trip on the asyncpg connection: this read is on every workflow step's path
             async with self._db.asyncpg() as raw:
-                rows = [_Loaded(*record) for record in await raw.fetch(_LOAD_PG, list(ids))]
+                rows = [Outcome(*record) for record in await raw.fetch(_LOAD_PG, list(ids))]
         outcomes = [_task_outcome(row) for row in rows]
         orphans = set(ids) - {row.id for row in rows}
         if orphans:
@@ -232,21 +240,7 @@ _LOAD_PG = (
 )
 
 
-class _Loaded(NamedTuple):
-    """An outbox row's outcome as `_LOAD` / `_LOAD_PG` read it."""
-
-    id: str
-    workflow_execution_id: str | None
-    task_name: str | None
-    task_run: int | None
-    item_index: int | None
-    attempt: int | None
-    state: str
-    result: str | None
-    error: str | None
-
-
-def _task_outcome(row: Any) -> workflow_pb2.TaskOutcome:
+def _task_outcome(row: Outcome | Any) -> workflow_pb2.TaskOutcome:
     return workflow_pb2.TaskOutcome(
         execution_id=row.id,
         link=common_pb2.WorkflowLink(

@@ -15,7 +15,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import asyncpg
 import sqlalchemy as sa
@@ -61,13 +61,27 @@ WITH v AS (
     FROM v
     WHERE e.id = v.id AND e.id IN (SELECT id FROM locked)
       AND e.state NOT IN ({", ".join(f"'{state}'" for state in sorted(states.TERMINAL))})
-    RETURNING e.id, e.workflow_execution_id, e.parent_id
+    RETURNING e.id, e.workflow_execution_id, e.parent_id, e.task_name, e.task_run, e.item_index, e.attempt
 ), outbox AS (
     INSERT INTO outcome_outbox (execution_id, workflow_execution_id, created_at)
     SELECT id, workflow_execution_id, $7 FROM changed WHERE workflow_execution_id IS NOT NULL
 )
-SELECT id, workflow_execution_id, parent_id FROM changed
+SELECT id, workflow_execution_id, parent_id, task_name, task_run, item_index, attempt FROM changed
 """
+
+
+class Outcome(NamedTuple):
+    """A workflow child's stored outcome, as the forwarder sends it to the coordinator."""
+
+    id: str
+    workflow_execution_id: str | None
+    task_name: str | None
+    task_run: int | None
+    item_index: int | None
+    attempt: int | None
+    state: str
+    result: str | None
+    error: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,14 +107,15 @@ class StoreOutcome:
 
 
 class ResultStore:
-    """Group-commits results; `on_outbox(ids)` is told which outbox rows each commit added and
+    """Group-commits results; `on_outbox(items)` is told which outbox rows each commit added (the
+    outcome itself on PostgreSQL, else the execution id to read it by) and
     `on_completed(ids, parent_ids)` which executions each commit moved to a terminal state."""
 
     def __init__(
         self,
         db: Database,
         *,
-        on_outbox: Callable[[list[str]], None],
+        on_outbox: Callable[[Sequence[str | Outcome]], None],
         on_completed: Callable[[list[str], list[str]], None] | None = None,
         max_batch: int = 1000,
     ) -> None:
@@ -182,7 +197,7 @@ class ResultStore:
             if outbox:
                 await conn.execute(outcome_outbox.insert(), outbox)
         if outbox:
-            self._on_outbox([row["execution_id"] for row in outbox])
+            self._on_outbox([row["execution_id"] for row in outbox])  # the forwarder reads them
         if to_apply and self._on_completed is not None:
             parents = {row.parent_id for row in rows if row.parent_id and row.id in first}
             self._on_completed([r.execution_id for r in to_apply], sorted(parents))
@@ -203,7 +218,17 @@ class ResultStore:
                     "SELECT id, state, workflow_execution_id FROM executions WHERE id = any($1::text[])", missed
                 )
                 current.update({row["id"]: (row["state"], row["workflow_execution_id"]) for row in found})
-        workflow_children = [row["id"] for row in changed if row["workflow_execution_id"]]
+        # The forwarder gets these outcomes whole: it need not read back what was just written.
+        workflow_children = [
+            Outcome(
+                id=row["id"], workflow_execution_id=row["workflow_execution_id"],
+                task_name=row["task_name"], task_run=row["task_run"], item_index=row["item_index"],
+                attempt=row["attempt"], state=first[row["id"]].state, result=first[row["id"]].result,
+                error=first[row["id"]].error,
+            )  # fmt: skip
+            for row in changed
+            if row["workflow_execution_id"]
+        ]
         if workflow_children:
             self._on_outbox(workflow_children)
         if changed and self._on_completed is not None:

@@ -166,29 +166,24 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
                     await asyncio.sleep(pause)
 
     async def _snapshot(self, execution_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        """The execution and its direct children, oldest first. On PostgreSQL one statement (one
-        consistent snapshot, no BEGIN/ROLLBACK): every watch re-reads on each change it is woken
-        for, so this is on the path of every execution someone follows."""
+        """The execution and its direct children, oldest first, in one statement (one consistent
+        snapshot; on PostgreSQL without BEGIN/ROLLBACK either): every watch re-reads on each
+        change it is woken for, so this is on the path of every execution someone follows."""
         if not self._db.is_sqlite:
             async with self._db.asyncpg() as raw:
-                records = await raw.fetch(_SNAPSHOT_PG, execution_id)
-            rows = [dict(record) for record in records]
-            row = next((r for r in rows if r["id"] == execution_id), None)
-            if row is None:
-                raise NotFound(f"no execution {execution_id!r}")
-            return row, [r for r in rows if r["id"] != execution_id]
-        async with self._db.read() as conn:
-            found = (await conn.execute(sa.select(executions).where(executions.c.id == execution_id))).mappings().first()
-            if found is None:
-                raise NotFound(f"no execution {execution_id!r}")
-            children = (
-                await conn.execute(
-                    sa.select(executions)
-                    .where(executions.c.parent_id == execution_id)
-                    .order_by(executions.c.created_at, executions.c.id)
-                )
-            ).mappings().all()
-        return dict(found), [dict(c) for c in children]
+                rows = [dict(record) for record in await raw.fetch(_SNAPSHOT_PG, execution_id)]
+        else:
+            query = (
+                sa.select(executions)
+                .where(sa.or_(executions.c.id == execution_id, executions.c.parent_id == execution_id))
+                .order_by(executions.c.created_at, executions.c.id)
+            )
+            async with self._db.read() as conn:
+                rows = [dict(r) for r in (await conn.execute(query)).mappings()]
+        row = next((r for r in rows if r["id"] == execution_id), None)
+        if row is None:
+            raise NotFound(f"no execution {execution_id!r}")
+        return row, [r for r in rows if r["id"] != execution_id]
 
 
 _SNAPSHOT_PG = (
