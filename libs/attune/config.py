@@ -7,7 +7,7 @@ defaults live in exactly one place and tests shorten timings through the environ
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -79,6 +79,7 @@ class Settings:
             if key not in env or env[key] == "":
                 continue
             raw = env[key]
+            assert f.default is not MISSING  # every field but `extra` has a plain default
             kind = type(f.default)
             try:
                 values[f.name] = kind(raw) if kind is not bool else raw.lower() in {"1", "true", "yes"}

@@ -43,6 +43,7 @@ class JsonLinesSpanExporter(SpanExporter):
         lines = []
         for span in spans:
             ctx = span.get_span_context()
+            assert ctx is not None  # the SDK gives every span it ends a context
             lines.append(
                 json.dumps(
                     {

@@ -7,6 +7,7 @@ import sys
 
 import grpc
 
+from attune.common.v1 import common_pb2
 from attune.execution.v1 import execution_pb2
 from attune.ids import new_id
 from attune.states import ACTIVE, TERMINAL, execution_state_to_proto
@@ -59,7 +60,7 @@ async def list_command(args: argparse.Namespace, client: Client) -> int:
     token = ""
     while len(found) < args.limit:
         request = execution_pb2.ListExecutionsRequest(
-            state=execution_state_to_proto(args.state) if args.state else 0,
+            state=execution_state_to_proto(args.state) if args.state else common_pb2.EXECUTION_STATE_UNSPECIFIED,
             action_ref=args.action, parent_id=args.parent,
             page_size=min(MAX_PAGE, args.limit - len(found)), page_token=token,
         )  # fmt: skip

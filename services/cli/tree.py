@@ -80,11 +80,11 @@ async def build_tree(
         return node
     for task_run in run.task_runs:
         key = f"{execution.id}/{task_run.task_name}/{task_run.run}/{task_run.item_index}/{task_run.attempt}"
-        child = by_id.get(task_run.child_execution_id)
-        state = execution_state_from_proto(task_run.state) or (state_of(child) if child else "pending")
-        started = seconds_of(task_run.started_at) or (seconds_of(child.created_at) if child else None)
+        task_child = by_id.get(task_run.child_execution_id)
+        state = execution_state_from_proto(task_run.state) or (state_of(task_child) if task_child else "pending")
+        started = seconds_of(task_run.started_at) or (seconds_of(task_child.created_at) if task_child else None)
         sub = TreeNode(key, _task_label(task_run), state, started, seconds_of(task_run.finished_at))
-        node.children.append(await _expand(client, sub, child, depth))
+        node.children.append(await _expand(client, sub, task_child, depth))
     return node
 
 

@@ -45,7 +45,7 @@ class ActionRecord:
         return self.runner_type == "workflow"
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> "ActionRecord":
+    def from_row(cls, row: Mapping[Any, Any]) -> "ActionRecord":
         """Decodes a row of `actions`."""
         return cls(
             id=row["id"], ref=row["ref"], pack=row["pack"], name=row["name"], label=row["label"],

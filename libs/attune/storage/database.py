@@ -59,6 +59,7 @@ class Database:
             raise RuntimeError("Database.asyncpg() is for PostgreSQL only")
         async with self.engine.connect() as conn:
             raw = (await conn.get_raw_connection()).driver_connection
+            assert raw is not None  # a live pooled connection always has its driver connection
             try:
                 if transaction:
                     async with raw.transaction():
