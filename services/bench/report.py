@@ -27,6 +27,7 @@ GOALS: dict[str, Goal] = {
     "chain_200_step_ms": Goal(5.0, "ms", lower=True),
     "engine_chain_10000_s": Goal(1.0, "s", lower=True),
     "engine_fanout_5000_s": Goal(1.0, "s", lower=True),
+    "coordinator_rss_10000_workflows_mb": Goal(1024.0, "MB", lower=True),
 }
 
 
@@ -42,6 +43,8 @@ def _goal_of(name: str) -> Goal | None:
         base = "fanout_1000_tasks_per_s"  # the same per-task goal at any width
     elif base.startswith("chain_") and base.endswith("_step_ms"):
         base = "chain_200_step_ms"
+    elif base.startswith("coordinator_rss_") and base.endswith("_workflows_mb"):
+        base = "coordinator_rss_10000_workflows_mb"  # the same ceiling at any count
     return GOALS.get(base)
 
 

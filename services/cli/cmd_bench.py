@@ -14,13 +14,16 @@ def add_parser(commands: argparse._SubParsersAction, parent: argparse.ArgumentPa
     bench = commands.add_parser("bench", parents=[parent], help="benchmark freshly started services")
     bench.add_argument("suite", nargs="?", choices=("core", "workflows"), default="core",
                        help="core (default): no-op latency, throughput, shell overhead, idle memory; "
-                            "workflows: engine figures plus an end-to-end fan-out and chain")  # fmt: skip
+                            "workflows: engine figures, an end-to-end fan-out and chain, "
+                            "the coordinator's memory holding running workflows")  # fmt: skip
     bench.add_argument("--database-url", default="", metavar="URL",
                        help="PostgreSQL URL to benchmark on (migrated first); default a temporary SQLite file")  # fmt: skip
     bench.add_argument("--samples", type=int, default=200, help="sequential no-op executions for latency")
     bench.add_argument("--burst", type=int, default=2000, help="concurrent no-op executions for throughput")
     bench.add_argument("--fanout-width", type=int, default=1000, metavar="N", help="width of the workflows fan-out")
     bench.add_argument("--chain-length", type=int, default=200, metavar="N", help="length of the workflows chain")
+    bench.add_argument("--held-workflows", type=int, default=10_000, metavar="N",
+                       help="running workflows the coordinator holds while its memory is read")  # fmt: skip
     bench.add_argument("--ready-timeout", type=float, default=120.0, metavar="S")
     bench.set_defaults(handler=bench_command, sync=True)
 
@@ -30,12 +33,13 @@ def bench_command(args: argparse.Namespace) -> int:
     from attune_services.bench.report import figures_table
     from attune_services.bench.suite import core_suite, workflow_suite
 
-    if min(args.samples, args.burst, args.fanout_width, args.chain_length) < 1:
-        raise CliError("--samples, --burst, --fanout-width and --chain-length must be at least 1")
+    if min(args.samples, args.burst, args.fanout_width, args.chain_length, args.held_workflows) < 1:
+        raise CliError("--samples, --burst, --fanout-width, --chain-length and --held-workflows must be at least 1")
     try:
         if args.suite == "workflows":
             figures = workflow_suite(args.database_url, width=args.fanout_width, length=args.chain_length,
-                                     ready_timeout=args.ready_timeout, progress=progress)  # fmt: skip
+                                     held=args.held_workflows, ready_timeout=args.ready_timeout,
+                                     progress=progress)  # fmt: skip
         else:
             figures = core_suite(args.database_url, samples=args.samples, burst=args.burst,
                                  ready_timeout=args.ready_timeout, progress=progress)  # fmt: skip

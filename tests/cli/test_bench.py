@@ -29,8 +29,20 @@ async def test_core_bench_prints_exactly_its_figures() -> None:
 
 
 async def test_workflow_bench_prints_engine_and_end_to_end_figures() -> None:
-    outcome = await attune("bench", "workflows", "--fanout-width", "20", "--chain-length", "5", env=_env(), timeout=300)
+    outcome = await attune("bench", "workflows", "--fanout-width", "20", "--chain-length", "5",
+                           "--held-workflows", "20", env=_env(), timeout=300)  # fmt: skip
     assert outcome.code == 0, outcome.stderr
     for name in ("engine_chain_10000_s", "engine_fanout_5000_s", "fanout_20_tasks_per_s", "chain_5_step_ms"):
         assert name in outcome.stdout
     assert "GOAL" in outcome.stdout.splitlines()[0]
+    held = next(line for line in outcome.stdout.splitlines() if line.startswith("coordinator_rss_20_workflows_mb"))
+    assert "<= 1,024 MB" in held
+
+
+async def test_workflow_bench_reads_the_coordinator_memory_holding_running_workflows() -> None:
+    outcome = await attune("bench", "workflows", "--fanout-width", "2", "--chain-length", "2",
+                           "--held-workflows", "20", "--output", "json", env=_env(), timeout=300)  # fmt: skip
+    assert outcome.code == 0, outcome.stderr
+    figures = outcome.json()
+    assert 0 < figures["coordinator_rss_20_workflows_mb"] < 1024
+    assert "20 bench.held requested" in outcome.stderr
