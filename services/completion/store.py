@@ -69,6 +69,23 @@ WITH v AS (
 SELECT id, workflow_execution_id, parent_id, task_name, task_run, item_index, attempt FROM changed
 """
 
+# The same for one result (a sequential step: one chain step, one watched execution): a plain
+# UPDATE locks its one row, so neither the arrays nor the ordered lock are needed, and PostgreSQL
+# runs it in ~0.5 ms against ~0.9 ms for the batch form (measured here, one row each).
+_STORE_ONE_PG = f"""
+WITH changed AS (
+    UPDATE executions
+    SET state = $2, result = $3, error = $4, finished_at = $5, started_at = COALESCE(started_at, $6),
+        updated_at = $7
+    WHERE id = $1 AND state NOT IN ({", ".join(f"'{state}'" for state in sorted(states.TERMINAL))})
+    RETURNING id, workflow_execution_id, parent_id, task_name, task_run, item_index, attempt
+), outbox AS (
+    INSERT INTO outcome_outbox (execution_id, workflow_execution_id, created_at)
+    SELECT id, workflow_execution_id, $7 FROM changed WHERE workflow_execution_id IS NOT NULL
+)
+SELECT id, workflow_execution_id, parent_id, task_name, task_run, item_index, attempt FROM changed
+"""
+
 
 class Outcome(NamedTuple):
     """A workflow child's stored outcome, as the forwarder sends it to the coordinator."""
@@ -206,11 +223,18 @@ class ResultStore:
     async def _flush_pg(self, batch: list[TerminalResult], first: dict[str, TerminalResult]) -> list[StoreOutcome]:
         items = list(first.values())
         async with self._db.asyncpg() as raw:
-            changed = await raw.fetch(
-                _STORE_PG,
-                [r.execution_id for r in items], [r.state for r in items], [r.result for r in items],
-                [r.error for r in items], [r.finished_at for r in items], [r.started_at for r in items], time.time(),
-            )  # fmt: skip
+            if len(items) == 1:
+                (r,) = items
+                changed = await raw.fetch(
+                    _STORE_ONE_PG, r.execution_id, r.state, r.result, r.error, r.finished_at, r.started_at, time.time()
+                )
+            else:
+                changed = await raw.fetch(
+                    _STORE_PG,
+                    [r.execution_id for r in items], [r.state for r in items], [r.result for r in items],
+                    [r.error for r in items], [r.finished_at for r in items], [r.started_at for r in items],
+                    time.time(),
+                )  # fmt: skip
             current = {row["id"]: (first[row["id"]].state, row["workflow_execution_id"]) for row in changed}
             missed = [i for i in first if i not in current]  # duplicates, late or unknown: rare
             if missed:
