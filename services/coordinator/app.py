@@ -15,7 +15,7 @@ from attune.completion.v1 import completion_pb2_grpc
 from attune.config import Settings
 from attune.execution.v1 import execution_pb2_grpc
 from attune.grpcutil.channel import open_channel
-from attune.storage import Database
+from attune.storage import Database, retry_while_unavailable
 from attune.workflow.v1 import workflow_pb2, workflow_pb2_grpc
 from attune_services.coordinator.carrier import Carrier
 from attune_services.coordinator.definitions import DefinitionCache
@@ -51,8 +51,10 @@ class CoordinatorApp:
         workflow_pb2_grpc.add_WorkflowServiceServicer_to_server(self._servicer, server)
 
     async def start(self) -> None:
-        """Recovers committed-but-not-carried-out commands, then starts the loops."""
-        await self.carrier.recover()
+        """Recovers committed-but-not-carried-out commands, then starts the loops. The recovery
+        read waits for a database that is not reachable yet (or an SQLite file another process
+        is closing) instead of failing the start."""
+        await retry_while_unavailable(self.carrier.recover, what="recovering commands")
         self.carrier.start()
         self.timers.start()
 

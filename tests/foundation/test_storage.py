@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
 import sqlalchemy as sa
 
-from attune.storage import Database
+from attune.storage import Database, retry_while_unavailable
 from attune.storage.batching import GroupCommitter
 from attune.storage.schema import executions
 
@@ -99,3 +100,35 @@ async def test_group_commit_failure_reaches_every_caller_of_the_batch(sqlite_url
     assert all(isinstance(r, ValueError) for r in results)
     assert await committer.submit(5) == 5
     await committer.close()
+
+
+async def test_retry_while_unavailable_retries_transient_errors_only() -> None:
+    calls: list[int] = []
+
+    async def locked_twice() -> str:
+        calls.append(1)
+        if len(calls) <= 2:
+            raise sa.exc.OperationalError("SELECT 1", {}, Exception("database is locked"))
+        return "read"
+
+    assert await retry_while_unavailable(locked_twice, what="test", timeout=5.0) == "read"
+    assert len(calls) == 3
+
+    async def broken() -> None:
+        calls.append(1)
+        raise ValueError("not a database outage")
+
+    calls.clear()
+    with pytest.raises(ValueError):
+        await retry_while_unavailable(broken, what="test", timeout=5.0)
+    assert len(calls) == 1  # not retried
+
+
+async def test_retry_while_unavailable_gives_up_after_its_timeout() -> None:
+    async def refused() -> None:
+        raise ConnectionRefusedError("connection refused")
+
+    started = time.monotonic()
+    with pytest.raises(ConnectionRefusedError):
+        await retry_while_unavailable(refused, what="test", timeout=0.3)
+    assert time.monotonic() - started < 2.0

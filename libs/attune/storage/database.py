@@ -9,8 +9,13 @@ async layer with its BEGIN and COMMIT.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
+
+import asyncpg
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -19,6 +24,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from attune.config import normalize_database_url
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: How long a service keeps retrying its start-up reads while the database is unavailable.
+UNAVAILABLE_RETRY_S = 30.0
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class Database:
@@ -106,3 +116,40 @@ def is_unique_violation(err: sa.exc.IntegrityError) -> bool:
     """True when an IntegrityError is a unique/primary-key conflict (both databases)."""
     text = str(err.orig).lower()
     return "unique" in text or "duplicate key" in text
+
+
+def is_unavailable(err: BaseException) -> bool:
+    """The database cannot serve this right now, and the same call may succeed shortly: it is
+    not accepting connections yet (a service started before PostgreSQL), or an SQLite file is
+    locked beyond the busy timeout (another process is cleaning up or recovering its WAL)."""
+    if isinstance(err, sa.exc.OperationalError):
+        return True
+    if isinstance(err, sa.exc.DBAPIError) and err.connection_invalidated:
+        return True
+    return isinstance(
+        err,
+        (
+            OSError,
+            asyncpg.exceptions.CannotConnectNowError,
+            asyncpg.exceptions.TooManyConnectionsError,
+            asyncpg.exceptions.ConnectionDoesNotExistError,
+        ),
+    )
+
+
+async def retry_while_unavailable(
+    call: Callable[[], Awaitable[T]], *, what: str, timeout: float = UNAVAILABLE_RETRY_S
+) -> T:
+    """``await call()``, again with backoff while it fails with `is_unavailable` errors, for up
+    to ``timeout`` seconds; other errors, and the last one after the timeout, propagate."""
+    deadline = time.monotonic() + timeout
+    delay = 0.05
+    while True:
+        try:
+            return await call()
+        except Exception as err:
+            if not is_unavailable(err) or time.monotonic() + delay > deadline:
+                raise
+            log.warning("%s: database unavailable (%s); retrying in %.2fs", what, str(err).splitlines()[0], delay)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 1.0)
