@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from attune.storage import Database, retry_while_unavailable
+from attune.storage import Database, retry_while_unavailable, upgrade
 from attune.storage.batching import GroupCommitter
 from attune.storage.schema import executions
 
@@ -132,3 +134,14 @@ async def test_retry_while_unavailable_gives_up_after_its_timeout() -> None:
     with pytest.raises(ConnectionRefusedError):
         await retry_while_unavailable(refused, what="test", timeout=0.3)
     assert time.monotonic() - started < 2.0
+
+
+def test_migrating_a_new_sqlite_file_leaves_it_in_wal_mode(tmp_path: Path) -> None:
+    """Services starting together must not each switch the file to WAL (an exclusive lock)."""
+    path = tmp_path / "fresh" / "attune.db"
+    upgrade(f"sqlite:///{path}")
+    connection = sqlite3.connect(path)
+    try:
+        assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    finally:
+        connection.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from alembic import command
 from alembic.config import Config
 
 from attune.config import normalize_database_url
+from attune.storage.database import SQLITE_BUSY_TIMEOUT_MS
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -29,6 +31,7 @@ def upgrade(database_url: str, revision: str = "head") -> None:
         path = url.split(":///", 1)[1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+            _use_wal(path)
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -49,6 +52,17 @@ def upgrade(database_url: str, revision: str = "head") -> None:
     thread.join()
     if errors:
         raise errors[0]
+
+
+def _use_wal(path: str) -> None:
+    """Puts the SQLite file in WAL mode (it stays so) before any service opens it. Switching needs
+    an exclusive lock: services that each switched on their first connection, starting together,
+    could lock each other out until the busy timeout (CI saw "database is locked" at start)."""
+    connection = sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+    try:
+        connection.execute("PRAGMA journal_mode=WAL")
+    finally:
+        connection.close()
 
 
 async def upgrade_async(database_url: str) -> None:
