@@ -17,7 +17,7 @@ from typing import Mapping, Sequence
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     ConsoleSpanExporter,
@@ -68,16 +68,19 @@ def configure_tracing(service: str, *, trace_file: str = "") -> None:
     endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get(
         "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
     )
+    processors: list[SpanProcessor] = []
     if "otlp" in exporter_names or (endpoint and "none" not in exporter_names):
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        processors.append(BatchSpanProcessor(OTLPSpanExporter()))
     if "console" in exporter_names:
-        provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
+        processors.append(BatchSpanProcessor(ConsoleSpanExporter()))
     if trace_file:
-        provider.add_span_processor(SimpleSpanProcessor(JsonLinesSpanExporter(trace_file, service)))
+        processors.append(SimpleSpanProcessor(JsonLinesSpanExporter(trace_file, service)))
+    for processor in processors:
+        provider.add_span_processor(processor)
     global _exporting
-    _exporting = bool(provider._active_span_processor._span_processors)
+    _exporting = bool(processors)
     trace.set_tracer_provider(provider)
 
 
