@@ -29,12 +29,13 @@ from attune.execution.v1 import execution_pb2, execution_pb2_grpc
 from attune.grpcutil.convert import dumps
 from attune.storage import Database
 from attune.storage.schema import task_runs, workflow_executions
+from attune_services.coordinator.child_requests import ChildRequester
 from attune_services.coordinator.pg_steps import mark_dispatched_asyncpg
 from attune_services.coordinator.store import mark_dispatched, mark_finish_reported
 
 log = logging.getLogger(__name__)
 
-#: Children per RequestChildExecutions call, such calls in flight at once, and results submitted
+#: Children per batch of child requests, such batches in flight at once, and results submitted
 #: concurrently.
 DISPATCH_BATCH = 500
 DISPATCH_WINDOW = 4
@@ -114,6 +115,7 @@ class Carrier:
         # Deadline of each call to the scheduler or the completion service (a slow peer is
         # retried, never waited on forever); shutdown_grace is the timing peers are given to answer.
         self._deadline = max(settings.shutdown_grace, 1.0)
+        self._children_requester = ChildRequester(scheduler, deadline=self._deadline)
         self.on_refused: Callable[[Sequence[Refusal]], Awaitable[None]] = _nothing
         self.on_reported: Callable[[Sequence[str]], None] = lambda ids: None
 
@@ -187,6 +189,7 @@ class Carrier:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self._children_requester.close()
 
     async def _loop(self, name: str, work: Callable[[], Awaitable[bool]]) -> None:
         """Runs `work` when woken (or every retry_interval); `work` returns True if more is ready."""
@@ -233,14 +236,12 @@ class Carrier:
         return len(self._children) > len(self._in_flight)
 
     async def _send(self, batch: list[PendingChild]) -> None:
-        """One RequestChildExecutions call; accepted children are recorded, refused ones end."""
+        """One batch of child requests; accepted children are recorded, refused ones end."""
         refs = [(c.workflow_id, c.run_key) for c in batch]
         log.debug("requesting %d children", len(batch))
         try:
             try:
-                response = await self._scheduler.RequestChildExecutions(
-                    execution_pb2.RequestChildExecutionsRequest(children=[c.request for c in batch]),
-                    timeout=self._deadline)
+                answers = await self._children_requester.request([c.request for c in batch])
             except grpc.aio.AioRpcError as err:
                 log.warning("scheduler did not take %d child requests (%s: %s); retrying",
                             len(batch), err.code().name, err.details())
@@ -248,7 +249,7 @@ class Carrier:
                 return
             accepted: list[tuple[str, str, str]] = []
             refused: list[Refusal] = []
-            for child, outcome in zip(batch, response.children, strict=True):
+            for child, outcome in zip(batch, answers, strict=True):
                 if outcome.execution_id:
                     accepted.append((child.workflow_id, child.run_key, outcome.execution_id))
                 else:

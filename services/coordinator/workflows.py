@@ -35,7 +35,7 @@ from attune.engine import (
 from attune.grpcutil.convert import loads
 from attune.storage import Database
 from attune.storage.batching import GroupCommitter
-from attune.telemetry import extract, inject, tracer
+from attune.telemetry import extract, inject, start_span, tracer
 from attune.workflow.v1 import workflow_pb2
 from attune_services.coordinator.carrier import Carrier, PendingChild, PendingFinish, Refusal
 from attune_services.coordinator.definitions import DefinitionCache, DefinitionError
@@ -310,9 +310,11 @@ class Workflows:
         now = time.time()
         write = StepWrite(loaded.id, loaded.version)
         changed = False
-        with _tracer.start_as_current_span("workflow.advance", context=extract(loaded.traceparent)) as span:
-            span.set_attribute("attune.execution_id", loaded.id)
-            span.set_attribute("attune.events", len(batch))
+        # Not the SDK's current-span machinery: with nothing exported, it cost as much per step as
+        # the engine itself (profiled on a 200-step chain).
+        span, _ = start_span(_tracer, "workflow.advance", loaded.traceparent,
+                             {"attune.execution_id": loaded.id, "attune.events": len(batch)})
+        try:
             for pending in batch:
                 if pending.fired_timer is not None:
                     write.timers[pending.fired_timer] = None
@@ -322,6 +324,11 @@ class Workflows:
                     add_step(write, loaded, step, now)
                 if pending.ended_run is not None:
                     write.ended_runs.append(pending.ended_run)
+        except BaseException as err:
+            span.record_exception(err)
+            raise
+        finally:
+            span.end()
         if changed:
             write.status = loaded.state.status
             return write

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Sequence
 
 import grpc
 import sqlalchemy as sa
@@ -12,7 +13,9 @@ import sqlalchemy as sa
 from attune.config import Settings
 from attune.execution.v1 import execution_pb2, execution_pb2_grpc
 from attune.grpcutil.convert import dict_from_struct
-from attune.grpcutil.errors import AttuneError, InvalidArgument, NotFound, Violation, rpc_errors, to_status
+from attune.grpcutil.errors import (
+    AttuneError, InvalidArgument, NotFound, Unavailable, Violation, rpc_errors, to_status,
+)
 from attune.states import TERMINAL, execution_state_from_proto
 from attune.storage import Database
 from attune.storage.schema import executions
@@ -20,6 +23,8 @@ from attune_services.scheduler.cancel import Canceller
 from attune_services.scheduler.requests import ChildLink, ExecutionRequests
 from attune_services.scheduler.views import execution_view
 from attune_services.scheduler.watchers import ExecutionWatchers
+
+log = logging.getLogger(__name__)
 
 WATCH_COST_FACTOR = 4.0
 CHILD_CHUNK = 100
@@ -57,18 +62,69 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
     async def RequestChildExecutions(
         self, request: execution_pb2.RequestChildExecutionsRequest, context: grpc.aio.ServicerContext
     ) -> execution_pb2.RequestChildExecutionsResponse:
-        """Creates workflow children concurrently (group-committed); errors are per child.
+        """Creates workflow children concurrently (group-committed); errors are per child."""
+        return execution_pb2.RequestChildExecutionsResponse(children=await self._children(request.children))
+
+    async def StreamChildExecutions(
+        self,
+        request_iterator: AsyncIterator[execution_pb2.StreamChildExecutionsRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[execution_pb2.StreamChildExecutionsResponse]:
+        """Each batch is handled as it arrives (batches overlap) and answered once its children
+        are stored. A batch that fails as a whole (the scheduler is shutting down, the database
+        is away) ends the stream with that status; the sender re-sends what was not answered."""
+        answers: asyncio.Queue[execution_pb2.StreamChildExecutionsResponse | BaseException | None] = asyncio.Queue()
+
+        async def answer(batch: execution_pb2.StreamChildExecutionsRequest) -> None:
+            try:
+                children = await self._children(batch.children)
+            except Exception as err:  # noqa: BLE001 - reported to the sender as the stream's status
+                answers.put_nowait(err)
+                return
+            answers.put_nowait(execution_pb2.StreamChildExecutionsResponse(batch_id=batch.batch_id, children=children))
+
+        async def read() -> None:
+            batches: set[asyncio.Task[None]] = set()
+            try:
+                async for batch in request_iterator:
+                    task = asyncio.create_task(answer(batch))
+                    batches.add(task)
+                    task.add_done_callback(batches.discard)
+                if batches:
+                    await asyncio.gather(*batches)
+            finally:
+                answers.put_nowait(None)
+
+        reader = asyncio.create_task(read())
+        try:
+            while (item := await answers.get()) is not None:
+                if isinstance(item, AttuneError):
+                    await context.abort_with_status(to_status(item))
+                if isinstance(item, BaseException):
+                    log.error("a batch of child requests failed: %s", str(item)[:2000])
+                    # Short: the status message travels in a header (8 KiB limit).
+                    reason = str(item).splitlines()[0][:200] if str(item) else type(item).__name__
+                    await context.abort(grpc.StatusCode.UNAVAILABLE, f"child requests not stored: {reason}")
+                    return
+                yield item
+        finally:
+            reader.cancel()
+
+    async def _children(
+        self, requests: Sequence[execution_pb2.ChildExecutionRequest]
+    ) -> list[execution_pb2.ChildExecutionResponse]:
+        """Creates children concurrently (group-committed); errors are per child, except that
+        an unavailable scheduler fails the whole batch (it is worth sending again).
 
         A wide fan-out is validated CHILD_CHUNK children at a time, yielding between chunks, so
         the first chunk is inserted and dispatched while the next is still being validated
         instead of every worker waiting for the whole request."""
-        pending: list[asyncio.Task[execution_pb2.ChildExecutionResponse]] = []
-        for start in range(0, len(request.children), CHILD_CHUNK):
+        pending: list[asyncio.Future[execution_pb2.ChildExecutionResponse]] = []
+        for start in range(0, len(requests), CHILD_CHUNK):
             if start:
                 await asyncio.sleep(0)
-            pending += [asyncio.ensure_future(self._child(c)) for c in request.children[start : start + CHILD_CHUNK]]
-        outcomes = await asyncio.gather(*pending)
-        return execution_pb2.RequestChildExecutionsResponse(children=outcomes)
+            pending += [asyncio.ensure_future(self._child(c)) for c in requests[start : start + CHILD_CHUNK]]
+        return list(await asyncio.gather(*pending))
 
     async def _child(self, child: execution_pb2.ChildExecutionRequest) -> execution_pb2.ChildExecutionResponse:
         link = ChildLink(
@@ -83,6 +139,8 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
                 child.action_ref, child.parameters_json, request_id=child.request_id,
                 timeout=child.timeout_seconds, link=link,
             )  # fmt: skip
+        except Unavailable:
+            raise  # not the child's fault: the batch fails and is sent again
         except AttuneError as err:
             details = "; ".join(f"{v.field}: {v.description}" for v in err.violations)
             return execution_pb2.ChildExecutionResponse(

@@ -40,17 +40,31 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 
 class FakeScheduler(execution_pb2_grpc.ExecutionServiceServicer):
     """Records child requests, answers an id per request_id (idempotent like the real one);
-    refuses action refs starting with "missing.", and answers UNAVAILABLE while `down` is set."""
+    refuses action refs starting with "missing.", and answers UNAVAILABLE while `down` is set.
+    Serves both the stream the coordinator uses and the unary call (counted apart)."""
 
     def __init__(self) -> None:
         self.requests: list[execution_pb2.ChildExecutionRequest] = []
         self.ids: dict[str, str] = {}
         self.cancels: list[str] = []
         self.down = False
+        self.streamed_batches = 0
+        self.unary_batches = 0
+
+    async def StreamChildExecutions(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> Any:
+        async for batch in request_iterator:
+            if self.down:
+                await context.abort(grpc.StatusCode.UNAVAILABLE, "scheduler is down")
+            self.streamed_batches += 1
+            yield execution_pb2.StreamChildExecutionsResponse(batch_id=batch.batch_id, children=self._answer(batch))
 
     async def RequestChildExecutions(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         if self.down:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "scheduler is down")
+        self.unary_batches += 1
+        return execution_pb2.RequestChildExecutionsResponse(children=self._answer(request))
+
+    def _answer(self, request: Any) -> list[execution_pb2.ChildExecutionResponse]:
         answers = []
         for child in request.children:
             self.requests.append(child)
@@ -60,7 +74,7 @@ class FakeScheduler(execution_pb2_grpc.ExecutionServiceServicer):
                 continue
             child_id = self.ids.setdefault(child.request_id, new_id())
             answers.append(execution_pb2.ChildExecutionResponse(request_id=child.request_id, execution_id=child_id))
-        return execution_pb2.RequestChildExecutionsResponse(children=answers)
+        return answers
 
     async def CancelExecution(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         self.cancels.append(request.id)

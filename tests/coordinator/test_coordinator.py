@@ -11,6 +11,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from attune import telemetry
 from attune.grpcutil.channel import open_channel
 from attune.grpcutil.server import start_server, stop_server
 from attune.workflow.v1 import workflow_pb2, workflow_pb2_grpc
@@ -229,6 +230,22 @@ async def test_undispatched_children_are_requested_after_a_restart(harness: Harn
     assert harness.scheduler.per_run(wf) == {f"{wf}:greet/1/-/1": 1, f"{wf}:shout/1/-/1": 1}
 
 
+async def test_children_are_requested_on_the_stream_which_is_reopened_after_it_breaks(harness: Harness) -> None:
+    wf = await harness.start_workflow(SEQUENCE, parameters={"who": "ivy"})
+    [greet] = await harness.wait_requests(wf, 1)
+    assert harness.scheduler.streamed_batches >= 1 and harness.scheduler.unary_batches == 0
+    harness.scheduler.down = True  # the next batch breaks the stream; it stays queued
+    await harness.report(outcome(greet, result={"stdout": "x"}))
+    await settle(0.3)
+    assert harness.scheduler.of(wf) == [greet]
+    harness.scheduler.down = False
+    [_, shout] = await harness.wait_requests(wf, 2)
+    await harness.report(outcome(shout, result={"stdout": "X"}))
+    assert (await harness.wait_result(wf))[0] == "succeeded"
+    assert harness.scheduler.per_run(wf) == {f"{wf}:greet/1/-/1": 1, f"{wf}:shout/1/-/1": 1}
+    assert harness.scheduler.unary_batches == 0
+
+
 async def test_unknown_workflows_are_acknowledged(harness: Harness) -> None:
     wf = await harness.start_workflow(SEQUENCE, parameters={"who": "fay"})
     [greet] = await harness.wait_requests(wf, 1)
@@ -293,13 +310,16 @@ tasks:
     assert (await harness.wait_result(wf))[0] == "succeeded"
 
 
-async def test_start_and_advance_spans_join_the_workflow_trace(harness: Harness) -> None:
+async def test_start_and_advance_spans_join_the_workflow_trace(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
     exporter = InMemorySpanExporter()
     provider = trace.get_tracer_provider()
     if not isinstance(provider, TracerProvider):
         provider = TracerProvider()
         trace.set_tracer_provider(provider)
     provider.add_span_processor(SimpleSpanProcessor(exporter))
+    monkeypatch.setattr(telemetry, "_exporting", True)  # what configure_tracing sets for an exporter
     wf = await harness.start_workflow(SEQUENCE, parameters={"who": "ida"})
     [greet] = await harness.wait_requests(wf, 1)
     await harness.report(outcome(greet, result={"stdout": "hi"}))

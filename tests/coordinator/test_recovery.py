@@ -69,7 +69,9 @@ def expected_result(n: int) -> dict[str, Any]:
 
 class AutoCluster(execution_pb2_grpc.ExecutionServiceServicer, completion_pb2_grpc.CompletionServiceServicer):
     """Runs every requested child once (after a short random delay) and delivers its outcome to
-    the coordinator until acknowledged."""
+    the coordinator until acknowledged. It serves only the unary RequestChildExecutions, like a
+    scheduler from before StreamChildExecutions: the coordinator falls back to it (every child
+    here is requested that way)."""
 
     def __init__(self, coordinator_address: str) -> None:
         self.coordinator_address = coordinator_address

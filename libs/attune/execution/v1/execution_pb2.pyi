@@ -105,6 +105,22 @@ class RequestChildExecutionsResponse(_message.Message):
     children: _containers.RepeatedCompositeFieldContainer[ChildExecutionResponse]
     def __init__(self, children: _Optional[_Iterable[_Union[ChildExecutionResponse, _Mapping]]] = ...) -> None: ...
 
+class StreamChildExecutionsRequest(_message.Message):
+    __slots__ = ("batch_id", "children")
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    CHILDREN_FIELD_NUMBER: _ClassVar[int]
+    batch_id: int
+    children: _containers.RepeatedCompositeFieldContainer[ChildExecutionRequest]
+    def __init__(self, batch_id: _Optional[int] = ..., children: _Optional[_Iterable[_Union[ChildExecutionRequest, _Mapping]]] = ...) -> None: ...
+
+class StreamChildExecutionsResponse(_message.Message):
+    __slots__ = ("batch_id", "children")
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    CHILDREN_FIELD_NUMBER: _ClassVar[int]
+    batch_id: int
+    children: _containers.RepeatedCompositeFieldContainer[ChildExecutionResponse]
+    def __init__(self, batch_id: _Optional[int] = ..., children: _Optional[_Iterable[_Union[ChildExecutionResponse, _Mapping]]] = ...) -> None: ...
+
 class GetExecutionRequest(_message.Message):
     __slots__ = ("id",)
     ID_FIELD_NUMBER: _ClassVar[int]

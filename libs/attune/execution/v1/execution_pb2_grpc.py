@@ -45,6 +45,11 @@ class ExecutionServiceStub:
                 request_serializer=attune_dot_execution_dot_v1_dot_execution__pb2.RequestChildExecutionsRequest.SerializeToString,
                 response_deserializer=attune_dot_execution_dot_v1_dot_execution__pb2.RequestChildExecutionsResponse.FromString,
                 _registered_method=True)
+        self.StreamChildExecutions = channel.stream_stream(
+                '/attune.execution.v1.ExecutionService/StreamChildExecutions',
+                request_serializer=attune_dot_execution_dot_v1_dot_execution__pb2.StreamChildExecutionsRequest.SerializeToString,
+                response_deserializer=attune_dot_execution_dot_v1_dot_execution__pb2.StreamChildExecutionsResponse.FromString,
+                _registered_method=True)
         self.GetExecution = channel.unary_unary(
                 '/attune.execution.v1.ExecutionService/GetExecution',
                 request_serializer=attune_dot_execution_dot_v1_dot_execution__pb2.GetExecutionRequest.SerializeToString,
@@ -83,6 +88,15 @@ class ExecutionServiceServicer:
     def RequestChildExecutions(self, request, context):
         """Requests a batch of child executions for workflow task runs (used by the coordinator). Each
         child is idempotent on its request_id; failures are reported per child, not for the batch.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StreamChildExecutions(self, request_iterator, context):
+        """RequestChildExecutions on one long-lived stream: each request message is a batch, answered by
+        one response message carrying the same batch_id (answers may overtake each other). The
+        coordinator's hot path: a message on an open stream costs a fraction of a unary call.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -129,6 +143,11 @@ def add_ExecutionServiceServicer_to_server(servicer, server):
                     servicer.RequestChildExecutions,
                     request_deserializer=attune_dot_execution_dot_v1_dot_execution__pb2.RequestChildExecutionsRequest.FromString,
                     response_serializer=attune_dot_execution_dot_v1_dot_execution__pb2.RequestChildExecutionsResponse.SerializeToString,
+            ),
+            'StreamChildExecutions': grpc.stream_stream_rpc_method_handler(
+                    servicer.StreamChildExecutions,
+                    request_deserializer=attune_dot_execution_dot_v1_dot_execution__pb2.StreamChildExecutionsRequest.FromString,
+                    response_serializer=attune_dot_execution_dot_v1_dot_execution__pb2.StreamChildExecutionsResponse.SerializeToString,
             ),
             'GetExecution': grpc.unary_unary_rpc_method_handler(
                     servicer.GetExecution,
@@ -206,6 +225,33 @@ class ExecutionService:
             '/attune.execution.v1.ExecutionService/RequestChildExecutions',
             attune_dot_execution_dot_v1_dot_execution__pb2.RequestChildExecutionsRequest.SerializeToString,
             attune_dot_execution_dot_v1_dot_execution__pb2.RequestChildExecutionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamChildExecutions(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/attune.execution.v1.ExecutionService/StreamChildExecutions',
+            attune_dot_execution_dot_v1_dot_execution__pb2.StreamChildExecutionsRequest.SerializeToString,
+            attune_dot_execution_dot_v1_dot_execution__pb2.StreamChildExecutionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,125 @@
+"""Child requests to the scheduler on one long-lived StreamChildExecutions stream.
+
+Each batch is one message; the scheduler answers it with one message carrying the same batch_id.
+On a 200-step chain the unary RequestChildExecutions call cost ~0.85 ms from send to the
+scheduler's handler, against ~0.35 ms for a message on an open stream (measured here). The
+stream is opened on first use and again after it breaks; a batch that gets no answer (broken
+stream, deadline, the scheduler refusing the batch as a whole) raises, and the caller sends it
+again later: children are idempotent on their request_id. A scheduler without the stream method
+(an older version during a rolling upgrade) is asked with the unary call instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import grpc
+
+from attune.execution.v1 import execution_pb2, execution_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+Answers = list[execution_pb2.ChildExecutionResponse]
+
+
+def _unavailable(details: str) -> grpc.aio.AioRpcError:
+    return grpc.aio.AioRpcError(grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata(), details)
+
+
+@dataclass(eq=False)
+class _Stream:
+    """One open stream and the batches sent on it that are not answered yet."""
+
+    call: grpc.aio.StreamStreamCall
+    waiting: dict[int, asyncio.Future[Answers]] = field(default_factory=dict)
+    receiver: asyncio.Task[None] | None = None
+    broken: grpc.aio.AioRpcError | None = None
+
+
+class ChildRequester:
+    """`await request(children)` → one answer per child, in order."""
+
+    def __init__(self, scheduler: execution_pb2_grpc.ExecutionServiceStub, *, deadline: float) -> None:
+        self._scheduler = scheduler
+        self._deadline = deadline
+        self._stream: _Stream | None = None
+        self._batch_ids = itertools.count(1)
+        self._unary = False
+
+    async def request(self, children: Sequence[execution_pb2.ChildExecutionRequest]) -> Answers:
+        """Asks for the children; raises grpc.aio.AioRpcError when the batch was not answered."""
+        if self._unary:
+            return await self._request_unary(children)
+        stream = self._open()
+        batch_id = next(self._batch_ids)
+        answered: asyncio.Future[Answers] = asyncio.get_running_loop().create_future()
+        stream.waiting[batch_id] = answered
+        try:
+            try:
+                await stream.call.write(execution_pb2.StreamChildExecutionsRequest(batch_id=batch_id, children=children))
+            except asyncio.InvalidStateError as err:  # the call had ended (its status is not an error)
+                raise _unavailable("the child request stream had ended") from err
+            try:
+                async with asyncio.timeout(self._deadline):
+                    return await answered
+            except TimeoutError as err:
+                raise grpc.aio.AioRpcError(
+                    grpc.StatusCode.DEADLINE_EXCEEDED, grpc.aio.Metadata(), grpc.aio.Metadata(),
+                    f"no answer to {len(children)} child requests within {self._deadline:g}s",
+                ) from err  # fmt: skip
+        except grpc.aio.AioRpcError as err:
+            if err.code() != grpc.StatusCode.UNIMPLEMENTED:
+                raise
+            log.info("the scheduler has no StreamChildExecutions; using RequestChildExecutions")
+            self._unary = True
+            return await self._request_unary(children)
+        finally:
+            stream.waiting.pop(batch_id, None)
+
+    async def close(self) -> None:
+        """Ends the stream; unanswered batches raise."""
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            stream.call.cancel()
+            if stream.receiver is not None:
+                stream.receiver.cancel()
+                await asyncio.gather(stream.receiver, return_exceptions=True)
+            self._fail(stream, _unavailable("the coordinator is stopping"))
+
+    async def _request_unary(self, children: Sequence[execution_pb2.ChildExecutionRequest]) -> Answers:
+        response = await self._scheduler.RequestChildExecutions(
+            execution_pb2.RequestChildExecutionsRequest(children=children), timeout=self._deadline
+        )
+        return list(response.children)
+
+    def _open(self) -> _Stream:
+        if self._stream is None or self._stream.broken is not None:
+            stream = _Stream(self._scheduler.StreamChildExecutions())
+            stream.receiver = asyncio.create_task(self._receive(stream), name="coordinator-child-answers")
+            self._stream = stream
+        return self._stream
+
+    async def _receive(self, stream: _Stream) -> None:
+        try:
+            async for response in stream.call:
+                answered = stream.waiting.get(response.batch_id)
+                if answered is not None and not answered.done():
+                    answered.set_result(list(response.children))
+            error = _unavailable("the scheduler ended the child request stream")
+        except grpc.aio.AioRpcError as err:
+            error = err
+        if error.code() not in (grpc.StatusCode.CANCELLED, grpc.StatusCode.UNIMPLEMENTED):
+            log.warning("child request stream ended: %s %s", error.code().name, error.details())
+        self._fail(stream, error)
+
+    def _fail(self, stream: _Stream, error: grpc.aio.AioRpcError) -> None:
+        stream.broken = error
+        if self._stream is stream:
+            self._stream = None
+        for answered in stream.waiting.values():
+            if not answered.done():
+                answered.set_exception(error)
