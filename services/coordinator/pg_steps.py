@@ -31,8 +31,8 @@ WITH cas AS (
      WHERE id = $1::text AND version = $8::int
  RETURNING id
 ), deleted AS (
-    DELETE FROM workflow_state_entries e USING cas
-     WHERE e.workflow_id = cas.id AND e.key = ANY($9::text[])
+    DELETE FROM workflow_state_entries e
+     WHERE e.workflow_id = $1::text AND e.key = ANY($9::text[]) AND EXISTS (SELECT 1 FROM cas)
 ), upserted AS (
     INSERT INTO workflow_state_entries (workflow_id, key, value)
     SELECT cas.id, u.k, u.v FROM cas, unnest($10::text[], $11::text[]) AS u(k, v)
@@ -47,8 +47,9 @@ WITH cas AS (
     ON CONFLICT (workflow_id, run_key) DO NOTHING
 ), ended AS (
     UPDATE task_runs t SET state = x.s, finished_at = x.at, dispatched = true
-      FROM cas, unnest($21::text[], $22::text[], $23::float8[]) AS x(k, s, at)
-     WHERE t.workflow_id = cas.id AND t.run_key = x.k AND t.finished_at IS NULL
+      FROM unnest($21::text[], $22::text[], $23::float8[]) AS x(k, s, at)
+     WHERE t.workflow_id = $1::text AND t.run_key = ANY($21::text[]) AND t.run_key = x.k
+       AND t.finished_at IS NULL AND EXISTS (SELECT 1 FROM cas)
 )
 SELECT count(*) FROM cas
 """
