@@ -30,6 +30,10 @@ from attune_services.completion.store import Outcome
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 1.0
+#: Acknowledged rows are deleted in batches gathered over this long: a chain's outcomes arrive
+#: one at a time, and a statement per row cost as much as storing the result. A row that outlives
+#: a crash here is sent again, and the coordinator acks duplicates without applying them.
+DELETE_LINGER_S = 0.05
 _READ_BATCH = 1000
 # Space kept in each message for what is not an outcome's result.
 _MESSAGE_MARGIN = 64 * 1024
@@ -50,7 +54,7 @@ class OutcomeForwarder:
         self._forgetting: set[asyncio.Task[None]] = set()
         self._connected = False
         self._stopping = False
-        self._deleter: GroupCommitter[str, None] = GroupCommitter(self._delete)
+        self._deleter: GroupCommitter[str, None] = GroupCommitter(self._delete, linger=DELETE_LINGER_S)
         self._task: asyncio.Task[None] | None = None
         self._channel: grpc.aio.Channel | None = None
 

@@ -28,6 +28,7 @@ from attune.config import Settings
 from attune.execution.v1 import execution_pb2, execution_pb2_grpc
 from attune.grpcutil.convert import dumps
 from attune.storage import Database
+from attune.storage.batching import GroupCommitter
 from attune.storage.schema import task_runs, workflow_executions
 from attune_services.coordinator.child_requests import ChildRequester
 from attune_services.coordinator.pg_steps import mark_dispatched_asyncpg
@@ -40,6 +41,8 @@ log = logging.getLogger(__name__)
 DISPATCH_BATCH = 500
 DISPATCH_WINDOW = 4
 FINISH_BATCH = 64
+#: Accepted children are recorded in batches gathered over this long (see `_record`).
+RECORD_LINGER_S = 0.05
 #: Errors worth retrying; anything else is final for the item.
 TRANSIENT = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED,
              grpc.StatusCode.ABORTED, grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.CANCELLED}
@@ -105,6 +108,10 @@ class Carrier:
         self._completion = completion
         self._children: dict[RunRef, PendingChild] = {}
         self._in_flight: set[RunRef] = set()
+        self._recording: set[RunRef] = set()  # accepted, child id not yet recorded
+        self._recorder: GroupCommitter[tuple[str, str, str], None] = GroupCommitter(
+            self._write_dispatched, max_batch=DISPATCH_BATCH, linger=RECORD_LINGER_S
+        )
         self._cancels: set[RunRef] = set()
         self._finishes: dict[str, PendingFinish] = {}
         self._wake = {name: asyncio.Event() for name in ("dispatch", "cancel", "finish")}
@@ -138,7 +145,7 @@ class Carrier:
     @property
     def idle(self) -> bool:
         """True when nothing is waiting to be carried out (tests and drain use it)."""
-        return not (self._children or self._in_flight or self._cancels or self._finishes)
+        return not (self._children or self._in_flight or self._recording or self._cancels or self._finishes)
 
     # --- life cycle --------------------------------------------------------------------------
 
@@ -190,6 +197,10 @@ class Carrier:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self._children_requester.close()
+        try:  # what is left unrecorded is requested again after a restart (idempotent)
+            await asyncio.wait_for(self._recorder.close(), timeout=self._deadline)
+        except Exception as err:  # noqa: BLE001 - stopping anyway
+            log.warning("dispatched children not recorded at stop: %s", err)
 
     async def _loop(self, name: str, work: Callable[[], Awaitable[bool]]) -> None:
         """Runs `work` when woken (or every retry_interval); `work` returns True if more is ready."""
@@ -230,10 +241,12 @@ class Carrier:
             return False
         await self._window.acquire()
         self._in_flight.update((c.workflow_id, c.run_key) for c in batch)
-        sender = asyncio.create_task(self._send(batch), name="coordinator-dispatch-batch")
-        self._senders.add(sender)
-        sender.add_done_callback(self._senders.discard)
+        self._track(asyncio.create_task(self._send(batch), name="coordinator-dispatch-batch"))
         return len(self._children) > len(self._in_flight)
+
+    def _track(self, task: asyncio.Task[None]) -> None:
+        self._senders.add(task)
+        task.add_done_callback(self._senders.discard)
 
     async def _send(self, batch: list[PendingChild]) -> None:
         """One batch of child requests; accepted children are recorded, refused ones end."""
@@ -255,16 +268,11 @@ class Carrier:
                 else:
                     refused.append(Refusal(child.workflow_id, child.run_key, states.FAILED,
                                            outcome.error or "the scheduler refused the child execution"))
-            if self._db.is_sqlite:
-                async with self._db.write() as conn:
-                    await mark_dispatched(conn, accepted)
-            else:
-                async with self._db.asyncpg() as raw:
-                    await mark_dispatched_asyncpg(raw, accepted)
             for workflow_id, run_key, _ in accepted:
                 self._children.pop((workflow_id, run_key), None)
-            if any((w, k) in self._cancels for w, k, _ in accepted):
-                self._wake["cancel"].set()
+                self._recording.add((workflow_id, run_key))
+            if accepted:
+                self._track(asyncio.create_task(self._record(accepted), name="coordinator-record-dispatched"))
             if refused:
                 await self._refuse(refused)
         except Exception:  # noqa: BLE001 - the batch stays queued and is sent again
@@ -275,6 +283,33 @@ class Carrier:
             self._window.release()
             self._wake["dispatch"].set()
 
+    async def _record(self, accepted: list[tuple[str, str, str]]) -> None:
+        """Records accepted children (child id, dispatched) in lingering batches. Nothing waits
+        for it: until it is durable a crash only means the child is requested again after the
+        restart (the scheduler answers a request_id it knows with the same execution), and a
+        cancel of the task run waits for it (it needs the child's id)."""
+        try:
+            while True:
+                try:
+                    await self._recorder.submit_many(accepted)
+                    break
+                except Exception as err:  # noqa: BLE001 - try again; the children are running anyway
+                    log.warning("recording %d dispatched children failed (%s); retrying", len(accepted), err)
+                    await asyncio.sleep(self._settings.retry_interval)
+        finally:
+            self._recording.difference_update((w, k) for w, k, _ in accepted)
+        if any((w, k) in self._cancels for w, k, _ in accepted):
+            self._wake["cancel"].set()
+
+    async def _write_dispatched(self, rows: list[tuple[str, str, str]]) -> list[None]:
+        if self._db.is_sqlite:
+            async with self._db.write() as conn:
+                await mark_dispatched(conn, rows)
+        else:
+            async with self._db.asyncpg() as raw:
+                await mark_dispatched_asyncpg(raw, rows)
+        return [None] * len(rows)
+
     async def _refuse(self, refused: list[Refusal]) -> None:
         for r in refused:
             log.warning("task run %s of workflow %s ends %s: %s", r.run_key, r.workflow_id, r.state, r.error)
@@ -283,7 +318,8 @@ class Carrier:
             self._children.pop((r.workflow_id, r.run_key), None)
 
     async def _cancel(self) -> bool:
-        ready = [ref for ref in self._cancels if ref not in self._children and ref not in self._in_flight]
+        ready = [ref for ref in self._cancels
+                 if ref not in self._children and ref not in self._in_flight and ref not in self._recording]
         if not ready:
             return False
         tr = task_runs

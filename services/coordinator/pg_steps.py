@@ -46,8 +46,9 @@ WITH cas AS (
                        $19::text[], $20::float8[]) AS r(k, seq, task, run, item, attempt, ref, req, at)
     ON CONFLICT (workflow_id, run_key) DO NOTHING
 ), ended AS (
-    UPDATE task_runs t SET state = x.s, finished_at = x.at, dispatched = true
-      FROM unnest($21::text[], $22::text[], $23::float8[]) AS x(k, s, at)
+    UPDATE task_runs t SET state = x.s, finished_at = x.at, dispatched = true,
+           child_execution_id = COALESCE(t.child_execution_id, NULLIF(x.c, ''))
+      FROM unnest($21::text[], $22::text[], $23::float8[], $24::text[]) AS x(k, s, at, c)
      WHERE t.workflow_id = $1::text AND t.run_key = ANY($21::text[]) AND t.run_key = x.k
        AND t.finished_at IS NULL AND EXISTS (SELECT 1 FROM cas)
 )
@@ -109,6 +110,7 @@ def step_params(w: StepWrite) -> tuple[Any, ...]:
         [r.run_key for r in w.ended_runs],
         [r.state for r in w.ended_runs],
         [r.finished_at for r in w.ended_runs],
+        [r.child_execution_id for r in w.ended_runs],
     )
 
 

@@ -51,6 +51,10 @@ class EndedRun:
     run_key: str
     state: str
     finished_at: float
+    #: The child whose outcome ended the run ("" when there was none: refused, cancelled first).
+    #: Recorded with the end, so a run's child is known even before the lingering record of
+    #: dispatched children (carrier.py) is written.
+    child_execution_id: str = ""
 
 
 @dataclass

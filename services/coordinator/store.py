@@ -150,12 +150,14 @@ async def _insert_runs(conn: AsyncConnection, steps: Sequence[StepWrite]) -> Non
 
 async def _end_runs(conn: AsyncConnection, steps: Sequence[StepWrite]) -> None:
     t = task_runs
-    ended = [{"w": w.workflow_id, "k": r.run_key, "s": r.state, "at": r.finished_at} for w in steps for r in w.ended_runs]
+    ended = [{"w": w.workflow_id, "k": r.run_key, "s": r.state, "at": r.finished_at, "c": r.child_execution_id or None}
+             for w in steps for r in w.ended_runs]  # fmt: skip
     if ended:
         stmt = (
             sa.update(t)
             .where(t.c.workflow_id == sa.bindparam("w"), t.c.run_key == sa.bindparam("k"), t.c.finished_at.is_(None))
-            .values(state=sa.bindparam("s"), finished_at=sa.bindparam("at"), dispatched=True)
+            .values(state=sa.bindparam("s"), finished_at=sa.bindparam("at"), dispatched=True,
+                    child_execution_id=sa.func.coalesce(t.c.child_execution_id, sa.bindparam("c", type_=sa.String)))
         )
         await conn.execute(stmt, ended)
 

@@ -137,13 +137,15 @@ class Workflows:
             result = {**result, "error": o.error}
         key = TaskRunKey(link.task_name, link.run or 1, None if link.item_index < 0 else link.item_index,
                          link.attempt or 1)
-        if await self.task_ended(link.workflow_execution_id, TaskEnded(key, state, result)) == "unknown":
+        ended = TaskEnded(key, state, result)
+        if await self.task_ended(link.workflow_execution_id, ended, child_execution_id=o.execution_id) == "unknown":
             log.warning("outcome of %s is for unknown workflow %s; acknowledged", o.execution_id,
                         link.workflow_execution_id)
 
-    async def task_ended(self, workflow_id: str, ended: TaskEnded) -> str:
-        """Applies one task run's end; "unknown" when the workflow is not recorded."""
-        run = EndedRun(ended.key.as_str(), ended.state, time.time())
+    async def task_ended(self, workflow_id: str, ended: TaskEnded, *, child_execution_id: str = "") -> str:
+        """Applies one task run's end (the outcome of `child_execution_id`, if it had a child);
+        "unknown" when the workflow is not recorded."""
+        run = EndedRun(ended.key.as_str(), ended.state, time.time(), child_execution_id)
         return await self._mailboxes.submit(
             workflow_id, Pending(lambda wf, st, now: task_ended(wf, st, ended, now=now), ended_run=run)
         )

@@ -6,6 +6,7 @@ the generated stubs — that record what the coordinator asks of them.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -72,7 +73,7 @@ class FakeScheduler(execution_pb2_grpc.ExecutionServiceServicer):
                 answers.append(execution_pb2.ChildExecutionResponse(
                     request_id=child.request_id, error=f"action {child.action_ref} is not registered"))
                 continue
-            child_id = self.ids.setdefault(child.request_id, new_id())
+            child_id = self.ids.setdefault(child.request_id, child_id_of(child.request_id))
             answers.append(execution_pb2.ChildExecutionResponse(request_id=child.request_id, execution_id=child_id))
         return answers
 
@@ -186,11 +187,16 @@ class Harness:
         return (await self.client.GetWorkflowRun(workflow_pb2.GetWorkflowRunRequest(execution_id=workflow_id))).run
 
 
+def child_id_of(request_id: str) -> str:
+    """The execution id the fake scheduler gives a request_id (32 hex digits, like real ids)."""
+    return hashlib.md5(request_id.encode()).hexdigest()
+
+
 def outcome(request: execution_pb2.ChildExecutionRequest, state: str = "succeeded",
             result: dict[str, Any] | None = None, error: str = "", execution_id: str = "") -> workflow_pb2.TaskOutcome:
     """The completion service's TaskOutcome for a child the fake scheduler accepted."""
     return workflow_pb2.TaskOutcome(
-        execution_id=execution_id or request.request_id,
+        execution_id=execution_id or child_id_of(request.request_id),
         link=request.link,
         state=common_pb2.ExecutionState.Value("EXECUTION_STATE_" + state.upper()),
         result_json=dumps(result if result is not None else {}),

@@ -125,6 +125,19 @@ async def test_a_retry_delay_timer_survives_a_coordinator_restart(harness: Harne
     assert harness.scheduler.per_run(wf) == {f"{wf}:flaky/1/-/1": 1, f"{wf}:flaky/1/-/2": 1}
 
 
+async def test_a_running_task_run_shows_its_child_execution(harness: Harness) -> None:
+    wf = await harness.start_workflow(SEQUENCE, parameters={"who": "joe"})
+    [greet] = await harness.wait_requests(wf, 1)
+    child = harness.scheduler.ids[greet.request_id]
+    deadline = asyncio.get_running_loop().time() + 5
+    while True:  # recorded in lingering batches (carrier.RECORD_LINGER_S), not at once
+        [task] = (await harness.run_of(wf)).task_runs
+        if task.child_execution_id or asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(0.02)
+    assert (task.task_name, task.child_execution_id, task.state) == ("greet", child, 4)  # EXECUTION_STATE_RUNNING
+
+
 async def test_a_refused_child_request_fails_the_task_and_the_workflow(harness: Harness) -> None:
     wf = await harness.start_workflow("""
 version: 1

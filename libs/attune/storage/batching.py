@@ -18,11 +18,19 @@ log = logging.getLogger(__name__)
 
 
 class GroupCommitter(Generic[T, R]):
-    """Batches `submit(item)` calls into `flush(items) -> results` (one result per item, in order)."""
+    """Batches `submit(item)` calls into `flush(items) -> results` (one result per item, in order).
 
-    def __init__(self, flush: Callable[[list[T]], Awaitable[Sequence[R]]], *, max_batch: int = 1000) -> None:
+    `linger` (seconds) waits that long after the first item of a batch before writing it: for
+    bookkeeping nobody waits on (deleting acknowledged outbox rows, recording dispatched
+    children), so that a sequence of single items (a workflow chain's steps) shares a statement
+    instead of costing one each."""
+
+    def __init__(
+        self, flush: Callable[[list[T]], Awaitable[Sequence[R]]], *, max_batch: int = 1000, linger: float = 0.0
+    ) -> None:
         self._flush = flush
         self._max_batch = max_batch
+        self._linger = linger
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -47,6 +55,8 @@ class GroupCommitter(Generic[T, R]):
         while not (self._closed and not self._pending):
             await self._wakeup.wait()
             self._wakeup.clear()
+            if self._linger > 0 and not self._closed and len(self._pending) < self._max_batch:
+                await asyncio.sleep(self._linger)
             while self._pending:
                 batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
                 try:
