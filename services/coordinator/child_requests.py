@@ -36,6 +36,9 @@ class _Stream:
 
     call: grpc.aio.StreamStreamCall
     waiting: dict[int, asyncio.Future[Answers]] = field(default_factory=dict)
+    # One write at a time: grpc.aio does not support concurrent writes on a call (two batches
+    # written at once could leave a write waiting forever on a fan-out's first stream).
+    writing: asyncio.Lock = field(default_factory=asyncio.Lock)
     receiver: asyncio.Task[None] | None = None
     broken: grpc.aio.AioRpcError | None = None
 
@@ -58,15 +61,18 @@ class ChildRequester:
         batch_id = next(self._batch_ids)
         answered: asyncio.Future[Answers] = asyncio.get_running_loop().create_future()
         stream.waiting[batch_id] = answered
+        message = execution_pb2.StreamChildExecutionsRequest(batch_id=batch_id, children=children)
         try:
             try:
-                await stream.call.write(execution_pb2.StreamChildExecutionsRequest(batch_id=batch_id, children=children))
+                async with asyncio.timeout(self._deadline):
+                    async with stream.writing:
+                        await stream.call.write(message)
+                    return await answered
             except asyncio.InvalidStateError as err:  # the call had ended (its status is not an error)
                 raise _unavailable("the child request stream had ended") from err
-            try:
-                async with asyncio.timeout(self._deadline):
-                    return await answered
             except TimeoutError as err:
+                if not answered.done():  # not even written, or no answer: the stream is suspect
+                    stream.call.cancel()
                 raise grpc.aio.AioRpcError(
                     grpc.StatusCode.DEADLINE_EXCEEDED, grpc.aio.Metadata(), grpc.aio.Metadata(),
                     f"no answer to {len(children)} child requests within {self._deadline:g}s",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import grpc
 import pytest
@@ -257,6 +258,22 @@ async def test_children_are_requested_on_the_stream_which_is_reopened_after_it_b
     assert (await harness.wait_result(wf))[0] == "succeeded"
     assert harness.scheduler.per_run(wf) == {f"{wf}:greet/1/-/1": 1, f"{wf}:shout/1/-/1": 1}
     assert harness.scheduler.unary_batches == 0
+
+
+async def test_a_wide_fan_out_sends_concurrent_batches_on_a_fresh_stream(harness: Harness) -> None:
+    # 1,200 children are three batches in flight at once on the coordinator's first stream: gRPC
+    # allows one pending write per call, so the requester must write them one after another.
+    branches = [f"t{i}" for i in range(1200)]
+    tasks = [{"name": "start", "action": "core.echo", "next": [{"do": branches}]}]
+    tasks += [{"name": b, "action": "core.echo"} for b in branches]
+    await harness.stop_coordinator()
+    await harness.start_coordinator()  # a new coordinator: no stream open yet
+    wf = await harness.start_workflow(json.dumps({"version": 1, "tasks": tasks}))
+    [first] = await harness.wait_requests(wf, 1)
+    await harness.report(outcome(first))
+    await harness.wait_requests(wf, 1201, timeout=20)
+    assert len(harness.scheduler.per_run(wf)) == 1201
+    assert harness.scheduler.streamed_batches >= 4 and harness.scheduler.unary_batches == 0
 
 
 async def test_unknown_workflows_are_acknowledged(harness: Harness) -> None:
