@@ -173,7 +173,7 @@ class ExecutionRunner:
             timeout_s=assignment.timeout_seconds or None,
             kill_grace_s=self._settings.kill_grace,
             output_limit_bytes=self._settings.output_limit_bytes,
-            extra_env={"ATTUNE_TRACEPARENT": run.traceparent} if run.traceparent else {},
+            extra_env=_execution_env(run),
         )
 
     def _result(self, run: Run, outcome: RunOutcome) -> completion_pb2.ExecutionResult:
@@ -216,6 +216,25 @@ def _entry_point(folder: Path, assignment: worker_pb2.Assignment) -> Path:
     if relative.parts[0] != "actions" and not path.is_file():
         path = folder.joinpath("actions", *relative.parts)
     return path
+
+
+def _execution_env(run: Run) -> dict[str, str]:
+    """ATTUNE_* variables beyond the ones naming the execution: its trace context and, for a
+    workflow child, the task run it belongs to (so an action can key state per run). A top-level
+    execution gets none of the workflow ones."""
+    env = {"ATTUNE_TRACEPARENT": run.traceparent} if run.traceparent else {}
+    assignment = run.assignment
+    if assignment.parent_id:
+        env["ATTUNE_PARENT_ID"] = assignment.parent_id
+    if assignment.HasField("link") and assignment.link.workflow_execution_id:
+        link = assignment.link
+        env["ATTUNE_WORKFLOW_EXECUTION_ID"] = link.workflow_execution_id
+        env["ATTUNE_TASK_NAME"] = link.task_name
+        env["ATTUNE_TASK_RUN"] = str(link.run)
+        env["ATTUNE_TASK_ATTEMPT"] = str(link.attempt)
+        if link.item_index >= 0:
+            env["ATTUNE_TASK_ITEM_INDEX"] = str(link.item_index)
+    return env
 
 
 def _trace_of(run: Run) -> common_pb2.TraceContext:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
-from pathlib import Path
+import asyncio
 from typing import Any
 
 import pytest
@@ -64,13 +62,14 @@ async def test_with_items_in_item_order(cluster: Cluster) -> None:
 
 
 async def test_retry_with_backoff(cluster: Cluster) -> None:
-    counter = Path(os.environ.get("TMPDIR", tempfile.gettempdir())) / "attune-flaky-retry-example.count"
-    counter.unlink(missing_ok=True)
-    state, result, children = await run(cluster, "examples.retry")
-    assert (state, result) == ("succeeded", {"succeeded": True, "attempts": 3})
-    assert [c.link.attempt for c in children] == [1, 2, 3]
-    started = [c.started_at.ToNanoseconds() / 1e9 for c in children]
-    assert started[2] - started[1] >= 0.9, "exponential backoff: the second retry waits twice the first delay"
+    # Two runs at once: examples.flaky counts attempts per task run (from the ATTUNE_* variables
+    # the worker exports), so neither run's attempts advance the other's counter.
+    outcomes = await asyncio.gather(run(cluster, "examples.retry"), run(cluster, "examples.retry"))
+    for state, result, children in outcomes:
+        assert (state, result) == ("succeeded", {"succeeded": True, "attempts": 3})
+        assert [c.link.attempt for c in children] == [1, 2, 3]
+        started = [c.started_at.ToNanoseconds() / 1e9 for c in children]
+        assert started[2] - started[1] >= 0.9, "exponential backoff: the second retry waits twice the first delay"
 
 
 async def test_nested_workflow_and_its_task_tree(cluster: Cluster) -> None:

@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 
+from attune.common.v1 import common_pb2
+from attune.execution.v1 import execution_pb2
 from attune.states import execution_state_from_proto
+from attune.worker.v1 import worker_pb2
 from tests.scheduler.harness import Cluster, FakeWorker
 
 
@@ -159,6 +162,76 @@ async def test_drain_keeps_waiting_work_for_the_next_scheduler(core: Cluster) ->
             worker = FakeWorker(other, "after", ["noop", "shell"])
             await worker.connect()
             await worker.wait_for(lambda: {a.execution_id for a in worker.assignments} == {waiting.id, echo.id})
+            await worker.disconnect()
+    finally:
+        await stop_server(successor, successor_handle, grace=1.0)
+
+
+def echo_child(
+    parent_id: str, request_id: str, *, run: int = 1, item_index: int = -1, attempt: int = 1
+) -> execution_pb2.ChildExecutionRequest:
+    """A core.echo child of task "deploy" of the workflow execution `parent_id`, as the coordinator asks."""
+    return execution_pb2.ChildExecutionRequest(
+        action_ref="core.echo", parameters_json=json.dumps({"message": request_id}).encode(),
+        request_id=request_id, parent_id=parent_id, depth=1,
+        link=common_pb2.WorkflowLink(
+            workflow_execution_id=parent_id, task_name="deploy", run=run, item_index=item_index, attempt=attempt
+        ),
+    )  # fmt: skip
+
+
+async def request_children(cluster: Cluster, *children: execution_pb2.ChildExecutionRequest) -> list[str]:
+    """RequestChildExecutions; the created execution ids, in request order."""
+    request = execution_pb2.RequestChildExecutionsRequest(children=children)
+    response = await cluster.executions.RequestChildExecutions(request)
+    assert all(c.execution_id and not c.error for c in response.children), response
+    return [c.execution_id for c in response.children]
+
+
+def task_run_of(assignment: worker_pb2.Assignment) -> tuple[str, str, str, int, int, int]:
+    """(parent_id, workflow execution, task, run, item index, attempt) of an assignment."""
+    link = assignment.link
+    return (assignment.parent_id, link.workflow_execution_id, link.task_name, link.run, link.item_index, link.attempt)
+
+
+async def test_workflow_child_assignment_carries_its_task_run(core: Cluster) -> None:
+    worker = FakeWorker(core, "w1", ["shell", "noop"], capacity=1)
+    await worker.connect()
+    parent = await core.request("core.noop")
+    await worker.wait_for(lambda: len(worker.assignments) == 1)
+    (top,) = worker.assignments
+    assert top.execution_id == parent.id and top.parent_id == "" and not top.HasField("link")
+    # The first child takes the only slot at request time; the item waits in the queue for it.
+    first, item = await request_children(
+        core, echo_child(parent.id, "retried", run=2, attempt=3), echo_child(parent.id, "item", item_index=1)
+    )
+    await worker.wait_for(lambda: len(worker.assignments) == 2)
+    assert worker.assignments[1].execution_id == first
+    assert task_run_of(worker.assignments[1]) == (parent.id, parent.id, "deploy", 2, -1, 3)
+    await core.submit_result(first, "succeeded")
+    await worker.released(first)
+    await worker.wait_for(lambda: len(worker.assignments) == 3)
+    assert worker.assignments[2].execution_id == item
+    assert task_run_of(worker.assignments[2]) == (parent.id, parent.id, "deploy", 1, 1, 1)
+    await worker.disconnect()
+
+
+async def test_workflow_child_keeps_its_task_run_across_a_scheduler_restart(core: Cluster) -> None:
+    from attune.grpcutil.server import start_server, stop_server
+    from attune_services.scheduler.app import SchedulerApp
+    from tests.scheduler.harness import connect_to
+
+    parent = await core.request("core.noop")
+    (child,) = await request_children(core, echo_child(parent.id, "waiting", run=4, item_index=2, attempt=2))
+    await core.stop_scheduler()
+    successor = SchedulerApp(core.settings)  # knows the child only from its row in the database
+    successor_handle = await start_server(successor, address="127.0.0.1:0", settings=core.settings)
+    try:
+        async with connect_to(core, successor_handle.port) as other:
+            worker = FakeWorker(other, "after", ["shell"])
+            await worker.connect()
+            await worker.wait_for(lambda: [a.execution_id for a in worker.assignments] == [child])
+            assert task_run_of(worker.assignments[0]) == (parent.id, parent.id, "deploy", 4, 2, 2)
             await worker.disconnect()
     finally:
         await stop_server(successor, successor_handle, grace=1.0)

@@ -33,7 +33,12 @@ PACK_FILES = {
     "actions/hello.yaml": b"name: hello\nrunner_type: shell\nentry_point: hello.sh\n",
     "actions/hello.sh": b'read -r params; printf "hello %s\\n" "$ATTUNE_PARAM_WHO"; echo "$params" >&2\n',
     "actions/sleep.sh": b"sleep ${ATTUNE_PARAM_SECONDS:-30}\n",
+    "actions/env.sh": b"env | grep '^ATTUNE_'\n",
 }
+WORKFLOW_VARIABLES = {
+    "ATTUNE_PARENT_ID", "ATTUNE_WORKFLOW_EXECUTION_ID", "ATTUNE_TASK_NAME", "ATTUNE_TASK_RUN",
+    "ATTUNE_TASK_ITEM_INDEX", "ATTUNE_TASK_ATTEMPT",
+}  # fmt: skip
 
 
 def free_port() -> int:
@@ -357,3 +362,35 @@ async def test_pack_files_outside_the_pack_folder_are_refused(cluster: Cluster) 
     cache = Path(cluster.settings.pack_cache_dir)
     assert not (cache / "escaped.sh").exists() and not (cache / EVIL_DIGEST).exists()
     assert [p.name for p in cache.iterdir()] == []  # the staging folder is gone too
+
+
+async def attune_env_of(cluster: Cluster, execution_id: str) -> dict[str, str]:
+    """The ATTUNE_* variables actions/env.sh saw, from its result."""
+    result = await cluster.result(execution_id)
+    assert result.state == S.EXECUTION_STATE_SUCCEEDED, result.error
+    lines = json.loads(result.result_json)["stdout"].splitlines()
+    return dict(line.split("=", 1) for line in lines)
+
+
+async def test_workflow_task_sees_its_task_run_in_the_environment(cluster: Cluster) -> None:
+    def link(item_index: int) -> common_pb2.WorkflowLink:
+        return common_pb2.WorkflowLink(
+            workflow_execution_id="wf-7", task_name="deploy", run=2, item_index=item_index, attempt=3
+        )
+
+    cluster.scheduler.assign(
+        assignment("task", script="actions/env.sh", parent_id="wf-7", link=link(-1)),
+        assignment("item", script="actions/env.sh", parent_id="wf-7", link=link(4)),
+        assignment("top", script="actions/env.sh"),
+    )
+    task = await attune_env_of(cluster, "task")
+    assert {k: v for k, v in task.items() if k in WORKFLOW_VARIABLES} == {
+        "ATTUNE_PARENT_ID": "wf-7", "ATTUNE_WORKFLOW_EXECUTION_ID": "wf-7", "ATTUNE_TASK_NAME": "deploy",
+        "ATTUNE_TASK_RUN": "2", "ATTUNE_TASK_ATTEMPT": "3",
+    }  # fmt: skip
+    assert task["ATTUNE_EXECUTION_ID"] == "task" and task["ATTUNE_PARAM_WHO"] == "world"
+    item = await attune_env_of(cluster, "item")
+    assert item["ATTUNE_TASK_ITEM_INDEX"] == "4" and item["ATTUNE_TASK_NAME"] == "deploy"
+    top = await attune_env_of(cluster, "top")
+    assert top["ATTUNE_EXECUTION_ID"] == "top" and top["ATTUNE_ACTION_REF"] == "demo.hello"
+    assert WORKFLOW_VARIABLES.isdisjoint(top), "a top-level execution belongs to no workflow"

@@ -28,7 +28,7 @@ class RunRequest:
     timeout_s: float | None = None
     kill_grace_s: float = 5.0  # SIGTERM -> grace -> SIGKILL
     output_limit_bytes: int = 1_048_576  # per stream; the excess is dropped and a marker appended
-    extra_env: Mapping[str, str] = field(default_factory=dict)  # e.g. ATTUNE_TRACEPARENT
+    extra_env: Mapping[str, str] = field(default_factory=dict)  # ATTUNE_TRACEPARENT, workflow task run
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from attune.common.v1 import common_pb2 as attune_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x61ttune/worker/v1/worker.proto\x12\x10\x61ttune.worker.v1\x1a\x1d\x61ttune/common/v1/common.proto\"g\n\x05Hello\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x10\n\x08hostname\x18\x02 \x01(\t\x12\x10\n\x08runtimes\x18\x03 \x03(\t\x12\x10\n\x08\x63\x61pacity\x18\x04 \x01(\x05\x12\x15\n\rexecution_ids\x18\x05 \x03(\t\"\x0b\n\tHeartbeat\"<\n\x10StartedExecution\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x12\n\nstarted_at\x18\x02 \x01(\x01\"A\n\x07Started\x12\x36\n\nexecutions\x18\x01 \x03(\x0b\x32\".attune.worker.v1.StartedExecution\"!\n\x08Released\x12\x15\n\rexecution_ids\x18\x01 \x03(\t\"\xd2\x01\n\x0e\x43onnectRequest\x12(\n\x05hello\x18\x01 \x01(\x0b\x32\x17.attune.worker.v1.HelloH\x00\x12\x30\n\theartbeat\x18\x02 \x01(\x0b\x32\x1b.attune.worker.v1.HeartbeatH\x00\x12,\n\x07started\x18\x03 \x01(\x0b\x32\x19.attune.worker.v1.StartedH\x00\x12.\n\x08released\x18\x04 \x01(\x0b\x32\x1a.attune.worker.v1.ReleasedH\x00\x42\x06\n\x04kind\"\xfa\x01\n\nAssignment\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x12\n\naction_ref\x18\x02 \x01(\t\x12\x0f\n\x07runtime\x18\x03 \x01(\t\x12\x13\n\x0b\x65ntry_point\x18\x04 \x01(\t\x12\x10\n\x08pack_ref\x18\x05 \x01(\t\x12\x13\n\x0bpack_digest\x18\x06 \x01(\t\x12\x17\n\x0fparameters_json\x18\x07 \x01(\x0c\x12\x14\n\x0csecret_names\x18\x08 \x03(\t\x12\x17\n\x0ftimeout_seconds\x18\t \x01(\x01\x12-\n\x05trace\x18\n \x01(\x0b\x32\x1e.attune.common.v1.TraceContext\"@\n\x0b\x41ssignments\x12\x31\n\x0b\x61ssignments\x18\x01 \x03(\x0b\x32\x1c.attune.worker.v1.Assignment\"&\n\rCancellations\x12\x15\n\rexecution_ids\x18\x01 \x03(\t\"\x1f\n\x07Welcome\x12\x14\n\x0cscheduler_id\x18\x01 \x01(\t\"\xb7\x01\n\x0f\x43onnectResponse\x12,\n\x07welcome\x18\x01 \x01(\x0b\x32\x19.attune.worker.v1.WelcomeH\x00\x12\x34\n\x0b\x61ssignments\x18\x02 \x01(\x0b\x32\x1d.attune.worker.v1.AssignmentsH\x00\x12\x38\n\rcancellations\x18\x03 \x01(\x0b\x32\x1f.attune.worker.v1.CancellationsH\x00\x42\x06\n\x04kind2c\n\rWorkerService\x12R\n\x07\x43onnect\x12 .attune.worker.v1.ConnectRequest\x1a!.attune.worker.v1.ConnectResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x61ttune/worker/v1/worker.proto\x12\x10\x61ttune.worker.v1\x1a\x1d\x61ttune/common/v1/common.proto\"g\n\x05Hello\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x10\n\x08hostname\x18\x02 \x01(\t\x12\x10\n\x08runtimes\x18\x03 \x03(\t\x12\x10\n\x08\x63\x61pacity\x18\x04 \x01(\x05\x12\x15\n\rexecution_ids\x18\x05 \x03(\t\"\x0b\n\tHeartbeat\"<\n\x10StartedExecution\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x12\n\nstarted_at\x18\x02 \x01(\x01\"A\n\x07Started\x12\x36\n\nexecutions\x18\x01 \x03(\x0b\x32\".attune.worker.v1.StartedExecution\"!\n\x08Released\x12\x15\n\rexecution_ids\x18\x01 \x03(\t\"\xd2\x01\n\x0e\x43onnectRequest\x12(\n\x05hello\x18\x01 \x01(\x0b\x32\x17.attune.worker.v1.HelloH\x00\x12\x30\n\theartbeat\x18\x02 \x01(\x0b\x32\x1b.attune.worker.v1.HeartbeatH\x00\x12,\n\x07started\x18\x03 \x01(\x0b\x32\x19.attune.worker.v1.StartedH\x00\x12.\n\x08released\x18\x04 \x01(\x0b\x32\x1a.attune.worker.v1.ReleasedH\x00\x42\x06\n\x04kind\"\xbb\x02\n\nAssignment\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x12\n\naction_ref\x18\x02 \x01(\t\x12\x0f\n\x07runtime\x18\x03 \x01(\t\x12\x13\n\x0b\x65ntry_point\x18\x04 \x01(\t\x12\x10\n\x08pack_ref\x18\x05 \x01(\t\x12\x13\n\x0bpack_digest\x18\x06 \x01(\t\x12\x17\n\x0fparameters_json\x18\x07 \x01(\x0c\x12\x14\n\x0csecret_names\x18\x08 \x03(\t\x12\x17\n\x0ftimeout_seconds\x18\t \x01(\x01\x12-\n\x05trace\x18\n \x01(\x0b\x32\x1e.attune.common.v1.TraceContext\x12\x11\n\tparent_id\x18\x0b \x01(\t\x12,\n\x04link\x18\x0c \x01(\x0b\x32\x1e.attune.common.v1.WorkflowLink\"@\n\x0b\x41ssignments\x12\x31\n\x0b\x61ssignments\x18\x01 \x03(\x0b\x32\x1c.attune.worker.v1.Assignment\"&\n\rCancellations\x12\x15\n\rexecution_ids\x18\x01 \x03(\t\"\x1f\n\x07Welcome\x12\x14\n\x0cscheduler_id\x18\x01 \x01(\t\"\xb7\x01\n\x0f\x43onnectResponse\x12,\n\x07welcome\x18\x01 \x01(\x0b\x32\x19.attune.worker.v1.WelcomeH\x00\x12\x34\n\x0b\x61ssignments\x18\x02 \x01(\x0b\x32\x1d.attune.worker.v1.AssignmentsH\x00\x12\x38\n\rcancellations\x18\x03 \x01(\x0b\x32\x1f.attune.worker.v1.CancellationsH\x00\x42\x06\n\x04kind2c\n\rWorkerService\x12R\n\x07\x43onnect\x12 .attune.worker.v1.ConnectRequest\x1a!.attune.worker.v1.ConnectResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -45,15 +45,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CONNECTREQUEST']._serialized_start=365
   _globals['_CONNECTREQUEST']._serialized_end=575
   _globals['_ASSIGNMENT']._serialized_start=578
-  _globals['_ASSIGNMENT']._serialized_end=828
-  _globals['_ASSIGNMENTS']._serialized_start=830
-  _globals['_ASSIGNMENTS']._serialized_end=894
-  _globals['_CANCELLATIONS']._serialized_start=896
-  _globals['_CANCELLATIONS']._serialized_end=934
-  _globals['_WELCOME']._serialized_start=936
-  _globals['_WELCOME']._serialized_end=967
-  _globals['_CONNECTRESPONSE']._serialized_start=970
-  _globals['_CONNECTRESPONSE']._serialized_end=1153
-  _globals['_WORKERSERVICE']._serialized_start=1155
-  _globals['_WORKERSERVICE']._serialized_end=1254
+  _globals['_ASSIGNMENT']._serialized_end=893
+  _globals['_ASSIGNMENTS']._serialized_start=895
+  _globals['_ASSIGNMENTS']._serialized_end=959
+  _globals['_CANCELLATIONS']._serialized_start=961
+  _globals['_CANCELLATIONS']._serialized_end=999
+  _globals['_WELCOME']._serialized_start=1001
+  _globals['_WELCOME']._serialized_end=1032
+  _globals['_CONNECTRESPONSE']._serialized_start=1035
+  _globals['_CONNECTRESPONSE']._serialized_end=1218
+  _globals['_WORKERSERVICE']._serialized_start=1220
+  _globals['_WORKERSERVICE']._serialized_end=1319
 # @@protoc_insertion_point(module_scope)

@@ -58,7 +58,7 @@ class ConnectRequest(_message.Message):
     def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., started: _Optional[_Union[Started, _Mapping]] = ..., released: _Optional[_Union[Released, _Mapping]] = ...) -> None: ...
 
 class Assignment(_message.Message):
-    __slots__ = ("execution_id", "action_ref", "runtime", "entry_point", "pack_ref", "pack_digest", "parameters_json", "secret_names", "timeout_seconds", "trace")
+    __slots__ = ("execution_id", "action_ref", "runtime", "entry_point", "pack_ref", "pack_digest", "parameters_json", "secret_names", "timeout_seconds", "trace", "parent_id", "link")
     EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
     ACTION_REF_FIELD_NUMBER: _ClassVar[int]
     RUNTIME_FIELD_NUMBER: _ClassVar[int]
@@ -69,6 +69,8 @@ class Assignment(_message.Message):
     SECRET_NAMES_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     TRACE_FIELD_NUMBER: _ClassVar[int]
+    PARENT_ID_FIELD_NUMBER: _ClassVar[int]
+    LINK_FIELD_NUMBER: _ClassVar[int]
     execution_id: str
     action_ref: str
     runtime: str
@@ -79,7 +81,9 @@ class Assignment(_message.Message):
     secret_names: _containers.RepeatedScalarFieldContainer[str]
     timeout_seconds: float
     trace: _common_pb2.TraceContext
-    def __init__(self, execution_id: _Optional[str] = ..., action_ref: _Optional[str] = ..., runtime: _Optional[str] = ..., entry_point: _Optional[str] = ..., pack_ref: _Optional[str] = ..., pack_digest: _Optional[str] = ..., parameters_json: _Optional[bytes] = ..., secret_names: _Optional[_Iterable[str]] = ..., timeout_seconds: _Optional[float] = ..., trace: _Optional[_Union[_common_pb2.TraceContext, _Mapping]] = ...) -> None: ...
+    parent_id: str
+    link: _common_pb2.WorkflowLink
+    def __init__(self, execution_id: _Optional[str] = ..., action_ref: _Optional[str] = ..., runtime: _Optional[str] = ..., entry_point: _Optional[str] = ..., pack_ref: _Optional[str] = ..., pack_digest: _Optional[str] = ..., parameters_json: _Optional[bytes] = ..., secret_names: _Optional[_Iterable[str]] = ..., timeout_seconds: _Optional[float] = ..., trace: _Optional[_Union[_common_pb2.TraceContext, _Mapping]] = ..., parent_id: _Optional[str] = ..., link: _Optional[_Union[_common_pb2.WorkflowLink, _Mapping]] = ...) -> None: ...
 
 class Assignments(_message.Message):
     __slots__ = ("assignments",)
