@@ -54,7 +54,7 @@ async def upload_pack(client: Client, directory: Path) -> registry_pb2.RegisterP
 
 
 async def register_pack(args: argparse.Namespace, client: Client) -> int:
-    """Uploads the folder and prints the pack with its actions."""
+    """Uploads the folder and prints the pack with its actions, and those the registration removed."""
     response = await upload_pack(client, args.directory)
     if args.output == JSON:
         emit_json(json_format.MessageToDict(response, preserving_proto_field_name=True))
@@ -63,4 +63,6 @@ async def register_pack(args: argparse.Namespace, client: Client) -> int:
     print(f"registered pack {pack.ref} {pack.version} (digest {pack.digest[:12]}) with {len(response.actions)} actions")
     rows = [(a.ref, a.runner_type, a.description.strip().splitlines()[0] if a.description else "") for a in response.actions]
     print(table(("ACTION", "RUNNER", "DESCRIPTION"), rows))
+    if response.removed_action_refs:
+        print(f"removed actions no longer in the pack folder: {', '.join(response.removed_action_refs)}")
     return 0

@@ -2,8 +2,10 @@
 
 A pack is validated as a whole by `attune.packs` and stored in one transaction: the pack row, its
 files by digest (every version kept, so workers running an older digest can still fetch it) and
-each of its actions (updated in place, keeping its id). An action's ref, pack and name never
-change after creation.
+each of its actions (updated in place, keeping its id). The same transaction deletes the actions
+an earlier registration of the pack stored that its files no longer declare (`from_pack_files`);
+actions created through CreateAction in the pack's namespace are kept. An action's ref, pack and
+name never change after creation.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from __future__ import annotations
 import posixpath
 import re
 import time
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
 
 import grpc
 import sqlalchemy as sa
@@ -36,6 +39,14 @@ from attune_services.scheduler.actions import ActionCache, ActionRecord, action_
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
 
 
+class _RegisteredAction(NamedTuple):
+    """What validating a pack needs to know of an action already in the registry."""
+
+    ref: str
+    pack: str
+    from_pack_files: bool
+
+
 class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     """Serves attune.registry.v1.RegistryService from the registry tables."""
 
@@ -49,18 +60,17 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     async def RegisterPack(
         self, request: registry_pb2.RegisterPackRequest, context: grpc.aio.ServicerContext
     ) -> registry_pb2.RegisterPackResponse:
-        """Validates the pack's files as a whole, then stores pack, files and actions at once."""
+        """Validates the pack's files as a whole, then, in one transaction, stores pack, files and
+        actions and deletes the actions an earlier registration stored that the files no longer declare."""
         files = {f.path: f.content for f in request.files}
         if not files:
             raise InvalidArgument("no files given", [Violation("files", "a pack needs at least pack.yaml")])
         async with self._db.read() as conn:
-            known = set((await conn.execute(sa.select(actions.c.ref))).scalars())
-        try:
-            bundle = load_pack_files(files, known_action_refs=known)
-        except PackError as err:
-            violations = [Violation(f"{p.file}: {p.field}" if p.field else p.file, p.message) for p in err.problems]
-            raise InvalidArgument(f"pack refused ({len(err.problems)} problems):\n{err}", violations) from err
+            rows = await conn.execute(sa.select(actions.c.ref, actions.c.pack, actions.c.from_pack_files))
+            registered = [_RegisteredAction(r.ref, r.pack, bool(r.from_pack_files)) for r in rows]
+        bundle = _validated_bundle(files, registered)
         async with self._db.write() as conn:
+            removed = await _delete_undeclared_actions(conn, bundle)
             stored = await _store_bundle(conn, bundle)
         self._cache.invalidate()
         return registry_pb2.RegisterPackResponse(
@@ -69,6 +79,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
                 description=bundle.description, digest=bundle.digest,
             ),  # fmt: skip
             actions=[a.to_proto() for a in stored],
+            removed_action_refs=removed,
         )
 
     @rpc_errors
@@ -113,7 +124,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         now = time.time()
         async with self._db.write() as conn:
             values = await _checked_values(conn, proposed, ref=ref)
-            row = {"id": new_id(), **values, "request_id": request.request_id or None}
+            row = {"id": new_id(), **values, "request_id": request.request_id or None, "from_pack_files": False}
             try:
                 async with conn.begin_nested():
                     await conn.execute(actions.insert().values(**row, created_at=now, updated_at=now))
@@ -195,6 +206,53 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         return ActionRecord.from_row(row) if row is not None else None
 
 
+def _validated_bundle(files: Mapping[str, bytes], registered: Sequence[_RegisteredAction]) -> PackBundle:
+    """The pack, validated against the registry as this registration leaves it: its workflows may
+    not call an action of the pack that its files no longer declare (the registration deletes it).
+
+    The pack's ref is known only once its files are read, so a pack that drops actions is validated
+    a second time without them.
+    """
+    known = {row.ref for row in registered}
+    bundle = _loaded(files, known)
+    undeclared = _undeclared_refs(bundle, registered)
+    return _loaded(files, known - undeclared) if undeclared else bundle
+
+
+def _loaded(files: Mapping[str, bytes], known_action_refs: set[str]) -> PackBundle:
+    """`load_pack_files`, a refusal becoming INVALID_ARGUMENT with one violation per problem."""
+    try:
+        return load_pack_files(files, known_action_refs=known_action_refs)
+    except PackError as err:
+        violations = [Violation(f"{p.file}: {p.field}" if p.field else p.file, p.message) for p in err.problems]
+        raise InvalidArgument(f"pack refused ({len(err.problems)} problems):\n{err}", violations) from err
+
+
+def _undeclared_refs(bundle: PackBundle, registered: Sequence[_RegisteredAction]) -> set[str]:
+    """Refs a registration of `bundle`'s pack stored earlier that its files no longer declare."""
+    declared = {action.ref for action in bundle.actions}
+    return {row.ref for row in registered if row.pack == bundle.ref and row.from_pack_files and row.ref not in declared}
+
+
+async def _delete_undeclared_actions(conn: AsyncConnection, bundle: PackBundle) -> list[str]:
+    """Deletes, in the caller's transaction, the actions an earlier registration of the pack stored
+    that its files no longer declare; returns their refs, sorted. Rows made by CreateAction
+    (from_pack_files false) stay; executions keep their action_ref as text and are not touched."""
+    undeclared = (
+        sa.select(actions.c.ref)
+        .where(
+            actions.c.pack == bundle.ref,
+            actions.c.from_pack_files.is_(True),
+            actions.c.ref.not_in([action.ref for action in bundle.actions]),
+        )
+        .order_by(actions.c.ref)
+    )
+    refs = list((await conn.execute(undeclared)).scalars())
+    if refs:
+        await conn.execute(actions.delete().where(actions.c.ref.in_(refs)))
+    return refs
+
+
 async def _store_bundle(conn: AsyncConnection, bundle: PackBundle) -> list[ActionRecord]:
     """Upserts the pack, its files (once per digest) and its actions, in the caller's transaction."""
     now = time.time()
@@ -223,6 +281,7 @@ async def _store_bundle(conn: AsyncConnection, bundle: PackBundle) -> list[Actio
             timeout=action.timeout, tags=action.tags, workflow_file=action.workflow_source,
             workflow_yaml=action.workflow_yaml, pack_digest=bundle.digest,
         )  # fmt: skip
+        values["from_pack_files"] = True  # the pack's files now own the row, even one CreateAction made
         if action.ref in ids:
             await conn.execute(actions.update().where(actions.c.id == ids[action.ref]).values(**values, updated_at=now))
         else:

@@ -56,6 +56,9 @@ actions = sa.Table(
     sa.Column("request_id", sa.String(255), nullable=True, unique=True),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
+    # True when RegisterPack stored the row (the pack's files declare it), False for CreateAction:
+    # re-registering a pack deletes only its own rows that its files no longer declare.
+    sa.Column("from_pack_files", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
     comment="owner: scheduler",
 )
 

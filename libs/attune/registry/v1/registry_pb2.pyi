@@ -79,12 +79,14 @@ class RegisterPackRequest(_message.Message):
     def __init__(self, files: _Optional[_Iterable[_Union[PackFile, _Mapping]]] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class RegisterPackResponse(_message.Message):
-    __slots__ = ("pack", "actions")
+    __slots__ = ("pack", "actions", "removed_action_refs")
     PACK_FIELD_NUMBER: _ClassVar[int]
     ACTIONS_FIELD_NUMBER: _ClassVar[int]
+    REMOVED_ACTION_REFS_FIELD_NUMBER: _ClassVar[int]
     pack: Pack
     actions: _containers.RepeatedCompositeFieldContainer[Action]
-    def __init__(self, pack: _Optional[_Union[Pack, _Mapping]] = ..., actions: _Optional[_Iterable[_Union[Action, _Mapping]]] = ...) -> None: ...
+    removed_action_refs: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, pack: _Optional[_Union[Pack, _Mapping]] = ..., actions: _Optional[_Iterable[_Union[Action, _Mapping]]] = ..., removed_action_refs: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CreateActionRequest(_message.Message):
     __slots__ = ("action", "request_id")

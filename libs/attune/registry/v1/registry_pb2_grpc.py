@@ -78,7 +78,9 @@ class RegistryServiceServicer:
 
     def RegisterPack(self, request, context):
         """Registers (or re-registers) a pack from its files; an invalid pack is refused as a whole with
-        INVALID_ARGUMENT whose field violations name each file and field.
+        INVALID_ARGUMENT whose field violations name each file and field, and nothing changes.
+        Re-registering deletes the actions an earlier registration of the pack stored that its files
+        no longer declare (actions made by CreateAction in the pack's namespace are kept).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
