@@ -222,7 +222,7 @@ class ResultStore:
 
     async def _flush_pg(self, batch: list[TerminalResult], first: dict[str, TerminalResult]) -> list[StoreOutcome]:
         items = list(first.values())
-        async with self._db.asyncpg() as raw:
+        async with self._db.asyncpg(rows=len(items)) as raw:
             if len(items) == 1:
                 (r,) = items
                 changed = await raw.fetch(

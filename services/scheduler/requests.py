@@ -160,7 +160,7 @@ class ExecutionRequests:
 
     async def _write(self, rows: list[Row]) -> list[tuple[Row, bool]]:
         if not self._db.is_sqlite:
-            async with self._db.asyncpg() as raw:
+            async with self._db.asyncpg(rows=len(rows)) as raw:
                 return await _insert_batch_pg(raw, rows)
         try:
             async with self._db.write() as conn:
