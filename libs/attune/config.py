@@ -53,6 +53,9 @@ class Settings:
     # How often a watch re-reads while the completion feed is connected (it is woken on changes).
     watch_fallback_interval: float = 1.0
     retry_interval: float = 0.5
+    # How often a coordinator re-reads its outbox and takes over the commands committed at least
+    # this long ago (and a few retry intervals) that nobody carried out: a dead replica's. 0: never.
+    recovery_interval: float = 10.0
     worker_id: str = ""
     worker_capacity: int = 32
     # Comma-separated runtimes a worker may advertise (default: every runtime it detects).

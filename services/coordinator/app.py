@@ -51,9 +51,10 @@ class CoordinatorApp:
         workflow_pb2_grpc.add_WorkflowServiceServicer_to_server(self._servicer, server)
 
     async def start(self) -> None:
-        """Recovers committed-but-not-carried-out commands, then starts the loops. The recovery
-        read waits for a database that is not reachable yet (or an SQLite file another process
-        is closing) instead of failing the start."""
+        """Recovers committed-but-not-carried-out commands, then starts the loops, among them
+        the recovery sweep (every `recovery_interval`: what other replicas committed and died
+        before carrying out). The recovery read waits for a database that is not reachable yet
+        (or an SQLite file another process is closing) instead of failing the start."""
         await retry_while_unavailable(self.carrier.recover, what="recovering commands")
         self.carrier.start()
         self.timers.start()

@@ -4,9 +4,11 @@ workflows' results to the completion service.
 Everything here is already durable in the coordinator's tables before it is queued (an outbox):
 `task_runs.dispatched = false`, `task_runs.cancel_requested`, `workflow_executions.finish_reported
 = false`. The queues are an in-memory index of those rows; a failed call leaves its items queued
-and retries after `retry_interval`, and `recover()` rebuilds the queues from the database at start.
-Requests are idempotent downstream (request_id per task run, SubmitResult per execution), so
-sending one again after a crash never runs a task twice.
+and retries after `retry_interval`. `recover()` rebuilds the queues from the database at start,
+and `sweep()`, every `recovery_interval`, takes over what another replica committed and died
+before carrying out (replicas share nothing but the database). Requests are idempotent
+downstream (request_id per task run, SubmitResult per execution), so sending one again after a
+crash, or from two replicas at once, never runs a task twice.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,10 +32,10 @@ from attune.execution.v1 import execution_pb2, execution_pb2_grpc
 from attune.grpcutil.convert import dumps
 from attune.storage import Database
 from attune.storage.batching import GroupCommitter
-from attune.storage.schema import task_runs, workflow_executions
+from attune.storage.schema import task_runs
 from attune_services.coordinator.child_requests import ChildRequester
 from attune_services.coordinator.pg_steps import mark_dispatched_asyncpg
-from attune_services.coordinator.store import mark_dispatched, mark_finish_reported
+from attune_services.coordinator.store import mark_dispatched, mark_finish_reported, read_outbox
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +46,9 @@ DISPATCH_WINDOW = 4
 FINISH_BATCH = 64
 #: Accepted children are recorded in batches gathered over this long (see `_record`).
 RECORD_LINGER_S = 0.05
+#: The sweep takes over commands at least this many retry intervals old (and one recovery
+#: interval): younger ones may be on their way out of a live replica.
+SWEEP_GRACE_RETRIES = 4
 #: Errors worth retrying; anything else is final for the item.
 TRANSIENT = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED,
              grpc.StatusCode.ABORTED, grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.CANCELLED}
@@ -123,6 +129,7 @@ class Carrier:
         # retried, never waited on forever); shutdown_grace is the timing peers are given to answer.
         self._deadline = max(settings.shutdown_grace, 1.0)
         self._children_requester = ChildRequester(scheduler, deadline=self._deadline)
+        self._sweep_grace = max(settings.recovery_interval, SWEEP_GRACE_RETRIES * settings.retry_interval)
         self.on_refused: Callable[[Sequence[Refusal]], Awaitable[None]] = _nothing
         self.on_reported: Callable[[Sequence[str]], None] = lambda ids: None
 
@@ -151,35 +158,49 @@ class Carrier:
 
     async def recover(self) -> None:
         """Re-queues, from the database, every command that was committed but not carried out."""
-        tr, we = task_runs, workflow_executions
+        await self._take_over(committed_before=None)
+
+    async def sweep(self) -> None:
+        """Takes over the commands committed more than a grace period ago (a recovery interval,
+        at least SWEEP_GRACE_RETRIES retry intervals) and still not carried out, that this
+        process does not hold (queued, in flight, being recorded): a dead replica's, which
+        nobody else would ever send. A live replica still sending one of them (its peer was
+        down) may send it too: harmless, as the scheduler answers a known request_id with the
+        same execution, a cancel is idempotent (its request_id is per task run; one this process
+        delivered is delivered again at each sweep until the run ends), and the completion
+        service stores a result once and acknowledges a duplicate."""
+        await self._take_over(committed_before=time.time() - self._sweep_grace)
+
+    async def _take_over(self, *, committed_before: float | None) -> None:
+        """Queues the outbox rows (committed before `committed_before`, if given) this process
+        does not hold. What it holds is noted before the read as well as after: an item carried
+        out while the read ran may still be pending in the read's snapshot of the rows."""
+        runs, cancels, finishes = self._held()
         async with self._db.read() as conn:
-            pending = (await conn.execute(
-                sa.select(tr.c.workflow_id, tr.c.run_key, tr.c.task_name, tr.c.run, tr.c.item_index, tr.c.attempt,
-                          tr.c.action_ref, tr.c.request, tr.c.cancel_requested, we.c.depth, we.c.traceparent)
-                .join(we, we.c.id == tr.c.workflow_id)
-                .where(tr.c.dispatched.is_(False))
-                .order_by(tr.c.workflow_id, tr.c.seq)
-            )).all()
-            cancels = (await conn.execute(
-                sa.select(tr.c.workflow_id, tr.c.run_key)
-                .where(tr.c.cancel_requested.is_(True), tr.c.finished_at.is_(None))
-            )).all()
-            finishes = (await conn.execute(
-                sa.select(we.c.id, we.c.status, we.c.result, we.c.error, we.c.traceparent, we.c.finished_at)
-                .where(we.c.finish_reported.is_(False), we.c.status.in_(sorted(states.WORKFLOW_TERMINAL)))
-            )).all()
+            outbox = await read_outbox(conn, committed_before=committed_before)
+        runs_now, cancels_now, finishes_now = self._held()
+        runs |= runs_now
+        children = [r for r in outbox.children if (r.workflow_id, r.run_key) not in runs]
         self.add_children([
             PendingChild.of(r.workflow_id, r.run_key, r.task_name, r.run, r.item_index, r.attempt, r.action_ref,
                             json.loads(r.request), depth=r.depth, traceparent=r.traceparent or "")
-            for r in pending
+            for r in children
         ])
-        self.add_cancels([(r.workflow_id, r.run_key) for r in cancels])
-        for r in finishes:
+        new_cancels = [ref for ref in outbox.cancels if ref not in cancels and ref not in cancels_now]
+        if new_cancels:
+            self.add_cancels(new_cancels)
+        new_finishes = [r for r in outbox.finishes if r.id not in finishes and r.id not in finishes_now]
+        for r in new_finishes:
             self.add_finish(PendingFinish(r.id, r.status, json.loads(r.result or "{}"), r.error,
                                           r.traceparent or "", r.finished_at or 0.0))
-        if pending or cancels or finishes:
-            log.info("recovered commands to carry out", extra={
-                "children": len(pending), "cancels": len(cancels), "finishes": len(finishes)})
+        if children or new_cancels or new_finishes:
+            log.info("recovered commands to carry out" if committed_before is None
+                     else "took over commands committed but not carried out",
+                     extra={"children": len(children), "cancels": len(new_cancels), "finishes": len(new_finishes)})
+
+    def _held(self) -> tuple[set[RunRef], set[RunRef], set[str]]:
+        """The task runs (child to request), cancels and results this process is carrying out."""
+        return set(self._children) | self._in_flight | self._recording, set(self._cancels), set(self._finishes)
 
     def start(self) -> None:
         """Starts the loops."""
@@ -188,6 +209,8 @@ class Carrier:
             asyncio.create_task(self._loop("cancel", self._cancel), name="coordinator-cancel"),
             asyncio.create_task(self._loop("finish", self._finish), name="coordinator-finish"),
         ]
+        if self._settings.recovery_interval > 0:
+            self._tasks.append(asyncio.create_task(self._sweep_loop(), name="coordinator-recovery-sweep"))
 
     async def close(self) -> None:
         """Stops the loops; what is still queued stays recorded in the database."""
@@ -217,6 +240,16 @@ class Carrier:
             except Exception:  # noqa: BLE001 - a loop must survive; the items stay queued
                 log.exception("carrying out %s commands failed; retrying in %.2fs", name, self._settings.retry_interval)
                 await asyncio.sleep(self._settings.retry_interval)
+
+    async def _sweep_loop(self) -> None:
+        """Runs `sweep` every recovery_interval; a failed one is tried again at the next."""
+        interval = self._settings.recovery_interval
+        while not self._closed:
+            await asyncio.sleep(interval)
+            try:
+                await self.sweep()
+            except Exception as err:  # noqa: BLE001 - the loop must survive (the database may be away)
+                log.warning("recovery sweep failed (%s); next in %.1fs", err, interval)
 
     # --- the three kinds of command ----------------------------------------------------------
 

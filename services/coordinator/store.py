@@ -21,6 +21,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from attune.storage.schema import (
+    TASK_RUN_COMMAND_PENDING,
+    WORKFLOW_RESULT_UNREPORTED,
     task_runs,
     workflow_definitions,
     workflow_executions,
@@ -241,6 +243,59 @@ async def load_definition(conn: AsyncConnection, digest: str) -> dict[str, Any] 
     t = workflow_definitions
     text = (await conn.execute(sa.select(t.c.compiled).where(t.c.digest == digest))).scalar()
     return None if text is None else json.loads(text)
+
+
+@dataclass(frozen=True)
+class Outbox:
+    """Commands committed but not known to be carried out (carrier.py carries them out)."""
+
+    #: Task runs whose child is still to request, in each workflow's seq order: workflow_id,
+    #: run_key, seq, task_name, run, item_index, attempt, action_ref, request, depth, traceparent.
+    children: list[sa.Row[Any]]
+    #: (workflow_id, run_key) of task runs still running with a cancel requested.
+    cancels: list[tuple[str, str]]
+    #: Finished workflows with their result unreported: id, status, result, error, traceparent,
+    #: finished_at.
+    finishes: list[sa.Row[Any]]
+
+
+def outbox_queries(committed_before: float | None = None) -> tuple[sa.Select[Any], sa.Select[Any]]:
+    """The two reads of `read_outbox`: task runs with a command, and unreported results. With
+    `committed_before`, only commands older than it: task runs started before it, workflows
+    finished before it. Each is answered from a partial index holding only outbox rows
+    (`ix_task_runs_outbox`, `ix_workflow_executions_unreported`, whose predicates they repeat), so
+    it costs what is pending, not the task runs and workflows stored (running or long ended).
+    Hence no ORDER BY (SQLite would walk the primary key in order instead) and no test of the
+    status (SQLite would prefer its index; `finished_at` is set only with a terminal status)."""
+    tr, we = task_runs, workflow_executions
+    runs = (
+        sa.select(tr.c.workflow_id, tr.c.run_key, tr.c.seq, tr.c.task_name, tr.c.run, tr.c.item_index, tr.c.attempt,
+                  tr.c.action_ref, tr.c.request, tr.c.dispatched, tr.c.cancel_requested, tr.c.finished_at,
+                  we.c.depth, we.c.traceparent)
+        .join(we, we.c.id == tr.c.workflow_id)
+        .where(TASK_RUN_COMMAND_PENDING)
+    )
+    finishes = (
+        sa.select(we.c.id, we.c.status, we.c.result, we.c.error, we.c.traceparent, we.c.finished_at)
+        .where(WORKFLOW_RESULT_UNREPORTED)
+    )
+    if committed_before is not None:
+        runs = runs.where(tr.c.started_at < committed_before)
+        finishes = finishes.where(we.c.finished_at < committed_before)
+    return runs, finishes
+
+
+async def read_outbox(conn: AsyncConnection, *, committed_before: float | None = None) -> Outbox:
+    """The coordinator's outbox: every command committed and not known to be carried out, or
+    with `committed_before` only those committed before then (see `outbox_queries`)."""
+    runs_query, finishes_query = outbox_queries(committed_before)
+    runs = sorted((await conn.execute(runs_query)).all(), key=lambda r: (r.workflow_id, r.seq))
+    finishes = (await conn.execute(finishes_query)).all()
+    return Outbox(
+        children=[r for r in runs if not r.dispatched],
+        cancels=[(r.workflow_id, r.run_key) for r in runs if r.cancel_requested and r.finished_at is None],
+        finishes=list(finishes),
+    )
 
 
 async def mark_dispatched(conn: AsyncConnection, rows: Sequence[tuple[str, str, str]]) -> None:

@@ -28,6 +28,11 @@ from attune_services.coordinator.app import CoordinatorApp
 from tests.support.databases import create_postgres_database, create_sqlite_database, drop_postgres_database
 
 
+#: The coordinators' recovery sweep runs this often in every test (a dead replica's commands are
+#: taken over within about two of them).
+RECOVERY_INTERVAL = 0.2
+
+
 @pytest.fixture(scope="module", params=["postgres", "sqlite"])
 def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A migrated database shared by a module's tests (each test uses its own workflow ids)."""
@@ -41,8 +46,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 
 class FakeScheduler(execution_pb2_grpc.ExecutionServiceServicer):
     """Records child requests, answers an id per request_id (idempotent like the real one);
-    refuses action refs starting with "missing.", and answers UNAVAILABLE while `down` is set.
-    Serves both the stream the coordinator uses and the unary call (counted apart)."""
+    refuses action refs starting with "missing.", and answers UNAVAILABLE (child requests and
+    cancels) while `down` is set. Serves both the stream the coordinator uses and the unary call
+    (counted apart)."""
 
     def __init__(self) -> None:
         self.requests: list[execution_pb2.ChildExecutionRequest] = []
@@ -78,6 +84,8 @@ class FakeScheduler(execution_pb2_grpc.ExecutionServiceServicer):
         return answers
 
     async def CancelExecution(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        if self.down:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "scheduler is down")
         self.cancels.append(request.id)
         return execution_pb2.CancelExecutionResponse(execution=execution_pb2.Execution(id=request.id))
 
@@ -91,13 +99,17 @@ class FakeScheduler(execution_pb2_grpc.ExecutionServiceServicer):
 
 
 class FakeCompletion(completion_pb2_grpc.CompletionServiceServicer):
-    """Records submitted results by execution id."""
+    """Records submitted results by execution id (`calls`: those answered, not refused while
+    `down` is set, when it answers UNAVAILABLE)."""
 
     def __init__(self) -> None:
         self.results: dict[str, completion_pb2.ExecutionResult] = {}
         self.calls: Counter[str] = Counter()
+        self.down = False
 
     async def SubmitResult(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        if self.down:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "completion is down")
         self.calls[request.result.execution_id] += 1
         applied = request.result.execution_id not in self.results
         self.results.setdefault(request.result.execution_id, request.result)
@@ -228,7 +240,8 @@ async def harness(database_url: str) -> AsyncIterator[Harness]:
     await fakes.start()
     address = f"127.0.0.1:{port}"
     settings = Settings(database_url=database_url, scheduler_address=address, completion_address=address,
-                        retry_interval=0.05, poll_interval=0.01, shutdown_grace=5.0)
+                        retry_interval=0.05, poll_interval=0.01, shutdown_grace=5.0,
+                        recovery_interval=RECOVERY_INTERVAL)
     h = Harness(settings, scheduler, completion)
     await h.start_coordinator()
     try:

@@ -139,6 +139,16 @@ workflow_executions = sa.Table(
     comment="owner: coordinator; `version` is compare-and-set while an event is applied",
 )
 
+#: Finished workflows whose result the completion service has not acknowledged yet: the
+#: coordinator's outbox of results. The partial index holds only those rows (the sweep of
+#: carrier.py reads them often; the history of reported workflows grows without bound). A query
+#: using it repeats the predicate as written: SQLite matches it term by term.
+WORKFLOW_RESULT_UNREPORTED = sa.and_(
+    workflow_executions.c.finish_reported.is_(False), workflow_executions.c.finished_at.is_not(None)
+)
+sa.Index("ix_workflow_executions_unreported", workflow_executions.c.finished_at,
+         postgresql_where=WORKFLOW_RESULT_UNREPORTED, sqlite_where=WORKFLOW_RESULT_UNREPORTED)
+
 workflow_state_entries = sa.Table(
     "workflow_state_entries",
     metadata,
@@ -166,9 +176,18 @@ task_runs = sa.Table(
     sa.Column("cancel_requested", sa.Boolean, nullable=False, default=False),
     sa.Column("started_at", sa.Float, nullable=False),
     sa.Column("finished_at", sa.Float, nullable=True),
-    sa.Index("ix_task_runs_pending", "dispatched"),
     comment="owner: coordinator; unique key per task run makes advancement exactly-once",
 )
+
+#: Task runs with a command still to carry out: a child to request, or a cancel to deliver (the
+#: coordinator's outbox of task runs). Its partial index holds only those rows, like
+#: `ix_workflow_executions_unreported` (ended task runs are never deleted).
+TASK_RUN_COMMAND_PENDING = sa.or_(
+    task_runs.c.dispatched.is_(False),
+    sa.and_(task_runs.c.cancel_requested.is_(True), task_runs.c.finished_at.is_(None)),
+)
+sa.Index("ix_task_runs_outbox", task_runs.c.started_at,
+         postgresql_where=TASK_RUN_COMMAND_PENDING, sqlite_where=TASK_RUN_COMMAND_PENDING)
 
 workflow_timers = sa.Table(
     "workflow_timers",

@@ -1,0 +1,174 @@
+"""The recovery sweep: a running coordinator replica takes over the commands another replica
+committed and never carried out (it stopped between its commit and the call), with no restart of
+anything; and the sweep's reads stay on the outbox's partial indexes.
+
+Replica A is the harness's coordinator, B a second one on the same database, started before the
+work so its start-up recovery sees none of it: only its sweep can find A's commands.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from attune.grpcutil.channel import open_channel
+from attune.grpcutil.server import start_server, stop_server
+from attune.ids import new_id
+from attune.storage import Database
+from attune.storage.schema import task_runs, workflow_executions
+from attune.workflow.v1 import workflow_pb2, workflow_pb2_grpc
+from attune_services.coordinator.app import CoordinatorApp
+from attune_services.coordinator.store import outbox_queries
+from tests.coordinator.conftest import RECOVERY_INTERVAL, Harness, outcome, settle, wait_until
+from tests.coordinator.test_coordinator import SEQUENCE
+
+#: How long a takeover may take: a few sweep intervals (the grace period is one of them).
+TAKEOVER_S = 10 * RECOVERY_INTERVAL
+
+
+@dataclass
+class Replica:
+    """A second coordinator, and its client."""
+
+    app: CoordinatorApp
+    client: workflow_pb2_grpc.WorkflowServiceStub
+
+
+@asynccontextmanager
+async def replica(harness: Harness) -> AsyncIterator[Replica]:
+    """Replica B, running until the block ends."""
+    app = CoordinatorApp(harness.settings)
+    handle = await start_server(app, address="127.0.0.1:0", settings=harness.settings)
+    channel = open_channel(f"127.0.0.1:{handle.port}", harness.settings)
+    try:
+        yield Replica(app, workflow_pb2_grpc.WorkflowServiceStub(channel))
+    finally:
+        await channel.close()
+        await stop_server(app, handle, grace=2.0)
+
+
+async def finish_reported(db: Database, workflow_id: str) -> bool:
+    we = workflow_executions
+    async with db.read() as conn:
+        return bool((await conn.execute(sa.select(we.c.finish_reported).where(we.c.id == workflow_id))).scalar())
+
+
+async def test_a_running_replica_requests_the_children_a_stopped_replica_committed(harness: Harness) -> None:
+    async with replica(harness) as b:
+        harness.scheduler.down = True
+        wf = await harness.start_workflow(SEQUENCE, parameters={"who": "kim"})  # A commits "greet"
+        await settle(0.1)
+        await harness.stop_coordinator()  # A is gone; its child request was never taken
+        assert harness.scheduler.of(wf) == []
+        harness.scheduler.down = False
+        [greet] = await harness.wait_requests(wf, 1, timeout=TAKEOVER_S)
+        stream = b.client.ReportOutcomes()
+        await harness.report(outcome(greet, result={"stdout": "hi"}), stream=stream)
+        [_, shout] = await harness.wait_requests(wf, 2)
+        await harness.report(outcome(shout, result={"stdout": "HI"}), stream=stream)
+        state, result, _ = await harness.wait_result(wf)
+        assert state == "succeeded" and result == {"succeeded": True, "greeting": "hi", "shouted": "HI"}
+        await settle(3 * RECOVERY_INTERVAL)  # later sweeps find nothing left to send
+        assert harness.scheduler.per_run(wf) == {f"{wf}:greet/1/-/1": 1, f"{wf}:shout/1/-/1": 1}
+        stream.cancel()
+
+
+async def test_a_running_replica_submits_the_result_a_stopped_replica_left_unreported(harness: Harness) -> None:
+    async with replica(harness) as b:
+        wf = await harness.start_workflow(SEQUENCE, parameters={"who": "lea"})
+        [greet] = await harness.wait_requests(wf, 1)
+        await harness.report(outcome(greet, result={"stdout": "yo"}))
+        [_, shout] = await harness.wait_requests(wf, 2)
+        harness.completion.down = True
+        await harness.report(outcome(shout, result={"stdout": "YO"}))  # A finishes the workflow
+        assert (await harness.run_of(wf)).state == workflow_pb2.WORKFLOW_STATE_SUCCEEDED
+        await harness.stop_coordinator()  # A is gone; its result was never acknowledged
+        assert wf not in harness.completion.results
+        harness.completion.down = False
+        state, result, _ = await harness.wait_result(wf, timeout=TAKEOVER_S)
+        assert state == "succeeded" and result == {"succeeded": True, "greeting": "yo", "shouted": "YO"}
+        deadline = time.monotonic() + TAKEOVER_S
+        while not await finish_reported(b.app.db, wf):
+            assert time.monotonic() < deadline, "the takeover did not record the result as reported"
+            await settle(0.02)
+        await settle(3 * RECOVERY_INTERVAL)
+        assert harness.completion.calls[wf] == 1
+
+
+async def test_a_running_replica_delivers_the_cancel_a_stopped_replica_committed(harness: Harness) -> None:
+    async with replica(harness) as b:
+        wf = await harness.start_workflow("""
+version: 1
+cancellation_policy: cancel_running
+tasks:
+  - name: slow
+    action: core.sleep
+""")
+        [slow] = await harness.wait_requests(wf, 1)
+        await wait_until(lambda: slow.request_id in harness.scheduler.ids, 5, "dispatch")
+        child = harness.scheduler.ids[slow.request_id]
+        harness.scheduler.down = True
+        await harness.client.CancelWorkflow(workflow_pb2.CancelWorkflowRequest(execution_id=wf))  # A commits
+        await settle(0.1)
+        await harness.stop_coordinator()  # A is gone; the child's cancel was never delivered
+        assert harness.scheduler.cancels == []
+        harness.scheduler.down = False
+        await wait_until(lambda: child in harness.scheduler.cancels, TAKEOVER_S, "CancelExecution of the child")
+        stream = b.client.ReportOutcomes()
+        await harness.report(outcome(slow, "cancelled", execution_id=child), stream=stream)
+        assert (await harness.wait_result(wf))[0] == "cancelled"
+        stream.cancel()
+
+
+async def test_the_sweep_reads_only_outbox_rows_through_their_partial_indexes(database_url: str) -> None:
+    """With a history of ended task runs, reported workflows and a wide running workflow stored,
+    neither read scans a table: each walks its partial index (which holds only pending rows)."""
+    db = Database(database_url)
+    try:
+        now = time.time()
+        ended = [{"id": new_id(), "status": "succeeded", "finish_reported": True, "finished_at": now - 60}
+                 for _ in range(2000)]
+        running = {"id": new_id(), "status": "running", "finish_reported": False, "finished_at": None}
+        async with db.write() as conn:
+            await conn.execute(sa.insert(workflow_executions), [
+                {"action_ref": "tests.flow", "definition_digest": "d", "depth": 0, "version": 1,
+                 "created_at": now - 120, **w} for w in [*ended, running]])
+            await conn.execute(sa.insert(task_runs), [
+                {"workflow_id": w["id"], "run_key": f"t/{i}/-/1", "seq": i, "task_name": "t", "run": i,
+                 "attempt": 1, "action_ref": "core.noop", "state": state, "request": "{}",
+                 "child_execution_id": new_id(), "dispatched": True, "cancel_requested": False,
+                 "started_at": now - 90, "finished_at": finished}
+                for w, state, finished in [*((w, "succeeded", now - 60) for w in ended), (running, "running", None)]
+                for i in range(1, 3)])
+        async with db.write() as conn:
+            if conn.dialect.name == "postgresql":
+                await conn.exec_driver_sql("ANALYZE task_runs")
+                await conn.exec_driver_sql("ANALYZE workflow_executions")
+            plans = [await _plan(conn, query) for before in (None, now) for query in outbox_queries(before)]
+        for runs_plan, finishes_plan in (plans[0:2], plans[2:4]):
+            assert "ix_task_runs_outbox" in runs_plan, runs_plan
+            assert "ix_workflow_executions_unreported" in finishes_plan, finishes_plan
+            for plan in (runs_plan, finishes_plan):
+                # PostgreSQL: no sequential scan; SQLite: no bare table scan, no walk of the
+                # primary key of task_runs; and neither reads every workflow of a status.
+                assert "Seq Scan" not in plan, plan
+                assert not re.search(r"^SCAN \w+$", plan, re.MULTILINE), plan
+                assert "sqlite_autoindex_task_runs" not in plan and "ix_workflow_executions_status" not in plan, plan
+    finally:
+        await db.close()
+
+
+async def _plan(conn: Any, query: sa.Select[Any]) -> str:
+    """The database's plan for `query`, as text."""
+    if conn.dialect.name == "postgresql":
+        sql = str(query.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
+        return "\n".join(row[0] for row in (await conn.exec_driver_sql("EXPLAIN " + sql)).all())
+    sql = str(query.compile(dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True}))
+    return "\n".join(row[-1] for row in (await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql)).all())
