@@ -339,7 +339,7 @@ class Carrier:
             async with self._db.write() as conn:
                 await mark_dispatched(conn, rows)
         else:
-            async with self._db.asyncpg() as raw:
+            async with self._db.asyncpg(rows=len(rows)) as raw:
                 await mark_dispatched_asyncpg(raw, rows)
         return [None] * len(rows)
 
