@@ -126,14 +126,15 @@ class StoreOutcome:
 class ResultStore:
     """Group-commits results; `on_outbox(items)` is told which outbox rows each commit added (the
     outcome itself on PostgreSQL, else the execution id to read it by) and
-    `on_completed(ids, parent_ids)` which executions each commit moved to a terminal state."""
+    `on_completed(results, parent_ids)` which results each commit applied (moved their execution
+    to its terminal state), with their executions' parents."""
 
     def __init__(
         self,
         db: Database,
         *,
         on_outbox: Callable[[Sequence[str | Outcome]], None],
-        on_completed: Callable[[list[str], list[str]], None] | None = None,
+        on_completed: Callable[[list[TerminalResult], list[str]], None] | None = None,
         max_batch: int = 1000,
     ) -> None:
         self._db = db
@@ -217,7 +218,7 @@ class ResultStore:
             self._on_outbox([row["execution_id"] for row in outbox])  # the forwarder reads them
         if to_apply and self._on_completed is not None:
             parents = {row.parent_id for row in rows if row.parent_id and row.id in first}
-            self._on_completed([r.execution_id for r in to_apply], sorted(parents))
+            self._on_completed(to_apply, sorted(parents))
         return self._outcomes(batch, current, {r.execution_id: r for r in to_apply})
 
     async def _flush_pg(self, batch: list[TerminalResult], first: dict[str, TerminalResult]) -> list[StoreOutcome]:
@@ -257,7 +258,7 @@ class ResultStore:
             self._on_outbox(workflow_children)
         if changed and self._on_completed is not None:
             parents = sorted({row["parent_id"] for row in changed if row["parent_id"]})
-            self._on_completed([row["id"] for row in changed], parents)
+            self._on_completed([first[row["id"]] for row in changed], parents)
         return self._outcomes(batch, current, {row["id"]: first[row["id"]] for row in changed})
 
     @staticmethod

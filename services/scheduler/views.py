@@ -6,10 +6,11 @@ import json
 from typing import Any, Mapping
 
 from attune.common.v1 import common_pb2
+from attune.completion.v1 import completion_pb2
 from attune.execution.v1 import execution_pb2
 from attune.grpcutil.convert import struct_from_dict, timestamp
 from attune.packs import redact
-from attune.states import execution_state_to_proto
+from attune.states import execution_state_from_proto, execution_state_to_proto
 
 
 def redacted_parameters(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -46,3 +47,16 @@ def execution_view(row: Mapping[str, Any]) -> execution_pb2.Execution:
         created_at=timestamp(row["created_at"]), started_at=timestamp(row["started_at"]),
         finished_at=timestamp(row["finished_at"]),
     )  # fmt: skip
+
+
+def with_terminal_fields(row: Mapping[str, Any], final: completion_pb2.ExecutionResult) -> dict[str, Any]:
+    """An executions row as the completion service's compare-and-set left it, from the row read
+    before and the terminal fields it stored (WatchCompleted carries them)."""
+    return {
+        **row,
+        "state": execution_state_from_proto(final.state),
+        "result": final.result_json.decode() or None,
+        "error": final.error or None,
+        "started_at": row["started_at"] or final.started_at or None,
+        "finished_at": final.finished_at,
+    }

@@ -30,6 +30,8 @@ class ExecutionWatchers:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._events: dict[str, set[asyncio.Event]] = {}
+        # Terminal fields the feed carried for watched executions, until their watch takes them.
+        self._finals: dict[str, completion_pb2.ExecutionResult] = {}
         self.feed_connected = False
 
     @contextmanager
@@ -45,6 +47,7 @@ class ExecutionWatchers:
                 events.discard(event)
                 if not events:
                     del self._events[execution_id]
+                    self._finals.pop(execution_id, None)
 
     def wake(self, execution_ids: Iterable[str]) -> None:
         """Executions that changed (unknown or unwatched ids cost one dict lookup)."""
@@ -53,6 +56,19 @@ class ExecutionWatchers:
         for execution_id in execution_ids:
             for event in self._events.get(execution_id, ()):
                 event.set()
+
+    def finished(self, results: Iterable[completion_pb2.ExecutionResult]) -> None:
+        """Terminal fields of executions that just ended (call before `wake` for them): kept for
+        the ones being watched, so their watch need not read the database again."""
+        if not self._events:
+            return
+        for result in results:
+            if result.execution_id in self._events:
+                self._finals[result.execution_id] = result
+
+    def final_of(self, execution_id: str) -> completion_pb2.ExecutionResult | None:
+        """The terminal fields the feed carried for a watched execution, if any."""
+        return self._finals.get(execution_id)
 
     def wake_all(self) -> None:
         """Every watch re-reads (after the feed was away, changes may have been missed)."""
@@ -122,6 +138,7 @@ class CompletedFeed:
             self._watchers.feed_connected = True
             self._watchers.wake_all()  # what completed while we were away
             async for message in call:
+                self._watchers.finished(message.results)
                 self._watchers.wake(message.execution_ids)
                 self._watchers.wake(message.parent_ids)
         finally:

@@ -4,12 +4,17 @@ duplicates and results for executions that had already ended publish nothing."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 import grpc
+import sqlalchemy as sa
 
+from attune.common.v1 import common_pb2 as S
 from attune.completion.v1 import completion_pb2, completion_pb2_grpc
 from attune.grpcutil.channel import open_channel
 from attune.storage import Database
+from attune.storage.schema import executions
+from attune_services.completion.feed import MAX_RESULT_BYTES
 from tests.completion.completiontools import CompletionServer, insert_execution
 from tests.completion.test_completion_results import ResultStream, result
 
@@ -40,6 +45,40 @@ async def test_subscriber_hears_each_newly_terminal_execution_and_its_parent(
         await stream.submit(result(last))
         message = await asyncio.wait_for(feed.read(), timeout=5.0)
         assert list(message.execution_ids) == [last]
+    finally:
+        feed.cancel()
+        await stream.close()
+        await channel.close()
+
+
+async def test_feed_carries_the_stored_terminal_fields_of_small_results(
+    completion: CompletionServer, db: Database
+) -> None:
+    small = await insert_execution(db, state="running")
+    large = await insert_execution(db, state="running")
+    channel = open_channel(completion.address, completion.settings)
+    feed = completion_pb2_grpc.CompletionServiceStub(channel).WatchCompleted(completion_pb2.WatchCompletedRequest())
+    stream = ResultStream(completion.address, completion.settings)
+    try:
+        await asyncio.wait_for(feed.initial_metadata(), timeout=5.0)
+        await stream.submit(
+            result(small, S.EXECUTION_STATE_FAILED, error="exit 3", payload={"stdout": "x", "exit_code": 3}),
+            result(large, payload={"stdout": "y" * (MAX_RESULT_BYTES + 1)}),
+        )
+        heard: set[str] = set()
+        carried: dict[str, completion_pb2.ExecutionResult] = {}
+        while heard != {small, large}:
+            message = await asyncio.wait_for(feed.read(), timeout=5.0)
+            assert message is not grpc.aio.EOF
+            heard.update(message.execution_ids)
+            carried.update({r.execution_id: r for r in message.results})
+        assert set(carried) == {small}  # the large one goes by id only: the watcher reads it
+        fields = carried[small]
+        async with db.read() as conn:
+            row = (await conn.execute(sa.select(executions).where(executions.c.id == small))).mappings().one()
+        assert (S.ExecutionState.Name(fields.state), fields.error, fields.finished_at, fields.started_at) == (
+            "EXECUTION_STATE_FAILED", row["error"], row["finished_at"], row["started_at"])
+        assert row["state"] == "failed" and json.loads(fields.result_json) == json.loads(row["result"])
     finally:
         feed.cancel()
         await stream.close()

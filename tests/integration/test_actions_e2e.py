@@ -137,10 +137,14 @@ async def test_action_ref_is_immutable(testpack: Cluster) -> None:
 
 async def test_watch_streams_until_terminal(cluster: Cluster) -> None:
     execution = await cluster.request("core.echo", {"message": "watched"})
-    states = []
+    updates = []
     async for update in cluster.executions.WatchExecution(execution_pb2.WatchExecutionRequest(id=execution.id), timeout=20):
-        states.append(state(update.execution))
-    assert states[-1] == "succeeded", states
+        updates.append(update.execution)
+    assert [state(u) for u in updates][-1] == "succeeded", updates
+    # The last view is built from the fields the completion feed carried, not read back: it must
+    # be exactly what was stored.
+    stored = (await cluster.executions.GetExecution(execution_pb2.GetExecutionRequest(id=execution.id))).execution
+    assert updates[-1] == stored
 
 
 async def test_one_trace_id_across_scheduler_worker_and_completion(cluster: Cluster) -> None:

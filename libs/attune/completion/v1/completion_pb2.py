@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from attune.common.v1 import common_pb2 as attune_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%attune/completion/v1/completion.proto\x12\x14\x61ttune.completion.v1\x1a\x1d\x61ttune/common/v1/common.proto\"\x17\n\x15WatchCompletedRequest\"C\n\x16WatchCompletedResponse\x12\x15\n\rexecution_ids\x18\x01 \x03(\t\x12\x12\n\nparent_ids\x18\x02 \x03(\t\"\xe6\x01\n\x0f\x45xecutionResult\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12/\n\x05state\x18\x02 \x01(\x0e\x32 .attune.common.v1.ExecutionState\x12\x13\n\x0bresult_json\x18\x03 \x01(\x0c\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\x12\n\nstarted_at\x18\x05 \x01(\x01\x12\x13\n\x0b\x66inished_at\x18\x06 \x01(\x01\x12-\n\x05trace\x18\x07 \x01(\x0b\x32\x1e.attune.common.v1.TraceContext\x12\x10\n\x08reporter\x18\x08 \x01(\t\"N\n\x14SubmitResultsRequest\x12\x36\n\x07results\x18\x01 \x03(\x0b\x32%.attune.completion.v1.ExecutionResult\"4\n\x15SubmitResultsResponse\x12\x1b\n\x13\x61\x63ked_execution_ids\x18\x01 \x03(\t\"L\n\x13SubmitResultRequest\x12\x35\n\x06result\x18\x01 \x01(\x0b\x32%.attune.completion.v1.ExecutionResult\"X\n\x14SubmitResultResponse\x12\x0f\n\x07\x61pplied\x18\x01 \x01(\x08\x12/\n\x05state\x18\x02 \x01(\x0e\x32 .attune.common.v1.ExecutionState2\xd7\x02\n\x11\x43ompletionService\x12l\n\rSubmitResults\x12*.attune.completion.v1.SubmitResultsRequest\x1a+.attune.completion.v1.SubmitResultsResponse(\x01\x30\x01\x12\x65\n\x0cSubmitResult\x12).attune.completion.v1.SubmitResultRequest\x1a*.attune.completion.v1.SubmitResultResponse\x12m\n\x0eWatchCompleted\x12+.attune.completion.v1.WatchCompletedRequest\x1a,.attune.completion.v1.WatchCompletedResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%attune/completion/v1/completion.proto\x12\x14\x61ttune.completion.v1\x1a\x1d\x61ttune/common/v1/common.proto\"\x17\n\x15WatchCompletedRequest\"{\n\x16WatchCompletedResponse\x12\x15\n\rexecution_ids\x18\x01 \x03(\t\x12\x12\n\nparent_ids\x18\x02 \x03(\t\x12\x36\n\x07results\x18\x03 \x03(\x0b\x32%.attune.completion.v1.ExecutionResult\"\xe6\x01\n\x0f\x45xecutionResult\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12/\n\x05state\x18\x02 \x01(\x0e\x32 .attune.common.v1.ExecutionState\x12\x13\n\x0bresult_json\x18\x03 \x01(\x0c\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\x12\n\nstarted_at\x18\x05 \x01(\x01\x12\x13\n\x0b\x66inished_at\x18\x06 \x01(\x01\x12-\n\x05trace\x18\x07 \x01(\x0b\x32\x1e.attune.common.v1.TraceContext\x12\x10\n\x08reporter\x18\x08 \x01(\t\"N\n\x14SubmitResultsRequest\x12\x36\n\x07results\x18\x01 \x03(\x0b\x32%.attune.completion.v1.ExecutionResult\"4\n\x15SubmitResultsResponse\x12\x1b\n\x13\x61\x63ked_execution_ids\x18\x01 \x03(\t\"L\n\x13SubmitResultRequest\x12\x35\n\x06result\x18\x01 \x01(\x0b\x32%.attune.completion.v1.ExecutionResult\"X\n\x14SubmitResultResponse\x12\x0f\n\x07\x61pplied\x18\x01 \x01(\x08\x12/\n\x05state\x18\x02 \x01(\x0e\x32 .attune.common.v1.ExecutionState2\xd7\x02\n\x11\x43ompletionService\x12l\n\rSubmitResults\x12*.attune.completion.v1.SubmitResultsRequest\x1a+.attune.completion.v1.SubmitResultsResponse(\x01\x30\x01\x12\x65\n\x0cSubmitResult\x12).attune.completion.v1.SubmitResultRequest\x1a*.attune.completion.v1.SubmitResultResponse\x12m\n\x0eWatchCompleted\x12+.attune.completion.v1.WatchCompletedRequest\x1a,.attune.completion.v1.WatchCompletedResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,17 +35,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WATCHCOMPLETEDREQUEST']._serialized_start=94
   _globals['_WATCHCOMPLETEDREQUEST']._serialized_end=117
   _globals['_WATCHCOMPLETEDRESPONSE']._serialized_start=119
-  _globals['_WATCHCOMPLETEDRESPONSE']._serialized_end=186
-  _globals['_EXECUTIONRESULT']._serialized_start=189
-  _globals['_EXECUTIONRESULT']._serialized_end=419
-  _globals['_SUBMITRESULTSREQUEST']._serialized_start=421
-  _globals['_SUBMITRESULTSREQUEST']._serialized_end=499
-  _globals['_SUBMITRESULTSRESPONSE']._serialized_start=501
-  _globals['_SUBMITRESULTSRESPONSE']._serialized_end=553
-  _globals['_SUBMITRESULTREQUEST']._serialized_start=555
-  _globals['_SUBMITRESULTREQUEST']._serialized_end=631
-  _globals['_SUBMITRESULTRESPONSE']._serialized_start=633
-  _globals['_SUBMITRESULTRESPONSE']._serialized_end=721
-  _globals['_COMPLETIONSERVICE']._serialized_start=724
-  _globals['_COMPLETIONSERVICE']._serialized_end=1067
+  _globals['_WATCHCOMPLETEDRESPONSE']._serialized_end=242
+  _globals['_EXECUTIONRESULT']._serialized_start=245
+  _globals['_EXECUTIONRESULT']._serialized_end=475
+  _globals['_SUBMITRESULTSREQUEST']._serialized_start=477
+  _globals['_SUBMITRESULTSREQUEST']._serialized_end=555
+  _globals['_SUBMITRESULTSRESPONSE']._serialized_start=557
+  _globals['_SUBMITRESULTSRESPONSE']._serialized_end=609
+  _globals['_SUBMITRESULTREQUEST']._serialized_start=611
+  _globals['_SUBMITRESULTREQUEST']._serialized_end=687
+  _globals['_SUBMITRESULTRESPONSE']._serialized_start=689
+  _globals['_SUBMITRESULTRESPONSE']._serialized_end=777
+  _globals['_COMPLETIONSERVICE']._serialized_start=780
+  _globals['_COMPLETIONSERVICE']._serialized_end=1123
 # @@protoc_insertion_point(module_scope)

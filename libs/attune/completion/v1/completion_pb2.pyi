@@ -12,12 +12,14 @@ class WatchCompletedRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class WatchCompletedResponse(_message.Message):
-    __slots__ = ("execution_ids", "parent_ids")
+    __slots__ = ("execution_ids", "parent_ids", "results")
     EXECUTION_IDS_FIELD_NUMBER: _ClassVar[int]
     PARENT_IDS_FIELD_NUMBER: _ClassVar[int]
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
     execution_ids: _containers.RepeatedScalarFieldContainer[str]
     parent_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, execution_ids: _Optional[_Iterable[str]] = ..., parent_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    results: _containers.RepeatedCompositeFieldContainer[ExecutionResult]
+    def __init__(self, execution_ids: _Optional[_Iterable[str]] = ..., parent_ids: _Optional[_Iterable[str]] = ..., results: _Optional[_Iterable[_Union[ExecutionResult, _Mapping]]] = ...) -> None: ...
 
 class ExecutionResult(_message.Message):
     __slots__ = ("execution_id", "state", "result_json", "error", "started_at", "finished_at", "trace", "reporter")
