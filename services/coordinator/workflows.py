@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 import sqlalchemy as sa
@@ -108,7 +109,7 @@ class Workflows:
         need nothing: duplicates, unknown workflows)."""
         log.debug("applying %d outcomes", len(outcomes))
         async with self._busy():
-            done = await asyncio.gather(*(self._outcome(o) for o in outcomes), return_exceptions=True)
+            done = await _each([self._outcome(o) for o in outcomes])
         acked = []
         for o, outcome in zip(outcomes, done):
             if isinstance(outcome, BaseException):
@@ -359,3 +360,15 @@ class Workflows:
         if write.finish is not None:
             status, result, error, at = write.finish
             self._carrier.add_finish(PendingFinish(workflow_id, status, result, error, traceparent, at))
+
+
+async def _each(calls: list[Coroutine[Any, Any, None]]) -> list[BaseException | None]:
+    """Runs the calls concurrently; each one's exception or None. A single call (a chain's
+    outcome) is awaited in place: a task for it would cost a loop turn on every step."""
+    if len(calls) == 1:
+        try:
+            await calls[0]
+        except Exception as err:  # noqa: BLE001 - reported to the caller, like gather's return_exceptions
+            return [err]
+        return [None]
+    return list(await asyncio.gather(*calls, return_exceptions=True))

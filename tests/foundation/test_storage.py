@@ -104,6 +104,41 @@ async def test_group_commit_failure_reaches_every_caller_of_the_batch(sqlite_url
     await committer.close()
 
 
+async def test_submit_many_shares_a_batch_and_reports_its_failure() -> None:
+    batches: list[list[int]] = []
+
+    async def flush(rows: list[int]) -> list[int]:
+        batches.append(rows)
+        if 13 in rows:
+            raise ValueError("unlucky batch")
+        return [r * 10 for r in rows]
+
+    committer: GroupCommitter[int, int] = GroupCommitter(flush)
+    assert await committer.submit_many([1, 2, 3]) == [10, 20, 30]
+    assert batches == [[1, 2, 3]]
+    assert await committer.submit_many([]) == []
+    with pytest.raises(ValueError, match="unlucky"):
+        await committer.submit_many([12, 13])
+    await committer.close()
+
+
+async def test_a_lingering_committer_gathers_items_submitted_one_after_another() -> None:
+    batches: list[list[int]] = []
+
+    async def flush(rows: list[int]) -> list[None]:
+        batches.append(rows)
+        return [None] * len(rows)
+
+    committer: GroupCommitter[int, None] = GroupCommitter(flush, linger=0.1)
+    waits = [asyncio.ensure_future(committer.submit(1))]
+    for item in (2, 3):
+        await asyncio.sleep(0.01)  # each alone would be its own batch without the linger
+        waits.append(asyncio.ensure_future(committer.submit(item)))
+    await asyncio.gather(*waits)
+    assert batches == [[1, 2, 3]]
+    await committer.close()
+
+
 async def test_retry_while_unavailable_retries_transient_errors_only() -> None:
     calls: list[int] = []
 

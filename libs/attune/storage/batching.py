@@ -38,18 +38,37 @@ class GroupCommitter(Generic[T, R]):
 
     async def submit(self, item: T) -> R:
         """Queues one item and waits until the batch holding it is committed."""
-        if self._closed:
-            raise RuntimeError("group committer is closed")
-        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
-        self._pending.append((item, future))
-        self._wakeup.set()
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="group-commit")
+        (future,) = self._enqueue([item])
         return await future
 
     async def submit_many(self, items: Sequence[T]) -> list[R]:
-        """Queues several items (they may share a batch) and waits for all of them."""
-        return list(await asyncio.gather(*(self.submit(i) for i in items)))
+        """Queues several items (they may share a batch) and waits for all of them; the first
+        failure is raised once every item's batch is done."""
+        futures = self._enqueue(items)
+        if not futures:
+            return []
+        try:
+            await asyncio.wait(futures)
+        except asyncio.CancelledError:
+            for future in futures:
+                future.cancel()
+            raise
+        failures = [error for error in (f.exception() for f in futures) if error is not None]  # all retrieved
+        if failures:
+            raise failures[0]
+        return [future.result() for future in futures]
+
+    def _enqueue(self, items: Sequence[T]) -> list[asyncio.Future[R]]:
+        # Futures, not a task per item: a 1,000-result batch made 1,000 tasks to wait on.
+        if self._closed:
+            raise RuntimeError("group committer is closed")
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[R]] = [loop.create_future() for _ in items]
+        self._pending.extend(zip(items, futures))
+        self._wakeup.set()
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="group-commit")
+        return futures
 
     async def _run(self) -> None:
         while not (self._closed and not self._pending):
