@@ -180,3 +180,30 @@ def test_migrating_a_new_sqlite_file_leaves_it_in_wal_mode(tmp_path: Path) -> No
         assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     finally:
         connection.close()
+
+
+
+async def _schema_differences(db: Database) -> list[object]:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from attune.storage.schema import metadata
+
+    async with db.engine.connect() as conn:
+        return await conn.run_sync(lambda sync: list(compare_metadata(MigrationContext.configure(sync), metadata)))
+
+
+async def test_the_migrations_build_exactly_the_declared_schema_and_downgrade_cleanly(database_url: str) -> None:
+    from alembic import command
+
+    from attune.storage.migrate import alembic_config
+
+    db = Database(database_url)
+    try:
+        assert await _schema_differences(db) == []
+        await db.engine.dispose()  # the downgrade rewrites SQLite tables: no connection may hold them
+        await asyncio.to_thread(command.downgrade, alembic_config(database_url), "base")
+        await asyncio.to_thread(command.upgrade, alembic_config(database_url), "head")
+        assert await _schema_differences(db) == []
+    finally:
+        await db.close()

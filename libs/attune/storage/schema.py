@@ -82,7 +82,7 @@ executions = sa.Table(
     sa.Column("item_index", sa.Integer, nullable=True),
     sa.Column("attempt", sa.Integer, nullable=True),
     sa.Column("depth", sa.Integer, nullable=False, default=0),
-    sa.Column("worker_id", sa.String(255), nullable=True, index=True),
+    sa.Column("worker_id", sa.String(255), nullable=True),
     sa.Column("request_id", sa.String(255), nullable=True, unique=True),
     sa.Column("traceparent", sa.String(64), nullable=True),
     sa.Column("trace_id", sa.String(32), nullable=True),
