@@ -56,6 +56,9 @@ class Settings:
     # How often a coordinator re-reads its outbox and takes over the commands committed at least
     # this long ago (and a few retry intervals) that nobody carried out: a dead replica's. 0: never.
     recovery_interval: float = 10.0
+    # How long the scheduler keeps the response of a request that carried a request_id: a retry
+    # within it returns the original response, a later one is a new request.
+    request_log_ttl: float = 24 * 3600.0
     worker_id: str = ""
     worker_capacity: int = 32
     # Comma-separated runtimes a worker may advertise (default: every runtime it detects).

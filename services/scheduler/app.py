@@ -27,6 +27,7 @@ from attune_services.scheduler.executions_service import ExecutionServicer
 from attune_services.scheduler.giveups import CompletionClient, ResultSubmitter
 from attune_services.scheduler.handoff import WorkflowHandoff
 from attune_services.scheduler.registry import RegistryServicer
+from attune_services.scheduler.request_log import RequestLog
 from attune_services.scheduler.requests import ExecutionRequests, Row
 from attune_services.scheduler.sweeper import Sweeper
 from attune_services.scheduler.watchers import CompletedFeed, ExecutionWatchers
@@ -56,6 +57,7 @@ class SchedulerApp:
         self._feed = CompletedFeed(settings, self.watchers)
         self.dispatcher = Dispatcher(self.db, self.cache, on_changed=self.watchers.wake)
         self.requests = ExecutionRequests(self.db, self.cache, self._route, slots=self.dispatcher)
+        self.request_log = RequestLog(self.db)
         self._handoff: WorkflowHandoff | None = None
         self._sweeper: Sweeper | None = None
 
@@ -91,11 +93,14 @@ class SchedulerApp:
             db=self.db, settings=self.settings, dispatcher=self.dispatcher, submitter=self.submitter,
             coordinator=self._coordinator(), on_changed=self.watchers.wake,
         )  # fmt: skip
-        registry_pb2_grpc.add_RegistryServiceServicer_to_server(RegistryServicer(self.db, self.cache), server)
+        registry_pb2_grpc.add_RegistryServiceServicer_to_server(
+            RegistryServicer(self.db, self.cache, self.request_log), server
+        )
         execution_pb2_grpc.add_ExecutionServiceServicer_to_server(
             ExecutionServicer(
-                db=self.db, settings=self.settings, requests=self.requests, canceller=canceller, watchers=self.watchers
-            ),
+                db=self.db, settings=self.settings, requests=self.requests, canceller=canceller,
+                watchers=self.watchers, request_log=self.request_log,
+            ),  # fmt: skip
             server,
         )
         worker_pb2_grpc.add_WorkerServiceServicer_to_server(
@@ -114,7 +119,7 @@ class SchedulerApp:
         self.handoff.start()
         self._sweeper = Sweeper(
             db=self.db, settings=self.settings, dispatcher=self.dispatcher, submitter=self.submitter,
-            enqueue_workflows=self.handoff.enqueue,
+            enqueue_workflows=self.handoff.enqueue, request_log=self.request_log,
         )  # fmt: skip
         self._sweeper.start()
 

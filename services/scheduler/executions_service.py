@@ -20,6 +20,7 @@ from attune.states import TERMINAL, execution_state_from_proto
 from attune.storage import Database
 from attune.storage.schema import executions
 from attune_services.scheduler.cancel import Canceller
+from attune_services.scheduler.request_log import RequestLog, logged_request
 from attune_services.scheduler.requests import ChildLink, ExecutionRequests
 from attune_services.scheduler.views import execution_view, with_terminal_fields
 from attune_services.scheduler.watchers import ExecutionWatchers
@@ -30,6 +31,7 @@ WATCH_COST_FACTOR = 4.0
 CHILD_CHUNK = 100
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
+_RPC = execution_pb2.DESCRIPTOR.services_by_name["ExecutionService"].methods_by_name
 
 
 class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
@@ -37,9 +39,10 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
 
     def __init__(
         self, *, db: Database, settings: Settings, requests: ExecutionRequests, canceller: Canceller,
-        watchers: ExecutionWatchers,
+        watchers: ExecutionWatchers, request_log: RequestLog,
     ) -> None:  # fmt: skip
         self._db = db
+        self._request_log = request_log
         self._settings = settings
         self._watchers = watchers
         self._requests = requests
@@ -185,9 +188,19 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
     async def CancelExecution(
         self, request: execution_pb2.CancelExecutionRequest, context: grpc.aio.ServicerContext
     ) -> execution_pb2.CancelExecutionResponse:
-        """Cancels per where the execution is (see `cancel.py`)."""
+        """Cancels per where the execution is (see `cancel.py`). A retried request_id returns the
+        original response (not the state now, nor "already cancelled").
+
+        A cancel is several steps, not one transaction (the compare-and-set to canceling, then a
+        message to the worker, the coordinator or the completion service), so its response is
+        logged once the cancel is durable. A crash in between leaves no log row: the retry cancels
+        again, which is harmless, and is logged then. Of two concurrent retries, the first response
+        stored is the one both return."""
+        logged = logged_request(_RPC["CancelExecution"], request, execution_pb2.CancelExecutionResponse)
+        if (original := await self._request_log.original(logged)) is not None:
+            return original
         row = await self._canceller.cancel(request.id)
-        return execution_pb2.CancelExecutionResponse(execution=execution_view(row))
+        return await self._request_log.record(logged, execution_pb2.CancelExecutionResponse(execution=execution_view(row)))
 
     async def WatchExecution(
         self, request: execution_pb2.WatchExecutionRequest, context: grpc.aio.ServicerContext

@@ -6,6 +6,9 @@ each of its actions (updated in place, keeping its id). The same transaction del
 an earlier registration of the pack stored that its files no longer declare (`from_pack_files`);
 actions created through CreateAction in the pack's namespace are kept. An action's ref, pack and
 name never change after creation.
+
+RegisterPack and UpdateAction with a request_id store their response in the request log in the
+transaction of their change, so a retry returns it and changes nothing (see `request_log.py`).
 """
 
 from __future__ import annotations
@@ -35,8 +38,10 @@ from attune.registry.v1 import registry_pb2, registry_pb2_grpc
 from attune.storage import Database, is_unique_violation
 from attune.storage.schema import actions, pack_files, packs
 from attune_services.scheduler.actions import ActionCache, ActionRecord, action_row_values
+from attune_services.scheduler.request_log import RequestLog, logged_request
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
+_RPC = registry_pb2.DESCRIPTOR.services_by_name["RegistryService"].methods_by_name
 
 
 class _RegisteredAction(NamedTuple):
@@ -50,9 +55,10 @@ class _RegisteredAction(NamedTuple):
 class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     """Serves attune.registry.v1.RegistryService from the registry tables."""
 
-    def __init__(self, db: Database, cache: ActionCache) -> None:
+    def __init__(self, db: Database, cache: ActionCache, request_log: RequestLog) -> None:
         self._db = db
         self._cache = cache
+        self._request_log = request_log
 
     # --- packs ---------------------------------------------------------------------------------
 
@@ -61,7 +67,11 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         self, request: registry_pb2.RegisterPackRequest, context: grpc.aio.ServicerContext
     ) -> registry_pb2.RegisterPackResponse:
         """Validates the pack's files as a whole, then, in one transaction, stores pack, files and
-        actions and deletes the actions an earlier registration stored that the files no longer declare."""
+        actions and deletes the actions an earlier registration stored that the files no longer declare.
+        A retried request_id returns the original response and registers nothing."""
+        logged = logged_request(_RPC["RegisterPack"], request, registry_pb2.RegisterPackResponse)
+        if (original := await self._request_log.original(logged)) is not None:
+            return original
         files = {f.path: f.content for f in request.files}
         if not files:
             raise InvalidArgument("no files given", [Violation("files", "a pack needs at least pack.yaml")])
@@ -69,18 +79,22 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
             rows = await conn.execute(sa.select(actions.c.ref, actions.c.pack, actions.c.from_pack_files))
             registered = [_RegisteredAction(r.ref, r.pack, bool(r.from_pack_files)) for r in rows]
         bundle = _validated_bundle(files, registered)
-        async with self._db.write() as conn:
+
+        async def register(conn: AsyncConnection) -> registry_pb2.RegisterPackResponse:
             removed = await _delete_undeclared_actions(conn, bundle)
             stored = await _store_bundle(conn, bundle)
+            return registry_pb2.RegisterPackResponse(
+                pack=registry_pb2.Pack(
+                    ref=bundle.ref, label=bundle.label, version=bundle.version,
+                    description=bundle.description, digest=bundle.digest,
+                ),  # fmt: skip
+                actions=[a.to_proto() for a in stored],
+                removed_action_refs=removed,
+            )
+
+        response = await self._request_log.write(logged, register)
         self._cache.invalidate()
-        return registry_pb2.RegisterPackResponse(
-            pack=registry_pb2.Pack(
-                ref=bundle.ref, label=bundle.label, version=bundle.version,
-                description=bundle.description, digest=bundle.digest,
-            ),  # fmt: skip
-            actions=[a.to_proto() for a in stored],
-            removed_action_refs=removed,
-        )
+        return response
 
     @rpc_errors
     async def GetPackFiles(
@@ -141,10 +155,15 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     async def UpdateAction(
         self, request: registry_pb2.UpdateActionRequest, context: grpc.aio.ServicerContext
     ) -> registry_pb2.UpdateActionResponse:
-        """Replaces an action's mutable fields; a changed ref, pack or name is refused."""
+        """Replaces an action's mutable fields; a changed ref, pack or name is refused. A retried
+        request_id returns the original response and changes nothing."""
+        logged = logged_request(_RPC["UpdateAction"], request, registry_pb2.UpdateActionResponse)
+        if (original := await self._request_log.original(logged)) is not None:
+            return original
         proposed = request.action
         where = actions.c.id == request.id if request.id else actions.c.ref == proposed.ref
-        async with self._db.write() as conn:
+
+        async def update(conn: AsyncConnection) -> registry_pb2.UpdateActionResponse:
             row = (await conn.execute(sa.select(actions).where(where))).mappings().first()
             if row is None:
                 raise NotFound(f"no action {request.id or proposed.ref!r}")
@@ -161,10 +180,12 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
             await conn.execute(
                 actions.update().where(actions.c.id == stored.id).values(**values, updated_at=time.time())
             )
+            updated = (await conn.execute(sa.select(actions).where(actions.c.id == stored.id))).mappings().one()
+            return registry_pb2.UpdateActionResponse(action=ActionRecord.from_row(updated).to_proto())
+
+        response = await self._request_log.write(logged, update)
         self._cache.invalidate()
-        updated = await self._select_one(actions.c.id == stored.id)
-        assert updated is not None
-        return registry_pb2.UpdateActionResponse(action=updated.to_proto())
+        return response
 
     @rpc_errors
     async def GetAction(

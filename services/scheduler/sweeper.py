@@ -7,6 +7,8 @@
 - Lost workers: executions of a worker whose stream ended (and that did not list them again in a
   new Hello) are abandoned after `worker_grace`.
 - Cancels before dispatch whose CANCELLED result was not acknowledged are submitted again.
+- The request log forgets responses older than `request_log_ttl` (one DELETE per sweep, through
+  the index on created_at).
 
 Every give-up goes to the completion service; until it acknowledges, the row keeps its state
 and the next sweep tries again.
@@ -28,6 +30,7 @@ from attune.storage import Database
 from attune.storage.schema import executions
 from attune_services.scheduler.dispatch import Dispatcher
 from attune_services.scheduler.giveups import GiveUp, ResultSubmitter
+from attune_services.scheduler.request_log import RequestLog
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +47,10 @@ class Sweeper:
 
     def __init__(
         self, *, db: Database, settings: Settings, dispatcher: Dispatcher, submitter: ResultSubmitter,
-        enqueue_workflows: Callable[[Sequence[dict[str, Any]]], None],
+        enqueue_workflows: Callable[[Sequence[dict[str, Any]]], None], request_log: RequestLog,
     ) -> None:  # fmt: skip
         self._db = db
+        self._request_log = request_log
         self._settings = settings
         self._dispatcher = dispatcher
         self._submitter = submitter
@@ -81,6 +85,7 @@ class Sweeper:
         await self._recover_scheduling()
         await self._expire_unschedulable()
         await self._abandon_lost()
+        await self._request_log.prune(older_than=time.time() - self._settings.request_log_ttl)
 
     async def _recover_scheduling(self) -> None:
         async with self._db.read() as conn:

@@ -62,6 +62,19 @@ actions = sa.Table(
     comment="owner: scheduler",
 )
 
+#: Responses of mutating requests that carried a client request_id, so a retry returns the
+#: original (services/scheduler/request_log.py); pruned by created_at after ATTUNE_REQUEST_LOG_TTL.
+request_log = sa.Table(
+    "request_log",
+    metadata,
+    sa.Column("request_id", sa.String(255), primary_key=True),
+    sa.Column("method", sa.String(255), nullable=False),
+    sa.Column("request_digest", sa.String(64), nullable=False),
+    sa.Column("response", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False, index=True),
+    comment="owner: scheduler; the stored response of each mutating request with a request_id",
+)
+
 # --- scheduler + completion: executions -------------------------------------------------------
 
 executions = sa.Table(
