@@ -3,6 +3,9 @@
 - `app` wires everything into the ServiceApp the bootstrap serves.
 - `registry` / `actions`: packs and actions (RegistryService) and the action cache.
 - `requests` / `executions_service` / `views` / `cancel`: ExecutionService.
+- `request_log`: a retried RegisterPack, UpdateAction or CancelExecution (same request_id) gets
+  the original response.
+- `watchers`: WatchExecution wake-ups from this scheduler's transitions and the completion feed.
 - `dispatch` / `sessions` / `workers`: executions to workers over their bidirectional streams.
 - `handoff`: workflow executions to the coordinator, never to a worker.
 - `sweeper`: recovery scans, schedule timeouts and lost workers; `giveups` sends what the
