@@ -18,8 +18,6 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
 
 import grpc
 import sqlalchemy as sa
@@ -34,6 +32,7 @@ from attune.storage import Database
 from attune.storage.batching import GroupCommitter
 from attune.storage.schema import task_runs
 from attune_services.coordinator.child_requests import ChildRequester
+from attune_services.coordinator.commands import PendingChild, PendingFinish, Refusal, RunRef
 from attune_services.coordinator.pg_steps import mark_dispatched_asyncpg
 from attune_services.coordinator.store import mark_dispatched, mark_finish_reported, read_outbox
 
@@ -52,56 +51,6 @@ SWEEP_GRACE_RETRIES = 4
 #: Errors worth retrying; anything else is final for the item.
 TRANSIENT = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED,
              grpc.StatusCode.ABORTED, grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.CANCELLED}
-
-RunRef = tuple[str, str]  # (workflow_id, run_key)
-
-
-@dataclass(frozen=True)
-class PendingChild:
-    """A task run waiting for its child execution to be requested."""
-
-    workflow_id: str
-    run_key: str
-    request: execution_pb2.ChildExecutionRequest
-
-    @classmethod
-    def of(cls, workflow_id: str, run_key: str, task: str, run: int, item: int | None, attempt: int,
-           action_ref: str, request: dict[str, Any], *, depth: int, traceparent: str) -> PendingChild:
-        """The ChildExecutionRequest of one task_runs row."""
-        return cls(workflow_id, run_key, execution_pb2.ChildExecutionRequest(
-            action_ref=action_ref,
-            parameters_json=dumps(request.get("input") or {}),
-            request_id=f"{workflow_id}:{run_key}",
-            timeout_seconds=float(request.get("timeout") or 0.0),
-            parent_id=workflow_id,
-            link=common_pb2.WorkflowLink(workflow_execution_id=workflow_id, task_name=task, run=run,
-                                         item_index=-1 if item is None else item, attempt=attempt),
-            trace=common_pb2.TraceContext(traceparent=traceparent),
-            depth=depth + 1,
-        ))
-
-
-@dataclass(frozen=True)
-class PendingFinish:
-    """A finished workflow whose result is not yet acknowledged by the completion service."""
-
-    workflow_id: str
-    status: str
-    result: Any
-    error: str | None
-    traceparent: str
-    finished_at: float
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """A task run that got no child: refused by the scheduler (failed) or cancelled first."""
-
-    workflow_id: str
-    run_key: str
-    state: str
-    error: str
-
 
 class Carrier:
     """Three loops (dispatch, cancel, finish) draining durable queues."""

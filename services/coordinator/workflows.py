@@ -38,7 +38,8 @@ from attune.storage import Database
 from attune.storage.batching import GroupCommitter
 from attune.telemetry import extract, inject, start_span, tracer
 from attune.workflow.v1 import workflow_pb2
-from attune_services.coordinator.carrier import Carrier, PendingChild, PendingFinish, Refusal
+from attune_services.coordinator.carrier import Carrier
+from attune_services.coordinator.commands import PendingChild, PendingFinish, Refusal
 from attune_services.coordinator.definitions import DefinitionCache, DefinitionError
 from attune_services.coordinator.mailbox import Mailboxes, WorkflowLocks
 from attune_services.coordinator.pg_steps import whole_on_fast_path, write_steps_asyncpg
