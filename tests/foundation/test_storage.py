@@ -139,6 +139,29 @@ async def test_a_lingering_committer_gathers_items_submitted_one_after_another()
     await committer.close()
 
 
+async def test_a_busy_committer_waits_for_more_but_a_lone_item_is_written_at_once() -> None:
+    batches: list[list[int]] = []
+
+    async def flush(rows: list[int]) -> list[None]:
+        batches.append(rows)
+        return [None] * len(rows)
+
+    committer: GroupCommitter[int, None] = GroupCommitter(flush, busy_linger=0.3)
+
+    async def two_apart(first: int, second: int) -> None:
+        waits = [asyncio.ensure_future(committer.submit(first))]
+        await asyncio.sleep(0.05)
+        waits.append(asyncio.ensure_future(committer.submit(second)))
+        await asyncio.gather(*waits)
+
+    await asyncio.gather(*(committer.submit(i) for i in (1, 2, 3)))  # nothing before: written at once
+    await two_apart(4, 5)  # after a batch of three: the committer waits and takes both
+    await committer.submit(6)  # after a batch of two: waits, alone
+    await two_apart(7, 8)  # after a batch of one: written at once, then 8 on its own
+    assert batches == [[1, 2, 3], [4, 5], [6], [7], [8]]
+    await committer.close()
+
+
 async def test_retry_while_unavailable_retries_transient_errors_only() -> None:
     calls: list[int] = []
 

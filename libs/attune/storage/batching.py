@@ -11,6 +11,13 @@ import asyncio
 import logging
 from typing import Awaitable, Callable, Generic, Sequence, TypeVar
 
+#: While the batches keep holding more than one item, the next is taken this long after its first
+#: item arrives: in a burst of 2,000 no-op requests the scheduler's inserts came ~10 rows at a
+#: time and every stage downstream (assignments, results, acks) inherited those small batches;
+#: waiting 2 ms made them larger and the burst ~7-13 % faster (interleaved A/B), with no change
+#: to a sequential request (a batch of one never waits) or to a 1,000-wide fan-out.
+BUSY_LINGER_S = 0.002
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -23,14 +30,18 @@ class GroupCommitter(Generic[T, R]):
     `linger` (seconds) waits that long after the first item of a batch before writing it: for
     bookkeeping nobody waits on (deleting acknowledged outbox rows, recording dispatched
     children), so that a sequence of single items (a workflow chain's steps) shares a statement
-    instead of costing one each."""
+    instead of costing one each. Without it, a batch waits `busy_linger` only while the previous
+    one held several items (a burst), never after a batch of one (a sequential caller)."""
 
     def __init__(
-        self, flush: Callable[[list[T]], Awaitable[Sequence[R]]], *, max_batch: int = 1000, linger: float = 0.0
-    ) -> None:
+        self, flush: Callable[[list[T]], Awaitable[Sequence[R]]], *, max_batch: int = 1000, linger: float = 0.0,
+        busy_linger: float = BUSY_LINGER_S,
+    ) -> None:  # fmt: skip
         self._flush = flush
         self._max_batch = max_batch
         self._linger = linger
+        self._busy_linger = busy_linger
+        self._last_size = 0
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -74,10 +85,14 @@ class GroupCommitter(Generic[T, R]):
         while not (self._closed and not self._pending):
             await self._wakeup.wait()
             self._wakeup.clear()
-            if self._linger > 0 and not self._closed and len(self._pending) < self._max_batch:
-                await asyncio.sleep(self._linger)
+            if not self._closed and len(self._pending) < self._max_batch:
+                if self._linger > 0:
+                    await asyncio.sleep(self._linger)
+                elif self._busy_linger > 0 and self._last_size > 1:
+                    await asyncio.sleep(self._busy_linger)
             while self._pending:
                 batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
+                self._last_size = len(batch)
                 try:
                     results = await self._flush([item for item, _ in batch])
                 except BaseException as err:  # the callers see the failure, the loop goes on
