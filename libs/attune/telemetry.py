@@ -84,11 +84,6 @@ def configure_tracing(service: str, *, trace_file: str = "") -> None:
     trace.set_tracer_provider(provider)
 
 
-def exporting() -> bool:
-    """True when finished spans go somewhere (an OTEL_* exporter or ATTUNE_TRACE_FILE)."""
-    return _exporting
-
-
 def child_traceparent(parent: str) -> str:
     """The `traceparent` of a new span under ``parent`` (a new trace when it is empty or
     malformed), made without the SDK: what a hot path stores when no span is exported."""

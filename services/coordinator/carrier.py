@@ -204,7 +204,7 @@ class Carrier:
 
     async def _dispatch(self) -> bool:
         """Sends the next batch of child requests; up to DISPATCH_WINDOW batches are in flight at
-        once, so recording one batch's child ids overlaps with sending the next."""
+        once, so one batch's answer is awaited while the next is sent."""
         batch: list[PendingChild] = []
         refused: list[Refusal] = []
         for ref, child in self._children.items():

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from attune.storage import dialect_insert
 from attune.storage.schema import (
     TASK_RUN_COMMAND_PENDING,
     WORKFLOW_RESULT_UNREPORTED,
@@ -40,11 +40,6 @@ from attune_services.coordinator.rows import (  # noqa: F401 - re-exported for t
     StepWrite,
     dump_json,
 )
-
-
-def _insert(conn: AsyncConnection, table: sa.Table) -> Any:
-    """The dialect's INSERT (it has on_conflict_do_nothing / _do_update)."""
-    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
 
 
 async def write_steps(conn: AsyncConnection, batch: Sequence[StepWrite]) -> list[str]:
@@ -70,7 +65,7 @@ async def write_steps(conn: AsyncConnection, batch: Sequence[StepWrite]) -> list
         outcomes.append(outcome)
     definitions = {w.definition[0]: w.definition[1] for w in whole if w.definition is not None}
     if definitions:
-        stmt = _insert(conn, workflow_definitions).on_conflict_do_nothing(index_elements=["digest"])
+        stmt = dialect_insert(conn, workflow_definitions).on_conflict_do_nothing(index_elements=["digest"])
         await conn.execute(stmt, [{"digest": d, "compiled": c, "created_at": time.time()} for d, c in definitions.items()])
     await _write_entries(conn, whole)
     await _insert_runs(conn, whole)
@@ -98,7 +93,7 @@ async def _create_workflows(conn: AsyncConnection, creates: Sequence[StepWrite])
             "error": w.finish[2] if w.finish else None,
             "finished_at": w.finish[3] if w.finish else None,
         })
-    stmt = _insert(conn, we).on_conflict_do_nothing(index_elements=["id"]).returning(we.c.id)
+    stmt = dialect_insert(conn, we).on_conflict_do_nothing(index_elements=["id"]).returning(we.c.id)
     return set((await conn.execute(stmt, rows)).scalars())
 
 
@@ -128,7 +123,7 @@ async def _write_entries(conn: AsyncConnection, steps: Iterable[StepWrite]) -> N
                 upserts.append({"workflow_id": w.workflow_id, "key": key, "value": dump_json(value)})
     t = workflow_state_entries
     if upserts:
-        stmt = _insert(conn, t)
+        stmt = dialect_insert(conn, t)
         stmt = stmt.on_conflict_do_update(index_elements=["workflow_id", "key"], set_={"value": stmt.excluded.value})
         await conn.execute(stmt, upserts)
     if deletes:
@@ -146,7 +141,7 @@ async def _insert_runs(conn: AsyncConnection, steps: Sequence[StepWrite]) -> Non
     ]
     if inserts:
         # A run that already exists (a duplicate event) is left alone: never scheduled twice.
-        stmt = _insert(conn, task_runs).on_conflict_do_nothing(index_elements=["workflow_id", "run_key"])
+        stmt = dialect_insert(conn, task_runs).on_conflict_do_nothing(index_elements=["workflow_id", "run_key"])
         await conn.execute(stmt, inserts)
 
 
@@ -190,7 +185,7 @@ async def _write_timers(conn: AsyncConnection, steps: Sequence[StepWrite]) -> No
         stmt = sa.delete(t).where(t.c.workflow_id == sa.bindparam("w"), t.c.timer_id == sa.bindparam("k"))
         await conn.execute(stmt, deletes)
     if sets:
-        stmt = _insert(conn, t)
+        stmt = dialect_insert(conn, t)
         stmt = stmt.on_conflict_do_update(
             index_elements=["workflow_id", "timer_id"],
             set_={"fire_at": stmt.excluded.fire_at, "purpose": stmt.excluded.purpose},

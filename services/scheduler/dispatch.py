@@ -18,7 +18,7 @@ import heapq
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import sqlalchemy as sa
@@ -31,6 +31,7 @@ from attune.storage.schema import executions
 from attune.worker.v1 import worker_pb2
 from attune_services.scheduler.actions import ActionCache
 from attune_services.scheduler.sessions import WorkerSession
+from attune_services.scheduler.views import workflow_link_of
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +62,7 @@ class PendingExecution:
     parent_id: str | None = None
     # The workflow task run of a workflow child (None for a top-level execution): the worker
     # exports it to the action, which cannot otherwise tell which run it belongs to.
-    workflow_execution_id: str | None = None
-    task_name: str | None = None
-    task_run: int | None = None
-    item_index: int | None = None
-    attempt: int | None = None
+    link: common_pb2.WorkflowLink | None = field(default=None, compare=False)
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> "PendingExecution":
@@ -74,19 +71,7 @@ class PendingExecution:
             id=row["id"], action_ref=row["action_ref"], runtime=row["runner_type"],
             parameters_json=row["parameters"] or "{}", secret_names=json.loads(row["secret_names"] or "[]"),
             timeout=row["timeout"], traceparent=row["traceparent"] or "", created_at=row["created_at"],
-            parent_id=row.get("parent_id"), workflow_execution_id=row.get("workflow_execution_id"),
-            task_name=row.get("task_name"), task_run=row.get("task_run"), item_index=row.get("item_index"),
-            attempt=row.get("attempt"),
-        )  # fmt: skip
-
-    def workflow_link(self) -> common_pb2.WorkflowLink | None:
-        """The task run this execution belongs to, as the Assignment carries it; None at top level."""
-        if not self.workflow_execution_id:
-            return None
-        return common_pb2.WorkflowLink(
-            workflow_execution_id=self.workflow_execution_id, task_name=self.task_name or "",
-            run=self.task_run or 0, item_index=-1 if self.item_index is None else self.item_index,
-            attempt=self.attempt or 0,
+            parent_id=row.get("parent_id"), link=workflow_link_of(row),
         )  # fmt: skip
 
 
@@ -327,7 +312,7 @@ class Dispatcher:
                         parameters_json=pending.parameters_json.encode(), secret_names=pending.secret_names,
                         timeout_seconds=pending.timeout or 0.0,
                         trace=common_pb2.TraceContext(traceparent=pending.traceparent),
-                        parent_id=pending.parent_id or "", link=pending.workflow_link(),
+                        parent_id=pending.parent_id or "", link=pending.link,
                     )  # fmt: skip
                 )
             for start in range(0, len(batch), MAX_ASSIGNMENTS_PER_MESSAGE):

@@ -22,11 +22,10 @@ from typing import Any, Awaitable, Callable, Generic, TypeVar
 import sqlalchemy as sa
 from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.message import Message
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from attune.grpcutil.errors import FailedPrecondition, Unavailable, Violation
-from attune.storage import Database
+from attune.storage import Database, dialect_insert
 from attune.storage.schema import request_log
 
 R = TypeVar("R", bound=Message)
@@ -135,9 +134,8 @@ class RequestLog:
 async def _insert(conn: AsyncConnection, logged: LoggedRequest[Any], response: bytes) -> bool:
     """Inserts the log row in the caller's transaction; False if the request_id has one already
     (ON CONFLICT DO NOTHING: on PostgreSQL it waits for a concurrent insert of it to end)."""
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     statement = (
-        insert(request_log)
+        dialect_insert(conn, request_log)
         .values(
             request_id=logged.request_id, method=logged.method, request_digest=logged.digest,
             response=response, created_at=time.time(),

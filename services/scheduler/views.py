@@ -27,17 +27,22 @@ def _result_struct(text: str | None) -> Any:
     return struct_from_dict(value if isinstance(value, dict) else {"data": value})
 
 
+def workflow_link_of(row: Mapping[str, Any]) -> common_pb2.WorkflowLink | None:
+    """The workflow task run an executions row belongs to; None for a top-level execution."""
+    if not row.get("workflow_execution_id"):
+        return None
+    return common_pb2.WorkflowLink(
+        workflow_execution_id=row["workflow_execution_id"],
+        task_name=row["task_name"] or "",
+        run=row["task_run"] or 0,
+        item_index=-1 if row["item_index"] is None else row["item_index"],
+        attempt=row["attempt"] or 0,
+    )
+
+
 def execution_view(row: Mapping[str, Any]) -> execution_pb2.Execution:
     """An `Execution` message from a row of `executions`."""
-    link = None
-    if row["workflow_execution_id"]:
-        link = common_pb2.WorkflowLink(
-            workflow_execution_id=row["workflow_execution_id"],
-            task_name=row["task_name"] or "",
-            run=row["task_run"] or 0,
-            item_index=-1 if row["item_index"] is None else row["item_index"],
-            attempt=row["attempt"] or 0,
-        )
+    link = workflow_link_of(row)
     return execution_pb2.Execution(
         id=row["id"], action_ref=row["action_ref"], state=execution_state_to_proto(row["state"]),
         parameters=struct_from_dict(redacted_parameters(row)), result=_result_struct(row["result"]),

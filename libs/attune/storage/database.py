@@ -19,6 +19,7 @@ import asyncpg
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from attune.config import normalize_database_url
@@ -121,6 +122,12 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         # Writes take the write lock up front; reads get a plain deferred BEGIN.
         immediate = conn.info.pop("begin_immediate", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def dialect_insert(conn: AsyncConnection, table: sa.Table) -> Any:
+    """The connection's dialect's INSERT into `table`, which has on_conflict_do_nothing /
+    on_conflict_do_update (the same on PostgreSQL and SQLite)."""
+    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
 
 
 def is_unique_violation(err: sa.exc.IntegrityError) -> bool:
