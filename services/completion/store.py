@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, NamedTuple, Sequence
 
 import asyncpg
@@ -61,12 +61,13 @@ WITH v AS (
     FROM v
     WHERE e.id = v.id AND e.id IN (SELECT id FROM locked)
       AND e.state NOT IN ({", ".join(f"'{state}'" for state in sorted(states.TERMINAL))})
-    RETURNING e.id, e.workflow_execution_id, e.parent_id, e.task_name, e.task_run, e.item_index, e.attempt
+    RETURNING e.id, e.workflow_execution_id, e.parent_id, e.task_name, e.task_run, e.item_index, e.attempt,
+              e.started_at
 ), outbox AS (
     INSERT INTO outcome_outbox (execution_id, workflow_execution_id, created_at)
     SELECT id, workflow_execution_id, $7 FROM changed WHERE workflow_execution_id IS NOT NULL
 )
-SELECT id, workflow_execution_id, parent_id, task_name, task_run, item_index, attempt FROM changed
+SELECT id, workflow_execution_id, parent_id, task_name, task_run, item_index, attempt, started_at FROM changed
 """
 
 # The same for one result (a sequential step: one chain step, one watched execution): a plain
@@ -78,12 +79,12 @@ WITH changed AS (
     SET state = $2, result = $3, error = $4, finished_at = $5, started_at = COALESCE(started_at, $6),
         updated_at = $7
     WHERE id = $1 AND state NOT IN ({", ".join(f"'{state}'" for state in sorted(states.TERMINAL))})
-    RETURNING id, workflow_execution_id, parent_id, task_name, task_run, item_index, attempt
+    RETURNING id, workflow_execution_id, parent_id, task_name, task_run, item_index, attempt, started_at
 ), outbox AS (
     INSERT INTO outcome_outbox (execution_id, workflow_execution_id, created_at)
     SELECT id, workflow_execution_id, $7 FROM changed WHERE workflow_execution_id IS NOT NULL
 )
-SELECT id, workflow_execution_id, parent_id, task_name, task_run, item_index, attempt FROM changed
+SELECT id, workflow_execution_id, parent_id, task_name, task_run, item_index, attempt, started_at FROM changed
 """
 
 
@@ -127,7 +128,8 @@ class ResultStore:
     """Group-commits results; `on_outbox(items)` is told which outbox rows each commit added (the
     outcome itself on PostgreSQL, else the execution id to read it by) and
     `on_completed(results, parent_ids)` which results each commit applied (moved their execution
-    to its terminal state), with their executions' parents."""
+    to its terminal state), as stored (started_at is the row's: an earlier start notice wins),
+    with their executions' parents."""
 
     def __init__(
         self,
@@ -182,7 +184,8 @@ class ResultStore:
             rows = (
                 await conn.execute(
                     sa.select(
-                        executions.c.id, executions.c.state, executions.c.workflow_execution_id, executions.c.parent_id
+                        executions.c.id, executions.c.state, executions.c.workflow_execution_id, executions.c.parent_id,
+                        executions.c.started_at,
                     )
                     .where(executions.c.id.in_(sorted(first)))
                     .order_by(executions.c.id)
@@ -218,7 +221,8 @@ class ResultStore:
             self._on_outbox([row["execution_id"] for row in outbox])  # the forwarder reads them
         if to_apply and self._on_completed is not None:
             parents = {row.parent_id for row in rows if row.parent_id and row.id in first}
-            self._on_completed(to_apply, sorted(parents))
+            started = {row.id: row.started_at for row in rows}
+            self._on_completed([_as_stored(r, started[r.execution_id]) for r in to_apply], sorted(parents))
         return self._outcomes(batch, current, {r.execution_id: r for r in to_apply})
 
     async def _flush_pg(self, batch: list[TerminalResult], first: dict[str, TerminalResult]) -> list[StoreOutcome]:
@@ -258,7 +262,7 @@ class ResultStore:
             self._on_outbox(workflow_children)
         if changed and self._on_completed is not None:
             parents = sorted({row["parent_id"] for row in changed if row["parent_id"]})
-            self._on_completed([first[row["id"]] for row in changed], parents)
+            self._on_completed([_as_stored(first[row["id"]], row["started_at"]) for row in changed], parents)
         return self._outcomes(batch, current, {row["id"]: first[row["id"]] for row in changed})
 
     @staticmethod
@@ -280,6 +284,13 @@ class ResultStore:
                 )
                 outcomes.append(StoreOutcome(applied=False, state=""))
         return outcomes
+
+
+def _as_stored(result: TerminalResult, started_at: float | None) -> TerminalResult:
+    """`result` as the compare-and-set stored it: the row keeps the started_at it had (the
+    worker's start notice), else takes the result's."""
+    stored = started_at if started_at is not None else result.started_at
+    return result if stored == result.started_at else replace(result, started_at=stored)
 
 
 def _transient(err: Exception) -> bool:

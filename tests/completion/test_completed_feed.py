@@ -56,6 +56,8 @@ async def test_feed_carries_the_stored_terminal_fields_of_small_results(
 ) -> None:
     small = await insert_execution(db, state="running")
     large = await insert_execution(db, state="running")
+    # Its start notice came first: the row keeps that started_at, and so must the feed.
+    noticed = await insert_execution(db, state="running", started_at=1000.5)
     channel = open_channel(completion.address, completion.settings)
     feed = completion_pb2_grpc.CompletionServiceStub(channel).WatchCompleted(completion_pb2.WatchCompletedRequest())
     stream = ResultStream(completion.address, completion.settings)
@@ -64,21 +66,24 @@ async def test_feed_carries_the_stored_terminal_fields_of_small_results(
         await stream.submit(
             result(small, S.EXECUTION_STATE_FAILED, error="exit 3", payload={"stdout": "x", "exit_code": 3}),
             result(large, payload={"stdout": "y" * (MAX_RESULT_BYTES + 1)}),
+            result(noticed, started_at=1000.0),
         )
         heard: set[str] = set()
         carried: dict[str, completion_pb2.ExecutionResult] = {}
-        while heard != {small, large}:
+        while heard != {small, large, noticed}:
             message = await asyncio.wait_for(feed.read(), timeout=5.0)
             assert message is not grpc.aio.EOF
             heard.update(message.execution_ids)
             carried.update({r.execution_id: r for r in message.results})
-        assert set(carried) == {small}  # the large one goes by id only: the watcher reads it
+        assert set(carried) == {small, noticed}  # the large one goes by id only: the watcher reads it
         fields = carried[small]
         async with db.read() as conn:
             row = (await conn.execute(sa.select(executions).where(executions.c.id == small))).mappings().one()
+            kept = (await conn.execute(sa.select(executions).where(executions.c.id == noticed))).mappings().one()
         assert (S.ExecutionState.Name(fields.state), fields.error, fields.finished_at, fields.started_at) == (
             "EXECUTION_STATE_FAILED", row["error"], row["finished_at"], row["started_at"])
         assert row["state"] == "failed" and json.loads(fields.result_json) == json.loads(row["result"])
+        assert carried[noticed].started_at == kept["started_at"] == 1000.5
     finally:
         feed.cancel()
         await stream.close()
