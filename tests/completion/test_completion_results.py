@@ -188,3 +188,22 @@ async def test_restart_mid_stream_stores_exactly_one_result(
     async with db.read() as conn:
         outbox = (await conn.execute(sa.select(outcome_outbox.c.execution_id))).scalars().all()
     assert sorted(outbox) == sorted(ids)  # one outbox row each (nobody is up to receive them)
+
+
+async def test_a_second_server_cannot_take_a_port_in_use_but_a_restart_can(
+    completion: CompletionServer, db: Database, settings: Settings
+) -> None:
+    """No SO_REUSEPORT: two processes never silently split one port's connections."""
+    from attune.grpcutil.server import start_server
+    from attune_services.completion.app import CompletionApp
+
+    with pytest.raises(OSError, match="cannot listen"):
+        await start_server(CompletionApp(settings), address=completion.address, settings=settings)
+    await completion.stop()
+    await completion.start()  # the same port, free again
+    stream = ResultStream(completion.address, settings)
+    try:
+        execution_id = await insert_execution(db)
+        assert execution_id in await stream.submit(result(execution_id))
+    finally:
+        await stream.close()

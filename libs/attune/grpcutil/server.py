@@ -58,6 +58,11 @@ class ServerHandle:
 SERVER_OPTIONS: list[tuple[str, int]] = [
     ("grpc.server.max_pending_requests", 20_000),
     ("grpc.server.max_pending_requests_hard_limit", 60_000),
+    # gRPC sets SO_REUSEPORT by default, so a second process binding a port already in use
+    # succeeds and the kernel splits the connections between the two (seen in CI: a test's
+    # server on a port another process then also bound got "connection refused"). A service
+    # whose port is taken now fails to start ("cannot listen on ...") instead.
+    ("grpc.so_reuseport", 0),
 ]
 
 
@@ -69,7 +74,10 @@ async def start_server(app: ServiceApp, *, address: str, settings: Settings) -> 
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     names = [*app.service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name]
     reflection.enable_server_reflection([*names, reflection.SERVICE_NAME], server)
-    port = server.add_insecure_port(address)
+    try:
+        port = server.add_insecure_port(address)
+    except RuntimeError as err:  # grpcio raises this when the bind fails (the port is taken)
+        raise OSError(f"cannot listen on {address}: is another process using the port?") from err
     if port == 0:
         raise OSError(f"cannot listen on {address}")
     await server.start()
