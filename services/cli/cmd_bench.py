@@ -30,6 +30,7 @@ def add_parser(commands: argparse._SubParsersAction, parent: argparse.ArgumentPa
 
 def bench_command(args: argparse.Namespace) -> int:
     """Runs the chosen suite, prints a table (or one JSON object)."""
+    from attune_services.bench.calibration import calibrated
     from attune_services.bench.report import figures_table
     from attune_services.bench.suite import core_suite, workflow_suite
 
@@ -37,12 +38,14 @@ def bench_command(args: argparse.Namespace) -> int:
         raise CliError("--samples, --burst, --fanout-width, --chain-length and --held-workflows must be at least 1")
     try:
         if args.suite == "workflows":
-            figures = workflow_suite(args.database_url, width=args.fanout_width, length=args.chain_length,
-                                     held=args.held_workflows, ready_timeout=args.ready_timeout,
-                                     progress=progress)  # fmt: skip
+            figures = calibrated(lambda: workflow_suite(args.database_url, width=args.fanout_width,
+                                                        length=args.chain_length, held=args.held_workflows,
+                                                        ready_timeout=args.ready_timeout, progress=progress),
+                                 progress)  # fmt: skip
         else:
-            figures = core_suite(args.database_url, samples=args.samples, burst=args.burst,
-                                 ready_timeout=args.ready_timeout, progress=progress)  # fmt: skip
+            figures = calibrated(lambda: core_suite(args.database_url, samples=args.samples, burst=args.burst,
+                                                    ready_timeout=args.ready_timeout, progress=progress),
+                                 progress)  # fmt: skip
     except LaunchError as err:
         lines = str(err).splitlines()
         raise CliError(lines[0], lines[1:]) from err

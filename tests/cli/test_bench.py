@@ -10,7 +10,8 @@ from tests.cli.e2e import attune
 
 pytestmark = pytest.mark.integration
 
-CORE_KEYS = {"noop_latency_ms_p50", "noop_latency_ms_p99", "noop_executions_per_s", "shell_overhead_ms", "idle_rss_mb"}
+CORE_KEYS = {"noop_latency_ms_p50", "noop_latency_ms_p99", "noop_executions_per_s", "shell_overhead_ms", "idle_rss_mb",
+             "machine_loop_ms"}  # fmt: skip
 
 
 def _env() -> dict[str, str]:
@@ -26,6 +27,8 @@ async def test_core_bench_prints_exactly_its_figures() -> None:
     assert figures["noop_executions_per_s"] > 0 and figures["shell_overhead_ms"] > 0
     assert set(figures["idle_rss_mb"]) == {"scheduler", "coordinator", "completion", "worker"}
     assert all(0 < mb < 1024 for mb in figures["idle_rss_mb"].values())
+    assert 0 < figures["machine_loop_ms"] < 10_000
+    assert "machine calibration" in outcome.stderr
 
 
 async def test_workflow_bench_prints_engine_and_end_to_end_figures() -> None:
@@ -45,4 +48,5 @@ async def test_workflow_bench_reads_the_coordinator_memory_holding_running_workf
     assert outcome.code == 0, outcome.stderr
     figures = outcome.json()
     assert 0 < figures["coordinator_rss_20_workflows_mb"] < 1024
+    assert 0 < figures["machine_loop_ms"] < 10_000
     assert "20 bench.held requested" in outcome.stderr
