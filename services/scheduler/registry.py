@@ -9,6 +9,8 @@ name never change after creation.
 
 RegisterPack and UpdateAction with a request_id store their response in the request log in the
 transaction of their change, so a retry returns it and changes nothing (see `request_log.py`).
+CreateAction keeps its request_id on the action it creates: a retry returns that action, the same
+request_id with a different request is refused with FAILED_PRECONDITION (`_creation_differences`).
 """
 
 from __future__ import annotations
@@ -116,11 +118,13 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     async def CreateAction(
         self, request: registry_pb2.CreateActionRequest, context: grpc.aio.ServicerContext
     ) -> registry_pb2.CreateActionResponse:
-        """Creates one action in a registered pack; a retried request_id returns the original."""
+        """Creates one action in a registered pack. A retried request_id returns the action it
+        created (as it is now); the same request_id with a different request is refused with
+        FAILED_PRECONDITION naming request_id, and nothing is created."""
         if request.request_id:
             existing = await self._select_one(actions.c.request_id == request.request_id)
             if existing is not None:
-                return registry_pb2.CreateActionResponse(action=existing.to_proto())
+                return _created_before(request, existing)
         proposed = request.action
         if not proposed.pack or not _NAME.match(proposed.pack):
             raise InvalidArgument("action.pack is missing or invalid", [Violation("action.pack", "required")])
@@ -136,6 +140,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
                 [Violation("action.ref", f"must be {ref!r}")],
             )
         now = time.time()
+        raced: ActionRecord | None = None  # the action a concurrent request with this request_id created
         async with self._db.write() as conn:
             values = await _checked_values(conn, proposed, ref=ref)
             row = {"id": new_id(), **values, "request_id": request.request_id or None, "from_pack_files": False}
@@ -145,7 +150,14 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
             except sa.exc.IntegrityError as err:
                 if not is_unique_violation(err):
                     raise
-                raise AlreadyExists(f"action {ref!r} already exists") from err
+                if request.request_id:
+                    same_id = sa.select(actions).where(actions.c.request_id == request.request_id)
+                    found = (await conn.execute(same_id)).mappings().first()
+                    raced = ActionRecord.from_row(found) if found is not None else None
+                if raced is None:
+                    raise AlreadyExists(f"action {ref!r} already exists") from err
+        if raced is not None:
+            return _created_before(request, raced)
         self._cache.invalidate()
         created = await self._select_one(actions.c.ref == ref)
         assert created is not None
@@ -225,6 +237,52 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         async with self._db.read() as conn:
             row = (await conn.execute(sa.select(actions).where(where))).mappings().first()
         return ActionRecord.from_row(row) if row is not None else None
+
+
+def _created_before(request: registry_pb2.CreateActionRequest, stored: ActionRecord) -> registry_pb2.CreateActionResponse:
+    """The answer to a CreateAction whose request_id created `stored`: the action as it is now
+    when the request is the same, else FailedPrecondition naming `request_id`."""
+    differences = _creation_differences(request.action, stored)
+    if differences:
+        other = f"other {', '.join(differences)}"
+        raise FailedPrecondition(
+            f"request_id {request.request_id!r} was used for a different request ({other})",
+            [Violation("request_id", f"was used for a different request ({other}); choose a new one")],
+        )
+    return registry_pb2.CreateActionResponse(action=stored.to_proto())
+
+
+def _creation_differences(proposed: registry_pb2.Action, stored: ActionRecord) -> list[str]:
+    """The fields of a CreateAction request that `stored`, the action its request_id created,
+    does not have as CreateAction stores them. Its ref never changes, so pack and name are always
+    compared; the other fields only while the action is as created (UpdateAction or its pack's
+    files may have changed them since, and a retry of the original must still get it)."""
+    differences = [f"action.{field}" for field in ("pack", "name") if getattr(proposed, field) != getattr(stored, field)]
+    if proposed.ref and proposed.ref != stored.ref:
+        differences.append("action.ref")
+    if differences or stored.updated_at != stored.created_at:
+        return differences
+    parameters, _ = check_parameter_schema(dict_from_struct(proposed.parameters))
+    as_stored = {
+        "label": (proposed.label or proposed.name) == stored.label,
+        "description": proposed.description == stored.description,
+        "enabled": proposed.enabled == stored.enabled,
+        "runner_type": proposed.runner_type == stored.runner_type,
+        "entry_point": stored.runner_type == "workflow" or _names_path(proposed.entry_point, stored.entry_point),
+        "parameters": parameters == stored.parameters,
+        "output": dict_from_struct(proposed.output) == stored.output,
+        "timeout_seconds": (proposed.timeout_seconds or None) == stored.timeout,
+        "tags": list(proposed.tags) == stored.tags,
+        "workflow_file": _names_path(proposed.workflow_file, stored.workflow_file),
+    }
+    return [f"action.{field}" for field, same in as_stored.items() if not same]
+
+
+def _names_path(value: str, stored: str | None) -> bool:
+    """Whether `value`, as CreateAction resolves it (`_pack_path`), names the stored pack file."""
+    if not value:
+        return stored is None
+    return stored in (posixpath.normpath(value), posixpath.normpath(posixpath.join("actions", value)))
 
 
 def _validated_bundle(files: Mapping[str, bytes], registered: Sequence[_RegisteredAction]) -> PackBundle:

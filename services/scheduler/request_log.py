@@ -9,7 +9,11 @@ one transaction (`RequestLog.write`), else once the change is durable (`RequestL
 A refused request stores nothing, so a corrected retry with the same request_id is performed.
 Rows older than `request_log_ttl` are pruned by the sweeper; a retry after that is a new request.
 
-RequestExecution and CreateAction predate this log and keep their own unique request_id columns.
+RequestExecution and CreateAction follow the same rule without this log: the row they create keeps
+the request_id (unique `executions.request_id` / `actions.request_id`, never pruned), and a request
+finding it is compared with that row — a retry gets the original, a different request is refused
+with the same FAILED_PRECONDITION (`requests.py`, `registry.py`). That keeps the execution hot path
+at one statement per batch.
 """
 
 from __future__ import annotations

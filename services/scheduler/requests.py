@@ -1,7 +1,10 @@
 """Execution requests: validate against the action, then insert in state "scheduling".
 
 Rows from many concurrent requests share one transaction (group commit, DESIGN §6). A
-`request_id` is unique: a retried request finds the stored row and gets the original execution.
+`request_id` is unique: a retried request finds the stored row and gets the original execution;
+the same request_id with a different request is refused with FAILED_PRECONDITION naming
+`request_id` and creates nothing (`_check_retry`). The comparison runs only when the id is
+found stored, in the batch or before it, so a fresh id costs nothing more.
 Each accepted row is handed to `on_created` (dispatch or workflow hand-off) right after commit.
 On PostgreSQL a batch is one `INSERT … SELECT FROM unnest(arrays) ON CONFLICT (request_id) DO
 NOTHING RETURNING id` (one round trip, atomic on its own).
@@ -59,22 +62,28 @@ class ExecutionRequests:
         self._committer: GroupCommitter[Row, tuple[Row, bool]] = GroupCommitter(self._flush)
 
     async def request(self, action_ref: str, params: Mapping[str, Any], *, request_id: str, timeout: float) -> Row:
-        """One top-level execution; raises NotFound / FailedPrecondition / InvalidArgument."""
+        """One top-level execution; raises NotFound / FailedPrecondition / InvalidArgument.
+        A request_id already stored returns its execution for the same request (a retry) and is
+        FailedPrecondition for a different one."""
         try:
             action = await self._checked_action(action_ref)
             values = _validated(action, params)
         except (NotFound, FailedPrecondition, InvalidArgument):
             existing = await self._by_request_id(request_id)
             if existing is not None:  # a retry of a request accepted before the action changed
+                _check_retry(existing, request_id, action_ref, params, timeout, parent_id=None, action=None, values=None)
                 return existing
             raise
-        row, _ = await self._insert(action, values, request_id=request_id, timeout=timeout, link=None)
+        row, is_new = await self._insert(action, values, request_id=request_id, timeout=timeout, link=None)
+        if not is_new:
+            _check_retry(row, request_id, action_ref, params, timeout, parent_id=None, action=action, values=values)
         return row
 
     async def request_child(
         self, action_ref: str, params_json: bytes, *, request_id: str, timeout: float, link: ChildLink
     ) -> Row:
-        """One child of a workflow task run (same checks; the caller reports errors per child)."""
+        """One child of a workflow task run (same checks, request_id included: the same id for
+        another child is FailedPrecondition; the caller reports errors per child)."""
         action = await self._checked_action(action_ref)
         try:
             params = json.loads(params_json or b"{}")
@@ -83,7 +92,9 @@ class ExecutionRequests:
         if not isinstance(params, dict):
             raise InvalidArgument(f"parameters of {action_ref!r} must be a JSON object")
         values = _validated(action, params)
-        row, _ = await self._insert(action, values, request_id=request_id, timeout=timeout, link=link)
+        row, is_new = await self._insert(action, values, request_id=request_id, timeout=timeout, link=link)
+        if not is_new:
+            _check_retry(row, request_id, action_ref, params, timeout, parent_id=link.parent_id, action=action, values=values)
         return row
 
     async def close(self) -> None:
@@ -257,3 +268,54 @@ def _validated(action: ActionRecord, params: Mapping[str, Any]) -> dict[str, Any
     except ParameterError as err:
         violations = [Violation(v.field, v.description) for v in err.violations]
         raise InvalidArgument(f"invalid parameters for {action.ref!r}: {err}", violations) from err
+
+
+def _check_retry(
+    stored: Row, request_id: str, action_ref: str, params: Mapping[str, Any], timeout: float, *,
+    parent_id: str | None, action: ActionRecord | None, values: Mapping[str, Any] | None,
+) -> None:  # fmt: skip
+    """Passes when `stored`, the execution already created under `request_id`, is what this
+    request asks for (a retry); else raises FailedPrecondition naming `request_id`.
+
+    `action` and `values` (the validated parameters) are None when the request does not pass
+    validation now (the action is disabled or gone, or its schema changed). Stored parameters the client left out must be the
+    action's defaults, and a timeout it left out the action's timeout, but only while the action is
+    unchanged since `stored` was created: once it has changed, its values then are unknown and only
+    what the client gave is compared, so a retry of a request accepted before the change still
+    gets the original."""
+    differences = ["action_ref"] if stored["action_ref"] != action_ref else []
+    if not differences:
+        unchanged = action is not None and action.updated_at <= stored["created_at"]
+        differences += _parameter_differences(
+            json.loads(stored["parameters"] or "{}"), params, values, filled=values if unchanged else None
+        )
+        left_out = action.timeout if unchanged and action is not None else stored["timeout"]
+        if stored["timeout"] != (timeout if timeout > 0 else left_out):
+            differences.append("timeout_seconds")
+        if stored["parent_id"] != parent_id:
+            differences.append("parent_id")
+    if differences:
+        other = f"other {', '.join(differences)}"
+        raise FailedPrecondition(
+            f"request_id {request_id!r} was used for a different request ({other})",
+            [Violation("request_id", f"was used for a different request ({other}); choose a new one")],
+        )
+
+
+def _parameter_differences(
+    stored: Mapping[str, Any], params: Mapping[str, Any], values: Mapping[str, Any] | None,
+    *, filled: Mapping[str, Any] | None,
+) -> list[str]:  # fmt: skip
+    """The parameters a request gives (`params`, as `values` normalised them when validated) that
+    `stored` does not hold, and those it left out that `stored` holds other than `filled` (the
+    request's parameters with the action's defaults applied; None when those are not known)."""
+    given = {name: value if values is None else values[name] for name, value in params.items() if value is not None}
+    differences = []
+    for name in sorted(set(stored) | set(given)):
+        if name in given:
+            same = name in stored and stored[name] == given[name]
+        else:
+            same = filled is None or (name in filled and filled[name] == stored[name])
+        if not same:
+            differences.append(f"parameters.{name}")
+    return differences

@@ -79,7 +79,9 @@ class ExecutionServiceServicer:
     def RequestExecution(self, request, context):
         """Requests one execution of an action ref. Parameters are validated against the action's schema
         (INVALID_ARGUMENT with field violations) and defaults applied; an unknown ref is NOT_FOUND.
-        A retried request with the same request_id returns the original execution.
+        A retried request with the same request_id returns the original execution; the same
+        request_id with a different request is refused with FAILED_PRECONDITION naming request_id,
+        and nothing is created.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -87,7 +89,8 @@ class ExecutionServiceServicer:
 
     def RequestChildExecutions(self, request, context):
         """Requests a batch of child executions for workflow task runs (used by the coordinator). Each
-        child is idempotent on its request_id; failures are reported per child, not for the batch.
+        child is idempotent on its request_id (the same request_id for a different child is that
+        child's error); failures are reported per child, not for the batch.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

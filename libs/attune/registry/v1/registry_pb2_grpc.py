@@ -87,7 +87,9 @@ class RegistryServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CreateAction(self, request, context):
-        """Creates one action in a registered pack.
+        """Creates one action in a registered pack. A retried request_id returns the action it created;
+        the same request_id with a different request is refused with FAILED_PRECONDITION naming
+        request_id, and nothing is created.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
