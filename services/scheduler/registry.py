@@ -40,7 +40,7 @@ from attune.registry.v1 import registry_pb2, registry_pb2_grpc
 from attune.storage import Database, is_unique_violation
 from attune.storage.schema import actions, pack_files, packs
 from attune_services.scheduler.actions import ActionCache, ActionRecord, action_row_values
-from attune_services.scheduler.request_log import RequestLog, logged_request
+from attune_services.scheduler.request_log import RequestLog, logged_request, reused_request_id
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
 _RPC = registry_pb2.DESCRIPTOR.services_by_name["RegistryService"].methods_by_name
@@ -244,11 +244,7 @@ def _created_before(request: registry_pb2.CreateActionRequest, stored: ActionRec
     when the request is the same, else FailedPrecondition naming `request_id`."""
     differences = _creation_differences(request.action, stored)
     if differences:
-        other = f"other {', '.join(differences)}"
-        raise FailedPrecondition(
-            f"request_id {request.request_id!r} was used for a different request ({other})",
-            [Violation("request_id", f"was used for a different request ({other}); choose a new one")],
-        )
+        raise reused_request_id(request.request_id, fields=differences)
     return registry_pb2.CreateActionResponse(action=stored.to_proto())
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Generic, TypeVar
+from typing import Any, Awaitable, Callable, Generic, Sequence, TypeVar
 
 import sqlalchemy as sa
 from google.protobuf.descriptor import MethodDescriptor
@@ -60,6 +60,23 @@ def logged_request(method: MethodDescriptor, request: Message, response_type: ty
     return LoggedRequest(request_id, method.full_name, digest, response_type)
 
 
+def reused_request_id(request_id: str, *, method: str = "", fields: Sequence[str] = ()) -> FailedPrecondition:
+    """The refusal of a request whose `request_id` was used for a different request: of another
+    RPC (`method`, its full name), or of the same RPC with other `fields` (names only, never
+    values: parameters may hold secrets). Neither given: the same RPC with fields unnamed (the
+    request log keeps only a digest of the request)."""
+    if method:
+        other = method
+    elif fields:
+        other = f"other {', '.join(fields)}"
+    else:
+        other = "the same RPC with other fields"
+    return FailedPrecondition(
+        f"request_id {request_id!r} was used for a different request ({other})",
+        [Violation("request_id", f"was used for a different request ({other}); choose a new one")],
+    )
+
+
 class _AnsweredMeanwhile(Exception):
     """A concurrent request with the same request_id stored its response first."""
 
@@ -82,11 +99,7 @@ class RequestLog:
         if row is None:
             return None
         if (row.method, row.request_digest) != (logged.method, logged.digest):
-            other = row.method if row.method != logged.method else "the same RPC with other fields"
-            raise FailedPrecondition(
-                f"request_id {logged.request_id!r} was used for a different request ({other})",
-                [Violation("request_id", f"was used for a different request ({other}); choose a new one")],
-            )
+            raise reused_request_id(logged.request_id, method=row.method if row.method != logged.method else "")
         return logged.response_type.FromString(row.response)
 
     async def write(self, logged: LoggedRequest[R] | None, change: Callable[[AsyncConnection], Awaitable[R]]) -> R:

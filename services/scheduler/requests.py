@@ -28,6 +28,7 @@ from attune.storage.batching import GroupCommitter
 from attune.storage.schema import executions
 from attune_services.scheduler.actions import ActionCache, ActionRecord
 from attune_services.scheduler.dispatch import Dispatcher
+from attune_services.scheduler.request_log import reused_request_id
 
 _tracer = telemetry.tracer(__name__)
 
@@ -295,11 +296,7 @@ def _check_retry(
         if stored["parent_id"] != parent_id:
             differences.append("parent_id")
     if differences:
-        other = f"other {', '.join(differences)}"
-        raise FailedPrecondition(
-            f"request_id {request_id!r} was used for a different request ({other})",
-            [Violation("request_id", f"was used for a different request ({other}); choose a new one")],
-        )
+        raise reused_request_id(request_id, fields=differences)
 
 
 def _parameter_differences(
