@@ -59,6 +59,7 @@ class SchedulerApp:
         self.requests = ExecutionRequests(self.db, self.cache, self._route, slots=self.dispatcher)
         self.request_log = RequestLog(self.db)
         self._handoff: WorkflowHandoff | None = None
+        self.canceller: Canceller | None = None  # made in register(), with the coordinator's stub
         self._sweeper: Sweeper | None = None
 
     def _coordinator(self) -> workflow_pb2_grpc.WorkflowServiceStub:
@@ -89,7 +90,7 @@ class SchedulerApp:
 
     def register(self, server: grpc.aio.Server) -> None:
         """Adds the four servicers."""
-        canceller = Canceller(
+        self.canceller = canceller = Canceller(
             db=self.db, settings=self.settings, dispatcher=self.dispatcher, submitter=self.submitter,
             coordinator=self._coordinator(), on_changed=self.watchers.wake,
         )  # fmt: skip
@@ -127,6 +128,8 @@ class SchedulerApp:
         """Stops dispatching and flushes the committers; every state is already in the database."""
         if self._sweeper is not None:
             await self._sweeper.stop()
+        if self.canceller is not None:
+            await self.canceller.close()
         await self.requests.close()
         await self.dispatcher.stop()
         await self.handoff.stop()

@@ -48,13 +48,17 @@ class FakeScheduler(execution_pb2_grpc.ExecutionServiceServicer):
     """Records child requests, answers an id per request_id (idempotent like the real one);
     refuses action refs starting with "missing.", and answers UNAVAILABLE (child requests and
     cancels) while `down` is set. Serves both the stream the coordinator uses and the unary call
-    (counted apart)."""
+    (counted apart). A cancel takes `cancel_delay` seconds; `most_cancels_in_flight` is the
+    most it answered at once."""
 
     def __init__(self) -> None:
         self.requests: list[execution_pb2.ChildExecutionRequest] = []
         self.ids: dict[str, str] = {}
         self.cancels: list[str] = []
         self.down = False
+        self.cancel_delay = 0.0
+        self.cancels_in_flight = 0
+        self.most_cancels_in_flight = 0
         self.streamed_batches = 0
         self.unary_batches = 0
 
@@ -86,6 +90,13 @@ class FakeScheduler(execution_pb2_grpc.ExecutionServiceServicer):
     async def CancelExecution(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         if self.down:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "scheduler is down")
+        self.cancels_in_flight += 1
+        self.most_cancels_in_flight = max(self.most_cancels_in_flight, self.cancels_in_flight)
+        try:
+            if self.cancel_delay:
+                await asyncio.sleep(self.cancel_delay)
+        finally:
+            self.cancels_in_flight -= 1
         self.cancels.append(request.id)
         return execution_pb2.CancelExecutionResponse(execution=execution_pb2.Execution(id=request.id))
 
