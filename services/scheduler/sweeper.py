@@ -7,6 +7,8 @@
 - Lost workers: executions of a worker whose stream ended (and that did not list them again in a
   new Hello) are abandoned after `worker_grace`.
 - Cancels before dispatch whose CANCELLED result was not acknowledged are submitted again.
+- Cancels of executions on a connected worker are sent to it again once they have stayed
+  "canceling" for `worker_grace` (a cancel that overtook its assignment was ignored by the worker).
 - The request log forgets responses older than `request_log_ttl` (one DELETE per sweep, through
   the index on created_at).
 
@@ -125,6 +127,19 @@ class Sweeper:
         if acked:
             log.info("failed executions no worker can run", extra={"count": len(acked)})
 
+    def _cancel_again(self, worker_id: str, rows: Sequence[Any], now: float) -> None:
+        """Sends the cancel of each execution of a connected worker that has been `canceling` for
+        `worker_grace` again. A worker ignores the cancel of an execution it does not hold yet, so
+        a cancel that overtook its assignment would be lost; one that arrives twice is harmless
+        (a run ends once)."""
+        since = now - self._settings.worker_grace
+        again = [
+            r.id for r in rows
+            if r.state == CANCELING and r.updated_at < since and not self._dispatcher.is_pending(r.id)
+        ]  # fmt: skip
+        if again:
+            self._dispatcher.send_cancellations(worker_id, again)
+
     async def _abandon_lost(self) -> None:
         async with self._db.read() as conn:
             rows = (
@@ -132,6 +147,7 @@ class Sweeper:
                     sa.select(
                         executions.c.id, executions.c.worker_id, executions.c.state, executions.c.runner_type,
                         executions.c.traceparent, executions.c.started_at, executions.c.scheduled_at,
+                        executions.c.updated_at,
                     )
                     .where(executions.c.state.in_([SCHEDULED, RUNNING, CANCELING]))
                     # Only rows this sweep can act on: a running workflow has no worker, and
@@ -150,6 +166,7 @@ class Sweeper:
         for worker_id, held_rows in by_worker.items():
             session = self._dispatcher.sessions.get(worker_id)
             if session is not None:
+                self._cancel_again(worker_id, held_rows, now)
                 # A reconnected worker keeps what it listed in its Hello and whatever it was
                 # assigned on its current stream (released slots are on their way to completion).
                 held_rows = [
