@@ -18,6 +18,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import grpc
 import sqlalchemy as sa
@@ -310,7 +311,7 @@ class Carrier:
         by_workflow: dict[str, list[str]] = {}
         for workflow_id, run_key in ready:
             by_workflow.setdefault(workflow_id, []).append(run_key)
-        rows: dict[RunRef, sa.Row[tuple[str, str | None, float | None]]] = {}
+        rows: dict[RunRef, Any] = {}  # run_key, child_execution_id, finished_at
         async with self._db.read() as conn:  # one read per workflow (and DISPATCH_BATCH runs), not per run
             for workflow_id, run_keys in by_workflow.items():
                 for start in range(0, len(run_keys), DISPATCH_BATCH):
