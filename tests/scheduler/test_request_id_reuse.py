@@ -65,33 +65,34 @@ async def test_a_retry_of_the_same_request_returns_the_original_execution(demo: 
     assert await execution_ids(demo) == sorted([first.id, timed.id])
 
 
-@pytest.mark.parametrize(
-    ("first", "reuse", "difference"),
-    [
-        (("demo.deploy", {"target": "prod"}, 0.0), ("core.noop", {}, 0.0), "action_ref"),
-        (("demo.deploy", {"target": "prod"}, 0.0), ("demo.deploy", {"target": "staging"}, 0.0), "parameters.target"),
-        (("demo.deploy", {"target": "prod", "count": 5}, 0.0), ("demo.deploy", {"target": "prod"}, 0.0), "parameters.count"),
-        (("demo.deploy", {"target": "prod"}, 0.0), ("demo.deploy", {"target": "prod", "token": "t"}, 0.0), "parameters.token"),
-        (("demo.deploy", {"target": "prod"}, 0.0), ("demo.deploy", {"target": "prod"}, 5.0), "timeout_seconds"),
-        (("demo.deploy", {"target": "prod"}, 5.0), ("demo.deploy", {"target": "prod"}, 0.0), "timeout_seconds"),
-        # Invalid now, so compared on the path that serves retries of requests the action no longer accepts.
-        (("demo.deploy", {"target": "prod"}, 0.0), ("demo.deploy", {"target": "moon"}, 0.0), "parameters.target"),
-    ],
-    ids=["action", "given-value", "left-out-value", "extra-parameter", "timeout", "timeout-left-out", "invalid-now"],
-)
-async def test_a_reused_request_id_with_another_request_is_refused_and_creates_nothing(
-    demo: Cluster, first: tuple[str, dict[str, Any], float], reuse: tuple[str, dict[str, Any], float], difference: str
-) -> None:
-    ref, params, timeout = first
-    original = await demo.request(ref, params, request_id="reused", timeout_seconds=timeout)
-    ref, params, timeout = reuse
-    refused = await expect_code(
-        demo.request(ref, params, request_id="reused", timeout_seconds=timeout), grpc.StatusCode.FAILED_PRECONDITION
-    )
-    assert_refused_for_reuse(refused, "reused")
-    assert f"other {difference}" in (refused.details() or "")
-    assert "s3cr3t" not in (refused.details() or "")
-    assert await execution_ids(demo) == [original.id]
+REUSES: dict[str, tuple[tuple[str, dict[str, Any], float], tuple[str, dict[str, Any], float], str]] = {
+    "action": (("demo.deploy", {"target": "prod"}, 0.0), ("core.noop", {}, 0.0), "action_ref"),
+    "given-value": (("demo.deploy", {"target": "prod"}, 0.0), ("demo.deploy", {"target": "staging"}, 0.0), "parameters.target"),
+    "left-out-value": (("demo.deploy", {"target": "prod", "count": 5}, 0.0), ("demo.deploy", {"target": "prod"}, 0.0), "parameters.count"),
+    "extra-parameter": (("demo.deploy", {"target": "prod"}, 0.0), ("demo.deploy", {"target": "prod", "token": "t"}, 0.0), "parameters.token"),
+    "timeout": (("demo.deploy", {"target": "prod"}, 0.0), ("demo.deploy", {"target": "prod"}, 5.0), "timeout_seconds"),
+    "timeout-left-out": (("demo.deploy", {"target": "prod"}, 5.0), ("demo.deploy", {"target": "prod"}, 0.0), "timeout_seconds"),
+    # Invalid now, so compared on the path that serves retries of requests the action no longer accepts.
+    "invalid-now": (("demo.deploy", {"target": "prod"}, 0.0), ("demo.deploy", {"target": "moon"}, 0.0), "parameters.target"),
+}  # fmt: skip
+
+
+async def test_a_reused_request_id_with_another_request_is_refused_and_creates_nothing(demo: Cluster) -> None:
+    # One cluster for every case (each with its own request_id): a cluster per case cost ~1 s each.
+    for case, (first, reuse, difference) in REUSES.items():
+        request_id = f"reused-{case}"
+        ref, params, timeout = first
+        original = await demo.request(ref, params, request_id=request_id, timeout_seconds=timeout)
+        before = await execution_ids(demo)
+        assert original.id in before, case
+        ref, params, timeout = reuse
+        refused = await expect_code(
+            demo.request(ref, params, request_id=request_id, timeout_seconds=timeout), grpc.StatusCode.FAILED_PRECONDITION
+        )
+        assert_refused_for_reuse(refused, request_id)
+        assert f"other {difference}" in (refused.details() or ""), case
+        assert "s3cr3t" not in (refused.details() or ""), case
+        assert await execution_ids(demo) == before, case
 
 
 async def test_a_retry_after_the_action_changed_or_was_disabled_returns_the_original(demo: Cluster) -> None:
@@ -226,32 +227,30 @@ async def test_a_retried_create_action_returns_the_action_it_created(demo: Clust
     assert await action_refs(demo) == sorted([*before, "core.greet"])
 
 
-@pytest.mark.parametrize(
-    ("changes", "difference"),
-    [
-        ({"name": "wave"}, "action.name"),
-        ({"label": "Hello"}, "action.label"),
-        ({"runner_type": "noop", "entry_point": ""}, "action.runner_type"),
-        ({"entry_point": "noop.sh"}, "action.entry_point"),
-        ({"parameters": {"who": {"type": "string", "default": "me"}}}, "action.parameters"),
-        ({"timeout_seconds": 0.0}, "action.timeout_seconds"),
-        ({"tags": ["b"]}, "action.tags"),
-        ({"enabled": False}, "action.enabled"),
-    ],
-    ids=["name", "label", "runner", "entry-point", "parameters", "timeout", "tags", "enabled"],
-)
-async def test_a_create_action_reusing_a_request_id_for_another_action_is_refused(
-    demo: Cluster, changes: dict[str, Any], difference: str
-) -> None:
+CREATE_CHANGES: dict[str, tuple[dict[str, Any], str]] = {
+    "name": ({"name": "wave"}, "action.name"),
+    "label": ({"label": "Hello"}, "action.label"),
+    "runner": ({"runner_type": "noop", "entry_point": ""}, "action.runner_type"),
+    "entry-point": ({"entry_point": "noop.sh"}, "action.entry_point"),
+    "parameters": ({"parameters": {"who": {"type": "string", "default": "me"}}}, "action.parameters"),
+    "timeout": ({"timeout_seconds": 0.0}, "action.timeout_seconds"),
+    "tags": ({"tags": ["b"]}, "action.tags"),
+    "enabled": ({"enabled": False}, "action.enabled"),
+}
+
+
+async def test_a_create_action_reusing_a_request_id_for_another_action_is_refused(demo: Cluster) -> None:
     await demo.registry.CreateAction(create("create-1", **GREET_FIELDS))
     refs = await action_refs(demo)
-    refused = await expect_code(
-        demo.registry.CreateAction(create("create-1", **{**GREET_FIELDS, **changes})), grpc.StatusCode.FAILED_PRECONDITION
-    )
-    assert_refused_for_reuse(refused, "create-1")
-    assert f"other {difference}" in (refused.details() or "")
-    assert await action_refs(demo) == refs
-    assert (await get_action(demo, "core.greet")).action.label == "Greet"
+    for case, (changes, difference) in CREATE_CHANGES.items():
+        refused = await expect_code(
+            demo.registry.CreateAction(create("create-1", **{**GREET_FIELDS, **changes})),
+            grpc.StatusCode.FAILED_PRECONDITION,
+        )
+        assert_refused_for_reuse(refused, "create-1")
+        assert f"other {difference}" in (refused.details() or ""), case
+        assert await action_refs(demo) == refs, case
+        assert (await get_action(demo, "core.greet")).action.label == "Greet", case
 
 
 async def test_a_retried_create_action_after_an_update_returns_the_action_as_it_is(demo: Cluster) -> None:
