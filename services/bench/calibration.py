@@ -5,7 +5,9 @@ between hours (the engine's 10,000-task chain took 0.15 s in one hour and 0.41 s
 no code change). Every end-to-end figure is CPU-bound on two cores and swings with it. A reader
 comparing two runs needs to know which phase each ran in, so each suite times one fixed
 pure-Python loop before and after it and reports the slower of the two medians as
-``machine_loop_ms``: a run with a higher figure ran on a slower machine.
+``machine_loop_ms``: a run with a higher figure ran on a slower machine. It is a coarse marker:
+it measures single-threaded Python only, and in one slow hour it read 48–67 ms while the
+multi-process end-to-end figures were 2–4× worse than in a fast one.
 """
 
 from __future__ import annotations
