@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -49,9 +50,41 @@ class LaunchError(Exception):
     """A service did not start or did not become ready; the message names it and why."""
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port nothing listens on right now."""
+_EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_handed_out: set[int] = set()
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = (int(part) for part in _EPHEMERAL_RANGE_FILE.read_text().split())
+        return low, high
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
+def _binds(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on right now, for a server that binds it later (often in another
+    process), chosen outside the kernel's ephemeral range. A port from bind(0) lies inside it, and
+    until the server binds it the kernel may hand it to any other bind(0) or outgoing connection:
+    seen in CI, a test's worker reached another server on its scheduler's port ("UNIMPLEMENTED
+    Method not found"). No port is handed out twice by one process."""
+    low, high = _ephemeral_range()
+    first, last = (10_000, low - 1) if low > 11_000 else (high + 1, 65_535)
+    for _ in range(200):
+        port = random.randint(first, last)
+        if port not in _handed_out and _binds(host, port):
+            _handed_out.add(port)
+            return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:  # the range is crowded: any port
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
 

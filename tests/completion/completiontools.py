@@ -4,7 +4,6 @@ coordinator (a real gRPC server) and execution rows inserted the way the schedul
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,13 +17,8 @@ from attune.ids import new_id
 from attune.storage import Database
 from attune.storage.schema import executions
 from attune.workflow.v1 import workflow_pb2, workflow_pb2_grpc
+from attune_services.cli.launcher import free_port
 from attune_services.completion.app import CompletionApp
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class CompletionServer:

@@ -12,7 +12,6 @@ import asyncio
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,6 +30,7 @@ from attune.grpcutil.convert import dumps, loads
 from attune.ids import new_id
 from attune.workflow.v1 import workflow_pb2, workflow_pb2_grpc
 from tests.coordinator.conftest import wait_until
+from attune_services.cli.launcher import free_port
 
 WORKFLOW = """
 version: 1
@@ -179,12 +179,6 @@ class AutoCluster(execution_pb2_grpc.ExecutionServiceServicer, completion_pb2_gr
             self._progress = time.monotonic()
             for execution_id in response.acked_execution_ids:
                 self.outbox.pop(execution_id, None)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def spawn_coordinator(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:

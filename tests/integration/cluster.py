@@ -11,7 +11,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from attune.packs import bundled_pack_path
 from attune.registry.v1 import registry_pb2, registry_pb2_grpc
 from attune.states import TERMINAL, execution_state_from_proto
 from attune.workflow.v1 import workflow_pb2_grpc
+from attune_services.cli.launcher import free_port
 
 SERVICES = ("completion", "coordinator", "scheduler")
 
@@ -39,13 +39,6 @@ SHORT_TIMINGS = {
     "ATTUNE_RETRY_INTERVAL": "0.2",
     "ATTUNE_POLL_INTERVAL": "0.02",
 }
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Cluster:

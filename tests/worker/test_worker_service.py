@@ -24,6 +24,7 @@ from attune.registry.v1 import registry_pb2, registry_pb2_grpc
 from attune.worker.v1 import worker_pb2, worker_pb2_grpc
 from attune_services.worker.app import WorkerApp
 from attune_services.worker.runtimes import detect_runtimes
+from attune_services.cli.launcher import free_port
 
 S = common_pb2.ExecutionState
 DIGEST = "d" * 64
@@ -39,12 +40,6 @@ WORKFLOW_VARIABLES = {
     "ATTUNE_PARENT_ID", "ATTUNE_WORKFLOW_EXECUTION_ID", "ATTUNE_TASK_NAME", "ATTUNE_TASK_RUN",
     "ATTUNE_TASK_ITEM_INDEX", "ATTUNE_TASK_ATTEMPT",
 }  # fmt: skip
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def eventually(check: Callable[[], Any], within: float = 5.0, what: str = "condition") -> Any:
