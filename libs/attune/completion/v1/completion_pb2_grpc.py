@@ -5,7 +5,7 @@ import warnings
 
 from attune.completion.v1 import completion_pb2 as attune_dot_completion_dot_v1_dot_completion__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.78.2'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
@@ -25,7 +25,7 @@ if _version_not_supported:
     )
 
 
-class CompletionServiceStub:
+class CompletionServiceStub(object):
     """The only writer of terminal states and results.
     """
 
@@ -52,7 +52,7 @@ class CompletionServiceStub:
                 _registered_method=True)
 
 
-class CompletionServiceServicer:
+class CompletionServiceServicer(object):
     """The only writer of terminal states and results.
     """
 
@@ -107,7 +107,7 @@ def add_CompletionServiceServicer_to_server(servicer, server):
 
 
  # This class is part of an EXPERIMENTAL API.
-class CompletionService:
+class CompletionService(object):
     """The only writer of terminal states and results.
     """
 

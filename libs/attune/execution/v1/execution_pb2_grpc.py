@@ -5,7 +5,7 @@ import warnings
 
 from attune.execution.v1 import execution_pb2 as attune_dot_execution_dot_v1_dot_execution__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.78.2'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
@@ -25,7 +25,7 @@ if _version_not_supported:
     )
 
 
-class ExecutionServiceStub:
+class ExecutionServiceStub(object):
     """Executions: the front door of the platform, served by the scheduler.
     """
 
@@ -72,7 +72,7 @@ class ExecutionServiceStub:
                 _registered_method=True)
 
 
-class ExecutionServiceServicer:
+class ExecutionServiceServicer(object):
     """Executions: the front door of the platform, served by the scheduler.
     """
 
@@ -180,7 +180,7 @@ def add_ExecutionServiceServicer_to_server(servicer, server):
 
 
  # This class is part of an EXPERIMENTAL API.
-class ExecutionService:
+class ExecutionService(object):
     """Executions: the front door of the platform, served by the scheduler.
     """
 

@@ -5,7 +5,7 @@ import warnings
 
 from attune.worker.v1 import worker_pb2 as attune_dot_worker_dot_v1_dot_worker__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.78.2'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
@@ -25,7 +25,7 @@ if _version_not_supported:
     )
 
 
-class WorkerServiceStub:
+class WorkerServiceStub(object):
     """The link between workers and the scheduler, served by the scheduler.
     """
 
@@ -42,7 +42,7 @@ class WorkerServiceStub:
                 _registered_method=True)
 
 
-class WorkerServiceServicer:
+class WorkerServiceServicer(object):
     """The link between workers and the scheduler, served by the scheduler.
     """
 
@@ -71,7 +71,7 @@ def add_WorkerServiceServicer_to_server(servicer, server):
 
 
  # This class is part of an EXPERIMENTAL API.
-class WorkerService:
+class WorkerService(object):
     """The link between workers and the scheduler, served by the scheduler.
     """
 

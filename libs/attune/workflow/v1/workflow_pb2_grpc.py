@@ -5,7 +5,7 @@ import warnings
 
 from attune.workflow.v1 import workflow_pb2 as attune_dot_workflow_dot_v1_dot_workflow__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.78.2'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
@@ -25,7 +25,7 @@ if _version_not_supported:
     )
 
 
-class WorkflowServiceStub:
+class WorkflowServiceStub(object):
     """Workflow runs, served by the workflow-coordinator (and forwarded by the scheduler, so clients
     need one address).
     """
@@ -63,7 +63,7 @@ class WorkflowServiceStub:
                 _registered_method=True)
 
 
-class WorkflowServiceServicer:
+class WorkflowServiceServicer(object):
     """Workflow runs, served by the workflow-coordinator (and forwarded by the scheduler, so clients
     need one address).
     """
@@ -140,7 +140,7 @@ def add_WorkflowServiceServicer_to_server(servicer, server):
 
 
  # This class is part of an EXPERIMENTAL API.
-class WorkflowService:
+class WorkflowService(object):
     """Workflow runs, served by the workflow-coordinator (and forwarded by the scheduler, so clients
     need one address).
     """
