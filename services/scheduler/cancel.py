@@ -28,6 +28,7 @@ from typing import Any, Callable, Iterable, Sequence
 import asyncpg
 import grpc
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from attune.config import Settings
 from attune.grpcutil.errors import AttuneError, FailedPrecondition, NotFound, Unavailable
@@ -152,8 +153,7 @@ class Canceller:
                 (moved if row.pop("cancel_moved") else others)[row["id"]] = row
             return moved, others
         async with self._db.write() as conn:  # BEGIN IMMEDIATE: no other writer between read and UPDATE
-            found = await conn.execute(sa.select(executions).where(executions.c.id.in_(ids)))
-            others = {row["id"]: dict(row) for row in found.mappings()}
+            others = await _rows_by_id(conn, ids)
             movable = [execution_id for execution_id, row in others.items() if row["state"] in CANCELABLE]
             if movable:
                 await conn.execute(
@@ -185,8 +185,7 @@ class Canceller:
             async with self._db.asyncpg() as raw:
                 return {record["id"]: dict(record) for record in await raw.fetch(_READ_PG, list(ids))}
         async with self._db.read() as conn:
-            found = await conn.execute(sa.select(executions).where(executions.c.id.in_(ids)))
-            return {row["id"]: dict(row) for row in found.mappings()}
+            return await _rows_by_id(conn, ids)
 
     async def _notify(self, rows: Sequence[Row]) -> dict[str, str]:
         """Tells whoever holds each execution (every row is canceling now) to stop it; returns the
@@ -266,3 +265,9 @@ UNION ALL
 SELECT false, * FROM executions WHERE id = ANY($1::text[]) AND id NOT IN (SELECT id FROM moved)
 """
 _READ_PG = "SELECT * FROM executions WHERE id = ANY($1::text[])"
+
+
+async def _rows_by_id(conn: AsyncConnection, ids: Sequence[str]) -> dict[str, Row]:
+    """The executions rows of `ids` that exist, by id (the SQLite path; PostgreSQL has its own)."""
+    found = await conn.execute(sa.select(executions).where(executions.c.id.in_(ids)))
+    return {row["id"]: dict(row) for row in found.mappings()}

@@ -68,7 +68,8 @@ class FakeScheduler(worker_pb2_grpc.WorkerServiceServicer, registry_pb2_grpc.Reg
         first = await anext(request_iterator)
         assert first.WhichOneof("kind") == "hello"
         self.hellos.append(first.hello)
-        self._outbox = outbox = asyncio.Queue()
+        outbox: asyncio.Queue[worker_pb2.ConnectResponse | None] = asyncio.Queue()
+        self._outbox = outbox
         reader = asyncio.create_task(self._read(request_iterator, outbox))
         try:
             yield worker_pb2.ConnectResponse(welcome=worker_pb2.Welcome(scheduler_id="fake"))
@@ -94,6 +95,7 @@ class FakeScheduler(worker_pb2_grpc.WorkerServiceServicer, registry_pb2_grpc.Reg
         files = {DIGEST: PACK_FILES, EVIL_DIGEST: {**PACK_FILES, "../escaped.sh": b"echo gotcha\n"}}.get(request.digest)
         if files is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no pack with digest {request.digest}")
+            raise AssertionError("abort raises")
         return registry_pb2.GetPackFilesResponse(
             pack_ref="demo", files=[registry_pb2.PackFile(path=p, content=c) for p, c in files.items()]
         )
