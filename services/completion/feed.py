@@ -32,6 +32,11 @@ class CompletionFeed:
         self._subscribers: set[asyncio.Queue[completion_pb2.WatchCompletedResponse | None]] = set()
         self._closed = False
 
+    @property
+    def subscriber_count(self) -> int:
+        """How many WatchCompleted streams are live."""
+        return len(self._subscribers)
+
     def publish(self, results: Sequence[TerminalResult], parent_ids: Sequence[str]) -> None:
         """Called right after a commit applied `results` (moved their executions to a terminal
         state)."""

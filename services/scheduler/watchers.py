@@ -6,6 +6,13 @@ canceling) and from the completion service's WatchCompleted feed (terminal state
 parents whose child lists changed). While the feed is connected a watch also re-reads every
 `watch_fallback_interval` (changes made by other replicas); while it is not, every
 `poll_interval`.
+
+The feed is subscribed only while someone watches (and for FEED_LINGER_S after the last watch
+ended, so that a client following one execution after another keeps it): unwatched, every
+finished execution would cost a message on each side for nobody. On a 200-step chain nobody
+watched, dropping it made the step ~8 % faster (medians of six runs each). A first watch
+subscribes and polls every `poll_interval` until the feed is connected; on connecting, every
+watch re-reads, so nothing that finished meanwhile is missed.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from contextlib import contextmanager
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import grpc
 
@@ -22,6 +29,9 @@ from attune.config import Settings
 from attune.grpcutil.channel import open_channel
 
 log = logging.getLogger(__name__)
+
+#: Seconds the feed stays subscribed after the last watch ended.
+FEED_LINGER_S = 30.0
 
 
 class ExecutionWatchers:
@@ -32,13 +42,19 @@ class ExecutionWatchers:
         self._events: dict[str, set[asyncio.Event]] = {}
         # Terminal fields the feed carried for watched executions, until their watch takes them.
         self._finals: dict[str, completion_pb2.ExecutionResult] = {}
+        self._watches = 0
         self.feed_connected = False
+        #: Told True when the first watch begins and False when the last one ends.
+        self.on_demand: Callable[[bool], None] = lambda wanted: None
 
     @contextmanager
     def watching(self, execution_id: str) -> Iterator[asyncio.Event]:
         """An event set whenever `execution_id` (or one of its children) may have changed."""
         event = asyncio.Event()
         self._events.setdefault(execution_id, set()).add(event)
+        self._watches += 1
+        if self._watches == 1:
+            self.on_demand(True)
         try:
             yield event
         finally:
@@ -48,6 +64,9 @@ class ExecutionWatchers:
                 if not events:
                     del self._events[execution_id]
                     self._finals.pop(execution_id, None)
+            self._watches -= 1
+            if self._watches == 0:
+                self.on_demand(False)
 
     def wake(self, execution_ids: Iterable[str]) -> None:
         """Executions that changed (unknown or unwatched ids cost one dict lookup)."""
@@ -85,27 +104,60 @@ class ExecutionWatchers:
 
 
 class CompletedFeed:
-    """Holds one WatchCompleted stream to the completion service, reopened while it fails."""
+    """Holds one WatchCompleted stream to the completion service while there are watches,
+    reopened while it fails."""
 
-    def __init__(self, settings: Settings, watchers: ExecutionWatchers) -> None:
+    def __init__(self, settings: Settings, watchers: ExecutionWatchers, *, linger: float = FEED_LINGER_S) -> None:
         self._settings = settings
         self._watchers = watchers
+        self._linger = linger
         self._channel: grpc.aio.Channel | None = None
         self._task: asyncio.Task[None] | None = None
+        self._unsubscribe: asyncio.TimerHandle | None = None
+
+    @property
+    def subscribed(self) -> bool:
+        """True while the feed is held (connected or reconnecting)."""
+        return self._task is not None
 
     def start(self) -> None:
-        """Subscribes (and keeps resubscribing until `stop`)."""
+        """Subscribes whenever there are watches (and keeps resubscribing until `stop`)."""
         self._channel = open_channel(self._settings.completion_address, self._settings)
-        self._task = asyncio.create_task(self._run(), name="completed-feed")
+        self._watchers.on_demand = self._demand
+
+    def _demand(self, wanted: bool) -> None:
+        if self._channel is None:  # stopped
+            return
+        if self._unsubscribe is not None:
+            self._unsubscribe.cancel()
+            self._unsubscribe = None
+        if wanted:
+            if self._task is None:
+                self._task = asyncio.create_task(self._run(), name="completed-feed")
+        elif self._task is not None:
+            self._unsubscribe = asyncio.get_running_loop().call_later(self._linger, self._end)
+
+    def _end(self) -> None:
+        self._unsubscribe = None
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        self._watchers.feed_connected = False
 
     async def stop(self) -> None:
         """Ends the subscription."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        self._watchers.on_demand = lambda wanted: None
+        if self._unsubscribe is not None:
+            self._unsubscribe.cancel()
+            self._unsubscribe = None
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
         self._watchers.feed_connected = False
         if self._channel is not None:
             await self._channel.close()
+            self._channel = None
 
     async def _run(self) -> None:
         assert self._channel is not None

@@ -4,17 +4,21 @@ duplicates and results for executions that had already ended publish nothing."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
+from typing import Callable
 
 import grpc
 import sqlalchemy as sa
 
 from attune.common.v1 import common_pb2 as S
 from attune.completion.v1 import completion_pb2, completion_pb2_grpc
+from attune.config import Settings
 from attune.grpcutil.channel import open_channel
 from attune.storage import Database
 from attune.storage.schema import executions
 from attune_services.completion.feed import MAX_RESULT_BYTES
+from attune_services.scheduler.watchers import CompletedFeed, ExecutionWatchers
 from tests.completion.completiontools import CompletionServer, insert_execution
 from tests.completion.test_completion_results import ResultStream, result
 
@@ -88,3 +92,41 @@ async def test_feed_carries_the_stored_terminal_fields_of_small_results(
         feed.cancel()
         await stream.close()
         await channel.close()
+
+
+async def _until(condition: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.01)
+
+
+async def test_the_scheduler_holds_the_feed_only_while_it_has_watches(
+    completion: CompletionServer, settings: Settings
+) -> None:
+    """No watch, no subscription (a finished execution costs no message); the first watch
+    subscribes and is woken once connected; the last one ending unsubscribes after the linger,
+    and a watch beginning within the linger keeps the same subscription."""
+    assert completion.app is not None
+    served = completion.app.feed
+    watchers = ExecutionWatchers(dataclasses.replace(settings, completion_address=completion.address))
+    feed = CompletedFeed(dataclasses.replace(settings, completion_address=completion.address), watchers, linger=0.3)
+    feed.start()
+    try:
+        await asyncio.sleep(0.2)
+        assert not feed.subscribed and served.subscriber_count == 0
+        with watchers.watching("first") as woken:
+            assert feed.subscribed
+            await _until(lambda: served.subscriber_count == 1 and watchers.feed_connected, "the subscription")
+            await _until(woken.is_set, "the wake on connecting")  # re-read what ended meanwhile
+            with watchers.watching("second"):
+                assert served.subscriber_count == 1  # shared
+        assert feed.subscribed and watchers.feed_connected  # lingering
+        await asyncio.sleep(0.15)
+        with watchers.watching("third"):  # within the linger: the same stream goes on
+            await asyncio.sleep(0.3)
+            assert feed.subscribed and served.subscriber_count == 1
+        await _until(lambda: served.subscriber_count == 0, "the unsubscription")
+        assert not feed.subscribed and not watchers.feed_connected
+    finally:
+        await feed.stop()

@@ -21,6 +21,10 @@ def channel_options(settings: Settings) -> list[tuple[str, int]]:
         ("grpc.http2.min_recv_ping_interval_without_data_ms", 5_000),
         ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
         ("grpc.http2.max_ping_strikes", 0),
+        # No channelz service is served, so its per-call bookkeeping buys nothing: off, a burst of
+        # 2,000 concurrent unary calls cost the client ~10 % and the server ~3 % less CPU
+        # (medians of 5 interleaved runs; no change for one call at a time).
+        ("grpc.enable_channelz", 0),
     ]
 
 
