@@ -22,7 +22,7 @@ from attune.registry.v1 import registry_pb2_grpc
 from attune.worker.v1 import worker_pb2, worker_pb2_grpc
 from attune_services.worker.packs import PackCache
 from attune_services.worker.results import ResultSender
-from attune_services.worker.runs import ExecutionRunner
+from attune_services.worker.runs import NOOP, ExecutionRunner
 from attune_services.worker.runtimes import detect_runtimes
 from attune_services.worker.session import SchedulerSession
 
@@ -66,6 +66,8 @@ class WorkerApp:
         self.results: ResultSender | None = None
         self.runner: ExecutionRunner | None = None
         self._accepting = True
+        # Assigned on the current session and holding no slot there (see `_acked`).
+        self._slot_free: set[str] = set()
 
     @property
     def drain_timeout(self) -> float:
@@ -120,6 +122,7 @@ class WorkerApp:
     def _hello(self) -> worker_pb2.Hello:
         held = set(self.runner.running_ids() if self.runner else ())
         held.update(self.results.unacked_ids() if self.results else ())
+        self._slot_free -= held  # listed in a Hello, they take a slot on the new session
         return worker_pb2.Hello(
             worker_id=self.worker_id,
             hostname=self.hostname,
@@ -133,11 +136,22 @@ class WorkerApp:
         if not self._accepting:
             log.info("draining: %d assignments sent before the scheduler saw us leave are run", len(assignments))
         unacked = self.results.unacked_ids()
+        self._slot_free.update(a.execution_id for a in assignments if a.runtime == NOOP)
         self.runner.accept(assignments, is_held=lambda i: i in unacked)
 
     def _acked(self, execution_ids: list[str]) -> None:
-        if self.session is not None:
-            self.session.released(execution_ids)
+        """Results durable at the completion service: their slots go back to the scheduler. A
+        no-op holds no slot there, so its release is not urgent: it rides on the next message
+        (or heartbeat) instead of costing a message of its own per no-op (one per step of a
+        chain of no-ops)."""
+        if self.session is None:
+            return
+        deferred = [i for i in execution_ids if i in self._slot_free]
+        self._slot_free.difference_update(deferred)
+        if deferred:
+            self.session.released(deferred, urgent=False)
+        if len(deferred) < len(execution_ids):
+            self.session.released([i for i in execution_ids if i not in deferred])
 
     async def drain(self) -> None:
         """Leaves the scheduler (no new work), lets runs finish within `shutdown_grace`, cancels

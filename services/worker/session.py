@@ -2,7 +2,8 @@
 
 Up: a Hello (id, hostname, runtimes, capacity, the executions it still holds), then Started and
 Released notices — everything queued during one loop tick coalesced into one message of each —
-and a Heartbeat when nothing else was sent for a heartbeat interval. Down: Assignments and
+and a Heartbeat when nothing else was sent for a heartbeat interval. Releases that free no slot
+(no-ops) wait for the next message, or go instead of the heartbeat. Down: Assignments and
 Cancellations, handed to callbacks. A broken stream is reopened with backoff and a fresh Hello.
 """
 
@@ -41,6 +42,7 @@ class SchedulerSession:
         self._on_cancellations = on_cancellations
         self._started: list[worker_pb2.StartedExecution] = []
         self._released: list[str] = []
+        self._deferred: list[str] = []  # releases that free no slot: sent with the next message
         self._wake = asyncio.Event()
         self._leaving = False
         self._task: asyncio.Task[None] | None = None
@@ -51,10 +53,15 @@ class SchedulerSession:
         self._started.append(worker_pb2.StartedExecution(execution_id=execution_id, started_at=started_at))
         self._wake.set()
 
-    def released(self, execution_ids: Sequence[str]) -> None:
-        """Queues slot releases (their results are durable at the completion service)."""
-        self._released.extend(execution_ids)
-        self._wake.set()
+    def released(self, execution_ids: Sequence[str], *, urgent: bool = True) -> None:
+        """Queues slot releases (their results are durable at the completion service). Not
+        `urgent` ones (executions holding no slot) go with the next message, at the latest
+        instead of the next heartbeat."""
+        if urgent:
+            self._released.extend(execution_ids)
+            self._wake.set()
+        else:
+            self._deferred.extend(execution_ids)
 
     def start(self) -> None:
         """Opens the session (and keeps reopening it until `leave`)."""
@@ -100,6 +107,7 @@ class SchedulerSession:
             # Releases queued before this stream concern the old session; the Hello lists what
             # is still held. Start notices may have been lost with the old stream: send them all.
             self._released.clear()
+            self._deferred.clear()
             self._started = list(self._running())
             await call.write(worker_pb2.ConnectRequest(hello=self._hello()))
             if self._started:
@@ -127,16 +135,17 @@ class SchedulerSession:
                 async with asyncio.timeout(interval):  # not wait_for: it can swallow a cancel (3.11)
                     await self._wake.wait()
             except TimeoutError:
-                await call.write(worker_pb2.ConnectRequest(heartbeat=worker_pb2.Heartbeat()))
-                continue
+                if not self._deferred:
+                    await call.write(worker_pb2.ConnectRequest(heartbeat=worker_pb2.Heartbeat()))
+                    continue
             self._wake.clear()
             if self._started:
                 started, self._started = self._started, []
                 await call.write(worker_pb2.ConnectRequest(started=worker_pb2.Started(executions=started)))
-            if self._released:
-                released, self._released = self._released, []
+            if self._released or self._deferred:
+                released, self._released, self._deferred = self._released + self._deferred, [], []
                 await call.write(worker_pb2.ConnectRequest(released=worker_pb2.Released(execution_ids=released)))
-            if self._leaving and not self._started and not self._released:
+            if self._leaving and not self._started and not self._released and not self._deferred:
                 await call.done_writing()
                 return
 

@@ -4,6 +4,7 @@ implementing the real stubs, real channels, real child processes."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import socket
 import time
@@ -59,6 +60,7 @@ class FakeScheduler(worker_pb2_grpc.WorkerServiceServicer, registry_pb2_grpc.Reg
         self.hellos: list[worker_pb2.Hello] = []
         self.started: list[str] = []
         self.released: list[str] = []
+        self.released_messages: list[list[str]] = []
         self.heartbeats = 0
         self.fetches: list[str] = []
         self.left = asyncio.Event()  # the worker half-closed its stream
@@ -85,6 +87,7 @@ class FakeScheduler(worker_pb2_grpc.WorkerServiceServicer, registry_pb2_grpc.Reg
                 self.started += [e.execution_id for e in message.started.executions]
             elif kind == "released":
                 self.released += list(message.released.execution_ids)
+                self.released_messages.append(list(message.released.execution_ids))
             elif kind == "heartbeat":
                 self.heartbeats += 1
         self.left.set()
@@ -252,6 +255,42 @@ async def test_shell_assignment_runs_and_is_released_after_ack(cluster: Cluster)
     assert (await cluster.result("exec-b")).state == S.EXECUTION_STATE_SUCCEEDED
     assert cluster.scheduler.fetches == [DIGEST]
     assert (Path(cluster.settings.pack_cache_dir) / DIGEST / "actions" / "hello.sh").is_file()
+
+
+async def test_a_noop_release_rides_on_the_next_message(settings: Settings) -> None:
+    """A no-op holds no slot at the scheduler: its release costs no send of its own. It goes
+    when the worker next has something to say (here a shell action's start notice), or instead
+    of a heartbeat, and at the latest when the worker leaves."""
+    cluster = Cluster(dataclasses.replace(settings, heartbeat_interval=30.0))
+    await cluster.start()
+    try:
+        cluster.scheduler.assign(assignment("noop-1", runtime="noop", pack_digest="", script=""))
+        await cluster.result("noop-1")
+        await asyncio.sleep(0.5)  # acked long since; a release of its own would have arrived
+        assert cluster.scheduler.released_messages == []
+        cluster.scheduler.assign(assignment("shell-1"))
+        await eventually(lambda: cluster.scheduler.released_messages, what="a Released")
+        assert cluster.scheduler.released_messages[0] == ["noop-1"]
+        assert "shell-1" in cluster.scheduler.started  # sent right after the start notice
+        await cluster.result("shell-1")
+        await eventually(lambda: len(cluster.scheduler.released_messages) > 1, what="the shell action's Released")
+        assert cluster.scheduler.released_messages[1] == ["shell-1"]  # urgent: at once, on its own
+        cluster.scheduler.assign(assignment("noop-2", runtime="noop", pack_digest="", script=""))
+        await cluster.result("noop-2")
+        await asyncio.sleep(0.2)
+        await cluster.stop_worker()  # leaving sends what is queued
+        assert cluster.scheduler.released_messages[2:] == [["noop-2"]]
+    finally:
+        await cluster.stop()
+
+
+async def test_a_noop_release_goes_instead_of_a_heartbeat(cluster: Cluster) -> None:
+    cluster.scheduler.assign(assignment("noop-h", runtime="noop", pack_digest="", script=""))
+    await cluster.result("noop-h")
+    beats = cluster.scheduler.heartbeats
+    await eventually(lambda: "noop-h" in cluster.scheduler.released, what="the release, at the heartbeat")
+    assert cluster.scheduler.heartbeats == beats  # it took the heartbeat's place
+    await eventually(lambda: cluster.scheduler.heartbeats > beats, what="heartbeats again")
 
 
 async def test_many_assignments_are_batched(cluster: Cluster) -> None:
