@@ -48,9 +48,6 @@ Row = dict[str, Any]
 CANCELABLE = (REQUESTED, SCHEDULING, SCHEDULED, RUNNING)
 #: Compare-and-set rounds for an execution whose state moved between the UPDATE and the read.
 CAS_ROUNDS = 5
-#: How often a cancel held back for an assignment in progress looks again (a claim round's
-#: Assignments are queued within a statement's time of its commit).
-ASSIGNING_POLL_S = 0.002
 #: Attempts of the PostgreSQL statement that met a deadlock or a serialization failure.
 DEADLOCK_ATTEMPTS = 3
 _RETRY_SQLSTATES = {"40P01", "40001"}  # deadlock detected, serialization failure
@@ -209,8 +206,9 @@ class Canceller:
 
     async def _tell_workers(self, by_worker: dict[str, list[str]]) -> None:
         """One Cancellations message per worker. An execution the dispatcher is still assigning
-        (its claim committed, its Assignment not yet queued) is held back until it is: a worker
-        ignores the cancel of an execution it does not know, then would run it."""
+        (its claim, or its insert on a reserved slot, committed; its Assignment not yet queued)
+        is held back until the dispatcher has queued it: a worker ignores the cancel of an
+        execution it does not know, then would run it."""
         assigning = {e for ids in by_worker.values() for e in ids if self._dispatcher.is_pending(e)}
         for worker_id, execution_ids in by_worker.items():
             if now := [e for e in execution_ids if e not in assigning]:
@@ -218,9 +216,7 @@ class Canceller:
                 self._dispatcher.send_cancellations(worker_id, now)
         if not assigning:
             return
-        deadline = time.monotonic() + max(self._settings.shutdown_grace, 1.0)
-        while any(self._dispatcher.is_pending(e) for e in assigning) and time.monotonic() < deadline:
-            await asyncio.sleep(ASSIGNING_POLL_S)
+        await self._dispatcher.until_sent(assigning, timeout=max(self._settings.shutdown_grace, 1.0))
         for worker_id, execution_ids in by_worker.items():
             if later := [e for e in execution_ids if e in assigning]:
                 self._dispatcher.send_cancellations(worker_id, later)

@@ -93,6 +93,8 @@ class Dispatcher:
         self._claiming: set[str] = set()  # taken from the queues, compare-and-set not yet done
         self._reserved: dict[str, WorkerSession] = {}  # slots held for rows being inserted scheduled
         self._presend: dict[WorkerSession, list[PendingExecution]] = {}  # inserted scheduled, not yet sent
+        self._unsent: set[str] = set()  # ids in _presend or being sent by _send_reserved
+        self._progress = asyncio.Event()  # set whenever claimed or reserved rows have been handled
         self._started: GroupCommitter[tuple[str, float], None] = GroupCommitter(self._flush_started)
 
     # --- executions ----------------------------------------------------------------------------
@@ -137,6 +139,7 @@ class Dispatcher:
             session = self._reserved.pop(row["id"], None)
             if session is not None:
                 self._presend.setdefault(session, []).append(PendingExecution.from_row(row))
+                self._unsent.add(row["id"])
         self._on_changed(row["id"] for row in rows)
         self._wake.set()
 
@@ -147,8 +150,32 @@ class Dispatcher:
                 queue.pop(execution_id, None)
 
     def is_pending(self, execution_id: str) -> bool:
-        """True when the execution waits in memory for a worker or is being claimed for one."""
-        return execution_id in self._claiming or any(execution_id in q for q in self._pending.values())
+        """True when the execution waits in memory for a worker, is being claimed for one, or is
+        scheduled on one with its Assignment not yet queued on the worker's stream."""
+        return (
+            execution_id in self._claiming
+            or execution_id in self._unsent
+            or any(execution_id in q for q in self._pending.values())
+        )
+
+    async def until_sent(self, execution_ids: set[str], timeout: float) -> None:
+        """Returns once none of `execution_ids` is pending (see `is_pending`): its Assignment is
+        queued on its worker's stream, or it went back to waiting, or it was dropped — or after
+        `timeout` seconds. Woken by the dispatch task each time it has handled rows."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            self._progress.clear()  # before the check: handling that ends after it wakes the wait
+            if not any(self.is_pending(e) for e in execution_ids):
+                return
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            try:
+                async with asyncio.timeout(remaining):
+                    await self._progress.wait()
+            except TimeoutError:
+                return
 
     def waiting(self) -> list[PendingExecution]:
         """Every execution waiting for a worker."""
@@ -230,12 +257,15 @@ class Dispatcher:
         if not self._presend:
             return
         plan, self._presend = self._presend, {}
+        ids = {p.id for items in plan.values() for p in items}
         try:
-            await self._send(plan, {p.id for items in plan.values() for p in items})
+            await self._send(plan, ids)
         except BaseException:
             for session, items in plan.items():  # try again next round
                 self._presend.setdefault(session, []).extend(items)
             raise
+        self._unsent -= ids
+        self._progress.set()
 
     async def _dispatch_round(self) -> int:
         """Assigns what fits now; returns how many were assigned (0: nothing more to do)."""
@@ -272,6 +302,7 @@ class Dispatcher:
             raise
         finally:
             self._claiming -= claiming
+            self._progress.set()
         return planned
 
     async def _claim(self, plan: dict[WorkerSession, list[PendingExecution]]) -> set[str]:

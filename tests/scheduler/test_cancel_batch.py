@@ -174,6 +174,32 @@ async def test_a_cancel_during_its_assignment_reaches_the_worker_after_the_assig
     await worker.disconnect()
 
 
+async def test_a_cancel_while_a_reserved_slot_is_being_sent_reaches_the_worker_after_it(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fast path: a worker had a free slot at request time, so the row was inserted already
+    scheduled on it, and its Assignment is being built (the dispatcher reads the action) when
+    the cancel arrives. The worker must hear the cancel after the Assignment."""
+    worker = OrderedWorker(cluster, "w", ["shell"], capacity=2)
+    await worker.connect()
+    cache = cluster.scheduler.cache
+    get_many = cache.get_many
+    assigning = asyncio.Event()
+
+    async def slow_get_many(refs: set[str]) -> Any:  # the read between the insert and the send
+        assigning.set()
+        await asyncio.sleep(0.3)
+        return await get_many(refs)
+
+    monkeypatch.setattr(cache, "get_many", slow_get_many)
+    reserved = (await cluster.request("core.echo", {"message": "now"})).id
+    await asyncio.wait_for(assigning.wait(), timeout=5)
+    assert await cancel(cluster, reserved) == "canceling"
+    await worker.wait_for(lambda: ("cancelled", reserved) in worker.received)
+    assert [r for r in worker.received if r[1] == reserved] == [("assigned", reserved), ("cancelled", reserved)]
+    await worker.disconnect()
+
+
 async def test_a_cancel_that_meets_a_concurrent_end_is_refused_as_terminal(cluster: Cluster) -> None:
     """The completion service ends the execution while the cancel's compare-and-set waits on its
     row (PostgreSQL: the statement's read still shows it scheduling, so the cancel looks again)."""
