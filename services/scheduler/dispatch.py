@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import sqlalchemy as sa
 
 from attune.common.v1 import common_pb2
+from attune.packs import SLOT_FREE_RUNTIMES
 from attune.states import RUNNING, SCHEDULED, SCHEDULING
 from attune.storage import Database
 from attune.storage.batching import GroupCommitter
@@ -37,9 +38,6 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 1000  # executions per dispatch round
 MAX_ASSIGNMENTS_PER_MESSAGE = 256
-#: Runtimes that start no process: the worker runs them in its own event loop, so they hold no
-#: slot of its capacity (which bounds concurrent action processes) and never wait for one.
-SLOT_FREE_RUNTIMES = frozenset({"noop"})
 
 
 def _fits(session: WorkerSession, runtime: str) -> bool:

@@ -42,7 +42,6 @@ class ExecutionWatchers:
         self._events: dict[str, set[asyncio.Event]] = {}
         # Terminal fields the feed carried for watched executions, until their watch takes them.
         self._finals: dict[str, completion_pb2.ExecutionResult] = {}
-        self._watches = 0
         self.feed_connected = False
         #: Told True when the first watch begins and False when the last one ends.
         self.on_demand: Callable[[bool], None] = lambda wanted: None
@@ -51,10 +50,9 @@ class ExecutionWatchers:
     def watching(self, execution_id: str) -> Iterator[asyncio.Event]:
         """An event set whenever `execution_id` (or one of its children) may have changed."""
         event = asyncio.Event()
-        self._events.setdefault(execution_id, set()).add(event)
-        self._watches += 1
-        if self._watches == 1:
+        if not self._events:
             self.on_demand(True)
+        self._events.setdefault(execution_id, set()).add(event)
         try:
             yield event
         finally:
@@ -64,9 +62,8 @@ class ExecutionWatchers:
                 if not events:
                     del self._events[execution_id]
                     self._finals.pop(execution_id, None)
-            self._watches -= 1
-            if self._watches == 0:
-                self.on_demand(False)
+                    if not self._events:
+                        self.on_demand(False)
 
     def wake(self, execution_ids: Iterable[str]) -> None:
         """Executions that changed (unknown or unwatched ids cost one dict lookup)."""

@@ -18,11 +18,12 @@ import grpc
 from attune.completion.v1 import completion_pb2_grpc
 from attune.config import Settings
 from attune.grpcutil.channel import open_channel
+from attune.packs import SLOT_FREE_RUNTIMES
 from attune.registry.v1 import registry_pb2_grpc
 from attune.worker.v1 import worker_pb2, worker_pb2_grpc
 from attune_services.worker.packs import PackCache
 from attune_services.worker.results import ResultSender
-from attune_services.worker.runs import NOOP, ExecutionRunner
+from attune_services.worker.runs import ExecutionRunner
 from attune_services.worker.runtimes import detect_runtimes
 from attune_services.worker.session import SchedulerSession
 
@@ -136,7 +137,7 @@ class WorkerApp:
         if not self._accepting:
             log.info("draining: %d assignments sent before the scheduler saw us leave are run", len(assignments))
         unacked = self.results.unacked_ids()
-        self._slot_free.update(a.execution_id for a in assignments if a.runtime == NOOP)
+        self._slot_free.update(a.execution_id for a in assignments if a.runtime in SLOT_FREE_RUNTIMES)
         self.runner.accept(assignments, is_held=lambda i: i in unacked)
 
     def _acked(self, execution_ids: list[str]) -> None:

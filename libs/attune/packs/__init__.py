@@ -9,7 +9,7 @@ refuses it as a whole with a :class:`PackError` naming every bad file and field.
 
 from attune.packs._errors import PackError, PackProblem
 from attune.packs._loader import bundled_pack_path, load_pack, load_pack_files, read_pack_files
-from attune.packs._model import RUNNER_TYPES, ActionDefinition, PackBundle, pack_digest
+from attune.packs._model import RUNNER_TYPES, SLOT_FREE_RUNTIMES, ActionDefinition, PackBundle, pack_digest
 from attune.packs._schema import check_parameter_schema
 from attune.packs.parameters import (
     FieldViolation,
@@ -22,6 +22,7 @@ from attune.packs.parameters import (
 
 __all__ = [
     "RUNNER_TYPES",
+    "SLOT_FREE_RUNTIMES",
     "ActionDefinition",
     "FieldViolation",
     "PackBundle",

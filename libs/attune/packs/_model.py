@@ -7,10 +7,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["RUNNER_TYPES", "ActionDefinition", "PackBundle", "pack_digest"]
+__all__ = ["RUNNER_TYPES", "SLOT_FREE_RUNTIMES", "ActionDefinition", "PackBundle", "pack_digest"]
 
 # "workflow" actions are orchestrated by the coordinator and never reach a worker.
 RUNNER_TYPES = ("shell", "python", "nodejs", "noop", "workflow")
+#: Runtimes that start no process: the worker runs them in its own event loop, so they hold no
+#: slot of its capacity (which bounds concurrent action processes) and never wait for one; the
+#: scheduler never counts them against a worker and the worker's release of one is not urgent.
+SLOT_FREE_RUNTIMES = frozenset({"noop"})
 
 
 @dataclass(frozen=True, kw_only=True)
