@@ -8,6 +8,17 @@ latency of a workflow is a sum of these. Timers and cancellations, which are rar
 generic path. A batch of steps that needs nothing else is written on the pooled asyncpg
 connection itself (`Database.asyncpg`), without SQLAlchemy's BEGIN/COMMIT and per-call overhead;
 so is the recording of dispatched children.
+
+STEP_SQL deletes at most one state entry and ends at most one task run, each found by its whole
+primary key as scalars (`workflow_id = $1 AND key = $9`): always one probe of the primary key.
+An array there (`key = ANY($keys)`) let a generic plan scan the whole workflow instead:
+PostgreSQL costs an array parameter as ten index descents and estimates a workflow at a handful
+of rows, so it used only `workflow_id` in the index and filtered the keys, and a step's write
+cost time in proportion to the size of its workflow (a 200-step chain's last steps read ~300
+index entries per key, and their statement took twice as long as the first ones'). A step that
+deletes or ends more (a batch of events: a fan-in, with-items) writes the rest with per-row
+statements in the same transaction, pipelined by `executemany` into one round trip each.
+tests/coordinator/test_pg_steps.py holds this.
 """
 
 from __future__ import annotations
@@ -32,7 +43,7 @@ WITH cas AS (
  RETURNING id
 ), deleted AS (
     DELETE FROM workflow_state_entries e
-     WHERE e.workflow_id = $1::text AND e.key = ANY($9::text[]) AND EXISTS (SELECT 1 FROM cas)
+     WHERE e.workflow_id = $1::text AND e.key = $9::text AND EXISTS (SELECT 1 FROM cas)
 ), upserted AS (
     INSERT INTO workflow_state_entries (workflow_id, key, value)
     SELECT cas.id, u.k, u.v FROM cas, unnest($10::text[], $11::text[]) AS u(k, v)
@@ -46,10 +57,9 @@ WITH cas AS (
                        $19::text[], $20::float8[]) AS r(k, seq, task, run, item, attempt, ref, req, at)
     ON CONFLICT (workflow_id, run_key) DO NOTHING
 ), ended AS (
-    UPDATE task_runs t SET state = x.s, finished_at = x.at, dispatched = true,
-           child_execution_id = COALESCE(t.child_execution_id, NULLIF(x.c, ''))
-      FROM unnest($21::text[], $22::text[], $23::float8[], $24::text[]) AS x(k, s, at, c)
-     WHERE t.workflow_id = $1::text AND t.run_key = ANY($21::text[]) AND t.run_key = x.k
+    UPDATE task_runs t SET state = $22::text, finished_at = $23::float8, dispatched = true,
+           child_execution_id = COALESCE(t.child_execution_id, NULLIF($24::text, ''))
+     WHERE t.workflow_id = $1::text AND t.run_key = $21::text
        AND t.finished_at IS NULL AND EXISTS (SELECT 1 FROM cas)
 )
 SELECT count(*) FROM cas
@@ -57,35 +67,64 @@ SELECT count(*) FROM cas
 
 
 def fast_path_applies(w: StepWrite) -> bool:
-    """Steps of an existing workflow under compare-and-set (not creations, not bare bookkeeping)."""
-    return w.create is None and w.expected_version is not None
+    """Steps of an existing workflow under compare-and-set (not creations, not bare bookkeeping)
+    that STEP_SQL writes alone: at most one deleted state entry and one ended task run."""
+    return w.create is None and w.expected_version is not None and _single(w)
 
 
 def whole_on_fast_path(w: StepWrite) -> bool:
-    """A step STEP_SQL writes entirely: nothing for the generic path (no timers, no cancels)."""
-    return fast_path_applies(w) and not w.timers and not w.cancel_runs and w.definition is None
+    """A step `write_steps_asyncpg` writes entirely: nothing for the generic path (no timers,
+    no cancels, no definition to store)."""
+    return (w.create is None and w.expected_version is not None and not w.timers and not w.cancel_runs
+            and w.definition is None)
+
+
+def needs_transaction(batch: Sequence[StepWrite]) -> bool:
+    """Whether `write_steps_asyncpg` must run in a transaction: one single-statement step is
+    atomic on its own; several steps, or one with per-row statements, are not."""
+    return len(batch) > 1 or not _single(batch[0])
 
 
 async def write_step_pg(conn: AsyncConnection, w: StepWrite) -> str:
-    """Writes the CAS, entries, new and ended task runs of one step; APPLIED or CONFLICT."""
+    """Writes the CAS, entries, new and ended task runs of one `fast_path_applies` step;
+    APPLIED or CONFLICT."""
     matched = (await conn.exec_driver_sql(STEP_SQL, step_params(w))).scalar()
     return APPLIED if matched == 1 else CONFLICT
 
 
 async def write_steps_asyncpg(raw: Any, batch: Sequence[StepWrite]) -> list[str]:
-    """Writes steps that are `whole_on_fast_path` on an asyncpg connection (the caller's
-    transaction, or none for a single step: one statement is atomic on its own). A step of a
-    chain is then one round trip, without SQLAlchemy's BEGIN and COMMIT."""
-    return [APPLIED if await raw.fetchval(STEP_SQL, *step_params(w)) == 1 else CONFLICT for w in batch]
+    """Writes steps that are `whole_on_fast_path` on an asyncpg connection, in the caller's
+    transaction when `needs_transaction`. A step of a chain is then one round trip, without
+    SQLAlchemy's BEGIN and COMMIT."""
+    outcomes = []
+    for w in batch:
+        single = _single(w)
+        applied = await raw.fetchval(STEP_SQL, *step_params(w, rows_apart=not single)) == 1
+        if applied and not single:
+            deletes = [(w.workflow_id, k) for k, v in w.entries.items() if v is None]
+            if deletes:
+                await raw.executemany(DELETE_ENTRY_SQL, deletes)
+            await raw.executemany(END_RUN_SQL, [
+                (w.workflow_id, r.run_key, r.state, r.finished_at, r.child_execution_id) for r in w.ended_runs
+            ])
+        outcomes.append(APPLIED if applied else CONFLICT)
+    return outcomes
 
 
-def step_params(w: StepWrite) -> tuple[Any, ...]:
-    """STEP_SQL's parameters for one step."""
+def _single(w: StepWrite) -> bool:
+    return len(w.ended_runs) <= 1 and sum(v is None for v in w.entries.values()) <= 1
+
+
+def step_params(w: StepWrite, *, rows_apart: bool = False) -> tuple[Any, ...]:
+    """STEP_SQL's parameters for one step; `rows_apart` leaves out the deleted entries and the
+    ended runs (written by per-row statements)."""
     assert w.expected_version is not None
     finish = w.finish
-    deletes = [k for k, v in w.entries.items() if v is None]
+    deletes = [] if rows_apart else [k for k, v in w.entries.items() if v is None]
     upserts = [(k, dump_json(v)) for k, v in w.entries.items() if v is not None]
     runs = w.new_runs
+    ended = None if rows_apart or not w.ended_runs else w.ended_runs[0]
+    assert len(deletes) <= 1 and (rows_apart or len(w.ended_runs) <= 1), "more rows than STEP_SQL takes"
     return (
         w.workflow_id,
         w.expected_version + 1 if w.bump else w.expected_version,
@@ -95,7 +134,7 @@ def step_params(w: StepWrite) -> tuple[Any, ...]:
         finish[2] if finish else None,
         finish[3] if finish else None,
         w.expected_version,
-        deletes,
+        deletes[0] if deletes else None,
         [k for k, _ in upserts],
         [v for _, v in upserts],
         [r.run_key for r in runs],
@@ -107,12 +146,20 @@ def step_params(w: StepWrite) -> tuple[Any, ...]:
         [r.action_ref for r in runs],
         [dump_json(r.request) for r in runs],
         [r.started_at for r in runs],
-        [r.run_key for r in w.ended_runs],
-        [r.state for r in w.ended_runs],
-        [r.finished_at for r in w.ended_runs],
-        [r.child_execution_id for r in w.ended_runs],
+        ended.run_key if ended else None,
+        ended.state if ended else None,
+        ended.finished_at if ended else None,
+        ended.child_execution_id if ended else None,
     )
 
+
+#: A step's deleted entries and ended runs one by one, when it has more than STEP_SQL takes.
+DELETE_ENTRY_SQL = "DELETE FROM workflow_state_entries WHERE workflow_id = $1::text AND key = $2::text"
+END_RUN_SQL = """
+UPDATE task_runs SET state = $3::text, finished_at = $4::float8, dispatched = true,
+       child_execution_id = COALESCE(child_execution_id, NULLIF($5::text, ''))
+ WHERE workflow_id = $1::text AND run_key = $2::text AND finished_at IS NULL
+"""
 
 MARK_DISPATCHED_SQL = """
 UPDATE task_runs t

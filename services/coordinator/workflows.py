@@ -42,7 +42,7 @@ from attune_services.coordinator.carrier import Carrier
 from attune_services.coordinator.commands import PendingChild, PendingFinish, Refusal
 from attune_services.coordinator.definitions import DefinitionCache, DefinitionError
 from attune_services.coordinator.mailbox import Mailboxes, WorkflowLocks
-from attune_services.coordinator.pg_steps import whole_on_fast_path, write_steps_asyncpg
+from attune_services.coordinator.pg_steps import needs_transaction, whole_on_fast_path, write_steps_asyncpg
 from attune_services.coordinator.steps import LoadedWorkflow, add_step
 from attune_services.coordinator.store import (
     APPLIED,
@@ -192,8 +192,8 @@ class Workflows:
     async def _flush(self, batch: list[StepWrite]) -> list[str | Exception]:
         try:
             if not self._db.is_sqlite and all(whole_on_fast_path(w) for w in batch):
-                rows = max(max(len(w.new_runs), len(w.ended_runs), len(w.entries)) for w in batch)
-                async with self._db.asyncpg(transaction=len(batch) > 1, rows=rows) as raw:
+                rows = max(max(len(w.new_runs), len(w.entries)) for w in batch)  # STEP_SQL's arrays
+                async with self._db.asyncpg(transaction=needs_transaction(batch), rows=rows) as raw:
                     return list(await write_steps_asyncpg(raw, batch))
             async with self._db.write() as conn:
                 return list(await write_steps(conn, batch))
