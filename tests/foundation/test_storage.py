@@ -7,6 +7,7 @@ import sqlite3
 import time
 from pathlib import Path
 
+import asyncpg
 import pytest
 import sqlalchemy as sa
 
@@ -44,6 +45,43 @@ async def test_write_commits_and_rolls_back(database_url: str) -> None:
         async with db.read() as conn:
             ids = (await conn.execute(sa.select(executions.c.id))).scalars().all()
         assert ids == [f"{1:032x}"]
+    finally:
+        await db.close()
+
+
+async def test_asyncpg_keeps_a_connection_between_uses_only_when_it_is_clean(postgres_url: str) -> None:
+    """Database.asyncpg lends the same connection again after a clean use (no checkout through
+    SQLAlchemy's pool each time); one left inside a transaction, or lost, is never lent again."""
+    db = Database(postgres_url)
+    try:
+        async with db.asyncpg() as raw:
+            first = await raw.fetchval("SELECT pg_backend_pid()")
+        async with db.asyncpg() as raw:
+            assert await raw.fetchval("SELECT pg_backend_pid()") == first
+
+        async with db.asyncpg() as raw:
+            await raw.execute("CREATE TABLE probe (v text)")
+            await raw.execute("BEGIN")  # left open by a careless caller
+            await raw.execute("INSERT INTO probe VALUES ('left open')")
+        async with db.asyncpg() as raw:
+            assert not raw.is_in_transaction()
+            await raw.execute("INSERT INTO probe VALUES ('committed')")
+        async with db.read() as conn:  # another connection: the second insert committed on its own
+            values = (await conn.execute(sa.text("SELECT v FROM probe"))).scalars().all()
+        assert values == ["committed"]
+
+        async with db.asyncpg() as raw:
+            lost = await raw.fetchval("SELECT pg_backend_pid()")
+            async with db.asyncpg() as other:  # a concurrent use: another connection
+                assert await other.fetchval("SELECT pg_backend_pid()") != lost
+                await other.execute("SELECT pg_terminate_backend($1)", lost)
+        lost_errors = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError)
+        with pytest.raises(lost_errors):
+            async with db.asyncpg() as raw:  # kept before anyone knew: its next use fails
+                await raw.fetchval("SELECT 1")
+        for _ in range(3):  # ... and it is never lent again
+            async with db.asyncpg() as raw:
+                assert await raw.fetchval("SELECT pg_backend_pid()") != lost
     finally:
         await db.close()
 
