@@ -16,9 +16,12 @@ PostgreSQL costs an array parameter as ten index descents and estimates a workfl
 of rows, so it used only `workflow_id` in the index and filtered the keys, and a step's write
 cost time in proportion to the size of its workflow (a 200-step chain's last steps read ~300
 index entries per key, and their statement took twice as long as the first ones'). A step that
-deletes or ends more (a batch of events: a fan-in, with-items) writes the rest with per-row
-statements in the same transaction, pipelined by `executemany` into one round trip each.
-tests/coordinator/test_pg_steps.py holds this.
+deletes or ends more (a batch of events: a fan-in, with-items) writes the rest in the same
+transaction: up to CUSTOM_PLAN_ROWS of them with per-row statements pipelined by `executemany`
+(one round trip, each row one probe); from CUSTOM_PLAN_ROWS on with one statement over arrays,
+planned for its actual values (`Database.asyncpg`), because per-row statements cost ~1.5 times
+as much on a fan-in's batches of hundreds (a scan of the workflow, if the planner picks one, is
+then shared by at least that many rows). tests/coordinator/test_pg_steps.py holds this.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from attune.storage.database import CUSTOM_PLAN_ROWS
 from attune_services.coordinator.rows import APPLIED, CONFLICT, StepWrite, dump_json
 
 STEP_SQL = """
@@ -101,14 +105,26 @@ async def write_steps_asyncpg(raw: Any, batch: Sequence[StepWrite]) -> list[str]
         single = _single(w)
         applied = await raw.fetchval(STEP_SQL, *step_params(w, rows_apart=not single)) == 1
         if applied and not single:
-            deletes = [(w.workflow_id, k) for k, v in w.entries.items() if v is None]
-            if deletes:
-                await raw.executemany(DELETE_ENTRY_SQL, deletes)
-            await raw.executemany(END_RUN_SQL, [
-                (w.workflow_id, r.run_key, r.state, r.finished_at, r.child_execution_id) for r in w.ended_runs
-            ])
+            await _write_rows_apart(raw, w)
         outcomes.append(APPLIED if applied else CONFLICT)
     return outcomes
+
+
+async def _write_rows_apart(raw: Any, w: StepWrite) -> None:
+    """The deleted entries and ended runs of a step with more than STEP_SQL takes."""
+    deletes = [k for k, v in w.entries.items() if v is None]
+    ended = w.ended_runs
+    if len(deletes) >= CUSTOM_PLAN_ROWS:
+        await raw.execute(DELETE_ENTRIES_SQL, w.workflow_id, deletes)
+    elif deletes:
+        await raw.executemany(DELETE_ENTRY_SQL, [(w.workflow_id, k) for k in deletes])
+    if len(ended) >= CUSTOM_PLAN_ROWS:
+        await raw.execute(END_RUNS_SQL, w.workflow_id, [r.run_key for r in ended], [r.state for r in ended],
+                          [r.finished_at for r in ended], [r.child_execution_id for r in ended])  # fmt: skip
+    elif ended:
+        await raw.executemany(END_RUN_SQL, [
+            (w.workflow_id, r.run_key, r.state, r.finished_at, r.child_execution_id) for r in ended
+        ])
 
 
 def _single(w: StepWrite) -> bool:
@@ -153,12 +169,20 @@ def step_params(w: StepWrite, *, rows_apart: bool = False) -> tuple[Any, ...]:
     )
 
 
-#: A step's deleted entries and ended runs one by one, when it has more than STEP_SQL takes.
+#: A step's deleted entries and ended runs when it has more than STEP_SQL takes: one by one...
 DELETE_ENTRY_SQL = "DELETE FROM workflow_state_entries WHERE workflow_id = $1::text AND key = $2::text"
 END_RUN_SQL = """
 UPDATE task_runs SET state = $3::text, finished_at = $4::float8, dispatched = true,
        child_execution_id = COALESCE(child_execution_id, NULLIF($5::text, ''))
  WHERE workflow_id = $1::text AND run_key = $2::text AND finished_at IS NULL
+"""
+#: ... or, from CUSTOM_PLAN_ROWS on, over arrays.
+DELETE_ENTRIES_SQL = "DELETE FROM workflow_state_entries WHERE workflow_id = $1::text AND key = ANY($2::text[])"
+END_RUNS_SQL = """
+UPDATE task_runs t SET state = x.s, finished_at = x.at, dispatched = true,
+       child_execution_id = COALESCE(t.child_execution_id, NULLIF(x.c, ''))
+  FROM unnest($2::text[], $3::text[], $4::float8[], $5::text[]) AS x(k, s, at, c)
+ WHERE t.workflow_id = $1::text AND t.run_key = ANY($2::text[]) AND t.run_key = x.k AND t.finished_at IS NULL
 """
 
 MARK_DISPATCHED_SQL = """

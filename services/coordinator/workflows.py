@@ -192,7 +192,7 @@ class Workflows:
     async def _flush(self, batch: list[StepWrite]) -> list[str | Exception]:
         try:
             if not self._db.is_sqlite and all(whole_on_fast_path(w) for w in batch):
-                rows = max(max(len(w.new_runs), len(w.entries)) for w in batch)  # STEP_SQL's arrays
+                rows = max(max(len(w.new_runs), len(w.ended_runs), len(w.entries)) for w in batch)
                 async with self._db.asyncpg(transaction=needs_transaction(batch), rows=rows) as raw:
                     return list(await write_steps_asyncpg(raw, batch))
             async with self._db.write() as conn:

@@ -11,6 +11,7 @@ import asyncpg
 import pytest
 
 from attune.storage import Database
+from attune.storage.database import CUSTOM_PLAN_ROWS
 from attune_services.coordinator.pg_steps import (
     fast_path_applies,
     needs_transaction,
@@ -103,29 +104,32 @@ def test_a_step_probes_its_rows_by_key_however_large_the_workflow(postgres_url: 
     asyncio.run(main())
 
 
-@pytest.mark.parametrize("path", ["asyncpg", "store"])
-def test_a_step_ending_several_runs_probes_each_by_key(postgres_url: str, path: str) -> None:
+@pytest.mark.parametrize(("path", "ended"), [("asyncpg", 3), ("asyncpg", CUSTOM_PLAN_ROWS), ("store", 3)])
+def test_a_step_ending_several_runs_writes_them_all(postgres_url: str, path: str, ended: int) -> None:
     """A batch of events (a fan-in) ends several runs in one step: more than STEP_SQL takes. The
-    asyncpg path writes the rest row by row in the step's transaction; store.write_steps (a step
-    that also sets a timer) writes the whole step row by row. Same rows either way, and each row
-    found by its key."""
-    workflow = f"wf-fan-in-{path}"
+    asyncpg path writes the rest in the step's transaction (a few row by row, each found by its
+    key; CUSTOM_PLAN_ROWS and more over arrays); store.write_steps (a step that also sets a
+    timer) writes the whole step row by row. The same rows either way."""
+    workflow = f"wf-fan-in-{path}-{ended}"
+    first, last = 100, 100 + ended - 1
 
     async def main() -> None:
         db = Database(postgres_url)
         try:
             await _create(db, workflow)
-            step = _step(workflow, 1, 100, 3)
+            step = _step(workflow, 1, first, ended)
             assert not fast_path_applies(step) and whole_on_fast_path(step) and needs_transaction([step])
             if path == "asyncpg":
-                async with db.asyncpg(transaction=True) as raw:
-                    await raw.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+                async with db.asyncpg(transaction=True, rows=ended) as raw:
+                    if ended < CUSTOM_PLAN_ROWS:
+                        await raw.execute("SET LOCAL plan_cache_mode = force_generic_plan")
                     before = await _index_reads(raw)
                     assert await write_steps_asyncpg(raw, [step]) == [APPLIED]
                     after = await _index_reads(raw)
                 reads = {name: after[name] - before[name] for name in after}
-                assert reads["task_runs_pkey"] <= 3 * 5, reads
-                assert reads["workflow_state_entries_pkey"] <= 3 * 8, reads
+                if ended < CUSTOM_PLAN_ROWS:
+                    assert reads["task_runs_pkey"] <= ended * 5, reads
+                    assert reads["workflow_state_entries_pkey"] <= ended * 8, reads
             else:
                 step.timers["t1"] = (99.0, "timeout")
                 async with db.write() as conn:
@@ -135,14 +139,14 @@ def test_a_step_ending_several_runs_probes_each_by_key(postgres_url: str, path: 
                 version = await raw.fetchval("SELECT version FROM workflow_executions WHERE id = $1", workflow)
                 children = await raw.fetch(
                     "SELECT child_execution_id FROM task_runs WHERE workflow_id = $1 AND run_key = ANY($2) "
-                    "ORDER BY seq", workflow, ["s100/1/-/1", "s101/1/-/1", "s102/1/-/1"])  # fmt: skip
+                    "ORDER BY seq", workflow, [f"s{n}/1/-/1" for n in range(first, last + 1)])  # fmt: skip
         finally:
             await db.close()
         assert version == 2
-        assert [runs[f"s{n}/1/-/1"] for n in (100, 101, 102)] == ["succeeded"] * 3
-        assert runs["s99/1/-/1"] == "requested" and runs["s103/1/-/1"] == "requested"
-        assert [r["child_execution_id"] for r in children] == ["child-100", "child-101", "child-102"]
-        assert not {"k:s100/1/-/1", "k:s101/1/-/1", "k:s102/1/-/1"} & keys and "k:s103/1/-/1" in keys
-        assert {"res:s100", "res:s101", "res:s102"} <= keys
+        assert [runs[f"s{n}/1/-/1"] for n in range(first, last + 1)] == ["succeeded"] * ended
+        assert runs[f"s{first - 1}/1/-/1"] == "requested" and runs[f"s{last + 1}/1/-/1"] == "requested"
+        assert [r["child_execution_id"] for r in children] == [f"child-{n}" for n in range(first, last + 1)]
+        assert not {f"k:s{n}/1/-/1" for n in range(first, last + 1)} & keys and f"k:s{last + 1}/1/-/1" in keys
+        assert {f"res:s{n}" for n in range(first, last + 1)} <= keys
 
     asyncio.run(main())
