@@ -14,10 +14,11 @@ primary key as scalars (`workflow_id = $1 AND key = $9`): always one probe of th
 An array there (`key = ANY($keys)`) let a generic plan scan the whole workflow instead:
 PostgreSQL costs an array parameter as ten index descents and estimates a workflow at a handful
 of rows, so it used only `workflow_id` in the index and filtered the keys, and a step's write
-cost time in proportion to the size of its workflow (a 200-step chain's last steps read ~300
-index entries per key, and their statement took twice as long as the first ones'). A step that
-deletes or ends more (a batch of events: a fan-in, with-items) writes the rest in the same
-transaction: up to CUSTOM_PLAN_ROWS of them with per-row statements pipelined by `executemany`
+cost time in proportion to the size of its workflow (a 200-step chain's last steps read ~500
+index entries of state entries and ~200 of task runs, and their statement took 2.5 times as long
+as the 20th step's). A step that deletes or ends more (a batch of events: a fan-in,
+with-items) writes the rest in the same transaction: below CUSTOM_PLAN_ROWS of them with per-row
+statements pipelined by `executemany`
 (one round trip, each row one probe); from CUSTOM_PLAN_ROWS on with one statement over arrays,
 planned for its actual values (`Database.asyncpg`), because per-row statements cost ~1.5 times
 as much on a fan-in's batches of hundreds (a scan of the workflow, if the planner picks one, is
