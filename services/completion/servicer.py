@@ -4,6 +4,9 @@ Everything in a batch is acknowledged once the batch is durable: new results, du
 for executions that had already ended, and ones that cannot be stored at all (unknown execution,
 non-terminal state) — re-sending those would never change anything. If storing fails, the stream
 is ended with UNAVAILABLE so the sender reconnects and re-sends what was not acked.
+
+Acks are gathered (`attune.grpcutil.acks`): a worker finishing one execution at a time gets one
+response per ACK_LINGER_S, not one per result.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from opentelemetry import trace
 from attune import states
 from attune.completion.v1 import completion_pb2, completion_pb2_grpc
 from attune.config import Settings
+from attune.grpcutil.acks import gathered_acks
 from attune.grpcutil.errors import InvalidArgument, NotFound, Violation, rpc_errors
 from attune.results import clip_error, fit_result, result_limit
 from attune.telemetry import start_span, tracer
@@ -82,8 +86,7 @@ class CompletionServicer(completion_pb2_grpc.CompletionServiceServicer):
         self._streams.add(acks)
         reader = asyncio.create_task(self._read_batches(request_iterator, acks))
         try:
-            while True:
-                item = await acks.get()
+            async for item in gathered_acks(acks):
                 if item is None:
                     return
                 if isinstance(item, BaseException):

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import grpc
 
 from attune import states
+from attune.grpcutil.acks import gathered_acks
 from attune.grpcutil.errors import InvalidArgument, NotFound, Violation, rpc_errors
 from attune.storage import Database
 from attune.workflow.v1 import workflow_pb2, workflow_pb2_grpc
@@ -72,7 +73,9 @@ class WorkflowServicer(workflow_pb2_grpc.WorkflowServiceServicer):
 
         reader = asyncio.create_task(read())
         try:
-            while (acked := await acks.get()) is not None:
+            async for acked in gathered_acks(acks):  # one response per ACK_LINGER_S, not per outcome
+                if acked is None:
+                    break
                 yield workflow_pb2.ReportOutcomesResponse(acked_execution_ids=acked)
         finally:
             reader.cancel()

@@ -87,6 +87,17 @@ async def test_batch_stores_every_result_and_keeps_started_at(stream: ResultStre
     assert (await execution_row(db, first)).started_at == 500.0  # the scheduler's start time wins
 
 
+async def test_acks_ready_together_share_one_response(stream: ResultStream, db: Database) -> None:
+    """Results sent one after another within ACK_LINGER_S are acked in one response."""
+    ids = [await insert_execution(db, state="running") for _ in range(3)]
+    for execution_id in ids:
+        await stream.call.write(completion_pb2.SubmitResultsRequest(results=[result(execution_id)]))
+    response = await asyncio.wait_for(stream.call.read(), timeout=5.0)
+    assert response is not grpc.aio.EOF
+    assert sorted(response.acked_execution_ids) == sorted(ids)
+    assert [(await execution_row(db, i)).state for i in ids] == ["succeeded"] * 3
+
+
 async def test_duplicate_is_acked_and_changes_nothing(stream: ResultStream, db: Database) -> None:
     execution_id = await insert_execution(db)
     await stream.submit(result(execution_id, payload={"n": 1}))
