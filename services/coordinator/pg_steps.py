@@ -16,9 +16,10 @@ PostgreSQL costs an array parameter as ten index descents and estimates a workfl
 of rows, so it used only `workflow_id` in the index and filtered the keys, and a step's write
 cost time in proportion to the size of its workflow (a 200-step chain's last steps read ~500
 index entries of state entries and ~200 of task runs, and their statement took 2.5 times as long
-as the 20th step's). A step that deletes or ends more (a batch of events: a fan-in,
-with-items) writes the rest in the same transaction: below CUSTOM_PLAN_ROWS of them with per-row
-statements pipelined by `executemany`
+as the 20th step's).
+
+A step that deletes or ends more (a batch of events: a fan-in, with-items) writes the rest in the
+same transaction: fewer than CUSTOM_PLAN_ROWS with per-row statements pipelined by `executemany`
 (one round trip, each row one probe); from CUSTOM_PLAN_ROWS on with one statement over arrays,
 planned for its actual values (`Database.asyncpg`), because per-row statements cost ~1.5 times
 as much on a fan-in's batches of hundreds (a scan of the workflow, if the planner picks one, is
@@ -129,6 +130,7 @@ async def _write_rows_apart(raw: Any, w: StepWrite) -> None:
 
 
 def _single(w: StepWrite) -> bool:
+    """Whether STEP_SQL takes all of the step's deleted entries and ended runs."""
     return len(w.ended_runs) <= 1 and sum(v is None for v in w.entries.values()) <= 1
 
 
