@@ -114,7 +114,7 @@ async def write_steps_asyncpg(raw: Any, batch: Sequence[StepWrite]) -> list[str]
 
 async def _write_rows_apart(raw: Any, w: StepWrite) -> None:
     """The deleted entries and ended runs of a step with more than STEP_SQL takes."""
-    deletes = [k for k, v in w.entries.items() if v is None]
+    deletes = _deleted_keys(w)
     ended = w.ended_runs
     if len(deletes) >= CUSTOM_PLAN_ROWS:
         await raw.execute(DELETE_ENTRIES_SQL, w.workflow_id, deletes)
@@ -129,9 +129,14 @@ async def _write_rows_apart(raw: Any, w: StepWrite) -> None:
         ])
 
 
+def _deleted_keys(w: StepWrite) -> list[str]:
+    """The state entries the step deletes (an entry changed to None)."""
+    return [k for k, v in w.entries.items() if v is None]
+
+
 def _single(w: StepWrite) -> bool:
     """Whether STEP_SQL takes all of the step's deleted entries and ended runs."""
-    return len(w.ended_runs) <= 1 and sum(v is None for v in w.entries.values()) <= 1
+    return len(w.ended_runs) <= 1 and len(_deleted_keys(w)) <= 1
 
 
 def step_params(w: StepWrite, *, rows_apart: bool = False) -> tuple[Any, ...]:
@@ -139,7 +144,7 @@ def step_params(w: StepWrite, *, rows_apart: bool = False) -> tuple[Any, ...]:
     ended runs (written by per-row statements)."""
     assert w.expected_version is not None
     finish = w.finish
-    deletes = [] if rows_apart else [k for k, v in w.entries.items() if v is None]
+    deletes = [] if rows_apart else _deleted_keys(w)
     upserts = [(k, dump_json(v)) for k, v in w.entries.items() if v is not None]
     runs = w.new_runs
     ended = None if rows_apart or not w.ended_runs else w.ended_runs[0]

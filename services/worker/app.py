@@ -147,12 +147,15 @@ class WorkerApp:
         chain of no-ops)."""
         if self.session is None:
             return
-        deferred = [i for i in execution_ids if i in self._slot_free]
+        urgent: list[str] = []
+        deferred: list[str] = []
+        for execution_id in execution_ids:
+            (deferred if execution_id in self._slot_free else urgent).append(execution_id)
         self._slot_free.difference_update(deferred)
         if deferred:
             self.session.released(deferred, urgent=False)
-        if len(deferred) < len(execution_ids):
-            self.session.released([i for i in execution_ids if i not in deferred])
+        if urgent:
+            self.session.released(urgent)
 
     async def drain(self) -> None:
         """Leaves the scheduler (no new work), lets runs finish within `shutdown_grace`, cancels
