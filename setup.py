@@ -1,4 +1,5 @@
 """Package discovery for the two import roots: `attune` (libs/) and `attune_services` (services/)."""
+
 from setuptools import find_namespace_packages, setup
 
 packages = [p for p in find_namespace_packages("libs") if p.startswith("attune")]

@@ -7,9 +7,10 @@ defaults live in exactly one place and tests shorten timings through the environ
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 
 def default_home() -> Path:
@@ -74,7 +75,7 @@ class Settings:
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Reads every setting from the environment, converting to the field's type."""
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
@@ -97,7 +98,7 @@ class Settings:
             settings = settings.replace(database_url=f"sqlite+aiosqlite:///{home / 'attune.db'}")
         return settings.replace(database_url=normalize_database_url(settings.database_url))
 
-    def replace(self, **changes: Any) -> "Settings":
+    def replace(self, **changes: Any) -> Settings:
         """A copy with some fields changed."""
         from dataclasses import replace
 

@@ -53,9 +53,11 @@ def _truncated(value: dict[str, Any], original_bytes: int, limit: int) -> bytes:
     for key, item in value.items():
         if key in ("stdout", "stderr"):
             continue
-        if item is None or isinstance(item, (bool, int, float)):
-            kept[key] = item
-        elif isinstance(item, str) and len(item) <= _SCALAR_TEXT_MAX:
+        if (
+            item is None
+            or isinstance(item, (bool, int, float))
+            or (isinstance(item, str) and len(item) <= _SCALAR_TEXT_MAX)
+        ):
             kept[key] = item
     texts = {k: value[k] for k in ("stdout", "stderr") if isinstance(value.get(k), str)}
     if "data" not in kept and "data" in value and not texts:

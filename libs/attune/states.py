@@ -25,7 +25,7 @@ WORKFLOW_TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED, TIMEOUT})
 
 
 def execution_state_to_proto(state: str) -> common_pb2.ExecutionState:
-    """"running" → EXECUTION_STATE_RUNNING."""
+    """ "running" → EXECUTION_STATE_RUNNING."""
     # types-protobuf types EnumTypeWrapper.Value as int; the generated stubs type the fields as the enum
     return cast(common_pb2.ExecutionState, common_pb2.ExecutionState.Value("EXECUTION_STATE_" + state.upper()))
 
@@ -37,7 +37,7 @@ def execution_state_from_proto(value: int) -> str:
 
 
 def workflow_state_to_proto(state: str) -> workflow_pb2.WorkflowState:
-    """"running" → WORKFLOW_STATE_RUNNING."""
+    """ "running" → WORKFLOW_STATE_RUNNING."""
     # types-protobuf types EnumTypeWrapper.Value as int; the generated stubs type the fields as the enum
     return cast(workflow_pb2.WorkflowState, workflow_pb2.WorkflowState.Value("WORKFLOW_STATE_" + state.upper()))
 

@@ -12,7 +12,7 @@ import json
 import os
 import random
 import threading
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -65,9 +65,7 @@ def configure_tracing(service: str, *, trace_file: str = "") -> None:
     """Installs the global tracer provider for a service process."""
     provider = TracerProvider(resource=Resource.create({"service.name": f"attune-{service}"}))
     exporter_names = os.environ.get("OTEL_TRACES_EXPORTER", "")
-    endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get(
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
-    )
+    endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
     processors: list[SpanProcessor] = []
     if "otlp" in exporter_names or (endpoint and "none" not in exporter_names):
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter

@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from attune.execution.v1 import execution_pb2
 from attune.ids import new_id
 from attune.states import ACTIVE, SUCCEEDED, execution_state_to_proto
-
 from attune_services.cli.client import Client
 from attune_services.cli.output import seconds_of, state_of
 from attune_services.cli.watching import follow
@@ -41,7 +40,7 @@ async def one_noop(client: Client) -> tuple[float, float]:
 
 def _percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 async def noop_latency(
@@ -139,4 +138,3 @@ async def noop_burst(client: Client, count: int = 2000, timeout: float = 120.0) 
     elapsed = (max(finished) - started_wall) if finished else observed_s
     elapsed = max(elapsed, requested_s, 1e-6)
     return {"noop_executions_per_s": round(count / elapsed, 1)}
-

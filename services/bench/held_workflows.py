@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
-from typing import Awaitable, Callable, Iterable
 
 from attune.execution.v1 import execution_pb2
 from attune.ids import new_id
 from attune.states import REQUESTED, RUNNING, SCHEDULING, execution_state_to_proto, workflow_state_to_proto
 from attune.workflow.v1 import workflow_pb2
-
 from attune_services.bench.memory import rss_mb
 from attune_services.bench.workflows import HELD_REF
 from attune_services.cli.client import Client
@@ -67,8 +66,11 @@ async def coordinator_running(client: Client, ids: set[str]) -> int:
     """How many of ``ids`` the coordinator lists as running workflow runs (paging all of them)."""
     held, token = 0, ""
     while True:
-        response = await client.workflows.ListWorkflowRuns(workflow_pb2.ListWorkflowRunsRequest(
-            state=workflow_state_to_proto(RUNNING), page_size=PAGE_SIZE, page_token=token))  # fmt: skip
+        response = await client.workflows.ListWorkflowRuns(
+            workflow_pb2.ListWorkflowRunsRequest(
+                state=workflow_state_to_proto(RUNNING), page_size=PAGE_SIZE, page_token=token
+            )
+        )
         held += sum(1 for run in response.runs if run.execution_id in ids)
         token = response.next_page_token
         if not token:
@@ -78,8 +80,9 @@ async def coordinator_running(client: Client, ids: set[str]) -> int:
 async def _handed_off(client: Client) -> bool:
     """Whether no bench.held execution still waits for the hand-off (requested or scheduling)."""
     for state in (REQUESTED, SCHEDULING):
-        response = await client.executions.ListExecutions(execution_pb2.ListExecutionsRequest(
-            state=execution_state_to_proto(state), action_ref=HELD_REF, page_size=1))  # fmt: skip
+        response = await client.executions.ListExecutions(
+            execution_pb2.ListExecutionsRequest(state=execution_state_to_proto(state), action_ref=HELD_REF, page_size=1)
+        )
         if response.executions:
             return False
     return True
@@ -110,9 +113,12 @@ def peak_rss_mb(pid: int) -> float | None:
 
 
 async def held_workflows_memory(
-    client: Client, coordinator_pid: int, count: int = 10_000, timeout: float = 300.0,
+    client: Client,
+    coordinator_pid: int,
+    count: int = 10_000,
+    timeout: float = 300.0,
     progress: Callable[[str], None] = lambda line: None,
-) -> dict[str, float]:  # fmt: skip
+) -> dict[str, float]:
     """``coordinator_rss_<count>_workflows_mb``: the coordinator's RSS while it holds ``count``
     running workflows (left running: see the module's docstring). Timings, the RSS before and the
     peak go to ``progress``."""
@@ -123,10 +129,14 @@ async def held_workflows_memory(
     await wait_held(client, set(ids), timeout)
     held_s = time.perf_counter() - started
     rss = rss_mb({"coordinator": coordinator_pid})["coordinator"]
-    progress(f"  {count:,} {HELD_REF} requested in {requested_s:.1f} s, all running in the coordinator after "
-             f"{held_s:.1f} s ({count / held_s:,.0f} workflows/s)")  # fmt: skip
+    progress(
+        f"  {count:,} {HELD_REF} requested in {requested_s:.1f} s, all running in the coordinator after "
+        f"{held_s:.1f} s ({count / held_s:,.0f} workflows/s)"
+    )
     peak = peak_rss_mb(coordinator_pid)
-    progress(f"  coordinator RSS {before:,.1f} MB before, {rss:,.1f} MB holding them"
-             + (f" (peak {peak:,.1f} MB)" if peak is not None else ""))  # fmt: skip
+    progress(
+        f"  coordinator RSS {before:,.1f} MB before, {rss:,.1f} MB holding them"
+        + (f" (peak {peak:,.1f} MB)" if peak is not None else "")
+    )
     progress("  they are left running (cancelling runs at ~70/s); the services stop with them")
     return {figure_name(count): rss}

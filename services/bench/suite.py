@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from attune import eventloop
 from attune_services.bench.executions import noop_burst, noop_latency
@@ -19,16 +20,24 @@ IDLE_SECONDS = 2.0
 
 
 def _launch(home: Path, database_url: str, env: dict[str, str]) -> Launcher:
-    plan = LaunchPlan.local(home, database_url, ports={"scheduler": 0, "coordinator": 0, "completion": 0, "worker": 0},
-                            env={"ATTUNE_LOG_LEVEL": "WARNING", **env})  # fmt: skip
+    plan = LaunchPlan.local(
+        home,
+        database_url,
+        ports={"scheduler": 0, "coordinator": 0, "completion": 0, "worker": 0},
+        env={"ATTUNE_LOG_LEVEL": "WARNING", **env},
+    )
     launcher = Launcher(plan)
     launcher.migrate()
     launcher.start()
     return launcher
 
 
-def with_services(database_url: str, ready_timeout: float, measure: Callable[[Launcher], dict[str, Any]],
-                  progress: Callable[[str], None]) -> dict[str, Any]:  # fmt: skip
+def with_services(
+    database_url: str,
+    ready_timeout: float,
+    measure: Callable[[Launcher], dict[str, Any]],
+    progress: Callable[[str], None],
+) -> dict[str, Any]:
     """Starts the services in a temporary ATTUNE_HOME, runs ``measure``, stops them."""
     with tempfile.TemporaryDirectory(prefix="attune-bench-") as tmp:
         home = Path(tmp)
@@ -41,8 +50,9 @@ def with_services(database_url: str, ready_timeout: float, measure: Callable[[La
             launcher.stop()
 
 
-def core_suite(database_url: str, *, samples: int, burst: int, ready_timeout: float,
-               progress: Callable[[str], None]) -> dict[str, Any]:  # fmt: skip
+def core_suite(
+    database_url: str, *, samples: int, burst: int, ready_timeout: float, progress: Callable[[str], None]
+) -> dict[str, Any]:
     """noop latency p50/p99, burst executions/s, shell overhead, idle RSS per service."""
     from attune_services.worker.runtimes.bench import measure_overhead
 
@@ -84,8 +94,15 @@ def engine_figures(progress: Callable[[str], None]) -> dict[str, Any]:
     return dict(run_engine_benchmarks())
 
 
-def workflow_suite(database_url: str, *, width: int = 1000, length: int = 200, held: int = 10_000,
-                   ready_timeout: float, progress: Callable[[str], None]) -> dict[str, Any]:  # fmt: skip
+def workflow_suite(
+    database_url: str,
+    *,
+    width: int = 1000,
+    length: int = 200,
+    held: int = 10_000,
+    ready_timeout: float,
+    progress: Callable[[str], None],
+) -> dict[str, Any]:
     """Engine figures plus fanout_<width>_tasks_per_s and chain_<length>_step_ms end to end, then
     coordinator_rss_<held>_workflows_mb (after the timed runs, so those run on a quiet system)."""
     figures = engine_figures(progress)

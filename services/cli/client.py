@@ -42,7 +42,7 @@ def violation_lines(error: grpc.RpcError) -> list[str]:
 def _violations(error: grpc.RpcError) -> list[tuple[str, str]]:
     try:
         return [(v.field, v.description) for v in violations_of(error)]
-    except Exception:  # noqa: BLE001 - a malformed status detail must not hide the error itself
+    except Exception:
         return []
 
 
@@ -68,7 +68,7 @@ def error_from_rpc(error: grpc.RpcError, address: str, what: str = "", subject: 
         message = f"attune at {address} did not answer in time"
     else:
         message = details or (code.name.lower() if code else "request failed")
-        unstated = [line for line, (_, d) in zip(lines, found) if d not in message]
+        unstated = [line for line, (_, d) in zip(lines, found, strict=True) if d not in message]
         if unstated:
             message = f"{message}: {'; '.join(unstated)}"
     if what and not (subject and subject in message):
@@ -87,7 +87,7 @@ class Client:
         self.registry = registry_pb2_grpc.RegistryServiceStub(self.channel)
         self.workflows = workflow_pb2_grpc.WorkflowServiceStub(self.channel)
 
-    async def __aenter__(self) -> "Client":
+    async def __aenter__(self) -> Client:
         return self
 
     async def __aexit__(

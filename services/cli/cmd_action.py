@@ -10,7 +10,6 @@ from google.protobuf import json_format
 
 from attune.grpcutil.convert import dict_from_struct
 from attune.registry.v1 import registry_pb2
-
 from attune_services.cli.client import Client
 from attune_services.cli.output import JSON, emit_json, table
 
@@ -50,7 +49,9 @@ async def list_actions(args: argparse.Namespace, client: Client) -> int:
     if args.output == JSON:
         emit_json({"actions": [action_dict(a) for a in response.actions]})
         return 0
-    rows = [(a.ref, a.runner_type, "" if a.enabled else "disabled", _first_line(a.description)) for a in response.actions]
+    rows = [
+        (a.ref, a.runner_type, "" if a.enabled else "disabled", _first_line(a.description)) for a in response.actions
+    ]
     print(table(("REF", "RUNNER", "", "DESCRIPTION"), rows))
     return 0
 

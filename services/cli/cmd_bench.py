@@ -12,18 +12,32 @@ from attune_services.cli.output import JSON, emit_json, progress
 def add_parser(commands: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
     """Adds ``bench``."""
     bench = commands.add_parser("bench", parents=[parent], help="benchmark freshly started services")
-    bench.add_argument("suite", nargs="?", choices=("core", "workflows"), default="core",
-                       help="core (default): no-op latency, throughput, shell overhead, idle memory; "
-                            "workflows: engine figures, an end-to-end fan-out and chain, "
-                            "the coordinator's memory holding running workflows")  # fmt: skip
-    bench.add_argument("--database-url", default="", metavar="URL",
-                       help="PostgreSQL URL to benchmark on (migrated first); default a temporary SQLite file")  # fmt: skip
+    bench.add_argument(
+        "suite",
+        nargs="?",
+        choices=("core", "workflows"),
+        default="core",
+        help="core (default): no-op latency, throughput, shell overhead, idle memory; "
+        "workflows: engine figures, an end-to-end fan-out and chain, "
+        "the coordinator's memory holding running workflows",
+    )
+    bench.add_argument(
+        "--database-url",
+        default="",
+        metavar="URL",
+        help="PostgreSQL URL to benchmark on (migrated first); default a temporary SQLite file",
+    )
     bench.add_argument("--samples", type=int, default=200, help="sequential no-op executions for latency")
     bench.add_argument("--burst", type=int, default=2000, help="concurrent no-op executions for throughput")
     bench.add_argument("--fanout-width", type=int, default=1000, metavar="N", help="width of the workflows fan-out")
     bench.add_argument("--chain-length", type=int, default=200, metavar="N", help="length of the workflows chain")
-    bench.add_argument("--held-workflows", type=int, default=10_000, metavar="N",
-                       help="running workflows the coordinator holds while its memory is read")  # fmt: skip
+    bench.add_argument(
+        "--held-workflows",
+        type=int,
+        default=10_000,
+        metavar="N",
+        help="running workflows the coordinator holds while its memory is read",
+    )
     bench.add_argument("--ready-timeout", type=float, default=120.0, metavar="S")
     bench.set_defaults(handler=bench_command, sync=True)
 
@@ -38,14 +52,28 @@ def bench_command(args: argparse.Namespace) -> int:
         raise CliError("--samples, --burst, --fanout-width, --chain-length and --held-workflows must be at least 1")
     try:
         if args.suite == "workflows":
-            figures = calibrated(lambda: workflow_suite(args.database_url, width=args.fanout_width,
-                                                        length=args.chain_length, held=args.held_workflows,
-                                                        ready_timeout=args.ready_timeout, progress=progress),
-                                 progress)  # fmt: skip
+            figures = calibrated(
+                lambda: workflow_suite(
+                    args.database_url,
+                    width=args.fanout_width,
+                    length=args.chain_length,
+                    held=args.held_workflows,
+                    ready_timeout=args.ready_timeout,
+                    progress=progress,
+                ),
+                progress,
+            )
         else:
-            figures = calibrated(lambda: core_suite(args.database_url, samples=args.samples, burst=args.burst,
-                                                    ready_timeout=args.ready_timeout, progress=progress),
-                                 progress)  # fmt: skip
+            figures = calibrated(
+                lambda: core_suite(
+                    args.database_url,
+                    samples=args.samples,
+                    burst=args.burst,
+                    ready_timeout=args.ready_timeout,
+                    progress=progress,
+                ),
+                progress,
+            )
     except LaunchError as err:
         lines = str(err).splitlines()
         raise CliError(lines[0], lines[1:]) from err

@@ -11,8 +11,7 @@ from attune.common.v1 import common_pb2
 from attune.execution.v1 import execution_pb2
 from attune.ids import new_id
 from attune.states import ACTIVE, TERMINAL, execution_state_to_proto
-
-from attune_services.cli.client import CliError, Client
+from attune_services.cli.client import Client, CliError
 from attune_services.cli.output import JSON, emit_json, execution_json, execution_text, iso_of, state_of, table
 from attune_services.cli.tree import TreeDisplay, build_tree
 from attune_services.cli.watching import follow, get_execution
@@ -61,9 +60,11 @@ async def list_command(args: argparse.Namespace, client: Client) -> int:
     while len(found) < args.limit:
         request = execution_pb2.ListExecutionsRequest(
             state=execution_state_to_proto(args.state) if args.state else common_pb2.EXECUTION_STATE_UNSPECIFIED,
-            action_ref=args.action, parent_id=args.parent,
-            page_size=min(MAX_PAGE, args.limit - len(found)), page_token=token,
-        )  # fmt: skip
+            action_ref=args.action,
+            parent_id=args.parent,
+            page_size=min(MAX_PAGE, args.limit - len(found)),
+            page_token=token,
+        )
         try:
             response = await client.executions.ListExecutions(request)
         except grpc.RpcError as err:
@@ -76,8 +77,10 @@ async def list_command(args: argparse.Namespace, client: Client) -> int:
     if args.output == JSON:
         emit_json({"executions": [execution_json(e) for e in found]})
         return 0
-    rows = [(e.id, e.action_ref, state_of(e), e.link.task_name if e.HasField("link") else "", iso_of(e.created_at))
-            for e in found]  # fmt: skip
+    rows = [
+        (e.id, e.action_ref, state_of(e), e.link.task_name if e.HasField("link") else "", iso_of(e.created_at))
+        for e in found
+    ]
     print(table(("ID", "ACTION", "STATE", "TASK", "CREATED"), rows))
     return 0
 

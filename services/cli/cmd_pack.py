@@ -11,8 +11,7 @@ from google.protobuf import json_format
 from attune.ids import new_id
 from attune.packs import PackError, read_pack_files
 from attune.registry.v1 import registry_pb2
-
-from attune_services.cli.client import CliError, Client
+from attune_services.cli.client import Client, CliError
 from attune_services.cli.output import JSON, emit_json, table
 
 
@@ -49,7 +48,9 @@ async def upload_pack(client: Client, directory: Path) -> registry_pb2.RegisterP
     except grpc.RpcError as err:
         failure = client.error(err)
         if err.code() == grpc.StatusCode.INVALID_ARGUMENT and failure.violations:
-            raise CliError(f"pack {str(directory)!r} refused ({len(failure.violations)} problems)", failure.violations) from err
+            raise CliError(
+                f"pack {str(directory)!r} refused ({len(failure.violations)} problems)", failure.violations
+            ) from err
         raise CliError(f"pack {str(directory)!r} refused: {failure.message}") from err
 
 
@@ -61,7 +62,9 @@ async def register_pack(args: argparse.Namespace, client: Client) -> int:
         return 0
     pack = response.pack
     print(f"registered pack {pack.ref} {pack.version} (digest {pack.digest[:12]}) with {len(response.actions)} actions")
-    rows = [(a.ref, a.runner_type, a.description.strip().splitlines()[0] if a.description else "") for a in response.actions]
+    rows = [
+        (a.ref, a.runner_type, a.description.strip().splitlines()[0] if a.description else "") for a in response.actions
+    ]
     print(table(("ACTION", "RUNNER", "DESCRIPTION"), rows))
     if response.removed_action_refs:
         print(f"removed actions no longer in the pack folder: {', '.join(response.removed_action_refs)}")

@@ -16,8 +16,7 @@ from attune.execution.v1 import execution_pb2
 from attune.grpcutil.convert import dict_from_struct, struct_from_dict
 from attune.ids import new_id
 from attune.states import SUCCEEDED
-
-from attune_services.cli.client import CliError, Client
+from attune_services.cli.client import Client, CliError
 from attune_services.cli.cmd_action import fetch_action
 from attune_services.cli.output import JSON, emit_json, execution_json, execution_text, failure_json, progress, state_of
 from attune_services.cli.params import build_parameters
@@ -28,12 +27,24 @@ def add_parser(commands: argparse._SubParsersAction, parent: argparse.ArgumentPa
     """Adds ``run``."""
     run = commands.add_parser("run", parents=[parent], help="run an action")
     run.add_argument("ref", metavar="REF", help="the action's ref, e.g. core.echo")
-    run.add_argument("-p", "--param", dest="params", action="append", default=[], metavar="KEY=VALUE",
-                     help="a parameter, typed by the action's schema (repeatable)")  # fmt: skip
+    run.add_argument(
+        "-p",
+        "--param",
+        dest="params",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a parameter, typed by the action's schema (repeatable)",
+    )
     run.add_argument("--params-json", metavar="JSON", help="parameters as a JSON object (-p values win)")
     run.add_argument("--wait", action="store_true", help="wait until the execution ends")
-    run.add_argument("--timeout", type=float, default=0.0, metavar="S",
-                     help="the execution's timeout in seconds (overrides the action's)")  # fmt: skip
+    run.add_argument(
+        "--timeout",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="the execution's timeout in seconds (overrides the action's)",
+    )
     run.set_defaults(handler=run_action)
 
 
@@ -83,6 +94,9 @@ async def run_action(args: argparse.Namespace, client: Client) -> int:
         print(execution_text(final.execution, final.children))
     state = state_of(final.execution)
     if state != SUCCEEDED:
-        progress(f"attune: execution {final.execution.id} {state}" + (f": {final.execution.error}" if final.execution.error else ""))
+        progress(
+            f"attune: execution {final.execution.id} {state}"
+            + (f": {final.execution.error}" if final.execution.error else "")
+        )
         return 1
     return 0

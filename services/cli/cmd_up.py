@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import argparse
 import signal
-
 import time
 from pathlib import Path
 from types import FrameType
 
 from attune import eventloop
 from attune.config import Settings, default_home
-
 from attune_services.cli.client import CliError
 from attune_services.cli.launcher import SERVICES, Launcher, LaunchError, LaunchPlan
 from attune_services.cli.output import progress
@@ -24,14 +22,28 @@ class Stop(Exception):
 def add_parser(commands: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
     """Adds ``up``."""
     up = commands.add_parser("up", help="run every service locally in the foreground")
-    up.add_argument("--database-url", default="", metavar="URL",
-                    help="database to use (default ATTUNE_DATABASE_URL, else SQLite in ATTUNE_HOME)")  # fmt: skip
+    up.add_argument(
+        "--database-url",
+        default="",
+        metavar="URL",
+        help="database to use (default ATTUNE_DATABASE_URL, else SQLite in ATTUNE_HOME)",
+    )
     up.add_argument("--home", type=Path, default=None, help="ATTUNE_HOME (default ~/.attune)")
     for name, _, _ in SERVICES:
-        up.add_argument(f"--{name}-port", type=int, default=None, metavar="PORT",
-                        help=f"port of the {name} (default from ATTUNE_{name.upper()}_ADDRESS)")  # fmt: skip
-    up.add_argument("--ready-timeout", type=float, default=120.0, metavar="S",
-                    help="how long the services may take to become ready (default 120)")  # fmt: skip
+        up.add_argument(
+            f"--{name}-port",
+            type=int,
+            default=None,
+            metavar="PORT",
+            help=f"port of the {name} (default from ATTUNE_{name.upper()}_ADDRESS)",
+        )
+    up.add_argument(
+        "--ready-timeout",
+        type=float,
+        default=120.0,
+        metavar="S",
+        help="how long the services may take to become ready (default 120)",
+    )
     up.set_defaults(handler=up_command, sync=True)
 
 
@@ -74,7 +86,10 @@ def up_command(args: argparse.Namespace) -> int:
         for child in launcher.children:
             print(f"  {child.name:<12} {child.address:<22} log {child.log_path}")
         print(f"attune is ready — scheduler at {launcher.scheduler_address}", flush=True)
-        progress(f"try: attune --address {launcher.scheduler_address} run examples.single_echo --wait   (Ctrl-C stops attune)")
+        progress(
+            f"try: attune --address {launcher.scheduler_address} run examples.single_echo --wait"
+            "   (Ctrl-C stops attune)"
+        )
         _run_until_stopped(launcher)
         return 0
     except (KeyboardInterrupt, Stop):
@@ -102,5 +117,3 @@ def _run_until_stopped(launcher: Launcher) -> None:
             if code is not None:
                 tail = child.tail()
                 raise CliError(f"{child.name} exited with status {code}; its last output ({child.log_path}):", tail)
-
-

@@ -21,9 +21,10 @@ import subprocess
 import sys
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Awaitable, Callable, Mapping
+from typing import IO
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -32,8 +33,7 @@ from attune.config import Settings, normalize_database_url
 from attune.packs import bundled_pack_path
 from attune.states import SUCCEEDED
 from attune.storage.migrate import upgrade
-
-from attune_services.cli.client import CliError, Client
+from attune_services.cli.client import Client, CliError
 
 #: The services in start order: (name, module, the Settings field holding its address).
 SERVICES: tuple[tuple[str, str, str], ...] = (
@@ -107,7 +107,7 @@ class LaunchPlan:
         ports: Mapping[str, int] | None = None,
         env: Mapping[str, str] | None = None,
         settings: Settings | None = None,
-    ) -> "LaunchPlan":
+    ) -> LaunchPlan:
         """A plan on 127.0.0.1. Ports default to the settings' addresses (the worker gets a free
         port so its health can be checked); a port of 0 in ``ports`` means "pick a free one"."""
         settings = settings or Settings.from_env()
@@ -174,7 +174,7 @@ class Launcher:
         """Brings the database schema up to date, once, before any service starts."""
         try:
             upgrade(self.plan.database_url)
-        except Exception as err:  # noqa: BLE001 - alembic/driver errors of every kind end the start
+        except Exception as err:
             raise LaunchError(f"migrating {_safe_url(self.plan.database_url)} failed: {err}") from err
 
     def start(self) -> None:
@@ -187,10 +187,13 @@ class Launcher:
             log: IO[bytes] = log_path.open("wb")
             try:
                 process = subprocess.Popen(
-                    [sys.executable, "-m", module], env=env, stdin=subprocess.DEVNULL,
-                    stdout=log, stderr=subprocess.STDOUT,
+                    [sys.executable, "-m", module],
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
                     start_new_session=True,  # Ctrl-C reaches us only; we stop the children in order
-                )  # fmt: skip
+                )
             finally:
                 log.close()
             self.children.append(ServiceProcess(name, self.plan.addresses[name], process, log_path))
@@ -238,7 +241,7 @@ class Launcher:
             try:
                 await asyncio.wait_for(step(), timeout=max(remaining, 0.1))
                 return
-            except (CliError, asyncio.TimeoutError) as err:
+            except (TimeoutError, CliError) as err:
                 if time.monotonic() > deadline:
                     raise LaunchError(f"{what} did not succeed in time: {err or 'timed out'}") from err
             await asyncio.sleep(0.2)

@@ -10,16 +10,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 import grpc
 
 from attune import eventloop
 from attune.config import ConfigError, Settings
 from attune.grpcutil.gil import shorten_gil_switch_interval
-
 from attune_services.cli import cmd_action, cmd_bench, cmd_execution, cmd_pack, cmd_run, cmd_up
-from attune_services.cli.client import CliError, Client, error_from_rpc
+from attune_services.cli.client import Client, CliError, error_from_rpc
 from attune_services.cli.output import OUTPUT_FORMATS, TEXT
 
 PROG = "attune"
@@ -29,10 +28,19 @@ def _add_global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> N
     # Subcommands repeat the global options with SUPPRESS defaults, so `attune run X --output json`
     # and `attune --output json run X` both work and neither overwrites the other with a default.
     default = argparse.SUPPRESS
-    parser.add_argument("--address", metavar="HOST:PORT", default=default if suppress else None,
-                        help="the scheduler's address (default $ATTUNE_ADDRESS, else the local scheduler)")  # fmt: skip
-    parser.add_argument("--output", "-o", choices=OUTPUT_FORMATS, default=default if suppress else TEXT,
-                        help="text (default) or json: exactly one JSON object on stdout")  # fmt: skip
+    parser.add_argument(
+        "--address",
+        metavar="HOST:PORT",
+        default=default if suppress else None,
+        help="the scheduler's address (default $ATTUNE_ADDRESS, else the local scheduler)",
+    )
+    parser.add_argument(
+        "--output",
+        "-o",
+        choices=OUTPUT_FORMATS,
+        default=default if suppress else TEXT,
+        help="text (default) or json: exactly one JSON object on stdout",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -98,7 +106,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     except grpc.RpcError as err:  # from a command that runs its own clients (bench)
         report(error_from_rpc(err, resolve_address(args, settings)))
         return 1
-    except Exception as err:  # noqa: BLE001 - the promise is one line, never a traceback
+    except Exception as err:
         report(CliError(" ".join(f"unexpected {type(err).__name__}: {err}".split())))
         return 1
 

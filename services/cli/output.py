@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime, timezone
-from typing import Any, Sequence
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 from google.protobuf import timestamp_pb2
 
@@ -39,7 +40,7 @@ def iso_of(ts: timestamp_pb2.Timestamp) -> str | None:
     seconds = seconds_of(ts)
     if seconds is None:
         return None
-    return datetime.fromtimestamp(seconds, tz=timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.fromtimestamp(seconds, tz=UTC).isoformat(timespec="milliseconds")
 
 
 def result_of(execution: execution_pb2.Execution) -> dict[str, Any] | None:
@@ -100,8 +101,11 @@ def execution_text(execution: execution_pb2.Execution, children: Sequence[execut
         lines.append(f"parent:      {execution.parent_id}")
     if execution.worker_id:
         lines.append(f"worker:      {execution.worker_id}")
-    for label, ts in (("created", execution.created_at), ("started", execution.started_at),
-                      ("finished", execution.finished_at)):  # fmt: skip
+    for label, ts in (
+        ("created", execution.created_at),
+        ("started", execution.started_at),
+        ("finished", execution.finished_at),
+    ):
         text = iso_of(ts)
         if text:
             lines.append(f"{label + ':':<13}{text}")
@@ -123,4 +127,4 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """A plain left-aligned text table."""
     cells = [[str(h) for h in headers]] + [[("" if c is None else str(c)) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells)
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells)

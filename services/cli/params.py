@@ -4,10 +4,10 @@ merged over ``--params-json``."""
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from attune.packs import ParameterError, coerce_cli_value
-
 from attune_services.cli.client import CliError
 
 

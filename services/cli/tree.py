@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence, TextIO
+from typing import TextIO
 
 import grpc
 
 from attune.execution.v1 import execution_pb2
 from attune.states import execution_state_from_proto
 from attune.workflow.v1 import workflow_pb2
-
 from attune_services.cli.client import Client
 from attune_services.cli.output import seconds_of, state_of
 
@@ -29,7 +29,7 @@ class TreeNode:
     state: str
     started: float | None
     finished: float | None
-    children: list["TreeNode"] = field(default_factory=list)
+    children: list[TreeNode] = field(default_factory=list)
 
     def elapsed(self, now: float) -> str:
         """Seconds from start to end (or to now while running); "" before it starts."""

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from typing import AsyncIterator, Callable, TypeAlias
+from collections.abc import AsyncIterator, Callable
+from typing import TypeAlias
 
 import grpc
 
 from attune.execution.v1 import execution_pb2
 from attune.states import TERMINAL
-
 from attune_services.cli.client import Client
 from attune_services.cli.output import state_of
 

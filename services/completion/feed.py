@@ -11,7 +11,7 @@ holds every state.
 from __future__ import annotations
 
 import asyncio
-from typing import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 
 from attune import states
 from attune.completion.v1 import completion_pb2
@@ -85,9 +85,15 @@ def _small(results: Sequence[TerminalResult]) -> list[completion_pb2.ExecutionRe
         if size > MAX_RESULT_BYTES or total + size > MAX_MESSAGE_RESULTS:
             continue
         total += size
-        fields.append(completion_pb2.ExecutionResult(
-            execution_id=r.execution_id, state=states.execution_state_to_proto(r.state),
-            result_json=(r.result or "").encode(), error=r.error or "", started_at=r.started_at or 0.0,
-            finished_at=r.finished_at, reporter=r.reporter,
-        ))  # fmt: skip
+        fields.append(
+            completion_pb2.ExecutionResult(
+                execution_id=r.execution_id,
+                state=states.execution_state_to_proto(r.state),
+                result_json=(r.result or "").encode(),
+                error=r.error or "",
+                started_at=r.started_at or 0.0,
+                finished_at=r.finished_at,
+                reporter=r.reporter,
+            )
+        )
     return fields

@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import grpc
 import sqlalchemy as sa
@@ -100,7 +101,7 @@ class OutcomeForwarder:
                 raise
             except grpc.aio.AioRpcError as err:
                 error = err
-            except Exception:  # noqa: BLE001 - keep forwarding; rows stay in the outbox
+            except Exception:
                 log.exception("outcome forwarding failed")
             healthy = self._connected or time.monotonic() - started > 10 * retry
             if error is not None and (healthy or failures == 0):  # once per outage, not per retry
@@ -152,7 +153,7 @@ class OutcomeForwarder:
     async def _forget(self, ids: list[str]) -> None:
         try:
             await self._deleter.submit_many(ids)
-        except Exception as err:  # noqa: BLE001 - the rows stay and are sent again later
+        except Exception as err:
             log.error("deleting %d acked outbox rows failed: %s", len(ids), err)
             return
         for execution_id in ids:
@@ -234,8 +235,15 @@ class OutcomeForwarder:
 
 _e = executions
 _LOAD = sa.select(
-    _e.c.id, _e.c.workflow_execution_id, _e.c.task_name, _e.c.task_run, _e.c.item_index, _e.c.attempt,
-    _e.c.state, _e.c.result, _e.c.error,
+    _e.c.id,
+    _e.c.workflow_execution_id,
+    _e.c.task_name,
+    _e.c.task_run,
+    _e.c.item_index,
+    _e.c.attempt,
+    _e.c.state,
+    _e.c.result,
+    _e.c.error,
 ).select_from(outcome_outbox.join(_e, _e.c.id == outcome_outbox.c.execution_id))
 _LOAD_PG = (
     "SELECT e.id, e.workflow_execution_id, e.task_name, e.task_run, e.item_index, e.attempt, e.state, e.result,"

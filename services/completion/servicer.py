@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 
 import grpc
 from opentelemetry import trace
@@ -42,8 +42,7 @@ def terminal_result_of(message: completion_pb2.ExecutionResult, settings: Settin
     state = states.execution_state_from_proto(message.state)
     if state not in states.TERMINAL:
         raise NotTerminal(
-            f'result for execution {message.execution_id} has state "{state or "unspecified"}", '
-            f"which is not terminal"
+            f'result for execution {message.execution_id} has state "{state or "unspecified"}", which is not terminal'
         )
     limit = result_limit(settings.max_message_bytes)
     result = fit_result(message.result_json, limit).decode("utf-8", "replace") if message.result_json else None
@@ -76,7 +75,7 @@ class CompletionServicer(completion_pb2_grpc.CompletionServiceServicer):
         for acks in self._streams:
             acks.put_nowait(None)
 
-    async def SubmitResults(  # noqa: N802 - gRPC method name
+    async def SubmitResults(
         self,
         request_iterator: AsyncIterator[completion_pb2.SubmitResultsRequest],
         context: grpc.aio.ServicerContext,
@@ -116,7 +115,7 @@ class CompletionServicer(completion_pb2_grpc.CompletionServiceServicer):
             acks.put_nowait(None)
         except asyncio.CancelledError:
             raise
-        except Exception as err:  # noqa: BLE001 - the stream broke; the sender re-sends
+        except Exception as err:
             log.debug("result stream ended: %s", err)
             acks.put_nowait(None)
 
@@ -127,7 +126,7 @@ class CompletionServicer(completion_pb2_grpc.CompletionServiceServicer):
     ) -> None:
         try:
             await self._store_results(results)
-        except Exception as err:  # noqa: BLE001 - reported to the sender as UNAVAILABLE
+        except Exception as err:
             log.error("storing %d results failed: %s", len(results), str(err)[:2000])
             acks.put_nowait(err)
             return
@@ -155,7 +154,7 @@ class CompletionServicer(completion_pb2_grpc.CompletionServiceServicer):
             span.end()
         return list(outcomes)
 
-    async def WatchCompleted(  # noqa: N802 - gRPC method name
+    async def WatchCompleted(
         self, request: completion_pb2.WatchCompletedRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[completion_pb2.WatchCompletedResponse]:
         """Each commit's newly terminal executions, from now on (see `feed.py`)."""
@@ -165,16 +164,14 @@ class CompletionServicer(completion_pb2_grpc.CompletionServiceServicer):
             yield message
 
     @rpc_errors
-    async def SubmitResult(  # noqa: N802 - gRPC method name
+    async def SubmitResult(
         self, request: completion_pb2.SubmitResultRequest, context: grpc.aio.ServicerContext
     ) -> completion_pb2.SubmitResultResponse:
         """Stores one result; NOT_FOUND for an unknown execution, INVALID_ARGUMENT for a
         non-terminal state or a missing execution id."""
         message = request.result
         if not message.execution_id:
-            raise InvalidArgument(
-                "result has no execution id", [Violation("result.execution_id", "must not be empty")]
-            )
+            raise InvalidArgument("result has no execution id", [Violation("result.execution_id", "must not be empty")])
         try:
             prepared = terminal_result_of(message, self._settings)
         except NotTerminal as err:
@@ -194,7 +191,9 @@ class CompletionServicer(completion_pb2_grpc.CompletionServiceServicer):
 def _complete_span(message: completion_pb2.ExecutionResult) -> trace.Span:
     """The "execution.complete" span of one result, in the execution's trace."""
     span, _ = start_span(
-        _tracer, "execution.complete", message.trace.traceparent,
+        _tracer,
+        "execution.complete",
+        message.trace.traceparent,
         {
             "execution.id": message.execution_id,
             "execution.state": states.execution_state_from_proto(message.state),

@@ -14,8 +14,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Callable, NamedTuple, Sequence
+from typing import NamedTuple
 
 import asyncpg
 import sqlalchemy as sa
@@ -184,7 +185,10 @@ class ResultStore:
             rows = (
                 await conn.execute(
                     sa.select(
-                        executions.c.id, executions.c.state, executions.c.workflow_execution_id, executions.c.parent_id,
+                        executions.c.id,
+                        executions.c.state,
+                        executions.c.workflow_execution_id,
+                        executions.c.parent_id,
                         executions.c.started_at,
                     )
                     .where(executions.c.id.in_(sorted(first)))
@@ -236,10 +240,14 @@ class ResultStore:
             else:
                 changed = await raw.fetch(
                     _STORE_PG,
-                    [r.execution_id for r in items], [r.state for r in items], [r.result for r in items],
-                    [r.error for r in items], [r.finished_at for r in items], [r.started_at for r in items],
+                    [r.execution_id for r in items],
+                    [r.state for r in items],
+                    [r.result for r in items],
+                    [r.error for r in items],
+                    [r.finished_at for r in items],
+                    [r.started_at for r in items],
                     time.time(),
-                )  # fmt: skip
+                )
             current = {row["id"]: (first[row["id"]].state, row["workflow_execution_id"]) for row in changed}
             missed = [i for i in first if i not in current]  # duplicates, late or unknown: rare
             if missed:
@@ -250,11 +258,16 @@ class ResultStore:
         # The forwarder gets these outcomes whole: it need not read back what was just written.
         workflow_children = [
             Outcome(
-                id=row["id"], workflow_execution_id=row["workflow_execution_id"],
-                task_name=row["task_name"], task_run=row["task_run"], item_index=row["item_index"],
-                attempt=row["attempt"], state=first[row["id"]].state, result=first[row["id"]].result,
+                id=row["id"],
+                workflow_execution_id=row["workflow_execution_id"],
+                task_name=row["task_name"],
+                task_run=row["task_run"],
+                item_index=row["item_index"],
+                attempt=row["attempt"],
+                state=first[row["id"]].state,
+                result=first[row["id"]].result,
                 error=first[row["id"]].error,
-            )  # fmt: skip
+            )
             for row in changed
             if row["workflow_execution_id"]
         ]
@@ -296,7 +309,9 @@ def _as_stored(result: TerminalResult, started_at: float | None) -> TerminalResu
 def _transient(err: Exception) -> bool:
     """A failure a retry can fix: lost connection, lock timeout, deadlock, serialization."""
     if not isinstance(err, sa.exc.DBAPIError):  # raised by asyncpg itself (the PostgreSQL path)
-        if isinstance(err, (OSError, asyncpg.exceptions.InterfaceError, asyncpg.exceptions.ConnectionDoesNotExistError)):
+        if isinstance(
+            err, (OSError, asyncpg.exceptions.InterfaceError, asyncpg.exceptions.ConnectionDoesNotExistError)
+        ):
             return True
         return getattr(err, "sqlstate", "") in _TRANSIENT_SQLSTATES
     if err.connection_invalidated or isinstance(err, sa.exc.OperationalError):

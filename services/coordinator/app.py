@@ -7,7 +7,7 @@ carried out after commit), the `TimerLoop` and the gRPC servicer.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import grpc
 
@@ -40,8 +40,9 @@ class CoordinatorApp:
             scheduler=execution_pb2_grpc.ExecutionServiceStub(self._scheduler_channel),
             completion=completion_pb2_grpc.CompletionServiceStub(self._completion_channel),
         )
-        self.workflows = Workflows(db=self.db, settings=settings, definitions=DefinitionCache(self.db),
-                                   carrier=self.carrier)
+        self.workflows = Workflows(
+            db=self.db, settings=settings, definitions=DefinitionCache(self.db), carrier=self.carrier
+        )
         self.timers = TimerLoop(db=self.db, settings=settings, fire=self.workflows.fire_timer)
         self.workflows.on_timer_set = self.timers.wake
         self._servicer = WorkflowServicer(db=self.db, workflows=self.workflows)

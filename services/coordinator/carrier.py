@@ -14,6 +14,7 @@ crash, or from two replicas at once, never runs a task twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -52,14 +53,28 @@ RECORD_LINGER_S = 0.05
 #: interval): younger ones may be on their way out of a live replica.
 SWEEP_GRACE_RETRIES = 4
 #: Errors worth retrying; anything else is final for the item.
-TRANSIENT = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED,
-             grpc.StatusCode.ABORTED, grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.CANCELLED}
+TRANSIENT = {
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+    grpc.StatusCode.ABORTED,
+    grpc.StatusCode.INTERNAL,
+    grpc.StatusCode.UNKNOWN,
+    grpc.StatusCode.CANCELLED,
+}
+
 
 class Carrier:
     """Three loops (dispatch, cancel, finish) draining durable queues."""
 
-    def __init__(self, *, db: Database, settings: Settings, scheduler: execution_pb2_grpc.ExecutionServiceStub,
-                 completion: completion_pb2_grpc.CompletionServiceStub) -> None:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        settings: Settings,
+        scheduler: execution_pb2_grpc.ExecutionServiceStub,
+        completion: completion_pb2_grpc.CompletionServiceStub,
+    ) -> None:
         self._db = db
         self._settings = settings
         self._scheduler = scheduler
@@ -133,22 +148,40 @@ class Carrier:
         runs_now, cancels_now, finishes_now = self._held()
         runs |= runs_now
         children = [r for r in outbox.children if (r.workflow_id, r.run_key) not in runs]
-        self.add_children([
-            PendingChild.of(r.workflow_id, r.run_key, r.task_name, r.run, r.item_index, r.attempt, r.action_ref,
-                            json.loads(r.request), depth=r.depth, traceparent=r.traceparent or "")
-            for r in children
-        ])
+        self.add_children(
+            [
+                PendingChild.of(
+                    r.workflow_id,
+                    r.run_key,
+                    r.task_name,
+                    r.run,
+                    r.item_index,
+                    r.attempt,
+                    r.action_ref,
+                    json.loads(r.request),
+                    depth=r.depth,
+                    traceparent=r.traceparent or "",
+                )
+                for r in children
+            ]
+        )
         new_cancels = [ref for ref in outbox.cancels if ref not in cancels and ref not in cancels_now]
         if new_cancels:
             self.add_cancels(new_cancels)
         new_finishes = [r for r in outbox.finishes if r.id not in finishes and r.id not in finishes_now]
         for r in new_finishes:
-            self.add_finish(PendingFinish(r.id, r.status, json.loads(r.result or "{}"), r.error,
-                                          r.traceparent or "", r.finished_at or 0.0))
+            self.add_finish(
+                PendingFinish(
+                    r.id, r.status, json.loads(r.result or "{}"), r.error, r.traceparent or "", r.finished_at or 0.0
+                )
+            )
         if children or new_cancels or new_finishes:
-            log.info("recovered commands to carry out" if committed_before is None
-                     else "took over commands committed but not carried out",
-                     extra={"children": len(children), "cancels": len(new_cancels), "finishes": len(new_finishes)})
+            log.info(
+                "recovered commands to carry out"
+                if committed_before is None
+                else "took over commands committed but not carried out",
+                extra={"children": len(children), "cancels": len(new_cancels), "finishes": len(new_finishes)},
+            )
 
     def _held(self) -> tuple[set[RunRef], set[RunRef], set[str]]:
         """The task runs (child to request), cancels and results this process is carrying out."""
@@ -174,22 +207,20 @@ class Carrier:
         await self._children_requester.close()
         try:  # what is left unrecorded is requested again after a restart (idempotent)
             await asyncio.wait_for(self._recorder.close(), timeout=self._deadline)
-        except Exception as err:  # noqa: BLE001 - stopping anyway
+        except Exception as err:
             log.warning("dispatched children not recorded at stop: %s", err)
 
     async def _loop(self, name: str, work: Callable[[], Awaitable[bool]]) -> None:
         """Runs `work` when woken (or every retry_interval); `work` returns True if more is ready."""
         wake = self._wake[name]
         while not self._closed:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout=self._settings.retry_interval)
-            except asyncio.TimeoutError:
-                pass
             wake.clear()
             try:
                 if await work():
                     wake.set()
-            except Exception:  # noqa: BLE001 - a loop must survive; the items stay queued
+            except Exception:
                 log.exception("carrying out %s commands failed; retrying in %.2fs", name, self._settings.retry_interval)
                 await asyncio.sleep(self._settings.retry_interval)
 
@@ -200,7 +231,7 @@ class Carrier:
             await asyncio.sleep(interval)
             try:
                 await self.sweep()
-            except Exception as err:  # noqa: BLE001 - the loop must survive (the database may be away)
+            except Exception as err:
                 log.warning("recovery sweep failed (%s); next in %.1fs", err, interval)
 
     # --- the three kinds of command ----------------------------------------------------------
@@ -241,8 +272,12 @@ class Carrier:
             try:
                 answers = await self._children_requester.request([c.request for c in batch])
             except grpc.aio.AioRpcError as err:
-                log.warning("scheduler did not take %d child requests (%s: %s); retrying",
-                            len(batch), err.code().name, err.details())
+                log.warning(
+                    "scheduler did not take %d child requests (%s: %s); retrying",
+                    len(batch),
+                    err.code().name,
+                    err.details(),
+                )
                 await asyncio.sleep(self._settings.retry_interval)
                 return
             accepted: list[tuple[str, str, str]] = []
@@ -251,8 +286,14 @@ class Carrier:
                 if outcome.execution_id:
                     accepted.append((child.workflow_id, child.run_key, outcome.execution_id))
                 else:
-                    refused.append(Refusal(child.workflow_id, child.run_key, states.FAILED,
-                                           outcome.error or "the scheduler refused the child execution"))
+                    refused.append(
+                        Refusal(
+                            child.workflow_id,
+                            child.run_key,
+                            states.FAILED,
+                            outcome.error or "the scheduler refused the child execution",
+                        )
+                    )
             for workflow_id, run_key, _ in accepted:
                 self._children.pop((workflow_id, run_key), None)
                 self._recording.add((workflow_id, run_key))
@@ -260,7 +301,7 @@ class Carrier:
                 self._track(asyncio.create_task(self._record(accepted), name="coordinator-record-dispatched"))
             if refused:
                 await self._refuse(refused)
-        except Exception:  # noqa: BLE001 - the batch stays queued and is sent again
+        except Exception:
             log.exception("dispatching %d child requests failed; retrying", len(batch))
             await asyncio.sleep(self._settings.retry_interval)
         finally:
@@ -278,7 +319,7 @@ class Carrier:
                 try:
                     await self._recorder.submit_many(accepted)
                     break
-                except Exception as err:  # noqa: BLE001 - try again; the children are running anyway
+                except Exception as err:
                     log.warning("recording %d dispatched children failed (%s); retrying", len(accepted), err)
                     await asyncio.sleep(self._settings.retry_interval)
         finally:
@@ -303,8 +344,11 @@ class Carrier:
             self._children.pop((r.workflow_id, r.run_key), None)
 
     async def _cancel(self) -> bool:
-        ready = [ref for ref in self._cancels
-                 if ref not in self._children and ref not in self._in_flight and ref not in self._recording]
+        ready = [
+            ref
+            for ref in self._cancels
+            if ref not in self._children and ref not in self._in_flight and ref not in self._recording
+        ]
         if not ready:
             return False
         tr = task_runs
@@ -316,8 +360,9 @@ class Carrier:
             for workflow_id, run_keys in by_workflow.items():
                 for start in range(0, len(run_keys), DISPATCH_BATCH):
                     found = await conn.execute(
-                        sa.select(tr.c.run_key, tr.c.child_execution_id, tr.c.finished_at)
-                        .where(tr.c.workflow_id == workflow_id, tr.c.run_key.in_(run_keys[start:start + DISPATCH_BATCH]))
+                        sa.select(tr.c.run_key, tr.c.child_execution_id, tr.c.finished_at).where(
+                            tr.c.workflow_id == workflow_id, tr.c.run_key.in_(run_keys[start : start + DISPATCH_BATCH])
+                        )
                     )
                     rows.update(((workflow_id, row.run_key), row) for row in found)
         # Concurrent, so that the scheduler cancels a wide fan-out's children in shared batches
@@ -333,11 +378,16 @@ class Carrier:
             try:
                 async with window:
                     await self._scheduler.CancelExecution(
-                        execution_pb2.CancelExecutionRequest(id=row.child_execution_id, request_id=f"cancel:{ref[0]}:{ref[1]}"),
-                        timeout=self._deadline)
+                        execution_pb2.CancelExecutionRequest(
+                            id=row.child_execution_id, request_id=f"cancel:{ref[0]}:{ref[1]}"
+                        ),
+                        timeout=self._deadline,
+                    )
             except grpc.aio.AioRpcError as err:
                 if err.code() in TRANSIENT:
-                    log.warning("cancel of child %s not delivered (%s); retrying", row.child_execution_id, err.code().name)
+                    log.warning(
+                        "cancel of child %s not delivered (%s); retrying", row.child_execution_id, err.code().name
+                    )
                     return
                 log.info("cancel of child %s: %s: %s", row.child_execution_id, err.code().name, err.details())
             self._cancels.discard(ref)
@@ -350,7 +400,7 @@ class Carrier:
         if not batch:
             return False
         done = await asyncio.gather(*(self._submit(f) for f in batch))
-        reported = [f.workflow_id for f, ok in zip(batch, done) if ok]
+        reported = [f.workflow_id for f, ok in zip(batch, done, strict=True) if ok]
         if reported:
             async with self._db.write() as conn:
                 await mark_finish_reported(conn, reported)
@@ -363,18 +413,25 @@ class Carrier:
 
     async def _submit(self, f: PendingFinish) -> bool:
         result = completion_pb2.ExecutionResult(
-            execution_id=f.workflow_id, state=states.execution_state_to_proto(f.status),
-            result_json=dumps(f.result), error=f.error or "", finished_at=f.finished_at,
-            trace=common_pb2.TraceContext(traceparent=f.traceparent), reporter="coordinator",
+            execution_id=f.workflow_id,
+            state=states.execution_state_to_proto(f.status),
+            result_json=dumps(f.result),
+            error=f.error or "",
+            finished_at=f.finished_at,
+            trace=common_pb2.TraceContext(traceparent=f.traceparent),
+            reporter="coordinator",
         )
         try:
-            await self._completion.SubmitResult(completion_pb2.SubmitResultRequest(result=result), timeout=self._deadline)
+            await self._completion.SubmitResult(
+                completion_pb2.SubmitResultRequest(result=result), timeout=self._deadline
+            )
         except grpc.aio.AioRpcError as err:
             if err.code() in TRANSIENT:
                 log.warning("result of workflow %s not delivered (%s); retrying", f.workflow_id, err.code().name)
                 return False
-            log.error("completion refused the result of workflow %s: %s: %s", f.workflow_id, err.code().name,
-                      err.details())
+            log.error(
+                "completion refused the result of workflow %s: %s: %s", f.workflow_id, err.code().name, err.details()
+            )
         return True
 
 

@@ -74,9 +74,11 @@ class ChildRequester:
                 if not answered.done():  # not even written, or no answer: the stream is suspect
                     stream.call.cancel()
                 raise grpc.aio.AioRpcError(
-                    grpc.StatusCode.DEADLINE_EXCEEDED, grpc.aio.Metadata(), grpc.aio.Metadata(),
+                    grpc.StatusCode.DEADLINE_EXCEEDED,
+                    grpc.aio.Metadata(),
+                    grpc.aio.Metadata(),
                     f"no answer to {len(children)} child requests within {self._deadline:g}s",
-                ) from err  # fmt: skip
+                ) from err
         except grpc.aio.AioRpcError as err:
             if err.code() != grpc.StatusCode.UNIMPLEMENTED:
                 raise

@@ -22,20 +22,41 @@ class PendingChild:
     request: execution_pb2.ChildExecutionRequest
 
     @classmethod
-    def of(cls, workflow_id: str, run_key: str, task: str, run: int, item: int | None, attempt: int,
-           action_ref: str, request: dict[str, Any], *, depth: int, traceparent: str) -> PendingChild:
+    def of(
+        cls,
+        workflow_id: str,
+        run_key: str,
+        task: str,
+        run: int,
+        item: int | None,
+        attempt: int,
+        action_ref: str,
+        request: dict[str, Any],
+        *,
+        depth: int,
+        traceparent: str,
+    ) -> PendingChild:
         """The ChildExecutionRequest of one task_runs row."""
-        return cls(workflow_id, run_key, execution_pb2.ChildExecutionRequest(
-            action_ref=action_ref,
-            parameters_json=dumps(request.get("input") or {}),
-            request_id=f"{workflow_id}:{run_key}",
-            timeout_seconds=float(request.get("timeout") or 0.0),
-            parent_id=workflow_id,
-            link=common_pb2.WorkflowLink(workflow_execution_id=workflow_id, task_name=task, run=run,
-                                         item_index=-1 if item is None else item, attempt=attempt),
-            trace=common_pb2.TraceContext(traceparent=traceparent),
-            depth=depth + 1,
-        ))
+        return cls(
+            workflow_id,
+            run_key,
+            execution_pb2.ChildExecutionRequest(
+                action_ref=action_ref,
+                parameters_json=dumps(request.get("input") or {}),
+                request_id=f"{workflow_id}:{run_key}",
+                timeout_seconds=float(request.get("timeout") or 0.0),
+                parent_id=workflow_id,
+                link=common_pb2.WorkflowLink(
+                    workflow_execution_id=workflow_id,
+                    task_name=task,
+                    run=run,
+                    item_index=-1 if item is None else item,
+                    attempt=attempt,
+                ),
+                trace=common_pb2.TraceContext(traceparent=traceparent),
+                depth=depth + 1,
+            ),
+        )
 
 
 @dataclass(frozen=True)

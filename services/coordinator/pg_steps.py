@@ -81,8 +81,13 @@ def fast_path_applies(w: StepWrite) -> bool:
 def whole_on_fast_path(w: StepWrite) -> bool:
     """A step `write_steps_asyncpg` writes entirely: nothing for the generic path (no timers,
     no cancels, no definition to store)."""
-    return (w.create is None and w.expected_version is not None and not w.timers and not w.cancel_runs
-            and w.definition is None)
+    return (
+        w.create is None
+        and w.expected_version is not None
+        and not w.timers
+        and not w.cancel_runs
+        and w.definition is None
+    )
 
 
 def needs_transaction(batch: Sequence[StepWrite]) -> bool:
@@ -121,12 +126,18 @@ async def _write_rows_apart(raw: Any, w: StepWrite) -> None:
     elif deletes:
         await raw.executemany(DELETE_ENTRY_SQL, [(w.workflow_id, k) for k in deletes])
     if len(ended) >= CUSTOM_PLAN_ROWS:
-        await raw.execute(END_RUNS_SQL, w.workflow_id, [r.run_key for r in ended], [r.state for r in ended],
-                          [r.finished_at for r in ended], [r.child_execution_id for r in ended])  # fmt: skip
+        await raw.execute(
+            END_RUNS_SQL,
+            w.workflow_id,
+            [r.run_key for r in ended],
+            [r.state for r in ended],
+            [r.finished_at for r in ended],
+            [r.child_execution_id for r in ended],
+        )
     elif ended:
-        await raw.executemany(END_RUN_SQL, [
-            (w.workflow_id, r.run_key, r.state, r.finished_at, r.child_execution_id) for r in ended
-        ])
+        await raw.executemany(
+            END_RUN_SQL, [(w.workflow_id, r.run_key, r.state, r.finished_at, r.child_execution_id) for r in ended]
+        )
 
 
 def _deleted_keys(w: StepWrite) -> list[str]:

@@ -17,8 +17,12 @@ DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
 
 _RUN_COLUMNS = (
-    workflow_executions.c.id, workflow_executions.c.action_ref, workflow_executions.c.status,
-    workflow_executions.c.result, workflow_executions.c.error, workflow_executions.c.created_at,
+    workflow_executions.c.id,
+    workflow_executions.c.action_ref,
+    workflow_executions.c.status,
+    workflow_executions.c.result,
+    workflow_executions.c.error,
+    workflow_executions.c.created_at,
     workflow_executions.c.finished_at,
 )
 
@@ -58,9 +62,19 @@ async def get_run(conn: AsyncConnection, workflow_id: str) -> workflow_pb2.Workf
     run = _run_message(row)
     tr = task_runs
     rows = await conn.execute(
-        sa.select(tr.c.task_name, tr.c.run, tr.c.item_index, tr.c.attempt, tr.c.state, tr.c.child_execution_id,
-                  tr.c.started_at, tr.c.finished_at, tr.c.action_ref)
-        .where(tr.c.workflow_id == workflow_id).order_by(tr.c.seq)
+        sa.select(
+            tr.c.task_name,
+            tr.c.run,
+            tr.c.item_index,
+            tr.c.attempt,
+            tr.c.state,
+            tr.c.child_execution_id,
+            tr.c.started_at,
+            tr.c.finished_at,
+            tr.c.action_ref,
+        )
+        .where(tr.c.workflow_id == workflow_id)
+        .order_by(tr.c.seq)
     )
     run.task_runs.extend(_task_run_message(r) for r in rows)
     return run

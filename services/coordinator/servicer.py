@@ -34,8 +34,11 @@ class WorkflowServicer(workflow_pb2_grpc.WorkflowServiceServicer):
         self, request: workflow_pb2.StartWorkflowsRequest, context: grpc.aio.ServicerContext
     ) -> workflow_pb2.StartWorkflowsResponse:
         """Records and starts each workflow; answers the ids that are durably recorded."""
-        missing = [Violation(f"workflows[{i}].execution_id", "is required")
-                   for i, w in enumerate(request.workflows) if not w.execution_id]
+        missing = [
+            Violation(f"workflows[{i}].execution_id", "is required")
+            for i, w in enumerate(request.workflows)
+            if not w.execution_id
+        ]
         if missing:
             raise InvalidArgument("every workflow needs an execution_id", missing)
         accepted = await self._workflows.start_many(list(request.workflows))
@@ -96,8 +99,12 @@ class WorkflowServicer(workflow_pb2_grpc.WorkflowServiceServicer):
         if request.page_size < 0:
             raise InvalidArgument("page_size must not be negative", [Violation("page_size", "must be >= 0")])
         async with self._db.read() as conn:
-            runs, token = await list_runs(conn, status=states.workflow_state_from_proto(request.state),
-                                          page_size=request.page_size, page_token=request.page_token)
+            runs, token = await list_runs(
+                conn,
+                status=states.workflow_state_from_proto(request.state),
+                page_size=request.page_size,
+                page_token=request.page_token,
+            )
         return workflow_pb2.ListWorkflowRunsResponse(runs=runs, next_page_token=token)
 
     @rpc_errors

@@ -38,10 +38,19 @@ def add_step(write: StepWrite, loaded: LoadedWorkflow, step: Step, now: float) -
     for command in step.commands:
         if isinstance(command, StartTask):
             key = command.key
-            write.new_runs.append(NewTaskRun(
-                key.as_str(), loaded.next_seq, key.task, key.run, key.item, key.attempt, command.action_ref,
-                {"input": command.input, "timeout": command.timeout}, now,
-            ))
+            write.new_runs.append(
+                NewTaskRun(
+                    key.as_str(),
+                    loaded.next_seq,
+                    key.task,
+                    key.run,
+                    key.item,
+                    key.attempt,
+                    command.action_ref,
+                    {"input": command.input, "timeout": command.timeout},
+                    now,
+                )
+            )
             loaded.next_seq += 1
         elif isinstance(command, CancelTask):
             write.cancel_runs.append(command.key.as_str())

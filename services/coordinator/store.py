@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -66,7 +67,9 @@ async def write_steps(conn: AsyncConnection, batch: Sequence[StepWrite]) -> list
     definitions = {w.definition[0]: w.definition[1] for w in whole if w.definition is not None}
     if definitions:
         stmt = dialect_insert(conn, workflow_definitions).on_conflict_do_nothing(index_elements=["digest"])
-        await conn.execute(stmt, [{"digest": d, "compiled": c, "created_at": time.time()} for d, c in definitions.items()])
+        await conn.execute(
+            stmt, [{"digest": d, "compiled": c, "created_at": time.time()} for d, c in definitions.items()]
+        )
     await _write_entries(conn, whole)
     await _insert_runs(conn, whole)
     await _end_runs(conn, whole)
@@ -85,14 +88,22 @@ async def _create_workflows(conn: AsyncConnection, creates: Sequence[StepWrite])
     for w in creates:
         assert w.create is not None
         c = w.create
-        rows.append({
-            "id": c.id, "action_ref": c.action_ref, "status": w.status or "running",
-            "definition_digest": c.definition_digest, "depth": c.depth, "traceparent": c.traceparent,
-            "version": 1, "finish_reported": False, "created_at": c.created_at,
-            "result": dump_json(w.finish[1]) if w.finish else None,
-            "error": w.finish[2] if w.finish else None,
-            "finished_at": w.finish[3] if w.finish else None,
-        })
+        rows.append(
+            {
+                "id": c.id,
+                "action_ref": c.action_ref,
+                "status": w.status or "running",
+                "definition_digest": c.definition_digest,
+                "depth": c.depth,
+                "traceparent": c.traceparent,
+                "version": 1,
+                "finish_reported": False,
+                "created_at": c.created_at,
+                "result": dump_json(w.finish[1]) if w.finish else None,
+                "error": w.finish[2] if w.finish else None,
+                "finished_at": w.finish[3] if w.finish else None,
+            }
+        )
     stmt = dialect_insert(conn, we).on_conflict_do_nothing(index_elements=["id"]).returning(we.c.id)
     return set((await conn.execute(stmt, rows)).scalars())
 
@@ -133,11 +144,25 @@ async def _write_entries(conn: AsyncConnection, steps: Iterable[StepWrite]) -> N
 
 async def _insert_runs(conn: AsyncConnection, steps: Sequence[StepWrite]) -> None:
     inserts = [
-        {"workflow_id": w.workflow_id, "run_key": r.run_key, "seq": r.seq, "task_name": r.task_name,
-         "run": r.run, "item_index": r.item_index, "attempt": r.attempt, "action_ref": r.action_ref,
-         "state": "requested", "request": dump_json(r.request), "child_execution_id": None,
-         "dispatched": False, "cancel_requested": False, "started_at": r.started_at, "finished_at": None}
-        for w in steps for r in w.new_runs
+        {
+            "workflow_id": w.workflow_id,
+            "run_key": r.run_key,
+            "seq": r.seq,
+            "task_name": r.task_name,
+            "run": r.run,
+            "item_index": r.item_index,
+            "attempt": r.attempt,
+            "action_ref": r.action_ref,
+            "state": "requested",
+            "request": dump_json(r.request),
+            "child_execution_id": None,
+            "dispatched": False,
+            "cancel_requested": False,
+            "started_at": r.started_at,
+            "finished_at": None,
+        }
+        for w in steps
+        for r in w.new_runs
     ]
     if inserts:
         # A run that already exists (a duplicate event) is left alone: never scheduled twice.
@@ -147,14 +172,21 @@ async def _insert_runs(conn: AsyncConnection, steps: Sequence[StepWrite]) -> Non
 
 async def _end_runs(conn: AsyncConnection, steps: Sequence[StepWrite]) -> None:
     t = task_runs
-    ended = [{"w": w.workflow_id, "k": r.run_key, "s": r.state, "at": r.finished_at, "c": r.child_execution_id or None}
-             for w in steps for r in w.ended_runs]  # fmt: skip
+    ended = [
+        {"w": w.workflow_id, "k": r.run_key, "s": r.state, "at": r.finished_at, "c": r.child_execution_id or None}
+        for w in steps
+        for r in w.ended_runs
+    ]
     if ended:
         stmt = (
             sa.update(t)
             .where(t.c.workflow_id == sa.bindparam("w"), t.c.run_key == sa.bindparam("k"), t.c.finished_at.is_(None))
-            .values(state=sa.bindparam("s"), finished_at=sa.bindparam("at"), dispatched=True,
-                    child_execution_id=sa.func.coalesce(t.c.child_execution_id, sa.bindparam("c", type_=sa.String)))
+            .values(
+                state=sa.bindparam("s"),
+                finished_at=sa.bindparam("at"),
+                dispatched=True,
+                child_execution_id=sa.func.coalesce(t.c.child_execution_id, sa.bindparam("c", type_=sa.String)),
+            )
         )
         await conn.execute(stmt, ended)
 
@@ -180,7 +212,9 @@ async def _write_timers(conn: AsyncConnection, steps: Sequence[StepWrite]) -> No
             if spec is None:
                 deletes.append({"w": w.workflow_id, "k": timer_id})
             else:
-                sets.append({"workflow_id": w.workflow_id, "timer_id": timer_id, "fire_at": spec[0], "purpose": spec[1]})
+                sets.append(
+                    {"workflow_id": w.workflow_id, "timer_id": timer_id, "fire_at": spec[0], "purpose": spec[1]}
+                )
     if deletes:
         stmt = sa.delete(t).where(t.c.workflow_id == sa.bindparam("w"), t.c.timer_id == sa.bindparam("k"))
         await conn.execute(stmt, deletes)
@@ -213,14 +247,22 @@ class WorkflowRow:
     version: int
 
 
-async def load_workflow(
-    conn: AsyncConnection, workflow_id: str
-) -> tuple[WorkflowRow, dict[str, Any], int] | None:
+async def load_workflow(conn: AsyncConnection, workflow_id: str) -> tuple[WorkflowRow, dict[str, Any], int] | None:
     """The row, the state entries and the next task-run seq of a workflow; None when unknown."""
     we = workflow_executions
-    row = (await conn.execute(sa.select(
-        we.c.id, we.c.action_ref, we.c.status, we.c.definition_digest, we.c.depth, we.c.traceparent, we.c.version,
-    ).where(we.c.id == workflow_id))).first()
+    row = (
+        await conn.execute(
+            sa.select(
+                we.c.id,
+                we.c.action_ref,
+                we.c.status,
+                we.c.definition_digest,
+                we.c.depth,
+                we.c.traceparent,
+                we.c.version,
+            ).where(we.c.id == workflow_id)
+        )
+    ).first()
     if row is None:
         return None
     e = workflow_state_entries
@@ -228,8 +270,12 @@ async def load_workflow(
         key: json.loads(value)
         for key, value in (await conn.execute(sa.select(e.c.key, e.c.value).where(e.c.workflow_id == workflow_id)))
     }
-    max_seq = (await conn.execute(sa.select(sa.func.max(task_runs.c.seq)).where(task_runs.c.workflow_id == workflow_id))).scalar()
-    wf = WorkflowRow(row.id, row.action_ref, row.status, row.definition_digest, row.depth, row.traceparent or "", row.version)
+    max_seq = (
+        await conn.execute(sa.select(sa.func.max(task_runs.c.seq)).where(task_runs.c.workflow_id == workflow_id))
+    ).scalar()
+    wf = WorkflowRow(
+        row.id, row.action_ref, row.status, row.definition_digest, row.depth, row.traceparent or "", row.version
+    )
     return wf, entries, (max_seq or 0) + 1
 
 
@@ -264,15 +310,27 @@ def outbox_queries(committed_before: float | None = None) -> tuple[sa.Select[Any
     status (SQLite would prefer its index; `finished_at` is set only with a terminal status)."""
     tr, we = task_runs, workflow_executions
     runs = (
-        sa.select(tr.c.workflow_id, tr.c.run_key, tr.c.seq, tr.c.task_name, tr.c.run, tr.c.item_index, tr.c.attempt,
-                  tr.c.action_ref, tr.c.request, tr.c.dispatched, tr.c.cancel_requested, tr.c.finished_at,
-                  we.c.depth, we.c.traceparent)
+        sa.select(
+            tr.c.workflow_id,
+            tr.c.run_key,
+            tr.c.seq,
+            tr.c.task_name,
+            tr.c.run,
+            tr.c.item_index,
+            tr.c.attempt,
+            tr.c.action_ref,
+            tr.c.request,
+            tr.c.dispatched,
+            tr.c.cancel_requested,
+            tr.c.finished_at,
+            we.c.depth,
+            we.c.traceparent,
+        )
         .join(we, we.c.id == tr.c.workflow_id)
         .where(TASK_RUN_COMMAND_PENDING)
     )
-    finishes = (
-        sa.select(we.c.id, we.c.status, we.c.result, we.c.error, we.c.traceparent, we.c.finished_at)
-        .where(WORKFLOW_RESULT_UNREPORTED)
+    finishes = sa.select(we.c.id, we.c.status, we.c.result, we.c.error, we.c.traceparent, we.c.finished_at).where(
+        WORKFLOW_RESULT_UNREPORTED
     )
     if committed_before is not None:
         runs = runs.where(tr.c.started_at < committed_before)

@@ -11,6 +11,7 @@ handled.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -65,7 +66,7 @@ class TimerLoop:
                     if len(due) == CLAIM_BATCH:
                         continue
                 self._next_at = await self._earliest()
-            except Exception:  # noqa: BLE001 - the loop must survive a database hiccup
+            except Exception:
                 log.exception("timer loop failed; retrying")
                 self._next_at = 0.0
             # Sleep until the next timer, but look again now and then: another replica (or a timer
@@ -73,20 +74,22 @@ class TimerLoop:
             delay = self._settings.retry_interval
             if self._next_at:
                 delay = min(delay, max(self._next_at - time.time(), 0.0))
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=delay)
-            except asyncio.TimeoutError:
-                pass
 
     async def _fire_one(self, workflow_id: str, timer_id: str) -> None:
         try:
             await self._fire(workflow_id, timer_id)
-        except Exception:  # noqa: BLE001 - it fires again after its lease
-            log.exception("timer %s of workflow %s failed to fire; retrying after %.1fs", timer_id, workflow_id, self.lease)
+        except Exception:
+            log.exception(
+                "timer %s of workflow %s failed to fire; retrying after %.1fs", timer_id, workflow_id, self.lease
+            )
 
     async def _claim(self, now: float) -> list[tuple[str, str]]:
         t = workflow_timers
-        query = sa.select(t.c.workflow_id, t.c.timer_id).where(t.c.fire_at <= now).order_by(t.c.fire_at).limit(CLAIM_BATCH)
+        query = (
+            sa.select(t.c.workflow_id, t.c.timer_id).where(t.c.fire_at <= now).order_by(t.c.fire_at).limit(CLAIM_BATCH)
+        )
         if not self._db.is_sqlite:
             query = query.with_for_update(skip_locked=True)
         async with self._db.read() as conn:
@@ -97,7 +100,8 @@ class TimerLoop:
             due = [(r.workflow_id, r.timer_id) for r in await conn.execute(query)]
             if due:
                 await conn.execute(
-                    sa.update(t).where(t.c.workflow_id == sa.bindparam("w"), t.c.timer_id == sa.bindparam("k"))
+                    sa.update(t)
+                    .where(t.c.workflow_id == sa.bindparam("w"), t.c.timer_id == sa.bindparam("k"))
                     .values(fire_at=now + self.lease),
                     [{"w": w, "k": k} for w, k in due],
                 )

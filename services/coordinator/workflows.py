@@ -98,7 +98,7 @@ class Workflows:
         async with self._busy():
             done = await asyncio.gather(*(self._start(s) for s in starts), return_exceptions=True)
         accepted = []
-        for s, outcome in zip(starts, done):
+        for s, outcome in zip(starts, done, strict=True):
             if isinstance(outcome, BaseException):
                 log.error("workflow %s could not be started: %r", s.execution_id, outcome, exc_info=outcome)
             else:
@@ -112,7 +112,7 @@ class Workflows:
         async with self._busy():
             done = await _each([self._outcome(o) for o in outcomes])
         acked = []
-        for o, outcome in zip(outcomes, done):
+        for o, outcome in zip(outcomes, done, strict=True):
             if isinstance(outcome, BaseException):
                 log.error("outcome of %s not applied (will be re-sent): %r", o.execution_id, outcome, exc_info=outcome)
             else:
@@ -123,10 +123,12 @@ class Workflows:
         """Child requests the scheduler refused (or that were cancelled before dispatch) end their
         task runs as failed / cancelled."""
         async with self._busy():
-            await asyncio.gather(*(
-                self.task_ended(r.workflow_id, TaskEnded(TaskRunKey.parse(r.run_key), r.state, {"error": r.error}))
-                for r in refusals
-            ))
+            await asyncio.gather(
+                *(
+                    self.task_ended(r.workflow_id, TaskEnded(TaskRunKey.parse(r.run_key), r.state, {"error": r.error}))
+                    for r in refusals
+                )
+            )
 
     async def _outcome(self, o: workflow_pb2.TaskOutcome) -> None:
         link = o.link
@@ -137,12 +139,14 @@ class Workflows:
         result = loads(o.result_json, {})
         if isinstance(result, dict) and o.error and "error" not in result:
             result = {**result, "error": o.error}
-        key = TaskRunKey(link.task_name, link.run or 1, None if link.item_index < 0 else link.item_index,
-                         link.attempt or 1)
+        key = TaskRunKey(
+            link.task_name, link.run or 1, None if link.item_index < 0 else link.item_index, link.attempt or 1
+        )
         ended = TaskEnded(key, state, result)
         if await self.task_ended(link.workflow_execution_id, ended, child_execution_id=o.execution_id) == "unknown":
-            log.warning("outcome of %s is for unknown workflow %s; acknowledged", o.execution_id,
-                        link.workflow_execution_id)
+            log.warning(
+                "outcome of %s is for unknown workflow %s; acknowledged", o.execution_id, link.workflow_execution_id
+            )
 
     async def task_ended(self, workflow_id: str, ended: TaskEnded, *, child_execution_id: str = "") -> str:
         """Applies one task run's end (the outcome of `child_execution_id`, if it had a child);
@@ -197,8 +201,12 @@ class Workflows:
                     return list(await write_steps_asyncpg(raw, batch))
             async with self._db.write() as conn:
                 return list(await write_steps(conn, batch))
-        except (sa.exc.IntegrityError, sa.exc.DataError, asyncpg.IntegrityConstraintViolationError,
-                asyncpg.DataError) as err:
+        except (
+            sa.exc.IntegrityError,
+            sa.exc.DataError,
+            asyncpg.IntegrityConstraintViolationError,
+            asyncpg.DataError,
+        ) as err:
             if len(batch) == 1:
                 return [err]
         # One bad step (a value its column refuses) must not fail the steps of other workflows it
@@ -248,17 +256,30 @@ class Workflows:
         except (DefinitionError, ValueError) as err:
             error = str(err)
             log.warning("workflow %s failed at start: %s", s.execution_id, error)
-            write = StepWrite(s.execution_id, None, status=states.FAILED, create=new,
-                              finish=(states.FAILED, {"succeeded": False, "error": error}, error, now))
+            write = StepWrite(
+                s.execution_id,
+                None,
+                status=states.FAILED,
+                create=new,
+                finish=(states.FAILED, {"succeeded": False, "error": error}, error, now),
+            )
             return None, write
         digest = compiled.workflow.digest
-        state = WorkflowState.new(parameters=parameters, depth=s.depth, run_cap=self._settings.workflow_run_cap,
-                                  depth_cap=self._settings.workflow_max_depth)
+        state = WorkflowState.new(
+            parameters=parameters,
+            depth=s.depth,
+            run_cap=self._settings.workflow_run_cap,
+            depth_cap=self._settings.workflow_max_depth,
+        )
         step = start(compiled.workflow, state, now=now)
         loaded = LoadedWorkflow(s.execution_id, s.action_ref, compiled.workflow, state, 1, s.depth, traceparent, 1)
-        write = StepWrite(s.execution_id, None, status=state.status,
-                          create=NewWorkflow(s.execution_id, s.action_ref, digest, s.depth, traceparent, now),
-                          definition=(digest, compiled.json) if self._definitions.needs_storing(digest) else None)
+        write = StepWrite(
+            s.execution_id,
+            None,
+            status=state.status,
+            create=NewWorkflow(s.execution_id, s.action_ref, digest, s.depth, traceparent, now),
+            definition=(digest, compiled.json) if self._definitions.needs_storing(digest) else None,
+        )
         add_step(write, loaded, step, now)
         write.entries = state.to_entries()  # a new workflow writes all its entries, not just the changed
         return loaded, write
@@ -273,7 +294,9 @@ class Workflows:
             return None  # failed at start: no definition, nothing can advance it
         compiled = await self._definitions.by_digest(row.definition_digest)
         state = WorkflowState.from_entries(entries)
-        return LoadedWorkflow(row.id, row.action_ref, compiled, state, row.version, row.depth, row.traceparent, next_seq)
+        return LoadedWorkflow(
+            row.id, row.action_ref, compiled, state, row.version, row.depth, row.traceparent, next_seq
+        )
 
     async def _apply(self, workflow_id: str, batch: list[Pending]) -> list[str]:
         """Applies a mailbox batch as one step; recomputed from a fresh load on a lost CAS race."""
@@ -317,8 +340,12 @@ class Workflows:
         changed = False
         # Not the SDK's current-span machinery: with nothing exported, it cost as much per step as
         # the engine itself (profiled on a 200-step chain).
-        span, _ = start_span(_tracer, "workflow.advance", loaded.traceparent,
-                             {"attune.execution_id": loaded.id, "attune.events": len(batch)})
+        span, _ = start_span(
+            _tracer,
+            "workflow.advance",
+            loaded.traceparent,
+            {"attune.execution_id": loaded.id, "attune.events": len(batch)},
+        )
         try:
             for pending in batch:
                 if pending.fired_timer is not None:
@@ -347,8 +374,18 @@ class Workflows:
     def _after_commit(self, workflow_id: str, *, depth: int, traceparent: str, write: StepWrite) -> None:
         """Hands the committed step's commands to the carrier and the timer loop."""
         children = [
-            PendingChild.of(workflow_id, run.run_key, run.task_name, run.run, run.item_index, run.attempt,
-                            run.action_ref, run.request, depth=depth, traceparent=traceparent)
+            PendingChild.of(
+                workflow_id,
+                run.run_key,
+                run.task_name,
+                run.run,
+                run.item_index,
+                run.attempt,
+                run.action_ref,
+                run.request,
+                depth=depth,
+                traceparent=traceparent,
+            )
             for run in write.new_runs
         ]
         if children:
@@ -369,7 +406,7 @@ async def _each(calls: list[Coroutine[Any, Any, None]]) -> list[BaseException | 
     if len(calls) == 1:
         try:
             await calls[0]
-        except Exception as err:  # noqa: BLE001 - reported to the caller, like gather's return_exceptions
+        except Exception as err:
             return [err]
         return [None]
     return list(await asyncio.gather(*calls, return_exceptions=True))

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -45,44 +46,88 @@ class ActionRecord:
         return self.runner_type == "workflow"
 
     @classmethod
-    def from_row(cls, row: Mapping[Any, Any]) -> "ActionRecord":
+    def from_row(cls, row: Mapping[Any, Any]) -> ActionRecord:
         """Decodes a row of `actions`."""
         return cls(
-            id=row["id"], ref=row["ref"], pack=row["pack"], name=row["name"], label=row["label"],
-            description=row["description"], enabled=bool(row["enabled"]), runner_type=row["runner_type"],
-            entry_point=row["entry_point"], parameters=json.loads(row["parameters"] or "{}"),
-            output=json.loads(row["output"] or "{}"), timeout=row["timeout"],
-            tags=json.loads(row["tags"] or "[]"), workflow_file=row["workflow_file"],
-            workflow_yaml=row["workflow_yaml"], pack_digest=row["pack_digest"],
-            created_at=row["created_at"], updated_at=row["updated_at"],
-        )  # fmt: skip
+            id=row["id"],
+            ref=row["ref"],
+            pack=row["pack"],
+            name=row["name"],
+            label=row["label"],
+            description=row["description"],
+            enabled=bool(row["enabled"]),
+            runner_type=row["runner_type"],
+            entry_point=row["entry_point"],
+            parameters=json.loads(row["parameters"] or "{}"),
+            output=json.loads(row["output"] or "{}"),
+            timeout=row["timeout"],
+            tags=json.loads(row["tags"] or "[]"),
+            workflow_file=row["workflow_file"],
+            workflow_yaml=row["workflow_yaml"],
+            pack_digest=row["pack_digest"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+        )
 
     def to_proto(self) -> registry_pb2.Action:
         """The API view of the action."""
         return registry_pb2.Action(
-            id=self.id, ref=self.ref, pack=self.pack, name=self.name, label=self.label,
-            description=self.description, enabled=self.enabled, runner_type=self.runner_type,
-            entry_point=self.entry_point or "", parameters=struct_from_dict(self.parameters),
-            output=struct_from_dict(self.output), timeout_seconds=self.timeout or 0.0, tags=self.tags,
-            workflow_file=self.workflow_file or "", pack_digest=self.pack_digest or "",
-            created_at=timestamp(self.created_at), updated_at=timestamp(self.updated_at),
-        )  # fmt: skip
+            id=self.id,
+            ref=self.ref,
+            pack=self.pack,
+            name=self.name,
+            label=self.label,
+            description=self.description,
+            enabled=self.enabled,
+            runner_type=self.runner_type,
+            entry_point=self.entry_point or "",
+            parameters=struct_from_dict(self.parameters),
+            output=struct_from_dict(self.output),
+            timeout_seconds=self.timeout or 0.0,
+            tags=self.tags,
+            workflow_file=self.workflow_file or "",
+            pack_digest=self.pack_digest or "",
+            created_at=timestamp(self.created_at),
+            updated_at=timestamp(self.updated_at),
+        )
 
 
 def action_row_values(
-    *, ref: str, pack: str, name: str, label: str, description: str, enabled: bool, runner_type: str,
-    entry_point: str | None, parameters: Mapping[str, Any], output: Mapping[str, Any],
-    timeout: float | None, tags: list[str], workflow_file: str | None, workflow_yaml: str | None,
+    *,
+    ref: str,
+    pack: str,
+    name: str,
+    label: str,
+    description: str,
+    enabled: bool,
+    runner_type: str,
+    entry_point: str | None,
+    parameters: Mapping[str, Any],
+    output: Mapping[str, Any],
+    timeout: float | None,
+    tags: list[str],
+    workflow_file: str | None,
+    workflow_yaml: str | None,
     pack_digest: str | None,
 ) -> dict[str, Any]:
     """The mutable column values of an action row (JSON columns encoded)."""
     return {
-        "ref": ref, "pack": pack, "name": name, "label": label, "description": description,
-        "enabled": enabled, "runner_type": runner_type, "entry_point": entry_point,
-        "parameters": json.dumps(dict(parameters)), "output": json.dumps(dict(output)),
-        "timeout": timeout, "tags": json.dumps(list(tags)), "workflow_file": workflow_file,
-        "workflow_yaml": workflow_yaml, "pack_digest": pack_digest,
-    }  # fmt: skip
+        "ref": ref,
+        "pack": pack,
+        "name": name,
+        "label": label,
+        "description": description,
+        "enabled": enabled,
+        "runner_type": runner_type,
+        "entry_point": entry_point,
+        "parameters": json.dumps(dict(parameters)),
+        "output": json.dumps(dict(output)),
+        "timeout": timeout,
+        "tags": json.dumps(list(tags)),
+        "workflow_file": workflow_file,
+        "workflow_yaml": workflow_yaml,
+        "pack_digest": pack_digest,
+    }
 
 
 class ActionCache:

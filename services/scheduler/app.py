@@ -7,7 +7,7 @@ completion service; workflow executions are handed to the coordinator.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import grpc
 
@@ -72,9 +72,13 @@ class SchedulerApp:
         """Hands workflow executions to the coordinator."""
         if self._handoff is None:
             self._handoff = WorkflowHandoff(
-                db=self.db, settings=self.settings, cache=self.cache, coordinator=self._coordinator(),
-                submitter=self.submitter, on_changed=self.watchers.wake,
-            )  # fmt: skip
+                db=self.db,
+                settings=self.settings,
+                cache=self.cache,
+                coordinator=self._coordinator(),
+                submitter=self.submitter,
+                on_changed=self.watchers.wake,
+            )
         return self._handoff
 
     def _route(self, rows: Sequence[Row]) -> None:
@@ -91,24 +95,34 @@ class SchedulerApp:
     def register(self, server: grpc.aio.Server) -> None:
         """Adds the four servicers."""
         self.canceller = canceller = Canceller(
-            db=self.db, settings=self.settings, dispatcher=self.dispatcher, submitter=self.submitter,
-            coordinator=self._coordinator(), on_changed=self.watchers.wake,
-        )  # fmt: skip
+            db=self.db,
+            settings=self.settings,
+            dispatcher=self.dispatcher,
+            submitter=self.submitter,
+            coordinator=self._coordinator(),
+            on_changed=self.watchers.wake,
+        )
         registry_pb2_grpc.add_RegistryServiceServicer_to_server(
             RegistryServicer(self.db, self.cache, self.request_log), server
         )
         execution_pb2_grpc.add_ExecutionServiceServicer_to_server(
             ExecutionServicer(
-                db=self.db, settings=self.settings, requests=self.requests, canceller=canceller,
-                watchers=self.watchers, request_log=self.request_log,
-            ),  # fmt: skip
+                db=self.db,
+                settings=self.settings,
+                requests=self.requests,
+                canceller=canceller,
+                watchers=self.watchers,
+                request_log=self.request_log,
+            ),
             server,
         )
         worker_pb2_grpc.add_WorkerServiceServicer_to_server(
             WorkerServicer(self.db, self.dispatcher, self.scheduler_id), server
         )
         workflow_pb2_grpc.add_WorkflowServiceServicer_to_server(
-            WorkflowForwardServicer(db=self.db, settings=self.settings, coordinator=self._coordinator(), canceller=canceller),
+            WorkflowForwardServicer(
+                db=self.db, settings=self.settings, coordinator=self._coordinator(), canceller=canceller
+            ),
             server,
         )
 
@@ -119,9 +133,13 @@ class SchedulerApp:
         self._feed.start()
         self.handoff.start()
         self._sweeper = Sweeper(
-            db=self.db, settings=self.settings, dispatcher=self.dispatcher, submitter=self.submitter,
-            enqueue_workflows=self.handoff.enqueue, request_log=self.request_log,
-        )  # fmt: skip
+            db=self.db,
+            settings=self.settings,
+            dispatcher=self.dispatcher,
+            submitter=self.submitter,
+            enqueue_workflows=self.handoff.enqueue,
+            request_log=self.request_log,
+        )
         self._sweeper.start()
 
     async def drain(self) -> None:

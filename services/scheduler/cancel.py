@@ -22,8 +22,9 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 import asyncpg
 import grpc
@@ -68,9 +69,15 @@ class Canceller:
     """Applies CancelExecution (and the scheduler's side of CancelWorkflow)."""
 
     def __init__(
-        self, *, db: Database, settings: Settings, dispatcher: Dispatcher, submitter: ResultSubmitter,
-        coordinator: workflow_pb2_grpc.WorkflowServiceStub, on_changed: Callable[[Iterable[str]], None] | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        *,
+        db: Database,
+        settings: Settings,
+        dispatcher: Dispatcher,
+        submitter: ResultSubmitter,
+        coordinator: workflow_pb2_grpc.WorkflowServiceStub,
+        on_changed: Callable[[Iterable[str]], None] | None = None,
+    ) -> None:
         self._on_changed = on_changed or (lambda ids: None)  # wakes the watches of changed executions
         self._db = db
         self._settings = settings
@@ -106,7 +113,9 @@ class Canceller:
                 if execution_id in unreachable:
                     outcomes[execution_id] = _Refused(Unavailable, unreachable[execution_id])
                 else:
-                    outcomes[execution_id] = current.get(execution_id) or _Refused(NotFound, f"no execution {execution_id!r}")
+                    outcomes[execution_id] = current.get(execution_id) or _Refused(
+                        NotFound, f"no execution {execution_id!r}"
+                    )
         return [outcomes[execution_id] for execution_id in ids]
 
     async def _settle(self, ids: list[str]) -> tuple[list[Row], dict[str, _Outcome]]:
@@ -125,7 +134,9 @@ class Canceller:
                 if row is None:
                     refused[execution_id] = _Refused(NotFound, f"no execution {execution_id!r}")
                 elif row["state"] in TERMINAL:
-                    refused[execution_id] = _Refused(FailedPrecondition, f"execution {execution_id} already {row['state']}")
+                    refused[execution_id] = _Refused(
+                        FailedPrecondition, f"execution {execution_id} already {row['state']}"
+                    )
                 elif row["state"] == CANCELING:
                     canceling.append(row)
                 else:  # read before a concurrent transition the UPDATE waited for (PostgreSQL)
@@ -134,7 +145,9 @@ class Canceller:
             if not pending:
                 break
         for execution_id in pending:
-            refused[execution_id] = _Refused(FailedPrecondition, f"execution {execution_id} keeps changing state; retry the cancel")
+            refused[execution_id] = _Refused(
+                FailedPrecondition, f"execution {execution_id} keeps changing state; retry the cancel"
+            )
         return canceling, refused
 
     async def _to_canceling(self, ids: Sequence[str]) -> tuple[dict[str, Row], dict[str, Row]]:
@@ -158,7 +171,10 @@ class Canceller:
                     .where(executions.c.id.in_(movable), executions.c.state.in_(CANCELABLE))
                     .values(state=CANCELING, updated_at=now)
                 )
-        moved = {execution_id: {**others.pop(execution_id), "state": CANCELING, "updated_at": now} for execution_id in movable}
+        moved = {
+            execution_id: {**others.pop(execution_id), "state": CANCELING, "updated_at": now}
+            for execution_id in movable
+        }
         return moved, others
 
     async def _cancel_pg(self, ids: Sequence[str], now: float) -> list[Any]:
@@ -197,12 +213,15 @@ class Canceller:
             elif row["worker_id"]:
                 by_worker[row["worker_id"]].append(row["id"])
             else:
-                give_ups.append(GiveUp(row["id"], CANCELLED, "cancelled before it was dispatched", row["traceparent"] or ""))
+                give_ups.append(
+                    GiveUp(row["id"], CANCELLED, "cancelled before it was dispatched", row["traceparent"] or "")
+                )
         _, _, *errors = await asyncio.gather(
-            self._tell_workers(by_worker), self._give_up(give_ups),
+            self._tell_workers(by_worker),
+            self._give_up(give_ups),
             *(self._cancel_workflow(execution_id) for execution_id in workflows),
-        )  # fmt: skip
-        return {execution_id: error for execution_id, error in zip(workflows, errors) if error is not None}
+        )
+        return {execution_id: error for execution_id, error in zip(workflows, errors, strict=True) if error is not None}
 
     async def _tell_workers(self, by_worker: dict[str, list[str]]) -> None:
         """One Cancellations message per worker. An execution the dispatcher is still assigning
@@ -229,7 +248,9 @@ class Canceller:
         for give_up in give_ups:
             if give_up.execution_id not in acked:
                 # Stays canceling; the sweeper submits it again.
-                log.warning("completion service did not confirm a cancel yet", extra={"execution_id": give_up.execution_id})
+                log.warning(
+                    "completion service did not confirm a cancel yet", extra={"execution_id": give_up.execution_id}
+                )
 
     async def _cancel_workflow(self, execution_id: str) -> str | None:
         """CancelWorkflow to the coordinator; the error for the caller when it is unreachable."""

@@ -18,8 +18,9 @@ import heapq
 import json
 import logging
 import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -63,14 +64,20 @@ class PendingExecution:
     link: common_pb2.WorkflowLink | None = field(default=None, compare=False)
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> "PendingExecution":
+    def from_row(cls, row: Mapping[str, Any]) -> PendingExecution:
         """From a row of `executions` (a fresh insert's dict or a row read back by the sweeper)."""
         return cls(
-            id=row["id"], action_ref=row["action_ref"], runtime=row["runner_type"],
-            parameters_json=row["parameters"] or "{}", secret_names=json.loads(row["secret_names"] or "[]"),
-            timeout=row["timeout"], traceparent=row["traceparent"] or "", created_at=row["created_at"],
-            parent_id=row.get("parent_id"), link=workflow_link_of(row),
-        )  # fmt: skip
+            id=row["id"],
+            action_ref=row["action_ref"],
+            runtime=row["runner_type"],
+            parameters_json=row["parameters"] or "{}",
+            secret_names=json.loads(row["secret_names"] or "[]"),
+            timeout=row["timeout"],
+            traceparent=row["traceparent"] or "",
+            created_at=row["created_at"],
+            parent_id=row.get("parent_id"),
+            link=workflow_link_of(row),
+        )
 
 
 class Dispatcher:
@@ -114,9 +121,8 @@ class Dispatcher:
             return None
         best: WorkerSession | None = None
         for session in self.sessions.values():
-            if _fits(session, runtime) and not session.closed:
-                if best is None or session.load < best.load:
-                    best = session
+            if _fits(session, runtime) and not session.closed and (best is None or session.load < best.load):
+                best = session
         if best is not None:
             if runtime not in SLOT_FREE_RUNTIMES:
                 best.in_flight.add(row["id"])
@@ -244,7 +250,7 @@ class Dispatcher:
                     return
                 while not self._stopped and await self._dispatch_round():
                     pass
-            except Exception:  # noqa: BLE001 - keep dispatching; rows stay in the database
+            except Exception:
                 log.exception("dispatch round failed")
                 if self._stopped:
                     return
@@ -291,7 +297,9 @@ class Dispatcher:
         try:
             assigned = await self._claim(plan)
             self._on_changed(assigned)
-            self._on_changed({p.parent_id for items in plan.values() for p in items if p.parent_id and p.id in assigned})
+            self._on_changed(
+                {p.parent_id for items in plan.values() for p in items if p.parent_id and p.id in assigned}
+            )
             await self._send(plan, assigned)
         except BaseException:
             for session, items in plan.items():  # nothing was sent: free the reserved slots
@@ -334,15 +342,19 @@ class Dispatcher:
                 action = actions.get(pending.action_ref)
                 batch.append(
                     worker_pb2.Assignment(
-                        execution_id=pending.id, action_ref=pending.action_ref, runtime=pending.runtime,
+                        execution_id=pending.id,
+                        action_ref=pending.action_ref,
+                        runtime=pending.runtime,
                         entry_point=(action.entry_point or "") if action else "",
                         pack_ref=action.pack if action else pending.action_ref.partition(".")[0],
                         pack_digest=(action.pack_digest or "") if action else "",
-                        parameters_json=pending.parameters_json.encode(), secret_names=pending.secret_names,
+                        parameters_json=pending.parameters_json.encode(),
+                        secret_names=pending.secret_names,
                         timeout_seconds=pending.timeout or 0.0,
                         trace=common_pb2.TraceContext(traceparent=pending.traceparent),
-                        parent_id=pending.parent_id or "", link=pending.link,
-                    )  # fmt: skip
+                        parent_id=pending.parent_id or "",
+                        link=pending.link,
+                    )
                 )
             for start in range(0, len(batch), MAX_ASSIGNMENTS_PER_MESSAGE):
                 chunk = batch[start : start + MAX_ASSIGNMENTS_PER_MESSAGE]

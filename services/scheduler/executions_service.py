@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import grpc
 import sqlalchemy as sa
@@ -14,7 +15,13 @@ from attune.config import Settings
 from attune.execution.v1 import execution_pb2, execution_pb2_grpc
 from attune.grpcutil.convert import dict_from_struct
 from attune.grpcutil.errors import (
-    AttuneError, InvalidArgument, NotFound, Unavailable, Violation, rpc_errors, to_status,
+    AttuneError,
+    InvalidArgument,
+    NotFound,
+    Unavailable,
+    Violation,
+    rpc_errors,
+    to_status,
 )
 from attune.states import TERMINAL, execution_state_from_proto
 from attune.storage import Database
@@ -38,9 +45,15 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
     """Serves attune.execution.v1.ExecutionService."""
 
     def __init__(
-        self, *, db: Database, settings: Settings, requests: ExecutionRequests, canceller: Canceller,
-        watchers: ExecutionWatchers, request_log: RequestLog,
-    ) -> None:  # fmt: skip
+        self,
+        *,
+        db: Database,
+        settings: Settings,
+        requests: ExecutionRequests,
+        canceller: Canceller,
+        watchers: ExecutionWatchers,
+        request_log: RequestLog,
+    ) -> None:
         self._db = db
         self._request_log = request_log
         self._settings = settings
@@ -56,9 +69,11 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
         if request.timeout_seconds < 0:
             raise InvalidArgument("timeout_seconds must not be negative", [Violation("timeout_seconds", "negative")])
         row = await self._requests.request(
-            request.action_ref, dict_from_struct(request.parameters),
-            request_id=request.request_id, timeout=request.timeout_seconds,
-        )  # fmt: skip
+            request.action_ref,
+            dict_from_struct(request.parameters),
+            request_id=request.request_id,
+            timeout=request.timeout_seconds,
+        )
         return execution_pb2.RequestExecutionResponse(execution=execution_view(row))
 
     @rpc_errors
@@ -81,7 +96,7 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
         async def answer(batch: execution_pb2.StreamChildExecutionsRequest) -> None:
             try:
                 children = await self._children(batch.children)
-            except Exception as err:  # noqa: BLE001 - reported to the sender as the stream's status
+            except Exception as err:
                 answers.put_nowait(err)
                 return
             answers.put_nowait(execution_pb2.StreamChildExecutionsResponse(batch_id=batch.batch_id, children=children))
@@ -133,21 +148,28 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
         link = ChildLink(
             parent_id=child.parent_id or child.link.workflow_execution_id,
             workflow_execution_id=child.link.workflow_execution_id or child.parent_id,
-            task_name=child.link.task_name, task_run=child.link.run,
+            task_name=child.link.task_name,
+            task_run=child.link.run,
             item_index=None if child.link.item_index < 0 else child.link.item_index,
-            attempt=child.link.attempt, depth=child.depth, traceparent=child.trace.traceparent,
-        )  # fmt: skip
+            attempt=child.link.attempt,
+            depth=child.depth,
+            traceparent=child.trace.traceparent,
+        )
         try:
             row = await self._requests.request_child(
-                child.action_ref, child.parameters_json, request_id=child.request_id,
-                timeout=child.timeout_seconds, link=link,
-            )  # fmt: skip
+                child.action_ref,
+                child.parameters_json,
+                request_id=child.request_id,
+                timeout=child.timeout_seconds,
+                link=link,
+            )
         except Unavailable:
             raise  # not the child's fault: the batch fails and is sent again
         except AttuneError as err:
             details = "; ".join(f"{v.field}: {v.description}" for v in err.violations)
             return execution_pb2.ChildExecutionResponse(
-                request_id=child.request_id, error=f"{err.message}" + (f" ({details})" if details and details not in err.message else "")
+                request_id=child.request_id,
+                error=f"{err.message}" + (f" ({details})" if details and details not in err.message else ""),
             )
         return execution_pb2.ChildExecutionResponse(request_id=child.request_id, execution_id=row["id"])
 
@@ -200,7 +222,9 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
         if (original := await self._request_log.original(logged)) is not None:
             return original
         row = await self._canceller.cancel(request.id)
-        return await self._request_log.record(logged, execution_pb2.CancelExecutionResponse(execution=execution_view(row)))
+        return await self._request_log.record(
+            logged, execution_pb2.CancelExecutionResponse(execution=execution_view(row))
+        )
 
     async def WatchExecution(
         self, request: execution_pb2.WatchExecutionRequest, context: grpc.aio.ServicerContext

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Protocol
 
 import grpc
 
@@ -37,11 +38,15 @@ class GiveUp:
     def to_result(self) -> completion_pb2.ExecutionResult:
         """The result message the completion service stores."""
         return completion_pb2.ExecutionResult(
-            execution_id=self.execution_id, state=execution_state_to_proto(self.state),
-            result_json=b"{}", error=self.error, started_at=self.started_at or 0.0,
-            finished_at=time.time(), trace=common_pb2.TraceContext(traceparent=self.traceparent),
+            execution_id=self.execution_id,
+            state=execution_state_to_proto(self.state),
+            result_json=b"{}",
+            error=self.error,
+            started_at=self.started_at or 0.0,
+            finished_at=time.time(),
+            trace=common_pb2.TraceContext(traceparent=self.traceparent),
             reporter="scheduler",
-        )  # fmt: skip
+        )
 
 
 class ResultSubmitter(Protocol):
@@ -77,7 +82,9 @@ class CompletionClient:
                     break
             call.cancel()
         except grpc.RpcError as err:
-            log.warning("completion service unavailable; will retry give-ups", extra={"error": str(err), "count": len(give_ups)})
+            log.warning(
+                "completion service unavailable; will retry give-ups", extra={"error": str(err), "count": len(give_ups)}
+            )
         return acked
 
     async def close(self) -> None:

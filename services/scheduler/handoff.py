@@ -8,9 +8,11 @@ backoff; the rows stay in "scheduling", so a restart finds them again (durable h
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import grpc
 import sqlalchemy as sa
@@ -33,9 +35,15 @@ class WorkflowHandoff:
     """Queues workflow executions and hands them to the coordinator."""
 
     def __init__(
-        self, *, db: Database, settings: Settings, cache: ActionCache, coordinator: workflow_pb2_grpc.WorkflowServiceStub,
-        submitter: ResultSubmitter, on_changed: Callable[[Iterable[str]], None] | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        *,
+        db: Database,
+        settings: Settings,
+        cache: ActionCache,
+        coordinator: workflow_pb2_grpc.WorkflowServiceStub,
+        submitter: ResultSubmitter,
+        on_changed: Callable[[Iterable[str]], None] | None = None,
+    ) -> None:
         self._on_changed = on_changed or (lambda ids: None)  # wakes the watches of changed executions
         self._db = db
         self._settings = settings
@@ -63,10 +71,8 @@ class WorkflowHandoff:
         self._wake.set()
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
 
     async def _run(self) -> None:
         failures = 0
@@ -80,10 +86,14 @@ class WorkflowHandoff:
                     failures = 0
                 except grpc.RpcError as err:
                     failures += 1
-                    delay = min(self._settings.retry_interval * 2 ** min(failures - 1, 10), self._settings.retry_interval * 20)
-                    log.warning("coordinator unavailable; retrying hand-off", extra={"error": err.code().name, "delay": delay})
+                    delay = min(
+                        self._settings.retry_interval * 2 ** min(failures - 1, 10), self._settings.retry_interval * 20
+                    )
+                    log.warning(
+                        "coordinator unavailable; retrying hand-off", extra={"error": err.code().name, "delay": delay}
+                    )
                     await asyncio.sleep(delay)
-                except Exception:  # noqa: BLE001 - keep the loop; the rows stay durable
+                except Exception:
                     log.exception("workflow hand-off failed")
                     await asyncio.sleep(self._settings.retry_interval)
 
@@ -91,7 +101,11 @@ class WorkflowHandoff:
         ids = [row["id"] for row in batch]
         async with self._db.read() as conn:
             still = set(
-                (await conn.execute(sa.select(executions.c.id).where(executions.c.id.in_(ids), executions.c.state == SCHEDULING))).scalars()
+                (
+                    await conn.execute(
+                        sa.select(executions.c.id).where(executions.c.id.in_(ids), executions.c.state == SCHEDULING)
+                    )
+                ).scalars()
             )
         for execution_id in ids:
             if execution_id not in still:
@@ -103,15 +117,26 @@ class WorkflowHandoff:
         for row in batch:
             action = actions.get(row["action_ref"])
             if action is None or not action.workflow_yaml:
-                missing.append(GiveUp(row["id"], "failed", f"workflow action {row['action_ref']!r} is no longer registered", row["traceparent"] or ""))
+                missing.append(
+                    GiveUp(
+                        row["id"],
+                        "failed",
+                        f"workflow action {row['action_ref']!r} is no longer registered",
+                        row["traceparent"] or "",
+                    )
+                )
                 continue
             starts.append(
                 workflow_pb2.WorkflowStart(
-                    execution_id=row["id"], action_ref=row["action_ref"], workflow_yaml=action.workflow_yaml,
-                    workflow_source=action.workflow_file or "", parameters_json=(row["parameters"] or "{}").encode(),
-                    depth=row["depth"] or 0, trace=common_pb2.TraceContext(traceparent=row["traceparent"] or ""),
+                    execution_id=row["id"],
+                    action_ref=row["action_ref"],
+                    workflow_yaml=action.workflow_yaml,
+                    workflow_source=action.workflow_file or "",
+                    parameters_json=(row["parameters"] or "{}").encode(),
+                    depth=row["depth"] or 0,
+                    trace=common_pb2.TraceContext(traceparent=row["traceparent"] or ""),
                     timeout_seconds=row["timeout"] or 0.0,
-                )  # fmt: skip
+                )
             )
         if missing:
             for execution_id in await self._submitter.submit(missing):
@@ -139,21 +164,31 @@ class WorkflowHandoff:
         for execution_id in accepted:
             self._queue.pop(execution_id, None)
             unmoved = list(set(accepted) - moved)
-            canceling = set(
-                (
-                    await conn.execute(
-                        sa.select(executions.c.id).where(executions.c.id.in_(unmoved), executions.c.state == CANCELING)
-                    )
-                ).scalars()
-            ) if unmoved else set()
+            canceling = (
+                set(
+                    (
+                        await conn.execute(
+                            sa.select(executions.c.id).where(
+                                executions.c.id.in_(unmoved), executions.c.state == CANCELING
+                            )
+                        )
+                    ).scalars()
+                )
+                if unmoved
+                else set()
+            )
         for execution_id in canceling:
             # Cancelled while being handed off: the coordinator now owns a run to stop.
             try:
                 await self._coordinator.CancelWorkflow(
-                    workflow_pb2.CancelWorkflowRequest(execution_id=execution_id), timeout=max(self._settings.shutdown_grace, 1.0)
+                    workflow_pb2.CancelWorkflowRequest(execution_id=execution_id),
+                    timeout=max(self._settings.shutdown_grace, 1.0),
                 )
             except grpc.RpcError as err:
-                log.warning("could not cancel a workflow handed off during its cancel", extra={"execution_id": execution_id, "error": str(err)})
+                log.warning(
+                    "could not cancel a workflow handed off during its cancel",
+                    extra={"execution_id": execution_id, "error": str(err)},
+                )
         for start in starts:
             if start.execution_id not in accepted:
                 self._queue.pop(start.execution_id, None)  # refused: the sweep offers it again later

@@ -87,9 +87,12 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
             stored = await _store_bundle(conn, bundle)
             return registry_pb2.RegisterPackResponse(
                 pack=registry_pb2.Pack(
-                    ref=bundle.ref, label=bundle.label, version=bundle.version,
-                    description=bundle.description, digest=bundle.digest,
-                ),  # fmt: skip
+                    ref=bundle.ref,
+                    label=bundle.label,
+                    version=bundle.version,
+                    description=bundle.description,
+                    digest=bundle.digest,
+                ),
                 actions=[a.to_proto() for a in stored],
                 removed_action_refs=removed,
             )
@@ -239,7 +242,9 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         return ActionRecord.from_row(row) if row is not None else None
 
 
-def _created_before(request: registry_pb2.CreateActionRequest, stored: ActionRecord) -> registry_pb2.CreateActionResponse:
+def _created_before(
+    request: registry_pb2.CreateActionRequest, stored: ActionRecord
+) -> registry_pb2.CreateActionResponse:
     """The answer to a CreateAction whose request_id created `stored`: the action as it is now
     when the request is the same, else FailedPrecondition naming `request_id`."""
     differences = _creation_differences(request.action, stored)
@@ -253,7 +258,9 @@ def _creation_differences(proposed: registry_pb2.Action, stored: ActionRecord) -
     does not have as CreateAction stores them. Its ref never changes, so pack and name are always
     compared; the other fields only while the action is as created (UpdateAction or its pack's
     files may have changed them since, and a retry of the original must still get it)."""
-    differences = [f"action.{field}" for field in ("pack", "name") if getattr(proposed, field) != getattr(stored, field)]
+    differences = [
+        f"action.{field}" for field in ("pack", "name") if getattr(proposed, field) != getattr(stored, field)
+    ]
     if proposed.ref and proposed.ref != stored.ref:
         differences.append("action.ref")
     if differences or stored.updated_at != stored.created_at:
@@ -332,9 +339,12 @@ async def _store_bundle(conn: AsyncConnection, bundle: PackBundle) -> list[Actio
     """Upserts the pack, its files (once per digest) and its actions, in the caller's transaction."""
     now = time.time()
     pack_values = {
-        "label": bundle.label, "version": bundle.version, "description": bundle.description,
-        "digest": bundle.digest, "registered_at": now,
-    }  # fmt: skip
+        "label": bundle.label,
+        "version": bundle.version,
+        "description": bundle.description,
+        "digest": bundle.digest,
+        "registered_at": now,
+    }
     exists = (await conn.execute(sa.select(packs.c.ref).where(packs.c.ref == bundle.ref))).first()
     if exists:
         await conn.execute(packs.update().where(packs.c.ref == bundle.ref).values(**pack_values))
@@ -344,18 +354,33 @@ async def _store_bundle(conn: AsyncConnection, bundle: PackBundle) -> list[Actio
     if not has_files:
         await conn.execute(
             pack_files.insert(),
-            [{"digest": bundle.digest, "path": p, "pack_ref": bundle.ref, "content": c} for p, c in bundle.files.items()],
+            [
+                {"digest": bundle.digest, "path": p, "pack_ref": bundle.ref, "content": c}
+                for p, c in bundle.files.items()
+            ],
         )
     refs = [a.ref for a in bundle.actions]
-    ids: dict[str, str] = dict((await conn.execute(sa.select(actions.c.ref, actions.c.id).where(actions.c.ref.in_(refs)))).all())
+    ids: dict[str, str] = dict(
+        (await conn.execute(sa.select(actions.c.ref, actions.c.id).where(actions.c.ref.in_(refs)))).all()
+    )
     for action in bundle.actions:
         values = action_row_values(
-            ref=action.ref, pack=action.pack, name=action.name, label=action.label,
-            description=action.description, enabled=action.enabled, runner_type=action.runner_type,
-            entry_point=action.entry_point, parameters=action.parameters, output=action.output,
-            timeout=action.timeout, tags=action.tags, workflow_file=action.workflow_source,
-            workflow_yaml=action.workflow_yaml, pack_digest=bundle.digest,
-        )  # fmt: skip
+            ref=action.ref,
+            pack=action.pack,
+            name=action.name,
+            label=action.label,
+            description=action.description,
+            enabled=action.enabled,
+            runner_type=action.runner_type,
+            entry_point=action.entry_point,
+            parameters=action.parameters,
+            output=action.output,
+            timeout=action.timeout,
+            tags=action.tags,
+            workflow_file=action.workflow_source,
+            workflow_yaml=action.workflow_yaml,
+            pack_digest=bundle.digest,
+        )
         values["from_pack_files"] = True  # the pack's files now own the row, even one CreateAction made
         if action.ref in ids:
             await conn.execute(actions.update().where(actions.c.id == ids[action.ref]).values(**values, updated_at=now))
@@ -380,7 +405,9 @@ async def _checked_values(
     violations: list[Violation] = []
     runner_type = proposed.runner_type
     if runner_type not in RUNNER_TYPES:
-        violations.append(Violation("action.runner_type", f"unknown runner_type {runner_type!r} (one of {', '.join(RUNNER_TYPES)})"))
+        violations.append(
+            Violation("action.runner_type", f"unknown runner_type {runner_type!r} (one of {', '.join(RUNNER_TYPES)})")
+        )
     parameters, problems = check_parameter_schema(dict_from_struct(proposed.parameters))
     violations += [Violation(f"action.{field}", message) for field, message in problems]
     entry_point = _pack_path(proposed.entry_point, paths) if proposed.entry_point else None
@@ -407,13 +434,22 @@ async def _checked_values(
     if violations:
         raise InvalidArgument(f"action {ref!r} is invalid", violations)
     return action_row_values(
-        ref=ref, pack=pack, name=name, label=proposed.label or name, description=proposed.description,
-        enabled=proposed.enabled, runner_type=runner_type,
+        ref=ref,
+        pack=pack,
+        name=name,
+        label=proposed.label or name,
+        description=proposed.description,
+        enabled=proposed.enabled,
+        runner_type=runner_type,
         entry_point=entry_point if runner_type != "workflow" else None,
-        parameters=parameters, output=dict_from_struct(proposed.output),
-        timeout=proposed.timeout_seconds or None, tags=list(proposed.tags),
-        workflow_file=workflow_file, workflow_yaml=workflow_yaml, pack_digest=pack_row.digest,
-    )  # fmt: skip
+        parameters=parameters,
+        output=dict_from_struct(proposed.output),
+        timeout=proposed.timeout_seconds or None,
+        tags=list(proposed.tags),
+        workflow_file=workflow_file,
+        workflow_yaml=workflow_yaml,
+        pack_digest=pack_row.digest,
+    )
 
 
 def _pack_path(value: str, paths: set[str]) -> str | None:

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Generic, Sequence, TypeVar
+from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
 from google.protobuf.descriptor import MethodDescriptor
@@ -49,7 +50,7 @@ def logged_request(method: MethodDescriptor, request: Message, response_type: ty
     """The log entry `request` of RPC `method` would have; None when it carries no request_id."""
     if method.output_type.full_name != response_type.DESCRIPTOR.full_name:
         raise TypeError(f"{method.full_name} answers {method.output_type.full_name}, not {response_type.__name__}")
-    request_id: str = getattr(request, "request_id")
+    request_id: str = request.request_id
     if not request_id:
         return None
     unkeyed = type(request)()
@@ -154,9 +155,12 @@ async def _insert(conn: AsyncConnection, logged: LoggedRequest[Any], response: b
     statement = (
         dialect_insert(conn, request_log)
         .values(
-            request_id=logged.request_id, method=logged.method, request_digest=logged.digest,
-            response=response, created_at=time.time(),
-        )  # fmt: skip
+            request_id=logged.request_id,
+            method=logged.method,
+            request_digest=logged.digest,
+            response=response,
+            created_at=time.time(),
+        )
         .on_conflict_do_nothing(index_elements=["request_id"])
     )
     return bool((await conn.execute(statement)).rowcount)

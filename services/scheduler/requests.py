@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import sqlalchemy as sa
+
 from attune import telemetry
 from attune.grpcutil.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable, Violation
 from attune.ids import new_id
@@ -53,9 +55,13 @@ class ExecutionRequests:
     """Turns requests into stored executions."""
 
     def __init__(
-        self, db: Database, cache: ActionCache, on_created: Callable[[Sequence[Row]], None],
-        *, slots: Dispatcher | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        db: Database,
+        cache: ActionCache,
+        on_created: Callable[[Sequence[Row]], None],
+        *,
+        slots: Dispatcher | None = None,
+    ) -> None:
         self._db = db
         self._cache = cache
         self._on_created = on_created
@@ -72,7 +78,9 @@ class ExecutionRequests:
         except (NotFound, FailedPrecondition, InvalidArgument):
             existing = await self._by_request_id(request_id)
             if existing is not None:  # a retry of a request accepted before the action changed
-                _check_retry(existing, request_id, action_ref, params, timeout, parent_id=None, action=None, values=None)
+                _check_retry(
+                    existing, request_id, action_ref, params, timeout, parent_id=None, action=None, values=None
+                )
                 return existing
             raise
         row, is_new = await self._insert(action, values, request_id=request_id, timeout=timeout, link=None)
@@ -95,7 +103,9 @@ class ExecutionRequests:
         values = _validated(action, params)
         row, is_new = await self._insert(action, values, request_id=request_id, timeout=timeout, link=link)
         if not is_new:
-            _check_retry(row, request_id, action_ref, params, timeout, parent_id=link.parent_id, action=action, values=values)
+            _check_retry(
+                row, request_id, action_ref, params, timeout, parent_id=link.parent_id, action=action, values=values
+            )
         return row
 
     async def close(self) -> None:
@@ -116,7 +126,11 @@ class ExecutionRequests:
         if not request_id:
             return None
         async with self._db.read() as conn:
-            row = (await conn.execute(sa.select(executions).where(executions.c.request_id == request_id))).mappings().first()
+            row = (
+                (await conn.execute(sa.select(executions).where(executions.c.request_id == request_id)))
+                .mappings()
+                .first()
+            )
         return dict(row) if row is not None else None
 
     async def _insert(
@@ -125,28 +139,50 @@ class ExecutionRequests:
         execution_id = new_id()
         # A top-level execution starts a new trace (an empty parent); a child joins its parent's.
         span, traceparent = telemetry.start_span(
-            _tracer, "execution.request", link.traceparent if link is not None else "",
+            _tracer,
+            "execution.request",
+            link.traceparent if link is not None else "",
             {"attune.execution_id": execution_id, "attune.action_ref": action.ref},
-        )  # fmt: skip
+        )
         try:
             now = time.time()
             row: Row = {
-                "id": execution_id, "action_ref": action.ref, "runner_type": action.runner_type,
-                "state": SCHEDULING, "parameters": json.dumps(params),
+                "id": execution_id,
+                "action_ref": action.ref,
+                "runner_type": action.runner_type,
+                "state": SCHEDULING,
+                "parameters": json.dumps(params),
                 "secret_names": json.dumps(sorted(secret_names(action.parameters))),
-                "result": None, "error": None, "parent_id": None, "workflow_execution_id": None,
-                "task_name": None, "task_run": None, "item_index": None, "attempt": None, "depth": 0,
-                "worker_id": None, "request_id": request_id or None, "traceparent": traceparent or None,
+                "result": None,
+                "error": None,
+                "parent_id": None,
+                "workflow_execution_id": None,
+                "task_name": None,
+                "task_run": None,
+                "item_index": None,
+                "attempt": None,
+                "depth": 0,
+                "worker_id": None,
+                "request_id": request_id or None,
+                "traceparent": traceparent or None,
                 "trace_id": telemetry.trace_id_of(traceparent) or None,
-                "timeout": timeout if timeout > 0 else action.timeout, "created_at": now,
-                "scheduled_at": None, "started_at": None, "finished_at": None, "updated_at": now,
-            }  # fmt: skip
+                "timeout": timeout if timeout > 0 else action.timeout,
+                "created_at": now,
+                "scheduled_at": None,
+                "started_at": None,
+                "finished_at": None,
+                "updated_at": now,
+            }
             if link is not None:
                 row.update(
-                    parent_id=link.parent_id, workflow_execution_id=link.workflow_execution_id,
-                    task_name=link.task_name, task_run=link.task_run, item_index=link.item_index,
-                    attempt=link.attempt, depth=link.depth,
-                )  # fmt: skip
+                    parent_id=link.parent_id,
+                    workflow_execution_id=link.workflow_execution_id,
+                    task_name=link.task_name,
+                    task_run=link.task_run,
+                    item_index=link.item_index,
+                    attempt=link.attempt,
+                    depth=link.depth,
+                )
             try:
                 return await self._committer.submit(row)
             except RuntimeError as err:  # the committer closed: the scheduler is draining
@@ -224,7 +260,9 @@ _INSERT_PG = (
 async def _insert_batch_pg(raw: Any, rows: list[Row]) -> list[tuple[Row, bool]]:
     """PostgreSQL: rows whose request_id is already stored (or repeated in the batch) are not
     inserted; they map to the stored row."""
-    inserted = {record["id"] for record in await raw.fetch(_INSERT_PG, *([row.get(c) for row in rows] for c in _COLUMNS))}
+    inserted = {
+        record["id"] for record in await raw.fetch(_INSERT_PG, *([row.get(c) for row in rows] for c in _COLUMNS))
+    }
     stored: dict[str, Row] = {}
     known = [row["request_id"] for row in rows if row["id"] not in inserted]
     if known:
@@ -272,15 +310,23 @@ def _validated(action: ActionRecord, params: Mapping[str, Any]) -> dict[str, Any
 
 
 def _check_retry(
-    stored: Row, request_id: str, action_ref: str, params: Mapping[str, Any], timeout: float, *,
-    parent_id: str | None, action: ActionRecord | None, values: Mapping[str, Any] | None,
-) -> None:  # fmt: skip
+    stored: Row,
+    request_id: str,
+    action_ref: str,
+    params: Mapping[str, Any],
+    timeout: float,
+    *,
+    parent_id: str | None,
+    action: ActionRecord | None,
+    values: Mapping[str, Any] | None,
+) -> None:
     """Passes when `stored`, the execution already created under `request_id`, is what this
     request asks for (a retry); else raises FailedPrecondition naming `request_id`.
 
     `action` and `values` (the validated parameters) are None when the request does not pass
-    validation now (the action is disabled or gone, or its schema changed). Stored parameters the client left out must be the
-    action's defaults, and a timeout it left out the action's timeout, but only while the action is
+    validation now (the action is disabled or gone, or its schema changed). Stored parameters the
+    client left out must be the action's defaults, and a timeout it left out the action's timeout,
+    but only while the action is
     unchanged since `stored` was created: once it has changed, its values then are unknown and only
     what the client gave is compared, so a retry of a request accepted before the change still
     gets the original."""
@@ -300,9 +346,12 @@ def _check_retry(
 
 
 def _parameter_differences(
-    stored: Mapping[str, Any], params: Mapping[str, Any], values: Mapping[str, Any] | None,
-    *, filled: Mapping[str, Any] | None,
-) -> list[str]:  # fmt: skip
+    stored: Mapping[str, Any],
+    params: Mapping[str, Any],
+    values: Mapping[str, Any] | None,
+    *,
+    filled: Mapping[str, Any] | None,
+) -> list[str]:
     """The parameters a request gives (`params`, as `values` normalised them when validated) that
     `stored` does not hold, and those it left out that `stored` holds other than `filled` (the
     request's parameters with the action's defaults applied; None when those are not known)."""

@@ -19,15 +19,17 @@ and the next sweep tries again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import defaultdict
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 
 from attune.config import Settings
-from attune.states import CANCELING, CANCELLED, SCHEDULED, RUNNING, SCHEDULING
+from attune.states import CANCELING, CANCELLED, RUNNING, SCHEDULED, SCHEDULING
 from attune.storage import Database
 from attune.storage.schema import executions
 from attune_services.scheduler.dispatch import Dispatcher
@@ -48,9 +50,15 @@ class Sweeper:
     """Runs the sweep every `sweep_interval(settings)` seconds."""
 
     def __init__(
-        self, *, db: Database, settings: Settings, dispatcher: Dispatcher, submitter: ResultSubmitter,
-        enqueue_workflows: Callable[[Sequence[dict[str, Any]]], None], request_log: RequestLog,
-    ) -> None:  # fmt: skip
+        self,
+        *,
+        db: Database,
+        settings: Settings,
+        dispatcher: Dispatcher,
+        submitter: ResultSubmitter,
+        enqueue_workflows: Callable[[Sequence[dict[str, Any]]], None],
+        request_log: RequestLog,
+    ) -> None:
         self._db = db
         self._request_log = request_log
         self._settings = settings
@@ -68,17 +76,15 @@ class Sweeper:
         """Stops sweeping."""
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
 
     async def _run(self) -> None:
         interval = sweep_interval(self._settings)
         while True:
             try:
                 await self.sweep()
-            except Exception:  # noqa: BLE001 - a failed sweep is retried at the next one
+            except Exception:
                 log.exception("sweep failed")
             await asyncio.sleep(interval)
 
@@ -92,13 +98,17 @@ class Sweeper:
     async def _recover_scheduling(self) -> None:
         async with self._db.read() as conn:
             rows = (
-                await conn.execute(
-                    sa.select(executions)
-                    .where(executions.c.state == SCHEDULING)
-                    .order_by(executions.c.created_at)
-                    .limit(SCAN_LIMIT)
+                (
+                    await conn.execute(
+                        sa.select(executions)
+                        .where(executions.c.state == SCHEDULING)
+                        .order_by(executions.c.created_at)
+                        .limit(SCAN_LIMIT)
+                    )
                 )
-            ).mappings().all()
+                .mappings()
+                .all()
+            )
         tasks = [dict(r) for r in rows if r["runner_type"] != "workflow" and not self._dispatcher.is_pending(r["id"])]
         workflows = [dict(r) for r in rows if r["runner_type"] == "workflow"]
         if tasks:
@@ -113,9 +123,10 @@ class Sweeper:
         # Waiting counts from this process's start too: after a restart, workers need a moment
         # to reconnect before "no worker offers it" is true.
         expired = [
-            p for p in self._dispatcher.waiting()
+            p
+            for p in self._dispatcher.waiting()
             if p.runtime not in offered and max(p.created_at, self._started_at) <= deadline
-        ]  # fmt: skip
+        ]
         if not expired:
             return
         give_ups = [
@@ -134,9 +145,10 @@ class Sweeper:
         (a run ends once)."""
         since = now - self._settings.worker_grace
         again = [
-            r.id for r in rows
+            r.id
+            for r in rows
             if r.state == CANCELING and r.updated_at < since and not self._dispatcher.is_pending(r.id)
-        ]  # fmt: skip
+        ]
         if again:
             self._dispatcher.send_cancellations(worker_id, again)
 
@@ -145,8 +157,13 @@ class Sweeper:
             rows = (
                 await conn.execute(
                     sa.select(
-                        executions.c.id, executions.c.worker_id, executions.c.state, executions.c.runner_type,
-                        executions.c.traceparent, executions.c.started_at, executions.c.scheduled_at,
+                        executions.c.id,
+                        executions.c.worker_id,
+                        executions.c.state,
+                        executions.c.runner_type,
+                        executions.c.traceparent,
+                        executions.c.started_at,
+                        executions.c.scheduled_at,
                         executions.c.updated_at,
                     )
                     .where(executions.c.state.in_([SCHEDULED, RUNNING, CANCELING]))
@@ -154,7 +171,7 @@ class Sweeper:
                     # 10,000 held workflows were read every sweep for nothing.
                     .where(sa.or_(executions.c.worker_id.is_not(None), executions.c.state == CANCELING))
                 )
-            ).all()  # fmt: skip
+            ).all()
         now = time.time()
         by_worker: dict[str, list[Any]] = defaultdict(list)
         give_ups: list[GiveUp] = []
@@ -170,9 +187,8 @@ class Sweeper:
                 # A reconnected worker keeps what it listed in its Hello and whatever it was
                 # assigned on its current stream (released slots are on their way to completion).
                 held_rows = [
-                    r for r in held_rows
-                    if r.id not in session.held and (r.scheduled_at or 0.0) < session.connected_at
-                ]  # fmt: skip
+                    r for r in held_rows if r.id not in session.held and (r.scheduled_at or 0.0) < session.connected_at
+                ]
                 lost_at = self._dispatcher.lost_since.get(worker_id, session.connected_at)
             else:
                 lost_at = self._dispatcher.lost_since.setdefault(worker_id, max(now, self._started_at))

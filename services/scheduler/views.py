@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from attune.common.v1 import common_pb2
 from attune.completion.v1 import completion_pb2
@@ -44,14 +45,22 @@ def execution_view(row: Mapping[str, Any]) -> execution_pb2.Execution:
     """An `Execution` message from a row of `executions`."""
     link = workflow_link_of(row)
     return execution_pb2.Execution(
-        id=row["id"], action_ref=row["action_ref"], state=execution_state_to_proto(row["state"]),
-        parameters=struct_from_dict(redacted_parameters(row)), result=_result_struct(row["result"]),
-        error=row["error"] or "", parent_id=row["parent_id"] or "", link=link,
-        worker_id=row["worker_id"] or "", trace_id=row["trace_id"] or "",
-        timeout_seconds=row["timeout"] or 0.0, runner_type=row["runner_type"],
-        created_at=timestamp(row["created_at"]), started_at=timestamp(row["started_at"]),
+        id=row["id"],
+        action_ref=row["action_ref"],
+        state=execution_state_to_proto(row["state"]),
+        parameters=struct_from_dict(redacted_parameters(row)),
+        result=_result_struct(row["result"]),
+        error=row["error"] or "",
+        parent_id=row["parent_id"] or "",
+        link=link,
+        worker_id=row["worker_id"] or "",
+        trace_id=row["trace_id"] or "",
+        timeout_seconds=row["timeout"] or 0.0,
+        runner_type=row["runner_type"],
+        created_at=timestamp(row["created_at"]),
+        started_at=timestamp(row["started_at"]),
         finished_at=timestamp(row["finished_at"]),
-    )  # fmt: skip
+    )
 
 
 def with_terminal_fields(row: Mapping[str, Any], final: completion_pb2.ExecutionResult) -> dict[str, Any]:

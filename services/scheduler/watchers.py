@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterable, Iterator
 
 import grpc
 
@@ -170,10 +170,12 @@ class CompletedFeed:
             except grpc.aio.AioRpcError as err:
                 (log.warning if failures == 0 else log.debug)(
                     "completed feed from %s ended: %s %s; watches poll meanwhile",
-                    self._settings.completion_address, err.code().name, err.details(),
-                )  # fmt: skip
+                    self._settings.completion_address,
+                    err.code().name,
+                    err.details(),
+                )
                 failures += 1
-            except Exception:  # noqa: BLE001 - watches poll until the feed is back
+            except Exception:
                 log.exception("completed feed failed")
                 failures += 1
             finally:

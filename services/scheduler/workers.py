@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import grpc
 import sqlalchemy as sa
@@ -45,9 +45,12 @@ class WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first message must be a Hello with a worker_id")
         hello = first.hello
         session = WorkerSession(
-            worker_id=hello.worker_id, hostname=hello.hostname, runtimes=frozenset(hello.runtimes),
-            capacity=max(hello.capacity, 1), held=frozenset(hello.execution_ids),
-        )  # fmt: skip
+            worker_id=hello.worker_id,
+            hostname=hello.hostname,
+            runtimes=frozenset(hello.runtimes),
+            capacity=max(hello.capacity, 1),
+            held=frozenset(hello.execution_ids),
+        )
         self._dispatcher.attach(session)
         log.info(
             "worker connected",
@@ -74,8 +77,10 @@ class WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
                 kind = message.WhichOneof("kind")
                 if kind == "started":
                     try:
-                        await self._dispatcher.started([(e.execution_id, e.started_at) for e in message.started.executions])
-                    except Exception:  # noqa: BLE001 - a missed "running" is harmless; the session lives on
+                        await self._dispatcher.started(
+                            [(e.execution_id, e.started_at) for e in message.started.executions]
+                        )
+                    except Exception:
                         log.exception("recording started executions failed", extra={"worker_id": session.worker_id})
                 elif kind == "released":
                     self._dispatcher.released(session, message.released.execution_ids)
@@ -83,7 +88,7 @@ class WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
             raise
         except grpc.RpcError:
             pass
-        except Exception:  # noqa: BLE001 - a broken session ends; its work is recovered by grace
+        except Exception:
             log.exception("worker session failed", extra={"worker_id": session.worker_id})
         finally:
             session.close()

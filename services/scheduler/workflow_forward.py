@@ -7,7 +7,8 @@ StartWorkflows and ReportOutcomes are the coordinator's own and are not served h
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
 import grpc
 import sqlalchemy as sa
@@ -27,7 +28,12 @@ class WorkflowForwardServicer(workflow_pb2_grpc.WorkflowServiceServicer):
     """Serves attune.workflow.v1.WorkflowService by forwarding to the coordinator."""
 
     def __init__(
-        self, *, db: Database, settings: Settings, coordinator: workflow_pb2_grpc.WorkflowServiceStub, canceller: Canceller
+        self,
+        *,
+        db: Database,
+        settings: Settings,
+        coordinator: workflow_pb2_grpc.WorkflowServiceStub,
+        canceller: Canceller,
     ) -> None:
         self._db = db
         self._timeout = max(settings.shutdown_grace, 1.0)
@@ -66,10 +72,11 @@ class WorkflowForwardServicer(workflow_pb2_grpc.WorkflowServiceServicer):
         except AttuneError as err:
             await context.abort_with_status(to_status(err))
         response = await _forward(
-            context, lambda: self._coordinator.GetWorkflowRun(
+            context,
+            lambda: self._coordinator.GetWorkflowRun(
                 workflow_pb2.GetWorkflowRunRequest(execution_id=request.execution_id), timeout=self._timeout
-            )
-        )  # fmt: skip
+            ),
+        )
         await self._refresh(response.run)
         return workflow_pb2.CancelWorkflowResponse(run=response.run)
 
@@ -79,7 +86,9 @@ class WorkflowForwardServicer(workflow_pb2_grpc.WorkflowServiceServicer):
             return
         async with self._db.read() as conn:
             states = dict(
-                (await conn.execute(sa.select(executions.c.id, executions.c.state).where(executions.c.id.in_(ids)))).all()
+                (
+                    await conn.execute(sa.select(executions.c.id, executions.c.state).where(executions.c.id.in_(ids)))
+                ).all()
             )
         for task_run in run.task_runs:
             state = states.get(task_run.child_execution_id)

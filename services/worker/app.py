@@ -11,7 +11,7 @@ import asyncio
 import logging
 import os
 import socket
-from typing import Sequence
+from collections.abc import Sequence
 
 import grpc
 
@@ -112,7 +112,11 @@ class WorkerApp:
         self.session.start()
         log.info(
             "worker started",
-            extra={"worker_id": self.worker_id, "runtimes": sorted(self.interpreters), "capacity": settings.worker_capacity},
+            extra={
+                "worker_id": self.worker_id,
+                "runtimes": sorted(self.interpreters),
+                "capacity": settings.worker_capacity,
+            },
         )
 
     async def wait_ready(self) -> None:

@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Callable, Mapping, Sequence
 
 from opentelemetry import trace
 
@@ -89,9 +89,15 @@ class ExecutionRunner:
                 log.debug("assignment %s already held; ignored", execution_id)
                 continue
             span, traceparent = start_span(
-                _tracer, "execution.run", assignment.trace.traceparent,
-                {"execution.id": execution_id, "action.ref": assignment.action_ref, "action.runtime": assignment.runtime},
-            )  # fmt: skip
+                _tracer,
+                "execution.run",
+                assignment.trace.traceparent,
+                {
+                    "execution.id": execution_id,
+                    "action.ref": assignment.action_ref,
+                    "action.runtime": assignment.runtime,
+                },
+            )
             run = Run(assignment, span, traceparent or assignment.trace.traceparent)
             self._runs[execution_id] = run
             self._idle.clear()
@@ -124,7 +130,7 @@ class ExecutionRunner:
             result = self._failure(run, f'action "{assignment.action_ref}" (pack {assignment.pack_ref}): {err}')
         except ActionLaunchError as err:
             result = self._failure(run, str(err))
-        except Exception as err:  # noqa: BLE001 - any failure becomes the execution's FAILED result
+        except Exception as err:
             log.exception("run of %s failed", assignment.execution_id)
             result = self._failure(run, f'action "{assignment.action_ref}": {type(err).__name__}: {err}')
         run.span.set_attribute("execution.state", states.execution_state_from_proto(result.state))

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import grpc
+
 from attune.config import Settings
 from attune.grpcutil.reconnect import keep_session
 from attune.worker.v1 import worker_pb2, worker_pb2_grpc

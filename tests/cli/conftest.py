@@ -6,13 +6,13 @@ import pytest
 
 from attune.states import SUCCEEDED, execution_state_from_proto
 from tests.integration.cluster import Cluster
-from tests.integration.conftest import cluster  # noqa: F401 - the shared real-services fixture
+from tests.integration.conftest import cluster
 
 __all__ = ["cluster", "ready_cluster"]
 
 
 @pytest.fixture
-async def ready_cluster(cluster: Cluster) -> Cluster:  # noqa: F811
+async def ready_cluster(cluster: Cluster) -> Cluster:
     """The cluster once a worker has registered with the scheduler (a worker SERVING its own
     health may not have opened its stream yet; a shell action then fails for want of a runtime)."""
     for _ in range(5):

@@ -7,9 +7,10 @@ import json
 import os
 import shutil
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 
 def attune_script() -> str:
@@ -39,12 +40,15 @@ class Outcome:
 async def attune(*args: str, env: Mapping[str, str], timeout: float = 60.0) -> Outcome:
     """Runs `attune ARGS` with `env` (over ours) and returns its exit status and output."""
     proc = await asyncio.create_subprocess_exec(
-        attune_script(), *args, env={**os.environ, **env},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        attune_script(),
+        *args,
+        env={**os.environ, **env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         proc.kill()
         await proc.wait()
         raise

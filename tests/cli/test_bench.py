@@ -10,8 +10,14 @@ from tests.cli.e2e import attune
 
 pytestmark = pytest.mark.integration
 
-CORE_KEYS = {"noop_latency_ms_p50", "noop_latency_ms_p99", "noop_executions_per_s", "shell_overhead_ms", "idle_rss_mb",
-             "machine_loop_ms"}  # fmt: skip
+CORE_KEYS = {
+    "noop_latency_ms_p50",
+    "noop_latency_ms_p99",
+    "noop_executions_per_s",
+    "shell_overhead_ms",
+    "idle_rss_mb",
+    "machine_loop_ms",
+}
 
 
 def _env() -> dict[str, str]:
@@ -32,8 +38,18 @@ async def test_core_bench_prints_exactly_its_figures() -> None:
 
 
 async def test_workflow_bench_prints_engine_and_end_to_end_figures() -> None:
-    outcome = await attune("bench", "workflows", "--fanout-width", "20", "--chain-length", "5",
-                           "--held-workflows", "20", env=_env(), timeout=300)  # fmt: skip
+    outcome = await attune(
+        "bench",
+        "workflows",
+        "--fanout-width",
+        "20",
+        "--chain-length",
+        "5",
+        "--held-workflows",
+        "20",
+        env=_env(),
+        timeout=300,
+    )
     assert outcome.code == 0, outcome.stderr
     for name in ("engine_chain_10000_s", "engine_fanout_5000_s", "fanout_20_tasks_per_s", "chain_5_step_ms"):
         assert name in outcome.stdout
@@ -43,8 +59,20 @@ async def test_workflow_bench_prints_engine_and_end_to_end_figures() -> None:
 
 
 async def test_workflow_bench_reads_the_coordinator_memory_holding_running_workflows() -> None:
-    outcome = await attune("bench", "workflows", "--fanout-width", "2", "--chain-length", "2",
-                           "--held-workflows", "20", "--output", "json", env=_env(), timeout=300)  # fmt: skip
+    outcome = await attune(
+        "bench",
+        "workflows",
+        "--fanout-width",
+        "2",
+        "--chain-length",
+        "2",
+        "--held-workflows",
+        "20",
+        "--output",
+        "json",
+        env=_env(),
+        timeout=300,
+    )
     assert outcome.code == 0, outcome.stderr
     figures = outcome.json()
     assert 0 < figures["coordinator_rss_20_workflows_mb"] < 1024

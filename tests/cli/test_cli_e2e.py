@@ -28,7 +28,9 @@ def assert_one_error_line(outcome: Outcome, *needles: str) -> None:
 
 
 async def test_run_wait_json_succeeds(ready_cluster: Cluster) -> None:
-    outcome = await attune("run", "core.echo", "-p", "message=hi", "--wait", "--output", "json", env=env_of(ready_cluster))
+    outcome = await attune(
+        "run", "core.echo", "-p", "message=hi", "--wait", "--output", "json", env=env_of(ready_cluster)
+    )
     assert outcome.code == 0, outcome.stderr
     doc = outcome.json()
     assert set(doc) == CONTRACT_KEYS
@@ -38,7 +40,9 @@ async def test_run_wait_json_succeeds(ready_cluster: Cluster) -> None:
 
 
 async def test_a_failed_execution_exits_1_with_state_failed(ready_cluster: Cluster) -> None:
-    outcome = await attune("run", "core.local", "-p", "cmd=exit 3", "--wait", "--output", "json", env=env_of(ready_cluster))
+    outcome = await attune(
+        "run", "core.local", "-p", "cmd=exit 3", "--wait", "--output", "json", env=env_of(ready_cluster)
+    )
     assert outcome.code == 1
     doc = outcome.json()
     assert doc["state"] == "failed"
@@ -57,8 +61,16 @@ async def test_an_unknown_ref_is_one_json_object_and_one_line(ready_cluster: Clu
 
 
 async def test_a_workflow_lists_its_children_with_their_task(ready_cluster: Cluster) -> None:
-    outcome = await attune("run", "examples.single_echo", "-p", "message=from the cli", "--wait", "--output", "json",
-                           env=env_of(ready_cluster))  # fmt: skip
+    outcome = await attune(
+        "run",
+        "examples.single_echo",
+        "-p",
+        "message=from the cli",
+        "--wait",
+        "--output",
+        "json",
+        env=env_of(ready_cluster),
+    )
     assert outcome.code == 0, outcome.stderr
     doc = outcome.json()
     assert doc["state"] == "succeeded"
@@ -71,7 +83,9 @@ async def test_a_workflow_lists_its_children_with_their_task(ready_cluster: Clus
 
 
 async def test_a_bad_parameter_type_is_one_readable_line(ready_cluster: Cluster) -> None:
-    outcome = await attune("run", "examples.flaky", "-p", "succeed_on_attempt=many", "--wait", env=env_of(ready_cluster))
+    outcome = await attune(
+        "run", "examples.flaky", "-p", "succeed_on_attempt=many", "--wait", env=env_of(ready_cluster)
+    )
     assert outcome.code == 1
     assert outcome.stdout == ""
     assert_one_error_line(outcome, "parameter 'succeed_on_attempt'", "integer")
@@ -79,7 +93,9 @@ async def test_a_bad_parameter_type_is_one_readable_line(ready_cluster: Cluster)
 
 async def test_a_server_side_violation_names_the_parameter(ready_cluster: Cluster) -> None:
     # Typed correctly by the CLI, refused by the scheduler's schema check (minimum: 1).
-    outcome = await attune("run", "examples.flaky", "-p", "succeed_on_attempt=0", "--output", "json", env=env_of(ready_cluster))
+    outcome = await attune(
+        "run", "examples.flaky", "-p", "succeed_on_attempt=0", "--output", "json", env=env_of(ready_cluster)
+    )
     assert outcome.code == 1
     doc = outcome.json()
     assert doc["state"] is None and "succeed_on_attempt" in doc["error"]
@@ -94,7 +110,9 @@ async def test_run_without_wait_prints_the_id_and_get_shows_it(ready_cluster: Cl
     await ready_cluster.wait_terminal(execution_id)
     shown = await attune("execution", "get", execution_id, "--output", "json", env=env)
     assert shown.code == 0 and shown.json()["state"] == "succeeded"
-    listed = await attune("execution", "list", "--action", "core.echo", "--state", "succeeded", "--output", "json", env=env)
+    listed = await attune(
+        "execution", "list", "--action", "core.echo", "--state", "succeeded", "--output", "json", env=env
+    )
     assert execution_id in [e["id"] for e in listed.json()["executions"]]
 
 

@@ -11,7 +11,6 @@ import pytest
 from attune.common.v1 import common_pb2
 from attune.execution.v1 import execution_pb2
 from attune.grpcutil.convert import struct_from_dict
-
 from attune_services.cli.client import CliError
 from attune_services.cli.main import build_parser, run
 from attune_services.cli.output import execution_json, failure_json
@@ -82,23 +81,38 @@ def test_an_assignment_needs_an_equals_sign() -> None:
 
 def test_execution_json_follows_the_contract() -> None:
     parent = execution_pb2.Execution(
-        id="e1", action_ref="examples.single_echo", state=common_pb2.EXECUTION_STATE_SUCCEEDED,
+        id="e1",
+        action_ref="examples.single_echo",
+        state=common_pb2.EXECUTION_STATE_SUCCEEDED,
         result=struct_from_dict({"succeeded": True, "message": "hi", "n": 2}),
-    )  # fmt: skip
+    )
     child = execution_pb2.Execution(
-        id="e2", action_ref="core.echo", state=common_pb2.EXECUTION_STATE_FAILED, error="exit 1",
+        id="e2",
+        action_ref="core.echo",
+        state=common_pb2.EXECUTION_STATE_FAILED,
+        error="exit 1",
         link=common_pb2.WorkflowLink(workflow_execution_id="e1", task_name="echo", run=1, item_index=-1, attempt=1),
-    )  # fmt: skip
+    )
     plain = execution_pb2.Execution(id="e3", action_ref="core.noop", state=common_pb2.EXECUTION_STATE_RUNNING)
     doc = execution_json(parent, [child, plain])
     assert doc == {
-        "id": "e1", "action_ref": "examples.single_echo", "state": "succeeded",
-        "result": {"succeeded": True, "message": "hi", "n": 2}, "error": None,
+        "id": "e1",
+        "action_ref": "examples.single_echo",
+        "state": "succeeded",
+        "result": {"succeeded": True, "message": "hi", "n": 2},
+        "error": None,
         "children": [
-            {"id": "e2", "action_ref": "core.echo", "state": "failed", "task": "echo", "result": None, "error": "exit 1"},
+            {
+                "id": "e2",
+                "action_ref": "core.echo",
+                "state": "failed",
+                "task": "echo",
+                "result": None,
+                "error": "exit 1",
+            },
             {"id": "e3", "action_ref": "core.noop", "state": "running", "result": None, "error": None},
         ],
-    }  # fmt: skip
+    }
     assert set(failure_json("x.y", "boom")) == set(doc)
 
 
@@ -111,10 +125,23 @@ def test_usage_errors_exit_2() -> None:
 def test_an_unreachable_server_is_one_line_and_one_json_object() -> None:
     # Port 9 (discard) on loopback: nothing listens, so the connection is refused at once.
     proc = subprocess.run(
-        [sys.executable, "-m", "attune_services.cli", "--address", "127.0.0.1:9", "run", "core.echo",
-         "-p", "message=hi", "--output", "json"],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "attune_services.cli",
+            "--address",
+            "127.0.0.1:9",
+            "run",
+            "core.echo",
+            "-p",
+            "message=hi",
+            "--output",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 1
     doc = json.loads(proc.stdout)
     assert doc["state"] is None and doc["id"] is None and "cannot reach attune" in doc["error"]

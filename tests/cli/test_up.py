@@ -33,9 +33,13 @@ def _port_flags() -> list[str]:
 async def test_up_runs_everything_until_ctrl_c(tmp_path: Path) -> None:
     env = _env(tmp_path)
     proc = await asyncio.create_subprocess_exec(
-        attune_script(), "up", *_port_flags(), env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        attune_script(),
+        "up",
+        *_port_flags(),
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     assert proc.stdout is not None and proc.stderr is not None
     shown: list[str] = []
     try:
@@ -51,8 +55,9 @@ async def test_up_runs_everything_until_ctrl_c(tmp_path: Path) -> None:
         assert len(children) == 4
         assert (tmp_path / "attune.db").exists()
 
-        outcome = await attune("run", "examples.single_echo", "--wait", "--output", "json",
-                               env={**env, "ATTUNE_ADDRESS": address})  # fmt: skip
+        outcome = await attune(
+            "run", "examples.single_echo", "--wait", "--output", "json", env={**env, "ATTUNE_ADDRESS": address}
+        )
         assert outcome.code == 0, outcome.stderr
         assert outcome.json()["children"][0]["task"] == "echo"
 
@@ -82,8 +87,13 @@ async def test_up_reports_a_service_that_cannot_start(tmp_path: Path) -> None:
 
 
 async def test_up_reports_a_database_it_cannot_migrate(tmp_path: Path) -> None:
-    outcome = await attune("up", "--database-url", f"postgresql://nobody@127.0.0.1:{free_port()}/nothing",
-                           *_port_flags(), env=_env(tmp_path))  # fmt: skip
+    outcome = await attune(
+        "up",
+        "--database-url",
+        f"postgresql://nobody@127.0.0.1:{free_port()}/nothing",
+        *_port_flags(),
+        env=_env(tmp_path),
+    )
     assert outcome.code == 1
     lines = outcome.stderr.strip().splitlines()
     assert lines[-1].startswith("attune: error: migrating ") and "Traceback" not in outcome.stderr

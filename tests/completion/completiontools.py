@@ -4,6 +4,7 @@ coordinator (a real gRPC server) and execution rows inserted the way the schedul
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,13 +49,11 @@ class FakeCoordinator(workflow_pb2_grpc.WorkflowServiceServicer):
     received: list[workflow_pb2.TaskOutcome] = field(default_factory=list)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
-    async def ReportOutcomes(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> Any:  # noqa: N802
+    async def ReportOutcomes(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> Any:
         async for request in request_iterator:
             self.received.extend(request.outcomes)
             self.arrived.set()
-            yield workflow_pb2.ReportOutcomesResponse(
-                acked_execution_ids=[o.execution_id for o in request.outcomes]
-            )
+            yield workflow_pb2.ReportOutcomesResponse(acked_execution_ids=[o.execution_id for o in request.outcomes])
 
     async def serve(self, address: str) -> grpc.aio.Server:
         server = grpc.aio.server()
@@ -70,10 +69,8 @@ class FakeCoordinator(workflow_pb2_grpc.WorkflowServiceServicer):
                 if outcome.execution_id == execution_id:
                     return outcome
             self.arrived.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.arrived.wait(), timeout=0.05)
-            except asyncio.TimeoutError:
-                pass
         raise AssertionError(f"coordinator never received the outcome of {execution_id}")
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-from typing import Callable
+from collections.abc import Callable
 
 import grpc
 import sqlalchemy as sa
@@ -85,7 +85,11 @@ async def test_feed_carries_the_stored_terminal_fields_of_small_results(
             row = (await conn.execute(sa.select(executions).where(executions.c.id == small))).mappings().one()
             kept = (await conn.execute(sa.select(executions).where(executions.c.id == noticed))).mappings().one()
         assert (S.ExecutionState.Name(fields.state), fields.error, fields.finished_at, fields.started_at) == (
-            "EXECUTION_STATE_FAILED", row["error"], row["finished_at"], row["started_at"])
+            "EXECUTION_STATE_FAILED",
+            row["error"],
+            row["finished_at"],
+            row["started_at"],
+        )
         assert row["state"] == "failed" and json.loads(fields.result_json) == json.loads(row["result"])
         assert carried[noticed].started_at == kept["started_at"] == 1000.5
     finally:

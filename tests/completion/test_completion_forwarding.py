@@ -40,8 +40,13 @@ async def finish(completion: CompletionServer, *results: completion_pb2.Executio
 async def workflow_child(db: Database, *, item_index: int | None = None) -> tuple[str, str]:
     workflow_id = await insert_execution(db, runner_type="workflow", action_ref="examples.flow")
     child = await insert_execution(
-        db, workflow_execution_id=workflow_id, parent_id=workflow_id, task_name="build", task_run=2,
-        item_index=item_index, attempt=3,
+        db,
+        workflow_execution_id=workflow_id,
+        parent_id=workflow_id,
+        task_name="build",
+        task_run=2,
+        item_index=item_index,
+        attempt=3,
     )
     return workflow_id, child
 

@@ -22,7 +22,9 @@ from tests.completion.completiontools import CompletionServer, execution_row, in
 S = common_pb2.ExecutionState
 
 
-def result(execution_id: str, state: int = S.EXECUTION_STATE_SUCCEEDED, **fields: Any) -> completion_pb2.ExecutionResult:
+def result(
+    execution_id: str, state: int = S.EXECUTION_STATE_SUCCEEDED, **fields: Any
+) -> completion_pb2.ExecutionResult:
     payload = fields.pop("payload", {"stdout": "hello\n", "stderr": "", "exit_code": 0, "duration_ms": 3})
     return completion_pb2.ExecutionResult(
         execution_id=execution_id,
@@ -172,7 +174,9 @@ async def test_restart_mid_stream_stores_exactly_one_result(
     ]
     stream = ResultStream(completion.address, settings)
     acked = await stream.submit(*(result(i, payload={"n": 1}) for i in ids[:10]))
-    await stream.call.write(completion_pb2.SubmitResultsRequest(results=[result(i, payload={"n": 1}) for i in ids[10:]]))
+    await stream.call.write(
+        completion_pb2.SubmitResultsRequest(results=[result(i, payload={"n": 1}) for i in ids[10:]])
+    )
     await completion.stop()
     await stream.close()
     await completion.start()

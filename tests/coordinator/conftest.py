@@ -9,8 +9,9 @@ import asyncio
 import hashlib
 import time
 from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Callable, Iterator
+from typing import Any
 
 import grpc
 import pytest
@@ -26,7 +27,6 @@ from attune.ids import new_id
 from attune.workflow.v1 import workflow_pb2, workflow_pb2_grpc
 from attune_services.coordinator.app import CoordinatorApp
 from tests.support.databases import create_postgres_database, create_sqlite_database, drop_postgres_database
-
 
 #: The coordinators' recovery sweep runs this often in every test (a dead replica's commands are
 #: taken over within about two of them).
@@ -80,8 +80,11 @@ class FakeScheduler(execution_pb2_grpc.ExecutionServiceServicer):
         for child in request.children:
             self.requests.append(child)
             if child.action_ref.startswith("missing."):
-                answers.append(execution_pb2.ChildExecutionResponse(
-                    request_id=child.request_id, error=f"action {child.action_ref} is not registered"))
+                answers.append(
+                    execution_pb2.ChildExecutionResponse(
+                        request_id=child.request_id, error=f"action {child.action_ref} is not registered"
+                    )
+                )
                 continue
             child_id = self.ids.setdefault(child.request_id, child_id_of(child.request_id))
             answers.append(execution_pb2.ChildExecutionResponse(request_id=child.request_id, execution_id=child_id))
@@ -161,17 +164,31 @@ class Harness:
             await stop_server(self.app, self.handle, grace=5.0)
         self.app = self.handle = self.channel = None
 
-    async def start_workflow(self, yaml_text: str, *, parameters: dict[str, Any] | None = None, depth: int = 0,
-                             workflow_id: str | None = None) -> str:
+    async def start_workflow(
+        self,
+        yaml_text: str,
+        *,
+        parameters: dict[str, Any] | None = None,
+        depth: int = 0,
+        workflow_id: str | None = None,
+    ) -> str:
         """Hands a workflow over like the scheduler does; returns its id."""
         workflow_id = workflow_id or new_id()
-        response = await self.client.StartWorkflows(workflow_pb2.StartWorkflowsRequest(workflows=[
-            workflow_pb2.WorkflowStart(
-                execution_id=workflow_id, action_ref="tests.flow", workflow_yaml=yaml_text,
-                workflow_source="tests/flow.workflow.yaml", parameters_json=dumps(parameters or {}), depth=depth,
-                trace=common_pb2.TraceContext(traceparent=f"00-{'ab' * 16}-{'cd' * 8}-01"),
+        response = await self.client.StartWorkflows(
+            workflow_pb2.StartWorkflowsRequest(
+                workflows=[
+                    workflow_pb2.WorkflowStart(
+                        execution_id=workflow_id,
+                        action_ref="tests.flow",
+                        workflow_yaml=yaml_text,
+                        workflow_source="tests/flow.workflow.yaml",
+                        parameters_json=dumps(parameters or {}),
+                        depth=depth,
+                        trace=common_pb2.TraceContext(traceparent=f"00-{'ab' * 16}-{'cd' * 8}-01"),
+                    )
+                ]
             )
-        ]))
+        )
         assert list(response.accepted_execution_ids) == [workflow_id]
         return workflow_id
 
@@ -195,8 +212,11 @@ class Harness:
 
     async def wait_requests(self, workflow_id: str, count: int, timeout: float = 10.0) -> list[Any]:
         """Waits until the fake scheduler got `count` child requests of a workflow."""
-        await wait_until(lambda: len(self.scheduler.of(workflow_id)) >= count, timeout,
-                         f"{count} child requests of {workflow_id}: got {self.scheduler.of(workflow_id)}")
+        await wait_until(
+            lambda: len(self.scheduler.of(workflow_id)) >= count,
+            timeout,
+            f"{count} child requests of {workflow_id}: got {self.scheduler.of(workflow_id)}",
+        )
         return self.scheduler.of(workflow_id)
 
     async def wait_result(self, workflow_id: str, timeout: float = 10.0) -> tuple[str, dict[str, Any], str]:
@@ -215,8 +235,13 @@ def child_id_of(request_id: str) -> str:
     return hashlib.md5(request_id.encode()).hexdigest()
 
 
-def outcome(request: execution_pb2.ChildExecutionRequest, state: str = "succeeded",
-            result: dict[str, Any] | None = None, error: str = "", execution_id: str = "") -> workflow_pb2.TaskOutcome:
+def outcome(
+    request: execution_pb2.ChildExecutionRequest,
+    state: str = "succeeded",
+    result: dict[str, Any] | None = None,
+    error: str = "",
+    execution_id: str = "",
+) -> workflow_pb2.TaskOutcome:
     """The completion service's TaskOutcome for a child the fake scheduler accepted."""
     return workflow_pb2.TaskOutcome(
         execution_id=execution_id or child_id_of(request.request_id),
@@ -250,9 +275,15 @@ async def harness(database_url: str) -> AsyncIterator[Harness]:
     port = fakes.add_insecure_port("127.0.0.1:0")
     await fakes.start()
     address = f"127.0.0.1:{port}"
-    settings = Settings(database_url=database_url, scheduler_address=address, completion_address=address,
-                        retry_interval=0.05, poll_interval=0.01, shutdown_grace=5.0,
-                        recovery_interval=RECOVERY_INTERVAL)
+    settings = Settings(
+        database_url=database_url,
+        scheduler_address=address,
+        completion_address=address,
+        retry_interval=0.05,
+        poll_interval=0.01,
+        shutdown_grace=5.0,
+        recovery_interval=RECOVERY_INTERVAL,
+    )
     h = Harness(settings, scheduler, completion)
     await h.start_coordinator()
     try:
@@ -260,4 +291,3 @@ async def harness(database_url: str) -> AsyncIterator[Harness]:
     finally:
         await h.stop_coordinator()
         await fakes.stop(grace=None)
-

@@ -45,8 +45,13 @@ async def test_sequence_advances_and_submits_the_workflow_result(harness: Harnes
     assert greet.action_ref == "core.echo"
     assert greet.request_id == f"{wf}:greet/1/-/1"
     assert greet.parent_id == wf and greet.depth == 1
-    assert (greet.link.workflow_execution_id, greet.link.task_name, greet.link.run, greet.link.item_index,
-            greet.link.attempt) == (wf, "greet", 1, -1, 1)
+    assert (
+        greet.link.workflow_execution_id,
+        greet.link.task_name,
+        greet.link.run,
+        greet.link.item_index,
+        greet.link.attempt,
+    ) == (wf, "greet", 1, -1, 1)
     assert greet.trace.traceparent.split("-")[1] == "ab" * 16
     assert greet.parameters_json == b'{"message":"hello ada"}'
 
@@ -63,9 +68,12 @@ async def test_sequence_advances_and_submits_the_workflow_result(harness: Harnes
     run = await harness.run_of(wf)
     assert run.state == workflow_pb2.WORKFLOW_STATE_SUCCEEDED
     assert [(t.task_name, t.run, t.item_index, t.attempt) for t in run.task_runs] == [
-        ("greet", 1, -1, 1), ("shout", 1, -1, 1)]
-    assert [t.child_execution_id for t in run.task_runs] == [harness.scheduler.ids[r.request_id]
-                                                             for r in (greet, shout)]
+        ("greet", 1, -1, 1),
+        ("shout", 1, -1, 1),
+    ]
+    assert [t.child_execution_id for t in run.task_runs] == [
+        harness.scheduler.ids[r.request_id] for r in (greet, shout)
+    ]
     assert all(t.finished_at.seconds > 0 for t in run.task_runs)
 
 
@@ -86,8 +94,12 @@ async def test_concurrent_duplicate_outcomes_schedule_the_next_task_once(harness
     done = outcome(greet, result={"stdout": "hi"})
     streams = [harness.open_stream() for _ in range(4)]
     # Four streams at once, one of them carrying the outcome twice in one batch.
-    await asyncio.gather(*(harness.report(done, done, stream=s) if i == 0 else harness.report(done, stream=s)
-                           for i, s in enumerate(streams)))
+    await asyncio.gather(
+        *(
+            harness.report(done, done, stream=s) if i == 0 else harness.report(done, stream=s)
+            for i, s in enumerate(streams)
+        )
+    )
     await harness.wait_requests(wf, 2)
     await settle()
     assert harness.scheduler.per_run(wf) == {f"{wf}:greet/1/-/1": 1, f"{wf}:shout/1/-/1": 1}
@@ -121,7 +133,7 @@ async def test_a_retry_delay_timer_survives_a_coordinator_restart(harness: Harne
     [_, second] = await harness.wait_requests(wf, 2, timeout=10)
     assert second.link.attempt == 2 and second.request_id == f"{wf}:flaky/1/-/2"
     await harness.report(outcome(second, result={"exit_code": 0}))
-    state, result, _ = await harness.wait_result(wf)
+    state, _, _ = await harness.wait_result(wf)
     assert state == "succeeded"
     assert harness.scheduler.per_run(wf) == {f"{wf}:flaky/1/-/1": 1, f"{wf}:flaky/1/-/2": 1}
 
@@ -287,11 +299,15 @@ async def test_unknown_workflows_are_acknowledged(harness: Harness) -> None:
 async def test_get_list_and_errors(harness: Harness) -> None:
     first = await harness.start_workflow(SEQUENCE, parameters={"who": "g"})
     second = await harness.start_workflow(SEQUENCE, parameters={"who": "h"})
-    listed = await harness.client.ListWorkflowRuns(workflow_pb2.ListWorkflowRunsRequest(
-        state=workflow_pb2.WORKFLOW_STATE_RUNNING, page_size=1))
+    listed = await harness.client.ListWorkflowRuns(
+        workflow_pb2.ListWorkflowRunsRequest(state=workflow_pb2.WORKFLOW_STATE_RUNNING, page_size=1)
+    )
     assert [r.execution_id for r in listed.runs] == [second]
-    page2 = await harness.client.ListWorkflowRuns(workflow_pb2.ListWorkflowRunsRequest(
-        state=workflow_pb2.WORKFLOW_STATE_RUNNING, page_size=1, page_token=listed.next_page_token))
+    page2 = await harness.client.ListWorkflowRuns(
+        workflow_pb2.ListWorkflowRunsRequest(
+            state=workflow_pb2.WORKFLOW_STATE_RUNNING, page_size=1, page_token=listed.next_page_token
+        )
+    )
     assert [r.execution_id for r in page2.runs] == [first]
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await harness.client.GetWorkflowRun(workflow_pb2.GetWorkflowRunRequest(execution_id="nope"))

@@ -42,15 +42,25 @@ def _step(workflow: str, version: int, first: int, ended: int) -> StepWrite:
     keys = range(first, first + ended)
     entries: dict[str, Any] = {f"k:s{n}/1/-/1": None for n in keys}
     entries.update({f"res:s{n}": {"value": n} for n in keys})
-    return StepWrite(workflow, version, status="running", entries=entries, new_runs=[_run(SIZE + first)],
-                     ended_runs=[EndedRun(f"s{n}/1/-/1", "succeeded", 2.0, f"child-{n}") for n in keys])
+    return StepWrite(
+        workflow,
+        version,
+        status="running",
+        entries=entries,
+        new_runs=[_run(SIZE + first)],
+        ended_runs=[EndedRun(f"s{n}/1/-/1", "succeeded", 2.0, f"child-{n}") for n in keys],
+    )
 
 
 async def _create(db: Database, workflow: str) -> None:
-    create = StepWrite(workflow, None, status="running",
-                       create=NewWorkflow(workflow, "bench.chain", "digest", 0, "", 1.0),
-                       entries={f"k:s{n}/1/-/1": {"n": n} for n in range(SIZE)},
-                       new_runs=[_run(n) for n in range(SIZE)])  # fmt: skip
+    create = StepWrite(
+        workflow,
+        None,
+        status="running",
+        create=NewWorkflow(workflow, "bench.chain", "digest", 0, "", 1.0),
+        entries={f"k:s{n}/1/-/1": {"n": n} for n in range(SIZE)},
+        new_runs=[_run(n) for n in range(SIZE)],
+    )
     async with db.write() as conn:
         assert await write_steps(conn, [create]) == [APPLIED]
 
@@ -139,7 +149,10 @@ def test_a_step_ending_several_runs_writes_them_all(postgres_url: str, path: str
                 version = await raw.fetchval("SELECT version FROM workflow_executions WHERE id = $1", workflow)
                 children = await raw.fetch(
                     "SELECT child_execution_id FROM task_runs WHERE workflow_id = $1 AND run_key = ANY($2) "
-                    "ORDER BY seq", workflow, [f"s{n}/1/-/1" for n in range(first, last + 1)])  # fmt: skip
+                    "ORDER BY seq",
+                    workflow,
+                    [f"s{n}/1/-/1" for n in range(first, last + 1)],
+                )
         finally:
             await db.close()
         assert version == 2

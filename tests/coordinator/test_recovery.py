@@ -9,6 +9,7 @@ ReportOutcomes stream until acknowledged (also across coordinator restarts).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import signal
@@ -29,8 +30,8 @@ from attune.grpcutil.channel import channel_options
 from attune.grpcutil.convert import dumps, loads
 from attune.ids import new_id
 from attune.workflow.v1 import workflow_pb2, workflow_pb2_grpc
-from tests.coordinator.conftest import wait_until
 from attune_services.cli.launcher import free_port
+from tests.coordinator.conftest import wait_until
 
 WORKFLOW = """
 version: 1
@@ -94,8 +95,11 @@ class AutoCluster(execution_pb2_grpc.ExecutionServiceServicer, completion_pb2_gr
             if child.request_id not in self.ids:
                 self.ids[child.request_id] = new_id()
                 asyncio.get_running_loop().call_later(random.uniform(0, 0.03), self._finish, child)
-            answers.append(execution_pb2.ChildExecutionResponse(
-                request_id=child.request_id, execution_id=self.ids[child.request_id]))
+            answers.append(
+                execution_pb2.ChildExecutionResponse(
+                    request_id=child.request_id, execution_id=self.ids[child.request_id]
+                )
+            )
         return execution_pb2.RequestChildExecutionsResponse(children=answers)
 
     def _finish(self, child: execution_pb2.ChildExecutionRequest) -> None:
@@ -104,9 +108,11 @@ class AutoCluster(execution_pb2_grpc.ExecutionServiceServicer, completion_pb2_gr
         failed = child.link.task_name == "flaky" and child.link.attempt == 1
         child_id = self.ids[child.request_id]
         self.outbox[child_id] = workflow_pb2.TaskOutcome(
-            execution_id=child_id, link=child.link,
+            execution_id=child_id,
+            link=child.link,
             state=common_pb2.EXECUTION_STATE_FAILED if failed else common_pb2.EXECUTION_STATE_SUCCEEDED,
-            result_json=dumps({"stdout": str(message), "exit_code": 1 if failed else 0}))
+            result_json=dumps({"stdout": str(message), "exit_code": 1 if failed else 0}),
+        )
         self._ready.set()
 
     async def SubmitResult(self, request: Any, context: Any) -> Any:
@@ -133,7 +139,7 @@ class AutoCluster(execution_pb2_grpc.ExecutionServiceServicer, completion_pb2_gr
             reader = asyncio.create_task(self._read_acks(stream))
             try:
                 await self._send(stream, reader)
-            except Exception as err:  # noqa: BLE001 - whatever broke the stream, open a new one
+            except Exception as err:
                 self.events.append(f"{time.time():.3f} stream error {type(err).__name__} {err!r:.120}")
             reader.cancel()
             await asyncio.wait({reader}, timeout=1.0)
@@ -162,16 +168,13 @@ class AutoCluster(execution_pb2_grpc.ExecutionServiceServicer, completion_pb2_gr
                     self.events.append(f"{time.time():.3f} write stuck")
                     return
                 write.result()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._ready.wait(), 0.2)
-            except asyncio.TimeoutError:
-                pass
 
     async def _read_acks(self, stream: Any) -> None:
-        try:
+        # The stream breaking (coordinator killed or stopped) ends this; _deliver reconnects.
+        with contextlib.suppress(grpc.aio.AioRpcError):
             await self._read_acks_until_broken(stream)
-        except grpc.aio.AioRpcError:
-            pass  # the stream broke (coordinator killed or stopped): _deliver reconnects
 
     async def _read_acks_until_broken(self, stream: Any) -> None:
         async for response in stream:
@@ -182,13 +185,12 @@ class AutoCluster(execution_pb2_grpc.ExecutionServiceServicer, completion_pb2_gr
 
 
 def spawn_coordinator(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "attune_services.coordinator"], env=env,
-                            stdout=log.open("ab"), stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "attune_services.coordinator"], env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT
+    )
 
 
-async def test_sigkill_while_20_workflows_run_then_every_one_finishes_once(
-    database_url: str, tmp_path: Path
-) -> None:
+async def test_sigkill_while_20_workflows_run_then_every_one_finishes_once(database_url: str, tmp_path: Path) -> None:
     coordinator_address = f"127.0.0.1:{free_port()}"
     fake = AutoCluster(coordinator_address)
     server = grpc.aio.server(options=channel_options(Settings()))
@@ -196,20 +198,34 @@ async def test_sigkill_while_20_workflows_run_then_every_one_finishes_once(
     completion_pb2_grpc.add_CompletionServiceServicer_to_server(fake, server)
     fake_address = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
     await server.start()
-    env = {**os.environ, "ATTUNE_DATABASE_URL": database_url, "ATTUNE_COORDINATOR_ADDRESS": coordinator_address,
-           "ATTUNE_SCHEDULER_ADDRESS": fake_address, "ATTUNE_COMPLETION_ADDRESS": fake_address,
-           "ATTUNE_RETRY_INTERVAL": "0.05", "ATTUNE_LOG_FORMAT": "text"}
+    env = {
+        **os.environ,
+        "ATTUNE_DATABASE_URL": database_url,
+        "ATTUNE_COORDINATOR_ADDRESS": coordinator_address,
+        "ATTUNE_SCHEDULER_ADDRESS": fake_address,
+        "ATTUNE_COMPLETION_ADDRESS": fake_address,
+        "ATTUNE_RETRY_INTERVAL": "0.05",
+        "ATTUNE_LOG_FORMAT": "text",
+    }
     log = tmp_path / "coordinator.log"
     process = spawn_coordinator(env, log)
     workflows = {new_id(): n for n in range(1, 21)}
     try:
         async with grpc.aio.insecure_channel(coordinator_address) as channel:
             client = workflow_pb2_grpc.WorkflowServiceStub(channel)
-            starts = [workflow_pb2.WorkflowStart(
-                execution_id=wf, action_ref="tests.flow", workflow_yaml=WORKFLOW, workflow_source="flow.yaml",
-                parameters_json=dumps({"n": n})) for wf, n in workflows.items()]
-            response = await client.StartWorkflows(workflow_pb2.StartWorkflowsRequest(workflows=starts),
-                                                   wait_for_ready=True, timeout=20)
+            starts = [
+                workflow_pb2.WorkflowStart(
+                    execution_id=wf,
+                    action_ref="tests.flow",
+                    workflow_yaml=WORKFLOW,
+                    workflow_source="flow.yaml",
+                    parameters_json=dumps({"n": n}),
+                )
+                for wf, n in workflows.items()
+            ]
+            response = await client.StartWorkflows(
+                workflow_pb2.StartWorkflowsRequest(workflows=starts), wait_for_ready=True, timeout=20
+            )
             assert len(response.accepted_execution_ids) == 20
         fake.start_pump()
         total = RUNS_PER_WORKFLOW * len(workflows)
@@ -218,8 +234,11 @@ async def test_sigkill_while_20_workflows_run_then_every_one_finishes_once(
         process.wait()
         ran_before = len(fake.ran)
         process = spawn_coordinator(env, log)
-        await wait_until(lambda: len(fake.results) == len(workflows), 120,
-                         f"all results (ran {len(fake.ran)} of {total}; log: {log})")
+        await wait_until(
+            lambda: len(fake.results) == len(workflows),
+            120,
+            f"all results (ran {len(fake.ran)} of {total}; log: {log})",
+        )
     except BaseException:
         print(f"outbox {len(fake.outbox)} ids {len(fake.ids)} ran {len(fake.ran)} requests {fake.request_count}")
         print("pump events:\n" + "\n".join(fake.events[-40:]))

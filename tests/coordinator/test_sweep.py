@@ -133,20 +133,49 @@ async def test_the_sweep_reads_only_outbox_rows_through_their_partial_indexes(da
     db = Database(database_url)
     try:
         now = time.time()
-        ended = [{"id": new_id(), "status": "succeeded", "finish_reported": True, "finished_at": now - 60}
-                 for _ in range(2000)]
+        ended = [
+            {"id": new_id(), "status": "succeeded", "finish_reported": True, "finished_at": now - 60}
+            for _ in range(2000)
+        ]
         running = {"id": new_id(), "status": "running", "finish_reported": False, "finished_at": None}
         async with db.write() as conn:
-            await conn.execute(sa.insert(workflow_executions), [
-                {"action_ref": "tests.flow", "definition_digest": "d", "depth": 0, "version": 1,
-                 "created_at": now - 120, **w} for w in [*ended, running]])
-            await conn.execute(sa.insert(task_runs), [
-                {"workflow_id": w["id"], "run_key": f"t/{i}/-/1", "seq": i, "task_name": "t", "run": i,
-                 "attempt": 1, "action_ref": "core.noop", "state": state, "request": "{}",
-                 "child_execution_id": new_id(), "dispatched": True, "cancel_requested": False,
-                 "started_at": now - 90, "finished_at": finished}
-                for w, state, finished in [*((w, "succeeded", now - 60) for w in ended), (running, "running", None)]
-                for i in range(1, 3)])
+            await conn.execute(
+                sa.insert(workflow_executions),
+                [
+                    {
+                        "action_ref": "tests.flow",
+                        "definition_digest": "d",
+                        "depth": 0,
+                        "version": 1,
+                        "created_at": now - 120,
+                        **w,
+                    }
+                    for w in [*ended, running]
+                ],
+            )
+            await conn.execute(
+                sa.insert(task_runs),
+                [
+                    {
+                        "workflow_id": w["id"],
+                        "run_key": f"t/{i}/-/1",
+                        "seq": i,
+                        "task_name": "t",
+                        "run": i,
+                        "attempt": 1,
+                        "action_ref": "core.noop",
+                        "state": state,
+                        "request": "{}",
+                        "child_execution_id": new_id(),
+                        "dispatched": True,
+                        "cancel_requested": False,
+                        "started_at": now - 90,
+                        "finished_at": finished,
+                    }
+                    for w, state, finished in [*((w, "succeeded", now - 60) for w in ended), (running, "running", None)]
+                    for i in range(1, 3)
+                ],
+            )
         async with db.write() as conn:
             if conn.dialect.name == "postgresql":
                 await conn.exec_driver_sql("ANALYZE task_runs")

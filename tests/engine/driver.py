@@ -24,9 +24,23 @@ from typing import Any
 import yaml
 
 from attune.engine import (
-    CancelTask, CancelTimer, CompiledWorkflow, FinishWorkflow, SetTimer, StartTask, Step,
-    TaskEnded, TaskRunKey, WorkflowState, cancel, command_from_dict, compile_workflow,
-    parse_workflow, start, task_ended, timer_fired,
+    CancelTask,
+    CancelTimer,
+    CompiledWorkflow,
+    FinishWorkflow,
+    SetTimer,
+    StartTask,
+    Step,
+    TaskEnded,
+    TaskRunKey,
+    WorkflowState,
+    cancel,
+    command_from_dict,
+    compile_workflow,
+    parse_workflow,
+    start,
+    task_ended,
+    timer_fired,
 )
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -51,8 +65,11 @@ class Simulation:
         compiled = compile_workflow(spec)
         self.wf = CompiledWorkflow.from_dict(json.loads(json.dumps(compiled.to_dict())))
         assert self.wf.digest == compiled.digest
-        self.state = WorkflowState.new(parameters=fixture.get("parameters") or {},
-                                       depth=fixture.get("depth", 0), run_cap=fixture.get("run_cap", 1000))
+        self.state = WorkflowState.new(
+            parameters=fixture.get("parameters") or {},
+            depth=fixture.get("depth", 0),
+            run_cap=fixture.get("run_cap", 1000),
+        )
         self.outcomes = copy.deepcopy(fixture.get("outcomes") or {})
         self.queue: list[tuple[float, int, str, Any]] = []
         self.seq = 0
@@ -94,8 +111,11 @@ class Simulation:
             self.run.starts.append(command)
             outcome = self._outcome(command.key.task)
             key = command.key.as_str()
-            seq = self._push(self.now + float(outcome.get("duration", 0)), "end",
-                             (key, outcome.get("state", "succeeded"), outcome.get("result", {})))
+            seq = self._push(
+                self.now + float(outcome.get("duration", 0)),
+                "end",
+                (key, outcome.get("state", "succeeded"), outcome.get("result", {})),
+            )
             self.running[key] = seq
             task = command.key.task
             self.in_flight[task] = self.in_flight.get(task, 0) + 1

@@ -7,9 +7,26 @@ import json
 import pytest
 
 from attune.engine import (
-    CancelTask, CancelTimer, CompiledWorkflow, CompiledWorkflowError, FinishWorkflow, SetTimer,
-    SpecError, StartTask, TaskEnded, TaskRunKey, WorkflowSpecError, WorkflowState, WorkflowStateError,
-    cancel, command_from_dict, compile_workflow, parse_workflow, start, task_ended, timer_fired,
+    CancelTask,
+    CancelTimer,
+    CompiledWorkflow,
+    CompiledWorkflowError,
+    FinishWorkflow,
+    SetTimer,
+    SpecError,
+    StartTask,
+    TaskEnded,
+    TaskRunKey,
+    WorkflowSpecError,
+    WorkflowState,
+    WorkflowStateError,
+    cancel,
+    command_from_dict,
+    compile_workflow,
+    parse_workflow,
+    start,
+    task_ended,
+    timer_fired,
     workflow_action_refs,
 )
 from attune.engine.bench import chain_document, drive, fanout_document
@@ -32,14 +49,16 @@ def test_parse_accepts_yaml_text_and_mappings() -> None:
     spec = parse_workflow(DOC, source="a.yaml")
     assert spec.ref == "examples.deploy" and spec.parameters["host"]["type"] == "string"
     import yaml
+
     assert parse_workflow(yaml.safe_load(DOC), source="a.yaml") == spec
     assert workflow_action_refs(spec) == {"core.local", "examples.lint", "core.echo"}
 
 
 def test_spec_errors_carry_source_path_and_message() -> None:
     with pytest.raises(WorkflowSpecError) as caught:
-        parse_workflow({"tasks": [{"name": "x", "action": "core.noop", "next": [{"do": "y"}]}]},
-                       source="workflows/x.workflow.yaml")
+        parse_workflow(
+            {"tasks": [{"name": "x", "action": "core.noop", "next": [{"do": "y"}]}]}, source="workflows/x.workflow.yaml"
+        )
     [error] = caught.value.errors
     assert isinstance(error, SpecError)
     assert (error.source, error.path) == ("workflows/x.workflow.yaml", 'task "x", field next[0].do')
@@ -48,7 +67,7 @@ def test_spec_errors_carry_source_path_and_message() -> None:
 
 
 def test_non_mapping_document_is_refused() -> None:
-    with pytest.raises(WorkflowSpecError, match="x.yaml: document: must be a mapping"):
+    with pytest.raises(WorkflowSpecError, match=r"x\.yaml: document: must be a mapping"):
         parse_workflow("- a\n- b\n", source="x.yaml")
 
 
@@ -82,9 +101,13 @@ def test_task_run_key_string_form() -> None:
 
 def test_commands_round_trip() -> None:
     key = TaskRunKey("t", 1, 0, 2)
-    for command in (StartTask(key, "core.echo", {"a": [1]}, 5.0), CancelTask(key),
-                    SetTimer("retry:t/1/0/3", 12.5, "retry"), CancelTimer("x"),
-                    FinishWorkflow("failed", {"succeeded": False, "error": "e"}, "e")):
+    for command in (
+        StartTask(key, "core.echo", {"a": [1]}, 5.0),
+        CancelTask(key),
+        SetTimer("retry:t/1/0/3", 12.5, "retry"),
+        CancelTimer("x"),
+        FinishWorkflow("failed", {"succeeded": False, "error": "e"}, "e"),
+    ):
         assert command_from_dict(json.loads(json.dumps(command.to_dict()))) == command
 
 
@@ -113,8 +136,9 @@ def test_events_that_do_not_apply_are_no_ops() -> None:
     assert cancel(wf, state, now=3).commands == []
     for task in ("test", "lint"):
         step = task_ended(wf, state, TaskEnded(TaskRunKey(task, 1, None, 1), "succeeded", {}), now=4)
-    assert step.commands == [FinishWorkflow("cancelled", {"succeeded": False, "error": "workflow cancelled"},
-                                            "workflow cancelled")]
+    assert step.commands == [
+        FinishWorkflow("cancelled", {"succeeded": False, "error": "workflow cancelled"}, "workflow cancelled")
+    ]
     assert state.status == "cancelled"
     assert cancel(wf, state, now=5).commands == [] and start(wf, state, now=5).changed == {}
 

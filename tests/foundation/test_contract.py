@@ -17,7 +17,11 @@ def test_generated_code_is_not_stale(tmp_path: Path) -> None:
     generate(tmp_path)
     generated = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*_pb2*.py*"))
     assert generated, "codegen produced nothing"
-    stale = [str(rel) for rel in generated if not (LIBS_ROOT / rel).exists() or not filecmp.cmp(tmp_path / rel, LIBS_ROOT / rel, shallow=False)]
+    stale = [
+        str(rel)
+        for rel in generated
+        if not (LIBS_ROOT / rel).exists() or not filecmp.cmp(tmp_path / rel, LIBS_ROOT / rel, shallow=False)
+    ]
     assert not stale, f"generated code is stale, run `python -m attune.codegen`: {stale}"
 
 
@@ -33,7 +37,9 @@ def _buf() -> str:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail("buf is not installed and npm is missing")
         pytest.skip("buf and npm are not installed")
-    subprocess.run([npm, "install", "--silent", "--prefix", str(REPO_ROOT / ".tools"), "@bufbuild/buf"], check=True, timeout=300)
+    subprocess.run(
+        [npm, "install", "--silent", "--prefix", str(REPO_ROOT / ".tools"), "@bufbuild/buf"], check=True, timeout=300
+    )
     return str(local)
 
 

@@ -243,7 +243,6 @@ def test_migrating_a_new_sqlite_file_leaves_it_in_wal_mode(tmp_path: Path) -> No
         connection.close()
 
 
-
 async def _schema_differences(db: Database) -> list[object]:
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext

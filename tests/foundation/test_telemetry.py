@@ -25,7 +25,9 @@ def test_child_traceparent_starts_a_new_trace_without_a_valid_parent() -> None:
         child = telemetry.child_traceparent(parent)
         assert TRACEPARENT.match(child), parent
         assert telemetry.trace_id_of(child) != "0" * 32
-    assert telemetry.trace_id_of(telemetry.child_traceparent("")) != telemetry.trace_id_of(telemetry.child_traceparent(""))
+    assert telemetry.trace_id_of(telemetry.child_traceparent("")) != telemetry.trace_id_of(
+        telemetry.child_traceparent("")
+    )
 
 
 def test_start_span_without_export_is_a_no_op_span_in_the_parents_trace(monkeypatch) -> None:  # type: ignore[no-untyped-def]

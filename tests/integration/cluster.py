@@ -72,14 +72,14 @@ class Cluster:
     # --- processes ----------------------------------------------------------------------------
 
     def _spawn(self, name: str, module: str, env: dict[str, str]) -> None:
-        log = open(self.workdir / f"{name}.log", "ab")
-        self.processes[name] = subprocess.Popen(
-            [sys.executable, "-m", f"attune_services.{module}"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=self.workdir,
-        )
+        with open(self.workdir / f"{name}.log", "ab") as log:  # the child keeps its own descriptor
+            self.processes[name] = subprocess.Popen(
+                [sys.executable, "-m", f"attune_services.{module}"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.workdir,
+            )
 
     async def start_service(self, name: str) -> None:
         """Starts one of scheduler, coordinator, completion and waits until it is SERVING."""
@@ -91,7 +91,9 @@ class Cluster:
         name = f"worker:{worker_id}"
         address = f"127.0.0.1:{free_port()}"
         self.worker_addresses[name] = address
-        self._spawn(name, "worker", {**self.env, "ATTUNE_WORKER_ID": worker_id, "ATTUNE_WORKER_ADDRESS": address, **env})
+        self._spawn(
+            name, "worker", {**self.env, "ATTUNE_WORKER_ID": worker_id, "ATTUNE_WORKER_ADDRESS": address, **env}
+        )
         await self.wait_serving(address, name)
         return name
 
@@ -201,7 +203,9 @@ class Cluster:
         await self.register_pack(bundled_pack_path("core"))
         await self.register_pack(bundled_pack_path("examples"))
 
-    async def request(self, action_ref: str, parameters: dict[str, Any] | None = None, **kw: Any) -> execution_pb2.Execution:
+    async def request(
+        self, action_ref: str, parameters: dict[str, Any] | None = None, **kw: Any
+    ) -> execution_pb2.Execution:
         """Requests an execution; returns it as created."""
         reply = await self.executions.RequestExecution(
             execution_pb2.RequestExecutionRequest(
@@ -219,10 +223,14 @@ class Cluster:
             if execution_state_from_proto(reply.execution.state) in TERMINAL:
                 return reply
             if time.monotonic() > deadline:
-                raise TimeoutError(f"execution {execution_id} still {execution_state_from_proto(reply.execution.state)}")
+                raise TimeoutError(
+                    f"execution {execution_id} still {execution_state_from_proto(reply.execution.state)}"
+                )
             await asyncio.sleep(0.05)
 
-    async def run(self, action_ref: str, parameters: dict[str, Any] | None = None, timeout: float = 30.0, **kw: Any) -> execution_pb2.GetExecutionResponse:
+    async def run(
+        self, action_ref: str, parameters: dict[str, Any] | None = None, timeout: float = 30.0, **kw: Any
+    ) -> execution_pb2.GetExecutionResponse:
         """Requests an execution and waits until it ends."""
         execution = await self.request(action_ref, parameters, **kw)
         return await self.wait_terminal(execution.id, timeout)

@@ -138,7 +138,9 @@ async def test_action_ref_is_immutable(testpack: Cluster) -> None:
 async def test_watch_streams_until_terminal(cluster: Cluster) -> None:
     execution = await cluster.request("core.echo", {"message": "watched"})
     updates = []
-    async for update in cluster.executions.WatchExecution(execution_pb2.WatchExecutionRequest(id=execution.id), timeout=20):
+    async for update in cluster.executions.WatchExecution(
+        execution_pb2.WatchExecutionRequest(id=execution.id), timeout=20
+    ):
         updates.append(update.execution)
     assert [state(u) for u in updates][-1] == "succeeded", updates
     # The last view is built from the fields the completion feed carried, not read back: it must

@@ -14,9 +14,15 @@ from attune.workflow.v1 import workflow_pb2
 from tests.integration.cluster import Cluster
 
 
-async def run(cluster: Cluster, ref: str, params: dict[str, Any] | None = None) -> tuple[str, dict[str, Any], list[execution_pb2.Execution]]:
+async def run(
+    cluster: Cluster, ref: str, params: dict[str, Any] | None = None
+) -> tuple[str, dict[str, Any], list[execution_pb2.Execution]]:
     reply = await cluster.run(ref, params, timeout=60)
-    return execution_state_from_proto(reply.execution.state), dict_from_struct(reply.execution.result), list(reply.children)
+    return (
+        execution_state_from_proto(reply.execution.state),
+        dict_from_struct(reply.execution.result),
+        list(reply.children),
+    )
 
 
 def tasks_of(children: list[execution_pb2.Execution]) -> list[str]:
@@ -55,7 +61,9 @@ async def test_loop_with_a_counter(cluster: Cluster) -> None:
 
 
 async def test_with_items_in_item_order(cluster: Cluster) -> None:
-    state, result, children = await run(cluster, "examples.with_items", {"names": ["ada", "grace", "ken"], "concurrency": 2})
+    state, result, children = await run(
+        cluster, "examples.with_items", {"names": ["ada", "grace", "ken"], "concurrency": 2}
+    )
     assert state == "succeeded"
     assert result["greetings"] == ["#0: hello, ada", "#1: hello, grace", "#2: hello, ken"]
     assert sorted(c.link.item_index for c in children) == [0, 1, 2]
@@ -76,9 +84,13 @@ async def test_nested_workflow_and_its_task_tree(cluster: Cluster) -> None:
     reply = await cluster.run("examples.nested", {"name": "ken"}, timeout=60)
     assert execution_state_from_proto(reply.execution.state) == "succeeded", reply.execution.error
     assert dict_from_struct(reply.execution.result) == {
-        "succeeded": True, "shouted": "HELLO, KEN!", "echoed": "the inner workflow said HELLO, KEN!",
-    }  # fmt: skip
-    run_reply = await cluster.workflows.GetWorkflowRun(workflow_pb2.GetWorkflowRunRequest(execution_id=reply.execution.id))
+        "succeeded": True,
+        "shouted": "HELLO, KEN!",
+        "echoed": "the inner workflow said HELLO, KEN!",
+    }
+    run_reply = await cluster.workflows.GetWorkflowRun(
+        workflow_pb2.GetWorkflowRunRequest(execution_id=reply.execution.id)
+    )
     assert [t.task_name for t in run_reply.run.task_runs] == ["inner_sequence", "inner_echo"]
     inner = next(c for c in reply.children if c.link.task_name == "inner_sequence")
     assert inner.runner_type == "workflow" and inner.worker_id == ""

@@ -21,7 +21,14 @@ def grpcurl(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize(
     ("service", "expected"),
     [
-        ("scheduler", {"attune.execution.v1.ExecutionService", "attune.registry.v1.RegistryService", "attune.worker.v1.WorkerService"}),
+        (
+            "scheduler",
+            {
+                "attune.execution.v1.ExecutionService",
+                "attune.registry.v1.RegistryService",
+                "attune.worker.v1.WorkerService",
+            },
+        ),
         ("coordinator", {"attune.workflow.v1.WorkflowService"}),
         ("completion", {"attune.completion.v1.CompletionService"}),
     ],
@@ -45,8 +52,10 @@ async def test_describe_and_health_check(cluster: Cluster) -> None:
 
 async def test_request_an_execution_with_grpcurl(cluster: Cluster) -> None:
     out = grpcurl(
-        "-d", json.dumps({"action_ref": "core.echo", "parameters": {"message": "from grpcurl"}}),
-        cluster.addresses["scheduler"], "attune.execution.v1.ExecutionService/RequestExecution",
+        "-d",
+        json.dumps({"action_ref": "core.echo", "parameters": {"message": "from grpcurl"}}),
+        cluster.addresses["scheduler"],
+        "attune.execution.v1.ExecutionService/RequestExecution",
     )
     assert out.returncode == 0, out.stderr
     execution_id = json.loads(out.stdout)["execution"]["id"]
@@ -59,7 +68,9 @@ def readme_grpcurl_commands() -> list[str]:
     text = (Path(__file__).parents[2] / "README.md").read_text()
     commands: list[str] = []
     for block in text.split("```grpcurl")[1:]:
-        commands += [line.strip() for line in block.split("```", 1)[0].splitlines() if line.strip().startswith("grpcurl")]
+        commands += [
+            line.strip() for line in block.split("```", 1)[0].splitlines() if line.strip().startswith("grpcurl")
+        ]
     return commands
 
 

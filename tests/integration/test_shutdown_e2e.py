@@ -61,8 +61,13 @@ async def test_sigterm_turns_health_not_serving_drains_and_exits_cleanly(fresh_c
     cluster = await started(fresh_cluster)
     execution = await cluster.request("core.sleep", {"seconds": 1.5})
     await wait_state(cluster, execution.id, "running")
-    watches = {name: HealthWatch(address) for name, address in
-               [*cluster.addresses.items(), ("worker:worker-1", cluster.worker_addresses["worker:worker-1"])]}  # fmt: skip
+    watches = {
+        name: HealthWatch(address)
+        for name, address in [
+            *cluster.addresses.items(),
+            ("worker:worker-1", cluster.worker_addresses["worker:worker-1"]),
+        ]
+    }
     try:
         for watch in watches.values():
             await watch.wait_for(SERVING)

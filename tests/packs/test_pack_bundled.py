@@ -8,10 +8,15 @@ from attune.packs import PackBundle, bundled_pack_path, load_pack
 
 CORE_REFS = {"core.echo", "core.noop", "core.local", "core.sleep"}
 EXAMPLE_WORKFLOWS = {
-    "examples.single_echo", "examples.sequence", "examples.failure_handler",
-    "examples.parallel_join", "examples.countdown", "examples.with_items", "examples.retry",
+    "examples.single_echo",
+    "examples.sequence",
+    "examples.failure_handler",
+    "examples.parallel_join",
+    "examples.countdown",
+    "examples.with_items",
+    "examples.retry",
     "examples.nested",
-}  # fmt: skip
+}
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +35,11 @@ def test_core_pack_has_its_four_actions(core: PackBundle) -> None:
     echo = core.action("core.echo")
     assert (echo.runner_type, echo.entry_point) == ("shell", "actions/echo.sh")
     assert echo.parameters["message"] == {
-        "type": "string", "description": "The text to print.", "required": True, "secret": False,
-    }  # fmt: skip
+        "type": "string",
+        "description": "The text to print.",
+        "required": True,
+        "secret": False,
+    }
     assert core.action("core.noop").runner_type == "noop"
     assert core.action("core.noop").entry_point is None
     assert core.action("core.local").parameters["cmd"]["required"] is True
@@ -80,10 +88,10 @@ def test_every_example_workflow_passes_engine_validation(examples: PackBundle) -
 def test_examples_need_core_registered_first() -> None:
     from attune.packs import PackError
 
-    with pytest.raises(PackError, match="core.echo"):
+    with pytest.raises(PackError, match=r"core\.echo"):
         load_pack(bundled_pack_path("examples"))
 
 
 def test_unknown_bundled_pack_is_named() -> None:
-    with pytest.raises(ValueError, match="no bundled pack 'nope'.*core.*examples"):
+    with pytest.raises(ValueError, match=r"no bundled pack 'nope'.*core.*examples"):
         bundled_pack_path("nope")

@@ -54,9 +54,15 @@ class ExampleRunner:
             if name not in secrets:
                 env[f"ATTUNE_PARAM_{name.upper()}"] = value if isinstance(value, str) else json.dumps(value)
         done = subprocess.run(
-            [interpreter, str(pack_dir / action.entry_point)], input=json.dumps(params), env=env,
-            cwd=pack_dir / "actions", capture_output=True, text=True, timeout=30, check=False,
-        )  # fmt: skip
+            [interpreter, str(pack_dir / action.entry_point)],
+            input=json.dumps(params),
+            env=env,
+            cwd=pack_dir / "actions",
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
         result: dict[str, Any] = {"stdout": done.stdout, "stderr": done.stderr, "exit_code": done.returncode}
         try:
             parsed = json.loads(done.stdout)
@@ -100,14 +106,18 @@ def runner(tmp_path: Path) -> ExampleRunner:
 
 
 def test_single_echo(runner: ExampleRunner) -> None:
-    assert runner.run("examples.single_echo") == ("succeeded", {"succeeded": True, "message": "Hello from an Attune workflow"})
+    assert runner.run("examples.single_echo") == (
+        "succeeded",
+        {"succeeded": True, "message": "Hello from an Attune workflow"},
+    )
     assert runner.run("examples.single_echo", {"message": "hi"})[1]["message"] == "hi"
 
 
 def test_sequence_publishes_from_task_to_task(runner: ExampleRunner) -> None:
     assert runner.run("examples.sequence", {"name": "ada"}) == (
-        "succeeded", {"succeeded": True, "greeting": "Hello, ada", "shouted": "HELLO, ADA!"},
-    )  # fmt: skip
+        "succeeded",
+        {"succeeded": True, "greeting": "Hello, ada", "shouted": "HELLO, ADA!"},
+    )
     assert runner.started["examples.sequence"] == ["greet", "shout"]
 
 
@@ -119,12 +129,18 @@ def test_sequence_publishes_from_task_to_task(runner: ExampleRunner) -> None:
     ],
 )
 def test_failure_handler(runner: ExampleRunner, fail: bool, tasks: list[str], outcome: str) -> None:
-    assert runner.run("examples.failure_handler", {"fail": fail}) == ("succeeded", {"succeeded": True, "outcome": outcome})
+    assert runner.run("examples.failure_handler", {"fail": fail}) == (
+        "succeeded",
+        {"succeeded": True, "outcome": outcome},
+    )
     assert runner.started["examples.failure_handler"] == tasks
 
 
 def test_parallel_join_runs_the_join_once(runner: ExampleRunner) -> None:
-    assert runner.run("examples.parallel_join") == ("succeeded", {"succeeded": True, "combined": "alpha + beta + gamma"})
+    assert runner.run("examples.parallel_join") == (
+        "succeeded",
+        {"succeeded": True, "combined": "alpha + beta + gamma"},
+    )
     started = runner.started["examples.parallel_join"]
     assert sorted(started) == ["combine", "fetch_a", "fetch_b", "fetch_c", "start"]
     assert started[0] == "start" and started[-1] == "combine"
@@ -139,8 +155,9 @@ def test_countdown_loops(runner: ExampleRunner, count: int) -> None:
 def test_with_items_greets_in_item_order(runner: ExampleRunner) -> None:
     status, result = runner.run("examples.with_items", {"names": ["ada", "grace", "ken"]})
     assert (status, result) == (
-        "succeeded", {"succeeded": True, "greetings": ["#0: hello, ada", "#1: hello, grace", "#2: hello, ken"]},
-    )  # fmt: skip
+        "succeeded",
+        {"succeeded": True, "greetings": ["#0: hello, ada", "#1: hello, grace", "#2: hello, ken"]},
+    )
 
 
 def test_retry_until_the_flaky_task_succeeds(runner: ExampleRunner) -> None:

@@ -37,7 +37,16 @@ def test_defaults_are_copies() -> None:
 
 
 def test_given_values_are_kept() -> None:
-    params = {"name": "x", "count": 10, "ratio": 0.5, "verbose": True, "tags": [], "extra": {"k": 1}, "colour": "red", "token": "t"}
+    params = {
+        "name": "x",
+        "count": 10,
+        "ratio": 0.5,
+        "verbose": True,
+        "tags": [],
+        "extra": {"k": 1},
+        "colour": "red",
+        "token": "t",
+    }
     assert validate_parameters(SCHEMA, params) == params
 
 
@@ -208,5 +217,7 @@ def test_check_parameter_schema_normalises_and_reports() -> None:
 
     schema, problems = check_parameter_schema({"n": {"type": "integer", "default": 2.0}, "s": {"type": "strin"}})
     assert schema == {"n": {"type": "integer", "description": "", "required": False, "secret": False, "default": 2}}
-    assert problems == [("parameters.s.type", "unknown type 'strin' (one of string, integer, number, boolean, array, object)")]
+    assert problems == [
+        ("parameters.s.type", "unknown type 'strin' (one of string, integer, number, boolean, array, object)")
+    ]
     assert check_parameter_schema(None) == ({}, [])

@@ -42,18 +42,26 @@ def test_linked_workflow_takes_its_actions_ref_label_parameters(make_pack: MakeP
 
 
 def test_standalone_workflow_carries_its_own_ref_label_parameters(make_pack: MakePack) -> None:
-    text = standalone(CALL.format(name="one", action="demo.hello"), extra="parameters:\n  n: {type: integer, default: 2}\n")
+    text = standalone(
+        CALL.format(name="one", action="demo.hello"), extra="parameters:\n  n: {type: integer, default: 2}\n"
+    )
     solo = load_pack(make_pack({"workflows/solo.workflow.yaml": text})).action("demo.solo")
     assert (solo.runner_type, solo.label, solo.workflow_source) == ("workflow", "Solo", "workflows/solo.workflow.yaml")
-    assert solo.parameters == {"n": {"type": "integer", "description": "", "required": False, "secret": False, "default": 2}}
+    assert solo.parameters == {
+        "n": {"type": "integer", "description": "", "required": False, "secret": False, "default": 2}
+    }
 
 
 def test_refs_resolve_against_the_registry_and_this_pack_in_any_order(make_pack: MakePack) -> None:
     tasks = CALL.format(name="a", action="demo.zz_last") + CALL.format(name="b", action="other.thing")
-    root = make_pack({
-        "workflows/solo.workflow.yaml": standalone(tasks.replace("  - name: b", "    next: [{do: [b]}]\n  - name: b")),
-        "actions/zz_last.yaml": "ref: demo.zz_last\nrunner_type: noop\n",
-    })  # fmt: skip
+    root = make_pack(
+        {
+            "workflows/solo.workflow.yaml": standalone(
+                tasks.replace("  - name: b", "    next: [{do: [b]}]\n  - name: b")
+            ),
+            "actions/zz_last.yaml": "ref: demo.zz_last\nrunner_type: noop\n",
+        }
+    )
     assert load_pack(root, known_action_refs={"other.thing"})
     err = refusal(root)
     assert problem_lines(err) == [
@@ -99,14 +107,18 @@ def test_engine_errors_become_problems_of_the_workflow_file(make_pack: MakePack)
     lines = problem_lines(err)
     assert "workflows/solo.workflow.yaml: field colour: unknown field" in lines
     assert any(line.startswith('workflows/solo.workflow.yaml: task "a", field next[0].when: ') for line in lines)
-    assert any(line.startswith("workflows/solo.workflow.yaml: field tasks: ") and "no entry task" in line for line in lines)
+    assert any(
+        line.startswith("workflows/solo.workflow.yaml: field tasks: ") and "no entry task" in line for line in lines
+    )
     assert all(p.file == "workflows/solo.workflow.yaml" for p in err.problems)
 
 
 def test_linked_workflow_errors_name_the_workflow_file(make_pack: MakePack) -> None:
     bad = FLOW + "    retry: {count: 0}\n"
     err = refusal(make_pack({"actions/flow.yaml": LINKED_ACTION, "actions/workflows/flow.workflow.yaml": bad}))
-    assert [(p.file, p.field) for p in err.problems] == [("actions/workflows/flow.workflow.yaml", 'task "greet", field retry.count')]
+    assert [(p.file, p.field) for p in err.problems] == [
+        ("actions/workflows/flow.workflow.yaml", 'task "greet", field retry.count')
+    ]
 
 
 def test_linked_workflow_may_not_contradict_its_action(make_pack: MakePack) -> None:
@@ -122,9 +134,18 @@ def test_linked_workflow_may_not_contradict_its_action(make_pack: MakePack) -> N
 @pytest.mark.parametrize(
     ("action", "expected"),
     [
-        (LINKED_ACTION + "runner_type: shell\n", "actions/flow.yaml: field runner_type: an action with workflow_file is a workflow action"),
-        (LINKED_ACTION + "entry_point: flow.sh\n", "actions/flow.yaml: field entry_point: a workflow action takes workflow_file"),
-        (LINKED_ACTION.replace("workflows/flow", "../workflows/flow"), "field workflow_file: '../workflows/flow.workflow.yaml' must be a path inside actions/"),
+        (
+            LINKED_ACTION + "runner_type: shell\n",
+            "actions/flow.yaml: field runner_type: an action with workflow_file is a workflow action",
+        ),
+        (
+            LINKED_ACTION + "entry_point: flow.sh\n",
+            "actions/flow.yaml: field entry_point: a workflow action takes workflow_file",
+        ),
+        (
+            LINKED_ACTION.replace("workflows/flow", "../workflows/flow"),
+            "field workflow_file: '../workflows/flow.workflow.yaml' must be a path inside actions/",
+        ),
     ],
 )
 def test_bad_workflow_action_file(make_pack: MakePack, action: str, expected: str) -> None:
@@ -133,7 +154,10 @@ def test_bad_workflow_action_file(make_pack: MakePack, action: str, expected: st
 
 
 def test_linked_workflow_action_may_say_runner_type_workflow(make_pack: MakePack) -> None:
-    files = {"actions/flow.yaml": LINKED_ACTION + "runner_type: workflow\n", "actions/workflows/flow.workflow.yaml": FLOW}
+    files = {
+        "actions/flow.yaml": LINKED_ACTION + "runner_type: workflow\n",
+        "actions/workflows/flow.workflow.yaml": FLOW,
+    }
     assert load_pack(make_pack(files)).action("demo.flow").runner_type == "workflow"
 
 
@@ -171,4 +195,6 @@ def test_standalone_workflow_files_must_be_named_dot_workflow_yaml(make_pack: Ma
 def test_workflow_and_action_with_the_same_ref(make_pack: MakePack) -> None:
     text = standalone(CALL.format(name="a", action="demo.hello"), ref="demo.hello")
     err = refusal(make_pack({"workflows/hello.workflow.yaml": text}))
-    assert "workflows/hello.workflow.yaml: field ref: 'demo.hello' is already declared by actions/hello.yaml" in str(err)
+    assert "workflows/hello.workflow.yaml: field ref: 'demo.hello' is already declared by actions/hello.yaml" in str(
+        err
+    )

@@ -3,7 +3,7 @@ test, on PostgreSQL and on SQLite (`database_url` from tests/conftest.py)."""
 
 from __future__ import annotations
 
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import pytest
 

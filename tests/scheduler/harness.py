@@ -7,9 +7,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import grpc
 
@@ -65,14 +66,25 @@ class FakeCoordinator(workflow_pb2_grpc.WorkflowServiceServicer):
         start = known[request.execution_id]
         runs = [
             workflow_pb2.TaskRun(
-                task_name="echo", run=1, item_index=-1, attempt=1, action_ref="core.echo",
-                state=common_pb2.EXECUTION_STATE_SCHEDULING, child_execution_id=child,
-            )  # fmt: skip
+                task_name="echo",
+                run=1,
+                item_index=-1,
+                attempt=1,
+                action_ref="core.echo",
+                state=common_pb2.EXECUTION_STATE_SCHEDULING,
+                child_execution_id=child,
+            )
             for child in self.children.get(request.execution_id, [])
         ]
-        state = workflow_pb2.WORKFLOW_STATE_CANCELING if request.execution_id in self.cancelled else workflow_pb2.WORKFLOW_STATE_RUNNING
+        state = (
+            workflow_pb2.WORKFLOW_STATE_CANCELING
+            if request.execution_id in self.cancelled
+            else workflow_pb2.WORKFLOW_STATE_RUNNING
+        )
         return workflow_pb2.GetWorkflowRunResponse(
-            run=workflow_pb2.WorkflowRun(execution_id=start.execution_id, action_ref=start.action_ref, state=state, task_runs=runs)
+            run=workflow_pb2.WorkflowRun(
+                execution_id=start.execution_id, action_ref=start.action_ref, state=state, task_runs=runs
+            )
         )
 
     async def ListWorkflowRuns(self, request: Any, context: Any) -> Any:
@@ -155,9 +167,13 @@ class Cluster:
         return await self.completion.SubmitResult(
             completion_pb2.SubmitResultRequest(
                 result=completion_pb2.ExecutionResult(
-                    execution_id=execution_id, state=execution_state_to_proto(state), result_json=result,
-                    error=error, finished_at=time.time(), reporter="test-worker",
-                )  # fmt: skip
+                    execution_id=execution_id,
+                    state=execution_state_to_proto(state),
+                    result_json=result,
+                    error=error,
+                    finished_at=time.time(),
+                    reporter="test-worker",
+                )
             )
         )
 
@@ -172,7 +188,7 @@ class Cluster:
         for stop in reversed(self._stops):
             try:
                 await asyncio.wait_for(stop(), timeout=15)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 stuck = "\n".join(str(t.get_stack()) + repr(t) for t in asyncio.all_tasks())
                 raise AssertionError(f"a server did not stop within 15 s; tasks:\n{stuck}") from None
 
@@ -183,11 +199,14 @@ async def connect_to(cluster: Cluster, port: int) -> AsyncIterator[Cluster]:
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
     try:
         yield dataclasses.replace(
-            cluster, channel=channel, registry=registry_pb2_grpc.RegistryServiceStub(channel),
+            cluster,
+            channel=channel,
+            registry=registry_pb2_grpc.RegistryServiceStub(channel),
             executions=execution_pb2_grpc.ExecutionServiceStub(channel),
             workers=worker_pb2_grpc.WorkerServiceStub(channel),
-            workflows=workflow_pb2_grpc.WorkflowServiceStub(channel), _stops=[],
-        )  # fmt: skip
+            workflows=workflow_pb2_grpc.WorkflowServiceStub(channel),
+            _stops=[],
+        )
     finally:
         await channel.close()
 
@@ -221,7 +240,10 @@ async def start_cluster(database_url: str, **overrides: Any) -> Cluster:
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{scheduler_handle.port}")
     completion_channel = grpc.aio.insecure_channel(settings.completion_address)
     return Cluster(
-        settings=settings, scheduler=scheduler, coordinator=coordinator, channel=channel,
+        settings=settings,
+        scheduler=scheduler,
+        coordinator=coordinator,
+        channel=channel,
         registry=registry_pb2_grpc.RegistryServiceStub(channel),
         executions=execution_pb2_grpc.ExecutionServiceStub(channel),
         workers=worker_pb2_grpc.WorkerServiceStub(channel),
@@ -229,7 +251,7 @@ async def start_cluster(database_url: str, **overrides: Any) -> Cluster:
         completion=completion_pb2_grpc.CompletionServiceStub(completion_channel),
         completion_channel=completion_channel,
         _stops=stops,
-    )  # fmt: skip
+    )
 
 
 class FakeWorker:
@@ -252,9 +274,12 @@ class FakeWorker:
         await self._call.write(
             worker_pb2.ConnectRequest(
                 hello=worker_pb2.Hello(
-                    worker_id=self.worker_id, hostname="test", runtimes=self.runtimes,
-                    capacity=self.capacity, execution_ids=list(execution_ids),
-                )  # fmt: skip
+                    worker_id=self.worker_id,
+                    hostname="test",
+                    runtimes=self.runtimes,
+                    capacity=self.capacity,
+                    execution_ids=list(execution_ids),
+                )
             )
         )
         first = await self._call.read()
@@ -287,24 +312,26 @@ class FakeWorker:
                     f"{[a.execution_id for a in self.assignments]} cancellations={self.cancellations}"
                 )
             self._changed.clear()
-            try:
+            with suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), timeout=min(remaining, 0.1))
-            except asyncio.TimeoutError:
-                pass
 
     async def started(self, *execution_ids: str) -> None:
         """Reports processes started."""
         await self._call.write(
             worker_pb2.ConnectRequest(
                 started=worker_pb2.Started(
-                    executions=[worker_pb2.StartedExecution(execution_id=i, started_at=time.time()) for i in execution_ids]
+                    executions=[
+                        worker_pb2.StartedExecution(execution_id=i, started_at=time.time()) for i in execution_ids
+                    ]
                 )
             )
         )
 
     async def released(self, *execution_ids: str) -> None:
         """Reports slots freed."""
-        await self._call.write(worker_pb2.ConnectRequest(released=worker_pb2.Released(execution_ids=list(execution_ids))))
+        await self._call.write(
+            worker_pb2.ConnectRequest(released=worker_pb2.Released(execution_ids=list(execution_ids)))
+        )
 
     async def disconnect(self) -> None:
         """Drops the stream as a crashed worker would."""
@@ -312,7 +339,5 @@ class FakeWorker:
             self._call.cancel()
         if self._reader is not None:
             self._reader.cancel()
-            try:
+            with suppress(asyncio.CancelledError):
                 await self._reader
-            except asyncio.CancelledError:
-                pass

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import grpc
 import pytest
@@ -69,13 +70,16 @@ async def test_a_concurrent_batch_gives_each_cancel_its_own_answer(cluster: Clus
 
     cases = {
         **{execution_id: "cancelled" for execution_id in queued},
-        scheduled: "canceling", running: "canceling", already: "canceling", workflow: "canceling",
+        scheduled: "canceling",
+        running: "canceling",
+        already: "canceling",
+        workflow: "canceling",
         ended: f"FAILED_PRECONDITION: execution {ended} already succeeded",
         "nope": "NOT_FOUND: no execution 'nope'",
         "": "NOT_FOUND: no execution ''",
-    }  # fmt: skip
+    }
     answers = await asyncio.gather(*(cancel(cluster, execution_id) for execution_id in cases))
-    assert dict(zip(cases, answers)) == cases
+    assert dict(zip(cases, answers, strict=True)) == cases
 
     # The worker heard of its two newly canceling executions and of nothing else (the sweep
     # also sends a canceling row's cancel again, so the count of messages is not fixed).

@@ -172,12 +172,15 @@ def echo_child(
 ) -> execution_pb2.ChildExecutionRequest:
     """A core.echo child of task "deploy" of the workflow execution `parent_id`, as the coordinator asks."""
     return execution_pb2.ChildExecutionRequest(
-        action_ref="core.echo", parameters_json=json.dumps({"message": request_id}).encode(),
-        request_id=request_id, parent_id=parent_id, depth=1,
+        action_ref="core.echo",
+        parameters_json=json.dumps({"message": request_id}).encode(),
+        request_id=request_id,
+        parent_id=parent_id,
+        depth=1,
         link=common_pb2.WorkflowLink(
             workflow_execution_id=parent_id, task_name="deploy", run=run, item_index=item_index, attempt=attempt
         ),
-    )  # fmt: skip
+    )
 
 
 async def request_children(cluster: Cluster, *children: execution_pb2.ChildExecutionRequest) -> list[str]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from collections.abc import Awaitable
 from pathlib import Path
-from typing import Awaitable
 
 import grpc
 import pytest
@@ -103,7 +103,9 @@ async def test_update_action_changes_mutable_fields_by_ref(core: Cluster) -> Non
 
 async def test_create_action_checks_pack_runner_schema_and_entry_point(core: Cluster) -> None:
     def create(request_id: str = "", **fields: object) -> registry_pb2.CreateActionRequest:
-        action = registry_pb2.Action(pack="core", name="greet", runner_type="shell", entry_point="actions/echo.sh", enabled=True)
+        action = registry_pb2.Action(
+            pack="core", name="greet", runner_type="shell", entry_point="actions/echo.sh", enabled=True
+        )
         for key, value in fields.items():
             if key == "parameters":
                 action.parameters.CopyFrom(struct_from_dict(value))  # type: ignore[arg-type]
@@ -207,11 +209,15 @@ async def test_an_api_action_the_pack_files_then_declare_belongs_to_the_pack(clu
 
 async def test_refused_reregistration_deletes_nothing(cluster: Cluster) -> None:
     await cluster.registry.RegisterPack(pack_request(TWO_ACTIONS))
-    before = {a.ref: a for a in (await cluster.registry.ListActions(registry_pb2.ListActionsRequest(pack="demo"))).actions}
+    before = {
+        a.ref: a for a in (await cluster.registry.ListActions(registry_pb2.ListActionsRequest(pack="demo"))).actions
+    }
     broken = without_b({"actions/c.yaml": b"ref: demo.c\nrunner_type: ruby\n"})
     error = await expect_code(cluster.registry.RegisterPack(pack_request(broken)), grpc.StatusCode.INVALID_ARGUMENT)
     assert "actions/c.yaml: runner_type" in {v.field for v in violations_of(error)}
-    after = {a.ref: a for a in (await cluster.registry.ListActions(registry_pb2.ListActionsRequest(pack="demo"))).actions}
+    after = {
+        a.ref: a for a in (await cluster.registry.ListActions(registry_pb2.ListActionsRequest(pack="demo"))).actions
+    }
     assert after == before and set(after) == {"demo.a", "demo.b"}
 
 
@@ -256,7 +262,11 @@ async def test_migration_0002_marks_the_rows_of_each_pack_s_latest_registration(
     db = Database(database_url)
     try:
         async with db.write() as conn:
-            await conn.execute(packs.insert().values(ref="demo", digest="d2", registered_at=20.0, label="", version="1", description=""))
+            await conn.execute(
+                packs.insert().values(
+                    ref="demo", digest="d2", registered_at=20.0, label="", version="1", description=""
+                )
+            )
             rows = [
                 _old_action("demo.registered", digest="d2", updated_at=20.0),
                 _old_action("demo.created", digest="d2", updated_at=21.5),  # CreateAction, later
@@ -274,7 +284,18 @@ async def test_migration_0002_marks_the_rows_of_each_pack_s_latest_registration(
 
 def _old_action(ref: str, *, digest: str, updated_at: float) -> dict[str, object]:
     return {
-        "id": ref.replace(".", "_"), "ref": ref, "pack": "demo", "name": ref.split(".")[1], "label": "", "description": "",
-        "enabled": True, "runner_type": "noop", "parameters": "{}", "output": "{}", "tags": "[]",
-        "pack_digest": digest, "created_at": updated_at, "updated_at": updated_at,
-    }  # fmt: skip
+        "id": ref.replace(".", "_"),
+        "ref": ref,
+        "pack": "demo",
+        "name": ref.split(".")[1],
+        "label": "",
+        "description": "",
+        "enabled": True,
+        "runner_type": "noop",
+        "parameters": "{}",
+        "output": "{}",
+        "tags": "[]",
+        "pack_digest": digest,
+        "created_at": updated_at,
+        "updated_at": updated_at,
+    }

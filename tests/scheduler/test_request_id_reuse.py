@@ -58,7 +58,9 @@ async def test_a_retry_of_the_same_request_returns_the_original_execution(demo: 
     # The same request: the stored count (2) is the default it leaves out.
     again = await demo.request("demo.deploy", {"token": "s3cr3t", "target": "prod"}, request_id="deploy-1")
     # Giving the default explicitly asks for the same execution too.
-    explicit = await demo.request("demo.deploy", {"target": "prod", "count": 2, "token": "s3cr3t"}, request_id="deploy-1")
+    explicit = await demo.request(
+        "demo.deploy", {"target": "prod", "count": 2, "token": "s3cr3t"}, request_id="deploy-1"
+    )
     timed = await demo.request("core.noop", request_id="noop-5s", timeout_seconds=5)
     timed_again = await demo.request("core.noop", request_id="noop-5s", timeout_seconds=5)
     assert again.id == explicit.id == first.id and timed_again.id == timed.id
@@ -67,14 +69,34 @@ async def test_a_retry_of_the_same_request_returns_the_original_execution(demo: 
 
 REUSES: dict[str, tuple[tuple[str, dict[str, Any], float], tuple[str, dict[str, Any], float], str]] = {
     "action": (("demo.deploy", {"target": "prod"}, 0.0), ("core.noop", {}, 0.0), "action_ref"),
-    "given-value": (("demo.deploy", {"target": "prod"}, 0.0), ("demo.deploy", {"target": "staging"}, 0.0), "parameters.target"),
-    "left-out-value": (("demo.deploy", {"target": "prod", "count": 5}, 0.0), ("demo.deploy", {"target": "prod"}, 0.0), "parameters.count"),
-    "extra-parameter": (("demo.deploy", {"target": "prod"}, 0.0), ("demo.deploy", {"target": "prod", "token": "t"}, 0.0), "parameters.token"),
+    "given-value": (
+        ("demo.deploy", {"target": "prod"}, 0.0),
+        ("demo.deploy", {"target": "staging"}, 0.0),
+        "parameters.target",
+    ),
+    "left-out-value": (
+        ("demo.deploy", {"target": "prod", "count": 5}, 0.0),
+        ("demo.deploy", {"target": "prod"}, 0.0),
+        "parameters.count",
+    ),
+    "extra-parameter": (
+        ("demo.deploy", {"target": "prod"}, 0.0),
+        ("demo.deploy", {"target": "prod", "token": "t"}, 0.0),
+        "parameters.token",
+    ),
     "timeout": (("demo.deploy", {"target": "prod"}, 0.0), ("demo.deploy", {"target": "prod"}, 5.0), "timeout_seconds"),
-    "timeout-left-out": (("demo.deploy", {"target": "prod"}, 5.0), ("demo.deploy", {"target": "prod"}, 0.0), "timeout_seconds"),
+    "timeout-left-out": (
+        ("demo.deploy", {"target": "prod"}, 5.0),
+        ("demo.deploy", {"target": "prod"}, 0.0),
+        "timeout_seconds",
+    ),
     # Invalid now, so compared on the path that serves retries of requests the action no longer accepts.
-    "invalid-now": (("demo.deploy", {"target": "prod"}, 0.0), ("demo.deploy", {"target": "moon"}, 0.0), "parameters.target"),
-}  # fmt: skip
+    "invalid-now": (
+        ("demo.deploy", {"target": "prod"}, 0.0),
+        ("demo.deploy", {"target": "moon"}, 0.0),
+        "parameters.target",
+    ),
+}
 
 
 async def test_a_reused_request_id_with_another_request_is_refused_and_creates_nothing(demo: Cluster) -> None:
@@ -87,7 +109,8 @@ async def test_a_reused_request_id_with_another_request_is_refused_and_creates_n
         assert original.id in before, case
         ref, params, timeout = reuse
         refused = await expect_code(
-            demo.request(ref, params, request_id=request_id, timeout_seconds=timeout), grpc.StatusCode.FAILED_PRECONDITION
+            demo.request(ref, params, request_id=request_id, timeout_seconds=timeout),
+            grpc.StatusCode.FAILED_PRECONDITION,
         )
         assert_refused_for_reuse(refused, request_id)
         assert f"other {difference}" in (refused.details() or ""), case
@@ -105,13 +128,15 @@ async def test_a_retry_after_the_action_changed_or_was_disabled_returns_the_orig
     await update_deploy(demo, parameters=spec, timeout_seconds=60)  # was 30
     assert (await demo.request("demo.deploy", {"target": "prod"}, request_id="before-change")).id == first.id
     changed = await expect_code(
-        demo.request("demo.deploy", {"target": "staging"}, request_id="before-change"), grpc.StatusCode.FAILED_PRECONDITION
+        demo.request("demo.deploy", {"target": "staging"}, request_id="before-change"),
+        grpc.StatusCode.FAILED_PRECONDITION,
     )
     assert_refused_for_reuse(changed, "before-change")
     await update_deploy(demo, enabled=False)
     assert (await demo.request("demo.deploy", {"target": "prod"}, request_id="before-change")).id == first.id
     disabled = await expect_code(
-        demo.request("demo.deploy", {"target": "staging"}, request_id="before-change"), grpc.StatusCode.FAILED_PRECONDITION
+        demo.request("demo.deploy", {"target": "staging"}, request_id="before-change"),
+        grpc.StatusCode.FAILED_PRECONDITION,
     )
     assert_refused_for_reuse(disabled, "before-change")
     assert await execution_ids(demo) == [first.id]
@@ -141,14 +166,20 @@ async def test_reuse_with_another_request_in_one_batch_is_refused(demo: Cluster)
     assert [v.field for v in refused.violations] == ["request_id"]
     assert isinstance(retried, dict) and retried["id"] == created["id"]
     async with demo.scheduler.db.read() as conn:
-        stored = (await conn.execute(sa.select(executions).where(executions.c.request_id == "same-batch"))).mappings().all()
+        stored = (
+            (await conn.execute(sa.select(executions).where(executions.c.request_id == "same-batch"))).mappings().all()
+        )
     assert [row["id"] for row in stored] == [created["id"]]
     assert json.loads(stored[0]["parameters"])["target"] == "prod"
 
 
 async def test_concurrent_reuse_over_grpc_creates_one_execution_per_request_id(demo: Cluster) -> None:
     outcomes = await asyncio.gather(
-        *(demo.request("demo.deploy", {"target": target}, request_id=f"pair-{i}") for i in range(20) for target in ("prod", "staging")),
+        *(
+            demo.request("demo.deploy", {"target": target}, request_id=f"pair-{i}")
+            for i in range(20)
+            for target in ("prod", "staging")
+        ),
         return_exceptions=True,
     )
     created = [o for o in outcomes if isinstance(o, execution_pb2.Execution)]
@@ -168,13 +199,20 @@ async def test_a_child_request_id_reused_for_another_child_is_that_child_s_error
 
     def child(request_id: str, message: str, *, parent_id: str = parent.id) -> execution_pb2.ChildExecutionRequest:
         return execution_pb2.ChildExecutionRequest(
-            action_ref="core.echo", parameters_json=json.dumps({"message": message}).encode(), request_id=request_id,
-            parent_id=parent_id, depth=1,
-            link=common_pb2.WorkflowLink(workflow_execution_id=parent_id, task_name="echo", run=1, item_index=-1, attempt=1),
-        )  # fmt: skip
+            action_ref="core.echo",
+            parameters_json=json.dumps({"message": message}).encode(),
+            request_id=request_id,
+            parent_id=parent_id,
+            depth=1,
+            link=common_pb2.WorkflowLink(
+                workflow_execution_id=parent_id, task_name="echo", run=1, item_index=-1, attempt=1
+            ),
+        )
 
     async def children(*requests: execution_pb2.ChildExecutionRequest) -> list[execution_pb2.ChildExecutionResponse]:
-        response = await demo.executions.RequestChildExecutions(execution_pb2.RequestChildExecutionsRequest(children=requests))
+        response = await demo.executions.RequestChildExecutions(
+            execution_pb2.RequestChildExecutionsRequest(children=requests)
+        )
         return list(response.children)
 
     (first,) = await children(child("wf:echo", "hi"))
@@ -188,7 +226,9 @@ async def test_a_child_request_id_reused_for_another_child_is_that_child_s_error
     assert kept.execution_id and not kept.error
     assert not twin.execution_id and "was used for a different request" in twin.error
     # A top-level request reusing a child's request_id is another request too.
-    top = await expect_code(demo.request("core.echo", {"message": "hi"}, request_id="wf:echo"), grpc.StatusCode.FAILED_PRECONDITION)
+    top = await expect_code(
+        demo.request("core.echo", {"message": "hi"}, request_id="wf:echo"), grpc.StatusCode.FAILED_PRECONDITION
+    )
     assert_refused_for_reuse(top, "wf:echo")
     assert "parent_id" in (top.details() or "")
     assert sorted(c.id for c in (await demo.get(parent.id)).children) == sorted([first.execution_id, kept.execution_id])
@@ -211,10 +251,19 @@ def create(request_id: str, **fields: Any) -> registry_pb2.CreateActionRequest:
 
 async def action_refs(cluster: Cluster) -> list[str]:
     async with cluster.scheduler.db.read() as conn:
-        return list((await conn.execute(sa.select(actions.c.ref).where(actions.c.pack == "core").order_by(actions.c.ref))).scalars())
+        return list(
+            (
+                await conn.execute(sa.select(actions.c.ref).where(actions.c.pack == "core").order_by(actions.c.ref))
+            ).scalars()
+        )
 
 
-GREET_FIELDS = {"label": "Greet", "parameters": {"who": {"type": "string", "default": "you"}}, "timeout_seconds": 9.0, "tags": ["a"]}
+GREET_FIELDS = {
+    "label": "Greet",
+    "parameters": {"who": {"type": "string", "default": "you"}},
+    "timeout_seconds": 9.0,
+    "tags": ["a"],
+}
 
 
 async def test_a_retried_create_action_returns_the_action_it_created(demo: Cluster) -> None:
@@ -222,7 +271,9 @@ async def test_a_retried_create_action_returns_the_action_it_created(demo: Clust
     first = (await demo.registry.CreateAction(create("create-1", **GREET_FIELDS))).action
     # The same request; "actions/echo.sh" is the path "echo.sh" resolved to.
     again = (await demo.registry.CreateAction(create("create-1", **GREET_FIELDS))).action
-    resolved = (await demo.registry.CreateAction(create("create-1", **{**GREET_FIELDS, "entry_point": "actions/echo.sh"}))).action
+    resolved = (
+        await demo.registry.CreateAction(create("create-1", **{**GREET_FIELDS, "entry_point": "actions/echo.sh"}))
+    ).action
     assert again == resolved == first and first.ref == "core.greet"
     assert await action_refs(demo) == sorted([*before, "core.greet"])
 
@@ -262,7 +313,8 @@ async def test_a_retried_create_action_after_an_update_returns_the_action_as_it_
     retried = (await demo.registry.CreateAction(create("create-1", **GREET_FIELDS))).action
     assert retried.id == first.id and retried.label == "Updated"
     renamed = await expect_code(
-        demo.registry.CreateAction(create("create-1", **{**GREET_FIELDS, "name": "wave"})), grpc.StatusCode.FAILED_PRECONDITION
+        demo.registry.CreateAction(create("create-1", **{**GREET_FIELDS, "name": "wave"})),
+        grpc.StatusCode.FAILED_PRECONDITION,
     )
     assert_refused_for_reuse(renamed, "create-1")
 

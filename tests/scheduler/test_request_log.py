@@ -76,7 +76,9 @@ async def test_a_refused_request_is_not_logged_and_a_corrected_retry_succeeds(co
     renamed.CopyFrom(echo)
     renamed.name = "shout"
     await expect_code(
-        core.registry.UpdateAction(registry_pb2.UpdateActionRequest(id=echo.id, action=renamed, request_id="update-fixed")),
+        core.registry.UpdateAction(
+            registry_pb2.UpdateActionRequest(id=echo.id, action=renamed, request_id="update-fixed")
+        ),
         grpc.StatusCode.FAILED_PRECONDITION,
     )
     relabelled = registry_pb2.Action()
@@ -104,7 +106,9 @@ async def test_a_retried_update_action_returns_the_original_response_after_anoth
     retried = await core.registry.UpdateAction(relabel("First", "update-1"))
     assert retried == first
     assert (await get_action(core, "core.echo")).action == second.action  # not re-applied
-    reused = await expect_code(core.registry.UpdateAction(relabel("Third", "update-1")), grpc.StatusCode.FAILED_PRECONDITION)
+    reused = await expect_code(
+        core.registry.UpdateAction(relabel("Third", "update-1")), grpc.StatusCode.FAILED_PRECONDITION
+    )
     assert_refused_for_reuse(reused, "update-1")
     assert (await get_action(core, "core.echo")).action.label == "Second"
 

@@ -101,10 +101,16 @@ async def test_child_executions_join_the_parent_and_report_errors_per_child(demo
 
     def child(request_id: str, ref: str, params: dict, item_index: int = -1) -> execution_pb2.ChildExecutionRequest:
         return execution_pb2.ChildExecutionRequest(
-            action_ref=ref, parameters_json=json.dumps(params).encode(), request_id=request_id, parent_id=parent.id,
-            link=common_pb2.WorkflowLink(workflow_execution_id=parent.id, task_name="echo", run=1, item_index=item_index, attempt=1),
-            trace=common_pb2.TraceContext(traceparent=TRACEPARENT), depth=1,
-        )  # fmt: skip
+            action_ref=ref,
+            parameters_json=json.dumps(params).encode(),
+            request_id=request_id,
+            parent_id=parent.id,
+            link=common_pb2.WorkflowLink(
+                workflow_execution_id=parent.id, task_name="echo", run=1, item_index=item_index, attempt=1
+            ),
+            trace=common_pb2.TraceContext(traceparent=TRACEPARENT),
+            depth=1,
+        )
 
     request = execution_pb2.RequestChildExecutionsRequest(
         children=[

@@ -34,7 +34,7 @@ def require_postgres() -> None:
     """Skips locally, FAILS in CI, when the PostgreSQL server is unreachable."""
     try:
         _run_blocking(_admin("SELECT 1"))
-    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as err:
+    except (TimeoutError, OSError, asyncpg.PostgresError) as err:
         message = f"PostgreSQL at {PG_HOST}:{PG_PORT} is unreachable: {err}"
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(message)
@@ -73,7 +73,7 @@ def _run_blocking(coro: object) -> None:
     def target() -> None:
         try:
             asyncio.run(coro)  # type: ignore[arg-type]
-        except BaseException as err:  # noqa: BLE001
+        except BaseException as err:
             error.append(err)
 
     thread = threading.Thread(target=target)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import shutil
 import signal
@@ -35,9 +34,7 @@ def actions(tmp_path: Path) -> Path:
     return folder
 
 
-def action(
-    actions: Path, name: str, source: str, runtime: str = "shell", **fields: Any
-) -> RunRequest:
+def action(actions: Path, name: str, source: str, runtime: str = "shell", **fields: Any) -> RunRequest:
     script = actions / name
     script.write_text(source)
     fields.setdefault("parameters", {})
@@ -104,9 +101,7 @@ async def test_shell_action_reads_parameters_from_stdin(actions: Path) -> None:
 
 
 async def test_python_action(actions: Path) -> None:
-    source = (
-        "import json, sys\np = json.load(sys.stdin)\nprint(json.dumps({'sum': p['a'] + p['b']}))\n"
-    )
+    source = "import json, sys\np = json.load(sys.stdin)\nprint(json.dumps({'sum': p['a'] + p['b']}))\n"
     request = action(actions, "add.py", source, runtime="python", parameters={"a": 2, "b": 40})
     outcome = await run_action(request, INTERPRETERS)
     assert outcome.state == "succeeded", outcome.error
@@ -180,9 +175,7 @@ async def test_secret_parameter_reaches_stdin_only(actions: Path) -> None:
     assert env["ATTUNE_PARAM_USER"] == "ada"
 
 
-async def test_environment_names_the_execution(
-    actions: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_environment_names_the_execution(actions: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ATTUNE_DATABASE_URL", "postgresql://worker-only")
     request = action(
         actions,
@@ -235,9 +228,7 @@ async def test_action_that_ignores_large_stdin_still_finishes(actions: Path) -> 
     ],
     ids=["object", "list", "number", "json-string", "plain-text", "colliding-keys"],
 )
-async def test_stdout_becomes_the_result(
-    actions: Path, stdout: str, expected: dict[str, Any]
-) -> None:
+async def test_stdout_becomes_the_result(actions: Path, stdout: str, expected: dict[str, Any]) -> None:
     (actions / "out.txt").write_text(stdout + "\n")
     outcome = await run_action(action(actions, "out.sh", "cat out.txt\n"), INTERPRETERS)
     assert outcome.result == {
@@ -268,10 +259,7 @@ async def test_killed_by_a_signal_fails_naming_it(actions: Path) -> None:
 
 async def test_output_is_capped_without_blocking_the_child(actions: Path) -> None:
     five_mb = 5 * 1024 * 1024
-    source = (
-        f"head -c {five_mb} /dev/zero | tr '\\0' o\n"
-        f"head -c {five_mb} /dev/zero | tr '\\0' e >&2\n"
-    )
+    source = f"head -c {five_mb} /dev/zero | tr '\\0' o\nhead -c {five_mb} /dev/zero | tr '\\0' e >&2\n"
     request = action(actions, "flood.sh", source, output_limit_bytes=1000)
     outcome = await asyncio.wait_for(run_action(request, INTERPRETERS), 10)
     assert outcome.state == "succeeded", outcome.error
@@ -402,9 +390,7 @@ async def test_missing_entry_point_is_refused(actions: Path) -> None:
     )
     with pytest.raises(EntryPointMissing) as caught:
         await ActionProcess(request, INTERPRETERS).start()
-    assert str(caught.value) == (
-        f'action "mypack.ghost": entry point missing (no file at {actions / "ghost.sh"})'
-    )
+    assert str(caught.value) == (f'action "mypack.ghost": entry point missing (no file at {actions / "ghost.sh"})')
 
     without = RunRequest(
         execution_id="exec-1",

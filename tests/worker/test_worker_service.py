@@ -19,13 +19,12 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from attune.common.v1 import common_pb2
 from attune.completion.v1 import completion_pb2, completion_pb2_grpc
 from attune.config import Settings
-from attune.grpcutil.channel import open_channel
 from attune.grpcutil.server import ServerHandle, start_server, stop_server
 from attune.registry.v1 import registry_pb2, registry_pb2_grpc
 from attune.worker.v1 import worker_pb2, worker_pb2_grpc
+from attune_services.cli.launcher import free_port
 from attune_services.worker.app import WorkerApp
 from attune_services.worker.runtimes import detect_runtimes
-from attune_services.cli.launcher import free_port
 
 S = common_pb2.ExecutionState
 DIGEST = "d" * 64
@@ -38,9 +37,13 @@ PACK_FILES = {
     "actions/env.sh": b"env | grep '^ATTUNE_'\n",
 }
 WORKFLOW_VARIABLES = {
-    "ATTUNE_PARENT_ID", "ATTUNE_WORKFLOW_EXECUTION_ID", "ATTUNE_TASK_NAME", "ATTUNE_TASK_RUN",
-    "ATTUNE_TASK_ITEM_INDEX", "ATTUNE_TASK_ATTEMPT",
-}  # fmt: skip
+    "ATTUNE_PARENT_ID",
+    "ATTUNE_WORKFLOW_EXECUTION_ID",
+    "ATTUNE_TASK_NAME",
+    "ATTUNE_TASK_RUN",
+    "ATTUNE_TASK_ITEM_INDEX",
+    "ATTUNE_TASK_ATTEMPT",
+}
 
 
 async def eventually(check: Callable[[], Any], within: float = 5.0, what: str = "condition") -> Any:
@@ -66,7 +69,7 @@ class FakeScheduler(worker_pb2_grpc.WorkerServiceServicer, registry_pb2_grpc.Reg
         self.left = asyncio.Event()  # the worker half-closed its stream
         self._outbox: asyncio.Queue[worker_pb2.ConnectResponse | None] = asyncio.Queue()
 
-    async def Connect(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:  # noqa: N802
+    async def Connect(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         first = await anext(request_iterator)
         assert first.WhichOneof("kind") == "hello"
         self.hellos.append(first.hello)
@@ -93,7 +96,7 @@ class FakeScheduler(worker_pb2_grpc.WorkerServiceServicer, registry_pb2_grpc.Reg
         self.left.set()
         outbox.put_nowait(None)
 
-    async def GetPackFiles(self, request: Any, context: grpc.aio.ServicerContext) -> Any:  # noqa: N802
+    async def GetPackFiles(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         self.fetches.append(request.digest)
         files = {DIGEST: PACK_FILES, EVIL_DIGEST: {**PACK_FILES, "../escaped.sh": b"echo gotcha\n"}}.get(request.digest)
         if files is None:
@@ -119,11 +122,13 @@ class FakeCompletion(completion_pb2_grpc.CompletionServiceServicer):
         self.ack = ack
         self.received: list[completion_pb2.ExecutionResult] = []
 
-    async def SubmitResults(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:  # noqa: N802
+    async def SubmitResults(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         async for request in request_iterator:
             self.received.extend(request.results)
             if self.ack:
-                yield completion_pb2.SubmitResultsResponse(acked_execution_ids=[r.execution_id for r in request.results])
+                yield completion_pb2.SubmitResultsResponse(
+                    acked_execution_ids=[r.execution_id for r in request.results]
+                )
 
     def result_of(self, execution_id: str) -> completion_pb2.ExecutionResult | None:
         for result in self.received:
@@ -238,7 +243,9 @@ async def test_hello_advertises_the_worker(cluster: Cluster) -> None:
 
 
 async def test_shell_assignment_runs_and_is_released_after_ack(cluster: Cluster) -> None:
-    cluster.scheduler.assign(assignment("exec-a", parameters={"who": "attune", "token": "s3cret"}, secret_names=["token"]))
+    cluster.scheduler.assign(
+        assignment("exec-a", parameters={"who": "attune", "token": "s3cret"}, secret_names=["token"])
+    )
     result = await cluster.result("exec-a")
     assert result.state == S.EXECUTION_STATE_SUCCEEDED, result.error
     body = json.loads(result.result_json)
@@ -371,7 +378,9 @@ async def test_drain_finishes_runs_and_reports_them(cluster: Cluster) -> None:
     began = time.monotonic()
     await cluster.stop_worker()
     assert cluster.scheduler.left.is_set()  # the worker said goodbye: no new assignments
-    assert (cluster.completion.result_of("short") or completion_pb2.ExecutionResult()).state == S.EXECUTION_STATE_SUCCEEDED
+    assert (
+        cluster.completion.result_of("short") or completion_pb2.ExecutionResult()
+    ).state == S.EXECUTION_STATE_SUCCEEDED
     long = cluster.completion.result_of("long")
     assert long is not None and long.state == S.EXECUTION_STATE_CANCELLED  # past the grace: cancelled, reported
     assert time.monotonic() - began < cluster.settings.shutdown_grace + cluster.settings.kill_grace + 2
@@ -421,9 +430,12 @@ async def test_workflow_task_sees_its_task_run_in_the_environment(cluster: Clust
     )
     task = await attune_env_of(cluster, "task")
     assert {k: v for k, v in task.items() if k in WORKFLOW_VARIABLES} == {
-        "ATTUNE_PARENT_ID": "wf-7", "ATTUNE_WORKFLOW_EXECUTION_ID": "wf-7", "ATTUNE_TASK_NAME": "deploy",
-        "ATTUNE_TASK_RUN": "2", "ATTUNE_TASK_ATTEMPT": "3",
-    }  # fmt: skip
+        "ATTUNE_PARENT_ID": "wf-7",
+        "ATTUNE_WORKFLOW_EXECUTION_ID": "wf-7",
+        "ATTUNE_TASK_NAME": "deploy",
+        "ATTUNE_TASK_RUN": "2",
+        "ATTUNE_TASK_ATTEMPT": "3",
+    }
     assert task["ATTUNE_EXECUTION_ID"] == "task" and task["ATTUNE_PARAM_WHO"] == "world"
     item = await attune_env_of(cluster, "item")
     assert item["ATTUNE_TASK_ITEM_INDEX"] == "4" and item["ATTUNE_TASK_NAME"] == "deploy"

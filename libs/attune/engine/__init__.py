@@ -4,15 +4,6 @@ parse (``parse_workflow``) → compile (``compile_workflow``) → evaluate (``st
 ``task_ended``, ``timer_fired``, ``cancel``), Orquesta style. See DESIGN §4.
 """
 
-from .errors import (
-    CompiledWorkflowError,
-    EngineError,
-    ExpressionError,
-    ExpressionSyntaxError,
-    SpecError,
-    WorkflowSpecError,
-    WorkflowStateError,
-)
 from .commands import (
     CancelTask,
     CancelTimer,
@@ -25,6 +16,15 @@ from .commands import (
     TaskRunKey,
     command_from_dict,
 )
+from .errors import (
+    CompiledWorkflowError,
+    EngineError,
+    ExpressionError,
+    ExpressionSyntaxError,
+    SpecError,
+    WorkflowSpecError,
+    WorkflowStateError,
+)
 from .graph import CompiledWorkflow, compile_workflow
 from .machine import WORKFLOW_TIMEOUT_TIMER, cancel, start, task_ended, timer_fired
 from .parse import parse_workflow, workflow_action_refs
@@ -32,12 +32,35 @@ from .spec import RetrySpec, TaskSpec, TransitionSpec, WorkflowSpec
 from .state import WorkflowState
 
 __all__ = [
-    "CompiledWorkflowError", "EngineError", "ExpressionError", "ExpressionSyntaxError",
-    "SpecError", "WorkflowSpecError", "WorkflowStateError",
-    "parse_workflow", "workflow_action_refs",
-    "RetrySpec", "TaskSpec", "TransitionSpec", "WorkflowSpec",
-    "CompiledWorkflow", "compile_workflow",
-    "WorkflowState", "start", "task_ended", "timer_fired", "cancel", "WORKFLOW_TIMEOUT_TIMER",
-    "TaskRunKey", "TaskEnded", "Step", "Command", "StartTask", "CancelTask", "SetTimer",
-    "CancelTimer", "FinishWorkflow", "command_from_dict",
+    "WORKFLOW_TIMEOUT_TIMER",
+    "CancelTask",
+    "CancelTimer",
+    "Command",
+    "CompiledWorkflow",
+    "CompiledWorkflowError",
+    "EngineError",
+    "ExpressionError",
+    "ExpressionSyntaxError",
+    "FinishWorkflow",
+    "RetrySpec",
+    "SetTimer",
+    "SpecError",
+    "StartTask",
+    "Step",
+    "TaskEnded",
+    "TaskRunKey",
+    "TaskSpec",
+    "TransitionSpec",
+    "WorkflowSpec",
+    "WorkflowSpecError",
+    "WorkflowState",
+    "WorkflowStateError",
+    "cancel",
+    "command_from_dict",
+    "compile_workflow",
+    "parse_workflow",
+    "start",
+    "task_ended",
+    "timer_fired",
+    "workflow_action_refs",
 ]

@@ -10,7 +10,7 @@ from .state import WorkflowState
 class Event:
     """One event being applied: the workflow, its state, the time, commands so far."""
 
-    __slots__ = ("wf", "state", "now", "commands")
+    __slots__ = ("commands", "now", "state", "wf")
 
     def __init__(self, wf: CompiledWorkflow, state: WorkflowState, now: float) -> None:
         self.wf, self.state, self.now = wf, state, now

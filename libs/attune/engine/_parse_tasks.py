@@ -8,12 +8,28 @@ from typing import Any
 from ._problems import Problems, is_number, where
 from .spec import Publish, RetrySpec, TaskSpec, TransitionSpec
 
-TASK_FIELDS = frozenset({
-    "name", "action", "input", "next", "join", "with_items", "concurrency", "retry",
-    "timeout", "delay", "description",
-    # legacy forms, folded into next
-    "on_success", "on_failure", "on_timeout", "on_complete", "decision", "publish",
-})
+TASK_FIELDS = frozenset(
+    {
+        "name",
+        "action",
+        "input",
+        "next",
+        "join",
+        "with_items",
+        "concurrency",
+        "retry",
+        "timeout",
+        "delay",
+        "description",
+        # legacy forms, folded into next
+        "on_success",
+        "on_failure",
+        "on_timeout",
+        "on_complete",
+        "decision",
+        "publish",
+    }
+)
 _LEGACY_WHEN = {
     "on_success": "{{ succeeded() }}",
     "on_failure": "{{ failed() }}",
@@ -92,12 +108,16 @@ def _parse_next(raw: Any, p: Problems, task: str) -> list[TransitionSpec]:
         for key in entry:
             if key not in _NEXT_FIELDS:
                 p.add(where(task, f"{f}.{key}"), "unknown field (expected when, publish, do)")
-        out.append(TransitionSpec(
-            when=_parse_when(entry.get("when"), p, task, f"{f}.when"),
-            publish=parse_publish(entry.get("publish"), p, task, f"{f}.publish"),
-            do=parse_targets(entry.get("do"), p, task, f"{f}.do"),
-            origin=f, do_field=f"{f}.do", publish_field=f"{f}.publish",
-        ))
+        out.append(
+            TransitionSpec(
+                when=_parse_when(entry.get("when"), p, task, f"{f}.when"),
+                publish=parse_publish(entry.get("publish"), p, task, f"{f}.publish"),
+                do=parse_targets(entry.get("do"), p, task, f"{f}.do"),
+                origin=f,
+                do_field=f"{f}.do",
+                publish_field=f"{f}.publish",
+            )
+        )
     return out
 
 
@@ -117,14 +137,26 @@ def _fold_legacy(raw: dict[str, Any], p: Problems, task: str) -> list[Transition
                 for key in entry:
                     if key not in ("when", "next"):
                         p.add(where(task, f"{f}.{key}"), "unknown field (expected when, next)")
-                out.append(TransitionSpec(
-                    when=_parse_when(entry.get("when"), p, task, f"{f}.when"),
-                    do=parse_targets(entry.get("next"), p, task, f"{f}.next"),
-                    origin=f, do_field=f"{f}.next", publish_field=f"{f}.publish"))
+                out.append(
+                    TransitionSpec(
+                        when=_parse_when(entry.get("when"), p, task, f"{f}.when"),
+                        do=parse_targets(entry.get("next"), p, task, f"{f}.next"),
+                        origin=f,
+                        do_field=f"{f}.next",
+                        publish_field=f"{f}.publish",
+                    )
+                )
     for legacy, when in _LEGACY_WHEN.items():
         if legacy in raw:
-            out.append(TransitionSpec(when=when, do=parse_targets(raw[legacy], p, task, legacy),
-                                      origin=legacy, do_field=legacy, publish_field="publish"))
+            out.append(
+                TransitionSpec(
+                    when=when,
+                    do=parse_targets(raw[legacy], p, task, legacy),
+                    origin=legacy,
+                    do_field=legacy,
+                    publish_field="publish",
+                )
+            )
     return out
 
 
@@ -133,14 +165,19 @@ def _attach_publish(entries: list[TransitionSpec], publish: Publish) -> list[Tra
     for i, entry in enumerate(entries):
         if isinstance(entry.when, str) and entry.when.replace(" ", "") == "{{succeeded()}}":
             # the task-level publish runs first, so its paths are named `publish.<var>`
-            entries[i] = TransitionSpec(entry.when, publish + entry.publish, entry.do, entry.origin,
-                                        entry.do_field, "publish" if not entry.publish else entry.publish_field)
+            entries[i] = TransitionSpec(
+                entry.when,
+                publish + entry.publish,
+                entry.do,
+                entry.origin,
+                entry.do_field,
+                "publish" if not entry.publish else entry.publish_field,
+            )
             return entries
-    return [TransitionSpec("{{ succeeded() }}", publish, (), "publish", "publish", "publish")] + entries
+    return [TransitionSpec("{{ succeeded() }}", publish, (), "publish", "publish", "publish"), *entries]
 
 
-def _duration(raw: dict[str, Any], key: str, p: Problems, task: str, positive: bool,
-              prefix: str = "") -> float | None:
+def _duration(raw: dict[str, Any], key: str, p: Problems, task: str, positive: bool, prefix: str = "") -> float | None:
     value = raw.get(key)
     if value is None:
         return None
@@ -173,8 +210,13 @@ def _parse_retry(raw: Any, p: Problems, task: str) -> RetrySpec | None:
     when = raw.get("when")
     if when is not None:
         p.expression(when, task, "retry.when")
-    return RetrySpec(count=count, delay=delay or 0.0, backoff=backoff, max_delay=max_delay,
-                     when=when if isinstance(when, str) else None)
+    return RetrySpec(
+        count=count,
+        delay=delay or 0.0,
+        backoff=backoff,
+        max_delay=max_delay,
+        when=when if isinstance(when, str) else None,
+    )
 
 
 def parse_task(raw: Any, p: Problems, label: str) -> TaskSpec | None:
@@ -205,8 +247,7 @@ def parse_task(raw: Any, p: Problems, label: str) -> TaskSpec | None:
     if "publish" in raw:
         nxt = _attach_publish(nxt, parse_publish(raw["publish"], p, name, "publish"))
     join = raw.get("join")
-    if join is not None and join != "all" and (
-            not isinstance(join, int) or isinstance(join, bool) or join < 1):
+    if join is not None and join != "all" and (not isinstance(join, int) or isinstance(join, bool) or join < 1):
         p.add(where(name, "join"), f"must be 'all' or an integer >= 1, got {join!r}")
         join = None
     with_items = raw.get("with_items")
@@ -228,8 +269,13 @@ def parse_task(raw: Any, p: Problems, label: str) -> TaskSpec | None:
             p.add(where(name, "concurrency"), f"must be an integer >= 1 or an expression, got {concurrency!r}")
             concurrency = None
     return TaskSpec(
-        name=name, action=action if isinstance(action, str) else "", input=inp,
-        next=tuple(nxt), join=join, with_items=with_items, concurrency=concurrency,
+        name=name,
+        action=action if isinstance(action, str) else "",
+        input=inp,
+        next=tuple(nxt),
+        join=join,
+        with_items=with_items,
+        concurrency=concurrency,
         retry=_parse_retry(raw.get("retry"), p, name),
         timeout=_duration(raw, "timeout", p, name, positive=True),
         delay=_duration(raw, "delay", p, name, positive=False),

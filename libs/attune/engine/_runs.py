@@ -61,8 +61,10 @@ def schedule_run(ev: Event, task: TaskSpec) -> None:
     run = state.get("runs:" + name, 0) + 1
     cap = state.meta["run_cap"]
     if run > cap:
-        ev.fail(f'task "{name}" would start run {run}, over the cap of {cap} runs per workflow '
-                f"execution (a loop that never exits?)")
+        ev.fail(
+            f'task "{name}" would start run {run}, over the cap of {cap} runs per workflow '
+            f"execution (a loop that never exits?)"
+        )
         return
     state.set("runs:" + name, run)
     if task.delay:
@@ -107,8 +109,7 @@ def begin_run(ev: Event, task: TaskSpec, run: int) -> None:
         return
     run_id = f"{task.name}/{run}"
     ev.state.set("items:" + run_id, list(items))
-    ev.state.set("run:" + run_id, {"next": 0, "active": 0, "count": len(items),
-                                   "concurrency": concurrency, "bad": []})
+    ev.state.set("run:" + run_id, {"next": 0, "active": 0, "count": len(items), "concurrency": concurrency, "bad": []})
     _launch_items(ev, task, run)
 
 
@@ -117,8 +118,12 @@ def _launch_items(ev: Event, task: TaskSpec, run: int) -> None:
     run_id = f"{task.name}/{run}"
     rec = dict(ev.state.get("run:" + run_id))
     items = ev.state.get("items:" + run_id)
-    while (rec["active"] < rec["concurrency"] and rec["next"] < rec["count"]
-           and not rec["bad"] and ev.state.closing is None):
+    while (
+        rec["active"] < rec["concurrency"]
+        and rec["next"] < rec["count"]
+        and not rec["bad"]
+        and ev.state.closing is None
+    ):
         index = rec["next"]
         inp = _render_input(ev, task, items[index], index)
         if inp is None:
@@ -184,8 +189,10 @@ def _maybe_retry(ev: Event, task: TaskSpec, ended: TaskEnded, record: dict[str, 
     if wait > 0:
         timer_id = "retry:" + next_key.as_str()
         fire_at = ev.now + wait
-        ev.state.set("t:" + timer_id, {"purpose": "retry", "key": next_key.as_str(),
-                                       "input": record["input"], "fire_at": fire_at})
+        ev.state.set(
+            "t:" + timer_id,
+            {"purpose": "retry", "key": next_key.as_str(), "input": record["input"], "fire_at": fire_at},
+        )
         ev.emit(SetTimer(timer_id, fire_at, "retry"))
     else:
         start_attempt(ev, task, next_key, record["input"])
@@ -231,4 +238,3 @@ def timer_elapsed(ev: Event, timer: dict[str, Any]) -> None:
     else:
         key = TaskRunKey.parse(timer["key"])
         start_attempt(ev, ev.wf.tasks[key.task], key, timer["input"])
-

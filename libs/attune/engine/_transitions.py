@@ -48,8 +48,7 @@ def run_finished(ev: Event, task: TaskSpec, run: int, run_state: str, result: An
         ev.fail(f'task "{name}" (run {run}) ended {run_state} and no transition handled it')
 
 
-def _when_holds(ev: Event, task: TaskSpec, origin: str, when: str | bool | None,
-                ctx: dict[str, Any]) -> bool | None:
+def _when_holds(ev: Event, task: TaskSpec, origin: str, when: str | bool | None, ctx: dict[str, Any]) -> bool | None:
     """Whether the entry fires; None when ``when`` failed (the workflow is then failed)."""
     if when is None:
         return True
@@ -60,4 +59,3 @@ def _when_holds(ev: Event, task: TaskSpec, origin: str, when: str | bool | None,
     except ExpressionError as err:
         ev.fail(f'task "{task.name}", field {origin}.when: expression {when!r}: {err}')
         return None
-

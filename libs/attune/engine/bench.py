@@ -20,15 +20,18 @@ from .machine import start, task_ended
 from .parse import parse_workflow
 from .state import WorkflowState
 
-__all__ = ["chain_document", "fanout_document", "drive", "run_engine_benchmarks"]
+__all__ = ["chain_document", "drive", "fanout_document", "run_engine_benchmarks"]
 
 
 def chain_document(n: int) -> dict[str, Any]:
     """``t0 → t1 → … → t{n-1}``, each passing a templated input and publishing a variable."""
     tasks = []
     for i in range(n):
-        task: dict[str, Any] = {"name": f"t{i}", "action": "core.noop",
-                                "input": {"step": i, "prev": "{{ vars.last | default(-1) }}"}}
+        task: dict[str, Any] = {
+            "name": f"t{i}",
+            "action": "core.noop",
+            "input": {"step": i, "prev": "{{ vars.last | default(-1) }}"},
+        }
         if i + 1 < n:
             task["next"] = [{"when": "{{ succeeded() }}", "publish": [{"last": i}], "do": f"t{i + 1}"}]
         tasks.append(task)
@@ -40,8 +43,14 @@ def fanout_document(width: int) -> dict[str, Any]:
     branches = [f"b{i}" for i in range(width)]
     tasks: list[dict[str, Any]] = [{"name": "split", "action": "core.noop", "next": [{"do": branches}]}]
     for name in branches:
-        tasks.append({"name": name, "action": "core.noop", "input": {"who": name},
-                      "next": [{"when": "{{ succeeded() }}", "do": "merge"}]})
+        tasks.append(
+            {
+                "name": name,
+                "action": "core.noop",
+                "input": {"who": name},
+                "next": [{"when": "{{ succeeded() }}", "do": "merge"}],
+            }
+        )
     tasks.append({"name": "merge", "action": "core.noop", "join": "all"})
     return {"tasks": tasks}
 

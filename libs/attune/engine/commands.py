@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 from .errors import WorkflowStateError
 
 __all__ = [
-    "TaskRunKey", "TaskEnded", "StartTask", "CancelTask", "SetTimer", "CancelTimer",
-    "FinishWorkflow", "Command", "Step", "command_from_dict",
+    "CancelTask",
+    "CancelTimer",
+    "Command",
+    "FinishWorkflow",
+    "SetTimer",
+    "StartTask",
+    "Step",
+    "TaskEnded",
+    "TaskRunKey",
+    "command_from_dict",
 ]
 
 
@@ -67,8 +75,13 @@ class StartTask:
     timeout: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": "start_task", "key": self.key.as_str(), "action_ref": self.action_ref,
-                "input": self.input, "timeout": self.timeout}
+        return {
+            "type": "start_task",
+            "key": self.key.as_str(),
+            "action_ref": self.action_ref,
+            "input": self.input,
+            "timeout": self.timeout,
+        }
 
 
 @dataclass(frozen=True)
@@ -115,7 +128,7 @@ class FinishWorkflow:
         return {"type": "finish_workflow", "status": self.status, "result": self.result, "error": self.error}
 
 
-Command = Union[StartTask, CancelTask, SetTimer, CancelTimer, FinishWorkflow]
+Command = StartTask | CancelTask | SetTimer | CancelTimer | FinishWorkflow
 
 
 def command_from_dict(d: dict[str, Any]) -> Command:

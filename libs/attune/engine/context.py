@@ -9,14 +9,14 @@ task run just ended. Views read state entries lazily: building a context is O(1)
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from typing import Any, Callable
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 from .errors import ExpressionError
 from .expressions import GLOBALS
 from .state import WorkflowState
 
-__all__ = ["base_context", "run_context", "FAILED_STATES"]
+__all__ = ["FAILED_STATES", "base_context", "run_context"]
 
 FAILED_STATES = frozenset({"failed", "abandoned"})
 _RUN_FUNCTIONS = ("succeeded", "failed", "timed_out", "cancelled", "completed", "result")
@@ -25,7 +25,7 @@ _RUN_FUNCTIONS = ("succeeded", "failed", "timed_out", "cancelled", "completed", 
 class _EntryView(Mapping[str, Any]):
     """Read-only mapping over state entries ``<prefix><name>``."""
 
-    __slots__ = ("_state", "_prefix", "_what")
+    __slots__ = ("_prefix", "_state", "_what")
 
     def __init__(self, state: WorkflowState, prefix: str, what: str) -> None:
         self._state, self._prefix, self._what = state, prefix, what
@@ -56,6 +56,7 @@ _MISSING = object()
 def _unavailable(name: str) -> Callable[[], Any]:
     def call() -> Any:
         raise ExpressionError(f"{name}() is only available in next, publish and retry.when")
+
     return call
 
 
@@ -75,8 +76,9 @@ def base_context(state: WorkflowState, *, item: Any = _MISSING, index: int | Non
     return ctx
 
 
-def run_context(state: WorkflowState, run_state: str, result: Any, *,
-                item: Any = _MISSING, index: int | None = None) -> dict[str, Any]:
+def run_context(
+    state: WorkflowState, run_state: str, result: Any, *, item: Any = _MISSING, index: int | None = None
+) -> dict[str, Any]:
     """Names for expressions about a run that just ended in ``run_state``."""
     ctx = base_context(state, item=item, index=index)
     ctx["succeeded"] = lambda: run_state == "succeeded"

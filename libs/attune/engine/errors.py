@@ -9,12 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
+    "CompiledWorkflowError",
     "EngineError",
-    "SpecError",
-    "WorkflowSpecError",
     "ExpressionError",
     "ExpressionSyntaxError",
-    "CompiledWorkflowError",
+    "SpecError",
+    "WorkflowSpecError",
     "WorkflowStateError",
 ]
 

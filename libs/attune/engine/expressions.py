@@ -14,8 +14,8 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Mapping
-from typing import Any, Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from jinja2 import StrictUndefined, nodes
 from jinja2.exceptions import TemplateError, TemplateSyntaxError
@@ -24,8 +24,17 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from .errors import ExpressionError, ExpressionSyntaxError
 
-__all__ = ["Template", "compile_template", "compile_value", "is_template", "render",
-           "template_syntax_errors", "GLOBALS", "Renderer", "NestedExpressionError"]
+__all__ = [
+    "GLOBALS",
+    "NestedExpressionError",
+    "Renderer",
+    "Template",
+    "compile_template",
+    "compile_value",
+    "is_template",
+    "render",
+    "template_syntax_errors",
+]
 
 _MARKERS = ("{{", "{%", "{#")
 
@@ -68,7 +77,7 @@ def is_template(value: object) -> bool:
 class Template:
     """A compiled workflow template; ``evaluate`` gives a native value or a string."""
 
-    __slots__ = ("source", "_native", "_text", "_call")
+    __slots__ = ("_call", "_native", "_text", "source")
 
     def __init__(self, source: str) -> None:
         self.source = source
@@ -98,7 +107,7 @@ class Template:
                     return function()
                 except ExpressionError:
                     raise
-                except Exception as err:  # noqa: BLE001 - same contract as the Jinja path
+                except Exception as err:
                     raise ExpressionError(f"{type(err).__name__}: {err}") from err
         try:
             if self._native is not None:
@@ -116,7 +125,7 @@ class Template:
             raise
         except TemplateError as err:
             raise ExpressionError(str(err.message or err)) from err
-        except Exception as err:  # noqa: BLE001 - any failure inside an expression is the author's
+        except Exception as err:
             raise ExpressionError(f"{type(err).__name__}: {err}") from err
 
 
@@ -188,6 +197,7 @@ def compile_value(value: Any) -> Renderer:
 
         def render_dict(ctx: dict[str, Any]) -> dict[str, Any]:
             return {key: _call_at(part, ctx, step) for key, part, step in parts}
+
         return render_dict
     if isinstance(value, list):
         items = [(compile_value(item), f"[{i}]") for i, item in enumerate(value)]

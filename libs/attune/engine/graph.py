@@ -91,10 +91,16 @@ def compile_workflow(spec: WorkflowSpec) -> CompiledWorkflow:
     return CompiledWorkflow(spec=spec, inbound=inbound, entry=entry, join_on_cycle=joins, digest=digest)
 
 
-def _body(spec: WorkflowSpec, inbound: dict[str, tuple[str, ...]], entry: tuple[str, ...],
-          joins: frozenset[str]) -> dict[str, Any]:
-    return {"format": FORMAT, "spec": spec.to_dict(), "inbound": {k: list(v) for k, v in inbound.items()},
-            "entry": list(entry), "join_on_cycle": sorted(joins)}
+def _body(
+    spec: WorkflowSpec, inbound: dict[str, tuple[str, ...]], entry: tuple[str, ...], joins: frozenset[str]
+) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "spec": spec.to_dict(),
+        "inbound": {k: list(v) for k, v in inbound.items()},
+        "entry": list(entry),
+        "join_on_cycle": sorted(joins),
+    }
 
 
 def _digest(body: dict[str, Any]) -> str:

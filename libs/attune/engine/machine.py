@@ -22,7 +22,7 @@ from .expressions import NestedExpressionError, render
 from .graph import CompiledWorkflow
 from .state import WorkflowState
 
-__all__ = ["start", "task_ended", "timer_fired", "cancel", "WORKFLOW_TIMEOUT_TIMER"]
+__all__ = ["WORKFLOW_TIMEOUT_TIMER", "cancel", "start", "task_ended", "timer_fired"]
 
 WORKFLOW_TIMEOUT_TIMER = "workflow-timeout"
 TASK_END_STATES = frozenset({"succeeded", "failed", "timeout", "cancelled", "abandoned"})
@@ -52,8 +52,10 @@ def start(wf: CompiledWorkflow, state: WorkflowState, *, now: float) -> Step:
 def task_ended(wf: CompiledWorkflow, state: WorkflowState, ended: TaskEnded, *, now: float) -> Step:
     """A child execution ended (succeeded | failed | timeout | cancelled | abandoned)."""
     if ended.state not in TASK_END_STATES:
-        raise WorkflowStateError(f"task {ended.key.as_str()} cannot end {ended.state!r}: "
-                                 f"expected one of {', '.join(sorted(TASK_END_STATES))}")
+        raise WorkflowStateError(
+            f"task {ended.key.as_str()} cannot end {ended.state!r}: "
+            f"expected one of {', '.join(sorted(TASK_END_STATES))}"
+        )
     if state.finished or state.get("k:" + ended.key.as_str()) is None:
         return Step()
     ev = Event(wf, state, now)
@@ -110,8 +112,9 @@ def _render_vars(ev: Event) -> None:
 def _time_out(ev: Event) -> Step:
     state = ev.state
     timeout = ev.wf.spec.timeout
-    state.update_meta(closing="timeout", timeout_timer=False,
-                      errors=[*state.meta["errors"], f"workflow timed out after {timeout:g}s"])
+    state.update_meta(
+        closing="timeout", timeout_timer=False, errors=[*state.meta["errors"], f"workflow timed out after {timeout:g}s"]
+    )
     ev.drop_pending()
     ev.cancel_running()
     _finish(ev, "timeout")
@@ -141,8 +144,10 @@ def _check_joins(ev: Event) -> None:
         generation = state.get("jgen:" + name, 0)
         arrived = [s for s in sources if state.get(f"ja:{name}/{s}") == generation]
         wanted = "all" if task.join == "all" else str(task.join)
-        ev.fail(f'join task "{name}" waited for {wanted} of [{", ".join(sources)}] '
-                f'but only [{", ".join(arrived)}] arrived; it can no longer run')
+        ev.fail(
+            f'join task "{name}" waited for {wanted} of [{", ".join(sources)}] '
+            f"but only [{', '.join(arrived)}] arrived; it can no longer run"
+        )
 
 
 def _succeed(ev: Event) -> None:

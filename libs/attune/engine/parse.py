@@ -19,10 +19,20 @@ from .spec import TaskSpec, WorkflowSpec
 
 __all__ = ["parse_workflow", "workflow_action_refs"]
 
-TOP_FIELDS = frozenset({
-    "version", "vars", "tasks", "output_map", "timeout", "cancellation_policy",
-    "ref", "label", "description", "parameters",
-})
+TOP_FIELDS = frozenset(
+    {
+        "version",
+        "vars",
+        "tasks",
+        "output_map",
+        "timeout",
+        "cancellation_policy",
+        "ref",
+        "label",
+        "description",
+        "parameters",
+    }
+)
 POLICIES = ("allow_finish", "cancel_running")
 _PARAM_TYPES = frozenset({"string", "integer", "number", "boolean", "array", "object", "null", "any"})
 
@@ -124,9 +134,11 @@ def _check_graph(tasks: list[TaskSpec], p: Problems) -> None:
         if sources == 0:
             p.add(where(task.name, "join"), "no task transitions into this task, so there is nothing to join")
         elif isinstance(task.join, int) and task.join > sources:
-            p.add(where(task.name, "join"),
-                  f"waits for {task.join} tasks but only {sources} transition into it "
-                  f"({', '.join(sorted(inbound[task.name]))})")
+            p.add(
+                where(task.name, "join"),
+                f"waits for {task.join} tasks but only {sources} transition into it "
+                f"({', '.join(sorted(inbound[task.name]))})",
+            )
     if tasks and not any(not inbound[t.name] for t in tasks):
         p.add("field tasks", "workflow has no entry task (every task is the target of a `do`)")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["RetrySpec", "TransitionSpec", "TaskSpec", "WorkflowSpec"]
+__all__ = ["RetrySpec", "TaskSpec", "TransitionSpec", "WorkflowSpec"]
 
 Publish = tuple[tuple[str, Any], ...]
 
@@ -38,13 +38,17 @@ class RetrySpec:
         return float(wait)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"count": self.count, "delay": self.delay, "backoff": self.backoff,
-                "max_delay": self.max_delay, "when": self.when}
+        return {
+            "count": self.count,
+            "delay": self.delay,
+            "backoff": self.backoff,
+            "max_delay": self.max_delay,
+            "when": self.when,
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RetrySpec:
-        return cls(count=d["count"], delay=d["delay"], backoff=d["backoff"],
-                   max_delay=d["max_delay"], when=d["when"])
+        return cls(count=d["count"], delay=d["delay"], backoff=d["backoff"], max_delay=d["max_delay"], when=d["when"])
 
 
 @dataclass(frozen=True)
@@ -64,15 +68,25 @@ class TransitionSpec:
     publish_field: str = "next.publish"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"when": self.when, "publish": [[k, v] for k, v in self.publish],
-                "do": list(self.do), "origin": self.origin, "do_field": self.do_field,
-                "publish_field": self.publish_field}
+        return {
+            "when": self.when,
+            "publish": [[k, v] for k, v in self.publish],
+            "do": list(self.do),
+            "origin": self.origin,
+            "do_field": self.do_field,
+            "publish_field": self.publish_field,
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TransitionSpec:
-        return cls(when=d["when"], publish=tuple((k, v) for k, v in d["publish"]),
-                   do=tuple(d["do"]), origin=d["origin"], do_field=d["do_field"],
-                   publish_field=d["publish_field"])
+        return cls(
+            when=d["when"],
+            publish=tuple((k, v) for k, v in d["publish"]),
+            do=tuple(d["do"]),
+            origin=d["origin"],
+            do_field=d["do_field"],
+            publish_field=d["publish_field"],
+        )
 
 
 @dataclass(frozen=True)
@@ -92,21 +106,31 @@ class TaskSpec:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "name": self.name, "action": self.action, "input": self.input,
-            "next": [t.to_dict() for t in self.next], "join": self.join,
-            "with_items": self.with_items, "concurrency": self.concurrency,
+            "name": self.name,
+            "action": self.action,
+            "input": self.input,
+            "next": [t.to_dict() for t in self.next],
+            "join": self.join,
+            "with_items": self.with_items,
+            "concurrency": self.concurrency,
             "retry": self.retry.to_dict() if self.retry else None,
-            "timeout": self.timeout, "delay": self.delay,
+            "timeout": self.timeout,
+            "delay": self.delay,
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TaskSpec:
         return cls(
-            name=d["name"], action=d["action"], input=d["input"],
-            next=tuple(TransitionSpec.from_dict(t) for t in d["next"]), join=d["join"],
-            with_items=d["with_items"], concurrency=d["concurrency"],
+            name=d["name"],
+            action=d["action"],
+            input=d["input"],
+            next=tuple(TransitionSpec.from_dict(t) for t in d["next"]),
+            join=d["join"],
+            with_items=d["with_items"],
+            concurrency=d["concurrency"],
             retry=RetrySpec.from_dict(d["retry"]) if d["retry"] else None,
-            timeout=d["timeout"], delay=d["delay"],
+            timeout=d["timeout"],
+            delay=d["delay"],
         )
 
 
@@ -135,23 +159,31 @@ class WorkflowSpec:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "source": self.source, "version": self.version,
+            "source": self.source,
+            "version": self.version,
             "tasks": [t.to_dict() for t in self.tasks],
             "vars": [[k, v] for k, v in self.vars],
             "output_map": [[k, v] for k, v in self.output_map],
-            "timeout": self.timeout, "cancellation_policy": self.cancellation_policy,
-            "ref": self.ref, "label": self.label, "description": self.description,
+            "timeout": self.timeout,
+            "cancellation_policy": self.cancellation_policy,
+            "ref": self.ref,
+            "label": self.label,
+            "description": self.description,
             "parameters": self.parameters,
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> WorkflowSpec:
         return cls(
-            source=d["source"], version=d["version"],
+            source=d["source"],
+            version=d["version"],
             tasks=tuple(TaskSpec.from_dict(t) for t in d["tasks"]),
             vars=tuple((k, v) for k, v in d["vars"]),
             output_map=tuple((k, v) for k, v in d["output_map"]),
-            timeout=d["timeout"], cancellation_policy=d["cancellation_policy"],
-            ref=d["ref"], label=d["label"], description=d["description"],
+            timeout=d["timeout"],
+            cancellation_policy=d["cancellation_policy"],
+            ref=d["ref"],
+            label=d["label"],
+            description=d["description"],
             parameters=d["parameters"],
         )

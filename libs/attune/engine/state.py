@@ -31,7 +31,7 @@ from typing import Any
 
 from .errors import WorkflowStateError
 
-__all__ = ["WorkflowState", "TERMINAL_STATUSES"]
+__all__ = ["TERMINAL_STATUSES", "WorkflowState"]
 
 TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled", "timeout"})
 _META = "wf"
@@ -57,11 +57,20 @@ class WorkflowState:
             self._index(key, present=True)
 
     @classmethod
-    def new(cls, *, parameters: dict[str, Any], depth: int = 0, run_cap: int = 1000,
-            depth_cap: int = 10) -> WorkflowState:
+    def new(
+        cls, *, parameters: dict[str, Any], depth: int = 0, run_cap: int = 1000, depth_cap: int = 10
+    ) -> WorkflowState:
         """A fresh state for a workflow about to ``start``; ``depth`` is its nesting level."""
-        meta: dict[str, Any] = {"status": "running", "closing": None, "errors": [], "depth": depth,
-                "depth_cap": depth_cap, "run_cap": run_cap, "started": False, "timeout_timer": False}
+        meta: dict[str, Any] = {
+            "status": "running",
+            "closing": None,
+            "errors": [],
+            "depth": depth,
+            "depth_cap": depth_cap,
+            "run_cap": run_cap,
+            "started": False,
+            "timeout_timer": False,
+        }
         return cls({_META: meta, "params": dict(parameters)})
 
     @classmethod

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Sequence, TypeVar
+from typing import Any, TypeVar
 
 import grpc
 from google.protobuf import any_pb2
@@ -128,7 +129,7 @@ def rpc_errors(method: F) -> F:
             await context.abort_with_status(to_status(err))
         except grpc.aio.AbortError:
             raise
-        except Exception as err:  # noqa: BLE001 - the boundary: log it, answer INTERNAL
+        except Exception as err:
             log.exception("unhandled error in %s", method.__name__)
             await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(err).__name__}: {err}")
 

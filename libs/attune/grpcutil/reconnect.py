@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import grpc
 
@@ -31,7 +31,7 @@ async def keep_session(
             raise
         except grpc.aio.AioRpcError as err:
             (log.warning if failures == 0 else log.debug)("%s", describe_end(err))
-        except Exception:  # noqa: BLE001 - keep trying; the owner keeps what must be re-sent
+        except Exception:
             log.exception("stream session failed")
         if on_end is not None:
             on_end()

@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from typing import Awaitable, Callable, Protocol, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -93,7 +94,9 @@ async def start_server(app: ServiceApp, *, address: str, settings: Settings) -> 
     return handle
 
 
-async def _set_health(app: ServiceApp, health: HealthServicer, status: "health_pb2.HealthCheckResponse.ServingStatus.ValueType") -> None:
+async def _set_health(
+    app: ServiceApp, health: HealthServicer, status: health_pb2.HealthCheckResponse.ServingStatus.ValueType
+) -> None:
     for name in ["", *app.service_names]:
         await health.set(name, status)
 
@@ -115,7 +118,7 @@ async def stop_server(app: ServiceApp, handle: ServerHandle, *, grace: float) ->
     drain_timeout = getattr(app, "drain_timeout", None) or grace
     try:
         await asyncio.wait_for(app.drain(), timeout=drain_timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         log.warning("drain did not finish within %.1fs; in-flight work is handed back", drain_timeout)
     await handle.server.stop(grace=min(grace, 1.0))
     await app.close()

@@ -22,9 +22,18 @@ from attune.packs.parameters import describe_value
 __all__ = ["ACTION_FIELDS", "NAME_PATTERN", "ActionReader"]
 
 ACTION_FIELDS = (
-    "ref", "label", "description", "enabled", "runner_type", "entry_point",
-    "parameters", "output", "timeout", "tags", "workflow_file",
-)  # fmt: skip
+    "ref",
+    "label",
+    "description",
+    "enabled",
+    "runner_type",
+    "entry_point",
+    "parameters",
+    "output",
+    "timeout",
+    "tags",
+    "workflow_file",
+)
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
 _SCRIPT_RUNNERS = ("shell", "python", "nodejs")
 
@@ -68,10 +77,16 @@ class ActionReader:
         if len(self._problems) > before:
             return None
         return ActionDefinition(
-            ref=ref, pack=self._pack_ref or "", name=name, runner_type=runner_type,
-            entry_point=entry_point, parameters=parameters, workflow_source=workflow_source,
-            workflow_yaml=workflow_yaml, **common,
-        )  # fmt: skip
+            ref=ref,
+            pack=self._pack_ref or "",
+            name=name,
+            runner_type=runner_type,
+            entry_point=entry_point,
+            parameters=parameters,
+            workflow_source=workflow_source,
+            workflow_yaml=workflow_yaml,
+            **common,
+        )
 
     def check_ref(self, file: str, ref: Any) -> tuple[str, str]:
         """Check ``ref`` is ``<pack>.<name>`` for this pack; return (ref, name)."""
@@ -111,9 +126,13 @@ class ActionReader:
             self._problem(file, "tags", "must be a list of strings")
             tags = []
         return {
-            "label": label, "description": description, "enabled": enabled, "output": dict(output),
-            "timeout": None if timeout is None else float(timeout), "tags": list(tags),
-        }  # fmt: skip
+            "label": label,
+            "description": description,
+            "enabled": enabled,
+            "output": dict(output),
+            "timeout": None if timeout is None else float(timeout),
+            "tags": list(tags),
+        }
 
     def _runner(self, file: str, doc: Mapping[str, Any]) -> tuple[str, str | None]:
         runner_type = doc.get("runner_type")

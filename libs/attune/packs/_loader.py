@@ -94,9 +94,14 @@ def load_pack_files(files: Mapping[str, bytes], *, known_action_refs: Collection
     if problems:
         raise PackError(problems)
     return PackBundle(
-        ref=meta["ref"], label=meta["label"], version=meta["version"], description=meta["description"],
-        actions=actions, files=dict(files), digest=pack_digest(files),
-    )  # fmt: skip
+        ref=meta["ref"],
+        label=meta["label"],
+        version=meta["version"],
+        description=meta["description"],
+        actions=actions,
+        files=dict(files),
+        digest=pack_digest(files),
+    )
 
 
 def _read_pack_yaml(files: Mapping[str, bytes], problems: list[PackProblem]) -> dict[str, Any]:
@@ -124,7 +129,7 @@ def _read_pack_yaml(files: Mapping[str, bytes], problems: list[PackProblem]) -> 
     version = doc.get("version")
     if not isinstance(version, str) or not version:
         hint = "; quote it" if isinstance(version, (int, float)) else ""
-        problems.append(PackProblem(PACK_FILE, "version", f"must be a string such as \"1.0.0\"{hint}"))
+        problems.append(PackProblem(PACK_FILE, "version", f'must be a string such as "1.0.0"{hint}'))
     meta["version"] = version
     for field, default in (("label", ref), ("description", "")):
         value = doc.get(field, default)
@@ -136,10 +141,7 @@ def _read_pack_yaml(files: Mapping[str, bytes], problems: list[PackProblem]) -> 
 
 def _top_level(files: Mapping[str, bytes], folder: str, suffixes: tuple[str, ...]) -> list[str]:
     """Files directly inside ``folder`` (not in its subfolders) with one of ``suffixes``."""
-    return sorted(
-        path for path in files
-        if posixpath.dirname(path) == folder and path.endswith(suffixes)
-    )  # fmt: skip
+    return sorted(path for path in files if posixpath.dirname(path) == folder and path.endswith(suffixes))
 
 
 def _raw_parameters(data: bytes) -> Any:

@@ -28,9 +28,7 @@ _SPEC_FIELDS = ("type", "description", "default", "required", "enum", "secret", 
 Problems = list[tuple[str, str]]  # (field path, message)
 
 
-def check_parameter_schema(
-    raw: Any, *, field: str = "parameters"
-) -> tuple[dict[str, dict[str, Any]], Problems]:
+def check_parameter_schema(raw: Any, *, field: str = "parameters") -> tuple[dict[str, dict[str, Any]], Problems]:
     """Check a raw ``parameters`` mapping; return its normalised form and every problem found."""
     if raw is None:
         return {}, []

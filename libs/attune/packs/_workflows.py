@@ -19,7 +19,11 @@ from attune.packs._yaml import YamlProblem, load_yaml
 from attune.packs.parameters import describe_value
 
 __all__ = [
-    "STANDALONE_SUFFIXES", "check_workflow", "check_workflow_file", "more_workflow_findings", "read_standalone",
+    "STANDALONE_SUFFIXES",
+    "check_workflow",
+    "check_workflow_file",
+    "more_workflow_findings",
+    "read_standalone",
 ]
 
 STANDALONE_SUFFIXES = (".workflow.yaml", ".workflow.yml")
@@ -51,10 +55,21 @@ def read_standalone(
     if len(problems) > before:
         return None
     return ActionDefinition(
-        ref=ref, pack=ref.partition(".")[0], name=name, label=label, description=description,
-        enabled=True, runner_type="workflow", entry_point=None, parameters=parameters,
-        output={}, timeout=None, tags=[], workflow_source=file, workflow_yaml=text,
-    )  # fmt: skip
+        ref=ref,
+        pack=ref.partition(".")[0],
+        name=name,
+        label=label,
+        description=description,
+        enabled=True,
+        runner_type="workflow",
+        entry_point=None,
+        parameters=parameters,
+        output={},
+        timeout=None,
+        tags=[],
+        workflow_source=file,
+        workflow_yaml=text,
+    )
 
 
 def check_linked_workflow(action: ActionDefinition, raw_action_parameters: Any) -> list[PackProblem]:
@@ -66,10 +81,11 @@ def check_linked_workflow(action: ActionDefinition, raw_action_parameters: Any) 
     ours = {"ref": action.ref, "label": action.label, "parameters": raw_action_parameters}
     return [
         PackProblem(
-            action.workflow_source, field,
+            action.workflow_source,
+            field,
             f"{doc[field]!r} differs from the action's {field} ({ours[field]!r}); a workflow_file "
             f"takes its action's ref, label and parameters, so declare them only in the action file",
-        )  # fmt: skip
+        )
         for field in _INHERITED
         if field in doc and doc[field] != ours[field]
     ]
@@ -104,9 +120,10 @@ def check_workflow(source: str, text: str, known_action_refs: Collection[str]) -
     unknown = workflow_action_refs(spec).difference(known_action_refs)
     return [  # one problem per calling task, so the error names it
         PackProblem(
-            source, f'task "{task.name}", field action',
+            source,
+            f'task "{task.name}", field action',
             f"calls action {task.action!r}, which is neither registered nor in this pack",
-        )  # fmt: skip
+        )
         for task in spec.tasks
         if task.action in unknown
     ]

@@ -29,9 +29,7 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bo
             continue  # unhashable key: the base constructor reports it
         if duplicate:
             mark = key_node.start_mark
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", mark
-            )
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", mark)
         seen.add(key)
     return loader.construct_mapping(node, deep=deep)
 
@@ -46,7 +44,7 @@ def load_yaml(data: bytes) -> Any:
     except UnicodeDecodeError as err:
         raise YamlProblem(f"not UTF-8 text (byte {err.start})") from err
     try:
-        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(text, Loader=_StrictLoader)
     except yaml.MarkedYAMLError as err:
         where = ""
         if err.problem_mark is not None:

@@ -148,9 +148,7 @@ def _in_enum(value: Any, enum: list[Any]) -> bool:
     return any(value == e and isinstance(value, bool) == isinstance(e, bool) for e in enum)
 
 
-def validate_parameters(
-    schema: Mapping[str, Mapping[str, Any]], params: Mapping[str, Any]
-) -> dict[str, Any]:
+def validate_parameters(schema: Mapping[str, Mapping[str, Any]], params: Mapping[str, Any]) -> dict[str, Any]:
     """Validate ``params`` against ``schema`` and return them with defaults applied.
 
     A value of ``None`` counts as not given (so its default applies). Unknown names, missing

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Awaitable, Callable, Generic, Sequence, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
 
 #: While the batches keep holding more than one item, the next is taken this long after its first
 #: item arrives: in a burst of 2,000 no-op requests the scheduler's inserts came ~10 rows at a
@@ -34,9 +35,13 @@ class GroupCommitter(Generic[T, R]):
     one held several items (a burst), never after a batch of one (a sequential caller)."""
 
     def __init__(
-        self, flush: Callable[[list[T]], Awaitable[Sequence[R]]], *, max_batch: int = 1000, linger: float = 0.0,
+        self,
+        flush: Callable[[list[T]], Awaitable[Sequence[R]]],
+        *,
+        max_batch: int = 1000,
+        linger: float = 0.0,
         busy_linger: float = BUSY_LINGER_S,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self._flush = flush
         self._max_batch = max_batch
         self._linger = linger
@@ -75,7 +80,7 @@ class GroupCommitter(Generic[T, R]):
             raise RuntimeError("group committer is closed")
         loop = asyncio.get_running_loop()
         futures: list[asyncio.Future[R]] = [loop.create_future() for _ in items]
-        self._pending.extend(zip(items, futures))
+        self._pending.extend(zip(items, futures, strict=True))
         self._wakeup.set()
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="group-commit")

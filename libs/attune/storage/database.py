@@ -17,11 +17,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
+from typing import Any, TypeVar
 
 import asyncpg
-
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
@@ -107,8 +107,9 @@ class Database:
         """Keeps a connection whose use ended cleanly for the next use; returns one to the pool
         after a use that failed on the server's side; drops one that is lost, or whose protocol
         state is in doubt (a client-side error, a cancelled call)."""
-        in_doubt = isinstance(error, (asyncpg.InterfaceError, asyncpg.InternalClientError, OSError,
-                                      asyncio.CancelledError))  # fmt: skip
+        in_doubt = isinstance(
+            error, (asyncpg.InterfaceError, asyncpg.InternalClientError, OSError, asyncio.CancelledError)
+        )
         if in_doubt or not await _out_of_transaction(raw):
             await conn.invalidate()
             await conn.close()

@@ -44,7 +44,7 @@ def upgrade(database_url: str, revision: str = "head") -> None:
     def target() -> None:
         try:
             command.upgrade(alembic_config(url), revision)
-        except BaseException as err:  # noqa: BLE001 - re-raised in the caller's thread
+        except BaseException as err:
             errors.append(err)
 
     thread = threading.Thread(target=target, name="attune-migrate")

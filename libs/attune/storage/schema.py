@@ -159,8 +159,12 @@ workflow_executions = sa.Table(
 WORKFLOW_RESULT_UNREPORTED = sa.and_(
     workflow_executions.c.finish_reported.is_(False), workflow_executions.c.finished_at.is_not(None)
 )
-sa.Index("ix_workflow_executions_unreported", workflow_executions.c.finished_at,
-         postgresql_where=WORKFLOW_RESULT_UNREPORTED, sqlite_where=WORKFLOW_RESULT_UNREPORTED)
+sa.Index(
+    "ix_workflow_executions_unreported",
+    workflow_executions.c.finished_at,
+    postgresql_where=WORKFLOW_RESULT_UNREPORTED,
+    sqlite_where=WORKFLOW_RESULT_UNREPORTED,
+)
 
 workflow_state_entries = sa.Table(
     "workflow_state_entries",
@@ -199,8 +203,12 @@ TASK_RUN_COMMAND_PENDING = sa.or_(
     task_runs.c.dispatched.is_(False),
     sa.and_(task_runs.c.cancel_requested.is_(True), task_runs.c.finished_at.is_(None)),
 )
-sa.Index("ix_task_runs_outbox", task_runs.c.started_at,
-         postgresql_where=TASK_RUN_COMMAND_PENDING, sqlite_where=TASK_RUN_COMMAND_PENDING)
+sa.Index(
+    "ix_task_runs_outbox",
+    task_runs.c.started_at,
+    postgresql_where=TASK_RUN_COMMAND_PENDING,
+    sqlite_where=TASK_RUN_COMMAND_PENDING,
+)
 
 workflow_timers = sa.Table(
     "workflow_timers",

@@ -48,18 +48,14 @@ def command_for(request: RunRequest, interpreters: Mapping[str, str]) -> list[st
     """`<interpreter> <script>` — never any parameter on argv, where `ps` would show it."""
     interpreter = interpreters.get(request.runtime)
     if interpreter is None or (request.runtime != NOOP and interpreter == NOOP_INTERPRETER):
-        raise RuntimeNotAvailable(
-            action_ref=request.action_ref, runtime=request.runtime, available=interpreters
-        )
+        raise RuntimeNotAvailable(action_ref=request.action_ref, runtime=request.runtime, available=interpreters)
     if request.runtime == NOOP:
         return []
     script = request.entry_point
     if script is None or not os.path.isfile(script):
         raise EntryPointMissing(action_ref=request.action_ref, path=script)
     if not os.path.isdir(request.working_dir):
-        raise EntryPointMissing(
-            action_ref=request.action_ref, path=request.working_dir, what="working directory"
-        )
+        raise EntryPointMissing(action_ref=request.action_ref, path=request.working_dir, what="working directory")
     return [interpreter, os.fspath(script)]
 
 

@@ -7,6 +7,7 @@ whatever a shell script started dies with it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -84,9 +85,7 @@ class ActionProcess:
         except OSError as err:
             stdin.close_read_end()
             stdin.discard()
-            raise ActionLaunchError(
-                f'action "{request.action_ref}": cannot start {argv[0]} {argv[1]}: {err}'
-            ) from err
+            raise ActionLaunchError(f'action "{request.action_ref}": cannot start {argv[0]} {argv[1]}: {err}') from err
         self._transport, self._capture, self._done, self._stdin = transport, capture, done, stdin
         capture.on_exit = self._on_exit
         # The outcome is settled (and the transport released) even if nobody waits for it.
@@ -142,10 +141,8 @@ class ActionProcess:
         pid = self.pid
         if pid is None:
             return
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):  # already gone
             os.killpg(pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass  # already gone
 
     def _settle(self, _: object = None) -> RunOutcome:
         if self._outcome is None:

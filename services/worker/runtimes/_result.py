@@ -9,9 +9,7 @@ from typing import Any
 _LAST_LINE_MAX = 500
 
 
-def action_result(
-    stdout: str, stderr: str, exit_code: int | None, duration_ms: int
-) -> dict[str, Any]:
+def action_result(stdout: str, stderr: str, exit_code: int | None, duration_ms: int) -> dict[str, Any]:
     """A JSON-object stdout contributes its keys at the top level; any other JSON goes under
     `data`; plain text only as `stdout`. The platform's own keys win over the action's."""
     result: dict[str, Any] = {}

@@ -18,8 +18,8 @@ import statistics
 import sys
 import tempfile
 import time
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVarTuple, Unpack
 
 from ._launch import detect_runtimes
@@ -95,9 +95,7 @@ class _ExitClock(asyncio.AbstractChildWatcher):
         super().__init__()
         self.lives: dict[int, tuple[float, asyncio.Future[float]]] = {}  # pid -> (exec'd, exited)
 
-    def add_child_handler(
-        self, pid: int, callback: Callable[[int, int, Unpack[_Ts]], object], *args: Unpack[_Ts]
-    ) -> None:
+    def add_child_handler(self, pid: int, callback: Callable[[int, int, Unpack[_Ts]], object], *args: *_Ts) -> None:
         spawned = time.perf_counter()
         loop = asyncio.get_running_loop()
         exited: asyncio.Future[float] = loop.create_future()
@@ -121,9 +119,7 @@ class _PidfdClock(_ExitClock, asyncio.PidfdChildWatcher):
     pass
 
 
-async def _one_run(
-    script: Path, actions: Path, interpreters: dict[str, str], clock: _ExitClock
-) -> tuple[float, float]:
+async def _one_run(script: Path, actions: Path, interpreters: dict[str, str], clock: _ExitClock) -> tuple[float, float]:
     """(overhead, lifetime) in seconds for one run of `script`; the lifetime runs from the
     interpreter's exec (the watcher is told of the child right after fork/exec returns) to the
     kernel's exit notice on the pidfd."""

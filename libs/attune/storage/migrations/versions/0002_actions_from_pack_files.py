@@ -8,25 +8,25 @@ Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-28 10:00:00.000000
 """
-from alembic import op
+
 import sqlalchemy as sa
+from alembic import op
 
-
-revision = '0002'
-down_revision = '0001'
+revision = "0002"
+down_revision = "0001"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('actions', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('from_pack_files', sa.Boolean(), nullable=False, server_default=sa.false()))
+    with op.batch_alter_table("actions", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("from_pack_files", sa.Boolean(), nullable=False, server_default=sa.false()))
     _mark_rows_of_the_latest_registrations()
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('actions', schema=None) as batch_op:
-        batch_op.drop_column('from_pack_files')
+    with op.batch_alter_table("actions", schema=None) as batch_op:
+        batch_op.drop_column("from_pack_files")
 
 
 def _mark_rows_of_the_latest_registrations() -> None:
@@ -36,10 +36,15 @@ def _mark_rows_of_the_latest_registrations() -> None:
     and UpdateAction later changed, one an older registration left behind) stays unmarked: it is
     kept, as before this revision, rather than deleted by the next registration."""
     actions = sa.table(
-        'actions', sa.column('pack', sa.String), sa.column('pack_digest', sa.String),
-        sa.column('updated_at', sa.Float), sa.column('from_pack_files', sa.Boolean),
+        "actions",
+        sa.column("pack", sa.String),
+        sa.column("pack_digest", sa.String),
+        sa.column("updated_at", sa.Float),
+        sa.column("from_pack_files", sa.Boolean),
     )
-    packs = sa.table('packs', sa.column('ref', sa.String), sa.column('digest', sa.String), sa.column('registered_at', sa.Float))
+    packs = sa.table(
+        "packs", sa.column("ref", sa.String), sa.column("digest", sa.String), sa.column("registered_at", sa.Float)
+    )
     latest_registration = (
         sa.select(packs.c.ref)
         .where(

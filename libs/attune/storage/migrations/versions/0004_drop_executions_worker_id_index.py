@@ -9,20 +9,20 @@ Revision ID: 0004
 Revises: 0003
 Create Date: 2026-11-27 02:40:00.000000
 """
+
 from alembic import op
 
-
-revision = '0004'
-down_revision = '0003'
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('executions', schema=None) as batch_op:
-        batch_op.drop_index('ix_executions_worker_id')
+    with op.batch_alter_table("executions", schema=None) as batch_op:
+        batch_op.drop_index("ix_executions_worker_id")
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('executions', schema=None) as batch_op:
-        batch_op.create_index('ix_executions_worker_id', ['worker_id'], unique=False)
+    with op.batch_alter_table("executions", schema=None) as batch_op:
+        batch_op.create_index("ix_executions_worker_id", ["worker_id"], unique=False)

@@ -10,31 +10,32 @@ Revision ID: 0005
 Revises: 0004
 Create Date: 2026-11-27 02:35:24.000000
 """
-from alembic import op
+
 import sqlalchemy as sa
+from alembic import op
 
-
-revision = '0005'
-down_revision = '0004'
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table('request_log',
-    sa.Column('request_id', sa.String(length=255), nullable=False),
-    sa.Column('method', sa.String(length=255), nullable=False),
-    sa.Column('request_digest', sa.String(length=64), nullable=False),
-    sa.Column('response', sa.LargeBinary(), nullable=False),
-    sa.Column('created_at', sa.Float(), nullable=False),
-    sa.PrimaryKeyConstraint('request_id'),
-    comment='owner: scheduler; the stored response of each mutating request with a request_id'
+    op.create_table(
+        "request_log",
+        sa.Column("request_id", sa.String(length=255), nullable=False),
+        sa.Column("method", sa.String(length=255), nullable=False),
+        sa.Column("request_digest", sa.String(length=64), nullable=False),
+        sa.Column("response", sa.LargeBinary(), nullable=False),
+        sa.Column("created_at", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("request_id"),
+        comment="owner: scheduler; the stored response of each mutating request with a request_id",
     )
-    with op.batch_alter_table('request_log', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_request_log_created_at'), ['created_at'], unique=False)
+    with op.batch_alter_table("request_log", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_request_log_created_at"), ["created_at"], unique=False)
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('request_log', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_request_log_created_at'))
-    op.drop_table('request_log')
+    with op.batch_alter_table("request_log", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_request_log_created_at"))
+    op.drop_table("request_log")
