@@ -2,25 +2,52 @@
 
 from __future__ import annotations
 
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
 from .commands import CancelTask, CancelTimer, Command, TaskRunKey
 from .graph import CompiledWorkflow
+from .spec import TaskSpec
 from .state import WorkflowState
 
 
-class Event:
-    """One event being applied: the workflow, its state, the time, commands so far."""
+@dataclass(frozen=True, slots=True)
+class EndedRun:
+    """A task run that ended (all its attempts or items), waiting for its transitions to fire."""
 
-    __slots__ = ("commands", "now", "state", "wf")
+    task: TaskSpec
+    run: int
+    state: str
+    result: Any
+
+
+class Event:
+    """One event being applied: the workflow, its state, the time, commands so far, and the
+    task runs that ended during it and still wait for their transitions."""
+
+    __slots__ = ("commands", "ended", "now", "state", "wf")
 
     def __init__(self, wf: CompiledWorkflow, state: WorkflowState, now: float) -> None:
         self.wf, self.state, self.now = wf, state, now
         self.commands: list[Command] = []
+        self.ended: deque[EndedRun] = deque()
 
     def emit(self, command: Command) -> None:
         self.commands.append(command)
 
+    def run_ended(self, task: TaskSpec, run: int, state: str, result: Any) -> None:
+        """Queue a run that ended; the machine fires its transitions once the current one is done.
+
+        A run can end inside another run's transitions (an empty ``with_items`` ends at once), so
+        firing it right here would recurse once per such task: a long chain of them would overflow
+        the stack. The queue keeps the depth constant, and lets every transition of one ended run
+        (its publishes included) apply before anything it started is evaluated.
+        """
+        self.ended.append(EndedRun(task, run, state, result))
+
     def fail(self, message: str) -> None:
-        """Record an error; the first one stops all scheduling (DESIGN §4 points 3, 7, 11)."""
+        """Record an error; the first one stops all scheduling (docs/workflows.md, Semantic rules 3, 7, 11)."""
         state = self.state
         errors = [*state.meta["errors"], message]
         if state.closing is None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from . import _transitions
 from ._event import Event
 from .commands import SetTimer, StartTask, TaskEnded, TaskRunKey
 from .context import NO_ITEM, base_context, run_context
@@ -105,7 +104,7 @@ def begin_run(ev: Event, task: TaskSpec, run: int) -> None:
             ev.fail(f'task "{task.name}", field concurrency: must give an integer >= 1, got {concurrency!r}')
             return
     if not items:
-        _transitions.run_finished(ev, task, run, "succeeded", [])
+        ev.run_ended(task, run, "succeeded", [])
         return
     run_id = f"{task.name}/{run}"
     ev.state.set("items:" + run_id, list(items))
@@ -161,7 +160,7 @@ def attempt_ended(ev: Event, ended: TaskEnded) -> None:
     if task.retry is not None and _maybe_retry(ev, task, ended, record):
         return
     if key.item is None:
-        _transitions.run_finished(ev, task, key.run, ended.state, ended.result)
+        ev.run_ended(task, key.run, ended.state, ended.result)
     else:
         _item_finished(ev, task, key, ended.state, ended.result)
 
@@ -219,7 +218,7 @@ def _item_finished(ev: Event, task: TaskSpec, key: TaskRunKey, state: str, resul
         ev.state.delete(f"ir:{run_id}/{i}")
     ev.state.delete("run:" + run_id)
     ev.state.delete("items:" + run_id)
-    _transitions.run_finished(ev, task, key.run, _items_state(rec), results)
+    ev.run_ended(task, key.run, _items_state(rec), results)
 
 
 def _items_state(rec: dict[str, Any]) -> str:

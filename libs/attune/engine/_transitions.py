@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import _runs
 from ._event import Event
+from ._runs import transition_into
 from .context import run_context
 from .errors import ExpressionError
 from .expressions import NestedExpressionError, compile_template, render
@@ -13,7 +13,7 @@ from .spec import TaskSpec
 
 
 def run_finished(ev: Event, task: TaskSpec, run: int, run_state: str, result: Any) -> None:
-    """Fire every ``next`` entry whose ``when`` holds, in order (DESIGN §4 points 2, 3, 7).
+    """Fire every ``next`` entry whose ``when`` holds, in order (docs/workflows.md, Semantic rules 2, 3, 7).
 
     Each fired entry applies its publish list in order, then schedules its ``do``
     targets. A failed run not handled by a fired entry with a ``do`` fails the workflow.
@@ -41,7 +41,7 @@ def run_finished(ev: Event, task: TaskSpec, run: int, run_state: str, result: An
         if transition.do:
             handled = True
             for target in transition.do:
-                _runs.transition_into(ev, target, name)
+                transition_into(ev, target, name)
     # once the workflow is stopping, a child ending "cancelled" is the stop working, not a new failure
     expected = state.closing is not None and (run_state == "cancelled" or state.closing != "failed")
     if run_state != "succeeded" and not handled and not expected:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from ._event import Event
 from ._runs import attempt_ended, timer_elapsed, transition_into
+from ._transitions import run_finished
 from .commands import CancelTimer, FinishWorkflow, SetTimer, Step, TaskEnded
 from .context import base_context
 from .errors import ExpressionError, WorkflowStateError
@@ -122,7 +123,11 @@ def _time_out(ev: Event) -> Step:
 
 
 def _settle(ev: Event) -> Step:
-    """Finish the workflow if nothing is running and no timer is pending (nothing hangs)."""
+    """Fire the transitions of every run that ended during the event, then finish the workflow
+    if nothing is running and no timer is pending (nothing hangs)."""
+    while ev.ended:
+        ended = ev.ended.popleft()
+        run_finished(ev, ended.task, ended.run, ended.state, ended.result)
     state = ev.state
     if not state.finished and not state.running and not state.timers:
         closing = state.closing
