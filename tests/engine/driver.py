@@ -33,6 +33,7 @@ from attune.engine import (
     Step,
     TaskEnded,
     TaskRunKey,
+    WorkflowSpecError,
     WorkflowState,
     cancel,
     command_from_dict,
@@ -238,3 +239,20 @@ def check_expectations(expect: dict[str, Any], run: Run) -> None:
     assert run.state is not None
     for name, value in (expect.get("vars") or {}).items():
         assert run.state.get_value("v:" + name) == value
+
+
+def check_refused(expect: dict[str, Any], document: Any, source: str) -> None:
+    """Assert ``parse_workflow`` refuses ``document`` with every fragment of ``expect["refused"]``.
+
+    ``refused`` is one fragment or a list; each must occur in one of the errors, which read
+    ``<source>: <where>: <message>``.
+    """
+    fragments = expect["refused"]
+    try:
+        parse_workflow(document, source=source)
+    except WorkflowSpecError as err:
+        lines = [str(e) for e in err.errors]
+    else:
+        raise AssertionError(f"the workflow was accepted, expected it refused with {fragments!r}")
+    for fragment in [fragments] if isinstance(fragments, str) else fragments:
+        assert any(fragment in line for line in lines), f"{fragment!r} not in {lines}"
