@@ -11,8 +11,9 @@ import asyncpg
 import pytest
 import sqlalchemy as sa
 
-from attune.storage import Database, retry_while_unavailable, upgrade
+from attune.storage import Database, retry_while_unavailable
 from attune.storage.batching import GroupCommitter
+from attune.storage.migrate import upgrade
 from attune.storage.schema import executions
 
 

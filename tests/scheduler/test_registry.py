@@ -16,8 +16,8 @@ from attune.grpcutil.convert import struct_from_dict
 from attune.grpcutil.errors import violations_of
 from attune.packs import bundled_pack_path, read_pack_files
 from attune.registry.v1 import registry_pb2
-from attune.storage import Database, upgrade
-from attune.storage.migrate import alembic_config
+from attune.storage import Database
+from attune.storage.migrate import alembic_config, upgrade
 from attune.storage.schema import actions, packs
 from attune_services.cli.client import Client
 from attune_services.cli.cmd_pack import register_pack

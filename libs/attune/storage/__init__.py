@@ -1,4 +1,7 @@
-"""Persistence shared by the services: schema, the session helper and migrations."""
+"""Persistence shared by the services: schema, the session helper and migrations.
+
+Migrations are imported from ``attune.storage.migrate`` itself, not re-exported here, so that
+``python -m attune.storage.migrate`` does not find its module already imported."""
 
 from attune.storage.database import (
     Database,
@@ -7,6 +10,5 @@ from attune.storage.database import (
     is_unique_violation,
     retry_while_unavailable,
 )
-from attune.storage.migrate import upgrade
 
-__all__ = ["Database", "dialect_insert", "is_unavailable", "is_unique_violation", "retry_while_unavailable", "upgrade"]
+__all__ = ["Database", "dialect_insert", "is_unavailable", "is_unique_violation", "retry_while_unavailable"]
