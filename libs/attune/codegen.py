@@ -1,12 +1,15 @@
 """Generates the Python gRPC code (with .pyi stubs) from protos/ into libs/.
 
-Run `python -m attune.codegen` after editing a .proto; tests/test_codegen.py fails when the
-committed code is stale.
+Run `python -m attune.codegen` after editing a .proto; tests/foundation/test_contract.py fails when
+the committed code is stale. The typed gRPC stubs (*_pb2_grpc.pyi) come from mypy-protobuf's
+protoc-gen-mypy_grpc plugin, a developer tool installed with the test extras (`pip install -e
+'.[test]'`), so a production install does not carry it.
 """
 
 from __future__ import annotations
 
 import sys
+import sysconfig
 from pathlib import Path
 
 import grpc_tools
@@ -22,16 +25,26 @@ def proto_files() -> list[Path]:
     return sorted(PROTO_ROOT.rglob("*.proto"))
 
 
+def mypy_grpc_plugin() -> Path:
+    """The protoc-gen-mypy_grpc executable beside this interpreter's scripts."""
+    plugin = Path(sysconfig.get_path("scripts")) / "protoc-gen-mypy_grpc"
+    if not plugin.exists():
+        raise RuntimeError(f"{plugin} is missing: install the test extras, `pip install -e '.[test]'`")
+    return plugin
+
+
 def generate(out_dir: Path) -> None:
-    """Generates *_pb2.py, *_pb2.pyi and *_pb2_grpc.py for every proto into out_dir."""
+    """Generates *_pb2.py, *_pb2.pyi, *_pb2_grpc.py and *_pb2_grpc.pyi for every proto into out_dir."""
     include = Path(grpc_tools.__file__).parent / "_proto"
     args = [
         "grpc_tools.protoc",
         f"-I{PROTO_ROOT}",
         f"-I{include}",
+        f"--plugin=protoc-gen-mypy_grpc={mypy_grpc_plugin()}",
         f"--python_out={out_dir}",
         f"--pyi_out={out_dir}",
         f"--grpc_python_out={out_dir}",
+        f"--mypy_grpc_out=only_async,generate_concrete_servicer_stubs:{out_dir}",
         *[str(p.relative_to(PROTO_ROOT)) for p in proto_files()],
     ]
     if protoc.main(args) != 0:

@@ -1,4 +1,4 @@
-"""Keeping an execution's result within the message size limit (DESIGN §5).
+"""Keeping an execution's result within the message size limit (docs/architecture.md, Interfaces).
 
 A result is stored and forwarded whole when it fits; a larger one is cut down to a JSON object
 marked `"truncated": true` that keeps the heads of stdout and stderr and the small scalar keys.

@@ -1,4 +1,4 @@
-"""Benchmarks of a running Attune (DESIGN §6), driven by ``attune bench``.
+"""Benchmarks of a running Attune (docs/architecture.md, Performance goals), driven by ``attune bench``.
 
 :mod:`.report` holds the goals and prints figures against them; :mod:`.executions` measures
 no-op latency and burst throughput; :mod:`.memory` idle RSS; :mod:`.workflows` the end-to-end

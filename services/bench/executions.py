@@ -8,8 +8,9 @@ import time
 from collections.abc import Callable
 
 from attune.execution.v1 import execution_pb2
+from attune.grpcutil.convert import execution_state_to_proto
 from attune.ids import new_id
-from attune.states import ACTIVE, SUCCEEDED, execution_state_to_proto
+from attune.states import ACTIVE, ExecutionState
 from attune_services.cli.client import Client
 from attune_services.cli.output import seconds_of, state_of
 from attune_services.cli.watching import follow
@@ -29,7 +30,7 @@ async def one_noop(client: Client) -> tuple[float, float]:
     response = await client.executions.RequestExecution(_noop_request())
     async for snapshot in follow(client, response.execution.id):
         state = state_of(snapshot.execution)
-        if state == SUCCEEDED:
+        if state == ExecutionState.SUCCEEDED:
             elapsed = time.perf_counter() - started
             created, finished = seconds_of(snapshot.execution.created_at), seconds_of(snapshot.execution.finished_at)
             return elapsed, (finished - created) if created is not None and finished is not None else elapsed
@@ -132,7 +133,7 @@ async def noop_burst(client: Client, count: int = 2000, timeout: float = 120.0) 
         # The figure comes from the server's finished_at, so polling often buys no precision; it
         # would only load the scheduler being measured (five ListExecutions per poll).
         await asyncio.sleep(POLL_INTERVAL_S)
-    if states.get(SUCCEEDED, 0) != count:
+    if states.get(ExecutionState.SUCCEEDED, 0) != count:
         raise RuntimeError(f"the burst of {count} {NOOP} ended {states}, not all succeeded")
     # The server's finished_at of the last one is exact; polling only bounds it from above.
     elapsed = (max(finished) - started_wall) if finished else observed_s

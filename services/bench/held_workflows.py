@@ -1,5 +1,5 @@
-"""Memory of a coordinator holding many running workflows (DESIGN §6: 10,000 without growing past
-1 GB).
+"""Memory of a coordinator holding many running workflows (docs/architecture.md, Performance goals:
+10,000 without growing past 1 GB).
 
 ``count`` runs of ``bench.held`` (one task behind a week-long ``delay``: a durable timer, no child
 execution, no action process) are requested with a bounded number in flight; once the coordinator
@@ -20,8 +20,9 @@ from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 
 from attune.execution.v1 import execution_pb2
+from attune.grpcutil.convert import execution_state_to_proto, workflow_state_to_proto
 from attune.ids import new_id
-from attune.states import REQUESTED, RUNNING, SCHEDULING, execution_state_to_proto, workflow_state_to_proto
+from attune.states import ExecutionState
 from attune.workflow.v1 import workflow_pb2
 from attune_services.bench.memory import rss_mb
 from attune_services.bench.workflows import HELD_REF
@@ -68,7 +69,7 @@ async def coordinator_running(client: Client, ids: set[str]) -> int:
     while True:
         response = await client.workflows.ListWorkflowRuns(
             workflow_pb2.ListWorkflowRunsRequest(
-                state=workflow_state_to_proto(RUNNING), page_size=PAGE_SIZE, page_token=token
+                state=workflow_state_to_proto(ExecutionState.RUNNING), page_size=PAGE_SIZE, page_token=token
             )
         )
         held += sum(1 for run in response.runs if run.execution_id in ids)
@@ -79,7 +80,7 @@ async def coordinator_running(client: Client, ids: set[str]) -> int:
 
 async def _handed_off(client: Client) -> bool:
     """Whether no bench.held execution still waits for the hand-off (requested or scheduling)."""
-    for state in (REQUESTED, SCHEDULING):
+    for state in (ExecutionState.REQUESTED, ExecutionState.SCHEDULING):
         response = await client.executions.ListExecutions(
             execution_pb2.ListExecutionsRequest(state=execution_state_to_proto(state), action_ref=HELD_REF, page_size=1)
         )

@@ -1,4 +1,4 @@
-"""Idle memory of each service process (DESIGN §6: under 100 MB RSS)."""
+"""Idle memory of each service process (docs/architecture.md, Performance goals: under 100 MB RSS)."""
 
 from __future__ import annotations
 

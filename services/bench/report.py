@@ -1,4 +1,4 @@
-"""The goals of DESIGN §6 and the table of measured figures against them."""
+"""The goals of docs/architecture.md (Performance goals) and the table of measured figures against them."""
 
 from __future__ import annotations
 

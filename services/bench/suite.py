@@ -86,7 +86,7 @@ def core_suite(
 def engine_figures(progress: Callable[[str], None]) -> dict[str, Any]:
     """attune.engine.bench.run_engine_benchmarks(), or a note when the engine has none yet."""
     try:
-        from attune.engine.bench import run_engine_benchmarks  # type: ignore[import-not-found]
+        from attune.engine.bench import run_engine_benchmarks
     except ImportError as err:
         progress(f"engine benchmarks unavailable: {err}")
         return {}

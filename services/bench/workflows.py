@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from attune.execution.v1 import execution_pb2
-from attune.states import SUCCEEDED, TERMINAL
+from attune.states import TERMINAL, ExecutionState
 from attune_services.cli.client import Client
 from attune_services.cli.cmd_pack import upload_pack
 from attune_services.cli.cmd_run import request_execution
@@ -93,7 +93,7 @@ async def timed_workflow(client: Client, ref: str, timeout: float) -> float:
     """Runs the workflow to its end; seconds from its creation to its finish (server clock)."""
     execution = await request_execution(client, ref, {})
     final = await _wait_finished(client, ref, execution.id, timeout)
-    if state_of(final) != SUCCEEDED:
+    if state_of(final) != ExecutionState.SUCCEEDED:
         raise RuntimeError(f"{ref} ended {state_of(final)}: {final.error}")
     created, finished = seconds_of(final.created_at), seconds_of(final.finished_at)
     if created is None or finished is None:

@@ -14,7 +14,7 @@ from attune_services.cli.client import Client
 from attune_services.cli.output import JSON, emit_json, table
 
 
-def add_parser(commands: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser], parent: argparse.ArgumentParser) -> None:
     """Adds ``action list`` and ``action get``."""
     action = commands.add_parser("action", help="inspect actions")
     sub = action.add_subparsers(dest="action_command", metavar="COMMAND", required=True)

@@ -1,4 +1,4 @@
-"""``attune bench [workflows]``: start the services and measure them against DESIGN §6."""
+"""``attune bench [workflows]``: start the services and measure them against docs/architecture.md, Performance goals."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from attune_services.cli.launcher import LaunchError
 from attune_services.cli.output import JSON, emit_json, progress
 
 
-def add_parser(commands: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser], parent: argparse.ArgumentParser) -> None:
     """Adds ``bench``."""
     bench = commands.add_parser("bench", parents=[parent], help="benchmark freshly started services")
     bench.add_argument(

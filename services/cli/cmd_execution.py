@@ -9,18 +9,20 @@ import grpc
 
 from attune.common.v1 import common_pb2
 from attune.execution.v1 import execution_pb2
+from attune.grpcutil.convert import execution_state_to_proto
 from attune.ids import new_id
-from attune.states import ACTIVE, TERMINAL, execution_state_to_proto
+from attune.states import ACTIVE, TERMINAL, ExecutionState
 from attune_services.cli.client import Client, CliError
 from attune_services.cli.output import JSON, emit_json, execution_json, execution_text, iso_of, state_of, table
 from attune_services.cli.tree import TreeDisplay, build_tree
 from attune_services.cli.watching import follow, get_execution
 
-STATES = sorted(ACTIVE | TERMINAL)
+# Plain strings: argparse shows the choices with repr() when it refuses one.
+STATES = sorted(state.value for state in ACTIVE | TERMINAL)
 MAX_PAGE = 1000
 
 
-def add_parser(commands: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser], parent: argparse.ArgumentParser) -> None:
     """Adds ``execution get|list|cancel|watch``."""
     execution = commands.add_parser("execution", help="inspect and control executions")
     sub = execution.add_subparsers(dest="execution_command", metavar="COMMAND", required=True)
@@ -112,4 +114,4 @@ async def watch_command(args: argparse.Namespace, client: Client) -> int:
     display.show(await build_tree(client, final.execution, final.children))
     if args.output == JSON:
         emit_json(execution_json(final.execution, final.children))
-    return 0 if state_of(final.execution) == "succeeded" else 1
+    return 0 if state_of(final.execution) == ExecutionState.SUCCEEDED else 1

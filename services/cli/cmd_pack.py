@@ -15,7 +15,7 @@ from attune_services.cli.client import Client, CliError
 from attune_services.cli.output import JSON, emit_json, table
 
 
-def add_parser(commands: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser], parent: argparse.ArgumentParser) -> None:
     """Adds ``pack register``."""
     pack = commands.add_parser("pack", help="manage packs")
     sub = pack.add_subparsers(dest="pack_command", metavar="COMMAND", required=True)

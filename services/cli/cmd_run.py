@@ -1,4 +1,4 @@
-"""``attune run REF``: request an execution, optionally wait for it, report per DESIGN §5.
+"""``attune run REF``: request an execution, optionally wait for it, report per docs/architecture.md, Interfaces.
 
 With ``--output json`` exactly one JSON object reaches stdout, whatever the outcome; the exit
 status is 0 only when the execution succeeded (or, without ``--wait``, was accepted).
@@ -15,7 +15,7 @@ import grpc
 from attune.execution.v1 import execution_pb2
 from attune.grpcutil.convert import dict_from_struct, struct_from_dict
 from attune.ids import new_id
-from attune.states import SUCCEEDED
+from attune.states import ExecutionState
 from attune_services.cli.client import Client, CliError
 from attune_services.cli.cmd_action import fetch_action
 from attune_services.cli.output import JSON, emit_json, execution_json, execution_text, failure_json, progress, state_of
@@ -23,7 +23,7 @@ from attune_services.cli.params import build_parameters
 from attune_services.cli.watching import ProgressPrinter, wait_until_terminal
 
 
-def add_parser(commands: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser], parent: argparse.ArgumentParser) -> None:
     """Adds ``run``."""
     run = commands.add_parser("run", parents=[parent], help="run an action")
     run.add_argument("ref", metavar="REF", help="the action's ref, e.g. core.echo")
@@ -93,7 +93,7 @@ async def run_action(args: argparse.Namespace, client: Client) -> int:
     else:
         print(execution_text(final.execution, final.children))
     state = state_of(final.execution)
-    if state != SUCCEEDED:
+    if state != ExecutionState.SUCCEEDED:
         progress(
             f"attune: execution {final.execution.id} {state}"
             + (f": {final.execution.error}" if final.execution.error else "")

@@ -1,4 +1,4 @@
-"""``attune up``: the whole platform in the foreground on one machine (DESIGN §5)."""
+"""``attune up``: the whole platform in the foreground on one machine (docs/operations.md)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ class Stop(Exception):
     """SIGTERM or Ctrl-C: shut everything down."""
 
 
-def add_parser(commands: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser], parent: argparse.ArgumentParser) -> None:
     """Adds ``up``."""
     up = commands.add_parser("up", help="run every service locally in the foreground")
     up.add_argument(

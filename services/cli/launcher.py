@@ -31,7 +31,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from attune.config import Settings, normalize_database_url
 from attune.packs import bundled_pack_path
-from attune.states import SUCCEEDED
+from attune.states import ExecutionState
 from attune.storage.migrate import upgrade
 from attune_services.cli.client import Client, CliError
 
@@ -222,7 +222,8 @@ class Launcher:
             while True:
                 self.check_alive()
                 try:
-                    response = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1.0)
+                    # types-grpcio-health-checking's HealthStub lists no methods; Check answers a HealthCheckResponse.
+                    response = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1.0)  # type: ignore[attr-defined]
                     if response.status == health_pb2.HealthCheckResponse.SERVING:
                         return
                     last = health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
@@ -281,7 +282,7 @@ async def prove_worker(client: Client) -> None:
     execution = await request_execution(client, "core.noop", {})
     final = await wait_until_terminal(client, execution.id)
     state = state_of(final.execution)
-    if state != SUCCEEDED:
+    if state != ExecutionState.SUCCEEDED:
         raise CliError(f"core.noop ended {state}: {final.execution.error}")
 
 

@@ -1,4 +1,4 @@
-"""How the CLI shows things: the JSON contract of DESIGN §5 and the text forms.
+"""How the CLI shows things: the JSON contract (docs/architecture.md, Interfaces) and the text forms.
 
 With ``--output json`` stdout carries exactly one JSON object, printed when the command ends
 (:func:`emit_json`); everything else (progress, diagnostics) goes to stderr.
@@ -15,8 +15,7 @@ from typing import Any
 from google.protobuf import timestamp_pb2
 
 from attune.execution.v1 import execution_pb2
-from attune.grpcutil.convert import dict_from_struct
-from attune.states import execution_state_from_proto
+from attune.grpcutil.convert import dict_from_struct, execution_state_from_proto
 
 TEXT = "text"
 JSON = "json"
@@ -63,7 +62,7 @@ def child_json(child: execution_pb2.Execution) -> dict[str, Any]:
 def execution_json(
     execution: execution_pb2.Execution, children: Sequence[execution_pb2.Execution] = ()
 ) -> dict[str, Any]:
-    """The JSON contract of DESIGN §5: {id, action_ref, state, result, error, children}."""
+    """The JSON contract of docs/architecture.md, Interfaces: {id, action_ref, state, result, error, children}."""
     return {
         "id": execution.id,
         "action_ref": execution.action_ref,

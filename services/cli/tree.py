@@ -12,7 +12,7 @@ from typing import TextIO
 import grpc
 
 from attune.execution.v1 import execution_pb2
-from attune.states import execution_state_from_proto
+from attune.grpcutil.convert import execution_state_from_proto
 from attune.workflow.v1 import workflow_pb2
 from attune_services.cli.client import Client
 from attune_services.cli.output import seconds_of, state_of

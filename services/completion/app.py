@@ -18,7 +18,7 @@ SERVICE_NAME = completion_pb2.DESCRIPTOR.services_by_name["CompletionService"].f
 
 
 class CompletionApp:
-    """attune-completion: the only writer of terminal states and results (DESIGN §2)."""
+    """attune-completion: the only writer of terminal states and results (docs/architecture.md, Services)."""
 
     service_names: Sequence[str] = (SERVICE_NAME,)
 

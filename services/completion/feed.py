@@ -13,8 +13,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 
-from attune import states
 from attune.completion.v1 import completion_pb2
+from attune.grpcutil.convert import execution_state_to_proto
 from attune_services.completion.store import TerminalResult
 
 # A subscriber this far behind is dropped (it reconnects and re-reads what it watches).
@@ -88,7 +88,7 @@ def _small(results: Sequence[TerminalResult]) -> list[completion_pb2.ExecutionRe
         fields.append(
             completion_pb2.ExecutionResult(
                 execution_id=r.execution_id,
-                state=states.execution_state_to_proto(r.state),
+                state=execution_state_to_proto(r.state),
                 result_json=(r.result or "").encode(),
                 error=r.error or "",
                 started_at=r.started_at or 0.0,

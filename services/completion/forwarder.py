@@ -1,4 +1,4 @@
-"""Delivers workflow children's outcomes to the coordinator, durably (DESIGN §2 completion).
+"""Delivers workflow children's outcomes to the coordinator, durably (docs/architecture.md, Durability).
 
 `outcome_outbox` rows are written in the same transaction as the terminal state. The forwarder
 sends them as TaskOutcome batches on one long-lived WorkflowService.ReportOutcomes stream and
@@ -18,10 +18,11 @@ from typing import Any
 import grpc
 import sqlalchemy as sa
 
-from attune import states
+from attune.background import BackgroundTask
 from attune.common.v1 import common_pb2
 from attune.config import Settings
 from attune.grpcutil.channel import open_channel
+from attune.grpcutil.convert import execution_state_to_proto
 from attune.storage import Database
 from attune.storage.batching import GroupCommitter
 from attune.storage.schema import executions, outcome_outbox
@@ -56,7 +57,7 @@ class OutcomeForwarder:
         self._connected = False
         self._stopping = False
         self._deleter: GroupCommitter[str, None] = GroupCommitter(self._delete, linger=DELETE_LINGER_S)
-        self._task: asyncio.Task[None] | None = None
+        self._loop = BackgroundTask("outcome-forwarder", self._run)
         self._channel: grpc.aio.Channel | None = None
 
     def notify(self, items: Iterable[str | Outcome]) -> None:
@@ -71,7 +72,7 @@ class OutcomeForwarder:
     def start(self) -> None:
         """Starts the background loop."""
         self._channel = open_channel(self._settings.coordinator_address, self._settings)
-        self._task = asyncio.create_task(self._run(), name="outcome-forwarder")
+        self._loop.start()
 
     async def drain(self) -> None:
         """Waits until what this process committed is acked, unless the coordinator is away
@@ -82,9 +83,7 @@ class OutcomeForwarder:
     async def close(self) -> None:
         """Stops the loop and closes the channel; unacked rows stay for the next run."""
         self._stopping = True
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await self._loop.stop()
         await self._deleter.close()
         if self._channel is not None:
             await self._channel.close()
@@ -137,7 +136,9 @@ class OutcomeForwarder:
             await asyncio.gather(receiver, sender, return_exceptions=True)
             call.cancel()
 
-    async def _receive(self, call: grpc.aio.StreamStreamCall) -> None:
+    async def _receive(
+        self, call: grpc.aio.StreamStreamCall[workflow_pb2.ReportOutcomesRequest, workflow_pb2.ReportOutcomesResponse]
+    ) -> None:
         async for response in call:
             if not self._connected:
                 self._connected = True
@@ -160,7 +161,9 @@ class OutcomeForwarder:
             self._in_flight.pop(execution_id, None)
             self._pending.pop(execution_id, None)
 
-    async def _send(self, call: grpc.aio.StreamStreamCall) -> None:
+    async def _send(
+        self, call: grpc.aio.StreamStreamCall[workflow_pb2.ReportOutcomesRequest, workflow_pb2.ReportOutcomesResponse]
+    ) -> None:
         next_poll = 0.0
         while True:
             now = time.monotonic()
@@ -262,7 +265,7 @@ def _task_outcome(row: Outcome | Any) -> workflow_pb2.TaskOutcome:
             item_index=-1 if row.item_index is None else row.item_index,
             attempt=row.attempt or 0,
         ),
-        state=states.execution_state_to_proto(row.state),
+        state=execution_state_to_proto(row.state),
         result_json=(row.result or "").encode(),
         error=row.error or "",
     )

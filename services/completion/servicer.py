@@ -19,12 +19,14 @@ from collections.abc import AsyncIterator, Sequence
 import grpc
 from opentelemetry import trace
 
-from attune import states
 from attune.completion.v1 import completion_pb2, completion_pb2_grpc
 from attune.config import Settings
 from attune.grpcutil.acks import gathered_acks
+from attune.grpcutil.convert import execution_state_from_proto, execution_state_to_proto
 from attune.grpcutil.errors import InvalidArgument, NotFound, Violation, rpc_errors
+from attune.grpcutil.server import RpcContext
 from attune.results import clip_error, fit_result, result_limit
+from attune.states import TERMINAL
 from attune.telemetry import start_span, tracer
 from attune_services.completion.feed import CompletionFeed
 from attune_services.completion.store import ResultStore, StoreOutcome, TerminalResult
@@ -39,8 +41,8 @@ class NotTerminal(ValueError):
 
 def terminal_result_of(message: completion_pb2.ExecutionResult, settings: Settings) -> TerminalResult:
     """Validates and normalises one result; raises NotTerminal for a non-terminal state."""
-    state = states.execution_state_from_proto(message.state)
-    if state not in states.TERMINAL:
+    state = execution_state_from_proto(message.state)
+    if state not in TERMINAL:
         raise NotTerminal(
             f'result for execution {message.execution_id} has state "{state or "unspecified"}", which is not terminal'
         )
@@ -78,7 +80,7 @@ class CompletionServicer(completion_pb2_grpc.CompletionServiceServicer):
     async def SubmitResults(
         self,
         request_iterator: AsyncIterator[completion_pb2.SubmitResultsRequest],
-        context: grpc.aio.ServicerContext,
+        context: RpcContext,
     ) -> AsyncIterator[completion_pb2.SubmitResultsResponse]:
         """Stores each batch as it arrives (batches overlap) and acks it once durable."""
         acks: asyncio.Queue[list[str] | BaseException | None] = asyncio.Queue()
@@ -155,7 +157,7 @@ class CompletionServicer(completion_pb2_grpc.CompletionServiceServicer):
         return list(outcomes)
 
     async def WatchCompleted(
-        self, request: completion_pb2.WatchCompletedRequest, context: grpc.aio.ServicerContext
+        self, request: completion_pb2.WatchCompletedRequest, context: RpcContext
     ) -> AsyncIterator[completion_pb2.WatchCompletedResponse]:
         """Each commit's newly terminal executions, from now on (see `feed.py`)."""
         # Headers go out at once: the subscriber learns it is subscribed before any commit.
@@ -165,7 +167,7 @@ class CompletionServicer(completion_pb2_grpc.CompletionServiceServicer):
 
     @rpc_errors
     async def SubmitResult(
-        self, request: completion_pb2.SubmitResultRequest, context: grpc.aio.ServicerContext
+        self, request: completion_pb2.SubmitResultRequest, context: RpcContext
     ) -> completion_pb2.SubmitResultResponse:
         """Stores one result; NOT_FOUND for an unknown execution, INVALID_ARGUMENT for a
         non-terminal state or a missing execution id."""
@@ -184,7 +186,7 @@ class CompletionServicer(completion_pb2_grpc.CompletionServiceServicer):
         if not outcome.state:
             raise NotFound(f"execution {message.execution_id} not found")
         return completion_pb2.SubmitResultResponse(
-            applied=outcome.applied, state=states.execution_state_to_proto(outcome.state)
+            applied=outcome.applied, state=execution_state_to_proto(outcome.state)
         )
 
 
@@ -196,7 +198,7 @@ def _complete_span(message: completion_pb2.ExecutionResult) -> trace.Span:
         message.trace.traceparent,
         {
             "execution.id": message.execution_id,
-            "execution.state": states.execution_state_from_proto(message.state),
+            "execution.state": execution_state_from_proto(message.state),
             "execution.reporter": message.reporter,
         },
     )

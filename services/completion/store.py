@@ -1,4 +1,4 @@
-"""Stores results: one group-committed transaction per batch of results (DESIGN §2, §6).
+"""Stores results: one group-committed transaction per batch of results (docs/architecture.md, Durability).
 
 Each result is a compare-and-set from any non-terminal state to its terminal state, so a
 duplicate or late result changes nothing. A workflow child's first terminal state also writes an
@@ -16,12 +16,12 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import asyncpg
 import sqlalchemy as sa
 
-from attune import states
+from attune.states import TERMINAL
 from attune.storage import Database
 from attune.storage.batching import GroupCommitter
 from attune.storage.schema import executions, outcome_outbox
@@ -29,7 +29,7 @@ from attune.storage.schema import executions, outcome_outbox
 log = logging.getLogger(__name__)
 
 # Literal, not bound: a bound IN list cannot be used in an executemany statement.
-_TERMINAL: list[sa.ColumnElement[str]] = [sa.literal_column(f"'{state}'") for state in sorted(states.TERMINAL)]
+_TERMINAL: list[sa.ColumnElement[str]] = [sa.literal_column(f"'{state}'") for state in sorted(TERMINAL)]
 _FLUSH_ATTEMPTS = 3
 _TRANSIENT_SQLSTATES = {"40P01", "40001", "55P03"}  # deadlock, serialization failure, lock not available
 
@@ -61,7 +61,7 @@ WITH v AS (
         started_at = COALESCE(e.started_at, v.started_at), updated_at = $7
     FROM v
     WHERE e.id = v.id AND e.id IN (SELECT id FROM locked)
-      AND e.state NOT IN ({", ".join(f"'{state}'" for state in sorted(states.TERMINAL))})
+      AND e.state NOT IN ({", ".join(f"'{state}'" for state in sorted(TERMINAL))})
     RETURNING e.id, e.workflow_execution_id, e.parent_id, e.task_name, e.task_run, e.item_index, e.attempt,
               e.started_at
 ), outbox AS (
@@ -79,7 +79,7 @@ WITH changed AS (
     UPDATE executions
     SET state = $2, result = $3, error = $4, finished_at = $5, started_at = COALESCE(started_at, $6),
         updated_at = $7
-    WHERE id = $1 AND state NOT IN ({", ".join(f"'{state}'" for state in sorted(states.TERMINAL))})
+    WHERE id = $1 AND state NOT IN ({", ".join(f"'{state}'" for state in sorted(TERMINAL))})
     RETURNING id, workflow_execution_id, parent_id, task_name, task_run, item_index, attempt, started_at
 ), outbox AS (
     INSERT INTO outcome_outbox (execution_id, workflow_execution_id, created_at)
@@ -114,6 +114,14 @@ class TerminalResult:
     started_at: float | None
     finished_at: float
     reporter: str
+
+
+@dataclass(frozen=True, slots=True)
+class CurrentRow:
+    """An execution as a flush found it: its state and the workflow it is a child of."""
+
+    state: str
+    workflow_execution_id: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,8 +204,8 @@ class ResultStore:
                     .with_for_update()
                 )
             ).all()
-            current = {row.id: (row.state, row.workflow_execution_id) for row in rows}
-            to_apply = [r for i, r in first.items() if i in current and current[i][0] not in states.TERMINAL]
+            current = {row.id: CurrentRow(row.state, row.workflow_execution_id) for row in rows}
+            to_apply = [r for i, r in first.items() if i in current and current[i].state not in TERMINAL]
             if to_apply:
                 await conn.execute(
                     _update_terminal,
@@ -214,10 +222,14 @@ class ResultStore:
                         for r in to_apply
                     ],
                 )
-            outbox = [
-                {"execution_id": r.execution_id, "workflow_execution_id": current[r.execution_id][1], "created_at": now}
+            outbox: list[dict[str, Any]] = [
+                {
+                    "execution_id": r.execution_id,
+                    "workflow_execution_id": current[r.execution_id].workflow_execution_id,
+                    "created_at": now,
+                }
                 for r in to_apply
-                if current[r.execution_id][1]
+                if current[r.execution_id].workflow_execution_id
             ]
             if outbox:
                 await conn.execute(outcome_outbox.insert(), outbox)
@@ -248,13 +260,13 @@ class ResultStore:
                     [r.started_at for r in items],
                     time.time(),
                 )
-            current = {row["id"]: (first[row["id"]].state, row["workflow_execution_id"]) for row in changed}
+            current = {row["id"]: CurrentRow(first[row["id"]].state, row["workflow_execution_id"]) for row in changed}
             missed = [i for i in first if i not in current]  # duplicates, late or unknown: rare
             if missed:
                 found = await raw.fetch(
                     "SELECT id, state, workflow_execution_id FROM executions WHERE id = any($1::text[])", missed
                 )
-                current.update({row["id"]: (row["state"], row["workflow_execution_id"]) for row in found})
+                current.update({row["id"]: CurrentRow(row["state"], row["workflow_execution_id"]) for row in found})
         # The forwarder gets these outcomes whole: it need not read back what was just written.
         workflow_children = [
             Outcome(
@@ -281,7 +293,7 @@ class ResultStore:
     @staticmethod
     def _outcomes(
         batch: list[TerminalResult],
-        current: dict[str, tuple[str, str | None]],
+        current: dict[str, CurrentRow],
         applied: dict[str, TerminalResult],
     ) -> list[StoreOutcome]:
         outcomes: list[StoreOutcome] = []
@@ -290,7 +302,7 @@ class ResultStore:
             if won is not None:
                 outcomes.append(StoreOutcome(applied=won is item, state=won.state))
             elif item.execution_id in current:
-                outcomes.append(StoreOutcome(applied=False, state=current[item.execution_id][0]))
+                outcomes.append(StoreOutcome(applied=False, state=current[item.execution_id].state))
             else:
                 log.warning(
                     "result for unknown execution %s ignored", item.execution_id, extra={"reporter": item.reporter}

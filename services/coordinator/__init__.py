@@ -1,1 +1,1 @@
-"""The workflow-coordinator service: workflow records and graph evaluation (DESIGN §2)."""
+"""The workflow-coordinator service: workflow records and graph evaluation (docs/architecture.md, Services)."""

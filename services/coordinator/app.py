@@ -1,4 +1,4 @@
-"""The workflow-coordinator service: owns workflow records and graph evaluation (DESIGN §2).
+"""The workflow-coordinator service: owns workflow records and graph evaluation (docs/architecture.md, Services).
 
 Wiring only: the database, the clients of the scheduler and the completion service, the
 definition cache, `Workflows` (events through the engine, persisted), the `Carrier` (commands

@@ -24,18 +24,20 @@ from typing import Any
 import grpc
 import sqlalchemy as sa
 
-from attune import states
+from attune.background import BackgroundTask
 from attune.common.v1 import common_pb2
 from attune.completion.v1 import completion_pb2, completion_pb2_grpc
 from attune.config import Settings
 from attune.execution.v1 import execution_pb2, execution_pb2_grpc
-from attune.grpcutil.convert import dumps
+from attune.grpcutil.convert import dumps, execution_state_to_proto
+from attune.states import ExecutionState
 from attune.storage import Database
 from attune.storage.batching import GroupCommitter
 from attune.storage.schema import task_runs
 from attune_services.coordinator.child_requests import ChildRequester
-from attune_services.coordinator.commands import PendingChild, PendingFinish, Refusal, RunRef
+from attune_services.coordinator.commands import PendingChild, PendingFinish, Refusal
 from attune_services.coordinator.pg_steps import mark_dispatched_asyncpg
+from attune_services.coordinator.rows import DispatchedChild, RunRef
 from attune_services.coordinator.store import mark_dispatched, mark_finish_reported, read_outbox
 
 log = logging.getLogger(__name__)
@@ -82,13 +84,13 @@ class Carrier:
         self._children: dict[RunRef, PendingChild] = {}
         self._in_flight: set[RunRef] = set()
         self._recording: set[RunRef] = set()  # accepted, child id not yet recorded
-        self._recorder: GroupCommitter[tuple[str, str, str], None] = GroupCommitter(
+        self._recorder: GroupCommitter[DispatchedChild, None] = GroupCommitter(
             self._write_dispatched, max_batch=DISPATCH_BATCH, linger=RECORD_LINGER_S
         )
         self._cancels: set[RunRef] = set()
         self._finishes: dict[str, PendingFinish] = {}
         self._wake = {name: asyncio.Event() for name in ("dispatch", "cancel", "finish")}
-        self._tasks: list[asyncio.Task[None]] = []
+        self._loops: list[BackgroundTask] = []
         self._senders: set[asyncio.Task[None]] = set()
         self._window = asyncio.Semaphore(DISPATCH_WINDOW)
         self._closed = False
@@ -104,7 +106,7 @@ class Carrier:
 
     def add_children(self, children: Sequence[PendingChild]) -> None:
         for child in children:
-            self._children[(child.workflow_id, child.run_key)] = child
+            self._children[RunRef(child.workflow_id, child.run_key)] = child
         self._wake["dispatch"].set()
 
     def add_cancels(self, runs: Sequence[RunRef]) -> None:
@@ -147,7 +149,7 @@ class Carrier:
             outbox = await read_outbox(conn, committed_before=committed_before)
         runs_now, cancels_now, finishes_now = self._held()
         runs |= runs_now
-        children = [r for r in outbox.children if (r.workflow_id, r.run_key) not in runs]
+        children = [r for r in outbox.children if RunRef(r.workflow_id, r.run_key) not in runs]
         self.add_children(
             [
                 PendingChild.of(
@@ -189,21 +191,27 @@ class Carrier:
 
     def start(self) -> None:
         """Starts the loops."""
-        self._tasks = [
-            asyncio.create_task(self._loop("dispatch", self._dispatch), name="coordinator-dispatch"),
-            asyncio.create_task(self._loop("cancel", self._cancel), name="coordinator-cancel"),
-            asyncio.create_task(self._loop("finish", self._finish), name="coordinator-finish"),
+        self._loops = [
+            BackgroundTask("coordinator-dispatch", lambda: self._loop("dispatch", self._dispatch)),
+            BackgroundTask("coordinator-cancel", lambda: self._loop("cancel", self._cancel)),
+            BackgroundTask("coordinator-finish", lambda: self._loop("finish", self._finish)),
         ]
         if self._settings.recovery_interval > 0:
-            self._tasks.append(asyncio.create_task(self._sweep_loop(), name="coordinator-recovery-sweep"))
+            self._loops.append(BackgroundTask("coordinator-recovery-sweep", self._sweep_loop))
+        for loop in self._loops:
+            loop.start()
 
     async def close(self) -> None:
         """Stops the loops; what is still queued stays recorded in the database."""
         self._closed = True
-        tasks = [*self._tasks, *self._senders]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        # Everything is cancelled before anything is awaited: a loop left running meanwhile could
+        # start a sender that nobody would stop.
+        senders = list(self._senders)
+        for loop in self._loops:
+            loop.cancel()
+        for sender in senders:
+            sender.cancel()
+        await asyncio.gather(*(loop.stop() for loop in self._loops), *senders, return_exceptions=True)
         await self._children_requester.close()
         try:  # what is left unrecorded is requested again after a restart (idempotent)
             await asyncio.wait_for(self._recorder.close(), timeout=self._deadline)
@@ -245,18 +253,20 @@ class Carrier:
             if ref in self._in_flight:
                 continue
             if ref in self._cancels:
-                refused.append(Refusal(ref[0], ref[1], states.CANCELLED, "cancelled before it was requested"))
+                refused.append(
+                    Refusal(ref.workflow_id, ref.run_key, ExecutionState.CANCELLED, "cancelled before it was requested")
+                )
             else:
                 batch.append(child)
             if len(batch) >= DISPATCH_BATCH:
                 break
         if refused:
             await self._refuse(refused)
-            self._cancels.difference_update((r.workflow_id, r.run_key) for r in refused)
+            self._cancels.difference_update(RunRef(r.workflow_id, r.run_key) for r in refused)
         if not batch:
             return False
         await self._window.acquire()
-        self._in_flight.update((c.workflow_id, c.run_key) for c in batch)
+        self._in_flight.update(RunRef(c.workflow_id, c.run_key) for c in batch)
         self._track(asyncio.create_task(self._send(batch), name="coordinator-dispatch-batch"))
         return len(self._children) > len(self._in_flight)
 
@@ -266,7 +276,7 @@ class Carrier:
 
     async def _send(self, batch: list[PendingChild]) -> None:
         """One batch of child requests; accepted children are recorded, refused ones end."""
-        refs = [(c.workflow_id, c.run_key) for c in batch]
+        refs = [RunRef(c.workflow_id, c.run_key) for c in batch]
         log.debug("requesting %d children", len(batch))
         try:
             try:
@@ -280,23 +290,23 @@ class Carrier:
                 )
                 await asyncio.sleep(self._settings.retry_interval)
                 return
-            accepted: list[tuple[str, str, str]] = []
+            accepted: list[DispatchedChild] = []
             refused: list[Refusal] = []
             for child, outcome in zip(batch, answers, strict=True):
                 if outcome.execution_id:
-                    accepted.append((child.workflow_id, child.run_key, outcome.execution_id))
+                    accepted.append(DispatchedChild(child.workflow_id, child.run_key, outcome.execution_id))
                 else:
                     refused.append(
                         Refusal(
                             child.workflow_id,
                             child.run_key,
-                            states.FAILED,
+                            ExecutionState.FAILED,
                             outcome.error or "the scheduler refused the child execution",
                         )
                     )
-            for workflow_id, run_key, _ in accepted:
-                self._children.pop((workflow_id, run_key), None)
-                self._recording.add((workflow_id, run_key))
+            for a in accepted:
+                self._children.pop(RunRef(a.workflow_id, a.run_key), None)
+                self._recording.add(RunRef(a.workflow_id, a.run_key))
             if accepted:
                 self._track(asyncio.create_task(self._record(accepted), name="coordinator-record-dispatched"))
             if refused:
@@ -309,7 +319,7 @@ class Carrier:
             self._window.release()
             self._wake["dispatch"].set()
 
-    async def _record(self, accepted: list[tuple[str, str, str]]) -> None:
+    async def _record(self, accepted: list[DispatchedChild]) -> None:
         """Records accepted children (child id, dispatched) in lingering batches. Nothing waits
         for it: until it is durable a crash only means the child is requested again after the
         restart (the scheduler answers a request_id it knows with the same execution), and a
@@ -323,11 +333,11 @@ class Carrier:
                     log.warning("recording %d dispatched children failed (%s); retrying", len(accepted), err)
                     await asyncio.sleep(self._settings.retry_interval)
         finally:
-            self._recording.difference_update((w, k) for w, k, _ in accepted)
-        if any((w, k) in self._cancels for w, k, _ in accepted):
+            self._recording.difference_update(RunRef(a.workflow_id, a.run_key) for a in accepted)
+        if any(RunRef(a.workflow_id, a.run_key) in self._cancels for a in accepted):
             self._wake["cancel"].set()
 
-    async def _write_dispatched(self, rows: list[tuple[str, str, str]]) -> list[None]:
+    async def _write_dispatched(self, rows: list[DispatchedChild]) -> list[None]:
         if self._db.is_sqlite:
             async with self._db.write() as conn:
                 await mark_dispatched(conn, rows)
@@ -341,7 +351,7 @@ class Carrier:
             log.warning("task run %s of workflow %s ends %s: %s", r.run_key, r.workflow_id, r.state, r.error)
         await self.on_refused(refused)
         for r in refused:
-            self._children.pop((r.workflow_id, r.run_key), None)
+            self._children.pop(RunRef(r.workflow_id, r.run_key), None)
 
     async def _cancel(self) -> bool:
         ready = [
@@ -364,7 +374,7 @@ class Carrier:
                             tr.c.workflow_id == workflow_id, tr.c.run_key.in_(run_keys[start : start + DISPATCH_BATCH])
                         )
                     )
-                    rows.update(((workflow_id, row.run_key), row) for row in found)
+                    rows.update((RunRef(workflow_id, row.run_key), row) for row in found)
         # Concurrent, so that the scheduler cancels a wide fan-out's children in shared batches
         # (one call after another, cancelling a 1,000-wide with-items took 45-68 s, now 10-14 s);
         # bounded so a huge cancel does not open thousands of calls at once.
@@ -379,7 +389,7 @@ class Carrier:
                 async with window:
                     await self._scheduler.CancelExecution(
                         execution_pb2.CancelExecutionRequest(
-                            id=row.child_execution_id, request_id=f"cancel:{ref[0]}:{ref[1]}"
+                            id=row.child_execution_id, request_id=f"cancel:{ref.workflow_id}:{ref.run_key}"
                         ),
                         timeout=self._deadline,
                     )
@@ -414,7 +424,7 @@ class Carrier:
     async def _submit(self, f: PendingFinish) -> bool:
         result = completion_pb2.ExecutionResult(
             execution_id=f.workflow_id,
-            state=states.execution_state_to_proto(f.status),
+            state=execution_state_to_proto(f.status),
             result_json=dumps(f.result),
             error=f.error or "",
             finished_at=f.finished_at,

@@ -34,7 +34,9 @@ def _unavailable(details: str) -> grpc.aio.AioRpcError:
 class _Stream:
     """One open stream and the batches sent on it that are not answered yet."""
 
-    call: grpc.aio.StreamStreamCall
+    call: grpc.aio.StreamStreamCall[
+        execution_pb2.StreamChildExecutionsRequest, execution_pb2.StreamChildExecutionsResponse
+    ]
     waiting: dict[int, asyncio.Future[Answers]] = field(default_factory=dict)
     # One write at a time: grpc.aio does not support concurrent writes on a call (two batches
     # written at once could leave a write waiting forever on a fan-out's first stream).

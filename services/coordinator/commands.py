@@ -10,8 +10,6 @@ from attune.common.v1 import common_pb2
 from attune.execution.v1 import execution_pb2
 from attune.grpcutil.convert import dumps
 
-RunRef = tuple[str, str]  # (workflow_id, run_key)
-
 
 @dataclass(frozen=True)
 class PendingChild:

@@ -34,7 +34,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from attune.storage.database import CUSTOM_PLAN_ROWS
-from attune_services.coordinator.rows import APPLIED, CONFLICT, StepWrite, dump_json
+from attune_services.coordinator.rows import DispatchedChild, StepOutcome, StepWrite, dump_json
 
 STEP_SQL = """
 WITH cas AS (
@@ -96,14 +96,14 @@ def needs_transaction(batch: Sequence[StepWrite]) -> bool:
     return len(batch) > 1 or not _single(batch[0])
 
 
-async def write_step_pg(conn: AsyncConnection, w: StepWrite) -> str:
+async def write_step_pg(conn: AsyncConnection, w: StepWrite) -> StepOutcome:
     """Writes the CAS, entries, new and ended task runs of one `fast_path_applies` step;
     APPLIED or CONFLICT."""
     matched = (await conn.exec_driver_sql(STEP_SQL, step_params(w))).scalar()
-    return APPLIED if matched == 1 else CONFLICT
+    return StepOutcome.APPLIED if matched == 1 else StepOutcome.CONFLICT
 
 
-async def write_steps_asyncpg(raw: Any, batch: Sequence[StepWrite]) -> list[str]:
+async def write_steps_asyncpg(raw: Any, batch: Sequence[StepWrite]) -> list[StepOutcome]:
     """Writes steps that are `whole_on_fast_path` on an asyncpg connection, in the caller's
     transaction when `needs_transaction`. A step of a chain is then one round trip, without
     SQLAlchemy's BEGIN and COMMIT."""
@@ -113,7 +113,7 @@ async def write_steps_asyncpg(raw: Any, batch: Sequence[StepWrite]) -> list[str]
         applied = await raw.fetchval(STEP_SQL, *step_params(w, rows_apart=not single)) == 1
         if applied and not single:
             await _write_rows_apart(raw, w)
-        outcomes.append(APPLIED if applied else CONFLICT)
+        outcomes.append(StepOutcome.APPLIED if applied else StepOutcome.CONFLICT)
     return outcomes
 
 
@@ -165,9 +165,9 @@ def step_params(w: StepWrite, *, rows_apart: bool = False) -> tuple[Any, ...]:
         w.expected_version + 1 if w.bump else w.expected_version,
         w.status,
         finish is not None,
-        dump_json(finish[1]) if finish else None,
-        finish[2] if finish else None,
-        finish[3] if finish else None,
+        dump_json(finish.result) if finish else None,
+        finish.error if finish else None,
+        finish.at if finish else None,
         w.expected_version,
         deletes[0] if deletes else None,
         [k for k, _ in upserts],
@@ -213,8 +213,13 @@ UPDATE task_runs t
 """
 
 
-async def mark_dispatched_asyncpg(raw: Any, rows: Sequence[tuple[str, str, str]]) -> None:
+async def mark_dispatched_asyncpg(raw: Any, rows: Sequence[DispatchedChild]) -> None:
     """`store.mark_dispatched` as one statement over arrays: recording a 500-child batch through
     SQLAlchemy's executemany cost the coordinator more CPU than the step that created them."""
     if rows:
-        await raw.execute(MARK_DISPATCHED_SQL, [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
+        await raw.execute(
+            MARK_DISPATCHED_SQL,
+            [r.workflow_id for r in rows],
+            [r.run_key for r in rows],
+            [r.child_execution_id for r in rows],
+        )

@@ -1,15 +1,20 @@
-"""What one event writes, as rows: the StepWrite of a step and its parts (no I/O here)."""
+"""What one event writes, as rows: the StepWrite of a step and its parts, and what applying it
+did (no I/O here)."""
 
 from __future__ import annotations
 
+import enum
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
-#: Outcomes of one StepWrite in a batch.
-APPLIED = "applied"
-CONFLICT = "conflict"  # the version moved on: recompute from a fresh load
-EXISTS = "exists"  # a create for a workflow that is already recorded
+
+class StepOutcome(enum.StrEnum):
+    """What applying one StepWrite in a batch did."""
+
+    APPLIED = "applied"
+    CONFLICT = "conflict"  # the version moved on: recompute from a fresh load
+    EXISTS = "exists"  # a create for a workflow that is already recorded
 
 
 def dump_json(value: Any) -> str:
@@ -57,6 +62,49 @@ class EndedRun:
     child_execution_id: str = ""
 
 
+class RunRef(NamedTuple):
+    """A task run by its primary key. A NamedTuple, not a dataclass: the carrier keys its queues
+    by it, and a tuple hashes in C."""
+
+    workflow_id: str
+    run_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class DefinitionRow:
+    """A compiled definition to store once, under its content digest (`workflow_definitions`)."""
+
+    digest: str
+    compiled_json: str
+
+
+@dataclass(frozen=True, slots=True)
+class TimerRow:
+    """A `workflow_timers` row to set: when the timer fires and what for."""
+
+    fire_at: float
+    purpose: str
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowFinish:
+    """How a workflow ended, as its row records it: status, result, error, finished_at."""
+
+    status: str
+    result: Any
+    error: str | None
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchedChild:
+    """A child execution the scheduler accepted for a task run (recorded in `task_runs`)."""
+
+    workflow_id: str
+    run_key: str
+    child_execution_id: str
+
+
 @dataclass
 class StepWrite:
     """Everything one event changed for one workflow."""
@@ -69,10 +117,10 @@ class StepWrite:
     bump: bool = True
     status: str | None = None
     create: NewWorkflow | None = None
-    definition: tuple[str, str] | None = None  # (digest, compiled JSON), stored once
+    definition: DefinitionRow | None = None  # stored once
     entries: dict[str, Any] = field(default_factory=dict)  # value None deletes the entry
     new_runs: list[NewTaskRun] = field(default_factory=list)
     ended_runs: list[EndedRun] = field(default_factory=list)
     cancel_runs: list[str] = field(default_factory=list)
-    timers: dict[str, tuple[float, str] | None] = field(default_factory=dict)  # None deletes
-    finish: tuple[str, Any, str | None, float] | None = None  # status, result, error, at
+    timers: dict[str, TimerRow | None] = field(default_factory=dict)  # by timer id; None deletes
+    finish: WorkflowFinish | None = None

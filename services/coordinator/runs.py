@@ -8,8 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from attune import states
-from attune.grpcutil.convert import struct_from_dict, timestamp
+from attune.grpcutil.convert import execution_state_to_proto, struct_from_dict, timestamp, workflow_state_to_proto
 from attune.storage.schema import task_runs, workflow_executions
 from attune.workflow.v1 import workflow_pb2
 
@@ -32,7 +31,7 @@ def _run_message(row: Any) -> workflow_pb2.WorkflowRun:
     return workflow_pb2.WorkflowRun(
         execution_id=row.id,
         action_ref=row.action_ref,
-        state=states.workflow_state_to_proto(row.status),
+        state=workflow_state_to_proto(row.status),
         result=struct_from_dict(result) if isinstance(result, dict) else None,
         error=row.error or "",
         created_at=timestamp(row.created_at),
@@ -46,7 +45,7 @@ def _task_run_message(row: Any) -> workflow_pb2.TaskRun:
         run=row.run,
         item_index=-1 if row.item_index is None else row.item_index,
         attempt=row.attempt,
-        state=states.execution_state_to_proto(row.state),
+        state=execution_state_to_proto(row.state),
         child_execution_id=row.child_execution_id or "",
         started_at=timestamp(row.started_at),
         finished_at=timestamp(row.finished_at),

@@ -8,13 +8,14 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from attune import states
 from attune.grpcutil.acks import gathered_acks
+from attune.grpcutil.convert import workflow_state_from_proto
 from attune.grpcutil.errors import InvalidArgument, NotFound, Violation, rpc_errors
+from attune.grpcutil.server import RpcContext
 from attune.storage import Database
 from attune.workflow.v1 import workflow_pb2, workflow_pb2_grpc
 from attune_services.coordinator.runs import get_run, list_runs
-from attune_services.coordinator.workflows import Workflows
+from attune_services.coordinator.workflows import EventOutcome, Workflows
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ class WorkflowServicer(workflow_pb2_grpc.WorkflowServiceServicer):
 
     @rpc_errors
     async def StartWorkflows(
-        self, request: workflow_pb2.StartWorkflowsRequest, context: grpc.aio.ServicerContext
+        self, request: workflow_pb2.StartWorkflowsRequest, context: RpcContext
     ) -> workflow_pb2.StartWorkflowsResponse:
         """Records and starts each workflow; answers the ids that are durably recorded."""
         missing = [
@@ -45,7 +46,7 @@ class WorkflowServicer(workflow_pb2_grpc.WorkflowServiceServicer):
         return workflow_pb2.StartWorkflowsResponse(accepted_execution_ids=accepted)
 
     async def ReportOutcomes(
-        self, request_iterator: AsyncIterator[workflow_pb2.ReportOutcomesRequest], context: grpc.aio.ServicerContext
+        self, request_iterator: AsyncIterator[workflow_pb2.ReportOutcomesRequest], context: RpcContext
     ) -> AsyncIterator[workflow_pb2.ReportOutcomesResponse]:
         """Applies outcome batches as they arrive (several at once) and acks each once applied."""
         acks: asyncio.Queue[list[str] | None] = asyncio.Queue()
@@ -86,14 +87,14 @@ class WorkflowServicer(workflow_pb2_grpc.WorkflowServiceServicer):
 
     @rpc_errors
     async def GetWorkflowRun(
-        self, request: workflow_pb2.GetWorkflowRunRequest, context: grpc.aio.ServicerContext
+        self, request: workflow_pb2.GetWorkflowRunRequest, context: RpcContext
     ) -> workflow_pb2.GetWorkflowRunResponse:
         """A workflow run with its task runs."""
         return workflow_pb2.GetWorkflowRunResponse(run=await self._run(request.execution_id))
 
     @rpc_errors
     async def ListWorkflowRuns(
-        self, request: workflow_pb2.ListWorkflowRunsRequest, context: grpc.aio.ServicerContext
+        self, request: workflow_pb2.ListWorkflowRunsRequest, context: RpcContext
     ) -> workflow_pb2.ListWorkflowRunsResponse:
         """Runs newest first, optionally only those in one state."""
         if request.page_size < 0:
@@ -101,7 +102,7 @@ class WorkflowServicer(workflow_pb2_grpc.WorkflowServiceServicer):
         async with self._db.read() as conn:
             runs, token = await list_runs(
                 conn,
-                status=states.workflow_state_from_proto(request.state),
+                status=workflow_state_from_proto(request.state),
                 page_size=request.page_size,
                 page_token=request.page_token,
             )
@@ -109,11 +110,11 @@ class WorkflowServicer(workflow_pb2_grpc.WorkflowServiceServicer):
 
     @rpc_errors
     async def CancelWorkflow(
-        self, request: workflow_pb2.CancelWorkflowRequest, context: grpc.aio.ServicerContext
+        self, request: workflow_pb2.CancelWorkflowRequest, context: RpcContext
     ) -> workflow_pb2.CancelWorkflowResponse:
         """Cancels a running workflow (a finished one is returned unchanged)."""
         self._require_id(request.execution_id)
-        if await self._workflows.cancel(request.execution_id) == "unknown":
+        if await self._workflows.cancel(request.execution_id) == EventOutcome.UNKNOWN:
             await self._run(request.execution_id)  # NOT_FOUND unless it failed at start
         return workflow_pb2.CancelWorkflowResponse(run=await self._run(request.execution_id))
 

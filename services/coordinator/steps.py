@@ -14,7 +14,7 @@ from attune.engine import (
     Step,
     WorkflowState,
 )
-from attune_services.coordinator.store import NewTaskRun, StepWrite
+from attune_services.coordinator.rows import NewTaskRun, StepWrite, TimerRow, WorkflowFinish
 
 
 @dataclass
@@ -55,9 +55,9 @@ def add_step(write: StepWrite, loaded: LoadedWorkflow, step: Step, now: float) -
         elif isinstance(command, CancelTask):
             write.cancel_runs.append(command.key.as_str())
         elif isinstance(command, SetTimer):
-            write.timers[command.timer_id] = (command.fire_at, command.purpose)
+            write.timers[command.timer_id] = TimerRow(command.fire_at, command.purpose)
         elif isinstance(command, CancelTimer):
             write.timers[command.timer_id] = None
         elif isinstance(command, FinishWorkflow):
             write.status = command.status
-            write.finish = (command.status, command.result, command.error, now)
+            write.finish = WorkflowFinish(command.status, command.result, command.error, now)

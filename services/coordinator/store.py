@@ -20,6 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from attune.states import ExecutionState
 from attune.storage import dialect_insert
 from attune.storage.schema import (
     TASK_RUN_COMMAND_PENDING,
@@ -31,40 +32,31 @@ from attune.storage.schema import (
     workflow_timers,
 )
 from attune_services.coordinator.pg_steps import fast_path_applies, write_step_pg
-from attune_services.coordinator.rows import (  # noqa: F401 - re-exported for the other modules
-    APPLIED,
-    CONFLICT,
-    EXISTS,
-    EndedRun,
-    NewTaskRun,
-    NewWorkflow,
-    StepWrite,
-    dump_json,
-)
+from attune_services.coordinator.rows import DispatchedChild, RunRef, StepOutcome, StepWrite, dump_json
 
 
-async def write_steps(conn: AsyncConnection, batch: Sequence[StepWrite]) -> list[str]:
+async def write_steps(conn: AsyncConnection, batch: Sequence[StepWrite]) -> list[StepOutcome]:
     """Applies a batch of steps in the caller's transaction; one outcome per step, in order."""
     fast = conn.dialect.name == "postgresql"
-    outcomes: list[str] = []
+    outcomes: list[StepOutcome] = []
     whole: list[StepWrite] = []  # accepted steps written here entirely
     rest: list[StepWrite] = []  # accepted steps whose common part the fast path wrote
     created = await _create_workflows(conn, [w for w in batch if w.create is not None])
     for w in batch:
         if w.create is not None:
-            outcome = APPLIED if w.workflow_id in created else EXISTS
-            if outcome == APPLIED:
+            outcome = StepOutcome.APPLIED if w.workflow_id in created else StepOutcome.EXISTS
+            if outcome == StepOutcome.APPLIED:
                 whole.append(w)
         elif fast and fast_path_applies(w):
             outcome = await write_step_pg(conn, w)
-            if outcome == APPLIED:
+            if outcome == StepOutcome.APPLIED:
                 rest.append(w)
         else:
             outcome = await _claim(conn, w)
-            if outcome == APPLIED:
+            if outcome == StepOutcome.APPLIED:
                 whole.append(w)
         outcomes.append(outcome)
-    definitions = {w.definition[0]: w.definition[1] for w in whole if w.definition is not None}
+    definitions = {w.definition.digest: w.definition.compiled_json for w in whole if w.definition is not None}
     if definitions:
         stmt = dialect_insert(conn, workflow_definitions).on_conflict_do_nothing(index_elements=["digest"])
         await conn.execute(
@@ -92,35 +84,36 @@ async def _create_workflows(conn: AsyncConnection, creates: Sequence[StepWrite])
             {
                 "id": c.id,
                 "action_ref": c.action_ref,
-                "status": w.status or "running",
+                "status": w.status or ExecutionState.RUNNING,
                 "definition_digest": c.definition_digest,
                 "depth": c.depth,
                 "traceparent": c.traceparent,
                 "version": 1,
                 "finish_reported": False,
                 "created_at": c.created_at,
-                "result": dump_json(w.finish[1]) if w.finish else None,
-                "error": w.finish[2] if w.finish else None,
-                "finished_at": w.finish[3] if w.finish else None,
+                "result": dump_json(w.finish.result) if w.finish else None,
+                "error": w.finish.error if w.finish else None,
+                "finished_at": w.finish.at if w.finish else None,
             }
         )
     stmt = dialect_insert(conn, we).on_conflict_do_nothing(index_elements=["id"]).returning(we.c.id)
     return set((await conn.execute(stmt, rows)).scalars())
 
 
-async def _claim(conn: AsyncConnection, w: StepWrite) -> str:
+async def _claim(conn: AsyncConnection, w: StepWrite) -> StepOutcome:
     """Moves a workflow's version on by compare-and-set (or just checks it, for bookkeeping)."""
     we = workflow_executions
     if w.expected_version is None:
-        return APPLIED
+        return StepOutcome.APPLIED
     values: dict[str, Any] = {"version": w.expected_version + 1 if w.bump else w.expected_version}
     if w.status is not None:
         values["status"] = w.status
-    if w.finish is not None:
-        status, result, error, at = w.finish
-        values.update(status=status, result=dump_json(result), error=error, finished_at=at, finish_reported=False)
+    if (f := w.finish) is not None:
+        values.update(
+            status=f.status, result=dump_json(f.result), error=f.error, finished_at=f.at, finish_reported=False
+        )
     stmt = sa.update(we).where(we.c.id == w.workflow_id, we.c.version == w.expected_version).values(**values)
-    return APPLIED if (await conn.execute(stmt)).rowcount == 1 else CONFLICT
+    return StepOutcome.APPLIED if (await conn.execute(stmt)).rowcount == 1 else StepOutcome.CONFLICT
 
 
 async def _write_entries(conn: AsyncConnection, steps: Iterable[StepWrite]) -> None:
@@ -153,7 +146,7 @@ async def _insert_runs(conn: AsyncConnection, steps: Sequence[StepWrite]) -> Non
             "item_index": r.item_index,
             "attempt": r.attempt,
             "action_ref": r.action_ref,
-            "state": "requested",
+            "state": ExecutionState.REQUESTED,
             "request": dump_json(r.request),
             "child_execution_id": None,
             "dispatched": False,
@@ -208,12 +201,17 @@ async def _write_timers(conn: AsyncConnection, steps: Sequence[StepWrite]) -> No
     sets: list[dict[str, Any]] = []
     deletes: list[dict[str, Any]] = []
     for w in steps:
-        for timer_id, spec in w.timers.items():
-            if spec is None:
+        for timer_id, timer in w.timers.items():
+            if timer is None:
                 deletes.append({"w": w.workflow_id, "k": timer_id})
             else:
                 sets.append(
-                    {"workflow_id": w.workflow_id, "timer_id": timer_id, "fire_at": spec[0], "purpose": spec[1]}
+                    {
+                        "workflow_id": w.workflow_id,
+                        "timer_id": timer_id,
+                        "fire_at": timer.fire_at,
+                        "purpose": timer.purpose,
+                    }
                 )
     if deletes:
         stmt = sa.delete(t).where(t.c.workflow_id == sa.bindparam("w"), t.c.timer_id == sa.bindparam("k"))
@@ -247,7 +245,16 @@ class WorkflowRow:
     version: int
 
 
-async def load_workflow(conn: AsyncConnection, workflow_id: str) -> tuple[WorkflowRow, dict[str, Any], int] | None:
+@dataclass(frozen=True, slots=True)
+class StoredWorkflow:
+    """A workflow as `load_workflow` reads it back."""
+
+    row: WorkflowRow
+    entries: dict[str, Any]  # its state entries, key → JSON value
+    next_seq: int  # seq of its next task run
+
+
+async def load_workflow(conn: AsyncConnection, workflow_id: str) -> StoredWorkflow | None:
     """The row, the state entries and the next task-run seq of a workflow; None when unknown."""
     we = workflow_executions
     row = (
@@ -276,7 +283,7 @@ async def load_workflow(conn: AsyncConnection, workflow_id: str) -> tuple[Workfl
     wf = WorkflowRow(
         row.id, row.action_ref, row.status, row.definition_digest, row.depth, row.traceparent or "", row.version
     )
-    return wf, entries, (max_seq or 0) + 1
+    return StoredWorkflow(wf, entries, (max_seq or 0) + 1)
 
 
 async def load_definition(conn: AsyncConnection, digest: str) -> dict[str, Any] | None:
@@ -293,8 +300,8 @@ class Outbox:
     #: Task runs whose child is still to request, in each workflow's seq order: workflow_id,
     #: run_key, seq, task_name, run, item_index, attempt, action_ref, request, depth, traceparent.
     children: list[sa.Row[Any]]
-    #: (workflow_id, run_key) of task runs still running with a cancel requested.
-    cancels: list[tuple[str, str]]
+    #: Task runs still running with a cancel requested.
+    cancels: list[RunRef]
     #: Finished workflows with their result unreported: id, status, result, error, traceparent,
     #: finished_at.
     finishes: list[sa.Row[Any]]
@@ -346,13 +353,13 @@ async def read_outbox(conn: AsyncConnection, *, committed_before: float | None =
     finishes = (await conn.execute(finishes_query)).all()
     return Outbox(
         children=[r for r in runs if not r.dispatched],
-        cancels=[(r.workflow_id, r.run_key) for r in runs if r.cancel_requested and r.finished_at is None],
+        cancels=[RunRef(r.workflow_id, r.run_key) for r in runs if r.cancel_requested and r.finished_at is None],
         finishes=list(finishes),
     )
 
 
-async def mark_dispatched(conn: AsyncConnection, rows: Sequence[tuple[str, str, str]]) -> None:
-    """Records (workflow_id, run_key, child_execution_id) of children the scheduler accepted."""
+async def mark_dispatched(conn: AsyncConnection, rows: Sequence[DispatchedChild]) -> None:
+    """Records the children the scheduler accepted on their task runs."""
     if not rows:
         return
     t = task_runs
@@ -363,10 +370,11 @@ async def mark_dispatched(conn: AsyncConnection, rows: Sequence[tuple[str, str, 
             child_execution_id=sa.bindparam("c"),
             dispatched=True,
             # An outcome may already have arrived (it carries the link): keep its terminal state.
-            state=sa.case((t.c.finished_at.is_(None), "running"), else_=t.c.state),
+            # The value, not the member: SQLAlchemy gives an Enum member in a CASE no type.
+            state=sa.case((t.c.finished_at.is_(None), ExecutionState.RUNNING.value), else_=t.c.state),
         )
     )
-    await conn.execute(stmt, [{"w": w, "k": k, "c": c} for w, k, c in rows])
+    await conn.execute(stmt, [{"w": r.workflow_id, "k": r.run_key, "c": r.child_execution_id} for r in rows])
 
 
 async def mark_finish_reported(conn: AsyncConnection, workflow_ids: Sequence[str]) -> None:

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 
 import sqlalchemy as sa
 
+from attune.background import BackgroundTask
 from attune.config import Settings
 from attune.storage import Database
 from attune.storage.schema import workflow_timers
@@ -36,7 +37,7 @@ class TimerLoop:
         self._fire = fire
         self._wake = asyncio.Event()
         self._next_at = 0.0  # the earliest fire_at known; 0 = look in the database
-        self._task: asyncio.Task[None] | None = None
+        self._loop = BackgroundTask("coordinator-timers", self._run)
         self._closed = False
         # A claimed timer not fired by then (a crash) becomes due again.
         self.lease = max(5 * settings.retry_interval, 1.0)
@@ -48,13 +49,11 @@ class TimerLoop:
             self._wake.set()
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="coordinator-timers")
+        self._loop.start()
 
     async def close(self) -> None:
         self._closed = True
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await self._loop.stop()
 
     async def _run(self) -> None:
         while not self._closed:

@@ -10,6 +10,7 @@ the in-memory copy: the next event reloads the workflow from the database, which
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
@@ -20,7 +21,6 @@ from typing import Any
 import asyncpg
 import sqlalchemy as sa
 
-from attune import states
 from attune.config import Settings
 from attune.engine import (
     CompiledWorkflow,
@@ -33,7 +33,8 @@ from attune.engine import (
     task_ended,
     timer_fired,
 )
-from attune.grpcutil.convert import loads
+from attune.grpcutil.convert import execution_state_from_proto, loads
+from attune.states import TERMINAL, ExecutionState
 from attune.storage import Database
 from attune.storage.batching import GroupCommitter
 from attune.telemetry import extract, inject, start_span, tracer
@@ -43,16 +44,18 @@ from attune_services.coordinator.commands import PendingChild, PendingFinish, Re
 from attune_services.coordinator.definitions import DefinitionCache, DefinitionError
 from attune_services.coordinator.mailbox import Mailboxes, WorkflowLocks
 from attune_services.coordinator.pg_steps import needs_transaction, whole_on_fast_path, write_steps_asyncpg
-from attune_services.coordinator.steps import LoadedWorkflow, add_step
-from attune_services.coordinator.store import (
-    APPLIED,
-    CONFLICT,
+from attune_services.coordinator.rows import (
+    DefinitionRow,
     EndedRun,
     NewWorkflow,
+    RunRef,
+    StepOutcome,
     StepWrite,
-    load_workflow,
-    write_steps,
+    TimerRow,
+    WorkflowFinish,
 )
+from attune_services.coordinator.steps import LoadedWorkflow, add_step
+from attune_services.coordinator.store import load_workflow, write_steps
 
 log = logging.getLogger(__name__)
 _tracer = tracer(__name__)
@@ -61,6 +64,14 @@ Event = Callable[[CompiledWorkflow, WorkflowState, float], Step]
 
 #: How often a batch of events is recomputed after losing a compare-and-set race before giving up.
 MAX_CONFLICT_RETRIES = 5
+
+
+class EventOutcome(enum.StrEnum):
+    """What became of one event submitted to a workflow's mailbox."""
+
+    APPLIED = "applied"  # committed as (part of) a step
+    UNCHANGED = "unchanged"  # nothing to write (a duplicate, a stale timer)
+    UNKNOWN = "unknown"  # no such workflow, or one that failed at start
 
 
 @dataclass(frozen=True)
@@ -82,8 +93,8 @@ class Workflows:
         self._carrier = carrier
         self._cache: dict[str, LoadedWorkflow] = {}
         self._locks = WorkflowLocks()
-        self._mailboxes: Mailboxes[Pending, str] = Mailboxes(self._apply)
-        self._committer: GroupCommitter[StepWrite, str | Exception] = GroupCommitter(self._flush)
+        self._mailboxes: Mailboxes[Pending, EventOutcome] = Mailboxes(self._apply)
+        self._committer: GroupCommitter[StepWrite, StepOutcome | Exception] = GroupCommitter(self._flush)
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -132,9 +143,9 @@ class Workflows:
 
     async def _outcome(self, o: workflow_pb2.TaskOutcome) -> None:
         link = o.link
-        state = states.execution_state_from_proto(o.state)
-        if not link.workflow_execution_id or not link.task_name or state not in states.TERMINAL:
-            log.warning("outcome of %s ignored: no workflow link or state %r is not terminal", o.execution_id, state)
+        state = execution_state_from_proto(o.state)
+        if not link.workflow_execution_id or not link.task_name or state not in TERMINAL:
+            log.warning("outcome of %s ignored: no workflow link or state '%s' is not terminal", o.execution_id, state)
             return
         result = loads(o.result_json, {})
         if isinstance(result, dict) and o.error and "error" not in result:
@@ -143,28 +154,31 @@ class Workflows:
             link.task_name, link.run or 1, None if link.item_index < 0 else link.item_index, link.attempt or 1
         )
         ended = TaskEnded(key, state, result)
-        if await self.task_ended(link.workflow_execution_id, ended, child_execution_id=o.execution_id) == "unknown":
+        if (
+            await self.task_ended(link.workflow_execution_id, ended, child_execution_id=o.execution_id)
+            == EventOutcome.UNKNOWN
+        ):
             log.warning(
                 "outcome of %s is for unknown workflow %s; acknowledged", o.execution_id, link.workflow_execution_id
             )
 
-    async def task_ended(self, workflow_id: str, ended: TaskEnded, *, child_execution_id: str = "") -> str:
+    async def task_ended(self, workflow_id: str, ended: TaskEnded, *, child_execution_id: str = "") -> EventOutcome:
         """Applies one task run's end (the outcome of `child_execution_id`, if it had a child);
-        "unknown" when the workflow is not recorded."""
+        UNKNOWN when the workflow is not recorded."""
         run = EndedRun(ended.key.as_str(), ended.state, time.time(), child_execution_id)
         return await self._mailboxes.submit(
             workflow_id, Pending(lambda wf, st, now: task_ended(wf, st, ended, now=now), ended_run=run)
         )
 
-    async def fire_timer(self, workflow_id: str, timer_id: str) -> str:
+    async def fire_timer(self, workflow_id: str, timer_id: str) -> EventOutcome:
         """Fires one due timer (a timer the engine no longer knows is just deleted)."""
         async with self._busy():
             return await self._mailboxes.submit(
                 workflow_id, Pending(lambda wf, st, now: timer_fired(wf, st, timer_id, now=now), fired_timer=timer_id)
             )
 
-    async def cancel(self, workflow_id: str) -> str:
-        """Cancels a workflow per its cancellation policy; "unknown" when it is not recorded."""
+    async def cancel(self, workflow_id: str) -> EventOutcome:
+        """Cancels a workflow per its cancellation policy; UNKNOWN when it is not recorded."""
         async with self._busy():
             return await self._mailboxes.submit(workflow_id, Pending(lambda wf, st, now: cancel(wf, st, now=now)))
 
@@ -193,7 +207,7 @@ class Workflows:
             if self._in_flight == 0:
                 self._idle.set()
 
-    async def _flush(self, batch: list[StepWrite]) -> list[str | Exception]:
+    async def _flush(self, batch: list[StepWrite]) -> list[StepOutcome | Exception]:
         try:
             if not self._db.is_sqlite and all(whole_on_fast_path(w) for w in batch):
                 rows = max(max(len(w.new_runs), len(w.ended_runs), len(w.entries)) for w in batch)
@@ -211,12 +225,12 @@ class Workflows:
                 return [err]
         # One bad step (a value its column refuses) must not fail the steps of other workflows it
         # shared a batch with; other errors (the database is away) fail the whole batch.
-        results: list[str | Exception] = []
+        results: list[StepOutcome | Exception] = []
         for write in batch:
             results.extend(await self._flush([write]))
         return results
 
-    async def _commit(self, write: StepWrite) -> str:
+    async def _commit(self, write: StepWrite) -> StepOutcome:
         """Group-commits one step: APPLIED, CONFLICT or EXISTS; raises what failed it."""
         outcome = await self._committer.submit(write)
         if isinstance(outcome, Exception):
@@ -235,10 +249,10 @@ class Workflows:
                 span.set_attribute("attune.action_ref", s.action_ref)
                 traceparent = s.trace.traceparent or inject()
                 loaded, write = self._begin(s, traceparent, now)
-            if await self._commit(write) != APPLIED:
+            if await self._commit(write) != StepOutcome.APPLIED:
                 return  # recorded before (a retried hand-off): nothing to do again
             if write.definition is not None:
-                self._definitions.stored(write.definition[0])
+                self._definitions.stored(write.definition.digest)
             if loaded is not None and not loaded.state.finished:
                 self._cache[s.execution_id] = loaded
             self._after_commit(s.execution_id, depth=s.depth, traceparent=traceparent, write=write)
@@ -259,9 +273,9 @@ class Workflows:
             write = StepWrite(
                 s.execution_id,
                 None,
-                status=states.FAILED,
+                status=ExecutionState.FAILED,
                 create=new,
-                finish=(states.FAILED, {"succeeded": False, "error": error}, error, now),
+                finish=WorkflowFinish(ExecutionState.FAILED, {"succeeded": False, "error": error}, error, now),
             )
             return None, write
         digest = compiled.workflow.digest
@@ -278,7 +292,7 @@ class Workflows:
             None,
             status=state.status,
             create=NewWorkflow(s.execution_id, s.action_ref, digest, s.depth, traceparent, now),
-            definition=(digest, compiled.json) if self._definitions.needs_storing(digest) else None,
+            definition=DefinitionRow(digest, compiled.json) if self._definitions.needs_storing(digest) else None,
         )
         add_step(write, loaded, step, now)
         write.entries = state.to_entries()  # a new workflow writes all its entries, not just the changed
@@ -289,16 +303,16 @@ class Workflows:
             found = await load_workflow(conn, workflow_id)
         if found is None:
             return None
-        row, entries, next_seq = found
+        row = found.row
         if not row.definition_digest:
             return None  # failed at start: no definition, nothing can advance it
         compiled = await self._definitions.by_digest(row.definition_digest)
-        state = WorkflowState.from_entries(entries)
+        state = WorkflowState.from_entries(found.entries)
         return LoadedWorkflow(
-            row.id, row.action_ref, compiled, state, row.version, row.depth, row.traceparent, next_seq
+            row.id, row.action_ref, compiled, state, row.version, row.depth, row.traceparent, found.next_seq
         )
 
-    async def _apply(self, workflow_id: str, batch: list[Pending]) -> list[str]:
+    async def _apply(self, workflow_id: str, batch: list[Pending]) -> list[EventOutcome]:
         """Applies a mailbox batch as one step; recomputed from a fresh load on a lost CAS race."""
         for _ in range(MAX_CONFLICT_RETRIES):
             async with self._locks.hold(workflow_id):
@@ -307,19 +321,19 @@ class Workflows:
                 if loaded is None:
                     loaded = await self._load(workflow_id)
                 if loaded is None:  # unknown, or failed at start: nothing can advance it
-                    timers: dict[str, tuple[float, str] | None] = {p.fired_timer: None for p in batch if p.fired_timer}
+                    timers: dict[str, TimerRow | None] = {p.fired_timer: None for p in batch if p.fired_timer}
                     if timers:
                         await self._commit(StepWrite(workflow_id, None, timers=timers))
-                    return ["unknown"] * len(batch)
+                    return [EventOutcome.UNKNOWN] * len(batch)
                 write = self._compute(loaded, batch, fresh=fresh)
                 if write is None:
-                    return ["unchanged"] * len(batch)
+                    return [EventOutcome.UNCHANGED] * len(batch)
                 try:
                     outcome = await self._commit(write)
                 except BaseException:
                     self._cache.pop(workflow_id, None)  # memory is ahead of the database now
                     raise
-                if outcome == CONFLICT:
+                if outcome == StepOutcome.CONFLICT:
                     self._cache.pop(workflow_id, None)
                     log.info("workflow %s moved on elsewhere; recomputing %d events", workflow_id, len(batch))
                     continue
@@ -330,7 +344,7 @@ class Workflows:
                 else:
                     self._cache[workflow_id] = loaded
                 self._after_commit(workflow_id, depth=loaded.depth, traceparent=loaded.traceparent, write=write)
-                return ["applied"] * len(batch)
+                return [EventOutcome.APPLIED] * len(batch)
         raise RuntimeError(f"workflow {workflow_id}: gave up after {MAX_CONFLICT_RETRIES} compare-and-set conflicts")
 
     def _compute(self, loaded: LoadedWorkflow, batch: list[Pending], *, fresh: bool) -> StepWrite | None:
@@ -391,13 +405,12 @@ class Workflows:
         if children:
             self._carrier.add_children(children)
         if write.cancel_runs:
-            self._carrier.add_cancels([(workflow_id, key) for key in write.cancel_runs])
+            self._carrier.add_cancels([RunRef(workflow_id, key) for key in write.cancel_runs])
         for timer in write.timers.values():
             if timer is not None:
-                self.on_timer_set(timer[0])
-        if write.finish is not None:
-            status, result, error, at = write.finish
-            self._carrier.add_finish(PendingFinish(workflow_id, status, result, error, traceparent, at))
+                self.on_timer_set(timer.fire_at)
+        if (f := write.finish) is not None:
+            self._carrier.add_finish(PendingFinish(workflow_id, f.status, f.result, f.error, traceparent, f.at))
 
 
 async def _each(calls: list[Coroutine[Any, Any, None]]) -> list[BaseException | None]:

@@ -1,4 +1,4 @@
-"""The scheduler service: the front door (DESIGN §2).
+"""The scheduler service: the front door (docs/architecture.md, Services).
 
 - `app` wires everything into the ServiceApp the bootstrap serves.
 - `registry` / `actions`: packs and actions (RegistryService) and the action cache.

@@ -130,6 +130,14 @@ def action_row_values(
     }
 
 
+@dataclass(frozen=True, slots=True)
+class _CachedAction:
+    """A cache entry: the action as read at `loaded_at` (monotonic), None when not registered."""
+
+    loaded_at: float
+    action: ActionRecord | None
+
+
 class ActionCache:
     """Actions by ref, read through from the database.
 
@@ -140,18 +148,18 @@ class ActionCache:
     def __init__(self, db: Database, *, ttl: float) -> None:
         self._db = db
         self._ttl = ttl
-        self._entries: dict[str, tuple[float, ActionRecord | None]] = {}
+        self._entries: dict[str, _CachedAction] = {}
 
     async def get(self, ref: str) -> ActionRecord | None:
         """The action named `ref`, or None when it is not registered."""
         now = time.monotonic()
         hit = self._entries.get(ref)
-        if hit is not None and now - hit[0] < self._ttl:
-            return hit[1]
+        if hit is not None and now - hit.loaded_at < self._ttl:
+            return hit.action
         async with self._db.read() as conn:
             row = (await conn.execute(sa.select(actions).where(actions.c.ref == ref))).mappings().first()
         record = ActionRecord.from_row(row) if row is not None else None
-        self._entries[ref] = (now, record)
+        self._entries[ref] = _CachedAction(now, record)
         return record
 
     async def get_many(self, refs: set[str]) -> dict[str, ActionRecord]:
@@ -161,9 +169,9 @@ class ActionCache:
         missing: list[str] = []
         for ref in refs:
             hit = self._entries.get(ref)
-            if hit is not None and now - hit[0] < self._ttl:
-                if hit[1] is not None:
-                    found[ref] = hit[1]
+            if hit is not None and now - hit.loaded_at < self._ttl:
+                if hit.action is not None:
+                    found[ref] = hit.action
             else:
                 missing.append(ref)
         if missing:
@@ -171,7 +179,7 @@ class ActionCache:
                 rows = (await conn.execute(sa.select(actions).where(actions.c.ref.in_(missing)))).mappings()
                 loaded = {row["ref"]: ActionRecord.from_row(row) for row in rows}
             for ref in missing:
-                self._entries[ref] = (now, loaded.get(ref))
+                self._entries[ref] = _CachedAction(now, loaded.get(ref))
             found.update(loaded)
         return found
 

@@ -1,4 +1,4 @@
-"""The scheduler service: the front door (DESIGN §2).
+"""The scheduler service: the front door (docs/architecture.md, Services).
 
 Serves the registry, executions, the workers' stream and a forwarding WorkflowService. It owns
 the states scheduling, scheduled, running and canceling; terminal states are submitted to the
@@ -16,7 +16,7 @@ from attune.execution.v1 import execution_pb2, execution_pb2_grpc
 from attune.grpcutil.channel import open_channel
 from attune.ids import new_id
 from attune.registry.v1 import registry_pb2, registry_pb2_grpc
-from attune.states import SCHEDULED
+from attune.states import ExecutionState
 from attune.storage import Database
 from attune.worker.v1 import worker_pb2, worker_pb2_grpc
 from attune.workflow.v1 import workflow_pb2, workflow_pb2_grpc
@@ -52,6 +52,7 @@ class SchedulerApp:
         self.cache = ActionCache(self.db, ttl=settings.heartbeat_interval)
         self._coordinator_channel: grpc.aio.Channel | None = None
         self._completion = CompletionClient(settings) if submitter is None else None
+        # Without a submitter, _completion is a CompletionClient, which mypy cannot tell from the line above.
         self.submitter: ResultSubmitter = submitter or self._completion  # type: ignore[assignment]
         self.watchers = ExecutionWatchers(settings)
         self._feed = CompletedFeed(settings, self.watchers)
@@ -86,11 +87,13 @@ class SchedulerApp:
         workflows = [r for r in rows if r["runner_type"] == "workflow"]
         if workflows:
             self.handoff.enqueue(workflows)
-        scheduled = [r for r in rows if r["state"] == SCHEDULED]
+        scheduled = [r for r in rows if r["state"] == ExecutionState.SCHEDULED]
         if scheduled:
             self.dispatcher.assign_reserved(scheduled)
         if len(workflows) + len(scheduled) < len(rows):
-            self.dispatcher.enqueue(r for r in rows if r["runner_type"] != "workflow" and r["state"] != SCHEDULED)
+            self.dispatcher.enqueue(
+                r for r in rows if r["runner_type"] != "workflow" and r["state"] != ExecutionState.SCHEDULED
+            )
 
     def register(self, server: grpc.aio.Server) -> None:
         """Adds the four servicers."""

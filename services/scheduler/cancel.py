@@ -1,4 +1,4 @@
-"""Cancelling an execution, by where it is (DESIGN §2).
+"""Cancelling an execution, by where it is (docs/architecture.md, Services).
 
 - Not yet on a worker (requested, scheduling): → canceling, then a CANCELLED result to the
   completion service (the scheduler never writes terminal states).
@@ -8,7 +8,7 @@
 - Already canceling: the message is sent again (idempotent). Terminal: FAILED_PRECONDITION.
   Unknown: NOT_FOUND.
 
-Concurrent cancels share their statements (group commit, DESIGN §6): a batch is one
+Concurrent cancels share their statements (group commit, docs/architecture.md, Durability): a batch is one
 compare-and-set of every id to canceling, one Cancellations message per worker, one submission
 of give-ups to the completion service and one read of the rows to answer with. On PostgreSQL the
 compare-and-set is one statement that also reads the rows it did not move (`_CANCEL_PG`); on
@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from attune.config import Settings
 from attune.grpcutil.errors import AttuneError, FailedPrecondition, NotFound, Unavailable
-from attune.states import CANCELING, CANCELLED, REQUESTED, RUNNING, SCHEDULED, SCHEDULING, TERMINAL
+from attune.states import TERMINAL, ExecutionState
 from attune.storage import Database
 from attune.storage.batching import GroupCommitter
 from attune.storage.schema import executions
@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 Row = dict[str, Any]
 
 #: States a cancel moves to canceling.
-CANCELABLE = (REQUESTED, SCHEDULING, SCHEDULED, RUNNING)
+CANCELABLE = (ExecutionState.REQUESTED, ExecutionState.SCHEDULING, ExecutionState.SCHEDULED, ExecutionState.RUNNING)
 #: Compare-and-set rounds for an execution whose state moved between the UPDATE and the read.
 CAS_ROUNDS = 5
 #: Attempts of the PostgreSQL statement that met a deadlock or a serialization failure.
@@ -137,7 +137,7 @@ class Canceller:
                     refused[execution_id] = _Refused(
                         FailedPrecondition, f"execution {execution_id} already {row['state']}"
                     )
-                elif row["state"] == CANCELING:
+                elif row["state"] == ExecutionState.CANCELING:
                     canceling.append(row)
                 else:  # read before a concurrent transition the UPDATE waited for (PostgreSQL)
                     retry.append(execution_id)
@@ -169,10 +169,10 @@ class Canceller:
                 await conn.execute(
                     executions.update()
                     .where(executions.c.id.in_(movable), executions.c.state.in_(CANCELABLE))
-                    .values(state=CANCELING, updated_at=now)
+                    .values(state=ExecutionState.CANCELING, updated_at=now)
                 )
         moved = {
-            execution_id: {**others.pop(execution_id), "state": CANCELING, "updated_at": now}
+            execution_id: {**others.pop(execution_id), "state": ExecutionState.CANCELING, "updated_at": now}
             for execution_id in movable
         }
         return moved, others
@@ -214,7 +214,12 @@ class Canceller:
                 by_worker[row["worker_id"]].append(row["id"])
             else:
                 give_ups.append(
-                    GiveUp(row["id"], CANCELLED, "cancelled before it was dispatched", row["traceparent"] or "")
+                    GiveUp(
+                        row["id"],
+                        ExecutionState.CANCELLED,
+                        "cancelled before it was dispatched",
+                        row["traceparent"] or "",
+                    )
                 )
         _, _, *errors = await asyncio.gather(
             self._tell_workers(by_worker),
@@ -273,7 +278,7 @@ _CANCEL_PG = f"""
 WITH locked AS (
     SELECT id FROM executions WHERE id = ANY($1::text[]) AND state = ANY($3::text[]) ORDER BY id FOR UPDATE
 ), moved AS (
-    UPDATE executions AS e SET state = '{CANCELING}', updated_at = $2
+    UPDATE executions AS e SET state = '{ExecutionState.CANCELING}', updated_at = $2
     FROM locked WHERE e.id = locked.id AND e.state = ANY($3::text[])
     RETURNING e.*
 )

@@ -1,4 +1,4 @@
-"""Dispatch: executions waiting in "scheduling" go to connected workers (DESIGN §2).
+"""Dispatch: executions waiting in "scheduling" go to connected workers (docs/architecture.md, Services).
 
 Rows arrive in memory right after their insert (and from the sweeper's scans). The dispatch task
 pairs them with workers that advertise the action's runtime and have a free slot, least loaded
@@ -24,9 +24,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from attune.background import BackgroundTask
 from attune.common.v1 import common_pb2
 from attune.packs import SLOT_FREE_RUNTIMES
-from attune.states import RUNNING, SCHEDULED, SCHEDULING
+from attune.states import ExecutionState
 from attune.storage import Database
 from attune.storage.batching import GroupCommitter
 from attune.storage.schema import executions
@@ -93,7 +94,7 @@ class Dispatcher:
         self.lost_since: dict[str, float] = {}  # worker id → when its stream ended
         self._pending: dict[str, dict[str, PendingExecution]] = {}  # runtime → id → row, oldest first
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._loop = BackgroundTask("dispatch", self._run)
         self._stopped = False
         self._claiming: set[str] = set()  # taken from the queues, compare-and-set not yet done
         self._reserved: dict[str, WorkerSession] = {}  # slots held for rows being inserted scheduled
@@ -230,14 +231,13 @@ class Dispatcher:
 
     def start(self) -> None:
         """Starts the dispatch task."""
-        self._task = asyncio.create_task(self._run(), name="dispatch")
+        self._loop.start()
 
     async def stop(self) -> None:
         """Stops dispatching (assignments already sent stay with their workers)."""
         self._stopped = True
         self._wake.set()
-        if self._task is not None:
-            await self._task
+        await self._loop.stop(grace=None)  # it sends the rows already scheduled, then returns
         await self._started.close()
 
     async def _run(self) -> None:
@@ -319,8 +319,10 @@ class Dispatcher:
             for session, items in plan.items():
                 result = await conn.execute(
                     executions.update()
-                    .where(executions.c.id.in_([p.id for p in items]), executions.c.state == SCHEDULING)
-                    .values(state=SCHEDULED, worker_id=session.worker_id, scheduled_at=now, updated_at=now)
+                    .where(executions.c.id.in_([p.id for p in items]), executions.c.state == ExecutionState.SCHEDULING)
+                    .values(
+                        state=ExecutionState.SCHEDULED, worker_id=session.worker_id, scheduled_at=now, updated_at=now
+                    )
                     .returning(executions.c.id)
                 )
                 moved.update(result.scalars())
@@ -367,8 +369,8 @@ class Dispatcher:
         async with self._db.write() as conn:
             result = await conn.execute(
                 executions.update()
-                .where(executions.c.id.in_(execution_ids), executions.c.state == SCHEDULED)
-                .values(state=SCHEDULING, worker_id=None, scheduled_at=None, updated_at=time.time())
+                .where(executions.c.id.in_(execution_ids), executions.c.state == ExecutionState.SCHEDULED)
+                .values(state=ExecutionState.SCHEDULING, worker_id=None, scheduled_at=None, updated_at=time.time())
                 .returning(executions.c.id)
             )
             back = set(result.scalars())
@@ -386,8 +388,8 @@ class Dispatcher:
         async with self._db.write() as conn:
             await conn.execute(
                 executions.update()
-                .where(executions.c.id == sa.bindparam("b_id"), executions.c.state == SCHEDULED)
-                .values(state=RUNNING, started_at=sa.bindparam("b_started"), updated_at=now),
+                .where(executions.c.id == sa.bindparam("b_id"), executions.c.state == ExecutionState.SCHEDULED)
+                .values(state=ExecutionState.RUNNING, started_at=sa.bindparam("b_started"), updated_at=now),
                 [{"b_id": execution_id, "b_started": started_at or now} for execution_id, started_at in items],
             )
         self._on_changed([execution_id for execution_id, _ in items])

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from attune.config import Settings
 from attune.execution.v1 import execution_pb2, execution_pb2_grpc
-from attune.grpcutil.convert import dict_from_struct
+from attune.grpcutil.convert import dict_from_struct, execution_state_from_proto
 from attune.grpcutil.errors import (
     AttuneError,
     InvalidArgument,
@@ -23,7 +23,8 @@ from attune.grpcutil.errors import (
     rpc_errors,
     to_status,
 )
-from attune.states import TERMINAL, execution_state_from_proto
+from attune.grpcutil.server import RpcContext
+from attune.states import TERMINAL
 from attune.storage import Database
 from attune.storage.schema import executions
 from attune_services.scheduler.cancel import Canceller
@@ -63,7 +64,7 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
 
     @rpc_errors
     async def RequestExecution(
-        self, request: execution_pb2.RequestExecutionRequest, context: grpc.aio.ServicerContext
+        self, request: execution_pb2.RequestExecutionRequest, context: RpcContext
     ) -> execution_pb2.RequestExecutionResponse:
         """Validates and stores one execution in "scheduling"."""
         if request.timeout_seconds < 0:
@@ -78,7 +79,7 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
 
     @rpc_errors
     async def RequestChildExecutions(
-        self, request: execution_pb2.RequestChildExecutionsRequest, context: grpc.aio.ServicerContext
+        self, request: execution_pb2.RequestChildExecutionsRequest, context: RpcContext
     ) -> execution_pb2.RequestChildExecutionsResponse:
         """Creates workflow children concurrently (group-committed); errors are per child."""
         return execution_pb2.RequestChildExecutionsResponse(children=await self._children(request.children))
@@ -86,7 +87,7 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
     async def StreamChildExecutions(
         self,
         request_iterator: AsyncIterator[execution_pb2.StreamChildExecutionsRequest],
-        context: grpc.aio.ServicerContext,
+        context: RpcContext,
     ) -> AsyncIterator[execution_pb2.StreamChildExecutionsResponse]:
         """Each batch is handled as it arrives (batches overlap) and answered once its children
         are stored. A batch that fails as a whole (the scheduler is shutting down, the database
@@ -117,7 +118,8 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
         try:
             while (item := await answers.get()) is not None:
                 if isinstance(item, AttuneError):
-                    await context.abort_with_status(to_status(item))
+                    # grpc.aio's concrete context has abort_with_status; its abstract base and the stubs omit it.
+                    await context.abort_with_status(to_status(item))  # type: ignore[attr-defined]
                 if isinstance(item, BaseException):
                     log.error("a batch of child requests failed: %s", str(item)[:2000])
                     # Short: the status message travels in a header (8 KiB limit).
@@ -175,7 +177,7 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
 
     @rpc_errors
     async def GetExecution(
-        self, request: execution_pb2.GetExecutionRequest, context: grpc.aio.ServicerContext
+        self, request: execution_pb2.GetExecutionRequest, context: RpcContext
     ) -> execution_pb2.GetExecutionResponse:
         """One execution with its direct children, oldest first."""
         row, children = await self._snapshot(request.id)
@@ -185,7 +187,7 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
 
     @rpc_errors
     async def ListExecutions(
-        self, request: execution_pb2.ListExecutionsRequest, context: grpc.aio.ServicerContext
+        self, request: execution_pb2.ListExecutionsRequest, context: RpcContext
     ) -> execution_pb2.ListExecutionsResponse:
         """Newest first; the page token is the last id of the previous page (ids are time-ordered)."""
         if request.page_size < 0:
@@ -208,7 +210,7 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
 
     @rpc_errors
     async def CancelExecution(
-        self, request: execution_pb2.CancelExecutionRequest, context: grpc.aio.ServicerContext
+        self, request: execution_pb2.CancelExecutionRequest, context: RpcContext
     ) -> execution_pb2.CancelExecutionResponse:
         """Cancels per where the execution is (see `cancel.py`). A retried request_id returns the
         original response (not the state now, nor "already cancelled").
@@ -227,7 +229,7 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
         )
 
     async def WatchExecution(
-        self, request: execution_pb2.WatchExecutionRequest, context: grpc.aio.ServicerContext
+        self, request: execution_pb2.WatchExecutionRequest, context: RpcContext
     ) -> AsyncIterator[execution_pb2.WatchExecutionResponse]:
         """A snapshot whenever the execution or a child changed; ends once the execution is terminal."""
         seen: Any = None
@@ -247,7 +249,8 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
                 try:
                     row, children = await self._snapshot(request.id)
                 except AttuneError as err:
-                    await context.abort_with_status(to_status(err))
+                    # grpc.aio's concrete context has abort_with_status; its abstract base and the stubs omit it.
+                    await context.abort_with_status(to_status(err))  # type: ignore[attr-defined]
                     return
                 signature = [(r["id"], r["state"], r["updated_at"]) for r in (row, *children)]
                 if signature != seen:

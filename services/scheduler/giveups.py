@@ -1,9 +1,10 @@
 """Results for executions the scheduler gives up on, submitted to the completion service.
 
-The scheduler never writes a terminal state itself (DESIGN §2): a schedule timeout, a lost
-worker or a cancel before dispatch become an `ExecutionResult` sent to the completion service,
-which stores it idempotently. A result that is not acknowledged is found again by the next sweep,
-because the row stays in its non-terminal state.
+The scheduler never writes a terminal state itself (docs/architecture.md, Tables and their
+writers): a schedule timeout, a lost worker or a cancel before dispatch become an
+`ExecutionResult` sent to the completion service, which stores it idempotently. A result that is
+not acknowledged is found again by the next sweep, because the row stays in its non-terminal
+state.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from attune.common.v1 import common_pb2
 from attune.completion.v1 import completion_pb2, completion_pb2_grpc
 from attune.config import Settings
 from attune.grpcutil.channel import open_channel
-from attune.states import execution_state_to_proto
+from attune.grpcutil.convert import execution_state_to_proto
+from attune.states import ExecutionState
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +32,7 @@ class GiveUp:
     """One execution the scheduler ends: its terminal state and why."""
 
     execution_id: str
-    state: str  # "failed" | "cancelled" | "abandoned"
+    state: ExecutionState  # FAILED | CANCELLED | ABANDONED
     error: str
     traceparent: str = ""
     started_at: float | None = None

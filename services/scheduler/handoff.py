@@ -8,7 +8,6 @@ backoff; the rows stay in "scheduling", so a restart finds them again (durable h
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -17,9 +16,10 @@ from typing import Any
 import grpc
 import sqlalchemy as sa
 
+from attune.background import BackgroundTask
 from attune.common.v1 import common_pb2
 from attune.config import Settings
-from attune.states import CANCELING, RUNNING, SCHEDULING
+from attune.states import ExecutionState
 from attune.storage import Database
 from attune.storage.schema import executions
 from attune.workflow.v1 import workflow_pb2, workflow_pb2_grpc
@@ -52,7 +52,7 @@ class WorkflowHandoff:
         self._submitter = submitter
         self._queue: dict[str, dict[str, Any]] = {}
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._loop = BackgroundTask("workflow-handoff", self._run)
         self._stopped = False
 
     def enqueue(self, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -63,16 +63,13 @@ class WorkflowHandoff:
 
     def start(self) -> None:
         """Starts the hand-off task."""
-        self._task = asyncio.create_task(self._run(), name="workflow-handoff")
+        self._loop.start()
 
     async def stop(self) -> None:
         """Stops handing off (queued rows stay in "scheduling" in the database)."""
         self._stopped = True
         self._wake.set()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._loop.stop()
 
     async def _run(self) -> None:
         failures = 0
@@ -103,7 +100,9 @@ class WorkflowHandoff:
             still = set(
                 (
                     await conn.execute(
-                        sa.select(executions.c.id).where(executions.c.id.in_(ids), executions.c.state == SCHEDULING)
+                        sa.select(executions.c.id).where(
+                            executions.c.id.in_(ids), executions.c.state == ExecutionState.SCHEDULING
+                        )
                     )
                 ).scalars()
             )
@@ -120,7 +119,7 @@ class WorkflowHandoff:
                 missing.append(
                     GiveUp(
                         row["id"],
-                        "failed",
+                        ExecutionState.FAILED,
                         f"workflow action {row['action_ref']!r} is no longer registered",
                         row["traceparent"] or "",
                     )
@@ -153,23 +152,20 @@ class WorkflowHandoff:
                 (
                     await conn.execute(
                         executions.update()
-                        .where(executions.c.id.in_(accepted), executions.c.state == SCHEDULING)
-                        .values(state=RUNNING, started_at=now, updated_at=now)
+                        .where(executions.c.id.in_(accepted), executions.c.state == ExecutionState.SCHEDULING)
+                        .values(state=ExecutionState.RUNNING, started_at=now, updated_at=now)
                         .returning(executions.c.id)
                     )
                 ).scalars()
             )
-        self._on_changed(moved)
-        self._on_changed({row["parent_id"] for row in batch if row["id"] in moved and row.get("parent_id")})
-        for execution_id in accepted:
-            self._queue.pop(execution_id, None)
+            # Read in the same transaction: the connection is gone once the block ends.
             unmoved = list(set(accepted) - moved)
             canceling = (
                 set(
                     (
                         await conn.execute(
                             sa.select(executions.c.id).where(
-                                executions.c.id.in_(unmoved), executions.c.state == CANCELING
+                                executions.c.id.in_(unmoved), executions.c.state == ExecutionState.CANCELING
                             )
                         )
                     ).scalars()
@@ -177,6 +173,10 @@ class WorkflowHandoff:
                 if unmoved
                 else set()
             )
+        self._on_changed(moved)
+        self._on_changed({row["parent_id"] for row in batch if row["id"] in moved and row.get("parent_id")})
+        for execution_id in accepted:
+            self._queue.pop(execution_id, None)
         for execution_id in canceling:
             # Cancelled while being handed off: the coordinator now owns a run to stop.
             try:

@@ -1,4 +1,5 @@
-"""RegistryService: packs with their files, and actions (DESIGN §2, §4).
+"""RegistryService: packs with their files, and actions (docs/architecture.md, Services;
+docs/workflows.md, Packs and workflow files).
 
 A pack is validated as a whole by `attune.packs` and stored in one transaction: the pack row, its
 files by digest (every version kept, so workers running an older digest can still fetch it) and
@@ -21,7 +22,6 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
-import grpc
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -34,6 +34,7 @@ from attune.grpcutil.errors import (
     Violation,
     rpc_errors,
 )
+from attune.grpcutil.server import RpcContext
 from attune.ids import new_id
 from attune.packs import RUNNER_TYPES, PackBundle, PackError, check_parameter_schema, load_pack_files
 from attune.registry.v1 import registry_pb2, registry_pb2_grpc
@@ -66,7 +67,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
 
     @rpc_errors
     async def RegisterPack(
-        self, request: registry_pb2.RegisterPackRequest, context: grpc.aio.ServicerContext
+        self, request: registry_pb2.RegisterPackRequest, context: RpcContext
     ) -> registry_pb2.RegisterPackResponse:
         """Validates the pack's files as a whole, then, in one transaction, stores pack, files and
         actions and deletes the actions an earlier registration stored that the files no longer declare.
@@ -103,7 +104,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
 
     @rpc_errors
     async def GetPackFiles(
-        self, request: registry_pb2.GetPackFilesRequest, context: grpc.aio.ServicerContext
+        self, request: registry_pb2.GetPackFilesRequest, context: RpcContext
     ) -> registry_pb2.GetPackFilesResponse:
         """Every file of one version of a pack, by digest."""
         async with self._db.read() as conn:
@@ -119,7 +120,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
 
     @rpc_errors
     async def CreateAction(
-        self, request: registry_pb2.CreateActionRequest, context: grpc.aio.ServicerContext
+        self, request: registry_pb2.CreateActionRequest, context: RpcContext
     ) -> registry_pb2.CreateActionResponse:
         """Creates one action in a registered pack. A retried request_id returns the action it
         created (as it is now); the same request_id with a different request is refused with
@@ -168,7 +169,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
 
     @rpc_errors
     async def UpdateAction(
-        self, request: registry_pb2.UpdateActionRequest, context: grpc.aio.ServicerContext
+        self, request: registry_pb2.UpdateActionRequest, context: RpcContext
     ) -> registry_pb2.UpdateActionResponse:
         """Replaces an action's mutable fields; a changed ref, pack or name is refused. A retried
         request_id returns the original response and changes nothing."""
@@ -204,7 +205,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
 
     @rpc_errors
     async def GetAction(
-        self, request: registry_pb2.GetActionRequest, context: grpc.aio.ServicerContext
+        self, request: registry_pb2.GetActionRequest, context: RpcContext
     ) -> registry_pb2.GetActionResponse:
         """One action by ref."""
         found = await self._select_one(actions.c.ref == request.ref)
@@ -214,7 +215,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
 
     @rpc_errors
     async def ListActions(
-        self, request: registry_pb2.ListActionsRequest, context: grpc.aio.ServicerContext
+        self, request: registry_pb2.ListActionsRequest, context: RpcContext
     ) -> registry_pb2.ListActionsResponse:
         """Actions ordered by ref, optionally of one pack."""
         query = sa.select(actions).order_by(actions.c.ref)
@@ -226,7 +227,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
 
     @rpc_errors
     async def DeleteAction(
-        self, request: registry_pb2.DeleteActionRequest, context: grpc.aio.ServicerContext
+        self, request: registry_pb2.DeleteActionRequest, context: RpcContext
     ) -> registry_pb2.DeleteActionResponse:
         """Deletes an action by ref (executions keep their action_ref)."""
         async with self._db.write() as conn:

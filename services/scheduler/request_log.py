@@ -1,4 +1,4 @@
-"""The request log: a retried mutating request returns its original response (DESIGN §5).
+"""The request log: a retried mutating request returns its original response (docs/architecture.md, Interfaces).
 
 A request carrying a client `request_id` is looked up in `request_log` before anything is done.
 Found for the same RPC and the same request (the sha256 of the request serialized with its
@@ -50,7 +50,8 @@ def logged_request(method: MethodDescriptor, request: Message, response_type: ty
     """The log entry `request` of RPC `method` would have; None when it carries no request_id."""
     if method.output_type.full_name != response_type.DESCRIPTOR.full_name:
         raise TypeError(f"{method.full_name} answers {method.output_type.full_name}, not {response_type.__name__}")
-    request_id: str = request.request_id
+    # Only requests with a request_id field come here; Message does not name its fields.
+    request_id: str = request.request_id  # type: ignore[attr-defined]
     if not request_id:
         return None
     unkeyed = type(request)()

@@ -1,6 +1,6 @@
 """Execution requests: validate against the action, then insert in state "scheduling".
 
-Rows from many concurrent requests share one transaction (group commit, DESIGN §6). A
+Rows from many concurrent requests share one transaction (group commit, docs/architecture.md, Durability). A
 `request_id` is unique: a retried request finds the stored row and gets the original execution;
 the same request_id with a different request is refused with FAILED_PRECONDITION naming
 `request_id` and creates nothing (`_check_retry`). The comparison runs only when the id is
@@ -24,7 +24,7 @@ from attune import telemetry
 from attune.grpcutil.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable, Violation
 from attune.ids import new_id
 from attune.packs import ParameterError, secret_names, validate_parameters
-from attune.states import SCHEDULED, SCHEDULING
+from attune.states import ExecutionState
 from attune.storage import Database, is_unique_violation
 from attune.storage.batching import GroupCommitter
 from attune.storage.schema import executions
@@ -150,7 +150,7 @@ class ExecutionRequests:
                 "id": execution_id,
                 "action_ref": action.ref,
                 "runner_type": action.runner_type,
-                "state": SCHEDULING,
+                "state": ExecutionState.SCHEDULING,
                 "parameters": json.dumps(params),
                 "secret_names": json.dumps(sorted(secret_names(action.parameters))),
                 "result": None,
@@ -234,7 +234,7 @@ class ExecutionRequests:
                 continue
             session = self._slots.reserve(row)
             if session is not None:
-                row.update(state=SCHEDULED, worker_id=session.worker_id, scheduled_at=now)
+                row.update(state=ExecutionState.SCHEDULED, worker_id=session.worker_id, scheduled_at=now)
                 reserved.add(row["id"])
         return reserved
 

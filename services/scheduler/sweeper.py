@@ -19,7 +19,6 @@ and the next sweep tries again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import defaultdict
@@ -28,8 +27,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from attune.background import BackgroundTask
 from attune.config import Settings
-from attune.states import CANCELING, CANCELLED, RUNNING, SCHEDULED, SCHEDULING
+from attune.states import ExecutionState
 from attune.storage import Database
 from attune.storage.schema import executions
 from attune_services.scheduler.dispatch import Dispatcher
@@ -66,18 +66,15 @@ class Sweeper:
         self._submitter = submitter
         self._enqueue_workflows = enqueue_workflows
         self._started_at = time.time()
-        self._task: asyncio.Task[None] | None = None
+        self._loop = BackgroundTask("sweep", self._run)
 
     def start(self) -> None:
         """Starts the periodic sweep (the first one runs at once: recovery after a restart)."""
-        self._task = asyncio.create_task(self._run(), name="sweep")
+        self._loop.start()
 
     async def stop(self) -> None:
         """Stops sweeping."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._loop.stop()
 
     async def _run(self) -> None:
         interval = sweep_interval(self._settings)
@@ -101,7 +98,7 @@ class Sweeper:
                 (
                     await conn.execute(
                         sa.select(executions)
-                        .where(executions.c.state == SCHEDULING)
+                        .where(executions.c.state == ExecutionState.SCHEDULING)
                         .order_by(executions.c.created_at)
                         .limit(SCAN_LIMIT)
                     )
@@ -130,7 +127,12 @@ class Sweeper:
         if not expired:
             return
         give_ups = [
-            GiveUp(p.id, "failed", f"no worker offers runtime {p.runtime!r} (available: {available})", p.traceparent)
+            GiveUp(
+                p.id,
+                ExecutionState.FAILED,
+                f"no worker offers runtime {p.runtime!r} (available: {available})",
+                p.traceparent,
+            )
             for p in expired
         ]
         acked = await self._submitter.submit(give_ups)
@@ -147,7 +149,7 @@ class Sweeper:
         again = [
             r.id
             for r in rows
-            if r.state == CANCELING and r.updated_at < since and not self._dispatcher.is_pending(r.id)
+            if r.state == ExecutionState.CANCELING and r.updated_at < since and not self._dispatcher.is_pending(r.id)
         ]
         if again:
             self._dispatcher.send_cancellations(worker_id, again)
@@ -166,10 +168,14 @@ class Sweeper:
                         executions.c.scheduled_at,
                         executions.c.updated_at,
                     )
-                    .where(executions.c.state.in_([SCHEDULED, RUNNING, CANCELING]))
+                    .where(
+                        executions.c.state.in_(
+                            [ExecutionState.SCHEDULED, ExecutionState.RUNNING, ExecutionState.CANCELING]
+                        )
+                    )
                     # Only rows this sweep can act on: a running workflow has no worker, and
                     # 10,000 held workflows were read every sweep for nothing.
-                    .where(sa.or_(executions.c.worker_id.is_not(None), executions.c.state == CANCELING))
+                    .where(sa.or_(executions.c.worker_id.is_not(None), executions.c.state == ExecutionState.CANCELING))
                 )
             ).all()
         now = time.time()
@@ -178,8 +184,16 @@ class Sweeper:
         for row in rows:
             if row.worker_id:
                 by_worker[row.worker_id].append(row)
-            elif row.state == CANCELING and row.runner_type != "workflow" and not self._dispatcher.is_pending(row.id):
-                give_ups.append(GiveUp(row.id, CANCELLED, "cancelled before it was dispatched", row.traceparent or ""))
+            elif (
+                row.state == ExecutionState.CANCELING
+                and row.runner_type != "workflow"
+                and not self._dispatcher.is_pending(row.id)
+            ):
+                give_ups.append(
+                    GiveUp(
+                        row.id, ExecutionState.CANCELLED, "cancelled before it was dispatched", row.traceparent or ""
+                    )
+                )
         for worker_id, held_rows in by_worker.items():
             session = self._dispatcher.sessions.get(worker_id)
             if session is not None:
@@ -194,7 +208,9 @@ class Sweeper:
                 lost_at = self._dispatcher.lost_since.setdefault(worker_id, max(now, self._started_at))
             if held_rows and now - lost_at >= self._settings.worker_grace:
                 give_ups += [
-                    GiveUp(r.id, "abandoned", f"worker {worker_id} lost", r.traceparent or "", r.started_at)
+                    GiveUp(
+                        r.id, ExecutionState.ABANDONED, f"worker {worker_id} lost", r.traceparent or "", r.started_at
+                    )
                     for r in held_rows
                 ]
         for worker_id in list(self._dispatcher.lost_since):

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeAlias
+
+from sqlalchemy import RowMapping
 
 from attune.common.v1 import common_pb2
 from attune.completion.v1 import completion_pb2
 from attune.execution.v1 import execution_pb2
-from attune.grpcutil.convert import struct_from_dict, timestamp
+from attune.grpcutil.convert import execution_state_from_proto, execution_state_to_proto, struct_from_dict, timestamp
 from attune.packs import redact
-from attune.states import execution_state_from_proto, execution_state_to_proto
+
+# An executions row read by column name: a RowMapping from a query, or a dict built from one.
+ExecutionRow: TypeAlias = RowMapping | Mapping[str, Any]
 
 
-def redacted_parameters(row: Mapping[str, Any]) -> dict[str, Any]:
+def redacted_parameters(row: ExecutionRow) -> dict[str, Any]:
     """The row's parameters with every secret value replaced (the row remembers which are secret)."""
     params = json.loads(row["parameters"] or "{}")
     secrets = json.loads(row["secret_names"] or "[]")
@@ -28,7 +32,7 @@ def _result_struct(text: str | None) -> Any:
     return struct_from_dict(value if isinstance(value, dict) else {"data": value})
 
 
-def workflow_link_of(row: Mapping[str, Any]) -> common_pb2.WorkflowLink | None:
+def workflow_link_of(row: ExecutionRow) -> common_pb2.WorkflowLink | None:
     """The workflow task run an executions row belongs to; None for a top-level execution."""
     if not row.get("workflow_execution_id"):
         return None
@@ -41,7 +45,7 @@ def workflow_link_of(row: Mapping[str, Any]) -> common_pb2.WorkflowLink | None:
     )
 
 
-def execution_view(row: Mapping[str, Any]) -> execution_pb2.Execution:
+def execution_view(row: ExecutionRow) -> execution_pb2.Execution:
     """An `Execution` message from a row of `executions`."""
     link = workflow_link_of(row)
     return execution_pb2.Execution(
@@ -63,7 +67,7 @@ def execution_view(row: Mapping[str, Any]) -> execution_pb2.Execution:
     )
 
 
-def with_terminal_fields(row: Mapping[str, Any], final: completion_pb2.ExecutionResult) -> dict[str, Any]:
+def with_terminal_fields(row: ExecutionRow, final: completion_pb2.ExecutionResult) -> dict[str, Any]:
     """An executions row as the completion service's compare-and-set left it, from the row read
     before and the terminal fields it stored (WatchCompleted carries them)."""
     return {

@@ -1,4 +1,4 @@
-"""Waking WatchExecution streams when what they show may have changed (DESIGN §6 latency).
+"""Waking WatchExecution streams when what they show may have changed (docs/architecture.md, Performance goals).
 
 A watch re-reads its execution from the database whenever it is woken; the database stays the
 source of truth. Wakes come from this scheduler's own transitions (scheduled, running,
@@ -24,6 +24,7 @@ from contextlib import contextmanager
 
 import grpc
 
+from attune.background import BackgroundTask
 from attune.completion.v1 import completion_pb2, completion_pb2_grpc
 from attune.config import Settings
 from attune.grpcutil.channel import open_channel
@@ -109,13 +110,13 @@ class CompletedFeed:
         self._watchers = watchers
         self._linger = linger
         self._channel: grpc.aio.Channel | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._subscription: BackgroundTask | None = None  # a new one per subscription
         self._unsubscribe: asyncio.TimerHandle | None = None
 
     @property
     def subscribed(self) -> bool:
         """True while the feed is held (connected or reconnecting)."""
-        return self._task is not None
+        return self._subscription is not None
 
     def start(self) -> None:
         """Subscribes whenever there are watches (and keeps resubscribing until `stop`)."""
@@ -129,16 +130,17 @@ class CompletedFeed:
             self._unsubscribe.cancel()
             self._unsubscribe = None
         if wanted:
-            if self._task is None:
-                self._task = asyncio.create_task(self._run(), name="completed-feed")
-        elif self._task is not None:
+            if self._subscription is None:
+                self._subscription = BackgroundTask("completed-feed", self._run)
+                self._subscription.start()
+        elif self._subscription is not None:
             self._unsubscribe = asyncio.get_running_loop().call_later(self._linger, self._end)
 
     def _end(self) -> None:
         self._unsubscribe = None
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
+        if self._subscription is not None:
+            self._subscription.cancel()
+            self._subscription = None
         self._watchers.feed_connected = False
 
     async def stop(self) -> None:
@@ -147,10 +149,9 @@ class CompletedFeed:
         if self._unsubscribe is not None:
             self._unsubscribe.cancel()
             self._unsubscribe = None
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        subscription, self._subscription = self._subscription, None
+        if subscription is not None:
+            await subscription.stop()
         self._watchers.feed_connected = False
         if self._channel is not None:
             await self._channel.close()

@@ -15,7 +15,8 @@ from collections.abc import AsyncIterator
 import grpc
 import sqlalchemy as sa
 
-from attune.states import CANCELING
+from attune.grpcutil.server import RpcContext
+from attune.states import ExecutionState
 from attune.storage import Database
 from attune.storage.schema import executions
 from attune.worker.v1 import worker_pb2, worker_pb2_grpc
@@ -34,7 +35,7 @@ class WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
         self._scheduler_id = scheduler_id
 
     async def Connect(
-        self, request_iterator: AsyncIterator[worker_pb2.ConnectRequest], context: grpc.aio.ServicerContext
+        self, request_iterator: AsyncIterator[worker_pb2.ConnectRequest], context: RpcContext
     ) -> AsyncIterator[worker_pb2.ConnectResponse]:
         """A worker's session (see the proto)."""
         try:
@@ -102,7 +103,7 @@ class WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
                 (
                     await conn.execute(
                         sa.select(executions.c.id).where(
-                            executions.c.id.in_(list(session.held)), executions.c.state == CANCELING
+                            executions.c.id.in_(list(session.held)), executions.c.state == ExecutionState.CANCELING
                         )
                     )
                 ).scalars()

@@ -1,6 +1,6 @@
 """WorkflowService as clients see it at the scheduler: queries forwarded to the coordinator.
 
-So clients need one address (DESIGN §2). Each task run's state is refreshed from the child
+So clients need one address (docs/architecture.md, Services). Each task run's state is refreshed from the child
 execution's current row, which the scheduler and completion service keep up to date.
 StartWorkflows and ReportOutcomes are the coordinator's own and are not served here.
 """
@@ -14,8 +14,9 @@ import grpc
 import sqlalchemy as sa
 
 from attune.config import Settings
+from attune.grpcutil.convert import execution_state_to_proto
 from attune.grpcutil.errors import AttuneError, to_status
-from attune.states import execution_state_to_proto
+from attune.grpcutil.server import RpcContext
 from attune.storage import Database
 from attune.storage.schema import executions
 from attune.workflow.v1 import workflow_pb2, workflow_pb2_grpc
@@ -40,17 +41,17 @@ class WorkflowForwardServicer(workflow_pb2_grpc.WorkflowServiceServicer):
         self._coordinator = coordinator
         self._canceller = canceller
 
-    async def StartWorkflows(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def StartWorkflows(self, request: Any, context: RpcContext) -> Any:
         """Not served here."""
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, "StartWorkflows is served by the coordinator")
 
-    async def ReportOutcomes(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+    async def ReportOutcomes(self, request_iterator: Any, context: RpcContext) -> AsyncIterator[Any]:
         """Not served here."""
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, "ReportOutcomes is served by the coordinator")
         yield  # pragma: no cover - makes this a stream handler
 
     async def GetWorkflowRun(
-        self, request: workflow_pb2.GetWorkflowRunRequest, context: grpc.aio.ServicerContext
+        self, request: workflow_pb2.GetWorkflowRunRequest, context: RpcContext
     ) -> workflow_pb2.GetWorkflowRunResponse:
         """The run with each task run's child state as currently stored."""
         response = await _forward(context, lambda: self._coordinator.GetWorkflowRun(request, timeout=self._timeout))
@@ -58,19 +59,20 @@ class WorkflowForwardServicer(workflow_pb2_grpc.WorkflowServiceServicer):
         return response
 
     async def ListWorkflowRuns(
-        self, request: workflow_pb2.ListWorkflowRunsRequest, context: grpc.aio.ServicerContext
+        self, request: workflow_pb2.ListWorkflowRunsRequest, context: RpcContext
     ) -> workflow_pb2.ListWorkflowRunsResponse:
         """Forwarded as is (runs are listed without their task runs)."""
         return await _forward(context, lambda: self._coordinator.ListWorkflowRuns(request, timeout=self._timeout))
 
     async def CancelWorkflow(
-        self, request: workflow_pb2.CancelWorkflowRequest, context: grpc.aio.ServicerContext
+        self, request: workflow_pb2.CancelWorkflowRequest, context: RpcContext
     ) -> workflow_pb2.CancelWorkflowResponse:
         """Cancels the workflow's execution (→ canceling, then the coordinator), returns the run."""
         try:
             await self._canceller.cancel(request.execution_id)
         except AttuneError as err:
-            await context.abort_with_status(to_status(err))
+            # grpc.aio's concrete context has abort_with_status; its abstract base and the stubs omit it.
+            await context.abort_with_status(to_status(err))  # type: ignore[attr-defined]
         response = await _forward(
             context,
             lambda: self._coordinator.GetWorkflowRun(
@@ -96,7 +98,7 @@ class WorkflowForwardServicer(workflow_pb2_grpc.WorkflowServiceServicer):
                 task_run.state = execution_state_to_proto(state)
 
 
-async def _forward(context: grpc.aio.ServicerContext, call: Callable[[], Awaitable[T]]) -> T:
+async def _forward(context: RpcContext, call: Callable[[], Awaitable[T]]) -> T:
     """Runs a call to the coordinator; its error (with rich details) becomes this call's error."""
     try:
         return await call()

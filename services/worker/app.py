@@ -52,7 +52,7 @@ def runtimes_of(settings: Settings) -> dict[str, str]:
 
 
 class WorkerApp:
-    """attune-worker: runs actions assigned by the scheduler (DESIGN §2 worker)."""
+    """attune-worker: runs actions assigned by the scheduler (docs/architecture.md, Services)."""
 
     service_names: Sequence[str] = ()
 

@@ -1,4 +1,4 @@
-"""The worker's local cache of pack files, keyed by content digest (DESIGN §2 worker).
+"""The worker's local cache of pack files, keyed by content digest (docs/architecture.md, Services).
 
 Files come from the scheduler (RegistryService.GetPackFiles), so a worker on another host needs no
 shared disk. A digest names exactly one set of files, so a cached folder never goes stale: it is

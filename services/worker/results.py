@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 
 import grpc
 
+from attune.background import BackgroundTask
 from attune.completion.v1 import completion_pb2, completion_pb2_grpc
 from attune.config import Settings
 from attune.grpcutil.reconnect import keep_session
@@ -43,7 +44,7 @@ class ResultSender:
         self._wake = asyncio.Event()
         self._all_acked = asyncio.Event()
         self._all_acked.set()
-        self._task: asyncio.Task[None] | None = None
+        self._loop = BackgroundTask("result-sender", self._run)
         self._stopping = False
 
     def add(self, result: completion_pb2.ExecutionResult) -> None:
@@ -63,7 +64,7 @@ class ResultSender:
 
     def start(self) -> None:
         """Starts the stream loop."""
-        self._task = asyncio.create_task(self._run(), name="result-sender")
+        self._loop.start()
 
     async def wait_all_acked(self) -> None:
         """Returns once nothing is waiting for an ack."""
@@ -72,9 +73,7 @@ class ResultSender:
     async def close(self) -> None:
         """Stops the stream loop (unacked results are dropped; call `wait_all_acked` first)."""
         self._stopping = True
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await self._loop.stop()
 
     async def _run(self) -> None:
         await keep_session(
@@ -104,7 +103,9 @@ class ResultSender:
             await asyncio.gather(receiver, sender, return_exceptions=True)
             call.cancel()
 
-    async def _send(self, call: grpc.aio.StreamStreamCall) -> None:
+    async def _send(
+        self, call: grpc.aio.StreamStreamCall[completion_pb2.SubmitResultsRequest, completion_pb2.SubmitResultsResponse]
+    ) -> None:
         max_bytes = self._settings.max_message_bytes - _MESSAGE_MARGIN
         while True:
             await self._wake.wait()
@@ -126,7 +127,9 @@ class ResultSender:
                 if batch:
                     await call.write(completion_pb2.SubmitResultsRequest(results=batch))
 
-    async def _receive(self, call: grpc.aio.StreamStreamCall) -> None:
+    async def _receive(
+        self, call: grpc.aio.StreamStreamCall[completion_pb2.SubmitResultsRequest, completion_pb2.SubmitResultsResponse]
+    ) -> None:
         async for response in call:
             acked = [i for i in response.acked_execution_ids if self._buffer.pop(i, None) is not None]
             if not self._buffer:

@@ -17,15 +17,15 @@ from pathlib import Path, PurePosixPath
 
 from opentelemetry import trace
 
-from attune import states
 from attune.common.v1 import common_pb2
 from attune.completion.v1 import completion_pb2
 from attune.config import Settings
-from attune.grpcutil.convert import dumps, loads
+from attune.grpcutil.convert import dumps, execution_state_from_proto, execution_state_to_proto, loads
+from attune.states import ExecutionState
 from attune.telemetry import start_span, tracer
 from attune.worker.v1 import worker_pb2
 from attune_services.worker.packs import PackCache, PackFetchError
-from attune_services.worker.runtimes import ActionLaunchError, ActionProcess, RunOutcome, RunRequest
+from attune_services.worker.runtimes import CANCELLED_ERROR, ActionLaunchError, ActionProcess, RunOutcome, RunRequest
 
 log = logging.getLogger(__name__)
 _tracer = tracer(__name__)
@@ -133,7 +133,7 @@ class ExecutionRunner:
         except Exception as err:
             log.exception("run of %s failed", assignment.execution_id)
             result = self._failure(run, f'action "{assignment.action_ref}": {type(err).__name__}: {err}')
-        run.span.set_attribute("execution.state", states.execution_state_from_proto(result.state))
+        run.span.set_attribute("execution.state", execution_state_from_proto(result.state))
         run.span.end()
         self._runs.pop(assignment.execution_id, None)
         if not self._runs:
@@ -186,7 +186,7 @@ class ExecutionRunner:
         assignment = run.assignment
         return completion_pb2.ExecutionResult(
             execution_id=assignment.execution_id,
-            state=states.execution_state_to_proto(outcome.state),
+            state=execution_state_to_proto(outcome.state),
             result_json=dumps(outcome.result),
             error=outcome.error or "",
             started_at=outcome.started_at,
@@ -197,12 +197,12 @@ class ExecutionRunner:
 
     def _failure(self, run: Run, error: str) -> completion_pb2.ExecutionResult:
         """The result of a run whose process never started (CANCELLED if that was asked for)."""
-        state = states.CANCELLED if run.cancel_requested else states.FAILED
+        state = ExecutionState.CANCELLED if run.cancel_requested else ExecutionState.FAILED
         return completion_pb2.ExecutionResult(
             execution_id=run.assignment.execution_id,
-            state=states.execution_state_to_proto(state),
+            state=execution_state_to_proto(state),
             result_json=dumps({"stdout": "", "stderr": "", "exit_code": None, "duration_ms": 0}),
-            error="cancelled" if run.cancel_requested else error,
+            error=CANCELLED_ERROR if run.cancel_requested else error,
             started_at=0.0,
             finished_at=time.time(),
             trace=_trace_of(run),

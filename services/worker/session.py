@@ -1,4 +1,4 @@
-"""The worker's session with the scheduler: one WorkerService.Connect stream (DESIGN §2 worker).
+"""The worker's session with the scheduler: one WorkerService.Connect stream (docs/architecture.md, Services).
 
 Up: a Hello (id, hostname, runtimes, capacity, the executions it still holds), then Started and
 Released notices — everything queued during one loop tick coalesced into one message of each —
@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 
 import grpc
 
+from attune.background import BackgroundTask
 from attune.config import Settings
 from attune.grpcutil.reconnect import keep_session
 from attune.worker.v1 import worker_pb2, worker_pb2_grpc
@@ -46,7 +47,7 @@ class SchedulerSession:
         self._deferred: list[str] = []  # releases that free no slot: sent with the next message
         self._wake = asyncio.Event()
         self._leaving = False
-        self._task: asyncio.Task[None] | None = None
+        self._loop = BackgroundTask("scheduler-session", self._run)
         self.welcomed = asyncio.Event()
 
     def started(self, execution_id: str, started_at: float) -> None:
@@ -66,7 +67,7 @@ class SchedulerSession:
 
     def start(self) -> None:
         """Opens the session (and keeps reopening it until `leave`)."""
-        self._task = asyncio.create_task(self._run(), name="scheduler-session")
+        self._loop.start()
 
     async def leave(self, timeout: float) -> None:
         """Sends what is queued, then half-closes the stream: the scheduler stops assigning work.
@@ -76,19 +77,12 @@ class SchedulerSession:
         if not self.welcomed.is_set():
             await self.close()  # not connected: nobody to say goodbye to
             return
-        if self._task is not None:
-            try:
-                async with asyncio.timeout(timeout):
-                    await asyncio.shield(self._task)
-            except TimeoutError:
-                pass
+        await self._loop.join(timeout)  # still running after it: `close` ends it
 
     async def close(self) -> None:
         """Ends the session at once."""
         self._leaving = True
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await self._loop.stop()
 
     async def _run(self) -> None:
         await keep_session(
@@ -129,7 +123,9 @@ class SchedulerSession:
         finally:
             call.cancel()
 
-    async def _send(self, call: grpc.aio.StreamStreamCall) -> None:
+    async def _send(
+        self, call: grpc.aio.StreamStreamCall[worker_pb2.ConnectRequest, worker_pb2.ConnectResponse]
+    ) -> None:
         interval = self._settings.heartbeat_interval
         while True:
             try:
@@ -150,7 +146,9 @@ class SchedulerSession:
                 await call.done_writing()
                 return
 
-    async def _receive(self, call: grpc.aio.StreamStreamCall) -> None:
+    async def _receive(
+        self, call: grpc.aio.StreamStreamCall[worker_pb2.ConnectRequest, worker_pb2.ConnectResponse]
+    ) -> None:
         async for message in call:
             kind = message.WhichOneof("kind")
             if kind == "assignments":

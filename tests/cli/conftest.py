@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from attune.states import SUCCEEDED, execution_state_from_proto
+from attune.grpcutil.convert import execution_state_from_proto
+from attune.states import ExecutionState
 from tests.integration.cluster import Cluster
 from tests.integration.conftest import cluster
 
@@ -17,6 +18,6 @@ async def ready_cluster(cluster: Cluster) -> Cluster:
     health may not have opened its stream yet; a shell action then fails for want of a runtime)."""
     for _ in range(5):
         outcome = await cluster.run("core.echo", {"message": "ready?"})
-        if execution_state_from_proto(outcome.execution.state) == SUCCEEDED:
+        if execution_state_from_proto(outcome.execution.state) == ExecutionState.SUCCEEDED:
             return cluster
     raise AssertionError(f"no worker ran core.echo: {outcome.execution.error}")

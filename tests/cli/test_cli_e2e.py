@@ -1,5 +1,5 @@
 """The `attune` script against real running services: the JSON contract and exit statuses of
-DESIGN §5, one-line errors, pack registration, execution commands."""
+docs/architecture.md, Interfaces; one-line errors, pack registration, execution commands."""
 
 from __future__ import annotations
 

@@ -1,15 +1,11 @@
-"""Helpers for the completion tests: free ports, a restartable in-process completion server, a fake
-coordinator (a real gRPC server) and execution rows inserted the way the scheduler would."""
+"""Helpers for the completion tests: free ports, a restartable in-process completion server and
+execution rows inserted the way the scheduler would (the fake coordinator is in `tests/support/fakes.py`)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
-import grpc
 import sqlalchemy as sa
 
 from attune.config import Settings
@@ -17,7 +13,6 @@ from attune.grpcutil.server import ServerHandle, start_server, stop_server
 from attune.ids import new_id
 from attune.storage import Database
 from attune.storage.schema import executions
-from attune.workflow.v1 import workflow_pb2, workflow_pb2_grpc
 from attune_services.cli.launcher import free_port
 from attune_services.completion.app import CompletionApp
 
@@ -40,38 +35,6 @@ class CompletionServer:
         if self.app is not None and self.handle is not None:
             await stop_server(self.app, self.handle, grace=self.settings.shutdown_grace)
         self.app = self.handle = None
-
-
-@dataclass
-class FakeCoordinator(workflow_pb2_grpc.WorkflowServiceServicer):
-    """Records every TaskOutcome it receives and acks it."""
-
-    received: list[workflow_pb2.TaskOutcome] = field(default_factory=list)
-    arrived: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def ReportOutcomes(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> Any:
-        async for request in request_iterator:
-            self.received.extend(request.outcomes)
-            self.arrived.set()
-            yield workflow_pb2.ReportOutcomesResponse(acked_execution_ids=[o.execution_id for o in request.outcomes])
-
-    async def serve(self, address: str) -> grpc.aio.Server:
-        server = grpc.aio.server()
-        workflow_pb2_grpc.add_WorkflowServiceServicer_to_server(self, server)
-        server.add_insecure_port(address)
-        await server.start()
-        return server
-
-    async def wait_for(self, execution_id: str, within: float = 5.0) -> workflow_pb2.TaskOutcome:
-        deadline = time.monotonic() + within
-        while time.monotonic() < deadline:
-            for outcome in self.received:
-                if outcome.execution_id == execution_id:
-                    return outcome
-            self.arrived.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.arrived.wait(), timeout=0.05)
-        raise AssertionError(f"coordinator never received the outcome of {execution_id}")
 
 
 async def insert_execution(db: Database, *, state: str = "running", **columns: Any) -> str:

@@ -10,7 +10,8 @@ import pytest
 
 from attune.config import Settings
 from attune.storage import Database
-from tests.completion.completiontools import CompletionServer, free_port
+from attune_services.cli.launcher import free_port
+from tests.completion.completiontools import CompletionServer
 
 
 @pytest.fixture

@@ -6,9 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-from collections.abc import Callable
 
-import grpc
 import sqlalchemy as sa
 
 from attune.common.v1 import common_pb2 as S
@@ -21,6 +19,7 @@ from attune_services.completion.feed import MAX_RESULT_BYTES
 from attune_services.scheduler.watchers import CompletedFeed, ExecutionWatchers
 from tests.completion.completiontools import CompletionServer, insert_execution
 from tests.completion.test_completion_results import ResultStream, result
+from tests.support.polling import eventually
 
 
 async def test_subscriber_hears_each_newly_terminal_execution_and_its_parent(
@@ -39,7 +38,7 @@ async def test_subscriber_hears_each_newly_terminal_execution_and_its_parent(
         parents: set[str] = set()
         while heard != {child, lone}:
             message = await asyncio.wait_for(feed.read(), timeout=5.0)
-            assert message is not grpc.aio.EOF
+            assert isinstance(message, completion_pb2.WatchCompletedResponse), message  # not EOF
             heard.update(message.execution_ids)
             parents.update(message.parent_ids)
         assert parents == {parent}
@@ -48,6 +47,7 @@ async def test_subscriber_hears_each_newly_terminal_execution_and_its_parent(
         last = await insert_execution(db, state="running")
         await stream.submit(result(last))
         message = await asyncio.wait_for(feed.read(), timeout=5.0)
+        assert isinstance(message, completion_pb2.WatchCompletedResponse), message  # not EOF
         assert list(message.execution_ids) == [last]
     finally:
         feed.cancel()
@@ -76,7 +76,7 @@ async def test_feed_carries_the_stored_terminal_fields_of_small_results(
         carried: dict[str, completion_pb2.ExecutionResult] = {}
         while heard != {small, large, noticed}:
             message = await asyncio.wait_for(feed.read(), timeout=5.0)
-            assert message is not grpc.aio.EOF
+            assert isinstance(message, completion_pb2.WatchCompletedResponse), message  # not EOF
             heard.update(message.execution_ids)
             carried.update({r.execution_id: r for r in message.results})
         assert set(carried) == {small, noticed}  # the large one goes by id only: the watcher reads it
@@ -98,13 +98,6 @@ async def test_feed_carries_the_stored_terminal_fields_of_small_results(
         await channel.close()
 
 
-async def _until(condition: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.01)
-
-
 async def test_the_scheduler_holds_the_feed_only_while_it_has_watches(
     completion: CompletionServer, settings: Settings
 ) -> None:
@@ -121,8 +114,8 @@ async def test_the_scheduler_holds_the_feed_only_while_it_has_watches(
         assert not feed.subscribed and served.subscriber_count == 0
         with watchers.watching("first") as woken:
             assert feed.subscribed
-            await _until(lambda: served.subscriber_count == 1 and watchers.feed_connected, "the subscription")
-            await _until(woken.is_set, "the wake on connecting")  # re-read what ended meanwhile
+            await eventually(lambda: served.subscriber_count == 1 and watchers.feed_connected, what="the subscription")
+            await eventually(woken.is_set, what="the wake on connecting")  # re-read what ended meanwhile
             with watchers.watching("second"):
                 assert served.subscriber_count == 1  # shared
         assert feed.subscribed and watchers.feed_connected  # lingering
@@ -130,7 +123,7 @@ async def test_the_scheduler_holds_the_feed_only_while_it_has_watches(
         with watchers.watching("third"):  # within the linger: the same stream goes on
             await asyncio.sleep(0.3)
             assert feed.subscribed and served.subscriber_count == 1
-        await _until(lambda: served.subscriber_count == 0, "the unsubscription")
+        await eventually(lambda: served.subscriber_count == 0, what="the unsubscription")
         assert not feed.subscribed and not watchers.feed_connected
     finally:
         await feed.stop()

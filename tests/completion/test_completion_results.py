@@ -23,7 +23,7 @@ S = common_pb2.ExecutionState
 
 
 def result(
-    execution_id: str, state: int = S.EXECUTION_STATE_SUCCEEDED, **fields: Any
+    execution_id: str, state: common_pb2.ExecutionState = S.EXECUTION_STATE_SUCCEEDED, **fields: Any
 ) -> completion_pb2.ExecutionResult:
     payload = fields.pop("payload", {"stdout": "hello\n", "stderr": "", "exit_code": 0, "duration_ms": 3})
     return completion_pb2.ExecutionResult(
@@ -50,7 +50,7 @@ class ResultStream:
         acked: set[str] = set()
         while not wanted <= acked:
             response = await asyncio.wait_for(self.call.read(), timeout=within)
-            assert response is not grpc.aio.EOF
+            assert isinstance(response, completion_pb2.SubmitResultsResponse), response  # not EOF
             acked.update(response.acked_execution_ids)
         return acked
 
@@ -95,7 +95,7 @@ async def test_acks_ready_together_share_one_response(stream: ResultStream, db: 
     for execution_id in ids:
         await stream.call.write(completion_pb2.SubmitResultsRequest(results=[result(execution_id)]))
     response = await asyncio.wait_for(stream.call.read(), timeout=5.0)
-    assert response is not grpc.aio.EOF
+    assert isinstance(response, completion_pb2.SubmitResultsResponse), response  # not EOF
     assert sorted(response.acked_execution_ids) == sorted(ids)
     assert [(await execution_row(db, i)).state for i in ids] == ["succeeded"] * 3
 

@@ -1,15 +1,12 @@
 """Fixtures for the coordinator tests: a real database (PostgreSQL and SQLite), the coordinator
-in-process on a free port, and a FAKE scheduler + completion service — real gRPC servers built on
-the generated stubs — that record what the coordinator asks of them.
+in-process on a free port, and a FAKE scheduler + completion service (`tests/support/fakes.py`:
+real gRPC servers built on the generated stubs) that record what the coordinator asks of them.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import time
-from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,16 +14,18 @@ import grpc
 import pytest
 
 from attune.common.v1 import common_pb2
-from attune.completion.v1 import completion_pb2, completion_pb2_grpc
+from attune.completion.v1 import completion_pb2_grpc
 from attune.config import Settings
 from attune.execution.v1 import execution_pb2, execution_pb2_grpc
 from attune.grpcutil.channel import channel_options, open_channel
-from attune.grpcutil.convert import dumps, loads
+from attune.grpcutil.convert import dumps, execution_state_to_proto, loads
 from attune.grpcutil.server import ServerHandle, start_server, stop_server
 from attune.ids import new_id
 from attune.workflow.v1 import workflow_pb2, workflow_pb2_grpc
 from attune_services.coordinator.app import CoordinatorApp
 from tests.support.databases import create_postgres_database, create_sqlite_database, drop_postgres_database
+from tests.support.fakes import FakeCompletionService, FakeExecutionService, child_id_of
+from tests.support.polling import eventually
 
 #: The coordinators' recovery sweep runs this often in every test (a dead replica's commands are
 #: taken over within about two of them).
@@ -44,99 +43,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         yield create_sqlite_database(tmp_path_factory.mktemp("coordinator"))
 
 
-class FakeScheduler(execution_pb2_grpc.ExecutionServiceServicer):
-    """Records child requests, answers an id per request_id (idempotent like the real one);
-    refuses action refs starting with "missing.", and answers UNAVAILABLE (child requests and
-    cancels) while `down` is set. Serves both the stream the coordinator uses and the unary call
-    (counted apart). A cancel takes `cancel_delay` seconds; `most_cancels_in_flight` is the
-    most it answered at once."""
-
-    def __init__(self) -> None:
-        self.requests: list[execution_pb2.ChildExecutionRequest] = []
-        self.ids: dict[str, str] = {}
-        self.cancels: list[str] = []
-        self.down = False
-        self.cancel_delay = 0.0
-        self.cancels_in_flight = 0
-        self.most_cancels_in_flight = 0
-        self.streamed_batches = 0
-        self.unary_batches = 0
-
-    async def StreamChildExecutions(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> Any:
-        async for batch in request_iterator:
-            if self.down:
-                await context.abort(grpc.StatusCode.UNAVAILABLE, "scheduler is down")
-            self.streamed_batches += 1
-            yield execution_pb2.StreamChildExecutionsResponse(batch_id=batch.batch_id, children=self._answer(batch))
-
-    async def RequestChildExecutions(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        if self.down:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "scheduler is down")
-        self.unary_batches += 1
-        return execution_pb2.RequestChildExecutionsResponse(children=self._answer(request))
-
-    def _answer(self, request: Any) -> list[execution_pb2.ChildExecutionResponse]:
-        answers = []
-        for child in request.children:
-            self.requests.append(child)
-            if child.action_ref.startswith("missing."):
-                answers.append(
-                    execution_pb2.ChildExecutionResponse(
-                        request_id=child.request_id, error=f"action {child.action_ref} is not registered"
-                    )
-                )
-                continue
-            child_id = self.ids.setdefault(child.request_id, child_id_of(child.request_id))
-            answers.append(execution_pb2.ChildExecutionResponse(request_id=child.request_id, execution_id=child_id))
-        return answers
-
-    async def CancelExecution(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        if self.down:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "scheduler is down")
-        self.cancels_in_flight += 1
-        self.most_cancels_in_flight = max(self.most_cancels_in_flight, self.cancels_in_flight)
-        try:
-            if self.cancel_delay:
-                await asyncio.sleep(self.cancel_delay)
-        finally:
-            self.cancels_in_flight -= 1
-        self.cancels.append(request.id)
-        return execution_pb2.CancelExecutionResponse(execution=execution_pb2.Execution(id=request.id))
-
-    def of(self, workflow_id: str) -> list[execution_pb2.ChildExecutionRequest]:
-        """Requests made for one workflow, in order."""
-        return [r for r in self.requests if r.parent_id == workflow_id]
-
-    def per_run(self, workflow_id: str) -> Counter[str]:
-        """How many times each task run (request_id) was requested."""
-        return Counter(r.request_id for r in self.of(workflow_id))
-
-
-class FakeCompletion(completion_pb2_grpc.CompletionServiceServicer):
-    """Records submitted results by execution id (`calls`: those answered, not refused while
-    `down` is set, when it answers UNAVAILABLE)."""
-
-    def __init__(self) -> None:
-        self.results: dict[str, completion_pb2.ExecutionResult] = {}
-        self.calls: Counter[str] = Counter()
-        self.down = False
-
-    async def SubmitResult(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        if self.down:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "completion is down")
-        self.calls[request.result.execution_id] += 1
-        applied = request.result.execution_id not in self.results
-        self.results.setdefault(request.result.execution_id, request.result)
-        return completion_pb2.SubmitResultResponse(applied=applied, state=request.result.state)
-
-
 @dataclass
 class Harness:
     """The coordinator under test plus its fakes and a client."""
 
     settings: Settings
-    scheduler: FakeScheduler
-    completion: FakeCompletion
+    scheduler: FakeExecutionService
+    completion: FakeCompletionService
     app: CoordinatorApp | None = None
     handle: ServerHandle | None = None
     channel: grpc.aio.Channel | None = None
@@ -206,33 +119,30 @@ class Harness:
         acked: list[str] = []
         while not wanted <= set(acked):
             response = await asyncio.wait_for(stream.read(), timeout=10)
-            assert response is not grpc.aio.EOF
+            assert isinstance(response, workflow_pb2.ReportOutcomesResponse), response  # not EOF
             acked.extend(response.acked_execution_ids)
         return acked
 
     async def wait_requests(self, workflow_id: str, count: int, timeout: float = 10.0) -> list[Any]:
         """Waits until the fake scheduler got `count` child requests of a workflow."""
-        await wait_until(
+        await eventually(
             lambda: len(self.scheduler.of(workflow_id)) >= count,
-            timeout,
-            f"{count} child requests of {workflow_id}: got {self.scheduler.of(workflow_id)}",
+            within=timeout,
+            what=lambda: f"{count} child requests of {workflow_id}: got {self.scheduler.of(workflow_id)}",
         )
         return self.scheduler.of(workflow_id)
 
     async def wait_result(self, workflow_id: str, timeout: float = 10.0) -> tuple[str, dict[str, Any], str]:
         """Waits for the workflow's own result at the fake completion: (state, result, error)."""
-        await wait_until(lambda: workflow_id in self.completion.results, timeout, f"result of {workflow_id}")
+        await eventually(
+            lambda: workflow_id in self.completion.results, within=timeout, what=f"result of {workflow_id}"
+        )
         r = self.completion.results[workflow_id]
         state = common_pb2.ExecutionState.Name(r.state).removeprefix("EXECUTION_STATE_").lower()
         return state, loads(r.result_json, {}), r.error
 
     async def run_of(self, workflow_id: str) -> workflow_pb2.WorkflowRun:
         return (await self.client.GetWorkflowRun(workflow_pb2.GetWorkflowRunRequest(execution_id=workflow_id))).run
-
-
-def child_id_of(request_id: str) -> str:
-    """The execution id the fake scheduler gives a request_id (32 hex digits, like real ids)."""
-    return hashlib.md5(request_id.encode()).hexdigest()
 
 
 def outcome(
@@ -246,18 +156,10 @@ def outcome(
     return workflow_pb2.TaskOutcome(
         execution_id=execution_id or child_id_of(request.request_id),
         link=request.link,
-        state=common_pb2.ExecutionState.Value("EXECUTION_STATE_" + state.upper()),
+        state=execution_state_to_proto(state),
         result_json=dumps(result if result is not None else {}),
         error=error,
     )
-
-
-async def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 async def settle(seconds: float = 0.3) -> None:
@@ -269,7 +171,7 @@ async def settle(seconds: float = 0.3) -> None:
 async def harness(database_url: str) -> AsyncIterator[Harness]:
     """Fakes started, coordinator started; everything stopped afterwards."""
     fakes = grpc.aio.server(options=channel_options(Settings()))
-    scheduler, completion = FakeScheduler(), FakeCompletion()
+    scheduler, completion = FakeExecutionService(), FakeCompletionService()
     execution_pb2_grpc.add_ExecutionServiceServicer_to_server(scheduler, fakes)
     completion_pb2_grpc.add_CompletionServiceServicer_to_server(completion, fakes)
     port = fakes.add_insecure_port("127.0.0.1:0")

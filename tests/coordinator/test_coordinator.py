@@ -17,7 +17,8 @@ from attune.grpcutil.channel import open_channel
 from attune.grpcutil.server import start_server, stop_server
 from attune.workflow.v1 import workflow_pb2, workflow_pb2_grpc
 from attune_services.coordinator.app import CoordinatorApp
-from tests.coordinator.conftest import Harness, outcome, settle, wait_until
+from tests.coordinator.conftest import Harness, outcome, settle
+from tests.support.polling import eventually
 
 SEQUENCE = """
 version: 1
@@ -142,12 +143,13 @@ async def test_a_running_task_run_shows_its_child_execution(harness: Harness) ->
     wf = await harness.start_workflow(SEQUENCE, parameters={"who": "joe"})
     [greet] = await harness.wait_requests(wf, 1)
     child = harness.scheduler.ids[greet.request_id]
-    deadline = asyncio.get_running_loop().time() + 5
-    while True:  # recorded in lingering batches (carrier.RECORD_LINGER_S), not at once
+
+    async def recorded() -> workflow_pb2.TaskRun | None:
         [task] = (await harness.run_of(wf)).task_runs
-        if task.child_execution_id or asyncio.get_running_loop().time() > deadline:
-            break
-        await asyncio.sleep(0.02)
+        return task if task.child_execution_id else None
+
+    # Recorded in lingering batches (carrier.RECORD_LINGER_S), not at once.
+    task = await eventually(recorded, within=5, interval=0.02, what="the task run to show its child execution")
     assert (task.task_name, task.child_execution_id, task.state) == ("greet", child, 4)  # EXECUTION_STATE_RUNNING
 
 
@@ -204,11 +206,11 @@ tasks:
     action: core.echo
 """)
     [slow] = await harness.wait_requests(wf, 1)
-    await wait_until(lambda: slow.request_id in harness.scheduler.ids, 5, "dispatch")
+    await eventually(lambda: slow.request_id in harness.scheduler.ids, within=5, what="dispatch")
     response = await harness.client.CancelWorkflow(workflow_pb2.CancelWorkflowRequest(execution_id=wf))
     assert response.run.state == workflow_pb2.WORKFLOW_STATE_CANCELING
     child = harness.scheduler.ids[slow.request_id]
-    await wait_until(lambda: child in harness.scheduler.cancels, 5, "CancelExecution of the child")
+    await eventually(lambda: child in harness.scheduler.cancels, within=5, what="CancelExecution of the child")
     await harness.report(outcome(slow, "cancelled", execution_id=child))
     state, result, _ = await harness.wait_result(wf)
     assert state == "cancelled" and result["succeeded"] is False
@@ -330,7 +332,7 @@ tasks:
     assert state == "timeout" and result["succeeded"] is False
     assert "timed out" in error
     child = harness.scheduler.ids[slow.request_id]
-    await wait_until(lambda: child in harness.scheduler.cancels, 5, "CancelExecution of the running child")
+    await eventually(lambda: child in harness.scheduler.cancels, within=5, what="CancelExecution of the running child")
     # The child's late outcome is acknowledged and recorded, and changes nothing else.
     await harness.report(outcome(slow, "cancelled", execution_id=child))
     run = await harness.run_of(wf)

@@ -18,7 +18,8 @@ from attune_services.coordinator.pg_steps import (
     whole_on_fast_path,
     write_steps_asyncpg,
 )
-from attune_services.coordinator.store import APPLIED, EndedRun, NewTaskRun, NewWorkflow, StepWrite, write_steps
+from attune_services.coordinator.rows import EndedRun, NewTaskRun, NewWorkflow, StepOutcome, StepWrite, TimerRow
+from attune_services.coordinator.store import write_steps
 from tests.support.databases import create_postgres_database, drop_postgres_database
 
 #: Task runs and state entries of the workflow before the step: enough that scanning the whole
@@ -62,7 +63,7 @@ async def _create(db: Database, workflow: str) -> None:
         new_runs=[_run(n) for n in range(SIZE)],
     )
     async with db.write() as conn:
-        assert await write_steps(conn, [create]) == [APPLIED]
+        assert await write_steps(conn, [create]) == [StepOutcome.APPLIED]
 
 
 async def _index_reads(raw: asyncpg.Connection) -> dict[str, int]:
@@ -95,7 +96,7 @@ def test_a_step_probes_its_rows_by_key_however_large_the_workflow(postgres_url: 
                         assert fast_path_applies(step)
                         async with raw.transaction():
                             before = await _index_reads(raw)
-                            assert await write_steps_asyncpg(raw, [step]) == [APPLIED]
+                            assert await write_steps_asyncpg(raw, [step]) == [StepOutcome.APPLIED]
                             after = await _index_reads(raw)
                         reads = {name: after.get(name, 0) - before.get(name, 0) for name in after}
                         assert reads["task_runs_pkey"] <= 5, reads
@@ -134,16 +135,16 @@ def test_a_step_ending_several_runs_writes_them_all(postgres_url: str, path: str
                     if ended < CUSTOM_PLAN_ROWS:
                         await raw.execute("SET LOCAL plan_cache_mode = force_generic_plan")
                     before = await _index_reads(raw)
-                    assert await write_steps_asyncpg(raw, [step]) == [APPLIED]
+                    assert await write_steps_asyncpg(raw, [step]) == [StepOutcome.APPLIED]
                     after = await _index_reads(raw)
                 reads = {name: after[name] - before[name] for name in after}
                 if ended < CUSTOM_PLAN_ROWS:
                     assert reads["task_runs_pkey"] <= ended * 5, reads
                     assert reads["workflow_state_entries_pkey"] <= ended * 8, reads
             else:
-                step.timers["t1"] = (99.0, "timeout")
+                step.timers["t1"] = TimerRow(99.0, "timeout")
                 async with db.write() as conn:
-                    assert await write_steps(conn, [step]) == [APPLIED]
+                    assert await write_steps(conn, [step]) == [StepOutcome.APPLIED]
             async with db.asyncpg() as raw:
                 runs, keys = await _state(raw, workflow)
                 version = await raw.fetchval("SELECT version FROM workflow_executions WHERE id = $1", workflow)

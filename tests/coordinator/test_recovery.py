@@ -31,7 +31,7 @@ from attune.grpcutil.convert import dumps, loads
 from attune.ids import new_id
 from attune.workflow.v1 import workflow_pb2, workflow_pb2_grpc
 from attune_services.cli.launcher import free_port
-from tests.coordinator.conftest import wait_until
+from tests.support.polling import eventually
 
 WORKFLOW = """
 version: 1
@@ -229,15 +229,15 @@ async def test_sigkill_while_20_workflows_run_then_every_one_finishes_once(datab
             assert len(response.accepted_execution_ids) == 20
         fake.start_pump()
         total = RUNS_PER_WORKFLOW * len(workflows)
-        await wait_until(lambda: len(fake.ran) >= total // 3, 60, "a third of the children to run")
+        await eventually(lambda: len(fake.ran) >= total // 3, within=60, what="a third of the children to run")
         process.send_signal(signal.SIGKILL)
         process.wait()
         ran_before = len(fake.ran)
         process = spawn_coordinator(env, log)
-        await wait_until(
+        await eventually(
             lambda: len(fake.results) == len(workflows),
-            120,
-            f"all results (ran {len(fake.ran)} of {total}; log: {log})",
+            within=120,
+            what=lambda: f"all results (ran {len(fake.ran)} of {total}; log: {log})",
         )
     except BaseException:
         print(f"outbox {len(fake.outbox)} ids {len(fake.ids)} ran {len(fake.ran)} requests {fake.request_count}")

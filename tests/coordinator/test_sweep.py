@@ -17,6 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from attune.grpcutil.channel import open_channel
 from attune.grpcutil.server import start_server, stop_server
@@ -26,8 +27,9 @@ from attune.storage.schema import task_runs, workflow_executions
 from attune.workflow.v1 import workflow_pb2, workflow_pb2_grpc
 from attune_services.coordinator.app import CoordinatorApp
 from attune_services.coordinator.store import outbox_queries
-from tests.coordinator.conftest import RECOVERY_INTERVAL, Harness, outcome, settle, wait_until
+from tests.coordinator.conftest import RECOVERY_INTERVAL, Harness, outcome, settle
 from tests.coordinator.test_coordinator import SEQUENCE
+from tests.support.polling import eventually
 
 #: How long a takeover may take: a few sweep intervals (the grace period is one of them).
 TAKEOVER_S = 10 * RECOVERY_INTERVAL
@@ -94,10 +96,12 @@ async def test_a_running_replica_submits_the_result_a_stopped_replica_left_unrep
         harness.completion.down = False
         state, result, _ = await harness.wait_result(wf, timeout=TAKEOVER_S)
         assert state == "succeeded" and result == {"succeeded": True, "greeting": "yo", "shouted": "YO"}
-        deadline = time.monotonic() + TAKEOVER_S
-        while not await finish_reported(b.app.db, wf):
-            assert time.monotonic() < deadline, "the takeover did not record the result as reported"
-            await settle(0.02)
+        await eventually(
+            lambda: finish_reported(b.app.db, wf),
+            within=TAKEOVER_S,
+            interval=0.02,
+            what="the takeover to record the result as reported",
+        )
         await settle(3 * RECOVERY_INTERVAL)
         assert harness.completion.calls[wf] == 1
 
@@ -112,7 +116,7 @@ tasks:
     action: core.sleep
 """)
         [slow] = await harness.wait_requests(wf, 1)
-        await wait_until(lambda: slow.request_id in harness.scheduler.ids, 5, "dispatch")
+        await eventually(lambda: slow.request_id in harness.scheduler.ids, within=5, what="dispatch")
         child = harness.scheduler.ids[slow.request_id]
         harness.scheduler.down = True
         await harness.client.CancelWorkflow(workflow_pb2.CancelWorkflowRequest(execution_id=wf))  # A commits
@@ -120,7 +124,9 @@ tasks:
         await harness.stop_coordinator()  # A is gone; the child's cancel was never delivered
         assert harness.scheduler.cancels == []
         harness.scheduler.down = False
-        await wait_until(lambda: child in harness.scheduler.cancels, TAKEOVER_S, "CancelExecution of the child")
+        await eventually(
+            lambda: child in harness.scheduler.cancels, within=TAKEOVER_S, what="CancelExecution of the child"
+        )
         stream = b.client.ReportOutcomes()
         await harness.report(outcome(slow, "cancelled", execution_id=child), stream=stream)
         assert (await harness.wait_result(wf))[0] == "cancelled"
@@ -194,10 +200,11 @@ async def test_the_sweep_reads_only_outbox_rows_through_their_partial_indexes(da
         await db.close()
 
 
-async def _plan(conn: Any, query: sa.Select[Any]) -> str:
+async def _plan(conn: AsyncConnection, query: sa.Select[Any]) -> str:
     """The database's plan for `query`, as text."""
     if conn.dialect.name == "postgresql":
-        sql = str(query.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
+        # SQLAlchemy's PostgreSQL dialect constructor is unannotated.
+        sql = str(query.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))  # type: ignore[no-untyped-call]
         return "\n".join(row[0] for row in (await conn.exec_driver_sql("EXPLAIN " + sql)).all())
     sql = str(query.compile(dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True}))
     return "\n".join(row[-1] for row in (await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql)).all())

@@ -187,7 +187,8 @@ class Simulation:
 
 def load(name: str) -> dict[str, Any]:
     """Load fixture ``name`` (file stem)."""
-    return yaml.safe_load((FIXTURES / f"{name}.yaml").read_text())  # type: ignore[no-any-return]
+    fixture: dict[str, Any] = yaml.safe_load((FIXTURES / f"{name}.yaml").read_text())
+    return fixture
 
 
 def run_fixture(name: str) -> tuple[dict[str, Any], Run]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from opentelemetry import trace
 
 from attune import telemetry
@@ -30,14 +31,14 @@ def test_child_traceparent_starts_a_new_trace_without_a_valid_parent() -> None:
     )
 
 
-def test_start_span_without_export_is_a_no_op_span_in_the_parents_trace(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_start_span_without_export_is_a_no_op_span_in_the_parents_trace(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(telemetry, "_exporting", False)
     span, traceparent = telemetry.start_span(telemetry.tracer(__name__), "x", PARENT, {"a": 1})
     assert span is trace.INVALID_SPAN and not span.is_recording()
     assert telemetry.trace_id_of(traceparent) == "0af7651916cd43dd8448eb211c80319c"
 
 
-def test_start_span_while_exporting_records_a_child_span(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_start_span_while_exporting_records_a_child_span(monkeypatch: pytest.MonkeyPatch) -> None:
     from opentelemetry.sdk.trace import TracerProvider
 
     monkeypatch.setattr(telemetry, "_exporting", True)

@@ -21,12 +21,13 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from attune.execution.v1 import execution_pb2, execution_pb2_grpc
-from attune.grpcutil.convert import struct_from_dict
+from attune.grpcutil.convert import execution_state_from_proto, struct_from_dict
 from attune.packs import bundled_pack_path
 from attune.registry.v1 import registry_pb2, registry_pb2_grpc
-from attune.states import TERMINAL, execution_state_from_proto
+from attune.states import TERMINAL
 from attune.workflow.v1 import workflow_pb2_grpc
 from attune_services.cli.launcher import free_port
+from tests.support.polling import eventually
 
 SERVICES = ("completion", "coordinator", "scheduler")
 
@@ -114,7 +115,8 @@ class Cluster:
                 if proc is not None and proc.poll() is not None:
                     raise RuntimeError(f"{name} exited with {proc.returncode}:\n{self.log_tail(name)}")
                 try:
-                    reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                    # types-grpcio-health-checking's HealthStub lists no methods; Check answers a HealthCheckResponse.
+                    reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1)  # type: ignore[attr-defined]
                     if reply.status == health_pb2.HealthCheckResponse.SERVING:
                         return
                 except grpc.aio.AioRpcError:
@@ -217,16 +219,17 @@ class Cluster:
 
     async def wait_terminal(self, execution_id: str, timeout: float = 30.0) -> execution_pb2.GetExecutionResponse:
         """Polls until the execution is terminal; returns it with its children."""
-        deadline = time.monotonic() + timeout
-        while True:
+        last = ""
+
+        async def terminal() -> execution_pb2.GetExecutionResponse | None:
+            nonlocal last
             reply = await self.executions.GetExecution(execution_pb2.GetExecutionRequest(id=execution_id), timeout=5)
-            if execution_state_from_proto(reply.execution.state) in TERMINAL:
-                return reply
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"execution {execution_id} still {execution_state_from_proto(reply.execution.state)}"
-                )
-            await asyncio.sleep(0.05)
+            last = execution_state_from_proto(reply.execution.state)
+            return reply if last in TERMINAL else None
+
+        return await eventually(
+            terminal, within=timeout, interval=0.05, what=lambda: f"execution {execution_id} to end (still {last})"
+        )
 
     async def run(
         self, action_ref: str, parameters: dict[str, Any] | None = None, timeout: float = 30.0, **kw: Any

@@ -12,10 +12,9 @@ import grpc
 import pytest
 
 from attune.execution.v1 import execution_pb2
-from attune.grpcutil.convert import dict_from_struct
+from attune.grpcutil.convert import dict_from_struct, execution_state_from_proto
 from attune.grpcutil.errors import violations_of
 from attune.registry.v1 import registry_pb2
-from attune.states import execution_state_from_proto
 from tests.integration.cluster import Cluster
 
 TESTPACK = Path(__file__).parent / "packs" / "testpack"

@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 
 from attune.execution.v1 import execution_pb2
-from attune.grpcutil.convert import dict_from_struct
-from attune.states import execution_state_from_proto
+from attune.grpcutil.convert import dict_from_struct, execution_state_from_proto
 from attune.workflow.v1 import workflow_pb2
 from tests.integration.cluster import Cluster
 

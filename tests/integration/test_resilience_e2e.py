@@ -7,21 +7,20 @@ import asyncio
 from pathlib import Path
 
 from attune.execution.v1 import execution_pb2
-from attune.grpcutil.convert import dict_from_struct
-from attune.states import execution_state_from_proto
+from attune.grpcutil.convert import dict_from_struct, execution_state_from_proto
 from tests.integration.cluster import Cluster
 from tests.integration.conftest import ClusterFactory
+from tests.support.polling import eventually
 
 TESTPACK = Path(__file__).parent / "packs" / "testpack"
 
 
 async def wait_state(cluster: Cluster, execution_id: str, wanted: str, timeout: float = 15) -> None:
-    for _ in range(int(timeout / 0.05)):
+    async def reached() -> bool:
         got = await cluster.executions.GetExecution(execution_pb2.GetExecutionRequest(id=execution_id))
-        if execution_state_from_proto(got.execution.state) == wanted:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{execution_id} never reached {wanted}")
+        return execution_state_from_proto(got.execution.state) == wanted
+
+    await eventually(reached, within=timeout, interval=0.05, what=f"{execution_id} to reach {wanted}")
 
 
 async def started(make: ClusterFactory, **overrides: str) -> Cluster:

@@ -12,7 +12,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from attune.execution.v1 import execution_pb2
-from attune.states import execution_state_from_proto
+from attune.grpcutil.convert import execution_state_from_proto
 from tests.integration.cluster import Cluster
 from tests.integration.conftest import ClusterFactory
 from tests.integration.test_resilience_e2e import started, wait_state
@@ -31,7 +31,8 @@ class HealthWatch:
         self._task = asyncio.create_task(self._follow())
 
     async def _follow(self) -> None:
-        call = health_pb2_grpc.HealthStub(self._channel).Watch(health_pb2.HealthCheckRequest(service=""))
+        # types-grpcio-health-checking's HealthStub lists no methods; Watch streams HealthCheckResponses.
+        call = health_pb2_grpc.HealthStub(self._channel).Watch(health_pb2.HealthCheckRequest(service=""))  # type: ignore[attr-defined]
         try:
             async for reply in call:
                 self.statuses.append(reply.status)

@@ -10,8 +10,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from attune.execution.v1 import execution_pb2
-from attune.grpcutil.convert import dict_from_struct
-from attune.states import execution_state_from_proto
+from attune.grpcutil.convert import dict_from_struct, execution_state_from_proto
 from attune.storage import Database
 from attune.storage.schema import executions
 from tests.integration.cluster import Cluster

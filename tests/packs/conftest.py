@@ -6,7 +6,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from packtools import ECHO_YAML, PACK_YAML, MakePack
+
+from tests.packs.packtools import ECHO_YAML, PACK_YAML, MakePack
 
 
 @pytest.fixture

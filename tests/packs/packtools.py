@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 import pytest
@@ -21,10 +21,10 @@ parameters:
 """
 
 
-def refusal(path: Path, **kwargs: object) -> PackError:
+def refusal(path: Path, **kwargs: Collection[str]) -> PackError:
     """Load a pack that must be refused; return the error."""
     with pytest.raises(PackError) as caught:
-        load_pack(path, **kwargs)  # type: ignore[arg-type]
+        load_pack(path, **kwargs)
     return caught.value
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from packtools import MakePack, problem_lines, refusal
 
 from attune.packs import PackError, PackProblem, load_pack
+from tests.packs.packtools import MakePack, problem_lines, refusal
 
 
 def test_a_valid_pack_loads(make_pack: MakePack) -> None:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from packtools import MakePack, problem_lines, refusal
 
 from attune.packs import load_pack
+from tests.packs.packtools import MakePack, problem_lines, refusal
 
 LINKED_ACTION = """\
 ref: demo.flow

@@ -7,25 +7,26 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
 
-from attune.common.v1 import common_pb2
 from attune.completion.v1 import completion_pb2, completion_pb2_grpc
 from attune.config import Settings
 from attune.execution.v1 import execution_pb2, execution_pb2_grpc
+from attune.grpcutil.convert import execution_state_from_proto, execution_state_to_proto
 from attune.grpcutil.server import ServerHandle, start_server, stop_server
 from attune.packs import bundled_pack_path, read_pack_files
 from attune.registry.v1 import registry_pb2, registry_pb2_grpc
-from attune.states import execution_state_from_proto, execution_state_to_proto
 from attune.worker.v1 import worker_pb2, worker_pb2_grpc
 from attune.workflow.v1 import workflow_pb2, workflow_pb2_grpc
 from attune_services.completion.app import CompletionApp
 from attune_services.scheduler.app import SchedulerApp
+from tests.support.fakes import FakeWorkflowService
+from tests.support.polling import eventually
 
 TEST_TIMINGS: dict[str, Any] = {
     "schedule_timeout": 0.6,
@@ -37,70 +38,10 @@ TEST_TIMINGS: dict[str, Any] = {
 }
 
 
-class FakeCoordinator(workflow_pb2_grpc.WorkflowServiceServicer):
-    """Records hand-offs and cancels; `unavailable_calls` StartWorkflows calls fail first."""
-
-    def __init__(self) -> None:
-        self.started: list[workflow_pb2.WorkflowStart] = []
-        self.cancelled: list[str] = []
-        self.unavailable_calls = 0
-        self.start_calls = 0
-        self.children: dict[str, list[str]] = {}  # workflow execution id → child ids in its task runs
-
-    async def StartWorkflows(self, request: workflow_pb2.StartWorkflowsRequest, context: Any) -> Any:
-        self.start_calls += 1
-        if self.unavailable_calls > 0:
-            self.unavailable_calls -= 1
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "coordinator warming up")
-        self.started.extend(request.workflows)
-        return workflow_pb2.StartWorkflowsResponse(accepted_execution_ids=[w.execution_id for w in request.workflows])
-
-    async def ReportOutcomes(self, request_iterator: Any, context: Any) -> Any:
-        async for request in request_iterator:
-            yield workflow_pb2.ReportOutcomesResponse(acked_execution_ids=[o.execution_id for o in request.outcomes])
-
-    async def GetWorkflowRun(self, request: workflow_pb2.GetWorkflowRunRequest, context: Any) -> Any:
-        known = {w.execution_id: w for w in self.started}
-        if request.execution_id not in known:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"no workflow run {request.execution_id!r}")
-        start = known[request.execution_id]
-        runs = [
-            workflow_pb2.TaskRun(
-                task_name="echo",
-                run=1,
-                item_index=-1,
-                attempt=1,
-                action_ref="core.echo",
-                state=common_pb2.EXECUTION_STATE_SCHEDULING,
-                child_execution_id=child,
-            )
-            for child in self.children.get(request.execution_id, [])
-        ]
-        state = (
-            workflow_pb2.WORKFLOW_STATE_CANCELING
-            if request.execution_id in self.cancelled
-            else workflow_pb2.WORKFLOW_STATE_RUNNING
-        )
-        return workflow_pb2.GetWorkflowRunResponse(
-            run=workflow_pb2.WorkflowRun(
-                execution_id=start.execution_id, action_ref=start.action_ref, state=state, task_runs=runs
-            )
-        )
-
-    async def ListWorkflowRuns(self, request: Any, context: Any) -> Any:
-        return workflow_pb2.ListWorkflowRunsResponse(
-            runs=[workflow_pb2.WorkflowRun(execution_id=w.execution_id, action_ref=w.action_ref) for w in self.started]
-        )
-
-    async def CancelWorkflow(self, request: workflow_pb2.CancelWorkflowRequest, context: Any) -> Any:
-        self.cancelled.append(request.execution_id)
-        return workflow_pb2.CancelWorkflowResponse()
-
-
 class _CoordinatorApp:
     service_names = (workflow_pb2.DESCRIPTOR.services_by_name["WorkflowService"].full_name,)
 
-    def __init__(self, servicer: FakeCoordinator) -> None:
+    def __init__(self, servicer: FakeWorkflowService) -> None:
         self.servicer = servicer
 
     def register(self, server: grpc.aio.Server) -> None:
@@ -119,7 +60,7 @@ class Cluster:
 
     settings: Settings
     scheduler: SchedulerApp
-    coordinator: FakeCoordinator
+    coordinator: FakeWorkflowService
     channel: grpc.aio.Channel
     registry: registry_pb2_grpc.RegistryServiceStub
     executions: execution_pb2_grpc.ExecutionServiceStub
@@ -152,15 +93,20 @@ class Cluster:
 
     async def wait_state(self, execution_id: str, state: str, timeout: float = 10.0) -> execution_pb2.Execution:
         """Polls until the execution is in `state`; fails naming the last state seen."""
-        deadline = time.monotonic() + timeout
         last = ""
-        while time.monotonic() < deadline:
+
+        async def reached() -> execution_pb2.Execution | None:
+            nonlocal last
             execution = (await self.get(execution_id)).execution
             last = execution_state_from_proto(execution.state)
-            if last == state:
-                return execution
-            await asyncio.sleep(0.02)
-        raise AssertionError(f"execution {execution_id} stayed {last!r}, expected {state!r}")
+            return execution if last == state else None
+
+        return await eventually(
+            reached,
+            within=timeout,
+            interval=0.02,
+            what=lambda: f"execution {execution_id} to be {state!r} (it stayed {last!r})",
+        )
 
     async def submit_result(self, execution_id: str, state: str, *, error: str = "", result: bytes = b"{}") -> Any:
         """What a worker does when its process ends: SubmitResult to the completion service."""
@@ -228,7 +174,7 @@ async def start_cluster(database_url: str, **overrides: Any) -> Cluster:
         stops.append(lambda: stop_server(app, handle, grace=0.5))
         return handle
 
-    coordinator = FakeCoordinator()
+    coordinator = FakeWorkflowService()
     coordinator_handle = await serve(_CoordinatorApp(coordinator), base)
     base = base.replace(coordinator_address=f"127.0.0.1:{coordinator_handle.port}")
     completion_handle = await serve(CompletionApp(base), base)
@@ -268,7 +214,7 @@ class FakeWorker:
         self._reader: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
 
-    async def connect(self, execution_ids: list[str] = ()) -> worker_pb2.Welcome:  # type: ignore[assignment]
+    async def connect(self, execution_ids: Sequence[str] = ()) -> worker_pb2.Welcome:
         """Opens the stream, says Hello and waits for the Welcome."""
         self._call = self.cluster.workers.Connect()
         await self._call.write(
@@ -282,7 +228,7 @@ class FakeWorker:
                 )
             )
         )
-        first = await self._call.read()
+        first: worker_pb2.ConnectResponse = await self._call.read()
         assert first.WhichOneof("kind") == "welcome", first
         self._reader = asyncio.create_task(self._read())
         return first.welcome
@@ -291,7 +237,7 @@ class FakeWorker:
         try:
             while True:
                 message = await self._call.read()
-                if message is grpc.aio.EOF:
+                if not isinstance(message, worker_pb2.ConnectResponse):  # EOF: the stream ended
                     return
                 if message.WhichOneof("kind") == "assignments":
                     self.assignments.extend(message.assignments.assignments)

@@ -12,9 +12,10 @@ import pytest
 import sqlalchemy as sa
 
 from attune.execution.v1 import execution_pb2
+from attune.grpcutil.convert import execution_state_from_proto
 from attune.grpcutil.errors import FailedPrecondition, Unavailable
-from attune.states import execution_state_from_proto
 from attune.storage.schema import executions
+from attune.worker.v1 import worker_pb2
 from attune_services.scheduler.cancel import Canceller
 from attune_services.scheduler.giveups import GiveUp
 from tests.scheduler.harness import TEST_TIMINGS, Cluster, FakeWorker, start_cluster
@@ -138,7 +139,7 @@ class OrderedWorker(FakeWorker):
 
     async def _read(self) -> None:
         try:
-            while (message := await self._call.read()) is not grpc.aio.EOF:
+            while isinstance(message := await self._call.read(), worker_pb2.ConnectResponse):  # until EOF
                 if message.WhichOneof("kind") == "assignments":
                     self.assignments.extend(message.assignments.assignments)
                     self.received += [("assigned", a.execution_id) for a in message.assignments.assignments]

@@ -7,7 +7,7 @@ import json
 
 from attune.common.v1 import common_pb2
 from attune.execution.v1 import execution_pb2
-from attune.states import execution_state_from_proto
+from attune.grpcutil.convert import execution_state_from_proto
 from attune.worker.v1 import worker_pb2
 from tests.scheduler.harness import Cluster, FakeWorker
 

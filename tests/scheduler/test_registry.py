@@ -108,6 +108,7 @@ async def test_create_action_checks_pack_runner_schema_and_entry_point(core: Clu
         )
         for key, value in fields.items():
             if key == "parameters":
+                # Tests pass parameters as a dict; the other fields as their own types.
                 action.parameters.CopyFrom(struct_from_dict(value))  # type: ignore[arg-type]
             else:
                 setattr(action, key, value)

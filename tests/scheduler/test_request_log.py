@@ -11,12 +11,13 @@ import grpc
 import sqlalchemy as sa
 
 from attune.execution.v1 import execution_pb2
+from attune.grpcutil.convert import execution_state_from_proto
 from attune.grpcutil.errors import violations_of
 from attune.registry.v1 import registry_pb2
-from attune.states import execution_state_from_proto
 from attune.storage.schema import packs, request_log
 from tests.scheduler.harness import Cluster, FakeWorker, pack_request
 from tests.scheduler.test_registry import TWO_ACTIONS, expect_code, get_action, without_b
+from tests.support.polling import eventually
 
 
 def assert_refused_for_reuse(error: grpc.aio.AioRpcError, request_id: str) -> None:
@@ -152,8 +153,9 @@ async def test_the_sweeper_prunes_only_entries_older_than_the_ttl(cluster: Clust
                 {"request_id": "kept", **entry, "created_at": now - ttl + 60},
             ],
         )
-    deadline = time.monotonic() + 5
-    while "expired" in await logged_ids(cluster):
-        assert time.monotonic() < deadline, "the sweeper did not prune the expired entry"
-        await asyncio.sleep(0.05)
+
+    async def pruned() -> bool:
+        return "expired" not in await logged_ids(cluster)
+
+    await eventually(pruned, within=5, interval=0.05, what="the sweeper to prune the expired entry")
     assert await logged_ids(cluster) == {"kept"}

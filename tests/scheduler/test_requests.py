@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import grpc
 import pytest
@@ -10,9 +11,8 @@ import sqlalchemy as sa
 
 from attune.common.v1 import common_pb2
 from attune.execution.v1 import execution_pb2
-from attune.grpcutil.convert import dict_from_struct
+from attune.grpcutil.convert import dict_from_struct, execution_state_from_proto
 from attune.grpcutil.errors import violations_of
-from attune.states import execution_state_from_proto
 from attune.storage.schema import executions
 from tests.scheduler.harness import Cluster, pack_request
 
@@ -99,7 +99,9 @@ async def test_concurrent_requests_share_commits_and_list_newest_first(demo: Clu
 async def test_child_executions_join_the_parent_and_report_errors_per_child(demo: Cluster) -> None:
     parent = await demo.request("core.noop")
 
-    def child(request_id: str, ref: str, params: dict, item_index: int = -1) -> execution_pb2.ChildExecutionRequest:
+    def child(
+        request_id: str, ref: str, params: dict[str, Any], item_index: int = -1
+    ) -> execution_pb2.ChildExecutionRequest:
         return execution_pb2.ChildExecutionRequest(
             action_ref=ref,
             parameters_json=json.dumps(params).encode(),

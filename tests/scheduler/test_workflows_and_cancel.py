@@ -9,7 +9,7 @@ import grpc
 import pytest
 
 from attune.execution.v1 import execution_pb2
-from attune.states import execution_state_from_proto
+from attune.grpcutil.convert import execution_state_from_proto
 from attune.workflow.v1 import workflow_pb2
 from tests.scheduler.harness import Cluster, FakeWorker
 

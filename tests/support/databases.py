@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -64,7 +66,7 @@ def create_sqlite_database(folder: Path) -> str:
     return url
 
 
-def _run_blocking(coro: object) -> None:
+def _run_blocking(coro: Coroutine[Any, Any, object]) -> None:
     # Usable from sync fixtures whether or not an event loop runs in this thread.
     import threading
 
@@ -72,7 +74,7 @@ def _run_blocking(coro: object) -> None:
 
     def target() -> None:
         try:
-            asyncio.run(coro)  # type: ignore[arg-type]
+            asyncio.run(coro)
         except BaseException as err:
             error.append(err)
 

@@ -23,6 +23,7 @@ from attune_services.worker.runtimes import (
     run_action,
 )
 from attune_services.worker.runtimes.bench import measure_overhead
+from tests.support.polling import eventually
 
 INTERPRETERS = detect_runtimes()
 
@@ -57,13 +58,9 @@ def gone(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
 
 
-async def eventually_gone(pid: int, within_s: float = 2.0) -> bool:
-    deadline = time.monotonic() + within_s
-    while not gone(pid):
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.01)
-    return True
+def written(path: Path) -> str:
+    """What a script wrote to `path` ('' while it has written nothing yet)."""
+    return path.read_text().strip() if path.exists() else ""
 
 
 # --- which runtimes a worker advertises -------------------------------------------------------
@@ -300,18 +297,14 @@ async def test_cancel_kills_the_whole_process_group(actions: Path) -> None:
     process = ActionProcess(action(actions, "busy.sh", source, kill_grace_s=5), INTERPRETERS)
     await process.start()
     assert process.pid is not None
-    deadline = time.monotonic() + 5
-    while not child_pid_file.exists() or not child_pid_file.read_text().strip():
-        assert time.monotonic() < deadline, "the script never started its child"
-        await asyncio.sleep(0.01)
-    child_pid = int(child_pid_file.read_text())
+    child_pid = int(await eventually(lambda: written(child_pid_file), within=5, what="the script to start its child"))
     assert not gone(child_pid)
 
     process.cancel()
     outcome = await asyncio.wait_for(process.wait(), 10)
     assert outcome.state == "cancelled"
     assert outcome.error == "cancelled"
-    assert await eventually_gone(child_pid), f"child sleep {child_pid} survived the cancel"
+    await eventually(lambda: gone(child_pid), within=2.0, what=f"child sleep {child_pid} to end after the cancel")
 
 
 async def test_cancel_before_start_spawns_nothing(actions: Path) -> None:
@@ -337,14 +330,11 @@ async def test_cancelling_run_action_kills_the_process(actions: Path) -> None:
     pid_file = actions / "me.pid"
     request = action(actions, "long.sh", f"echo $$ > {pid_file}\nexec sleep 30\n", kill_grace_s=5)
     task = asyncio.create_task(run_action(request, INTERPRETERS))
-    deadline = time.monotonic() + 5
-    while not pid_file.exists() or not pid_file.read_text().strip():
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.01)
+    pid = int(await eventually(lambda: written(pid_file), within=5, what="the script to write its pid"))
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert await eventually_gone(int(pid_file.read_text()))
+    await eventually(lambda: gone(pid), within=2.0, what=f"process {pid} to end after the cancel")
 
 
 async def test_background_child_holding_the_pipes_does_not_hold_the_outcome(actions: Path) -> None:

@@ -8,7 +8,7 @@ import dataclasses
 import json
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +19,14 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from attune.common.v1 import common_pb2
 from attune.completion.v1 import completion_pb2, completion_pb2_grpc
 from attune.config import Settings
-from attune.grpcutil.server import ServerHandle, start_server, stop_server
+from attune.grpcutil.server import RpcContext, ServerHandle, start_server, stop_server
 from attune.registry.v1 import registry_pb2, registry_pb2_grpc
 from attune.worker.v1 import worker_pb2, worker_pb2_grpc
 from attune_services.cli.launcher import free_port
 from attune_services.worker.app import WorkerApp
 from attune_services.worker.runtimes import detect_runtimes
+from tests.support.fakes import FakeCompletionService
+from tests.support.polling import eventually
 
 S = common_pb2.ExecutionState
 DIGEST = "d" * 64
@@ -46,16 +48,6 @@ WORKFLOW_VARIABLES = {
 }
 
 
-async def eventually(check: Callable[[], Any], within: float = 5.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 class FakeScheduler(worker_pb2_grpc.WorkerServiceServicer, registry_pb2_grpc.RegistryServiceServicer):
     """Records what the worker says; sends what the test tells it to."""
 
@@ -69,7 +61,7 @@ class FakeScheduler(worker_pb2_grpc.WorkerServiceServicer, registry_pb2_grpc.Reg
         self.left = asyncio.Event()  # the worker half-closed its stream
         self._outbox: asyncio.Queue[worker_pb2.ConnectResponse | None] = asyncio.Queue()
 
-    async def Connect(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+    async def Connect(self, request_iterator: Any, context: RpcContext) -> AsyncIterator[Any]:
         first = await anext(request_iterator)
         assert first.WhichOneof("kind") == "hello"
         self.hellos.append(first.hello)
@@ -96,7 +88,7 @@ class FakeScheduler(worker_pb2_grpc.WorkerServiceServicer, registry_pb2_grpc.Reg
         self.left.set()
         outbox.put_nowait(None)
 
-    async def GetPackFiles(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def GetPackFiles(self, request: Any, context: RpcContext) -> Any:
         self.fetches.append(request.digest)
         files = {DIGEST: PACK_FILES, EVIL_DIGEST: {**PACK_FILES, "../escaped.sh": b"echo gotcha\n"}}.get(request.digest)
         if files is None:
@@ -113,28 +105,6 @@ class FakeScheduler(worker_pb2_grpc.WorkerServiceServicer, registry_pb2_grpc.Reg
         self._outbox.put_nowait(
             worker_pb2.ConnectResponse(cancellations=worker_pb2.Cancellations(execution_ids=execution_ids))
         )
-
-
-class FakeCompletion(completion_pb2_grpc.CompletionServiceServicer):
-    """Records results; acks them unless told not to."""
-
-    def __init__(self, *, ack: bool = True) -> None:
-        self.ack = ack
-        self.received: list[completion_pb2.ExecutionResult] = []
-
-    async def SubmitResults(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        async for request in request_iterator:
-            self.received.extend(request.results)
-            if self.ack:
-                yield completion_pb2.SubmitResultsResponse(
-                    acked_execution_ids=[r.execution_id for r in request.results]
-                )
-
-    def result_of(self, execution_id: str) -> completion_pb2.ExecutionResult | None:
-        for result in self.received:
-            if result.execution_id == execution_id:
-                return result
-        return None
 
 
 async def serve(address: str, *servicers: Any) -> grpc.aio.Server:
@@ -156,7 +126,7 @@ class Cluster:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.scheduler = FakeScheduler()
-        self.completion = FakeCompletion()
+        self.completion = FakeCompletionService()
         self.servers: dict[str, grpc.aio.Server] = {}
         self.worker: WorkerApp | None = None
         self.handle: ServerHandle | None = None
@@ -168,7 +138,7 @@ class Cluster:
         self.handle = await start_server(self.worker, address=self.settings.worker_address, settings=self.settings)
         await eventually(lambda: self.scheduler.hellos, what="the worker's Hello")
 
-    async def restart_completion(self, completion: FakeCompletion) -> None:
+    async def restart_completion(self, completion: FakeCompletionService) -> None:
         await self.servers["completion"].stop(None)
         self.completion = completion
         self.servers["completion"] = await serve(self.settings.completion_address, completion)
@@ -184,9 +154,9 @@ class Cluster:
             await server.stop(None)
 
     async def result(self, execution_id: str, within: float = 10.0) -> completion_pb2.ExecutionResult:
-        found = await eventually(lambda: self.completion.result_of(execution_id), within, f"result of {execution_id}")
-        assert isinstance(found, completion_pb2.ExecutionResult)
-        return found
+        return await eventually(
+            lambda: self.completion.result_of(execution_id), within=within, what=f"result of {execution_id}"
+        )
 
 
 @pytest.fixture
@@ -238,7 +208,8 @@ async def test_hello_advertises_the_worker(cluster: Cluster) -> None:
     await eventually(lambda: cluster.scheduler.heartbeats >= 2, what="heartbeats")
     assert cluster.handle is not None
     async with grpc.aio.insecure_channel(f"127.0.0.1:{cluster.handle.port}") as channel:
-        health = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
+        # types-grpcio-health-checking's HealthStub lists no methods; Check answers a HealthCheckResponse.
+        health = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())  # type: ignore[attr-defined]
     assert health.status == health_pb2.HealthCheckResponse.SERVING
 
 
@@ -304,6 +275,7 @@ async def test_many_assignments_are_batched(cluster: Cluster) -> None:
     ids = [f"noop-{i}" for i in range(200)]
     cluster.scheduler.assign(*(assignment(i, runtime="noop", pack_digest="", script="") for i in ids))
     await eventually(lambda: set(ids) <= set(cluster.scheduler.released), what="every Released")
+    # result_of is None for an id without a result, which fails the test as an AttributeError.
     assert all(cluster.completion.result_of(i).state == S.EXECUTION_STATE_SUCCEEDED for i in ids)  # type: ignore[union-attr]
     assert cluster.scheduler.fetches == []  # noop needs no pack files
 
@@ -314,7 +286,7 @@ async def test_result_is_resent_after_completion_restarts(cluster: Cluster) -> N
     first = await cluster.result("exec-r")
     await asyncio.sleep(0.2)
     assert "exec-r" not in cluster.scheduler.released  # not acked: the slot stays taken
-    fresh = FakeCompletion(ack=True)
+    fresh = FakeCompletionService(ack=True)
     await cluster.restart_completion(fresh)
     again = await cluster.result("exec-r")
     assert again == first

@@ -1,7 +1,7 @@
 """Attune's workflow engine: a pure library (no I/O, no clock it is not given).
 
 parse (``parse_workflow``) → compile (``compile_workflow``) → evaluate (``start``,
-``task_ended``, ``timer_fired``, ``cancel``), Orquesta style. See DESIGN §4.
+``task_ended``, ``timer_fired``, ``cancel``), Orquesta style. The language: docs/workflows.md.
 """
 
 from .commands import (

@@ -6,6 +6,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from attune.states import ExecutionState
+
 from .commands import CancelTask, CancelTimer, Command, TaskRunKey
 from .graph import CompiledWorkflow
 from .spec import TaskSpec
@@ -51,7 +53,7 @@ class Event:
         state = self.state
         errors = [*state.meta["errors"], message]
         if state.closing is None:
-            state.update_meta(closing="failed", errors=errors)
+            state.update_meta(closing=ExecutionState.FAILED, errors=errors)
             self.drop_pending()
             if self.wf.spec.cancellation_policy == "cancel_running":
                 self.cancel_running()

@@ -1,4 +1,4 @@
-"""Graph-evaluation benchmarks (DESIGN §6): pure engine, no I/O.
+"""Graph-evaluation benchmarks (docs/architecture.md, Performance goals): pure engine, no I/O.
 
 ``run_engine_benchmarks()`` drives a 10,000-task chain and a 5,000-wide fan-out
 into ``join: all`` to completion (goal: under 1 s each), and the per-event cost of
@@ -13,6 +13,8 @@ import json
 import time
 from collections import deque
 from typing import Any
+
+from attune.states import ExecutionState
 
 from .commands import FinishWorkflow, StartTask, TaskEnded
 from .graph import CompiledWorkflow, compile_workflow
@@ -61,7 +63,7 @@ def drive(wf: CompiledWorkflow) -> tuple[int, str]:
     now = 0.0
     pending: deque[StartTask] = deque()
     events = 1
-    status = "running"
+    status: str = ExecutionState.RUNNING
     step = start(wf, state, now=now)
     while True:
         for command in step.commands:
@@ -72,7 +74,7 @@ def drive(wf: CompiledWorkflow) -> tuple[int, str]:
         if not pending:
             return events, status
         command = pending.popleft()
-        step = task_ended(wf, state, TaskEnded(command.key, "succeeded", {}), now=now)
+        step = task_ended(wf, state, TaskEnded(command.key, ExecutionState.SUCCEEDED, {}), now=now)
         events += 1
 
 
@@ -80,7 +82,7 @@ def _timed_drive(wf: CompiledWorkflow, clock: Any = time.perf_counter) -> tuple[
     began = clock()
     events, status = drive(wf)
     elapsed = clock() - began
-    if status != "succeeded":
+    if status != ExecutionState.SUCCEEDED:
         raise RuntimeError(f"benchmark workflow ended {status}")
     return elapsed, events
 

@@ -13,6 +13,8 @@ workflow is ``canceling`` until its running children end, then ``cancelled``.
 
 from __future__ import annotations
 
+from attune.states import TERMINAL, ExecutionState
+
 from ._event import Event
 from ._runs import attempt_ended, timer_elapsed, transition_into
 from ._transitions import run_finished
@@ -26,7 +28,7 @@ from .state import WorkflowState
 __all__ = ["WORKFLOW_TIMEOUT_TIMER", "cancel", "start", "task_ended", "timer_fired"]
 
 WORKFLOW_TIMEOUT_TIMER = "workflow-timeout"
-TASK_END_STATES = frozenset({"succeeded", "failed", "timeout", "cancelled", "abandoned"})
+TASK_END_STATES = TERMINAL
 
 
 def start(wf: CompiledWorkflow, state: WorkflowState, *, now: float) -> Step:
@@ -86,11 +88,11 @@ def timer_fired(wf: CompiledWorkflow, state: WorkflowState, timer_id: str, *, no
 def cancel(wf: CompiledWorkflow, state: WorkflowState, *, now: float) -> Step:
     """Cancel the workflow: drop pending work, cancel running children under ``cancel_running``,
     and end ``cancelled`` once the running ones have ended."""
-    if state.finished or state.status == "canceling":
+    if state.finished or state.status == ExecutionState.CANCELING:
         return Step()
     ev = Event(wf, state, now)
     state.take_changes()
-    state.update_meta(status="canceling", closing="cancelled")
+    state.update_meta(status=ExecutionState.CANCELING, closing=ExecutionState.CANCELLED)
     ev.drop_pending()
     if wf.spec.cancellation_policy == "cancel_running":
         ev.cancel_running()
@@ -114,11 +116,13 @@ def _time_out(ev: Event) -> Step:
     state = ev.state
     timeout = ev.wf.spec.timeout
     state.update_meta(
-        closing="timeout", timeout_timer=False, errors=[*state.meta["errors"], f"workflow timed out after {timeout:g}s"]
+        closing=ExecutionState.TIMEOUT,
+        timeout_timer=False,
+        errors=[*state.meta["errors"], f"workflow timed out after {timeout:g}s"],
     )
     ev.drop_pending()
     ev.cancel_running()
-    _finish(ev, "timeout")
+    _finish(ev, ExecutionState.TIMEOUT)
     return Step(state.take_changes(), ev.commands)
 
 
@@ -163,21 +167,21 @@ def _succeed(ev: Event) -> None:
             output[name] = render(expr, ctx)
         except NestedExpressionError as err:
             ev.fail(f"field output_map.{name}{err.subpath}: {err.detail}")
-            _finish(ev, "failed")
+            _finish(ev, ExecutionState.FAILED)
             return
         except ExpressionError as err:
             ev.fail(f"field output_map.{name}: expression {expr!r}: {err}")
-            _finish(ev, "failed")
+            _finish(ev, ExecutionState.FAILED)
             return
-    _finish(ev, "succeeded", output)
+    _finish(ev, ExecutionState.SUCCEEDED, output)
 
 
-def _finish(ev: Event, status: str, result: dict[str, object] | None = None) -> None:
+def _finish(ev: Event, status: ExecutionState, result: dict[str, object] | None = None) -> None:
     state = ev.state
     error = None
-    if status != "succeeded":
+    if status != ExecutionState.SUCCEEDED:
         errors = list(state.meta["errors"])
-        if status == "cancelled":
+        if status == ExecutionState.CANCELLED:
             errors.insert(0, "workflow cancelled")
         error = "; ".join(errors)
         result = {"succeeded": False, "error": error}

@@ -1,4 +1,4 @@
-"""The parsed, validated form of a workflow document (DESIGN §4).
+"""The parsed, validated form of a workflow document (docs/workflows.md).
 
 Legacy task fields (``on_success``, ``decision``, task-level ``publish``, …) are
 already folded into ``next`` here, so the rest of the engine sees one shape.

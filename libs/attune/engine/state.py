@@ -29,11 +29,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from attune.states import WORKFLOW_TERMINAL, ExecutionState
+
 from .errors import WorkflowStateError
 
 __all__ = ["TERMINAL_STATUSES", "WorkflowState"]
 
-TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled", "timeout"})
+TERMINAL_STATUSES = WORKFLOW_TERMINAL
 _META = "wf"
 
 
@@ -62,7 +64,7 @@ class WorkflowState:
     ) -> WorkflowState:
         """A fresh state for a workflow about to ``start``; ``depth`` is its nesting level."""
         meta: dict[str, Any] = {
-            "status": "running",
+            "status": ExecutionState.RUNNING,
             "closing": None,
             "errors": [],
             "depth": depth,
@@ -84,13 +86,14 @@ class WorkflowState:
 
     # -- read ---------------------------------------------------------------
     @property
-    def status(self) -> str:
+    def status(self) -> ExecutionState:
         """running | canceling | succeeded | failed | cancelled | timeout."""
-        return str(self._entries[_META]["status"])
+        return ExecutionState(self._entries[_META]["status"])
 
     @property
     def meta(self) -> dict[str, Any]:
         """The ``wf`` entry (read-only; change it with ``update_meta``)."""
+        # Entries hold JSON values; the wf entry is always an object.
         return self._entries[_META]  # type: ignore[no-any-return]
 
     @property
@@ -98,12 +101,14 @@ class WorkflowState:
         return self.status in TERMINAL_STATUSES
 
     @property
-    def closing(self) -> str | None:
+    def closing(self) -> ExecutionState | None:
         """Why the workflow stopped scheduling (failed | cancelled | timeout) or None."""
-        return self._entries[_META]["closing"]  # type: ignore[no-any-return]
+        closing = self._entries[_META]["closing"]
+        return None if closing is None else ExecutionState(closing)
 
     @property
     def parameters(self) -> dict[str, Any]:
+        # Entries hold JSON values; the params entry is always an object.
         return self._entries["params"]  # type: ignore[no-any-return]
 
     def get(self, key: str, default: Any = None) -> Any:

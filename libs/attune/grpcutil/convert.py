@@ -1,11 +1,16 @@
-"""Conversions between Python values and protobuf well-known types."""
+"""Conversions between Python values and protobuf: well-known types, and execution / workflow
+states to and from their proto enums."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal, cast
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
+
+from attune.common.v1 import common_pb2
+from attune.states import ExecutionState
+from attune.workflow.v1 import workflow_pb2
 
 
 def _ints_back(value: Any) -> Any:
@@ -21,7 +26,8 @@ def _ints_back(value: Any) -> Any:
 
 def dict_from_struct(struct: struct_pb2.Struct) -> dict[str, Any]:
     """A plain dict from a Struct, integral numbers as int."""
-    return _ints_back(json_format.MessageToDict(struct))  # type: ignore[no-any-return]
+    plain: dict[str, Any] = _ints_back(json_format.MessageToDict(struct))
+    return plain
 
 
 def struct_from_dict(value: dict[str, Any] | None) -> struct_pb2.Struct:
@@ -51,3 +57,27 @@ def loads(data: bytes | str | None, default: Any = None) -> Any:
     if not data:
         return default
     return json.loads(data)
+
+
+def execution_state_to_proto(state: str) -> common_pb2.ExecutionState:
+    """ExecutionState.RUNNING (or "running" read from a row) → EXECUTION_STATE_RUNNING."""
+    # types-protobuf types EnumTypeWrapper.Value as int; the generated stubs type the fields as the enum
+    return cast(common_pb2.ExecutionState, common_pb2.ExecutionState.Value("EXECUTION_STATE_" + state.upper()))
+
+
+def execution_state_from_proto(value: int) -> ExecutionState | Literal[""]:
+    """EXECUTION_STATE_RUNNING → ExecutionState.RUNNING ("" for UNSPECIFIED)."""
+    name = common_pb2.ExecutionState.Name(value)
+    return "" if value == 0 else ExecutionState(name.removeprefix("EXECUTION_STATE_").lower())
+
+
+def workflow_state_to_proto(state: str) -> workflow_pb2.WorkflowState:
+    """ExecutionState.RUNNING (or "running" read from a row) → WORKFLOW_STATE_RUNNING."""
+    # types-protobuf types EnumTypeWrapper.Value as int; the generated stubs type the fields as the enum
+    return cast(workflow_pb2.WorkflowState, workflow_pb2.WorkflowState.Value("WORKFLOW_STATE_" + state.upper()))
+
+
+def workflow_state_from_proto(value: int) -> ExecutionState | Literal[""]:
+    """WORKFLOW_STATE_RUNNING → ExecutionState.RUNNING ("" for UNSPECIFIED)."""
+    name = workflow_pb2.WorkflowState.Name(value)
+    return "" if value == 0 else ExecutionState(name.removeprefix("WORKFLOW_STATE_").lower())

@@ -1,7 +1,7 @@
 """Domain errors and their mapping to rich gRPC statuses (google.rpc.Status with details).
 
 Domain code raises these; `rpc_errors` turns them into the status code the contract names
-(DESIGN §5): INVALID_ARGUMENT with field violations, NOT_FOUND, FAILED_PRECONDITION.
+(docs/architecture.md, Interfaces): INVALID_ARGUMENT with field violations, NOT_FOUND, FAILED_PRECONDITION.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import grpc
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
+
+from attune.grpcutil.server import RpcContext
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +104,7 @@ def to_status(err: AttuneError) -> grpc.Status:
 
 def violations_of(error: grpc.RpcError) -> list[Violation]:
     """The field violations carried by a rich error received by a client."""
+    # A client's RpcError is also its grpc.Call (code, trailing metadata); the stubs keep them apart.
     status = rpc_status.from_call(error)  # type: ignore[arg-type]
     found: list[Violation] = []
     for detail in status.details if status else []:
@@ -122,15 +125,16 @@ def rpc_errors(method: F) -> F:
     logged and reported as INTERNAL without a traceback reaching the client."""
 
     @functools.wraps(method)
-    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def wrapper(self: Any, request: Any, context: RpcContext) -> Any:
         try:
             return await method(self, request, context)
         except AttuneError as err:
-            await context.abort_with_status(to_status(err))
+            # grpc.aio's concrete context has abort_with_status; its abstract base and stubs omit it.
+            await context.abort_with_status(to_status(err))  # type: ignore[attr-defined]
         except grpc.aio.AbortError:
             raise
         except Exception as err:
             log.exception("unhandled error in %s", method.__name__)
             await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(err).__name__}: {err}")
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper  # type: ignore[return-value]  # functools.wraps keeps the signature F names

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol
+from typing import Any, Protocol, TypeAlias
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -21,6 +21,11 @@ from attune.config import Settings
 from attune.grpcutil.channel import channel_options
 
 log = logging.getLogger(__name__)
+
+# The context a servicer method receives. Our servicers only abort, read metadata or check
+# cancellation through it, never read() or write() messages, and mypy-protobuf's servicer bases
+# give its (request, response) parameters differently for unary and streaming RPCs: both stay open.
+RpcContext: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
 
 class ServiceApp(Protocol):
@@ -55,7 +60,7 @@ class ServerHandle:
 
 # gRPC core cancels (status CANCELLED) calls that arrive while more than `max_pending_requests`
 # (default 1,000) wait to be picked up by the asyncio server; a burst of a few thousand concurrent
-# requests on one connection is ordinary here (DESIGN §6), so they queue instead.
+# requests on one connection is ordinary here (docs/architecture.md, Performance goals), so they queue instead.
 SERVER_OPTIONS: list[tuple[str, int]] = [
     ("grpc.server.max_pending_requests", 20_000),
     ("grpc.server.max_pending_requests_hard_limit", 60_000),
@@ -94,9 +99,7 @@ async def start_server(app: ServiceApp, *, address: str, settings: Settings) -> 
     return handle
 
 
-async def _set_health(
-    app: ServiceApp, health: HealthServicer, status: health_pb2.HealthCheckResponse.ServingStatus.ValueType
-) -> None:
+async def _set_health(app: ServiceApp, health: HealthServicer, status: int) -> None:
     for name in ["", *app.service_names]:
         await health.set(name, status)
 

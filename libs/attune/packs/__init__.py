@@ -1,9 +1,10 @@
 """Packs: loading and validating a pack folder, and checking execution parameters.
 
-A pack is a folder (DESIGN §4): ``pack.yaml``; ``actions/<name>.yaml`` with their scripts;
-workflow files named by ``workflow_file`` (relative to ``actions/``); standalone
-``workflows/<name>.workflow.yaml``. :func:`load_pack` turns it into a :class:`PackBundle` or
-refuses it as a whole with a :class:`PackError` naming every bad file and field.
+A pack is a folder (docs/workflows.md, Packs and workflow files): ``pack.yaml``;
+``actions/<name>.yaml`` with their scripts; workflow files named by ``workflow_file`` (relative
+to ``actions/``); standalone ``workflows/<name>.workflow.yaml``. :func:`load_pack` turns it into
+a :class:`PackBundle` or refuses it as a whole with a :class:`PackError` naming every bad file and
+field.
 :mod:`attune.packs.parameters` checks the parameters of each execution request.
 """
 

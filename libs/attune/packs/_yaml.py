@@ -15,14 +15,14 @@ class YamlProblem(Exception):
     """A file that is not valid UTF-8 YAML; the message says where."""
 
 
-class _StrictLoader(_BaseLoader):  # type: ignore[valid-type,misc]
+class _StrictLoader(_BaseLoader):  # type: ignore[valid-type,misc]  # the base is picked at import time
     """A safe loader that refuses duplicate mapping keys, which PyYAML silently overwrites."""
 
 
 def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
     seen: set[Any] = set()
     for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+        key = loader.construct_object(key_node, deep=True)
         try:
             duplicate = key in seen
         except TypeError:

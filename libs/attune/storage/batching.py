@@ -1,8 +1,8 @@
 """Group commit: many concurrent callers, one transaction per batch.
 
-Per-message Python overhead, not the database, is the limit (DESIGN §6), so hot-path writers hand
-their rows to a `GroupCommitter`: while one batch is being written the next one accumulates, and
-each caller's `submit` returns once its row is durable.
+Per-message Python overhead, not the database, is the limit (docs/architecture.md, Performance
+goals), so hot-path writers hand their rows to a `GroupCommitter`: while one batch is being
+written the next one accumulates, and each caller's `submit` returns once its row is durable.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
+
+from attune.background import BackgroundTask
 
 #: While the batches keep holding more than one item, the next is taken this long after its first
 #: item arrives: in a burst of 2,000 no-op requests the scheduler's inserts came ~10 rows at a
@@ -49,7 +51,7 @@ class GroupCommitter(Generic[T, R]):
         self._last_size = 0
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
         self._wakeup = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._loop = BackgroundTask("group-commit", self._run)
         self._closed = False
 
     async def submit(self, item: T) -> R:
@@ -82,8 +84,8 @@ class GroupCommitter(Generic[T, R]):
         futures: list[asyncio.Future[R]] = [loop.create_future() for _ in items]
         self._pending.extend(zip(items, futures, strict=True))
         self._wakeup.set()
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="group-commit")
+        if not self._loop.started:
+            self._loop.start()
         return futures
 
     async def _run(self) -> None:
@@ -115,5 +117,4 @@ class GroupCommitter(Generic[T, R]):
         """Writes what is queued, then stops."""
         self._closed = True
         self._wakeup.set()
-        if self._task is not None:
-            await self._task
+        await self._loop.stop(grace=None)  # it writes what is queued, then returns

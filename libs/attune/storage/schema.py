@@ -1,7 +1,8 @@
 """The relational schema (SQLAlchemy Core), shared by every service.
 
-Each table has one owning service (DESIGN §3); the owner is named in each table's comment. JSON
-columns are Text holding JSON written by the owner; times are Unix seconds (float).
+Each table has one owning service (docs/architecture.md, Tables and their writers); the owner is
+named in each table's comment. JSON columns are Text holding JSON written by the owner; times
+are Unix seconds (float).
 """
 
 from __future__ import annotations

@@ -2,11 +2,12 @@
 
 Pure asyncio, no gRPC: the worker service turns assignments into `RunRequest`s, reports "running"
 once `ActionProcess.start()` returns, and sends the `RunOutcome` to the completion service.
-Parameters travel on stdin as JSON, never on argv; the result follows DESIGN §4.13.
+Parameters travel on stdin as JSON, never on argv; the result follows docs/workflows.md, Semantic rules 13.
 """
 
 from ._launch import detect_runtimes
 from ._model import (
+    CANCELLED_ERROR,
     ActionLaunchError,
     EntryPointMissing,
     RunOutcome,
@@ -16,6 +17,7 @@ from ._model import (
 from ._process import ActionProcess, run_action
 
 __all__ = [
+    "CANCELLED_ERROR",
     "ActionLaunchError",
     "ActionProcess",
     "EntryPointMissing",

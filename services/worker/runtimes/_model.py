@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-SUCCEEDED: Final = "succeeded"
-FAILED: Final = "failed"
-TIMEOUT: Final = "timeout"
-CANCELLED: Final = "cancelled"
+from attune.states import ExecutionState
+
+#: The error of a run that was cancelled: the state's name, as a plain string.
+CANCELLED_ERROR: Final = ExecutionState.CANCELLED.value
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -35,7 +35,7 @@ class RunRequest:
 class RunOutcome:
     """The terminal state of a run and its §4.13 result, ready for the completion service."""
 
-    state: str  # succeeded | failed | timeout | cancelled
+    state: ExecutionState  # SUCCEEDED | FAILED | TIMEOUT | CANCELLED
     result: dict[str, Any]
     error: str | None
     exit_code: int | None  # negative: killed by that signal (subprocess convention)

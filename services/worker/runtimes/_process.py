@@ -15,17 +15,11 @@ import subprocess
 import time
 from collections.abc import Mapping
 
+from attune.states import ExecutionState
+
 from ._capture import CappedCapture
 from ._launch import NOOP, command_for, environment_for
-from ._model import (
-    CANCELLED,
-    FAILED,
-    SUCCEEDED,
-    TIMEOUT,
-    ActionLaunchError,
-    RunOutcome,
-    RunRequest,
-)
+from ._model import CANCELLED_ERROR, ActionLaunchError, RunOutcome, RunRequest
 from ._result import action_result, exit_error
 from ._stdin import ParameterPipe
 
@@ -45,7 +39,7 @@ class ActionProcess:
         self._stdin: ParameterPipe | None = None
         self._done: asyncio.Future[None] | None = None
         self._outcome: RunOutcome | None = None
-        self._ending: str | None = None  # TIMEOUT or CANCELLED once we decided to end it
+        self._ending: ExecutionState | None = None  # TIMEOUT or CANCELLED once we decided to end it
         self._cancel_requested = False  # cancel() before there was a process to signal
         self._timers: list[asyncio.TimerHandle] = []
         self._started_at = 0.0  # time.time()
@@ -93,12 +87,12 @@ class ActionProcess:
         try:
             await stdin.spawned()
         except BaseException:  # e.g. the caller's task was cancelled: do not leave it running
-            self._end(CANCELLED)
+            self._end(ExecutionState.CANCELLED)
             raise
         if request.timeout_s is not None:
-            self._timers.append(loop.call_later(request.timeout_s, self._end, TIMEOUT))
+            self._timers.append(loop.call_later(request.timeout_s, self._end, ExecutionState.TIMEOUT))
         if self._cancel_requested:  # cancel() arrived while we were spawning
-            self._end(CANCELLED)
+            self._end(ExecutionState.CANCELLED)
 
     async def wait(self) -> RunOutcome:
         """The outcome, once the process has exited and its output is read."""
@@ -116,9 +110,9 @@ class ActionProcess:
         if self._transport is None:
             self._cancel_requested = True  # start() will not spawn, or will kill at once
             return
-        self._end(CANCELLED)
+        self._end(ExecutionState.CANCELLED)
 
-    def _end(self, reason: str) -> None:
+    def _end(self, reason: ExecutionState) -> None:
         transport = self._transport
         if self._ending is not None or transport is None or transport.get_returncode() is not None:
             return
@@ -160,14 +154,14 @@ class ActionProcess:
         stdout, stderr = capture.text(_STDOUT), capture.text(_STDERR)
         duration_ms = int((finished_at - self._started_at) * 1000)
         result = action_result(stdout, stderr, exit_code, duration_ms)
-        if self._ending == TIMEOUT:
-            state, error = TIMEOUT, f"timed out after {self.request.timeout_s:g}s"
-        elif self._ending == CANCELLED:
-            state, error = CANCELLED, "cancelled"
+        if self._ending == ExecutionState.TIMEOUT:
+            state, error = ExecutionState.TIMEOUT, f"timed out after {self.request.timeout_s:g}s"
+        elif self._ending == ExecutionState.CANCELLED:
+            state, error = ExecutionState.CANCELLED, CANCELLED_ERROR
         elif exit_code == 0:
-            state, error = SUCCEEDED, None
+            state, error = ExecutionState.SUCCEEDED, None
         else:
-            state, error = FAILED, exit_error(exit_code, stderr)
+            state, error = ExecutionState.FAILED, exit_error(exit_code, stderr)
         return RunOutcome(
             state=state,
             result=result,
@@ -182,9 +176,9 @@ class ActionProcess:
         cancelled = self._cancel_requested
         exit_code = None if cancelled else 0
         return RunOutcome(
-            state=CANCELLED if cancelled else SUCCEEDED,
+            state=ExecutionState.CANCELLED if cancelled else ExecutionState.SUCCEEDED,
             result={"stdout": "", "stderr": "", "exit_code": exit_code, "duration_ms": 0},
-            error="cancelled" if cancelled else None,
+            error=CANCELLED_ERROR if cancelled else None,
             exit_code=exit_code,
             started_at=self._started_at,
             finished_at=self._started_at,

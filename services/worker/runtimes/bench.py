@@ -1,4 +1,4 @@
-"""The worker's own cost per shell action (DESIGN §6: under 2 ms).
+"""The worker's own cost per shell action (docs/architecture.md, Performance goals: under 2 ms).
 
 Overhead = wall time from "assignment received" (building the RunRequest) to "outcome ready",
 minus the process's lifetime. The lifetime runs from the interpreter's exec (fork/exec itself
@@ -21,6 +21,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVarTuple, Unpack
+
+from attune.states import ExecutionState
 
 from ._launch import detect_runtimes
 from ._model import RunRequest
@@ -139,7 +141,7 @@ async def _one_run(script: Path, actions: Path, interpreters: dict[str, str], cl
     assert process.pid is not None
     spawned, exit_seen = clock.lives.pop(process.pid)
     exited = await exit_seen
-    if outcome.state != "succeeded":
+    if outcome.state != ExecutionState.SUCCEEDED:
         raise RuntimeError(f"bench action failed: {outcome.error}")
     lifetime = exited - spawned
     return (ready - received) - lifetime, lifetime

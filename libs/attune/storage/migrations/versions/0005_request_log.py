@@ -1,6 +1,6 @@
 """request_log: the stored response of each mutating request that carried a request_id
 
-DESIGN §5: a retried request returns the original result. RequestExecution and CreateAction keep
+A retried request returns the original result (docs/architecture.md, Interfaces). RequestExecution and CreateAction keep
 a unique request_id on the row they create; RegisterPack, UpdateAction and CancelExecution create
 no row of their own, so the scheduler stores their responses here (services/scheduler/
 request_log.py), keyed by request_id, with the RPC's full name and a digest of the request so a
