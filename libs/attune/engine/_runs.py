@@ -5,16 +5,15 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from attune.states import ExecutionState
-
 from ._event import Event
+from ._states import ABANDONED, CANCELLED, FAILED, SUCCEEDED, TIMEOUT
 from .commands import SetTimer, StartTask, TaskEnded, TaskRunKey
 from .context import NO_ITEM, base_context, run_context
 from .errors import ExpressionError
 from .expressions import NestedExpressionError, render
 from .spec import TaskSpec
 
-RETRYABLE_STATES = frozenset({ExecutionState.FAILED, ExecutionState.TIMEOUT, ExecutionState.ABANDONED})
+RETRYABLE_STATES = frozenset({FAILED, TIMEOUT, ABANDONED})
 
 
 def transition_into(ev: Event, target: str, source: str | None) -> None:
@@ -106,7 +105,7 @@ def begin_run(ev: Event, task: TaskSpec, run: int) -> None:
             ev.fail(f'task "{task.name}", field concurrency: must give an integer >= 1, got {concurrency!r}')
             return
     if not items:
-        ev.run_ended(task, run, ExecutionState.SUCCEEDED, [])
+        ev.run_ended(task, run, SUCCEEDED, [])
         return
     run_id = f"{task.name}/{run}"
     ev.state.set("items:" + run_id, list(items))
@@ -204,7 +203,7 @@ def _item_finished(ev: Event, task: TaskSpec, key: TaskRunKey, state: str, resul
     run_id = f"{task.name}/{key.run}"
     rec = dict(ev.state.get("run:" + run_id))
     rec["active"] -= 1
-    if state != ExecutionState.SUCCEEDED:
+    if state != SUCCEEDED:
         rec["bad"] = [*rec["bad"], state]
     ev.state.set("run:" + run_id, rec)
     ev.state.set_value(f"ir:{run_id}/{key.item}", result)
@@ -224,12 +223,12 @@ def _item_finished(ev: Event, task: TaskSpec, key: TaskRunKey, state: str, resul
 
 
 def _items_state(rec: dict[str, Any]) -> str:
-    bad = [s for s in rec["bad"] if s != ExecutionState.CANCELLED]
+    bad = [s for s in rec["bad"] if s != CANCELLED]
     if bad:
-        return ExecutionState.FAILED
+        return FAILED
     if rec["bad"] or rec["next"] < rec["count"]:
-        return ExecutionState.CANCELLED
-    return ExecutionState.SUCCEEDED
+        return CANCELLED
+    return SUCCEEDED
 
 
 def timer_elapsed(ev: Event, timer: dict[str, Any]) -> None:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from attune.states import ExecutionState
-
 from ._event import Event
 from ._runs import transition_into
+from ._states import CANCELLED, FAILED, SUCCEEDED
 from .context import run_context
 from .errors import ExpressionError
 from .expressions import NestedExpressionError, compile_template, render
@@ -45,10 +44,8 @@ def run_finished(ev: Event, task: TaskSpec, run: int, run_state: str, result: An
             for target in transition.do:
                 transition_into(ev, target, name)
     # once the workflow is stopping, a child ending "cancelled" is the stop working, not a new failure
-    expected = state.closing is not None and (
-        run_state == ExecutionState.CANCELLED or state.closing != ExecutionState.FAILED
-    )
-    if run_state != ExecutionState.SUCCEEDED and not handled and not expected:
+    expected = state.closing is not None and (run_state == CANCELLED or state.closing != FAILED)
+    if run_state != SUCCEEDED and not handled and not expected:
         ev.fail(f'task "{name}" (run {run}) ended {run_state} and no transition handled it')
 
 

@@ -14,7 +14,7 @@ import time
 from collections import deque
 from typing import Any
 
-from attune.states import ExecutionState
+from attune.engine._states import RUNNING, SUCCEEDED
 
 from .commands import FinishWorkflow, StartTask, TaskEnded
 from .graph import CompiledWorkflow, compile_workflow
@@ -63,7 +63,7 @@ def drive(wf: CompiledWorkflow) -> tuple[int, str]:
     now = 0.0
     pending: deque[StartTask] = deque()
     events = 1
-    status: str = ExecutionState.RUNNING
+    status: str = RUNNING
     step = start(wf, state, now=now)
     while True:
         for command in step.commands:
@@ -74,7 +74,7 @@ def drive(wf: CompiledWorkflow) -> tuple[int, str]:
         if not pending:
             return events, status
         command = pending.popleft()
-        step = task_ended(wf, state, TaskEnded(command.key, ExecutionState.SUCCEEDED, {}), now=now)
+        step = task_ended(wf, state, TaskEnded(command.key, SUCCEEDED, {}), now=now)
         events += 1
 
 
@@ -82,7 +82,7 @@ def _timed_drive(wf: CompiledWorkflow, clock: Any = time.perf_counter) -> tuple[
     began = clock()
     events, status = drive(wf)
     elapsed = clock() - began
-    if status != ExecutionState.SUCCEEDED:
+    if status != SUCCEEDED:
         raise RuntimeError(f"benchmark workflow ended {status}")
     return elapsed, events
 

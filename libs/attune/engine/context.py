@@ -12,15 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from attune.states import ExecutionState
-
+from ._states import ABANDONED, CANCELLED, FAILED, SUCCEEDED, TIMEOUT
 from .errors import ExpressionError
 from .expressions import GLOBALS
 from .state import WorkflowState
 
 __all__ = ["FAILED_STATES", "base_context", "run_context"]
 
-FAILED_STATES = frozenset({ExecutionState.FAILED, ExecutionState.ABANDONED})
+FAILED_STATES = frozenset({FAILED, ABANDONED})
 _RUN_FUNCTIONS = ("succeeded", "failed", "timed_out", "cancelled", "completed", "result")
 
 
@@ -83,10 +82,10 @@ def run_context(
 ) -> dict[str, Any]:
     """Names for expressions about a run that just ended in ``run_state``."""
     ctx = base_context(state, item=item, index=index)
-    ctx["succeeded"] = lambda: run_state == ExecutionState.SUCCEEDED
+    ctx["succeeded"] = lambda: run_state == SUCCEEDED
     ctx["failed"] = lambda: run_state in FAILED_STATES
-    ctx["timed_out"] = lambda: run_state == ExecutionState.TIMEOUT
-    ctx["cancelled"] = lambda: run_state == ExecutionState.CANCELLED
+    ctx["timed_out"] = lambda: run_state == TIMEOUT
+    ctx["cancelled"] = lambda: run_state == CANCELLED
     ctx["completed"] = lambda: True
     ctx["result"] = lambda: result
     return ctx

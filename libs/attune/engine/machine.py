@@ -13,10 +13,11 @@ workflow is ``canceling`` until its running children end, then ``cancelled``.
 
 from __future__ import annotations
 
-from attune.states import TERMINAL, ExecutionState
+from attune.states import TERMINAL
 
 from ._event import Event
 from ._runs import attempt_ended, timer_elapsed, transition_into
+from ._states import CANCELING, CANCELLED, FAILED, SUCCEEDED, TIMEOUT
 from ._transitions import run_finished
 from .commands import CancelTimer, FinishWorkflow, SetTimer, Step, TaskEnded
 from .context import base_context
@@ -88,11 +89,11 @@ def timer_fired(wf: CompiledWorkflow, state: WorkflowState, timer_id: str, *, no
 def cancel(wf: CompiledWorkflow, state: WorkflowState, *, now: float) -> Step:
     """Cancel the workflow: drop pending work, cancel running children under ``cancel_running``,
     and end ``cancelled`` once the running ones have ended."""
-    if state.finished or state.status == ExecutionState.CANCELING:
+    if state.finished or state.status == CANCELING:
         return Step()
     ev = Event(wf, state, now)
     state.take_changes()
-    state.update_meta(status=ExecutionState.CANCELING, closing=ExecutionState.CANCELLED)
+    state.update_meta(status=CANCELING, closing=CANCELLED)
     ev.drop_pending()
     if wf.spec.cancellation_policy == "cancel_running":
         ev.cancel_running()
@@ -116,13 +117,13 @@ def _time_out(ev: Event) -> Step:
     state = ev.state
     timeout = ev.wf.spec.timeout
     state.update_meta(
-        closing=ExecutionState.TIMEOUT,
+        closing=TIMEOUT,
         timeout_timer=False,
         errors=[*state.meta["errors"], f"workflow timed out after {timeout:g}s"],
     )
     ev.drop_pending()
     ev.cancel_running()
-    _finish(ev, ExecutionState.TIMEOUT)
+    _finish(ev, TIMEOUT)
     return Step(state.take_changes(), ev.commands)
 
 
@@ -130,8 +131,8 @@ def _settle(ev: Event) -> Step:
     """Fire the transitions of every run that ended during the event, then finish the workflow
     if nothing is running and no timer is pending (nothing hangs)."""
     while ev.ended:
-        ended = ev.ended.popleft()
-        run_finished(ev, ended.task, ended.run, ended.state, ended.result)
+        task, run, run_state, result = ev.ended.popleft()
+        run_finished(ev, task, run, run_state, result)
     state = ev.state
     if not state.finished and not state.running and not state.timers:
         closing = state.closing
@@ -167,21 +168,21 @@ def _succeed(ev: Event) -> None:
             output[name] = render(expr, ctx)
         except NestedExpressionError as err:
             ev.fail(f"field output_map.{name}{err.subpath}: {err.detail}")
-            _finish(ev, ExecutionState.FAILED)
+            _finish(ev, FAILED)
             return
         except ExpressionError as err:
             ev.fail(f"field output_map.{name}: expression {expr!r}: {err}")
-            _finish(ev, ExecutionState.FAILED)
+            _finish(ev, FAILED)
             return
-    _finish(ev, ExecutionState.SUCCEEDED, output)
+    _finish(ev, SUCCEEDED, output)
 
 
-def _finish(ev: Event, status: ExecutionState, result: dict[str, object] | None = None) -> None:
+def _finish(ev: Event, status: str, result: dict[str, object] | None = None) -> None:
     state = ev.state
     error = None
-    if status != ExecutionState.SUCCEEDED:
+    if status != SUCCEEDED:
         errors = list(state.meta["errors"])
-        if status == ExecutionState.CANCELLED:
+        if status == CANCELLED:
             errors.insert(0, "workflow cancelled")
         error = "; ".join(errors)
         result = {"succeeded": False, "error": error}

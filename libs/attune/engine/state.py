@@ -29,8 +29,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from attune.states import WORKFLOW_TERMINAL, ExecutionState
+from attune.states import WORKFLOW_TERMINAL
 
+from ._states import RUNNING
 from .errors import WorkflowStateError
 
 __all__ = ["TERMINAL_STATUSES", "WorkflowState"]
@@ -64,7 +65,7 @@ class WorkflowState:
     ) -> WorkflowState:
         """A fresh state for a workflow about to ``start``; ``depth`` is its nesting level."""
         meta: dict[str, Any] = {
-            "status": ExecutionState.RUNNING,
+            "status": RUNNING,
             "closing": None,
             "errors": [],
             "depth": depth,
@@ -86,9 +87,10 @@ class WorkflowState:
 
     # -- read ---------------------------------------------------------------
     @property
-    def status(self) -> ExecutionState:
-        """running | canceling | succeeded | failed | cancelled | timeout."""
-        return ExecutionState(self._entries[_META]["status"])
+    def status(self) -> str:
+        """running | canceling | succeeded | failed | cancelled | timeout (an ``ExecutionState``
+        value; read back from stored JSON it is the plain string, which compares equal)."""
+        return self._entries[_META]["status"]  # type: ignore[no-any-return]  # a JSON string
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -101,10 +103,9 @@ class WorkflowState:
         return self.status in TERMINAL_STATUSES
 
     @property
-    def closing(self) -> ExecutionState | None:
+    def closing(self) -> str | None:
         """Why the workflow stopped scheduling (failed | cancelled | timeout) or None."""
-        closing = self._entries[_META]["closing"]
-        return None if closing is None else ExecutionState(closing)
+        return self._entries[_META]["closing"]  # type: ignore[no-any-return]  # a JSON string or null
 
     @property
     def parameters(self) -> dict[str, Any]:
