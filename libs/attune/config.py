@@ -34,6 +34,17 @@ class ConfigError(ValueError):
     """An ATTUNE_* variable holds a value of the wrong type."""
 
 
+#: Variables naming the platform's own credentials. A worker never needs them (it has no database
+#: and seals nothing), so launchers do not pass them to it and a worker drops any it is given: an
+#: action must not find them (docs/operations.md, What an action can see).
+WORKER_WITHHELD_VARIABLES: tuple[str, ...] = (
+    "ATTUNE_DATABASE_URL",
+    "ATTUNE_SECRET_KEY",
+    "ATTUNE_SECRET_KEY_FILE",
+    "ATTUNE_ADMIN_TOKEN_FILE",
+)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     """All settings; the environment variable of `foo_bar` is `ATTUNE_FOO_BAR`."""
@@ -69,9 +80,30 @@ class Settings:
     workflow_run_cap: int = 1000
     workflow_max_depth: int = 10
     pack_cache_dir: str = ""
+    # The user a worker running as root runs actions as (name or uid); ignored when not root.
+    action_user: str = "nobody"
     log_level: str = "INFO"
     log_format: str = "json"
     trace_file: str = ""
+    # TLS (docs/operations.md, TLS): a folder with ca.pem, <identity>.pem and <identity>.key, or
+    # explicit PEM paths that override its files. Any of them set turns on TLS for every server
+    # and mutual TLS for every channel.
+    tls_dir: str = ""
+    tls_ca: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
+    # Whose certificate this process presents: a service's main sets its own name; the CLI is "cli".
+    identity: str = "cli"
+    # Allows serving plaintext on a non-loopback address (without TLS a service refuses to).
+    insecure: bool = False
+    # Keys sealing secret parameters at rest (attune.security.sealing): base64 AES-256 keys,
+    # comma-separated, newest first; or a file of them, one per line (default
+    # $ATTUNE_HOME/secret.key when it exists).
+    secret_key: str = ""
+    secret_key_file: str = ""
+    # A file holding a client token the scheduler keeps valid as the token named "admin" with role
+    # admin, so a deployment (and `attune up`) starts with one credential (docs/operations.md, Tokens).
+    admin_token_file: str = ""
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod

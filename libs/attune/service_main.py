@@ -23,7 +23,8 @@ def run_service_main(
 ) -> None:
     """Configures the process and serves `build(settings)` until SIGTERM. Exits 2 on bad config."""
     try:
-        settings = Settings.from_env()
+        # The service presents its own certificate (`<name>.pem` in ATTUNE_TLS_DIR) to its peers.
+        settings = Settings.from_env().replace(identity=name)
     except ConfigError as err:
         print(f"attune-{name}: {err}", file=sys.stderr)
         sys.exit(2)
@@ -42,5 +43,8 @@ def run_service_main(
     except OSError as err:
         logging.getLogger(name).error("cannot start: %s", err)
         sys.exit(1)
+    except ConfigError as err:  # TLS files missing, or plaintext asked for beyond loopback
+        logging.getLogger(name).error("cannot start: %s", err)
+        sys.exit(2)
     finally:
         shutdown_tracing()

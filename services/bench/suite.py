@@ -13,7 +13,6 @@ from attune_services.bench.executions import noop_burst, noop_latency
 from attune_services.bench.held_workflows import held_workflows_memory
 from attune_services.bench.memory import rss_mb
 from attune_services.bench.workflows import workflow_figures
-from attune_services.cli.client import Client
 from attune_services.cli.launcher import Launcher, LaunchPlan
 
 IDLE_SECONDS = 2.0
@@ -25,6 +24,7 @@ def _launch(home: Path, database_url: str, env: dict[str, str]) -> Launcher:
         database_url,
         ports={"scheduler": 0, "coordinator": 0, "completion": 0, "worker": 0},
         env={"ATTUNE_LOG_LEVEL": "WARNING", **env},
+        secure=True,  # the figures that count are those of a deployment with TLS and tokens on
     )
     launcher = Launcher(plan)
     launcher.migrate()
@@ -62,7 +62,7 @@ def core_suite(
         progress(f"idle RSS (MB): {idle}")
 
         async def remote() -> dict[str, float]:
-            async with Client(launcher.scheduler_address) as client:
+            async with launcher.client() as client:
                 progress(f"noop latency: {samples} sequential executions")
                 latency = await noop_latency(client, samples=samples, progress=progress)
                 progress(f"noop burst: {burst} concurrent executions")
@@ -109,7 +109,7 @@ def workflow_suite(
 
     def measure(launcher: Launcher) -> dict[str, Any]:
         async def remote() -> dict[str, float]:
-            async with Client(launcher.scheduler_address) as client:
+            async with launcher.client() as client:
                 progress(f"{width:,}-wide fan-out and {length}-step chain of core.noop")
                 timed = await workflow_figures(client, width=width, length=length)
                 progress(f"{held:,} running workflows held by the coordinator")

@@ -11,11 +11,13 @@ from types import TracebackType
 
 import grpc
 
+from attune.auth.v1 import auth_pb2_grpc
 from attune.config import Settings
 from attune.execution.v1 import execution_pb2_grpc
 from attune.grpcutil.channel import open_channel
 from attune.grpcutil.errors import violations_of
 from attune.registry.v1 import registry_pb2_grpc
+from attune.security.tokens import bearer_interceptors
 from attune.workflow.v1 import workflow_pb2_grpc
 
 
@@ -63,7 +65,7 @@ def error_from_rpc(error: grpc.RpcError, address: str, what: str = "", subject: 
     found = _violations(error)
     lines = [_violation_text(f, d) for f, d in found]
     if code == grpc.StatusCode.UNAVAILABLE:
-        message = f"cannot reach attune at {address}; is `attune up` running?"
+        message = _unavailable(address, details)
     elif code == grpc.StatusCode.DEADLINE_EXCEEDED:
         message = f"attune at {address} did not answer in time"
     else:
@@ -76,16 +78,35 @@ def error_from_rpc(error: grpc.RpcError, address: str, what: str = "", subject: 
     return CliError(message, violations=lines)
 
 
+def _unavailable(address: str, details: str) -> str:
+    # A TLS mismatch also ends as UNAVAILABLE: say which, rather than "is it running?".
+    if "handshake failed" in details.lower():
+        reason = details.rsplit(":", 1)[-1].strip()
+        return (
+            f"TLS handshake with attune at {address} failed ({reason}); "
+            "does ATTUNE_TLS_DIR (or ATTUNE_TLS_CA) hold the CA that signed the server's certificate?"
+        )
+    if "socket closed" in details.lower():  # also what a TLS server does to a client it refuses
+        return (
+            f"attune at {address} closed the connection; if it runs with TLS, ATTUNE_TLS_DIR must name "
+            "a folder from `attune tls init` holding its CA and a `cli` certificate that CA signed"
+        )
+    return f"cannot reach attune at {address}; is `attune up` running?"
+
+
 class Client:
     """Stubs of the scheduler's services over one channel; use as ``async with Client(...)``."""
 
-    def __init__(self, address: str, settings: Settings | None = None) -> None:
+    def __init__(self, address: str, settings: Settings | None = None, *, token: str | None = None) -> None:
         self.address = address
         self.settings = settings or Settings()
-        self.channel = open_channel(address, self.settings)
+        # The bearer token goes on every call (docs/operations.md, Tokens); none with security off.
+        bearer = bearer_interceptors(token) if token else []
+        self.channel = open_channel(address, self.settings, interceptors=bearer)
         self.executions = execution_pb2_grpc.ExecutionServiceStub(self.channel)
         self.registry = registry_pb2_grpc.RegistryServiceStub(self.channel)
         self.workflows = workflow_pb2_grpc.WorkflowServiceStub(self.channel)
+        self.tokens = auth_pb2_grpc.TokenServiceStub(self.channel)
 
     async def __aenter__(self) -> Client:
         return self

@@ -10,8 +10,9 @@ from types import FrameType
 
 from attune import eventloop
 from attune.config import Settings, default_home
+from attune.security.tokens import ADMIN_TOKEN_FILE
 from attune_services.cli.client import CliError
-from attune_services.cli.launcher import SERVICES, Launcher, LaunchError, LaunchPlan
+from attune_services.cli.launcher import SERVICES, TLS_FOLDER, Launcher, LaunchError, LaunchPlan
 from attune_services.cli.output import progress
 
 
@@ -29,6 +30,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser], pa
         help="database to use (default ATTUNE_DATABASE_URL, else SQLite in ATTUNE_HOME)",
     )
     up.add_argument("--home", type=Path, default=None, help="ATTUNE_HOME (default ~/.attune)")
+    up.add_argument(
+        "--insecure",
+        action="store_true",
+        help="plaintext and no authorization, on loopback only (default: TLS, mutual TLS between the "
+        "services and bearer tokens, with the credentials made on first start in ATTUNE_HOME)",
+    )
     for name, _, _ in SERVICES:
         up.add_argument(
             f"--{name}-port",
@@ -62,7 +69,7 @@ def plan_from_args(args: argparse.Namespace, settings: Settings) -> LaunchPlan:
             ports[name] = port
     if "worker" not in ports and settings.worker_address.endswith(":0"):
         ports["worker"] = 0  # a free port, so the worker's health can be checked
-    return LaunchPlan.local(home, database_url, ports=ports, settings=settings)
+    return LaunchPlan.local(home, database_url, ports=ports, settings=settings, secure=not args.insecure)
 
 
 def _env_has_database() -> bool:
@@ -86,6 +93,7 @@ def up_command(args: argparse.Namespace) -> int:
         for child in launcher.children:
             print(f"  {child.name:<12} {child.address:<22} log {child.log_path}")
         print(f"attune is ready — scheduler at {launcher.scheduler_address}", flush=True)
+        _print_credentials(plan)
         progress(
             f"try: attune --address {launcher.scheduler_address} run examples.single_echo --wait"
             "   (Ctrl-C stops attune)"
@@ -106,6 +114,21 @@ def up_command(args: argparse.Namespace) -> int:
         finally:
             signal.signal(signal.SIGINT, interrupt)
             signal.signal(signal.SIGTERM, previous)
+
+
+def _print_credentials(plan: LaunchPlan) -> None:
+    """Where a secure plan keeps what clients need, and how the CLI and grpcurl find it."""
+    if not plan.secure:
+        progress("security is off (--insecure): plaintext, no tokens, loopback only")
+        return
+    tls, token = plan.home / TLS_FOLDER, plan.home / ADMIN_TOKEN_FILE
+    print(f"  TLS material {tls}   admin token {token} (mode 0600)", flush=True)
+    if plan.home.resolve() != default_home().resolve():
+        progress(f"the attune CLI finds them with ATTUNE_HOME={plan.home}")
+    progress(
+        f"grpcurl: grpcurl -cacert {tls}/ca.pem -cert {tls}/cli.pem -key {tls}/cli.key "
+        f'-H "authorization: Bearer $(cat {token})" {plan.addresses["scheduler"]} list'
+    )
 
 
 def _run_until_stopped(launcher: Launcher) -> None:

@@ -29,8 +29,12 @@ from typing import IO
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from attune.config import Settings, normalize_database_url
+from attune.config import WORKER_WITHHELD_VARIABLES, Settings, normalize_database_url
+from attune.grpcutil.channel import open_channel
 from attune.packs import bundled_pack_path
+from attune.security.certificates import init_material
+from attune.security.sealing import DEFAULT_KEY_FILE_NAME, ensure_key_file
+from attune.security.tokens import ADMIN_TOKEN_FILE, new_token, read_token_file
 from attune.states import ExecutionState
 from attune.storage.migrate import upgrade
 from attune_services.cli.client import Client, CliError
@@ -43,6 +47,9 @@ SERVICES: tuple[tuple[str, str, str], ...] = (
     ("worker", "attune_services.worker", "worker_address"),
 )
 BUNDLED_PACKS = ("core", "examples")
+#: In ATTUNE_HOME: the TLS material of `attune up`, and the marker of one running with --insecure.
+TLS_FOLDER = "tls"
+INSECURE_MARKER = "insecure"
 _TAIL_LINES = 20
 
 
@@ -97,6 +104,8 @@ class LaunchPlan:
     home: Path
     addresses: Mapping[str, str]
     env: Mapping[str, str] = field(default_factory=dict)
+    #: TLS, mutual TLS and authorization on, with the credentials kept in `home` (`secure_home`).
+    secure: bool = False
 
     @classmethod
     def local(
@@ -107,6 +116,7 @@ class LaunchPlan:
         ports: Mapping[str, int] | None = None,
         env: Mapping[str, str] | None = None,
         settings: Settings | None = None,
+        secure: bool = False,
     ) -> LaunchPlan:
         """A plan on 127.0.0.1. Ports default to the settings' addresses (the worker gets a free
         port so its health can be checked); a port of 0 in ``ports`` means "pick a free one"."""
@@ -118,7 +128,7 @@ class LaunchPlan:
             if port is None:
                 port = int(getattr(settings, attr).rsplit(":", 1)[1])
             addresses[name] = f"127.0.0.1:{port or free_port()}"
-        return cls(database_url=url, home=home, addresses=addresses, env=dict(env or {}))
+        return cls(database_url=url, home=home, addresses=addresses, env=dict(env or {}), secure=secure)
 
     def child_env(self) -> dict[str, str]:
         """The environment of every child: ours plus the plan's ATTUNE_* settings."""
@@ -128,7 +138,48 @@ class LaunchPlan:
         env["ATTUNE_DATABASE_URL"] = self.database_url
         for name, _, attr in SERVICES:
             env["ATTUNE_" + attr.upper()] = self.addresses[name]
+        if self.secure:
+            env["ATTUNE_TLS_DIR"] = str(self.home / TLS_FOLDER)
+            env["ATTUNE_ADMIN_TOKEN_FILE"] = str(self.home / ADMIN_TOKEN_FILE)
         return env
+
+    def admin_token(self) -> str | None:
+        """The admin token a secure plan's clients send (None when security is off)."""
+        return read_token_file(self.home / ADMIN_TOKEN_FILE) if self.secure else None
+
+
+def prepare_home(plan: LaunchPlan) -> None:
+    """Makes `plan.home` (mode 0700: it holds the database, keys and tokens) and, on first use,
+    what the plan's services need there: the key sealing secret values (`secret.key`, both modes),
+    and for a secure plan the TLS material (`tls/`: an authority and a certificate per service
+    and for the CLI) and the bootstrap admin token (`admin.token`, mode 0600). A secure plan
+    removes the `insecure` marker an insecure one leaves, which tells the local CLI to connect
+    without TLS (`local_tls_dir`)."""
+    plan.home.mkdir(parents=True, exist_ok=True)
+    plan.home.chmod(0o700)
+    ensure_key_file(plan.home / DEFAULT_KEY_FILE_NAME)
+    marker = plan.home / INSECURE_MARKER
+    if not plan.secure:
+        marker.write_text("attune up runs here without TLS (--insecure): the local CLI connects in plaintext\n")
+        return
+    marker.unlink(missing_ok=True)
+    tls = plan.home / TLS_FOLDER
+    if not (tls / "ca.pem").exists():
+        init_material(tls)
+    token_file = plan.home / ADMIN_TOKEN_FILE
+    if not token_file.exists():
+        fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(new_token() + "\n")
+
+
+def local_tls_dir(home: Path) -> Path | None:
+    """The TLS material `attune up` made in `home` for the local CLI, unless it runs there with
+    --insecure; None when there is none."""
+    tls = home / TLS_FOLDER
+    if (tls / "cli.pem").exists() and not (home / INSECURE_MARKER).exists():
+        return tls
+    return None
 
 
 @dataclass
@@ -170,6 +221,15 @@ class Launcher:
         """Where clients connect."""
         return self.plan.addresses["scheduler"]
 
+    def client_settings(self) -> Settings:
+        """The settings this process calls the services with: the children's, as the CLI (with
+        TLS configured in the plan, health probes and calls present the `cli` certificate)."""
+        return Settings.from_env(self.plan.child_env()).replace(identity="cli")
+
+    def client(self) -> Client:
+        """A client of the plan's scheduler, with its credentials when security is on."""
+        return Client(self.scheduler_address, self.client_settings(), token=self.plan.admin_token())
+
     def migrate(self) -> None:
         """Brings the database schema up to date, once, before any service starts."""
         try:
@@ -179,7 +239,7 @@ class Launcher:
 
     def start(self) -> None:
         """Starts every service (``python -m attune_services.<svc>``), each logging to a file."""
-        self.plan.home.mkdir(parents=True, exist_ok=True)
+        prepare_home(self.plan)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         env = self.plan.child_env()
         for name, module, _ in SERVICES:
@@ -188,7 +248,7 @@ class Launcher:
             try:
                 process = subprocess.Popen(
                     [sys.executable, "-m", module],
-                    env=env,
+                    env=worker_env(env) if name == "worker" else env,
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,
@@ -208,14 +268,15 @@ class Launcher:
     async def wait_ready(self, timeout: float, *, register_packs: bool = True) -> None:
         """Every service SERVING, the bundled packs registered, a worker proven by a core.noop run."""
         deadline = time.monotonic() + timeout
-        await asyncio.gather(*(self._wait_serving(child, deadline) for child in self.children))
-        async with Client(self.scheduler_address) as client:
+        settings = self.client_settings()
+        await asyncio.gather(*(self._wait_serving(child, deadline, settings) for child in self.children))
+        async with self.client() as client:
             if register_packs:
                 await self._retrying(deadline, "registering the bundled packs", lambda: register_bundled_packs(client))
             await self._retrying(deadline, "running core.noop on the worker", lambda: prove_worker(client))
 
-    async def _wait_serving(self, child: ServiceProcess, deadline: float) -> None:
-        channel = grpc.aio.insecure_channel(child.address)
+    async def _wait_serving(self, child: ServiceProcess, deadline: float, settings: Settings) -> None:
+        channel = open_channel(child.address, settings)
         stub = health_pb2_grpc.HealthStub(channel)
         last = "no answer"
         try:
@@ -263,6 +324,12 @@ class Launcher:
     def pids(self) -> dict[str, int]:
         """Each service's process id."""
         return {child.name: child.process.pid for child in self.children}
+
+
+def worker_env(env: Mapping[str, str]) -> dict[str, str]:
+    """A worker's environment: the services' without the platform's credentials, which it never
+    uses and an action must not find (docs/operations.md, What an action can see)."""
+    return {name: value for name, value in env.items() if name not in WORKER_WITHHELD_VARIABLES}
 
 
 async def register_bundled_packs(client: Client) -> None:

@@ -15,10 +15,24 @@ from collections.abc import Sequence
 import grpc
 
 from attune import eventloop
-from attune.config import ConfigError, Settings
+from attune.config import ConfigError, Settings, default_home
 from attune.grpcutil.gil import shorten_gil_switch_interval
-from attune_services.cli import cmd_action, cmd_bench, cmd_execution, cmd_pack, cmd_run, cmd_up
+from attune.security.tls import tls_configured
+from attune.security.tokens import client_token
+from attune_services.cli import (
+    cmd_action,
+    cmd_bench,
+    cmd_execution,
+    cmd_health,
+    cmd_pack,
+    cmd_run,
+    cmd_secrets,
+    cmd_tls,
+    cmd_token,
+    cmd_up,
+)
 from attune_services.cli.client import Client, CliError, error_from_rpc
+from attune_services.cli.launcher import local_tls_dir
 from attune_services.cli.output import OUTPUT_FORMATS, TEXT
 
 PROG = "attune"
@@ -33,6 +47,12 @@ def _add_global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> N
         metavar="HOST:PORT",
         default=default if suppress else None,
         help="the scheduler's address (default $ATTUNE_ADDRESS, else the local scheduler)",
+    )
+    parser.add_argument(
+        "--token",
+        metavar="TOKEN",
+        default=default if suppress else None,
+        help="the bearer token to send (default $ATTUNE_TOKEN, else $ATTUNE_HOME/admin.token when it exists)",
     )
     parser.add_argument(
         "--output",
@@ -56,6 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     cmd_run.add_parser(commands, common)
     cmd_execution.add_parser(commands, common)
     cmd_bench.add_parser(commands, common)
+    cmd_health.add_parser(commands, common)
+    cmd_secrets.add_parser(commands, common)
+    cmd_token.add_parser(commands, common)
+    cmd_tls.add_parser(commands, common)
     return parser
 
 
@@ -64,8 +88,26 @@ def resolve_address(args: argparse.Namespace, settings: Settings) -> str:
     return args.address or os.environ.get("ATTUNE_ADDRESS") or settings.scheduler_address
 
 
+def resolve_token(args: argparse.Namespace) -> str | None:
+    """--token, else ATTUNE_TOKEN, else the admin token `attune up` wrote, else none."""
+    try:
+        return client_token(getattr(args, "token", None))
+    except ValueError as err:
+        raise CliError(str(err)) from err
+
+
+def client_settings(settings: Settings) -> Settings:
+    """The CLI's settings: with no TLS setting given, the TLS material `attune up` made in
+    ATTUNE_HOME (unless it runs there with --insecure), so the local CLI needs no flags."""
+    if tls_configured(settings):
+        return settings
+    local = local_tls_dir(default_home())
+    return settings if local is None else settings.replace(tls_dir=str(local))
+
+
 async def _run_with_client(args: argparse.Namespace, settings: Settings) -> int:
-    async with Client(resolve_address(args, settings), settings) as client:
+    settings = client_settings(settings)
+    async with Client(resolve_address(args, settings), settings, token=resolve_token(args)) as client:
         try:
             code: int = await args.handler(args, client)
             return code

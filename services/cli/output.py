@@ -100,6 +100,8 @@ def execution_text(execution: execution_pb2.Execution, children: Sequence[execut
         lines.append(f"parent:      {execution.parent_id}")
     if execution.worker_id:
         lines.append(f"worker:      {execution.worker_id}")
+    if execution.requested_by:
+        lines.append(f"requested by: {execution.requested_by}")
     for label, ts in (
         ("created", execution.created_at),
         ("started", execution.started_at),

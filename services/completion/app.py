@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 import grpc
 
-from attune.completion.v1 import completion_pb2, completion_pb2_grpc
 from attune.config import Settings
+from attune.internal.completion.v1 import completion_pb2, completion_pb2_grpc
 from attune.storage import Database
 from attune_services.completion.feed import CompletionFeed
 from attune_services.completion.forwarder import OutcomeForwarder

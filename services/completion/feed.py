@@ -13,8 +13,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 
-from attune.completion.v1 import completion_pb2
 from attune.grpcutil.convert import execution_state_to_proto
+from attune.internal.completion.v1 import completion_pb2
 from attune_services.completion.store import TerminalResult
 
 # A subscriber this far behind is dropped (it reconnects and re-reads what it watches).

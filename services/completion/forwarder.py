@@ -1,7 +1,7 @@
 """Delivers workflow children's outcomes to the coordinator, durably (docs/architecture.md, Durability).
 
 `outcome_outbox` rows are written in the same transaction as the terminal state. The forwarder
-sends them as TaskOutcome batches on one long-lived WorkflowService.ReportOutcomes stream and
+sends them as TaskOutcome batches on one long-lived CoordinatorService.ReportOutcomes stream and
 deletes a row only once the coordinator acks it; until then the row stays, so a coordinator that
 is down or restarting gets everything when it returns. Rows committed by this process are sent at
 once; a poll every second picks up rows left by other replicas or by a previous run.
@@ -23,13 +23,19 @@ from attune.common.v1 import common_pb2
 from attune.config import Settings
 from attune.grpcutil.channel import open_channel
 from attune.grpcutil.convert import execution_state_to_proto
+from attune.internal.workflow.v1 import workflow_pb2 as coordinator_pb2
+from attune.internal.workflow.v1 import workflow_pb2_grpc as coordinator_pb2_grpc
 from attune.storage import Database
 from attune.storage.batching import GroupCommitter
 from attune.storage.schema import executions, outcome_outbox
-from attune.workflow.v1 import workflow_pb2, workflow_pb2_grpc
 from attune_services.completion.store import Outcome
 
 log = logging.getLogger(__name__)
+
+#: The ReportOutcomes stream to the coordinator.
+_OutcomeStream = grpc.aio.StreamStreamCall[
+    coordinator_pb2.ReportOutcomesRequest, coordinator_pb2.ReportOutcomesResponse
+]
 
 POLL_SECONDS = 1.0
 #: Acknowledged rows are deleted in batches gathered over this long: a chain's outcomes arrive
@@ -123,7 +129,7 @@ class OutcomeForwarder:
 
     async def _session(self) -> None:
         assert self._channel is not None
-        call = workflow_pb2_grpc.WorkflowServiceStub(self._channel).ReportOutcomes()
+        call = coordinator_pb2_grpc.CoordinatorServiceStub(self._channel).ReportOutcomes()
         receiver = asyncio.create_task(self._receive(call))
         sender = asyncio.create_task(self._send(call))
         try:
@@ -136,9 +142,7 @@ class OutcomeForwarder:
             await asyncio.gather(receiver, sender, return_exceptions=True)
             call.cancel()
 
-    async def _receive(
-        self, call: grpc.aio.StreamStreamCall[workflow_pb2.ReportOutcomesRequest, workflow_pb2.ReportOutcomesResponse]
-    ) -> None:
+    async def _receive(self, call: _OutcomeStream) -> None:
         async for response in call:
             if not self._connected:
                 self._connected = True
@@ -161,9 +165,7 @@ class OutcomeForwarder:
             self._in_flight.pop(execution_id, None)
             self._pending.pop(execution_id, None)
 
-    async def _send(
-        self, call: grpc.aio.StreamStreamCall[workflow_pb2.ReportOutcomesRequest, workflow_pb2.ReportOutcomesResponse]
-    ) -> None:
+    async def _send(self, call: _OutcomeStream) -> None:
         next_poll = 0.0
         while True:
             now = time.monotonic()
@@ -182,7 +184,7 @@ class OutcomeForwarder:
                 for chunk in _chunks(outcomes, self._settings.max_message_bytes - _MESSAGE_MARGIN):
                     for outcome in chunk:
                         self._in_flight[outcome.execution_id] = sent_at
-                    await call.write(workflow_pb2.ReportOutcomesRequest(outcomes=chunk))
+                    await call.write(coordinator_pb2.ReportOutcomesRequest(outcomes=chunk))
                 continue
             self._wake.clear()
             try:
@@ -210,7 +212,7 @@ class OutcomeForwarder:
                     self._in_flight.pop(execution_id, None)
                     self._pending.setdefault(execution_id, None)
 
-    async def _load(self, ids: Sequence[str]) -> list[workflow_pb2.TaskOutcome]:
+    async def _load(self, ids: Sequence[str]) -> list[coordinator_pb2.TaskOutcome]:
         """The outcomes of these outbox rows; rows whose execution is gone are deleted."""
         if self._db.is_sqlite:
             async with self._db.read() as conn:
@@ -255,8 +257,8 @@ _LOAD_PG = (
 )
 
 
-def _task_outcome(row: Outcome | Any) -> workflow_pb2.TaskOutcome:
-    return workflow_pb2.TaskOutcome(
+def _task_outcome(row: Outcome | Any) -> coordinator_pb2.TaskOutcome:
+    return coordinator_pb2.TaskOutcome(
         execution_id=row.id,
         link=common_pb2.WorkflowLink(
             workflow_execution_id=row.workflow_execution_id or "",
@@ -271,9 +273,9 @@ def _task_outcome(row: Outcome | Any) -> workflow_pb2.TaskOutcome:
     )
 
 
-def _chunks(outcomes: list[workflow_pb2.TaskOutcome], max_bytes: int) -> Iterable[list[workflow_pb2.TaskOutcome]]:
+def _chunks(outcomes: list[coordinator_pb2.TaskOutcome], max_bytes: int) -> Iterable[list[coordinator_pb2.TaskOutcome]]:
     """Outcomes grouped so that each message stays under `max_bytes`."""
-    chunk: list[workflow_pb2.TaskOutcome] = []
+    chunk: list[coordinator_pb2.TaskOutcome] = []
     size = 0
     for outcome in outcomes:
         item = outcome.ByteSize() + 8

@@ -19,12 +19,12 @@ from collections.abc import AsyncIterator, Sequence
 import grpc
 from opentelemetry import trace
 
-from attune.completion.v1 import completion_pb2, completion_pb2_grpc
 from attune.config import Settings
 from attune.grpcutil.acks import gathered_acks
 from attune.grpcutil.convert import execution_state_from_proto, execution_state_to_proto
 from attune.grpcutil.errors import InvalidArgument, NotFound, Violation, rpc_errors
 from attune.grpcutil.server import RpcContext
+from attune.internal.completion.v1 import completion_pb2, completion_pb2_grpc
 from attune.results import clip_error, fit_result, result_limit
 from attune.states import TERMINAL
 from attune.telemetry import start_span, tracer
@@ -60,7 +60,7 @@ def terminal_result_of(message: completion_pb2.ExecutionResult, settings: Settin
 
 
 class CompletionServicer(completion_pb2_grpc.CompletionServiceServicer):
-    """Serves attune.completion.v1.CompletionService over a `ResultStore`."""
+    """Serves attune.internal.completion.v1.CompletionService over a `ResultStore`."""
 
     def __init__(self, store: ResultStore, settings: Settings, *, feed: CompletionFeed | None = None) -> None:
         self._store = store

@@ -11,45 +11,52 @@ from collections.abc import Sequence
 
 import grpc
 
-from attune.completion.v1 import completion_pb2_grpc
 from attune.config import Settings
 from attune.execution.v1 import execution_pb2_grpc
 from attune.grpcutil.channel import open_channel
+from attune.internal.completion.v1 import completion_pb2_grpc
+from attune.internal.execution.v1 import execution_pb2_grpc as child_pb2_grpc
+from attune.internal.workflow.v1 import workflow_pb2 as coordinator_pb2
+from attune.internal.workflow.v1 import workflow_pb2_grpc as coordinator_pb2_grpc
+from attune.security.sealing import sealer_from_settings
 from attune.storage import Database, retry_while_unavailable
-from attune.workflow.v1 import workflow_pb2, workflow_pb2_grpc
 from attune_services.coordinator.carrier import Carrier
 from attune_services.coordinator.definitions import DefinitionCache
-from attune_services.coordinator.servicer import WorkflowServicer
+from attune_services.coordinator.servicer import CoordinatorServicer
 from attune_services.coordinator.timers import TimerLoop
 from attune_services.coordinator.workflows import Workflows
 
 
 class CoordinatorApp:
-    """A ServiceApp serving attune.workflow.v1.WorkflowService."""
+    """A ServiceApp serving attune.internal.workflow.v1.CoordinatorService."""
 
-    service_names: Sequence[str] = (workflow_pb2.DESCRIPTOR.services_by_name["WorkflowService"].full_name,)
+    service_names: Sequence[str] = (coordinator_pb2.DESCRIPTOR.services_by_name["CoordinatorService"].full_name,)
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.db = Database(settings.database_url)
         self._scheduler_channel = open_channel(settings.scheduler_address, settings)
         self._completion_channel = open_channel(settings.completion_address, settings)
+        # Opens workflows' secret parameters in memory; seals the stored entries that hold them.
+        sealer = sealer_from_settings(settings)
         self.carrier = Carrier(
             db=self.db,
             settings=settings,
             scheduler=execution_pb2_grpc.ExecutionServiceStub(self._scheduler_channel),
+            children=child_pb2_grpc.ChildExecutionServiceStub(self._scheduler_channel),
             completion=completion_pb2_grpc.CompletionServiceStub(self._completion_channel),
+            sealer=sealer,
         )
         self.workflows = Workflows(
-            db=self.db, settings=settings, definitions=DefinitionCache(self.db), carrier=self.carrier
+            db=self.db, settings=settings, definitions=DefinitionCache(self.db), carrier=self.carrier, sealer=sealer
         )
         self.timers = TimerLoop(db=self.db, settings=settings, fire=self.workflows.fire_timer)
         self.workflows.on_timer_set = self.timers.wake
-        self._servicer = WorkflowServicer(db=self.db, workflows=self.workflows)
+        self._servicer = CoordinatorServicer(db=self.db, workflows=self.workflows)
 
     def register(self, server: grpc.aio.Server) -> None:
-        """Adds the WorkflowService servicer."""
-        workflow_pb2_grpc.add_WorkflowServiceServicer_to_server(self._servicer, server)
+        """Adds the CoordinatorService servicer."""
+        coordinator_pb2_grpc.add_CoordinatorServiceServicer_to_server(self._servicer, server)
 
     async def start(self) -> None:
         """Recovers committed-but-not-carried-out commands, then starts the loops, among them

@@ -26,10 +26,12 @@ import sqlalchemy as sa
 
 from attune.background import BackgroundTask
 from attune.common.v1 import common_pb2
-from attune.completion.v1 import completion_pb2, completion_pb2_grpc
 from attune.config import Settings
 from attune.execution.v1 import execution_pb2, execution_pb2_grpc
 from attune.grpcutil.convert import dumps, execution_state_to_proto
+from attune.internal.completion.v1 import completion_pb2, completion_pb2_grpc
+from attune.internal.execution.v1 import execution_pb2_grpc as child_pb2_grpc
+from attune.security.sealing import Sealer
 from attune.states import ExecutionState
 from attune.storage import Database
 from attune.storage.batching import GroupCommitter
@@ -38,6 +40,7 @@ from attune_services.coordinator.child_requests import ChildRequester
 from attune_services.coordinator.commands import PendingChild, PendingFinish, Refusal
 from attune_services.coordinator.pg_steps import mark_dispatched_asyncpg
 from attune_services.coordinator.rows import DispatchedChild, RunRef
+from attune_services.coordinator.secrets import open_request
 from attune_services.coordinator.store import mark_dispatched, mark_finish_reported, read_outbox
 
 log = logging.getLogger(__name__)
@@ -74,10 +77,15 @@ class Carrier:
         *,
         db: Database,
         settings: Settings,
+        # Child cancels use the scheduler's public CancelExecution, as any client's cancel does;
+        # child requests its internal ChildExecutionService.
         scheduler: execution_pb2_grpc.ExecutionServiceStub,
+        children: child_pb2_grpc.ChildExecutionServiceStub,
         completion: completion_pb2_grpc.CompletionServiceStub,
+        sealer: Sealer | None = None,
     ) -> None:
         self._db = db
+        self._sealer = sealer  # opens the sealed requests of task runs holding a secret
         self._settings = settings
         self._scheduler = scheduler
         self._completion = completion
@@ -97,7 +105,7 @@ class Carrier:
         # Deadline of each call to the scheduler or the completion service (a slow peer is
         # retried, never waited on forever); shutdown_grace is the timing peers are given to answer.
         self._deadline = max(settings.shutdown_grace, 1.0)
-        self._children_requester = ChildRequester(scheduler, deadline=self._deadline)
+        self._children_requester = ChildRequester(children, deadline=self._deadline)
         self._sweep_grace = max(settings.recovery_interval, SWEEP_GRACE_RETRIES * settings.retry_interval)
         self.on_refused: Callable[[Sequence[Refusal]], Awaitable[None]] = _nothing
         self.on_reported: Callable[[Sequence[str]], None] = lambda ids: None
@@ -160,7 +168,7 @@ class Carrier:
                     r.item_index,
                     r.attempt,
                     r.action_ref,
-                    json.loads(r.request),
+                    open_request(self._sealer, json.loads(r.request)),
                     depth=r.depth,
                     traceparent=r.traceparent or "",
                 )

@@ -19,11 +19,12 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from attune.execution.v1 import execution_pb2, execution_pb2_grpc
+from attune.internal.execution.v1 import execution_pb2 as child_pb2
+from attune.internal.execution.v1 import execution_pb2_grpc as child_pb2_grpc
 
 log = logging.getLogger(__name__)
 
-Answers = list[execution_pb2.ChildExecutionResponse]
+Answers = list[child_pb2.ChildExecutionResponse]
 
 
 def _unavailable(details: str) -> grpc.aio.AioRpcError:
@@ -34,9 +35,7 @@ def _unavailable(details: str) -> grpc.aio.AioRpcError:
 class _Stream:
     """One open stream and the batches sent on it that are not answered yet."""
 
-    call: grpc.aio.StreamStreamCall[
-        execution_pb2.StreamChildExecutionsRequest, execution_pb2.StreamChildExecutionsResponse
-    ]
+    call: grpc.aio.StreamStreamCall[child_pb2.StreamChildExecutionsRequest, child_pb2.StreamChildExecutionsResponse]
     waiting: dict[int, asyncio.Future[Answers]] = field(default_factory=dict)
     # One write at a time: grpc.aio does not support concurrent writes on a call (two batches
     # written at once could leave a write waiting forever on a fan-out's first stream).
@@ -48,14 +47,14 @@ class _Stream:
 class ChildRequester:
     """`await request(children)` → one answer per child, in order."""
 
-    def __init__(self, scheduler: execution_pb2_grpc.ExecutionServiceStub, *, deadline: float) -> None:
+    def __init__(self, scheduler: child_pb2_grpc.ChildExecutionServiceStub, *, deadline: float) -> None:
         self._scheduler = scheduler
         self._deadline = deadline
         self._stream: _Stream | None = None
         self._batch_ids = itertools.count(1)
         self._unary = False
 
-    async def request(self, children: Sequence[execution_pb2.ChildExecutionRequest]) -> Answers:
+    async def request(self, children: Sequence[child_pb2.ChildExecutionRequest]) -> Answers:
         """Asks for the children; raises grpc.aio.AioRpcError when the batch was not answered."""
         if self._unary:
             return await self._request_unary(children)
@@ -63,7 +62,7 @@ class ChildRequester:
         batch_id = next(self._batch_ids)
         answered: asyncio.Future[Answers] = asyncio.get_running_loop().create_future()
         stream.waiting[batch_id] = answered
-        message = execution_pb2.StreamChildExecutionsRequest(batch_id=batch_id, children=children)
+        message = child_pb2.StreamChildExecutionsRequest(batch_id=batch_id, children=children)
         try:
             try:
                 async with asyncio.timeout(self._deadline):
@@ -100,9 +99,9 @@ class ChildRequester:
                 await asyncio.gather(stream.receiver, return_exceptions=True)
             self._fail(stream, _unavailable("the coordinator is stopping"))
 
-    async def _request_unary(self, children: Sequence[execution_pb2.ChildExecutionRequest]) -> Answers:
+    async def _request_unary(self, children: Sequence[child_pb2.ChildExecutionRequest]) -> Answers:
         response = await self._scheduler.RequestChildExecutions(
-            execution_pb2.RequestChildExecutionsRequest(children=children), timeout=self._deadline
+            child_pb2.RequestChildExecutionsRequest(children=children), timeout=self._deadline
         )
         return list(response.children)
 

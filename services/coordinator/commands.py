@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from attune.common.v1 import common_pb2
-from attune.execution.v1 import execution_pb2
 from attune.grpcutil.convert import dumps
+from attune.internal.execution.v1 import execution_pb2 as child_pb2
 
 
 @dataclass(frozen=True)
@@ -17,7 +17,7 @@ class PendingChild:
 
     workflow_id: str
     run_key: str
-    request: execution_pb2.ChildExecutionRequest
+    request: child_pb2.ChildExecutionRequest
 
     @classmethod
     def of(
@@ -38,7 +38,7 @@ class PendingChild:
         return cls(
             workflow_id,
             run_key,
-            execution_pb2.ChildExecutionRequest(
+            child_pb2.ChildExecutionRequest(
                 action_ref=action_ref,
                 parameters_json=dumps(request.get("input") or {}),
                 request_id=f"{workflow_id}:{run_key}",

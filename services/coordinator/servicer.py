@@ -1,4 +1,8 @@
-"""attune.workflow.v1.WorkflowService: the coordinator's gRPC surface over `Workflows`."""
+"""attune.internal.workflow.v1.CoordinatorService: the coordinator's gRPC surface over `Workflows`.
+
+Only other services call it: the scheduler (hand-offs, and the queries and cancels its clients make
+on the public WorkflowService) and the completion service (task outcomes).
+"""
 
 from __future__ import annotations
 
@@ -12,8 +16,10 @@ from attune.grpcutil.acks import gathered_acks
 from attune.grpcutil.convert import workflow_state_from_proto
 from attune.grpcutil.errors import InvalidArgument, NotFound, Violation, rpc_errors
 from attune.grpcutil.server import RpcContext
+from attune.internal.workflow.v1 import workflow_pb2 as coordinator_pb2
+from attune.internal.workflow.v1 import workflow_pb2_grpc as coordinator_pb2_grpc
 from attune.storage import Database
-from attune.workflow.v1 import workflow_pb2, workflow_pb2_grpc
+from attune.workflow.v1 import workflow_pb2
 from attune_services.coordinator.runs import get_run, list_runs
 from attune_services.coordinator.workflows import EventOutcome, Workflows
 
@@ -23,7 +29,7 @@ log = logging.getLogger(__name__)
 STREAM_WINDOW = 16
 
 
-class WorkflowServicer(workflow_pb2_grpc.WorkflowServiceServicer):
+class CoordinatorServicer(coordinator_pb2_grpc.CoordinatorServiceServicer):
     """Starts workflows, applies task outcomes, answers queries and cancellations."""
 
     def __init__(self, *, db: Database, workflows: Workflows) -> None:
@@ -32,8 +38,8 @@ class WorkflowServicer(workflow_pb2_grpc.WorkflowServiceServicer):
 
     @rpc_errors
     async def StartWorkflows(
-        self, request: workflow_pb2.StartWorkflowsRequest, context: RpcContext
-    ) -> workflow_pb2.StartWorkflowsResponse:
+        self, request: coordinator_pb2.StartWorkflowsRequest, context: RpcContext
+    ) -> coordinator_pb2.StartWorkflowsResponse:
         """Records and starts each workflow; answers the ids that are durably recorded."""
         missing = [
             Violation(f"workflows[{i}].execution_id", "is required")
@@ -43,16 +49,16 @@ class WorkflowServicer(workflow_pb2_grpc.WorkflowServiceServicer):
         if missing:
             raise InvalidArgument("every workflow needs an execution_id", missing)
         accepted = await self._workflows.start_many(list(request.workflows))
-        return workflow_pb2.StartWorkflowsResponse(accepted_execution_ids=accepted)
+        return coordinator_pb2.StartWorkflowsResponse(accepted_execution_ids=accepted)
 
     async def ReportOutcomes(
-        self, request_iterator: AsyncIterator[workflow_pb2.ReportOutcomesRequest], context: RpcContext
-    ) -> AsyncIterator[workflow_pb2.ReportOutcomesResponse]:
+        self, request_iterator: AsyncIterator[coordinator_pb2.ReportOutcomesRequest], context: RpcContext
+    ) -> AsyncIterator[coordinator_pb2.ReportOutcomesResponse]:
         """Applies outcome batches as they arrive (several at once) and acks each once applied."""
         acks: asyncio.Queue[list[str] | None] = asyncio.Queue()
         window = asyncio.Semaphore(STREAM_WINDOW)
 
-        async def apply(batch: workflow_pb2.ReportOutcomesRequest) -> None:
+        async def apply(batch: coordinator_pb2.ReportOutcomesRequest) -> None:
             try:
                 acked = await self._workflows.apply_outcomes(list(batch.outcomes))
                 if acked:
@@ -80,22 +86,22 @@ class WorkflowServicer(workflow_pb2_grpc.WorkflowServiceServicer):
             async for acked in gathered_acks(acks):  # one response per ACK_LINGER_S, not per outcome
                 if acked is None:
                     break
-                yield workflow_pb2.ReportOutcomesResponse(acked_execution_ids=acked)
+                yield coordinator_pb2.ReportOutcomesResponse(acked_execution_ids=acked)
         finally:
             reader.cancel()
             await asyncio.gather(reader, return_exceptions=True)
 
     @rpc_errors
     async def GetWorkflowRun(
-        self, request: workflow_pb2.GetWorkflowRunRequest, context: RpcContext
-    ) -> workflow_pb2.GetWorkflowRunResponse:
+        self, request: coordinator_pb2.GetWorkflowRunRequest, context: RpcContext
+    ) -> coordinator_pb2.GetWorkflowRunResponse:
         """A workflow run with its task runs."""
-        return workflow_pb2.GetWorkflowRunResponse(run=await self._run(request.execution_id))
+        return coordinator_pb2.GetWorkflowRunResponse(run=await self._run(request.execution_id))
 
     @rpc_errors
     async def ListWorkflowRuns(
-        self, request: workflow_pb2.ListWorkflowRunsRequest, context: RpcContext
-    ) -> workflow_pb2.ListWorkflowRunsResponse:
+        self, request: coordinator_pb2.ListWorkflowRunsRequest, context: RpcContext
+    ) -> coordinator_pb2.ListWorkflowRunsResponse:
         """Runs newest first, optionally only those in one state."""
         if request.page_size < 0:
             raise InvalidArgument("page_size must not be negative", [Violation("page_size", "must be >= 0")])
@@ -106,17 +112,17 @@ class WorkflowServicer(workflow_pb2_grpc.WorkflowServiceServicer):
                 page_size=request.page_size,
                 page_token=request.page_token,
             )
-        return workflow_pb2.ListWorkflowRunsResponse(runs=runs, next_page_token=token)
+        return coordinator_pb2.ListWorkflowRunsResponse(runs=runs, next_page_token=token)
 
     @rpc_errors
     async def CancelWorkflow(
-        self, request: workflow_pb2.CancelWorkflowRequest, context: RpcContext
-    ) -> workflow_pb2.CancelWorkflowResponse:
+        self, request: coordinator_pb2.CancelWorkflowRequest, context: RpcContext
+    ) -> coordinator_pb2.CancelWorkflowResponse:
         """Cancels a running workflow (a finished one is returned unchanged)."""
         self._require_id(request.execution_id)
         if await self._workflows.cancel(request.execution_id) == EventOutcome.UNKNOWN:
             await self._run(request.execution_id)  # NOT_FOUND unless it failed at start
-        return workflow_pb2.CancelWorkflowResponse(run=await self._run(request.execution_id))
+        return coordinator_pb2.CancelWorkflowResponse(run=await self._run(request.execution_id))
 
     async def _run(self, execution_id: str) -> workflow_pb2.WorkflowRun:
         self._require_id(execution_id)

@@ -15,6 +15,7 @@ from attune.engine import (
     WorkflowState,
 )
 from attune_services.coordinator.rows import NewTaskRun, StepWrite, TimerRow, WorkflowFinish
+from attune_services.coordinator.secrets import WorkflowSecrets
 
 
 @dataclass
@@ -29,6 +30,8 @@ class LoadedWorkflow:
     depth: int
     traceparent: str
     next_seq: int  # seq of the next task run
+    #: Its secret values and how its rows hide them; None for a workflow without secrets.
+    secrets: WorkflowSecrets | None = None
 
 
 def add_step(write: StepWrite, loaded: LoadedWorkflow, step: Step, now: float) -> None:

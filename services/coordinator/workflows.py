@@ -34,11 +34,12 @@ from attune.engine import (
     timer_fired,
 )
 from attune.grpcutil.convert import execution_state_from_proto, loads
+from attune.internal.workflow.v1 import workflow_pb2 as coordinator_pb2
+from attune.security.sealing import Sealer
 from attune.states import TERMINAL, ExecutionState
 from attune.storage import Database
 from attune.storage.batching import GroupCommitter
 from attune.telemetry import extract, inject, start_span, tracer
-from attune.workflow.v1 import workflow_pb2
 from attune_services.coordinator.carrier import Carrier
 from attune_services.coordinator.commands import PendingChild, PendingFinish, Refusal
 from attune_services.coordinator.definitions import DefinitionCache, DefinitionError
@@ -54,6 +55,7 @@ from attune_services.coordinator.rows import (
     TimerRow,
     WorkflowFinish,
 )
+from attune_services.coordinator.secrets import WorkflowSecrets
 from attune_services.coordinator.steps import LoadedWorkflow, add_step
 from attune_services.coordinator.store import load_workflow, write_steps
 
@@ -86,8 +88,17 @@ class Pending:
 class Workflows:
     """Starts workflows and applies outcomes, timers and cancellations to them."""
 
-    def __init__(self, *, db: Database, settings: Settings, definitions: DefinitionCache, carrier: Carrier) -> None:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        settings: Settings,
+        definitions: DefinitionCache,
+        carrier: Carrier,
+        sealer: Sealer | None = None,
+    ) -> None:
         self._db = db
+        self._sealer = sealer  # opens secret parameters; seals stored entries that hold them
         self._settings = settings
         self._definitions = definitions
         self._carrier = carrier
@@ -104,7 +115,7 @@ class Workflows:
 
     # --- events ------------------------------------------------------------------------------
 
-    async def start_many(self, starts: Sequence[workflow_pb2.WorkflowStart]) -> list[str]:
+    async def start_many(self, starts: Sequence[coordinator_pb2.WorkflowStart]) -> list[str]:
         """Records and starts each workflow (idempotent per execution id); returns the accepted ids."""
         async with self._busy():
             done = await asyncio.gather(*(self._start(s) for s in starts), return_exceptions=True)
@@ -116,7 +127,7 @@ class Workflows:
                 accepted.append(s.execution_id)
         return accepted
 
-    async def apply_outcomes(self, outcomes: Sequence[workflow_pb2.TaskOutcome]) -> list[str]:
+    async def apply_outcomes(self, outcomes: Sequence[coordinator_pb2.TaskOutcome]) -> list[str]:
         """Feeds child outcomes to their workflows; returns the execution ids now applied (or that
         need nothing: duplicates, unknown workflows)."""
         log.debug("applying %d outcomes", len(outcomes))
@@ -141,7 +152,7 @@ class Workflows:
                 )
             )
 
-    async def _outcome(self, o: workflow_pb2.TaskOutcome) -> None:
+    async def _outcome(self, o: coordinator_pb2.TaskOutcome) -> None:
         link = o.link
         state = execution_state_from_proto(o.state)
         if not link.workflow_execution_id or not link.task_name or state not in TERMINAL:
@@ -237,7 +248,7 @@ class Workflows:
             raise outcome
         return outcome
 
-    async def _start(self, s: workflow_pb2.WorkflowStart) -> None:
+    async def _start(self, s: coordinator_pb2.WorkflowStart) -> None:
         if not s.execution_id:
             raise ValueError("a WorkflowStart has no execution_id")
         async with self._locks.hold(s.execution_id):
@@ -249,7 +260,8 @@ class Workflows:
                 span.set_attribute("attune.action_ref", s.action_ref)
                 traceparent = s.trace.traceparent or inject()
                 loaded, write = self._begin(s, traceparent, now)
-            if await self._commit(write) != StepOutcome.APPLIED:
+            secrets = loaded.secrets if loaded is not None else None
+            if await self._commit(write if secrets is None else secrets.stored(write)) != StepOutcome.APPLIED:
                 return  # recorded before (a retried hand-off): nothing to do again
             if write.definition is not None:
                 self._definitions.stored(write.definition.digest)
@@ -258,7 +270,7 @@ class Workflows:
             self._after_commit(s.execution_id, depth=s.depth, traceparent=traceparent, write=write)
 
     def _begin(
-        self, s: workflow_pb2.WorkflowStart, traceparent: str, now: float
+        self, s: coordinator_pb2.WorkflowStart, traceparent: str, now: float
     ) -> tuple[LoadedWorkflow | None, StepWrite]:
         """Compiles and starts a workflow in memory; a definition that cannot be used fails it."""
         new = NewWorkflow(s.execution_id, s.action_ref, "", s.depth, traceparent, now)
@@ -267,6 +279,8 @@ class Workflows:
             parameters = loads(s.parameters_json, {})
             if not isinstance(parameters, dict):
                 raise DefinitionError(f"parameters of workflow {s.execution_id} are not a JSON object")
+            # A SecretKeyError (a ValueError naming the key id) fails the workflow like a bad definition.
+            parameters, secrets = WorkflowSecrets.of_parameters(self._sealer, parameters)
         except (DefinitionError, ValueError) as err:
             error = str(err)
             log.warning("workflow %s failed at start: %s", s.execution_id, error)
@@ -286,7 +300,9 @@ class Workflows:
             depth_cap=self._settings.workflow_max_depth,
         )
         step = start(compiled.workflow, state, now=now)
-        loaded = LoadedWorkflow(s.execution_id, s.action_ref, compiled.workflow, state, 1, s.depth, traceparent, 1)
+        loaded = LoadedWorkflow(
+            s.execution_id, s.action_ref, compiled.workflow, state, 1, s.depth, traceparent, 1, secrets
+        )
         write = StepWrite(
             s.execution_id,
             None,
@@ -307,9 +323,10 @@ class Workflows:
         if not row.definition_digest:
             return None  # failed at start: no definition, nothing can advance it
         compiled = await self._definitions.by_digest(row.definition_digest)
-        state = WorkflowState.from_entries(found.entries)
+        entries, secrets = WorkflowSecrets.of_entries(self._sealer, found.entries)
+        state = WorkflowState.from_entries(entries)
         return LoadedWorkflow(
-            row.id, row.action_ref, compiled, state, row.version, row.depth, row.traceparent, found.next_seq
+            row.id, row.action_ref, compiled, state, row.version, row.depth, row.traceparent, found.next_seq, secrets
         )
 
     async def _apply(self, workflow_id: str, batch: list[Pending]) -> list[EventOutcome]:
@@ -329,7 +346,7 @@ class Workflows:
                 if write is None:
                     return [EventOutcome.UNCHANGED] * len(batch)
                 try:
-                    outcome = await self._commit(write)
+                    outcome = await self._commit(write if loaded.secrets is None else loaded.secrets.stored(write))
                 except BaseException:
                     self._cache.pop(workflow_id, None)  # memory is ahead of the database now
                     raise

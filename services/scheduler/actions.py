@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from attune.grpcutil.convert import struct_from_dict, timestamp
 from attune.registry.v1 import registry_pb2
+from attune.security import caller
 from attune.storage import Database
 from attune.storage.schema import actions
 
@@ -39,6 +40,8 @@ class ActionRecord:
     pack_digest: str | None
     created_at: float
     updated_at: float
+    #: The token name of the client that last created or changed it; empty with security off.
+    updated_by: str = ""
 
     @property
     def is_workflow(self) -> bool:
@@ -67,6 +70,7 @@ class ActionRecord:
             pack_digest=row["pack_digest"],
             created_at=row["created_at"],
             updated_at=row["updated_at"],
+            updated_by=row["updated_by"] or "",
         )
 
     def to_proto(self) -> registry_pb2.Action:
@@ -89,6 +93,7 @@ class ActionRecord:
             pack_digest=self.pack_digest or "",
             created_at=timestamp(self.created_at),
             updated_at=timestamp(self.updated_at),
+            updated_by=self.updated_by,
         )
 
 
@@ -110,7 +115,8 @@ def action_row_values(
     workflow_yaml: str | None,
     pack_digest: str | None,
 ) -> dict[str, Any]:
-    """The mutable column values of an action row (JSON columns encoded)."""
+    """The mutable column values of an action row (JSON columns encoded), attributed to the client
+    making the current call (every create and change of an action goes through here)."""
     return {
         "ref": ref,
         "pack": pack,
@@ -127,6 +133,7 @@ def action_row_values(
         "workflow_file": workflow_file,
         "workflow_yaml": workflow_yaml,
         "pack_digest": pack_digest,
+        "updated_by": caller.token_name(),
     }
 
 

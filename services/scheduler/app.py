@@ -1,35 +1,48 @@
 """The scheduler service: the front door (docs/architecture.md, Services).
 
-Serves the registry, executions, the workers' stream and a forwarding WorkflowService. It owns
-the states scheduling, scheduled, running and canceling; terminal states are submitted to the
-completion service; workflow executions are handed to the coordinator.
+Serves the public API (the registry, executions, and a WorkflowService forwarded to the
+coordinator) and the internal services the other services call (the workers' stream and pack
+files, the coordinator's child requests). It owns the states scheduling, scheduled, running and
+canceling; terminal states are submitted to the completion service; workflow executions are
+handed to the coordinator.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import grpc
 
+from attune.auth.v1 import auth_pb2, auth_pb2_grpc
 from attune.config import Settings
 from attune.execution.v1 import execution_pb2, execution_pb2_grpc
 from attune.grpcutil.channel import open_channel
 from attune.ids import new_id
+from attune.internal.execution.v1 import execution_pb2 as child_pb2
+from attune.internal.execution.v1 import execution_pb2_grpc as child_pb2_grpc
+from attune.internal.packs.v1 import packs_pb2, packs_pb2_grpc
+from attune.internal.worker.v1 import worker_pb2, worker_pb2_grpc
+from attune.internal.workflow.v1 import workflow_pb2_grpc as coordinator_pb2_grpc
 from attune.registry.v1 import registry_pb2, registry_pb2_grpc
+from attune.security.sealing import sealer_from_settings
 from attune.states import ExecutionState
 from attune.storage import Database
-from attune.worker.v1 import worker_pb2, worker_pb2_grpc
 from attune.workflow.v1 import workflow_pb2, workflow_pb2_grpc
 from attune_services.scheduler.actions import ActionCache
 from attune_services.scheduler.cancel import Canceller
+from attune_services.scheduler.child_executions import ChildExecutionServicer
 from attune_services.scheduler.dispatch import Dispatcher
 from attune_services.scheduler.executions_service import ExecutionServicer
 from attune_services.scheduler.giveups import CompletionClient, ResultSubmitter
 from attune_services.scheduler.handoff import WorkflowHandoff
+from attune_services.scheduler.pack_files import PackFilesServicer
 from attune_services.scheduler.registry import RegistryServicer
 from attune_services.scheduler.request_log import RequestLog
 from attune_services.scheduler.requests import ExecutionRequests, Row
 from attune_services.scheduler.sweeper import Sweeper
+from attune_services.scheduler.tokens import TokenStore, TokenVerifier
+from attune_services.scheduler.tokens_service import TokenServicer
 from attune_services.scheduler.watchers import CompletedFeed, ExecutionWatchers
 from attune_services.scheduler.workers import WorkerServicer
 from attune_services.scheduler.workflow_forward import WorkflowForwardServicer
@@ -41,8 +54,11 @@ class SchedulerApp:
     service_names: Sequence[str] = (
         registry_pb2.DESCRIPTOR.services_by_name["RegistryService"].full_name,
         execution_pb2.DESCRIPTOR.services_by_name["ExecutionService"].full_name,
-        worker_pb2.DESCRIPTOR.services_by_name["WorkerService"].full_name,
         workflow_pb2.DESCRIPTOR.services_by_name["WorkflowService"].full_name,
+        packs_pb2.DESCRIPTOR.services_by_name["PackFilesService"].full_name,
+        child_pb2.DESCRIPTOR.services_by_name["ChildExecutionService"].full_name,
+        worker_pb2.DESCRIPTOR.services_by_name["WorkerService"].full_name,
+        auth_pb2.DESCRIPTOR.services_by_name["TokenService"].full_name,
     )
 
     def __init__(self, settings: Settings, *, submitter: ResultSubmitter | None = None) -> None:
@@ -56,17 +72,22 @@ class SchedulerApp:
         self.submitter: ResultSubmitter = submitter or self._completion  # type: ignore[assignment]
         self.watchers = ExecutionWatchers(settings)
         self._feed = CompletedFeed(settings, self.watchers)
-        self.dispatcher = Dispatcher(self.db, self.cache, on_changed=self.watchers.wake)
-        self.requests = ExecutionRequests(self.db, self.cache, self._route, slots=self.dispatcher)
+        # Secret parameters are sealed on insert and opened only in memory, to dispatch them.
+        self.sealer = sealer_from_settings(settings)
+        self.dispatcher = Dispatcher(self.db, self.cache, on_changed=self.watchers.wake, sealer=self.sealer)
+        self.requests = ExecutionRequests(self.db, self.cache, self._route, slots=self.dispatcher, sealer=self.sealer)
         self.request_log = RequestLog(self.db)
+        self.tokens = TokenStore(self.db)
+        # What the bootstrap's authorization interceptor asks about bearer tokens (TLS on only).
+        self.token_verifier = TokenVerifier(self.tokens)
         self._handoff: WorkflowHandoff | None = None
         self.canceller: Canceller | None = None  # made in register(), with the coordinator's stub
         self._sweeper: Sweeper | None = None
 
-    def _coordinator(self) -> workflow_pb2_grpc.WorkflowServiceStub:
+    def _coordinator(self) -> coordinator_pb2_grpc.CoordinatorServiceStub:
         if self._coordinator_channel is None:
             self._coordinator_channel = open_channel(self.settings.coordinator_address, self.settings)
-        return workflow_pb2_grpc.WorkflowServiceStub(self._coordinator_channel)
+        return coordinator_pb2_grpc.CoordinatorServiceStub(self._coordinator_channel)
 
     @property
     def handoff(self) -> WorkflowHandoff:
@@ -96,7 +117,7 @@ class SchedulerApp:
             )
 
     def register(self, server: grpc.aio.Server) -> None:
-        """Adds the four servicers."""
+        """Adds the servicers."""
         self.canceller = canceller = Canceller(
             db=self.db,
             settings=self.settings,
@@ -119,6 +140,8 @@ class SchedulerApp:
             ),
             server,
         )
+        packs_pb2_grpc.add_PackFilesServiceServicer_to_server(PackFilesServicer(self.db), server)
+        child_pb2_grpc.add_ChildExecutionServiceServicer_to_server(ChildExecutionServicer(self.requests), server)
         worker_pb2_grpc.add_WorkerServiceServicer_to_server(
             WorkerServicer(self.db, self.dispatcher, self.scheduler_id), server
         )
@@ -128,10 +151,14 @@ class SchedulerApp:
             ),
             server,
         )
+        auth_pb2_grpc.add_TokenServiceServicer_to_server(TokenServicer(self.tokens, self.token_verifier), server)
 
     async def start(self) -> None:
-        """Starts dispatch, the workflow hand-off, the sweep (which recovers waiting rows) and the
-        completed feed that wakes watches."""
+        """Ensures the bootstrap admin token, then starts dispatch, the workflow hand-off, the sweep
+        (which recovers waiting rows) and the completed feed that wakes watches."""
+        if self.settings.admin_token_file:
+            # Before health says SERVING, so whoever waited for it can use the token at once.
+            await self.tokens.ensure_bootstrap(Path(self.settings.admin_token_file))
         self.dispatcher.start()
         self._feed.start()
         self.handoff.start()

@@ -33,11 +33,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from attune.config import Settings
 from attune.grpcutil.errors import AttuneError, FailedPrecondition, NotFound, Unavailable
+from attune.internal.workflow.v1 import workflow_pb2 as coordinator_pb2
+from attune.internal.workflow.v1 import workflow_pb2_grpc as coordinator_pb2_grpc
 from attune.states import TERMINAL, ExecutionState
 from attune.storage import Database
 from attune.storage.batching import GroupCommitter
 from attune.storage.schema import executions
-from attune.workflow.v1 import workflow_pb2, workflow_pb2_grpc
 from attune_services.scheduler.dispatch import Dispatcher
 from attune_services.scheduler.giveups import GiveUp, ResultSubmitter
 
@@ -75,7 +76,7 @@ class Canceller:
         settings: Settings,
         dispatcher: Dispatcher,
         submitter: ResultSubmitter,
-        coordinator: workflow_pb2_grpc.WorkflowServiceStub,
+        coordinator: coordinator_pb2_grpc.CoordinatorServiceStub,
         on_changed: Callable[[Iterable[str]], None] | None = None,
     ) -> None:
         self._on_changed = on_changed or (lambda ids: None)  # wakes the watches of changed executions
@@ -261,7 +262,7 @@ class Canceller:
         """CancelWorkflow to the coordinator; the error for the caller when it is unreachable."""
         try:
             await self._coordinator.CancelWorkflow(
-                workflow_pb2.CancelWorkflowRequest(execution_id=execution_id),
+                coordinator_pb2.CancelWorkflowRequest(execution_id=execution_id),
                 timeout=max(self._settings.shutdown_grace, 1.0),
             )
         except grpc.RpcError as err:

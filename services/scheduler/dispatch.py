@@ -26,12 +26,13 @@ import sqlalchemy as sa
 
 from attune.background import BackgroundTask
 from attune.common.v1 import common_pb2
+from attune.internal.worker.v1 import worker_pb2
 from attune.packs import SLOT_FREE_RUNTIMES
+from attune.security.sealing import Sealer, SecretKeyError, is_sealed, open_parameters
 from attune.states import ExecutionState
 from attune.storage import Database
 from attune.storage.batching import GroupCommitter
 from attune.storage.schema import executions
-from attune.worker.v1 import worker_pb2
 from attune_services.scheduler.actions import ActionCache
 from attune_services.scheduler.sessions import WorkerSession
 from attune_services.scheduler.views import workflow_link_of
@@ -85,9 +86,15 @@ class Dispatcher:
     """Owns the connected workers and the executions waiting for one."""
 
     def __init__(
-        self, db: Database, cache: ActionCache, *, on_changed: Callable[[Iterable[str]], None] | None = None
+        self,
+        db: Database,
+        cache: ActionCache,
+        *,
+        on_changed: Callable[[Iterable[str]], None] | None = None,
+        sealer: Sealer | None = None,
     ) -> None:
         self._db = db
+        self._sealer = sealer  # opens sealed secret parameters for the assignment, in memory only
         self._cache = cache
         self._on_changed = on_changed or (lambda ids: None)  # wakes the watches of changed executions
         self.sessions: dict[str, WorkerSession] = {}
@@ -350,7 +357,7 @@ class Dispatcher:
                         entry_point=(action.entry_point or "") if action else "",
                         pack_ref=action.pack if action else pending.action_ref.partition(".")[0],
                         pack_digest=(action.pack_digest or "") if action else "",
-                        parameters_json=pending.parameters_json.encode(),
+                        parameters_json=self._plain_parameters(pending),
                         secret_names=pending.secret_names,
                         timeout_seconds=pending.timeout or 0.0,
                         trace=common_pb2.TraceContext(traceparent=pending.traceparent),
@@ -363,6 +370,18 @@ class Dispatcher:
                 session.send(worker_pb2.ConnectResponse(assignments=worker_pb2.Assignments(assignments=chunk)))
         if lost:
             await self._unclaim(lost, plan)
+
+    def _plain_parameters(self, pending: PendingExecution) -> bytes:
+        """The parameters as the worker gets them: secret ones opened (they are stored sealed)."""
+        if not pending.secret_names:
+            return pending.parameters_json.encode()
+        params = json.loads(pending.parameters_json)
+        try:
+            return json.dumps(open_parameters(self._sealer, params)).encode()
+        except SecretKeyError as err:
+            # Sent without them: the action fails on the missing values, and the log says why.
+            log.error("execution %s: its secret parameters cannot be opened: %s", pending.id, err)
+            return json.dumps({k: v for k, v in params.items() if not is_sealed(v)}).encode()
 
     async def _unclaim(self, execution_ids: list[str], plan: dict[WorkerSession, list[PendingExecution]]) -> None:
         """The worker's stream ended before its assignments were sent: back to scheduling."""

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from typing import Any
 
-import grpc
 import sqlalchemy as sa
 
 from attune.config import Settings
@@ -18,7 +16,6 @@ from attune.grpcutil.errors import (
     AttuneError,
     InvalidArgument,
     NotFound,
-    Unavailable,
     Violation,
     rpc_errors,
     to_status,
@@ -29,14 +26,11 @@ from attune.storage import Database
 from attune.storage.schema import executions
 from attune_services.scheduler.cancel import Canceller
 from attune_services.scheduler.request_log import RequestLog, logged_request
-from attune_services.scheduler.requests import ChildLink, ExecutionRequests
+from attune_services.scheduler.requests import ExecutionRequests
 from attune_services.scheduler.views import execution_view, with_terminal_fields
 from attune_services.scheduler.watchers import ExecutionWatchers
 
-log = logging.getLogger(__name__)
-
 WATCH_COST_FACTOR = 4.0
-CHILD_CHUNK = 100
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
 _RPC = execution_pb2.DESCRIPTOR.services_by_name["ExecutionService"].methods_by_name
@@ -76,104 +70,6 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
             timeout=request.timeout_seconds,
         )
         return execution_pb2.RequestExecutionResponse(execution=execution_view(row))
-
-    @rpc_errors
-    async def RequestChildExecutions(
-        self, request: execution_pb2.RequestChildExecutionsRequest, context: RpcContext
-    ) -> execution_pb2.RequestChildExecutionsResponse:
-        """Creates workflow children concurrently (group-committed); errors are per child."""
-        return execution_pb2.RequestChildExecutionsResponse(children=await self._children(request.children))
-
-    async def StreamChildExecutions(
-        self,
-        request_iterator: AsyncIterator[execution_pb2.StreamChildExecutionsRequest],
-        context: RpcContext,
-    ) -> AsyncIterator[execution_pb2.StreamChildExecutionsResponse]:
-        """Each batch is handled as it arrives (batches overlap) and answered once its children
-        are stored. A batch that fails as a whole (the scheduler is shutting down, the database
-        is away) ends the stream with that status; the sender re-sends what was not answered."""
-        answers: asyncio.Queue[execution_pb2.StreamChildExecutionsResponse | BaseException | None] = asyncio.Queue()
-
-        async def answer(batch: execution_pb2.StreamChildExecutionsRequest) -> None:
-            try:
-                children = await self._children(batch.children)
-            except Exception as err:
-                answers.put_nowait(err)
-                return
-            answers.put_nowait(execution_pb2.StreamChildExecutionsResponse(batch_id=batch.batch_id, children=children))
-
-        async def read() -> None:
-            batches: set[asyncio.Task[None]] = set()
-            try:
-                async for batch in request_iterator:
-                    task = asyncio.create_task(answer(batch))
-                    batches.add(task)
-                    task.add_done_callback(batches.discard)
-                if batches:
-                    await asyncio.gather(*batches)
-            finally:
-                answers.put_nowait(None)
-
-        reader = asyncio.create_task(read())
-        try:
-            while (item := await answers.get()) is not None:
-                if isinstance(item, AttuneError):
-                    # grpc.aio's concrete context has abort_with_status; its abstract base and the stubs omit it.
-                    await context.abort_with_status(to_status(item))  # type: ignore[attr-defined]
-                if isinstance(item, BaseException):
-                    log.error("a batch of child requests failed: %s", str(item)[:2000])
-                    # Short: the status message travels in a header (8 KiB limit).
-                    reason = str(item).splitlines()[0][:200] if str(item) else type(item).__name__
-                    await context.abort(grpc.StatusCode.UNAVAILABLE, f"child requests not stored: {reason}")
-                    return
-                yield item
-        finally:
-            reader.cancel()
-
-    async def _children(
-        self, requests: Sequence[execution_pb2.ChildExecutionRequest]
-    ) -> list[execution_pb2.ChildExecutionResponse]:
-        """Creates children concurrently (group-committed); errors are per child, except that
-        an unavailable scheduler fails the whole batch (it is worth sending again).
-
-        A wide fan-out is validated CHILD_CHUNK children at a time, yielding between chunks, so
-        the first chunk is inserted and dispatched while the next is still being validated
-        instead of every worker waiting for the whole request."""
-        pending: list[asyncio.Future[execution_pb2.ChildExecutionResponse]] = []
-        for start in range(0, len(requests), CHILD_CHUNK):
-            if start:
-                await asyncio.sleep(0)
-            pending += [asyncio.ensure_future(self._child(c)) for c in requests[start : start + CHILD_CHUNK]]
-        return list(await asyncio.gather(*pending))
-
-    async def _child(self, child: execution_pb2.ChildExecutionRequest) -> execution_pb2.ChildExecutionResponse:
-        link = ChildLink(
-            parent_id=child.parent_id or child.link.workflow_execution_id,
-            workflow_execution_id=child.link.workflow_execution_id or child.parent_id,
-            task_name=child.link.task_name,
-            task_run=child.link.run,
-            item_index=None if child.link.item_index < 0 else child.link.item_index,
-            attempt=child.link.attempt,
-            depth=child.depth,
-            traceparent=child.trace.traceparent,
-        )
-        try:
-            row = await self._requests.request_child(
-                child.action_ref,
-                child.parameters_json,
-                request_id=child.request_id,
-                timeout=child.timeout_seconds,
-                link=link,
-            )
-        except Unavailable:
-            raise  # not the child's fault: the batch fails and is sent again
-        except AttuneError as err:
-            details = "; ".join(f"{v.field}: {v.description}" for v in err.violations)
-            return execution_pb2.ChildExecutionResponse(
-                request_id=child.request_id,
-                error=f"{err.message}" + (f" ({details})" if details and details not in err.message else ""),
-            )
-        return execution_pb2.ChildExecutionResponse(request_id=child.request_id, execution_id=row["id"])
 
     @rpc_errors
     async def GetExecution(

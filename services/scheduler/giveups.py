@@ -18,10 +18,10 @@ from typing import Protocol
 import grpc
 
 from attune.common.v1 import common_pb2
-from attune.completion.v1 import completion_pb2, completion_pb2_grpc
 from attune.config import Settings
 from attune.grpcutil.channel import open_channel
 from attune.grpcutil.convert import execution_state_to_proto
+from attune.internal.completion.v1 import completion_pb2, completion_pb2_grpc
 from attune.states import ExecutionState
 
 log = logging.getLogger(__name__)

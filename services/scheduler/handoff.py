@@ -1,6 +1,6 @@
 """Workflow hand-off: workflow executions go to the coordinator, never to a worker.
 
-Batches of rows in "scheduling" are sent with WorkflowService.StartWorkflows; each accepted one
+Batches of rows in "scheduling" are sent with CoordinatorService.StartWorkflows; each accepted one
 moves scheduling → running. While the coordinator is unreachable the batch is retried with
 backoff; the rows stay in "scheduling", so a restart finds them again (durable hand-off).
 """
@@ -19,10 +19,11 @@ import sqlalchemy as sa
 from attune.background import BackgroundTask
 from attune.common.v1 import common_pb2
 from attune.config import Settings
+from attune.internal.workflow.v1 import workflow_pb2 as coordinator_pb2
+from attune.internal.workflow.v1 import workflow_pb2_grpc as coordinator_pb2_grpc
 from attune.states import ExecutionState
 from attune.storage import Database
 from attune.storage.schema import executions
-from attune.workflow.v1 import workflow_pb2, workflow_pb2_grpc
 from attune_services.scheduler.actions import ActionCache
 from attune_services.scheduler.giveups import GiveUp, ResultSubmitter
 
@@ -40,7 +41,7 @@ class WorkflowHandoff:
         db: Database,
         settings: Settings,
         cache: ActionCache,
-        coordinator: workflow_pb2_grpc.WorkflowServiceStub,
+        coordinator: coordinator_pb2_grpc.CoordinatorServiceStub,
         submitter: ResultSubmitter,
         on_changed: Callable[[Iterable[str]], None] | None = None,
     ) -> None:
@@ -111,7 +112,7 @@ class WorkflowHandoff:
                 self._queue.pop(execution_id, None)  # cancelled or handed off by another replica
         batch = [row for row in batch if row["id"] in still]
         actions = await self._cache.get_many({row["action_ref"] for row in batch})
-        starts: list[workflow_pb2.WorkflowStart] = []
+        starts: list[coordinator_pb2.WorkflowStart] = []
         missing: list[GiveUp] = []
         for row in batch:
             action = actions.get(row["action_ref"])
@@ -126,7 +127,7 @@ class WorkflowHandoff:
                 )
                 continue
             starts.append(
-                workflow_pb2.WorkflowStart(
+                coordinator_pb2.WorkflowStart(
                     execution_id=row["id"],
                     action_ref=row["action_ref"],
                     workflow_yaml=action.workflow_yaml,
@@ -143,7 +144,7 @@ class WorkflowHandoff:
         if not starts:
             return
         response = await self._coordinator.StartWorkflows(
-            workflow_pb2.StartWorkflowsRequest(workflows=starts), timeout=max(self._settings.shutdown_grace, 1.0)
+            coordinator_pb2.StartWorkflowsRequest(workflows=starts), timeout=max(self._settings.shutdown_grace, 1.0)
         )
         accepted = list(response.accepted_execution_ids)
         now = time.time()
@@ -181,7 +182,7 @@ class WorkflowHandoff:
             # Cancelled while being handed off: the coordinator now owns a run to stop.
             try:
                 await self._coordinator.CancelWorkflow(
-                    workflow_pb2.CancelWorkflowRequest(execution_id=execution_id),
+                    coordinator_pb2.CancelWorkflowRequest(execution_id=execution_id),
                     timeout=max(self._settings.shutdown_grace, 1.0),
                 )
             except grpc.RpcError as err:

@@ -2,7 +2,8 @@
 docs/workflows.md, Packs and workflow files).
 
 A pack is validated as a whole by `attune.packs` and stored in one transaction: the pack row, its
-files by digest (every version kept, so workers running an older digest can still fetch it) and
+files by digest (every version kept, so workers running an older digest can still fetch them from
+`pack_files.py`) and
 each of its actions (updated in place, keeping its id). The same transaction deletes the actions
 an earlier registration of the pack stored that its files no longer declare (`from_pack_files`);
 actions created through CreateAction in the pack's namespace are kept. An action's ref, pack and
@@ -38,6 +39,7 @@ from attune.grpcutil.server import RpcContext
 from attune.ids import new_id
 from attune.packs import RUNNER_TYPES, PackBundle, PackError, check_parameter_schema, load_pack_files
 from attune.registry.v1 import registry_pb2, registry_pb2_grpc
+from attune.security import caller
 from attune.storage import Database, is_unique_violation
 from attune.storage.schema import actions, pack_files, packs
 from attune_services.scheduler.actions import ActionCache, ActionRecord, action_row_values
@@ -93,6 +95,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
                     version=bundle.version,
                     description=bundle.description,
                     digest=bundle.digest,
+                    registered_by=caller.token_name(),
                 ),
                 actions=[a.to_proto() for a in stored],
                 removed_action_refs=removed,
@@ -101,20 +104,6 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         response = await self._request_log.write(logged, register)
         self._cache.invalidate()
         return response
-
-    @rpc_errors
-    async def GetPackFiles(
-        self, request: registry_pb2.GetPackFilesRequest, context: RpcContext
-    ) -> registry_pb2.GetPackFilesResponse:
-        """Every file of one version of a pack, by digest."""
-        async with self._db.read() as conn:
-            rows = (await conn.execute(sa.select(pack_files).where(pack_files.c.digest == request.digest))).all()
-        if not rows:
-            raise NotFound(f"no pack files with digest {request.digest!r}")
-        return registry_pb2.GetPackFilesResponse(
-            pack_ref=rows[0].pack_ref,
-            files=[registry_pb2.PackFile(path=r.path, content=r.content) for r in rows],
-        )
 
     # --- actions -------------------------------------------------------------------------------
 
@@ -345,6 +334,7 @@ async def _store_bundle(conn: AsyncConnection, bundle: PackBundle) -> list[Actio
         "description": bundle.description,
         "digest": bundle.digest,
         "registered_at": now,
+        "registered_by": caller.token_name(),
     }
     exists = (await conn.execute(sa.select(packs.c.ref).where(packs.c.ref == bundle.ref))).first()
     if exists:

@@ -6,6 +6,8 @@ the same request_id with a different request is refused with FAILED_PRECONDITION
 `request_id` and creates nothing (`_check_retry`). The comparison runs only when the id is
 found stored, in the batch or before it, so a fresh id costs nothing more.
 Each accepted row is handed to `on_created` (dispatch or workflow hand-off) right after commit.
+Secret parameters are stored sealed (docs/architecture.md, Secrets); only actions that have them
+pay for it.
 On PostgreSQL a batch is one `INSERT … SELECT FROM unnest(arrays) ON CONFLICT (request_id) DO
 NOTHING RETURNING id` (one round trip, atomic on its own).
 """
@@ -24,6 +26,8 @@ from attune import telemetry
 from attune.grpcutil.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable, Violation
 from attune.ids import new_id
 from attune.packs import ParameterError, secret_names, validate_parameters
+from attune.security import caller
+from attune.security.sealing import Sealer, SecretKeyError, open_parameters, require, seal_parameters
 from attune.states import ExecutionState
 from attune.storage import Database, is_unique_violation
 from attune.storage.batching import GroupCommitter
@@ -61,8 +65,10 @@ class ExecutionRequests:
         on_created: Callable[[Sequence[Row]], None],
         *,
         slots: Dispatcher | None = None,
+        sealer: Sealer | None = None,
     ) -> None:
         self._db = db
+        self._sealer = sealer  # seals the values of secret parameters before they are stored
         self._cache = cache
         self._on_created = on_created
         self._slots = slots  # free worker slots taken at request time (see dispatch.py)
@@ -79,13 +85,22 @@ class ExecutionRequests:
             existing = await self._by_request_id(request_id)
             if existing is not None:  # a retry of a request accepted before the action changed
                 _check_retry(
-                    existing, request_id, action_ref, params, timeout, parent_id=None, action=None, values=None
+                    self._opened(existing),
+                    request_id,
+                    action_ref,
+                    params,
+                    timeout,
+                    parent_id=None,
+                    action=None,
+                    values=None,
                 )
                 return existing
             raise
         row, is_new = await self._insert(action, values, request_id=request_id, timeout=timeout, link=None)
         if not is_new:
-            _check_retry(row, request_id, action_ref, params, timeout, parent_id=None, action=action, values=values)
+            _check_retry(
+                self._opened(row), request_id, action_ref, params, timeout, parent_id=None, action=action, values=values
+            )
         return row
 
     async def request_child(
@@ -104,9 +119,38 @@ class ExecutionRequests:
         row, is_new = await self._insert(action, values, request_id=request_id, timeout=timeout, link=link)
         if not is_new:
             _check_retry(
-                row, request_id, action_ref, params, timeout, parent_id=link.parent_id, action=action, values=values
+                self._opened(row),
+                request_id,
+                action_ref,
+                params,
+                timeout,
+                parent_id=link.parent_id,
+                action=action,
+                values=values,
             )
         return row
+
+    def _opened(self, row: Row) -> Row:
+        """A stored row with its sealed parameters opened, to compare a retry with (in memory)."""
+        if row["secret_names"] in (None, "", "[]"):
+            return row
+        try:
+            params = open_parameters(self._sealer, json.loads(row["parameters"] or "{}"))
+        except SecretKeyError as err:
+            raise FailedPrecondition(f"execution {row['id']}: {err}") from err
+        return {**row, "parameters": json.dumps(params)}
+
+    def _stored_parameters(self, action: ActionRecord, params: dict[str, Any]) -> tuple[str, list[str]]:
+        """The parameters column (secret values sealed) and the secret names of a new row. Only
+        an action with secret parameters pays for sealing."""
+        names = sorted(secret_names(action.parameters))
+        if not names or not any(name in params for name in names):
+            return json.dumps(params), names
+        try:
+            sealer = require(self._sealer, f"action {action.ref!r} has secret parameters")
+        except SecretKeyError as err:
+            raise FailedPrecondition(str(err)) from err
+        return json.dumps(seal_parameters(sealer, params, names)), names
 
     async def close(self) -> None:
         """Writes what is queued."""
@@ -136,6 +180,7 @@ class ExecutionRequests:
     async def _insert(
         self, action: ActionRecord, params: dict[str, Any], *, request_id: str, timeout: float, link: ChildLink | None
     ) -> tuple[Row, bool]:
+        stored_params, names = self._stored_parameters(action, params)
         execution_id = new_id()
         # A top-level execution starts a new trace (an empty parent); a child joins its parent's.
         span, traceparent = telemetry.start_span(
@@ -151,8 +196,8 @@ class ExecutionRequests:
                 "action_ref": action.ref,
                 "runner_type": action.runner_type,
                 "state": ExecutionState.SCHEDULING,
-                "parameters": json.dumps(params),
-                "secret_names": json.dumps(sorted(secret_names(action.parameters))),
+                "parameters": stored_params,
+                "secret_names": json.dumps(names),
                 "result": None,
                 "error": None,
                 "parent_id": None,
@@ -172,6 +217,7 @@ class ExecutionRequests:
                 "started_at": None,
                 "finished_at": None,
                 "updated_at": now,
+                "requested_by": "" if link is not None else caller.token_name(),
             }
             if link is not None:
                 row.update(

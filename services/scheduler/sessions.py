@@ -6,7 +6,7 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
-from attune.worker.v1 import worker_pb2
+from attune.internal.worker.v1 import worker_pb2
 
 
 @dataclass(eq=False, kw_only=True)

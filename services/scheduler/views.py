@@ -9,9 +9,9 @@ from typing import Any, TypeAlias
 from sqlalchemy import RowMapping
 
 from attune.common.v1 import common_pb2
-from attune.completion.v1 import completion_pb2
 from attune.execution.v1 import execution_pb2
 from attune.grpcutil.convert import execution_state_from_proto, execution_state_to_proto, struct_from_dict, timestamp
+from attune.internal.completion.v1 import completion_pb2
 from attune.packs import redact
 
 # An executions row read by column name: a RowMapping from a query, or a dict built from one.
@@ -64,6 +64,7 @@ def execution_view(row: ExecutionRow) -> execution_pb2.Execution:
         created_at=timestamp(row["created_at"]),
         started_at=timestamp(row["started_at"]),
         finished_at=timestamp(row["finished_at"]),
+        requested_by=row.get("requested_by") or "",
     )
 
 

@@ -25,9 +25,9 @@ from contextlib import contextmanager
 import grpc
 
 from attune.background import BackgroundTask
-from attune.completion.v1 import completion_pb2, completion_pb2_grpc
 from attune.config import Settings
 from attune.grpcutil.channel import open_channel
+from attune.internal.completion.v1 import completion_pb2, completion_pb2_grpc
 
 log = logging.getLogger(__name__)
 

@@ -16,10 +16,10 @@ import grpc
 import sqlalchemy as sa
 
 from attune.grpcutil.server import RpcContext
+from attune.internal.worker.v1 import worker_pb2, worker_pb2_grpc
 from attune.states import ExecutionState
 from attune.storage import Database
 from attune.storage.schema import executions
-from attune.worker.v1 import worker_pb2, worker_pb2_grpc
 from attune_services.scheduler.dispatch import Dispatcher
 from attune_services.scheduler.sessions import WorkerSession
 
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 
 class WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
-    """Serves attune.worker.v1.WorkerService."""
+    """Serves attune.internal.worker.v1.WorkerService."""
 
     def __init__(self, db: Database, dispatcher: Dispatcher, scheduler_id: str) -> None:
         self._db = db

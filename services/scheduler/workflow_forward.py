@@ -1,14 +1,15 @@
 """WorkflowService as clients see it at the scheduler: queries forwarded to the coordinator.
 
-So clients need one address (docs/architecture.md, Services). Each task run's state is refreshed from the child
-execution's current row, which the scheduler and completion service keep up to date.
-StartWorkflows and ReportOutcomes are the coordinator's own and are not served here.
+So clients need one address (docs/architecture.md, Services). The public messages are copied
+into the coordinator's internal CoordinatorService messages (same fields, same numbers) and
+back. Each task run's state is refreshed from the child execution's current row, which the
+scheduler and completion service keep up to date.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import grpc
 import sqlalchemy as sa
@@ -17,6 +18,8 @@ from attune.config import Settings
 from attune.grpcutil.convert import execution_state_to_proto
 from attune.grpcutil.errors import AttuneError, to_status
 from attune.grpcutil.server import RpcContext
+from attune.internal.workflow.v1 import workflow_pb2 as coordinator_pb2
+from attune.internal.workflow.v1 import workflow_pb2_grpc as coordinator_pb2_grpc
 from attune.storage import Database
 from attune.storage.schema import executions
 from attune.workflow.v1 import workflow_pb2, workflow_pb2_grpc
@@ -33,7 +36,7 @@ class WorkflowForwardServicer(workflow_pb2_grpc.WorkflowServiceServicer):
         *,
         db: Database,
         settings: Settings,
-        coordinator: workflow_pb2_grpc.WorkflowServiceStub,
+        coordinator: coordinator_pb2_grpc.CoordinatorServiceStub,
         canceller: Canceller,
     ) -> None:
         self._db = db
@@ -41,28 +44,24 @@ class WorkflowForwardServicer(workflow_pb2_grpc.WorkflowServiceServicer):
         self._coordinator = coordinator
         self._canceller = canceller
 
-    async def StartWorkflows(self, request: Any, context: RpcContext) -> Any:
-        """Not served here."""
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "StartWorkflows is served by the coordinator")
-
-    async def ReportOutcomes(self, request_iterator: Any, context: RpcContext) -> AsyncIterator[Any]:
-        """Not served here."""
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "ReportOutcomes is served by the coordinator")
-        yield  # pragma: no cover - makes this a stream handler
-
     async def GetWorkflowRun(
         self, request: workflow_pb2.GetWorkflowRunRequest, context: RpcContext
     ) -> workflow_pb2.GetWorkflowRunResponse:
         """The run with each task run's child state as currently stored."""
-        response = await _forward(context, lambda: self._coordinator.GetWorkflowRun(request, timeout=self._timeout))
+        forwarded = coordinator_pb2.GetWorkflowRunRequest(execution_id=request.execution_id)
+        response = await _forward(context, lambda: self._coordinator.GetWorkflowRun(forwarded, timeout=self._timeout))
         await self._refresh(response.run)
-        return response
+        return workflow_pb2.GetWorkflowRunResponse(run=response.run)
 
     async def ListWorkflowRuns(
         self, request: workflow_pb2.ListWorkflowRunsRequest, context: RpcContext
     ) -> workflow_pb2.ListWorkflowRunsResponse:
-        """Forwarded as is (runs are listed without their task runs)."""
-        return await _forward(context, lambda: self._coordinator.ListWorkflowRuns(request, timeout=self._timeout))
+        """Forwarded to the coordinator (runs are listed without their task runs)."""
+        forwarded = coordinator_pb2.ListWorkflowRunsRequest(
+            state=request.state, page_size=request.page_size, page_token=request.page_token
+        )
+        response = await _forward(context, lambda: self._coordinator.ListWorkflowRuns(forwarded, timeout=self._timeout))
+        return workflow_pb2.ListWorkflowRunsResponse(runs=response.runs, next_page_token=response.next_page_token)
 
     async def CancelWorkflow(
         self, request: workflow_pb2.CancelWorkflowRequest, context: RpcContext
@@ -76,7 +75,7 @@ class WorkflowForwardServicer(workflow_pb2_grpc.WorkflowServiceServicer):
         response = await _forward(
             context,
             lambda: self._coordinator.GetWorkflowRun(
-                workflow_pb2.GetWorkflowRunRequest(execution_id=request.execution_id), timeout=self._timeout
+                coordinator_pb2.GetWorkflowRunRequest(execution_id=request.execution_id), timeout=self._timeout
             ),
         )
         await self._refresh(response.run)

@@ -3,28 +3,38 @@
 Data flow: Assignments (scheduler stream) → ExecutionRunner (pack cache, process) → Started
 notices back to the scheduler; results → ResultSender (completion stream) → once acked, Released
 notices to the scheduler. The worker's own gRPC server serves only health and reflection.
+
+The worker holds no platform credential: it has no database, and any withheld variable it is given
+(`WORKER_WITHHELD_VARIABLES`) is dropped at start. Under root, actions run as `ATTUNE_ACTION_USER`
+(docs/operations.md, What an action can see).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import shutil
 import socket
+import tempfile
 from collections.abc import Sequence
+from dataclasses import fields
+from pathlib import Path
 
 import grpc
 
-from attune.completion.v1 import completion_pb2_grpc
-from attune.config import Settings
+from attune.config import WORKER_WITHHELD_VARIABLES, Settings
 from attune.grpcutil.channel import open_channel
+from attune.internal.completion.v1 import completion_pb2_grpc
+from attune.internal.packs.v1 import packs_pb2_grpc
+from attune.internal.worker.v1 import worker_pb2, worker_pb2_grpc
 from attune.packs import SLOT_FREE_RUNTIMES
-from attune.registry.v1 import registry_pb2_grpc
-from attune.worker.v1 import worker_pb2, worker_pb2_grpc
+from attune.security.tls import ClientAuth
 from attune_services.worker.packs import PackCache
 from attune_services.worker.results import ResultSender
 from attune_services.worker.runs import ExecutionRunner
-from attune_services.worker.runtimes import detect_runtimes
+from attune_services.worker.runtimes import ActionUser, action_user, detect_runtimes
 from attune_services.worker.session import SchedulerSession
 
 log = logging.getLogger(__name__)
@@ -35,9 +45,51 @@ def worker_id_of(settings: Settings) -> str:
     return settings.worker_id or f"{socket.gethostname()}-{os.getpid()}"
 
 
-def runtimes_of(settings: Settings) -> dict[str, str]:
-    """The runtimes found on this host, restricted to `ATTUNE_WORKER_RUNTIMES` when set."""
-    found = detect_runtimes()
+def without_credentials(settings: Settings) -> Settings:
+    """Drops the withheld variables from this process's environment (and their settings), with a
+    warning: a launcher should not have passed them. /proc/<pid>/environ still shows the
+    environment the process started with; the user switch is what keeps actions from it."""
+    defaults = {f.name: f.default for f in fields(Settings)}
+    cleared: dict[str, object] = {}
+    for variable in WORKER_WITHHELD_VARIABLES:
+        if os.environ.pop(variable, None) is None:
+            continue
+        log.warning("%s is set in the worker's environment; the worker never uses it and drops it", variable)
+        name = variable.removeprefix("ATTUNE_").lower()
+        if name in defaults:
+            cleared[name] = defaults[name]
+    return settings.replace(**cleared) if cleared else settings
+
+
+def pack_cache_root(settings: Settings, user: ActionUser | None) -> tuple[Path, bool]:
+    """Where pack files are cached, and whether that folder is a temporary one of this process.
+
+    Actions run in the cache, so their user must be able to reach it; when it cannot (the default
+    cache under a root-only home), the worker caches in a fresh temporary folder instead and says
+    so. A cache is only a cache: the files are fetched again after a restart."""
+    root = settings.pack_cache()
+    if user is None:
+        return root, False
+    with contextlib.suppress(OSError):  # a folder that cannot be made is unreachable too
+        root.mkdir(parents=True, exist_ok=True)
+    if user.can_reach(root):
+        return root, False
+    fallback = Path(tempfile.mkdtemp(prefix="attune-packs-"))
+    fallback.chmod(0o755)
+    log.warning(
+        "pack cache %s is not reachable by the action user %s (uid %d); caching in %s for this process",
+        root,
+        user.name,
+        user.uid,
+        fallback,
+    )
+    return fallback, True
+
+
+def runtimes_of(settings: Settings, user: ActionUser | None = None) -> dict[str, str]:
+    """The runtimes found on this host (that `user` can execute), restricted to
+    `ATTUNE_WORKER_RUNTIMES` when set."""
+    found = detect_runtimes(user)
     wanted = {name.strip() for name in settings.worker_runtimes.split(",") if name.strip()}
     if not wanted:
         return found
@@ -55,12 +107,18 @@ class WorkerApp:
     """attune-worker: runs actions assigned by the scheduler (docs/architecture.md, Services)."""
 
     service_names: Sequence[str] = ()
+    # It serves health only, which anyone may check: no client certificate is asked for.
+    client_auth = ClientAuth.NONE
 
     def __init__(self, settings: Settings) -> None:
+        settings = without_credentials(settings)
         self.settings = settings
         self.worker_id = worker_id_of(settings)
         self.hostname = socket.gethostname()
-        self.interpreters = runtimes_of(settings)
+        # Raises ActionUserError (naming the variable) when the user cannot be used.
+        self.action_user = action_user(settings.action_user)
+        self.interpreters = runtimes_of(settings, self.action_user)
+        self.pack_root, self._pack_root_is_temporary = pack_cache_root(settings, self.action_user)
         self._scheduler_channel: grpc.aio.Channel | None = None
         self._completion_channel: grpc.aio.Channel | None = None
         self.session: SchedulerSession | None = None
@@ -85,8 +143,8 @@ class WorkerApp:
         self._scheduler_channel = open_channel(settings.scheduler_address, settings)
         self._completion_channel = open_channel(settings.completion_address, settings)
         packs = PackCache(
-            settings.pack_cache(),
-            registry_pb2_grpc.RegistryServiceStub(self._scheduler_channel),
+            self.pack_root,
+            packs_pb2_grpc.PackFilesServiceStub(self._scheduler_channel),
             retry_interval=settings.retry_interval,
         )
         self.results = ResultSender(
@@ -107,6 +165,7 @@ class WorkerApp:
             packs=packs,
             on_started=self.session.started,
             on_result=self.results.add,
+            user=self.action_user,
         )
         self.results.start()
         self.session.start()
@@ -116,6 +175,7 @@ class WorkerApp:
                 "worker_id": self.worker_id,
                 "runtimes": sorted(self.interpreters),
                 "capacity": settings.worker_capacity,
+                "action_user": self.action_user.name if self.action_user else None,
             },
         )
 
@@ -194,3 +254,5 @@ class WorkerApp:
         for channel in (self._scheduler_channel, self._completion_channel):
             if channel is not None:
                 await channel.close()
+        if self._pack_root_is_temporary:
+            shutil.rmtree(self.pack_root, ignore_errors=True)

@@ -1,9 +1,12 @@
 """The worker's local cache of pack files, keyed by content digest (docs/architecture.md, Services).
 
-Files come from the scheduler (RegistryService.GetPackFiles), so a worker on another host needs no
+Files come from the scheduler (PackFilesService.GetPackFiles), so a worker on another host needs no
 shared disk. A digest names exactly one set of files, so a cached folder never goes stale: it is
 fetched once, written to a temporary folder and renamed into place, and after that every
 assignment of that digest costs one dictionary lookup.
+
+Cached files are 0644 and folders 0755 whatever the umask, owned by the worker: the user actions
+run as (see runtimes/_user.py) can read and run them but not change the code of later runs.
 """
 
 from __future__ import annotations
@@ -18,12 +21,14 @@ from pathlib import Path, PurePosixPath
 
 import grpc
 
-from attune.registry.v1 import registry_pb2, registry_pb2_grpc
+from attune.internal.packs.v1 import packs_pb2, packs_pb2_grpc
 
 log = logging.getLogger(__name__)
 
 _DIGEST = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 _FETCH_ATTEMPTS = 3
+_FOLDER_MODE = 0o755
+_FILE_MODE = 0o644
 
 
 class PackFetchError(Exception):
@@ -33,9 +38,9 @@ class PackFetchError(Exception):
 class PackCache:
     """`await ensure(digest)` → the folder holding that digest's files."""
 
-    def __init__(self, root: Path, registry: registry_pb2_grpc.RegistryServiceStub, *, retry_interval: float) -> None:
+    def __init__(self, root: Path, scheduler: packs_pb2_grpc.PackFilesServiceStub, *, retry_interval: float) -> None:
         self.root = root
-        self._registry = registry
+        self._scheduler = scheduler
         self._retry_interval = retry_interval
         self._ready: dict[str, Path] = {}
         self._fetching: dict[str, asyncio.Future[Path]] = {}
@@ -68,10 +73,10 @@ class PackCache:
         log.info("pack cached", extra={"pack_ref": response.pack_ref, "digest": digest, "files": len(response.files)})
         return folder
 
-    async def _get_files(self, digest: str) -> registry_pb2.GetPackFilesResponse:
+    async def _get_files(self, digest: str) -> packs_pb2.GetPackFilesResponse:
         for attempt in range(1, _FETCH_ATTEMPTS + 1):
             try:
-                return await self._registry.GetPackFiles(registry_pb2.GetPackFilesRequest(digest=digest))
+                return await self._scheduler.GetPackFiles(packs_pb2.GetPackFilesRequest(digest=digest))
             except grpc.aio.AioRpcError as err:
                 retryable = err.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
                 if not retryable or attempt == _FETCH_ATTEMPTS:
@@ -81,7 +86,7 @@ class PackCache:
                 await asyncio.sleep(self._retry_interval * attempt)
         raise AssertionError("unreachable")
 
-    def _write(self, digest: str, response: registry_pb2.GetPackFilesResponse) -> Path:
+    def _write(self, digest: str, response: packs_pb2.GetPackFilesResponse) -> Path:
         """Writes the files into a temporary folder, then renames it into place (atomic)."""
         final = self.root / digest
         self.root.mkdir(parents=True, exist_ok=True)
@@ -95,6 +100,7 @@ class PackCache:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(item.content)
             (staging / "actions").mkdir(exist_ok=True)
+            _make_readable(staging)
             try:
                 os.rename(staging, final)
             except OSError:
@@ -106,3 +112,13 @@ class PackCache:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
         return final
+
+
+def _make_readable(folder: Path) -> None:
+    """Readable by everyone, writable by the worker only (mkdtemp makes 0700, the umask may be 077)."""
+    os.chmod(folder, _FOLDER_MODE)
+    for parent, folders, files in os.walk(folder):
+        for name in folders:
+            os.chmod(os.path.join(parent, name), _FOLDER_MODE)
+        for name in files:
+            os.chmod(os.path.join(parent, name), _FILE_MODE)

@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterable
 import grpc
 
 from attune.background import BackgroundTask
-from attune.completion.v1 import completion_pb2, completion_pb2_grpc
 from attune.config import Settings
 from attune.grpcutil.reconnect import keep_session
+from attune.internal.completion.v1 import completion_pb2, completion_pb2_grpc
 from attune.results import clip_error, fit_result, result_limit
 
 log = logging.getLogger(__name__)

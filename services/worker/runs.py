@@ -18,14 +18,22 @@ from pathlib import Path, PurePosixPath
 from opentelemetry import trace
 
 from attune.common.v1 import common_pb2
-from attune.completion.v1 import completion_pb2
 from attune.config import Settings
 from attune.grpcutil.convert import dumps, execution_state_from_proto, execution_state_to_proto, loads
+from attune.internal.completion.v1 import completion_pb2
+from attune.internal.worker.v1 import worker_pb2
+from attune.security.masking import SecretValues
 from attune.states import ExecutionState
 from attune.telemetry import start_span, tracer
-from attune.worker.v1 import worker_pb2
 from attune_services.worker.packs import PackCache, PackFetchError
-from attune_services.worker.runtimes import CANCELLED_ERROR, ActionLaunchError, ActionProcess, RunOutcome, RunRequest
+from attune_services.worker.runtimes import (
+    CANCELLED_ERROR,
+    ActionLaunchError,
+    ActionProcess,
+    ActionUser,
+    RunOutcome,
+    RunRequest,
+)
 
 log = logging.getLogger(__name__)
 _tracer = tracer(__name__)
@@ -58,8 +66,10 @@ class ExecutionRunner:
         packs: PackCache,
         on_started: Callable[[str, float], None],
         on_result: Callable[[completion_pb2.ExecutionResult], None],
+        user: ActionUser | None = None,
     ) -> None:
         self._settings = settings
+        self._user = user
         self._worker_id = worker_id
         self._interpreters = interpreters
         self._packs = packs
@@ -133,6 +143,8 @@ class ExecutionRunner:
         except Exception as err:
             log.exception("run of %s failed", assignment.execution_id)
             result = self._failure(run, f'action "{assignment.action_ref}": {type(err).__name__}: {err}')
+        if assignment.secret_names:
+            _mask_secrets(result, assignment)
         run.span.set_attribute("execution.state", execution_state_from_proto(result.state))
         run.span.end()
         self._runs.pop(assignment.execution_id, None)
@@ -180,6 +192,7 @@ class ExecutionRunner:
             kill_grace_s=self._settings.kill_grace,
             output_limit_bytes=self._settings.output_limit_bytes,
             extra_env=_execution_env(run),
+            user=self._user,
         )
 
     def _result(self, run: Run, outcome: RunOutcome) -> completion_pb2.ExecutionResult:
@@ -208,6 +221,20 @@ class ExecutionRunner:
             trace=_trace_of(run),
             reporter=self._worker_id,
         )
+
+
+def _mask_secrets(result: completion_pb2.ExecutionResult, assignment: worker_pb2.Assignment) -> None:
+    """Replaces, in place, every secret parameter value that the action printed, returned or
+    failed with by ********: the result leaves the worker masked, so no table, response or log
+    downstream ever holds it (docs/architecture.md, Secrets)."""
+    params = loads(assignment.parameters_json, {})
+    if not isinstance(params, dict):
+        return
+    secrets = SecretValues.of_parameters(params, assignment.secret_names)
+    if not secrets:
+        return
+    result.result_json = dumps(secrets.mask(loads(result.result_json, {})))
+    result.error = secrets.mask_text(result.error)
 
 
 def _entry_point(folder: Path, assignment: worker_pb2.Assignment) -> Path:

@@ -18,7 +18,7 @@ import grpc
 from attune.background import BackgroundTask
 from attune.config import Settings
 from attune.grpcutil.reconnect import keep_session
-from attune.worker.v1 import worker_pb2, worker_pb2_grpc
+from attune.internal.worker.v1 import worker_pb2, worker_pb2_grpc
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ CONTRACT_KEYS = {"id", "action_ref", "state", "result", "error", "children"}
 
 
 def env_of(cluster: Cluster) -> dict[str, str]:
-    return {"ATTUNE_ADDRESS": cluster.addresses["scheduler"]}
+    return cluster.cli_env()
 
 
 def assert_one_error_line(outcome: Outcome, *needles: str) -> None:

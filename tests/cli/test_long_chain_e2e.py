@@ -44,7 +44,7 @@ def _write_pack(folder: Path) -> None:
 
 
 async def test_a_2000_task_chain_completes_through_attune_run(ready_cluster: Cluster, tmp_path: Path) -> None:
-    env = {"ATTUNE_ADDRESS": ready_cluster.addresses["scheduler"]}
+    env = ready_cluster.cli_env()
     _write_pack(tmp_path / "longchain")
     registered = await attune("pack", "register", str(tmp_path / "longchain"), env=env)
     assert registered.code == 0, registered.stderr

@@ -10,9 +10,9 @@ import json
 import sqlalchemy as sa
 
 from attune.common.v1 import common_pb2 as S
-from attune.completion.v1 import completion_pb2, completion_pb2_grpc
 from attune.config import Settings
 from attune.grpcutil.channel import open_channel
+from attune.internal.completion.v1 import completion_pb2, completion_pb2_grpc
 from attune.storage import Database
 from attune.storage.schema import executions
 from attune_services.completion.feed import MAX_RESULT_BYTES

@@ -9,12 +9,12 @@ import time
 import sqlalchemy as sa
 
 from attune.common.v1 import common_pb2
-from attune.completion.v1 import completion_pb2, completion_pb2_grpc
 from attune.grpcutil.channel import open_channel
+from attune.internal.completion.v1 import completion_pb2, completion_pb2_grpc
 from attune.storage import Database
 from attune.storage.schema import outcome_outbox
 from tests.completion.completiontools import CompletionServer, insert_execution
-from tests.support.fakes import FakeWorkflowService
+from tests.support.fakes import FakeCoordinatorService
 from tests.support.polling import eventually
 
 S = common_pb2.ExecutionState
@@ -54,7 +54,7 @@ async def workflow_child(db: Database, *, item_index: int | None = None) -> tupl
 
 
 async def test_linked_outcome_is_forwarded_then_deleted(completion: CompletionServer, db: Database) -> None:
-    coordinator = FakeWorkflowService()
+    coordinator = FakeCoordinatorService()
     server = await coordinator.serve(completion.settings.coordinator_address)
     try:
         workflow_id, child = await workflow_child(db)
@@ -96,7 +96,7 @@ async def test_outcome_waits_for_the_coordinator(completion: CompletionServer, d
     await completion.stop()
     await completion.start()
     assert await outbox_ids(db) == [child]
-    coordinator = FakeWorkflowService()
+    coordinator = FakeCoordinatorService()
     server = await coordinator.serve(completion.settings.coordinator_address)
     try:
         # Left by the previous run: found by the poll (rows older than two poll periods).
@@ -108,7 +108,7 @@ async def test_outcome_waits_for_the_coordinator(completion: CompletionServer, d
 
 
 async def test_coordinator_restart_loses_nothing(completion: CompletionServer, db: Database) -> None:
-    coordinator = FakeWorkflowService()
+    coordinator = FakeCoordinatorService()
     server = await coordinator.serve(completion.settings.coordinator_address)
     _, first = await workflow_child(db)
     await finish(completion, completion_pb2.ExecutionResult(execution_id=first, state=S.EXECUTION_STATE_SUCCEEDED))
@@ -118,7 +118,7 @@ async def test_coordinator_restart_loses_nothing(completion: CompletionServer, d
     await finish(completion, completion_pb2.ExecutionResult(execution_id=second, state=S.EXECUTION_STATE_TIMEOUT))
     await asyncio.sleep(0.2)
     assert second in await outbox_ids(db)
-    coordinator = FakeWorkflowService()
+    coordinator = FakeCoordinatorService()
     server = await coordinator.serve(completion.settings.coordinator_address)
     try:
         assert (await coordinator.wait_for(second)).state == S.EXECUTION_STATE_TIMEOUT
@@ -129,7 +129,7 @@ async def test_coordinator_restart_loses_nothing(completion: CompletionServer, d
 
 async def test_stop_is_prompt_while_connected_to_the_coordinator(completion: CompletionServer, db: Database) -> None:
     """Regression: stopping the forwarder as its wake-up event fired used to hang forever."""
-    coordinator = FakeWorkflowService()
+    coordinator = FakeCoordinatorService()
     server = await coordinator.serve(completion.settings.coordinator_address)
     try:
         _, child = await workflow_child(db)

@@ -11,10 +11,10 @@ import pytest
 import sqlalchemy as sa
 
 from attune.common.v1 import common_pb2
-from attune.completion.v1 import completion_pb2, completion_pb2_grpc
 from attune.config import Settings
 from attune.grpcutil.channel import open_channel
 from attune.grpcutil.errors import violations_of
+from attune.internal.completion.v1 import completion_pb2, completion_pb2_grpc
 from attune.storage import Database
 from attune.storage.schema import outcome_outbox
 from tests.completion.completiontools import CompletionServer, execution_row, insert_execution

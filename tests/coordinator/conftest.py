@@ -14,14 +14,16 @@ import grpc
 import pytest
 
 from attune.common.v1 import common_pb2
-from attune.completion.v1 import completion_pb2_grpc
 from attune.config import Settings
-from attune.execution.v1 import execution_pb2, execution_pb2_grpc
 from attune.grpcutil.channel import channel_options, open_channel
 from attune.grpcutil.convert import dumps, execution_state_to_proto, loads
 from attune.grpcutil.server import ServerHandle, start_server, stop_server
 from attune.ids import new_id
-from attune.workflow.v1 import workflow_pb2, workflow_pb2_grpc
+from attune.internal.completion.v1 import completion_pb2_grpc
+from attune.internal.execution.v1 import execution_pb2 as child_pb2
+from attune.internal.workflow.v1 import workflow_pb2 as coordinator_pb2
+from attune.internal.workflow.v1 import workflow_pb2_grpc as coordinator_pb2_grpc
+from attune.workflow.v1 import workflow_pb2
 from attune_services.coordinator.app import CoordinatorApp
 from tests.support.databases import create_postgres_database, create_sqlite_database, drop_postgres_database
 from tests.support.fakes import FakeCompletionService, FakeExecutionService, child_id_of
@@ -56,9 +58,9 @@ class Harness:
     streams: list[Any] = field(default_factory=list)
 
     @property
-    def client(self) -> workflow_pb2_grpc.WorkflowServiceStub:
+    def client(self) -> coordinator_pb2_grpc.CoordinatorServiceStub:
         assert self.channel is not None
-        return workflow_pb2_grpc.WorkflowServiceStub(self.channel)
+        return coordinator_pb2_grpc.CoordinatorServiceStub(self.channel)
 
     async def start_coordinator(self) -> None:
         """Starts a coordinator on a free port (again, after `stop_coordinator`)."""
@@ -88,9 +90,9 @@ class Harness:
         """Hands a workflow over like the scheduler does; returns its id."""
         workflow_id = workflow_id or new_id()
         response = await self.client.StartWorkflows(
-            workflow_pb2.StartWorkflowsRequest(
+            coordinator_pb2.StartWorkflowsRequest(
                 workflows=[
-                    workflow_pb2.WorkflowStart(
+                    coordinator_pb2.WorkflowStart(
                         execution_id=workflow_id,
                         action_ref="tests.flow",
                         workflow_yaml=yaml_text,
@@ -111,15 +113,15 @@ class Harness:
         self.streams.append(stream)
         return stream
 
-    async def report(self, *outcomes: workflow_pb2.TaskOutcome, stream: Any = None) -> list[str]:
+    async def report(self, *outcomes: coordinator_pb2.TaskOutcome, stream: Any = None) -> list[str]:
         """Sends one batch on a stream and waits for acks of all its (distinct) execution ids."""
         stream = stream or self.open_stream()
-        await stream.write(workflow_pb2.ReportOutcomesRequest(outcomes=list(outcomes)))
+        await stream.write(coordinator_pb2.ReportOutcomesRequest(outcomes=list(outcomes)))
         wanted = {o.execution_id for o in outcomes}
         acked: list[str] = []
         while not wanted <= set(acked):
             response = await asyncio.wait_for(stream.read(), timeout=10)
-            assert isinstance(response, workflow_pb2.ReportOutcomesResponse), response  # not EOF
+            assert isinstance(response, coordinator_pb2.ReportOutcomesResponse), response  # not EOF
             acked.extend(response.acked_execution_ids)
         return acked
 
@@ -142,18 +144,18 @@ class Harness:
         return state, loads(r.result_json, {}), r.error
 
     async def run_of(self, workflow_id: str) -> workflow_pb2.WorkflowRun:
-        return (await self.client.GetWorkflowRun(workflow_pb2.GetWorkflowRunRequest(execution_id=workflow_id))).run
+        return (await self.client.GetWorkflowRun(coordinator_pb2.GetWorkflowRunRequest(execution_id=workflow_id))).run
 
 
 def outcome(
-    request: execution_pb2.ChildExecutionRequest,
+    request: child_pb2.ChildExecutionRequest,
     state: str = "succeeded",
     result: dict[str, Any] | None = None,
     error: str = "",
     execution_id: str = "",
-) -> workflow_pb2.TaskOutcome:
+) -> coordinator_pb2.TaskOutcome:
     """The completion service's TaskOutcome for a child the fake scheduler accepted."""
-    return workflow_pb2.TaskOutcome(
+    return coordinator_pb2.TaskOutcome(
         execution_id=execution_id or child_id_of(request.request_id),
         link=request.link,
         state=execution_state_to_proto(state),
@@ -172,7 +174,7 @@ async def harness(database_url: str) -> AsyncIterator[Harness]:
     """Fakes started, coordinator started; everything stopped afterwards."""
     fakes = grpc.aio.server(options=channel_options(Settings()))
     scheduler, completion = FakeExecutionService(), FakeCompletionService()
-    execution_pb2_grpc.add_ExecutionServiceServicer_to_server(scheduler, fakes)
+    scheduler.serve_on(fakes)
     completion_pb2_grpc.add_CompletionServiceServicer_to_server(completion, fakes)
     port = fakes.add_insecure_port("127.0.0.1:0")
     await fakes.start()

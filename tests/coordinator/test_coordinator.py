@@ -15,7 +15,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from attune import telemetry
 from attune.grpcutil.channel import open_channel
 from attune.grpcutil.server import start_server, stop_server
-from attune.workflow.v1 import workflow_pb2, workflow_pb2_grpc
+from attune.internal.workflow.v1 import workflow_pb2 as coordinator_pb2
+from attune.internal.workflow.v1 import workflow_pb2_grpc as coordinator_pb2_grpc
+from attune.workflow.v1 import workflow_pb2
 from attune_services.coordinator.app import CoordinatorApp
 from tests.coordinator.conftest import Harness, outcome, settle
 from tests.support.polling import eventually
@@ -207,7 +209,7 @@ tasks:
 """)
     [slow] = await harness.wait_requests(wf, 1)
     await eventually(lambda: slow.request_id in harness.scheduler.ids, within=5, what="dispatch")
-    response = await harness.client.CancelWorkflow(workflow_pb2.CancelWorkflowRequest(execution_id=wf))
+    response = await harness.client.CancelWorkflow(coordinator_pb2.CancelWorkflowRequest(execution_id=wf))
     assert response.run.state == workflow_pb2.WORKFLOW_STATE_CANCELING
     child = harness.scheduler.ids[slow.request_id]
     await eventually(lambda: child in harness.scheduler.cancels, within=5, what="CancelExecution of the child")
@@ -302,20 +304,20 @@ async def test_get_list_and_errors(harness: Harness) -> None:
     first = await harness.start_workflow(SEQUENCE, parameters={"who": "g"})
     second = await harness.start_workflow(SEQUENCE, parameters={"who": "h"})
     listed = await harness.client.ListWorkflowRuns(
-        workflow_pb2.ListWorkflowRunsRequest(state=workflow_pb2.WORKFLOW_STATE_RUNNING, page_size=1)
+        coordinator_pb2.ListWorkflowRunsRequest(state=workflow_pb2.WORKFLOW_STATE_RUNNING, page_size=1)
     )
     assert [r.execution_id for r in listed.runs] == [second]
     page2 = await harness.client.ListWorkflowRuns(
-        workflow_pb2.ListWorkflowRunsRequest(
+        coordinator_pb2.ListWorkflowRunsRequest(
             state=workflow_pb2.WORKFLOW_STATE_RUNNING, page_size=1, page_token=listed.next_page_token
         )
     )
     assert [r.execution_id for r in page2.runs] == [first]
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await harness.client.GetWorkflowRun(workflow_pb2.GetWorkflowRunRequest(execution_id="nope"))
+        await harness.client.GetWorkflowRun(coordinator_pb2.GetWorkflowRunRequest(execution_id="nope"))
     assert err.value.code() == grpc.StatusCode.NOT_FOUND and "nope" in (err.value.details() or "")
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await harness.client.CancelWorkflow(workflow_pb2.CancelWorkflowRequest(execution_id="nope"))
+        await harness.client.CancelWorkflow(coordinator_pb2.CancelWorkflowRequest(execution_id="nope"))
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
 
 
@@ -387,7 +389,7 @@ async def test_two_replicas_applying_the_same_outcome_schedule_the_next_task_onc
         [greet] = await harness.wait_requests(wf, 1)
         done = outcome(greet, result={"stdout": "hi"})
         stream_a = harness.open_stream()
-        stream_b = workflow_pb2_grpc.WorkflowServiceStub(channel).ReportOutcomes()
+        stream_b = coordinator_pb2_grpc.CoordinatorServiceStub(channel).ReportOutcomes()
         await asyncio.gather(harness.report(done, stream=stream_a), harness.report(done, stream=stream_b))
         await harness.wait_requests(wf, 2)
         await settle()

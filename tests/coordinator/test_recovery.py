@@ -23,13 +23,15 @@ from typing import Any
 import grpc
 
 from attune.common.v1 import common_pb2
-from attune.completion.v1 import completion_pb2, completion_pb2_grpc
 from attune.config import Settings
-from attune.execution.v1 import execution_pb2, execution_pb2_grpc
 from attune.grpcutil.channel import channel_options
 from attune.grpcutil.convert import dumps, loads
 from attune.ids import new_id
-from attune.workflow.v1 import workflow_pb2, workflow_pb2_grpc
+from attune.internal.completion.v1 import completion_pb2, completion_pb2_grpc
+from attune.internal.execution.v1 import execution_pb2 as child_pb2
+from attune.internal.execution.v1 import execution_pb2_grpc as child_pb2_grpc
+from attune.internal.workflow.v1 import workflow_pb2 as coordinator_pb2
+from attune.internal.workflow.v1 import workflow_pb2_grpc as coordinator_pb2_grpc
 from attune_services.cli.launcher import free_port
 from tests.support.polling import eventually
 
@@ -68,7 +70,7 @@ def expected_result(n: int) -> dict[str, Any]:
     return {"succeeded": True, "joined": ",".join(str(i * n) for i in range(1, 5)), "n": n}
 
 
-class AutoCluster(execution_pb2_grpc.ExecutionServiceServicer, completion_pb2_grpc.CompletionServiceServicer):
+class AutoCluster(child_pb2_grpc.ChildExecutionServiceServicer, completion_pb2_grpc.CompletionServiceServicer):
     """Runs every requested child once (after a short random delay) and delivers its outcome to
     the coordinator until acknowledged. It serves only the unary RequestChildExecutions, like a
     scheduler from before StreamChildExecutions: the coordinator falls back to it (every child
@@ -78,7 +80,7 @@ class AutoCluster(execution_pb2_grpc.ExecutionServiceServicer, completion_pb2_gr
         self.coordinator_address = coordinator_address
         self.ids: dict[str, str] = {}
         self.ran: Counter[str] = Counter()
-        self.outbox: dict[str, workflow_pb2.TaskOutcome] = {}
+        self.outbox: dict[str, coordinator_pb2.TaskOutcome] = {}
         self.results: dict[str, completion_pb2.ExecutionResult] = {}
         self._ready = asyncio.Event()
         self._pump: asyncio.Task[None] | None = None
@@ -96,18 +98,16 @@ class AutoCluster(execution_pb2_grpc.ExecutionServiceServicer, completion_pb2_gr
                 self.ids[child.request_id] = new_id()
                 asyncio.get_running_loop().call_later(random.uniform(0, 0.03), self._finish, child)
             answers.append(
-                execution_pb2.ChildExecutionResponse(
-                    request_id=child.request_id, execution_id=self.ids[child.request_id]
-                )
+                child_pb2.ChildExecutionResponse(request_id=child.request_id, execution_id=self.ids[child.request_id])
             )
-        return execution_pb2.RequestChildExecutionsResponse(children=answers)
+        return child_pb2.RequestChildExecutionsResponse(children=answers)
 
-    def _finish(self, child: execution_pb2.ChildExecutionRequest) -> None:
+    def _finish(self, child: child_pb2.ChildExecutionRequest) -> None:
         self.ran[child.request_id] += 1
         message = loads(child.parameters_json, {}).get("message", "")
         failed = child.link.task_name == "flaky" and child.link.attempt == 1
         child_id = self.ids[child.request_id]
-        self.outbox[child_id] = workflow_pb2.TaskOutcome(
+        self.outbox[child_id] = coordinator_pb2.TaskOutcome(
             execution_id=child_id,
             link=child.link,
             state=common_pb2.EXECUTION_STATE_FAILED if failed else common_pb2.EXECUTION_STATE_SUCCEEDED,
@@ -135,7 +135,7 @@ class AutoCluster(execution_pb2_grpc.ExecutionServiceServicer, completion_pb2_gr
         """
         while True:
             channel = grpc.aio.insecure_channel(self.coordinator_address)
-            stream = workflow_pb2_grpc.WorkflowServiceStub(channel).ReportOutcomes()
+            stream = coordinator_pb2_grpc.CoordinatorServiceStub(channel).ReportOutcomes()
             reader = asyncio.create_task(self._read_acks(stream))
             try:
                 await self._send(stream, reader)
@@ -162,7 +162,7 @@ class AutoCluster(execution_pb2_grpc.ExecutionServiceServicer, completion_pb2_gr
                 self.events.append(f"{time.time():.3f} send {len(batch)}")
                 self._progress = time.monotonic()
                 sent.update(o.execution_id for o in batch)
-                write = asyncio.ensure_future(stream.write(workflow_pb2.ReportOutcomesRequest(outcomes=batch)))
+                write = asyncio.ensure_future(stream.write(coordinator_pb2.ReportOutcomesRequest(outcomes=batch)))
                 done, _ = await asyncio.wait({write}, timeout=1.0)
                 if not done:
                     self.events.append(f"{time.time():.3f} write stuck")
@@ -194,7 +194,7 @@ async def test_sigkill_while_20_workflows_run_then_every_one_finishes_once(datab
     coordinator_address = f"127.0.0.1:{free_port()}"
     fake = AutoCluster(coordinator_address)
     server = grpc.aio.server(options=channel_options(Settings()))
-    execution_pb2_grpc.add_ExecutionServiceServicer_to_server(fake, server)
+    child_pb2_grpc.add_ChildExecutionServiceServicer_to_server(fake, server)
     completion_pb2_grpc.add_CompletionServiceServicer_to_server(fake, server)
     fake_address = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
     await server.start()
@@ -212,9 +212,9 @@ async def test_sigkill_while_20_workflows_run_then_every_one_finishes_once(datab
     workflows = {new_id(): n for n in range(1, 21)}
     try:
         async with grpc.aio.insecure_channel(coordinator_address) as channel:
-            client = workflow_pb2_grpc.WorkflowServiceStub(channel)
+            client = coordinator_pb2_grpc.CoordinatorServiceStub(channel)
             starts = [
-                workflow_pb2.WorkflowStart(
+                coordinator_pb2.WorkflowStart(
                     execution_id=wf,
                     action_ref="tests.flow",
                     workflow_yaml=WORKFLOW,
@@ -224,7 +224,7 @@ async def test_sigkill_while_20_workflows_run_then_every_one_finishes_once(datab
                 for wf, n in workflows.items()
             ]
             response = await client.StartWorkflows(
-                workflow_pb2.StartWorkflowsRequest(workflows=starts), wait_for_ready=True, timeout=20
+                coordinator_pb2.StartWorkflowsRequest(workflows=starts), wait_for_ready=True, timeout=20
             )
             assert len(response.accepted_execution_ids) == 20
         fake.start_pump()

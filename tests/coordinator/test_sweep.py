@@ -22,9 +22,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from attune.grpcutil.channel import open_channel
 from attune.grpcutil.server import start_server, stop_server
 from attune.ids import new_id
+from attune.internal.workflow.v1 import workflow_pb2 as coordinator_pb2
+from attune.internal.workflow.v1 import workflow_pb2_grpc as coordinator_pb2_grpc
 from attune.storage import Database
 from attune.storage.schema import task_runs, workflow_executions
-from attune.workflow.v1 import workflow_pb2, workflow_pb2_grpc
+from attune.workflow.v1 import workflow_pb2
 from attune_services.coordinator.app import CoordinatorApp
 from attune_services.coordinator.store import outbox_queries
 from tests.coordinator.conftest import RECOVERY_INTERVAL, Harness, outcome, settle
@@ -40,7 +42,7 @@ class Replica:
     """A second coordinator, and its client."""
 
     app: CoordinatorApp
-    client: workflow_pb2_grpc.WorkflowServiceStub
+    client: coordinator_pb2_grpc.CoordinatorServiceStub
 
 
 @asynccontextmanager
@@ -50,7 +52,7 @@ async def replica(harness: Harness) -> AsyncIterator[Replica]:
     handle = await start_server(app, address="127.0.0.1:0", settings=harness.settings)
     channel = open_channel(f"127.0.0.1:{handle.port}", harness.settings)
     try:
-        yield Replica(app, workflow_pb2_grpc.WorkflowServiceStub(channel))
+        yield Replica(app, coordinator_pb2_grpc.CoordinatorServiceStub(channel))
     finally:
         await channel.close()
         await stop_server(app, handle, grace=2.0)
@@ -119,7 +121,7 @@ tasks:
         await eventually(lambda: slow.request_id in harness.scheduler.ids, within=5, what="dispatch")
         child = harness.scheduler.ids[slow.request_id]
         harness.scheduler.down = True
-        await harness.client.CancelWorkflow(workflow_pb2.CancelWorkflowRequest(execution_id=wf))  # A commits
+        await harness.client.CancelWorkflow(coordinator_pb2.CancelWorkflowRequest(execution_id=wf))  # A commits
         await settle(0.1)
         await harness.stop_coordinator()  # A is gone; the child's cancel was never delivered
         assert harness.scheduler.cancels == []

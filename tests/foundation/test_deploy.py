@@ -1,14 +1,19 @@
 """deploy/ stays true to the code: its files parse, its containers run commands that exist, its
-ATTUNE_* variables are ones the config loader reads, and its ports, probes and collector agree.
+ATTUNE_* variables are ones the config loader reads, its ports, probes and collector agree, and it
+runs with TLS and tokens, its credentials in Secrets.
 
 Pure Python, no docker and no cluster: the files are read as data and checked against
-pyproject.toml and `attune.config.Settings`.
+pyproject.toml and `attune.config.Settings`. The Kubernetes manifests are read as `kubectl apply
+-k` would apply them: with the kustomization's images and generated Secrets (`k8s_documents`).
+The security review of the manifests is tests/foundation/test_k8s_security.py.
 """
 
 from __future__ import annotations
 
 import ast
 import base64
+import copy
+import functools
 import importlib
 import json
 import os
@@ -23,7 +28,8 @@ from typing import Any
 import pytest
 import yaml
 
-from attune.config import ConfigError, Settings
+from attune.config import WORKER_WITHHELD_VARIABLES, ConfigError, Settings
+from attune.security.tls import is_loopback, tls_configured
 from attune_services.cli.main import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,6 +48,20 @@ POD_TEMPLATES = {"Deployment", "StatefulSet", "DaemonSet", "Job"}
 PROBES = ("readinessProbe", "livenessProbe", "startupProbe")
 LOCAL_PORT = re.compile(r"(?:127\.0\.0\.1|localhost):(\d+)")  # what a compose healthcheck dials
 OTLP_ENDPOINT = "OTEL_EXPORTER_OTLP_ENDPOINT"
+# The settings deploy/ relies on to run with TLS and tokens (docs/operations.md); each must be
+# read by attune.config.Settings, whether deploy/ sets it today or an operator adds it.
+SECURITY_VARIABLES = {
+    "ATTUNE_TLS_DIR",
+    "ATTUNE_TLS_CA",
+    "ATTUNE_TLS_CERT",
+    "ATTUNE_TLS_KEY",
+    "ATTUNE_IDENTITY",
+    "ATTUNE_INSECURE",
+    "ATTUNE_ADMIN_TOKEN_FILE",
+    "ATTUNE_SECRET_KEY",
+    "ATTUNE_SECRET_KEY_FILE",
+    "ATTUNE_ACTION_USER",
+}
 
 
 @dataclass(frozen=True)
@@ -58,24 +78,95 @@ class Container:
 
 
 def load_yaml_documents(path: Path) -> list[Any]:
-    """Every non-empty document of a (multi-document) YAML file."""
+    """Every non-empty document of a (multi-document) YAML file (a copy: callers may change it)."""
+    return copy.deepcopy(_parsed(path))
+
+
+@functools.cache
+def _parsed(path: Path) -> list[Any]:
+    # Parsed once per run: the checks read the same files hundreds of times.
     return [doc for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
 
 
 def compose() -> dict[str, Any]:
     """The compose file with its anchors and `<<:` merges resolved."""
-    document: dict[str, Any] = yaml.safe_load(COMPOSE_FILE.read_text())
-    return document
+    (document,) = load_yaml_documents(COMPOSE_FILE)
+    return dict(document)
 
 
 def kustomization() -> dict[str, Any]:
-    document: dict[str, Any] = yaml.safe_load((K8S / "kustomization.yaml").read_text())
-    return document
+    (document,) = load_yaml_documents(K8S / "kustomization.yaml")
+    return dict(document)
 
 
 def k8s_documents() -> list[dict[str, Any]]:
-    """Every object of the manifests the kustomization applies."""
-    return [doc for name in kustomization()["resources"] for doc in load_yaml_documents(K8S / name)]
+    """Every object `kubectl apply -k deploy/k8s` applies (a copy: see `_k8s_documents`)."""
+    return copy.deepcopy(_k8s_documents())
+
+
+@functools.cache
+def _k8s_documents() -> list[dict[str, Any]]:
+    """Every object `kubectl apply -k deploy/k8s` applies: the listed resources with the
+    kustomization's images set, and the Secrets its secretGenerator makes (keys only: their files
+    are written at deployment and never committed). Generated names are left without kustomize's
+    hash suffix, which it also appends to every reference."""
+    rules = kustomization().get("images", [])
+    documents = [doc for name in kustomization()["resources"] for doc in load_yaml_documents(K8S / name)]
+    for doc in documents:
+        for c in pod_containers(doc):
+            c["image"] = kustomize_image(c["image"], rules)
+    return documents + generated_secrets()
+
+
+def pod_containers(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The init containers and containers of a workload's pod template (none for other kinds)."""
+    if doc["kind"] not in POD_TEMPLATES:
+        return []
+    pod = doc["spec"]["template"]["spec"]
+    containers: list[dict[str, Any]] = pod.get("initContainers", []) + pod["containers"]
+    return containers
+
+
+def image_name(image: str) -> str:
+    """`registry:5000/attune:1.2@sha256:…` → `registry:5000/attune`: the image without tag or digest."""
+    name = image.split("@", 1)[0]
+    last = name.rsplit("/", 1)[-1]
+    return name[: len(name) - len(last)] + last.split(":", 1)[0]
+
+
+def kustomize_image(image: str, rules: list[dict[str, str]]) -> str:
+    """What kustomize's `images:` makes of a container's image (name, newName, newTag, digest)."""
+    name = image_name(image)
+    for rule in rules:
+        if rule["name"] == name:
+            new = rule.get("newName", name)
+            if "digest" in rule:
+                return f"{new}@{rule['digest']}"
+            return f"{new}:{rule['newTag']}" if "newTag" in rule else new + image[len(name) :]
+    return image
+
+
+def generator_files(entry: dict[str, Any]) -> dict[str, str]:
+    """A secretGenerator entry's keys and the files they come from (`key=path`, or the file's name)."""
+    files: dict[str, str] = {}
+    for item in entry.get("files", []):
+        key, _, path = item.rpartition("=")
+        files[key or Path(path).name] = path
+    return files
+
+
+def generated_secrets() -> list[dict[str, Any]]:
+    """The Secrets the kustomization's secretGenerator makes, with their keys (values empty)."""
+    namespace = kustomization().get("namespace")
+    secrets = []
+    for entry in kustomization().get("secretGenerator", []):
+        keys = [*generator_files(entry), *(item.partition("=")[0] for item in entry.get("literals", []))]
+        metadata = {"name": entry["name"], "namespace": entry.get("namespace", namespace)}
+        secrets.append(
+            {"apiVersion": "v1", "kind": "Secret", "metadata": metadata, "type": "Opaque"}
+            | {"data": dict.fromkeys(keys, "")}
+        )
+    return secrets
 
 
 def dockerfile() -> list[tuple[str, str]]:
@@ -123,10 +214,7 @@ def k8s_containers() -> list[Container]:
     sources = {(doc["kind"], doc["metadata"]["name"]): config_data(doc) for doc in config_documents()}
     containers = []
     for doc in documents:
-        if doc["kind"] not in POD_TEMPLATES:
-            continue
-        pod = doc["spec"]["template"]["spec"]
-        for c in pod.get("initContainers", []) + pod["containers"]:
+        for c in pod_containers(doc):
             env: dict[str, str] = {}
             for source in c.get("envFrom", []):
                 kind = "ConfigMap" if "configMapRef" in source else "Secret"
@@ -168,7 +256,12 @@ def all_containers() -> list[Container]:
 
 
 def attune_containers() -> list[Container]:
-    return [c for c in all_containers() if c.image == attune_image()]
+    return [c for c in all_containers() if image_name(c.image) == image_name(attune_image())]
+
+
+def service_containers() -> list[Container]:
+    """The containers that run a service: those that listen (not the migrations, tls-init or packs)."""
+    return [c for c in attune_containers() if "ATTUNE_LISTEN_ADDRESS" in c.env]
 
 
 def host_port(address: str) -> tuple[str, int]:
@@ -177,8 +270,33 @@ def host_port(address: str) -> tuple[str, int]:
     return host, int(port.rstrip("/"))
 
 
+def identity_of(c: Container) -> str:
+    """The service a container runs (`attune-worker` → "worker")."""
+    return c.argv[0].removeprefix("attune-")
+
+
 def listen_port(c: Container) -> int:
     return host_port(c.env["ATTUNE_LISTEN_ADDRESS"])[1]
+
+
+def health_probe_ports(argv: tuple[str, ...] | list[str]) -> set[int]:
+    """The local ports an `attune health HOST:PORT` probe command checks (none for another command)."""
+    words = list(argv)
+    if words[:2] != ["attune", "health"]:
+        return set()
+    return {int(port) for port in LOCAL_PORT.findall(" ".join(words[2:]))}
+
+
+def k8s_probe_ports(spec: dict[str, Any]) -> dict[str, set[int]]:
+    """Each probe of a k8s container and the ports it checks: a grpc probe's, or `attune health`'s."""
+    probes: dict[str, set[int]] = {}
+    for kind in PROBES:
+        probe = spec.get(kind) or {}
+        if "grpc" in probe:
+            probes[kind] = {probe["grpc"]["port"]}
+        elif "exec" in probe:
+            probes[kind] = health_probe_ports(probe["exec"]["command"])
+    return probes
 
 
 def python_snippets(argv: tuple[str, ...]) -> list[str]:
@@ -353,6 +471,52 @@ def test_every_attune_variable_is_read_by_settings() -> None:
     assert not problems, "\n".join(problems)
 
 
+def test_every_setting_deploy_relies_on_for_security_is_read_by_settings() -> None:
+    missing = SECURITY_VARIABLES - settings_variables()
+    assert not missing, f"attune.config.Settings does not read {sorted(missing)}"
+
+
+def test_every_service_runs_with_tls_as_its_own_identity() -> None:
+    problems: list[str] = []
+    for c in service_containers():
+        settings = Settings.from_env(c.env)
+        if not tls_configured(settings):
+            problems.append(f"{c.where}: no TLS (ATTUNE_TLS_DIR or ATTUNE_TLS_CA/CERT/KEY)")
+        if settings.insecure:
+            problems.append(f"{c.where}: ATTUNE_INSECURE is set")
+        if not is_loopback(c.env["ATTUNE_LISTEN_ADDRESS"]) and not tls_configured(settings):
+            problems.append(f"{c.where}: listens on {c.env['ATTUNE_LISTEN_ADDRESS']} in plaintext")
+        # The service's main sets its identity itself; its health probe, a CLI, reads it from here
+        # to present the same certificate.
+        if settings.identity != identity_of(c):
+            problems.append(f"{c.where}: ATTUNE_IDENTITY={settings.identity!r}, but it runs {c.argv[0]}")
+    assert service_containers(), "no service container found"
+    assert not problems, "\n".join(problems)
+
+
+def test_the_worker_is_given_no_platform_credentials() -> None:
+    workers = [c for c in service_containers() if identity_of(c) == "worker"]
+    assert {c.where.split()[0] for c in workers} == {COMPOSE_FILE.name, "k8s"}, [c.where for c in workers]
+    given = {c.where: sorted(set(c.env) & set(WORKER_WITHHELD_VARIABLES)) for c in workers}
+    assert not any(given.values()), f"a worker is given credentials an action could read: {given}"
+
+
+def test_compose_mounts_each_service_only_its_own_credentials() -> None:
+    problems: list[str] = []
+    for c in service_containers():
+        if not c.where.startswith(COMPOSE_FILE.name):
+            continue
+        tls_dir = c.env.get("ATTUNE_TLS_DIR", "")
+        mounts = [m for m in c.spec.get("volumes", []) if isinstance(m, dict) and m.get("target") == tls_dir]
+        subpaths = [(m.get("volume") or {}).get("subpath") for m in mounts if m.get("read_only")]
+        if subpaths != [identity_of(c)]:
+            problems.append(f"{c.where}: ATTUNE_TLS_DIR={tls_dir} is not a read-only mount of its own folder: {mounts}")
+        for name in ("ATTUNE_ADMIN_TOKEN_FILE", "ATTUNE_SECRET_KEY_FILE"):
+            if name in c.env and Path(c.env[name]).parent != Path(tls_dir):
+                problems.append(f"{c.where}: {name}={c.env[name]} is not in its credentials folder {tls_dir}")
+    assert not problems, "\n".join(problems)
+
+
 def test_every_attune_container_environment_loads() -> None:
     for c in attune_containers():
         try:
@@ -397,15 +561,15 @@ def test_k8s_ports_agree() -> None:
     hosts = {name: service["metadata"]["name"] for name, service in services.items() if service}
     for c in k8s_containers():
         problems += address_problems(c.where, c.workload, c.env, listen, hosts)
-        if c.workload not in listen:
+        if "ATTUNE_LISTEN_ADDRESS" not in c.env:  # an init container: it neither listens nor is probed
             continue
         port, spec = listen[c.workload], c.spec
         named = {p.get("name"): p["containerPort"] for p in spec.get("ports", [])}
         if port not in named.values():
             problems.append(f"{c.where}: listens on {port} but declares containerPorts {sorted(named.values())}")
-        probes = {kind: spec[kind]["grpc"]["port"] for kind in PROBES if "grpc" in spec.get(kind, {})}
-        if "readinessProbe" not in probes or set(probes.values()) != {port}:
-            problems.append(f"{c.where}: listens on {port} but its grpc probes are {probes}")
+        probes = k8s_probe_ports(spec)
+        if "readinessProbe" not in probes or any(ports != {port} for ports in probes.values()):
+            problems.append(f"{c.where}: listens on {port} but its probes check {probes}")
         for service_port in (services[c.workload] or {}).get("spec", {}).get("ports", []):
             target = named.get(service_port["targetPort"], service_port["targetPort"])
             if service_port["port"] != port or target != port:

@@ -2,7 +2,10 @@
 processes (`python -m attune_services.<svc>`) on free ports against a real database.
 
 Timings are short (schedule timeout, worker grace, kill grace) so failure paths run in seconds.
-Each process logs to <workdir>/<name>.log; spans go to <workdir>/spans.jsonl.
+Each process logs to <workdir>/<name>.log; spans go to <workdir>/spans.jsonl. Given
+`ATTUNE_TLS_DIR=<folder>` (made by `attune.security.certificates.init_material`), every service
+runs with TLS, so every call is authorized: the cluster's own probes and calls present the `cli`
+certificate, and its calls the bootstrap admin token (`admin_token`, in <workdir>/admin.token).
 """
 
 from __future__ import annotations
@@ -20,13 +23,18 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from attune.config import Settings
 from attune.execution.v1 import execution_pb2, execution_pb2_grpc
+from attune.grpcutil.channel import open_channel
 from attune.grpcutil.convert import execution_state_from_proto, struct_from_dict
 from attune.packs import bundled_pack_path
 from attune.registry.v1 import registry_pb2, registry_pb2_grpc
+from attune.security.certificates import init_material
+from attune.security.sealing import DEFAULT_KEY_FILE_NAME, ensure_key_file
+from attune.security.tokens import ADMIN_TOKEN_FILE, bearer_interceptors, new_token
 from attune.states import TERMINAL
 from attune.workflow.v1 import workflow_pb2_grpc
-from attune_services.cli.launcher import free_port
+from attune_services.cli.launcher import free_port, worker_env
 from tests.support.polling import eventually
 
 SERVICES = ("completion", "coordinator", "scheduler")
@@ -42,6 +50,16 @@ SHORT_TIMINGS = {
 }
 
 
+def secure_overrides(workdir: Path) -> dict[str, str]:
+    """What makes a cluster secure, laid out as `attune up` lays out ATTUNE_HOME: TLS material in
+    <workdir>/tls (and, made by the cluster, the admin token in <workdir>/admin.token), so the
+    `attune` script run with ATTUNE_HOME=<workdir> finds both (`Cluster.cli_env`)."""
+    tls = workdir / "tls"
+    if not (tls / "ca.pem").exists():
+        init_material(tls)
+    return {"ATTUNE_TLS_DIR": str(tls)}
+
+
 class Cluster:
     """Processes of one cluster sharing one database and one environment."""
 
@@ -49,6 +67,8 @@ class Cluster:
         self.database_url = database_url
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
+        # The key sealing secret parameters, where `attune up` keeps it ($ATTUNE_HOME/secret.key).
+        self.secret_key_file = ensure_key_file(workdir / DEFAULT_KEY_FILE_NAME)
         self.addresses = {name: f"127.0.0.1:{free_port()}" for name in SERVICES}
         self.trace_file = workdir / "spans.jsonl"
         self.env = {
@@ -66,9 +86,26 @@ class Cluster:
             **overrides,
         }
         self.env.pop("OTEL_TRACES_EXPORTER", None)
+        self.admin_token = self._admin_token() if self.env.get("ATTUNE_TLS_DIR") else None
+        # How this test process calls the services: as the CLI would (its certificate under TLS).
+        self.client_settings = Settings.from_env(self.env).replace(identity="cli")
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.worker_addresses: dict[str, str] = {}
         self._channel: grpc.aio.Channel | None = None
+
+    def cli_env(self) -> dict[str, str]:
+        """The environment under which the `attune` script reaches this cluster as a user would:
+        its address, and its ATTUNE_HOME, where the CLI finds the TLS material and admin token."""
+        return {"ATTUNE_ADDRESS": self.addresses["scheduler"], "ATTUNE_HOME": str(self.workdir)}
+
+    def _admin_token(self) -> str:
+        """With TLS every call is authorized: a token the scheduler makes the admin's at start."""
+        token = new_token()
+        token_file = self.workdir / ADMIN_TOKEN_FILE
+        token_file.write_text(token + "\n")
+        token_file.chmod(0o600)
+        self.env["ATTUNE_ADMIN_TOKEN_FILE"] = str(token_file)
+        return token
 
     # --- processes ----------------------------------------------------------------------------
 
@@ -92,8 +129,11 @@ class Cluster:
         name = f"worker:{worker_id}"
         address = f"127.0.0.1:{free_port()}"
         self.worker_addresses[name] = address
+        # As `attune up` does: the worker gets no database URL or other platform credential.
         self._spawn(
-            name, "worker", {**self.env, "ATTUNE_WORKER_ID": worker_id, "ATTUNE_WORKER_ADDRESS": address, **env}
+            name,
+            "worker",
+            worker_env({**self.env, "ATTUNE_WORKER_ID": worker_id, "ATTUNE_WORKER_ADDRESS": address, **env}),
         )
         await self.wait_serving(address, name)
         return name
@@ -108,7 +148,7 @@ class Cluster:
     async def wait_serving(self, address: str, name: str, timeout: float = 30.0) -> None:
         """Polls grpc.health.v1 until SERVING; fails with the process's log if it died."""
         deadline = time.monotonic() + timeout
-        async with grpc.aio.insecure_channel(address) as channel:
+        async with open_channel(address, self.client_settings) as channel:
             stub = health_pb2_grpc.HealthStub(channel)
             while time.monotonic() < deadline:
                 proc = self.processes.get(name)
@@ -176,7 +216,8 @@ class Cluster:
     def channel(self) -> grpc.aio.Channel:
         """A channel to the scheduler (the one client address)."""
         if self._channel is None:
-            self._channel = grpc.aio.insecure_channel(self.addresses["scheduler"])
+            token = bearer_interceptors(self.admin_token) if self.admin_token else []
+            self._channel = open_channel(self.addresses["scheduler"], self.client_settings, interceptors=token)
         return self._channel
 
     @property

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.cluster import Cluster
+from tests.integration.cluster import Cluster, secure_overrides
 from tests.support.databases import create_postgres_database, create_sqlite_database, drop_postgres_database
 
 
@@ -19,10 +19,13 @@ def _database(kind: str, folder: Path) -> str:
 
 @pytest.fixture(scope="session", params=["postgres", "sqlite"])
 async def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Cluster]:
-    """A running cluster (all services + one worker, bundled packs registered), shared per store."""
+    """A running cluster (all services + one worker, bundled packs registered), shared per store.
+
+    It runs as `attune up` does by default: TLS, mutual TLS between the services, and every call
+    authorized (`secure_overrides`); the tests call it as the CLI with the admin token."""
     workdir = tmp_path_factory.mktemp(f"cluster-{request.param}")
     url = _database(request.param, workdir)
-    c = Cluster(url, workdir)
+    c = Cluster(url, workdir, **secure_overrides(workdir))
     try:
         await c.start(workers=1)
         await c.register_bundled_packs()

@@ -1,5 +1,5 @@
 """In-process servers for scheduler tests: the real scheduler and completion service on free
-ports, a fake coordinator (a real gRPC server implementing WorkflowService) and a fake worker
+ports, a fake coordinator (a real gRPC server implementing CoordinatorService) and a fake worker
 client that speaks the real WorkerService stream through the generated stubs."""
 
 from __future__ import annotations
@@ -14,18 +14,23 @@ from typing import Any
 
 import grpc
 
-from attune.completion.v1 import completion_pb2, completion_pb2_grpc
 from attune.config import Settings
 from attune.execution.v1 import execution_pb2, execution_pb2_grpc
 from attune.grpcutil.convert import execution_state_from_proto, execution_state_to_proto
 from attune.grpcutil.server import ServerHandle, start_server, stop_server
+from attune.internal.completion.v1 import completion_pb2, completion_pb2_grpc
+from attune.internal.execution.v1 import execution_pb2_grpc as child_pb2_grpc
+from attune.internal.packs.v1 import packs_pb2_grpc
+from attune.internal.worker.v1 import worker_pb2, worker_pb2_grpc
+from attune.internal.workflow.v1 import workflow_pb2 as coordinator_pb2
+from attune.internal.workflow.v1 import workflow_pb2_grpc as coordinator_pb2_grpc
 from attune.packs import bundled_pack_path, read_pack_files
 from attune.registry.v1 import registry_pb2, registry_pb2_grpc
-from attune.worker.v1 import worker_pb2, worker_pb2_grpc
-from attune.workflow.v1 import workflow_pb2, workflow_pb2_grpc
+from attune.security.sealing import new_key_text
+from attune.workflow.v1 import workflow_pb2_grpc
 from attune_services.completion.app import CompletionApp
 from attune_services.scheduler.app import SchedulerApp
-from tests.support.fakes import FakeWorkflowService
+from tests.support.fakes import FakeCoordinatorService
 from tests.support.polling import eventually
 
 TEST_TIMINGS: dict[str, Any] = {
@@ -39,13 +44,13 @@ TEST_TIMINGS: dict[str, Any] = {
 
 
 class _CoordinatorApp:
-    service_names = (workflow_pb2.DESCRIPTOR.services_by_name["WorkflowService"].full_name,)
+    service_names = (coordinator_pb2.DESCRIPTOR.services_by_name["CoordinatorService"].full_name,)
 
-    def __init__(self, servicer: FakeWorkflowService) -> None:
+    def __init__(self, servicer: FakeCoordinatorService) -> None:
         self.servicer = servicer
 
     def register(self, server: grpc.aio.Server) -> None:
-        workflow_pb2_grpc.add_WorkflowServiceServicer_to_server(self.servicer, server)
+        coordinator_pb2_grpc.add_CoordinatorServiceServicer_to_server(self.servicer, server)
 
     async def start(self) -> None: ...
 
@@ -60,12 +65,14 @@ class Cluster:
 
     settings: Settings
     scheduler: SchedulerApp
-    coordinator: FakeWorkflowService
+    coordinator: FakeCoordinatorService
     channel: grpc.aio.Channel
     registry: registry_pb2_grpc.RegistryServiceStub
     executions: execution_pb2_grpc.ExecutionServiceStub
     workers: worker_pb2_grpc.WorkerServiceStub
     workflows: workflow_pb2_grpc.WorkflowServiceStub
+    pack_files: packs_pb2_grpc.PackFilesServiceStub
+    children: child_pb2_grpc.ChildExecutionServiceStub
     completion: completion_pb2_grpc.CompletionServiceStub
     completion_channel: grpc.aio.Channel
     _stops: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
@@ -151,6 +158,8 @@ async def connect_to(cluster: Cluster, port: int) -> AsyncIterator[Cluster]:
             executions=execution_pb2_grpc.ExecutionServiceStub(channel),
             workers=worker_pb2_grpc.WorkerServiceStub(channel),
             workflows=workflow_pb2_grpc.WorkflowServiceStub(channel),
+            pack_files=packs_pb2_grpc.PackFilesServiceStub(channel),
+            children=child_pb2_grpc.ChildExecutionServiceStub(channel),
             _stops=[],
         )
     finally:
@@ -166,7 +175,8 @@ def pack_request(files: dict[str, bytes], request_id: str = "") -> registry_pb2.
 
 async def start_cluster(database_url: str, **overrides: Any) -> Cluster:
     """Starts completion, the fake coordinator and the scheduler on free ports."""
-    base = Settings(database_url=database_url, **{**TEST_TIMINGS, **overrides})
+    # A key of its own, as `attune up` creates one: secret parameters are sealed when stored.
+    base = Settings(database_url=database_url, **{"secret_key": new_key_text(), **TEST_TIMINGS, **overrides})
     stops: list[Callable[[], Awaitable[None]]] = []
 
     async def serve(app: Any, settings: Settings) -> ServerHandle:
@@ -174,7 +184,7 @@ async def start_cluster(database_url: str, **overrides: Any) -> Cluster:
         stops.append(lambda: stop_server(app, handle, grace=0.5))
         return handle
 
-    coordinator = FakeWorkflowService()
+    coordinator = FakeCoordinatorService()
     coordinator_handle = await serve(_CoordinatorApp(coordinator), base)
     base = base.replace(coordinator_address=f"127.0.0.1:{coordinator_handle.port}")
     completion_handle = await serve(CompletionApp(base), base)
@@ -194,6 +204,8 @@ async def start_cluster(database_url: str, **overrides: Any) -> Cluster:
         executions=execution_pb2_grpc.ExecutionServiceStub(channel),
         workers=worker_pb2_grpc.WorkerServiceStub(channel),
         workflows=workflow_pb2_grpc.WorkflowServiceStub(channel),
+        pack_files=packs_pb2_grpc.PackFilesServiceStub(channel),
+        children=child_pb2_grpc.ChildExecutionServiceStub(channel),
         completion=completion_pb2_grpc.CompletionServiceStub(completion_channel),
         completion_channel=completion_channel,
         _stops=stops,

@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from attune.execution.v1 import execution_pb2
 from attune.grpcutil.convert import execution_state_from_proto
 from attune.grpcutil.errors import FailedPrecondition, Unavailable
+from attune.internal.worker.v1 import worker_pb2
 from attune.storage.schema import executions
-from attune.worker.v1 import worker_pb2
 from attune_services.scheduler.cancel import Canceller
 from attune_services.scheduler.giveups import GiveUp
 from tests.scheduler.harness import TEST_TIMINGS, Cluster, FakeWorker, start_cluster

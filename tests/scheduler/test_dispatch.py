@@ -6,9 +6,9 @@ import asyncio
 import json
 
 from attune.common.v1 import common_pb2
-from attune.execution.v1 import execution_pb2
 from attune.grpcutil.convert import execution_state_from_proto
-from attune.worker.v1 import worker_pb2
+from attune.internal.execution.v1 import execution_pb2 as child_pb2
+from attune.internal.worker.v1 import worker_pb2
 from tests.scheduler.harness import Cluster, FakeWorker
 
 
@@ -169,9 +169,9 @@ async def test_drain_keeps_waiting_work_for_the_next_scheduler(core: Cluster) ->
 
 def echo_child(
     parent_id: str, request_id: str, *, run: int = 1, item_index: int = -1, attempt: int = 1
-) -> execution_pb2.ChildExecutionRequest:
+) -> child_pb2.ChildExecutionRequest:
     """A core.echo child of task "deploy" of the workflow execution `parent_id`, as the coordinator asks."""
-    return execution_pb2.ChildExecutionRequest(
+    return child_pb2.ChildExecutionRequest(
         action_ref="core.echo",
         parameters_json=json.dumps({"message": request_id}).encode(),
         request_id=request_id,
@@ -183,10 +183,10 @@ def echo_child(
     )
 
 
-async def request_children(cluster: Cluster, *children: execution_pb2.ChildExecutionRequest) -> list[str]:
+async def request_children(cluster: Cluster, *children: child_pb2.ChildExecutionRequest) -> list[str]:
     """RequestChildExecutions; the created execution ids, in request order."""
-    request = execution_pb2.RequestChildExecutionsRequest(children=children)
-    response = await cluster.executions.RequestChildExecutions(request)
+    request = child_pb2.RequestChildExecutionsRequest(children=children)
+    response = await cluster.children.RequestChildExecutions(request)
     assert all(c.execution_id and not c.error for c in response.children), response
     return [c.execution_id for c in response.children]
 

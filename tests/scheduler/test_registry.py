@@ -14,11 +14,12 @@ from alembic import command
 
 from attune.grpcutil.convert import struct_from_dict
 from attune.grpcutil.errors import violations_of
+from attune.internal.packs.v1 import packs_pb2
 from attune.packs import bundled_pack_path, read_pack_files
 from attune.registry.v1 import registry_pb2
 from attune.storage import Database
 from attune.storage.migrate import alembic_config, upgrade
-from attune.storage.schema import actions, packs
+from attune.storage.schema import actions
 from attune_services.cli.client import Client
 from attune_services.cli.cmd_pack import register_pack
 from attune_services.cli.output import TEXT
@@ -41,7 +42,7 @@ async def test_register_bundled_core_pack(cluster: Cluster) -> None:
     assert echo.pack_digest == response.pack.digest
     listed = await cluster.registry.ListActions(registry_pb2.ListActionsRequest(pack="core"))
     assert [a.ref for a in listed.actions] == ["core.echo", "core.local", "core.noop", "core.sleep"]
-    files = await cluster.registry.GetPackFiles(registry_pb2.GetPackFilesRequest(digest=response.pack.digest))
+    files = await cluster.pack_files.GetPackFiles(packs_pb2.GetPackFilesRequest(digest=response.pack.digest))
     assert files.pack_ref == "core"
     expected = read_pack_files(bundled_pack_path("core"))
     assert {f.path: f.content for f in files.files} == expected
@@ -263,17 +264,21 @@ async def test_migration_0002_marks_the_rows_of_each_pack_s_latest_registration(
     db = Database(database_url)
     try:
         async with db.write() as conn:
-            await conn.execute(
-                packs.insert().values(
-                    ref="demo", digest="d2", registered_at=20.0, label="", version="1", description=""
-                )
-            )
+            # The tables as revision 0001 has them (schema.packs and schema.actions have later columns).
+            pack = {
+                "ref": "demo",
+                "digest": "d2",
+                "registered_at": 20.0,
+                "label": "",
+                "version": "1",
+                "description": "",
+            }
+            await conn.execute(sa.table("packs", *(sa.column(name) for name in pack)).insert(), [pack])
             rows = [
                 _old_action("demo.registered", digest="d2", updated_at=20.0),
                 _old_action("demo.created", digest="d2", updated_at=21.5),  # CreateAction, later
                 _old_action("demo.left_behind", digest="d1", updated_at=10.0),
             ]
-            # The table as revision 0001 has it (schema.actions would also write from_pack_files).
             await conn.execute(sa.table("actions", *(sa.column(name) for name in rows[0])).insert(), rows)
         upgrade(database_url)
         async with db.read() as conn:

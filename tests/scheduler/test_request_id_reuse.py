@@ -17,6 +17,7 @@ from attune.common.v1 import common_pb2
 from attune.execution.v1 import execution_pb2
 from attune.grpcutil.convert import struct_from_dict
 from attune.grpcutil.errors import FailedPrecondition, violations_of
+from attune.internal.execution.v1 import execution_pb2 as child_pb2
 from attune.registry.v1 import registry_pb2
 from attune.storage.schema import actions, executions
 from tests.scheduler.harness import Cluster, pack_request
@@ -197,8 +198,8 @@ async def test_concurrent_reuse_over_grpc_creates_one_execution_per_request_id(d
 async def test_a_child_request_id_reused_for_another_child_is_that_child_s_error(demo: Cluster) -> None:
     parent = await demo.request("core.noop")
 
-    def child(request_id: str, message: str, *, parent_id: str = parent.id) -> execution_pb2.ChildExecutionRequest:
-        return execution_pb2.ChildExecutionRequest(
+    def child(request_id: str, message: str, *, parent_id: str = parent.id) -> child_pb2.ChildExecutionRequest:
+        return child_pb2.ChildExecutionRequest(
             action_ref="core.echo",
             parameters_json=json.dumps({"message": message}).encode(),
             request_id=request_id,
@@ -209,9 +210,9 @@ async def test_a_child_request_id_reused_for_another_child_is_that_child_s_error
             ),
         )
 
-    async def children(*requests: execution_pb2.ChildExecutionRequest) -> list[execution_pb2.ChildExecutionResponse]:
-        response = await demo.executions.RequestChildExecutions(
-            execution_pb2.RequestChildExecutionsRequest(children=requests)
+    async def children(*requests: child_pb2.ChildExecutionRequest) -> list[child_pb2.ChildExecutionResponse]:
+        response = await demo.children.RequestChildExecutions(
+            child_pb2.RequestChildExecutionsRequest(children=requests)
         )
         return list(response.children)
 

@@ -13,6 +13,7 @@ from attune.common.v1 import common_pb2
 from attune.execution.v1 import execution_pb2
 from attune.grpcutil.convert import dict_from_struct, execution_state_from_proto
 from attune.grpcutil.errors import violations_of
+from attune.internal.execution.v1 import execution_pb2 as child_pb2
 from attune.storage.schema import executions
 from tests.scheduler.harness import Cluster, pack_request
 
@@ -69,7 +70,9 @@ async def test_defaults_applied_and_secrets_redacted(demo: Cluster) -> None:
     assert "s3cr3t" not in str(fetched)
     async with demo.scheduler.db.read() as conn:
         stored = (await conn.execute(sa.select(executions).where(executions.c.id == execution.id))).mappings().one()
-    assert json.loads(stored["parameters"])["token"] == "s3cr3t"  # the worker gets the real value
+    sealed = json.loads(stored["parameters"])["token"]
+    assert "s3cr3t" not in stored["parameters"], "sealed at rest"
+    assert demo.scheduler.sealer is not None and demo.scheduler.sealer.unseal(sealed) == "s3cr3t"  # what a worker gets
     assert json.loads(stored["secret_names"]) == ["token"]
     overridden = await demo.request("demo.deploy", {"target": "prod"}, timeout_seconds=5)
     assert overridden.timeout_seconds == 5
@@ -101,8 +104,8 @@ async def test_child_executions_join_the_parent_and_report_errors_per_child(demo
 
     def child(
         request_id: str, ref: str, params: dict[str, Any], item_index: int = -1
-    ) -> execution_pb2.ChildExecutionRequest:
-        return execution_pb2.ChildExecutionRequest(
+    ) -> child_pb2.ChildExecutionRequest:
+        return child_pb2.ChildExecutionRequest(
             action_ref=ref,
             parameters_json=json.dumps(params).encode(),
             request_id=request_id,
@@ -114,19 +117,19 @@ async def test_child_executions_join_the_parent_and_report_errors_per_child(demo
             depth=1,
         )
 
-    request = execution_pb2.RequestChildExecutionsRequest(
+    request = child_pb2.RequestChildExecutionsRequest(
         children=[
             child("c1", "core.echo", {"message": "hi"}),
             child("c2", "core.missing", {}),
             child("c3", "core.echo", {}, item_index=2),
         ]
     )
-    response = await demo.executions.RequestChildExecutions(request)
+    response = await demo.children.RequestChildExecutions(request)
     ok, unknown, bad = response.children
     assert ok.request_id == "c1" and ok.execution_id and not ok.error
     assert not unknown.execution_id and "core.missing" in unknown.error
     assert not bad.execution_id and "message" in bad.error
-    again = await demo.executions.RequestChildExecutions(request)
+    again = await demo.children.RequestChildExecutions(request)
     assert again.children[0].execution_id == ok.execution_id
     got = await demo.get(parent.id)
     assert [c.id for c in got.children] == [ok.execution_id]
@@ -159,8 +162,8 @@ async def test_list_filters_by_state_action_and_parent(demo: Cluster) -> None:
 
 
 async def test_pack_files_of_an_unknown_digest_are_not_found(demo: Cluster) -> None:
-    from attune.registry.v1 import registry_pb2
+    from attune.internal.packs.v1 import packs_pb2
 
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await demo.registry.GetPackFiles(registry_pb2.GetPackFilesRequest(digest="0" * 64))
+        await demo.pack_files.GetPackFiles(packs_pb2.GetPackFilesRequest(digest="0" * 64))
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND

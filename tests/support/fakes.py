@@ -1,12 +1,12 @@
 """Fake peers for service tests: real gRPC servicers on the generated stubs that record what the
 service under test asked of them and answer like the real ones would.
 
-- `FakeExecutionService`: the scheduler's ExecutionService as the coordinator uses it (child
-  requests, cancels).
+- `FakeExecutionService`: the scheduler as the coordinator uses it: its ChildExecutionService
+  (child requests) and its ExecutionService (cancels). `serve_on` adds both to a server.
 - `FakeCompletionService`: the completion service as the coordinator (SubmitResult) and the
   worker (the SubmitResults stream) use it.
-- `FakeWorkflowService`: the coordinator's WorkflowService as the scheduler (hand-offs, cancels,
-  runs) and the completion service (the ReportOutcomes stream) use it.
+- `FakeCoordinatorService`: the coordinator's CoordinatorService as the scheduler (hand-offs,
+  cancels, runs) and the completion service (the ReportOutcomes stream) use it.
 """
 
 from __future__ import annotations
@@ -20,10 +20,14 @@ from typing import Any
 import grpc
 
 from attune.common.v1 import common_pb2
-from attune.completion.v1 import completion_pb2, completion_pb2_grpc
 from attune.execution.v1 import execution_pb2, execution_pb2_grpc
 from attune.grpcutil.server import RpcContext
-from attune.workflow.v1 import workflow_pb2, workflow_pb2_grpc
+from attune.internal.completion.v1 import completion_pb2, completion_pb2_grpc
+from attune.internal.execution.v1 import execution_pb2 as child_pb2
+from attune.internal.execution.v1 import execution_pb2_grpc as child_pb2_grpc
+from attune.internal.workflow.v1 import workflow_pb2 as coordinator_pb2
+from attune.internal.workflow.v1 import workflow_pb2_grpc as coordinator_pb2_grpc
+from attune.workflow.v1 import workflow_pb2
 from tests.support.polling import eventually
 
 
@@ -32,7 +36,7 @@ def child_id_of(request_id: str) -> str:
     return hashlib.md5(request_id.encode()).hexdigest()
 
 
-class FakeExecutionService(execution_pb2_grpc.ExecutionServiceServicer):
+class FakeExecutionService(child_pb2_grpc.ChildExecutionServiceServicer, execution_pb2_grpc.ExecutionServiceServicer):
     """Records child requests, answers an id per request_id (idempotent like the real one);
     refuses action refs starting with "missing.", and answers UNAVAILABLE (child requests and
     cancels) while `down` is set. Serves both the stream the coordinator uses and the unary call
@@ -40,7 +44,7 @@ class FakeExecutionService(execution_pb2_grpc.ExecutionServiceServicer):
     most it answered at once."""
 
     def __init__(self) -> None:
-        self.requests: list[execution_pb2.ChildExecutionRequest] = []
+        self.requests: list[child_pb2.ChildExecutionRequest] = []
         self.ids: dict[str, str] = {}
         self.cancels: list[str] = []
         self.down = False
@@ -55,27 +59,27 @@ class FakeExecutionService(execution_pb2_grpc.ExecutionServiceServicer):
             if self.down:
                 await context.abort(grpc.StatusCode.UNAVAILABLE, "scheduler is down")
             self.streamed_batches += 1
-            yield execution_pb2.StreamChildExecutionsResponse(batch_id=batch.batch_id, children=self._answer(batch))
+            yield child_pb2.StreamChildExecutionsResponse(batch_id=batch.batch_id, children=self._answer(batch))
 
     async def RequestChildExecutions(self, request: Any, context: RpcContext) -> Any:
         if self.down:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "scheduler is down")
         self.unary_batches += 1
-        return execution_pb2.RequestChildExecutionsResponse(children=self._answer(request))
+        return child_pb2.RequestChildExecutionsResponse(children=self._answer(request))
 
-    def _answer(self, request: Any) -> list[execution_pb2.ChildExecutionResponse]:
+    def _answer(self, request: Any) -> list[child_pb2.ChildExecutionResponse]:
         answers = []
         for child in request.children:
             self.requests.append(child)
             if child.action_ref.startswith("missing."):
                 answers.append(
-                    execution_pb2.ChildExecutionResponse(
+                    child_pb2.ChildExecutionResponse(
                         request_id=child.request_id, error=f"action {child.action_ref} is not registered"
                     )
                 )
                 continue
             child_id = self.ids.setdefault(child.request_id, child_id_of(child.request_id))
-            answers.append(execution_pb2.ChildExecutionResponse(request_id=child.request_id, execution_id=child_id))
+            answers.append(child_pb2.ChildExecutionResponse(request_id=child.request_id, execution_id=child_id))
         return answers
 
     async def CancelExecution(self, request: Any, context: RpcContext) -> Any:
@@ -91,7 +95,12 @@ class FakeExecutionService(execution_pb2_grpc.ExecutionServiceServicer):
         self.cancels.append(request.id)
         return execution_pb2.CancelExecutionResponse(execution=execution_pb2.Execution(id=request.id))
 
-    def of(self, workflow_id: str) -> list[execution_pb2.ChildExecutionRequest]:
+    def serve_on(self, server: grpc.aio.Server) -> None:
+        """Adds both of the scheduler's services this fake plays to a server."""
+        child_pb2_grpc.add_ChildExecutionServiceServicer_to_server(self, server)
+        execution_pb2_grpc.add_ExecutionServiceServicer_to_server(self, server)
+
+    def of(self, workflow_id: str) -> list[child_pb2.ChildExecutionRequest]:
         """Requests made for one workflow, in order."""
         return [r for r in self.requests if r.parent_id == workflow_id]
 
@@ -138,41 +147,42 @@ class FakeCompletionService(completion_pb2_grpc.CompletionServiceServicer):
         self.calls[result.execution_id] += 1
 
 
-class FakeWorkflowService(workflow_pb2_grpc.WorkflowServiceServicer):
+class FakeCoordinatorService(coordinator_pb2_grpc.CoordinatorServiceServicer):
     """Records hand-offs (the first `unavailable_calls` StartWorkflows calls fail), cancels and
     every TaskOutcome it is sent (each acked); shows a started workflow as running (canceling once
     cancelled), with one task run per child id listed in `children[workflow id]`."""
 
     def __init__(self) -> None:
-        self.started: list[workflow_pb2.WorkflowStart] = []
+        self.started: list[coordinator_pb2.WorkflowStart] = []
         self.cancelled: list[str] = []
         self.unavailable_calls = 0
         self.start_calls = 0
         self.children: dict[str, list[str]] = {}  # workflow execution id → child ids in its task runs
-        self.received: list[workflow_pb2.TaskOutcome] = []
+        self.received: list[coordinator_pb2.TaskOutcome] = []
 
     async def serve(self, address: str) -> grpc.aio.Server:
         """A started server holding only this servicer."""
         server = grpc.aio.server()
-        workflow_pb2_grpc.add_WorkflowServiceServicer_to_server(self, server)
+        coordinator_pb2_grpc.add_CoordinatorServiceServicer_to_server(self, server)
         server.add_insecure_port(address)
         await server.start()
         return server
 
-    async def StartWorkflows(self, request: workflow_pb2.StartWorkflowsRequest, context: RpcContext) -> Any:
+    async def StartWorkflows(self, request: coordinator_pb2.StartWorkflowsRequest, context: RpcContext) -> Any:
         self.start_calls += 1
         if self.unavailable_calls > 0:
             self.unavailable_calls -= 1
             await context.abort(grpc.StatusCode.UNAVAILABLE, "coordinator warming up")
         self.started.extend(request.workflows)
-        return workflow_pb2.StartWorkflowsResponse(accepted_execution_ids=[w.execution_id for w in request.workflows])
+        accepted = [w.execution_id for w in request.workflows]
+        return coordinator_pb2.StartWorkflowsResponse(accepted_execution_ids=accepted)
 
     async def ReportOutcomes(self, request_iterator: Any, context: RpcContext) -> Any:
         async for request in request_iterator:
             self.received.extend(request.outcomes)
-            yield workflow_pb2.ReportOutcomesResponse(acked_execution_ids=[o.execution_id for o in request.outcomes])
+            yield coordinator_pb2.ReportOutcomesResponse(acked_execution_ids=[o.execution_id for o in request.outcomes])
 
-    async def GetWorkflowRun(self, request: workflow_pb2.GetWorkflowRunRequest, context: RpcContext) -> Any:
+    async def GetWorkflowRun(self, request: coordinator_pb2.GetWorkflowRunRequest, context: RpcContext) -> Any:
         known = {w.execution_id: w for w in self.started}
         if request.execution_id not in known:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no workflow run {request.execution_id!r}")
@@ -194,26 +204,26 @@ class FakeWorkflowService(workflow_pb2_grpc.WorkflowServiceServicer):
             if request.execution_id in self.cancelled
             else workflow_pb2.WORKFLOW_STATE_RUNNING
         )
-        return workflow_pb2.GetWorkflowRunResponse(
+        return coordinator_pb2.GetWorkflowRunResponse(
             run=workflow_pb2.WorkflowRun(
                 execution_id=start.execution_id, action_ref=start.action_ref, state=state, task_runs=runs
             )
         )
 
     async def ListWorkflowRuns(self, request: Any, context: RpcContext) -> Any:
-        return workflow_pb2.ListWorkflowRunsResponse(
+        return coordinator_pb2.ListWorkflowRunsResponse(
             runs=[workflow_pb2.WorkflowRun(execution_id=w.execution_id, action_ref=w.action_ref) for w in self.started]
         )
 
-    async def CancelWorkflow(self, request: workflow_pb2.CancelWorkflowRequest, context: RpcContext) -> Any:
+    async def CancelWorkflow(self, request: coordinator_pb2.CancelWorkflowRequest, context: RpcContext) -> Any:
         self.cancelled.append(request.execution_id)
-        return workflow_pb2.CancelWorkflowResponse()
+        return coordinator_pb2.CancelWorkflowResponse()
 
-    def outcome_of(self, execution_id: str) -> workflow_pb2.TaskOutcome | None:
+    def outcome_of(self, execution_id: str) -> coordinator_pb2.TaskOutcome | None:
         """The first outcome received for an execution, if any."""
         return next((o for o in self.received if o.execution_id == execution_id), None)
 
-    async def wait_for(self, execution_id: str, within: float = 5.0) -> workflow_pb2.TaskOutcome:
+    async def wait_for(self, execution_id: str, within: float = 5.0) -> coordinator_pb2.TaskOutcome:
         """Waits until the outcome of an execution has arrived, and returns it."""
         return await eventually(
             lambda: self.outcome_of(execution_id),

@@ -17,11 +17,12 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from attune.common.v1 import common_pb2
-from attune.completion.v1 import completion_pb2, completion_pb2_grpc
 from attune.config import Settings
 from attune.grpcutil.server import RpcContext, ServerHandle, start_server, stop_server
-from attune.registry.v1 import registry_pb2, registry_pb2_grpc
-from attune.worker.v1 import worker_pb2, worker_pb2_grpc
+from attune.internal.completion.v1 import completion_pb2, completion_pb2_grpc
+from attune.internal.packs.v1 import packs_pb2, packs_pb2_grpc
+from attune.internal.worker.v1 import worker_pb2, worker_pb2_grpc
+from attune.registry.v1 import registry_pb2
 from attune_services.cli.launcher import free_port
 from attune_services.worker.app import WorkerApp
 from attune_services.worker.runtimes import detect_runtimes
@@ -48,7 +49,7 @@ WORKFLOW_VARIABLES = {
 }
 
 
-class FakeScheduler(worker_pb2_grpc.WorkerServiceServicer, registry_pb2_grpc.RegistryServiceServicer):
+class FakeScheduler(worker_pb2_grpc.WorkerServiceServicer, packs_pb2_grpc.PackFilesServiceServicer):
     """Records what the worker says; sends what the test tells it to."""
 
     def __init__(self) -> None:
@@ -94,7 +95,7 @@ class FakeScheduler(worker_pb2_grpc.WorkerServiceServicer, registry_pb2_grpc.Reg
         if files is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no pack with digest {request.digest}")
             raise AssertionError("abort raises")
-        return registry_pb2.GetPackFilesResponse(
+        return packs_pb2.GetPackFilesResponse(
             pack_ref="demo", files=[registry_pb2.PackFile(path=p, content=c) for p, c in files.items()]
         )
 
@@ -112,7 +113,7 @@ async def serve(address: str, *servicers: Any) -> grpc.aio.Server:
     for servicer in servicers:
         if isinstance(servicer, FakeScheduler):
             worker_pb2_grpc.add_WorkerServiceServicer_to_server(servicer, server)
-            registry_pb2_grpc.add_RegistryServiceServicer_to_server(servicer, server)
+            packs_pb2_grpc.add_PackFilesServiceServicer_to_server(servicer, server)
         else:
             completion_pb2_grpc.add_CompletionServiceServicer_to_server(servicer, server)
     assert server.add_insecure_port(address)
@@ -221,7 +222,8 @@ async def test_shell_assignment_runs_and_is_released_after_ack(cluster: Cluster)
     assert result.state == S.EXECUTION_STATE_SUCCEEDED, result.error
     body = json.loads(result.result_json)
     assert body["stdout"] == "hello attune\n"
-    assert json.loads(body["stderr"]) == {"who": "attune", "token": "s3cret"}  # parameters on stdin
+    # Parameters on stdin; the secret one the action printed back is masked in the result.
+    assert json.loads(body["stderr"]) == {"who": "attune", "token": "********"}
     assert body["exit_code"] == 0
     assert result.reporter == "test-worker-1"
     assert 0 < result.started_at <= result.finished_at
@@ -232,7 +234,8 @@ async def test_shell_assignment_runs_and_is_released_after_ack(cluster: Cluster)
     cluster.scheduler.assign(assignment("exec-b", script="hello.sh"))
     assert (await cluster.result("exec-b")).state == S.EXECUTION_STATE_SUCCEEDED
     assert cluster.scheduler.fetches == [DIGEST]
-    assert (Path(cluster.settings.pack_cache_dir) / DIGEST / "actions" / "hello.sh").is_file()
+    assert cluster.worker is not None  # the cache is ATTUNE_PACK_CACHE_DIR unless the action user cannot reach it
+    assert (cluster.worker.pack_root / DIGEST / "actions" / "hello.sh").is_file()
 
 
 async def test_a_noop_release_rides_on_the_next_message(settings: Settings) -> None:

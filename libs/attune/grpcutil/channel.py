@@ -1,10 +1,14 @@
-"""Client channels between services: one way to open them, with message-size limits and keepalive."""
+"""Client channels between services: one way to open them, with message-size limits, keepalive
+and, when TLS is configured, mutual TLS with the process's own certificate (`attune.security.tls`)."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import grpc
 
 from attune.config import Settings
+from attune.security.tls import channel_credentials, load_material
 
 
 def channel_options(settings: Settings) -> list[tuple[str, int]]:
@@ -28,8 +32,17 @@ def channel_options(settings: Settings) -> list[tuple[str, int]]:
     ]
 
 
-def open_channel(address: str, settings: Settings) -> grpc.aio.Channel:
-    """An insecure channel to another service (TLS arrives with the security issue).
+def open_channel(
+    address: str,
+    settings: Settings,
+    *,
+    interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
+) -> grpc.aio.Channel:
+    """A channel to another service, or a client's to the scheduler.
+
+    With TLS configured it verifies the server against the CA and presents the certificate of
+    `settings.identity` (a client's is `cli`); otherwise it is plaintext. Raises TlsError naming
+    a file it needs that is missing.
 
     round_robin spreads calls over every address a name resolves to, so a `dns:///` name of a
     headless Kubernetes Service balances over all replicas (one address behaves as before).
@@ -44,4 +57,8 @@ def open_channel(address: str, settings: Settings) -> grpc.aio.Channel:
         ("grpc.min_reconnect_backoff_ms", retry_ms),
         ("grpc.max_reconnect_backoff_ms", 10 * retry_ms),
     ]
-    return grpc.aio.insecure_channel(address, options=options)
+    material = load_material(settings)
+    if material is None:
+        return grpc.aio.insecure_channel(address, options=options, interceptors=interceptors or None)
+    credentials = channel_credentials(material)
+    return grpc.aio.secure_channel(address, credentials, options=options, interceptors=interceptors or None)

@@ -1,7 +1,10 @@
-"""The one server bootstrap: grpc.aio server with reflection, health and graceful SIGTERM.
+"""The one server bootstrap: grpc.aio server with reflection, health, TLS and graceful SIGTERM.
 
 A service supplies a `ServiceApp`: it registers its servicers, starts its background loops and,
-on shutdown, drains (finishes or hands back in-flight work) before the server stops.
+on shutdown, drains (finishes or hands back in-flight work) before the server stops. With TLS
+configured the server presents the certificate of `settings.identity` and demands client
+certificates as the app's `client_auth` says; without, it serves plaintext on loopback only
+(`attune.security.tls`).
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from grpc_reflection.v1alpha import reflection
 
 from attune.config import Settings
 from attune.grpcutil.channel import channel_options
+from attune.security.authz import authorization_interceptors
+from attune.security.tls import ClientAuth, check_plaintext_listen, load_material, server_credentials
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +34,17 @@ RpcContext: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
 
 class ServiceApp(Protocol):
-    """What a service plugs into the bootstrap."""
+    """What a service plugs into the bootstrap.
+
+    Optional attributes the bootstrap reads when present: `client_auth` (a `ClientAuth`, default
+    REQUIRED: whether TLS clients must present a certificate), `wait_ready` (SERVING only once it
+    returns) and `drain_timeout` (overrides the shutdown grace for `drain`).
+    """
 
     #: Full names of the gRPC services it serves (for reflection and health).
     service_names: Sequence[str]
+    # An app that accepts client bearer tokens (the scheduler) also has a `token_verifier`
+    # (attune.security.authz.TokenVerifier); without one, only service certificates are accepted.
 
     def register(self, server: grpc.aio.Server) -> None:
         """Adds the servicers to the server."""
@@ -73,15 +85,29 @@ SERVER_OPTIONS: list[tuple[str, int]] = [
 
 
 async def start_server(app: ServiceApp, *, address: str, settings: Settings) -> ServerHandle:
-    """Builds and starts the server on `address` (port 0 picks a free port)."""
-    server = grpc.aio.server(options=[*channel_options(settings), *SERVER_OPTIONS])
+    """Builds and starts the server on `address` (port 0 picks a free port).
+
+    Raises TlsError when TLS is configured but its files are missing, InsecureListenError for
+    plaintext on a non-loopback address without `settings.insecure`.
+    """
+    material = load_material(settings)
+    if material is None:
+        check_plaintext_listen(address, settings)
+    server = grpc.aio.server(
+        interceptors=authorization_interceptors(settings, getattr(app, "token_verifier", None)),
+        options=[*channel_options(settings), *SERVER_OPTIONS],
+    )
     app.register(server)
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     names = [*app.service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name]
     reflection.enable_server_reflection([*names, reflection.SERVICE_NAME], server)
     try:
-        port = server.add_insecure_port(address)
+        if material is None:
+            port = server.add_insecure_port(address)
+        else:
+            client_auth = getattr(app, "client_auth", ClientAuth.REQUIRED)
+            port = server.add_secure_port(address, server_credentials(material, client_auth))
     except RuntimeError as err:  # grpcio raises this when the bind fails (the port is taken)
         raise OSError(f"cannot listen on {address}: is another process using the port?") from err
     if port == 0:

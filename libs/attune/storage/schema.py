@@ -22,6 +22,8 @@ packs = sa.Table(
     sa.Column("description", sa.Text, nullable=False, default=""),
     sa.Column("digest", sa.String(64), nullable=False),
     sa.Column("registered_at", sa.Float, nullable=False),
+    # The token name of the client that last registered the pack; empty with security off.
+    sa.Column("registered_by", sa.String(255), nullable=False, default="", server_default=""),
     comment="owner: scheduler",
 )
 
@@ -60,6 +62,8 @@ actions = sa.Table(
     # True when RegisterPack stored the row (the pack's files declare it), False for CreateAction:
     # re-registering a pack deletes only its own rows that its files no longer declare.
     sa.Column("from_pack_files", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
+    # The token name of the client that last created or changed the action (or registered its pack).
+    sa.Column("updated_by", sa.String(255), nullable=False, default="", server_default=""),
     comment="owner: scheduler",
 )
 
@@ -74,6 +78,21 @@ request_log = sa.Table(
     sa.Column("response", sa.LargeBinary, nullable=False),
     sa.Column("created_at", sa.Float, nullable=False, index=True),
     comment="owner: scheduler; the stored response of each mutating request with a request_id",
+)
+
+#: Client bearer tokens (docs/architecture.md, Authorization): only a token's sha256 is kept, so a
+#: token is shown once and never retrievable. A revoked token keeps its row and its name, which
+#: records name as who requested or changed them.
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("token_sha256", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("created_by", sa.String(255), nullable=False, default=""),
+    sa.Column("revoked_at", sa.Float, nullable=True),
+    comment="owner: scheduler; client bearer tokens, hashed",
 )
 
 # --- scheduler + completion: executions -------------------------------------------------------
@@ -106,6 +125,9 @@ executions = sa.Table(
     sa.Column("started_at", sa.Float, nullable=True),
     sa.Column("finished_at", sa.Float, nullable=True),
     sa.Column("updated_at", sa.Float, nullable=False),
+    # The token name of the client that requested it; empty for a workflow's children (see the
+    # parent) and with security off.
+    sa.Column("requested_by", sa.String(255), nullable=False, default="", server_default=""),
     sa.Index("ix_executions_state_created", "state", "created_at"),
     comment=(
         "owners: scheduler (requested, scheduling, scheduled, running, canceling) and "

@@ -3,6 +3,8 @@
 Pure asyncio, no gRPC: the worker service turns assignments into `RunRequest`s, reports "running"
 once `ActionProcess.start()` returns, and sends the `RunOutcome` to the completion service.
 Parameters travel on stdin as JSON, never on argv; the result follows docs/workflows.md, Semantic rules 13.
+The process sees none of the worker's environment and, under a root worker, runs as an unprivileged
+user (`_user`).
 """
 
 from ._launch import detect_runtimes
@@ -15,15 +17,19 @@ from ._model import (
     RuntimeNotAvailable,
 )
 from ._process import ActionProcess, run_action
+from ._user import ActionUser, ActionUserError, action_user
 
 __all__ = [
     "CANCELLED_ERROR",
     "ActionLaunchError",
     "ActionProcess",
+    "ActionUser",
+    "ActionUserError",
     "EntryPointMissing",
     "RunOutcome",
     "RunRequest",
     "RuntimeNotAvailable",
+    "action_user",
     "detect_runtimes",
     "run_action",
 ]

@@ -10,6 +10,8 @@ from typing import Any, Final
 
 from attune.states import ExecutionState
 
+from ._user import ActionUser
+
 #: The error of a run that was cancelled: the state's name, as a plain string.
 CANCELLED_ERROR: Final = ExecutionState.CANCELLED.value
 
@@ -29,6 +31,7 @@ class RunRequest:
     kill_grace_s: float = 5.0  # SIGTERM -> grace -> SIGKILL
     output_limit_bytes: int = 1_048_576  # per stream; the excess is dropped and a marker appended
     extra_env: Mapping[str, str] = field(default_factory=dict)  # ATTUNE_TRACEPARENT, workflow task run
+    user: ActionUser | None = None  # who the process runs as; None: the worker's own user
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,7 +1,8 @@
 """One action run as a child process: spawn, feed parameters, enforce the timeout, cancel, report.
 
 The child leads its own process group (a new session), and every signal goes to the group, so
-whatever a shell script started dies with it.
+whatever a shell script started dies with it. It runs as the request's user (see `_user`) with an
+environment built from scratch and a HOME of its own, removed once the run is over.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Mapping
+from pathlib import Path
 
 from attune.states import ExecutionState
 
@@ -22,6 +24,7 @@ from ._launch import NOOP, command_for, environment_for
 from ._model import CANCELLED_ERROR, ActionLaunchError, RunOutcome, RunRequest
 from ._result import action_result, exit_error
 from ._stdin import ParameterPipe
+from ._user import remove_home, scratch_home
 
 _STDOUT = 1
 _STDERR = 2
@@ -43,6 +46,7 @@ class ActionProcess:
         self._cancel_requested = False  # cancel() before there was a process to signal
         self._timers: list[asyncio.TimerHandle] = []
         self._started_at = 0.0  # time.time()
+        self._home: Path | None = None  # the run's scratch HOME while it exists
 
     @property
     def pid(self) -> int | None:
@@ -64,22 +68,31 @@ class ActionProcess:
             return
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
+        user = request.user
+        try:
+            home = scratch_home(user)
+        except OSError as err:
+            raise ActionLaunchError(f'action "{request.action_ref}": cannot create its HOME: {err}') from err
         stdin = ParameterPipe(json.dumps(request.parameters, separators=(",", ":")).encode())
         try:
             transport, capture = await loop.subprocess_exec(
                 lambda: CappedCapture(request.output_limit_bytes, done),
+                *(user.argv_prefix() if user else []),
                 *argv,
                 stdin=stdin.read_fd,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 cwd=request.working_dir,
-                env=environment_for(request),
+                env=environment_for(request, home),
                 start_new_session=True,
+                **(user.popen_options() if user else {}),
             )
         except OSError as err:
             stdin.close_read_end()
             stdin.discard()
+            remove_home(home)
             raise ActionLaunchError(f'action "{request.action_ref}": cannot start {argv[0]} {argv[1]}: {err}') from err
+        self._home = home
         self._transport, self._capture, self._done, self._stdin = transport, capture, done, stdin
         capture.on_exit = self._on_exit
         # The outcome is settled (and the transport released) even if nobody waits for it.
@@ -150,6 +163,9 @@ class ActionProcess:
         transport.close()
         if self._stdin is not None:
             self._stdin.discard()
+        if self._home is not None:
+            remove_home(self._home)
+            self._home = None
         finished_at = time.time()
         stdout, stderr = capture.text(_STDOUT), capture.text(_STDERR)
         duration_ms = int((finished_at - self._started_at) * 1000)

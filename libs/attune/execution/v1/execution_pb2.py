@@ -27,7 +27,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#attune/execution/v1/execution.proto\x12\x13\x61ttune.execution.v1\x1a\x1d\x61ttune/common/v1/common.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe6\x03\n\tExecution\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\naction_ref\x18\x02 \x01(\t\x12/\n\x05state\x18\x03 \x01(\x0e\x32 .attune.common.v1.ExecutionState\x12+\n\nparameters\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\'\n\x06result\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\r\n\x05\x65rror\x18\x06 \x01(\t\x12\x11\n\tparent_id\x18\x07 \x01(\t\x12,\n\x04link\x18\x08 \x01(\x0b\x32\x1e.attune.common.v1.WorkflowLink\x12\x11\n\tworker_id\x18\t \x01(\t\x12\x10\n\x08trace_id\x18\n \x01(\t\x12\x17\n\x0ftimeout_seconds\x18\x0b \x01(\x01\x12\x13\n\x0brunner_type\x18\x0c \x01(\t\x12.\n\ncreated_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x87\x01\n\x17RequestExecutionRequest\x12\x12\n\naction_ref\x18\x01 \x01(\t\x12+\n\nparameters\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x17\n\x0ftimeout_seconds\x18\x04 \x01(\x01\"M\n\x18RequestExecutionResponse\x12\x31\n\texecution\x18\x01 \x01(\x0b\x32\x1e.attune.execution.v1.Execution\"\xf0\x01\n\x15\x43hildExecutionRequest\x12\x12\n\naction_ref\x18\x01 \x01(\t\x12\x17\n\x0fparameters_json\x18\x02 \x01(\x0c\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x17\n\x0ftimeout_seconds\x18\x04 \x01(\x01\x12\x11\n\tparent_id\x18\x05 \x01(\t\x12,\n\x04link\x18\x06 \x01(\x0b\x32\x1e.attune.common.v1.WorkflowLink\x12-\n\x05trace\x18\x07 \x01(\x0b\x32\x1e.attune.common.v1.TraceContext\x12\r\n\x05\x64\x65pth\x18\x08 \x01(\x05\"Q\n\x16\x43hildExecutionResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x14\n\x0c\x65xecution_id\x18\x02 \x01(\t\x12\r\n\x05\x65rror\x18\x03 \x01(\t\"]\n\x1dRequestChildExecutionsRequest\x12<\n\x08\x63hildren\x18\x01 \x03(\x0b\x32*.attune.execution.v1.ChildExecutionRequest\"_\n\x1eRequestChildExecutionsResponse\x12=\n\x08\x63hildren\x18\x01 \x03(\x0b\x32+.attune.execution.v1.ChildExecutionResponse\"n\n\x1cStreamChildExecutionsRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\x04\x12<\n\x08\x63hildren\x18\x02 \x03(\x0b\x32*.attune.execution.v1.ChildExecutionRequest\"p\n\x1dStreamChildExecutionsResponse\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\x04\x12=\n\x08\x63hildren\x18\x02 \x03(\x0b\x32+.attune.execution.v1.ChildExecutionResponse\"!\n\x13GetExecutionRequest\x12\n\n\x02id\x18\x01 \x01(\t\"{\n\x14GetExecutionResponse\x12\x31\n\texecution\x18\x01 \x01(\x0b\x32\x1e.attune.execution.v1.Execution\x12\x30\n\x08\x63hildren\x18\x02 \x03(\x0b\x32\x1e.attune.execution.v1.Execution\"\x96\x01\n\x15ListExecutionsRequest\x12/\n\x05state\x18\x01 \x01(\x0e\x32 .attune.common.v1.ExecutionState\x12\x12\n\naction_ref\x18\x02 \x01(\t\x12\x11\n\tparent_id\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"e\n\x16ListExecutionsResponse\x12\x32\n\nexecutions\x18\x01 \x03(\x0b\x32\x1e.attune.execution.v1.Execution\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"8\n\x16\x43\x61ncelExecutionRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"L\n\x17\x43\x61ncelExecutionResponse\x12\x31\n\texecution\x18\x01 \x01(\x0b\x32\x1e.attune.execution.v1.Execution\"#\n\x15WatchExecutionRequest\x12\n\n\x02id\x18\x01 \x01(\t\"}\n\x16WatchExecutionResponse\x12\x31\n\texecution\x18\x01 \x01(\x0b\x32\x1e.attune.execution.v1.Execution\x12\x30\n\x08\x63hildren\x18\x02 \x03(\x0b\x32\x1e.attune.execution.v1.Execution2\xb7\x06\n\x10\x45xecutionService\x12o\n\x10RequestExecution\x12,.attune.execution.v1.RequestExecutionRequest\x1a-.attune.execution.v1.RequestExecutionResponse\x12\x81\x01\n\x16RequestChildExecutions\x12\x32.attune.execution.v1.RequestChildExecutionsRequest\x1a\x33.attune.execution.v1.RequestChildExecutionsResponse\x12\x82\x01\n\x15StreamChildExecutions\x12\x31.attune.execution.v1.StreamChildExecutionsRequest\x1a\x32.attune.execution.v1.StreamChildExecutionsResponse(\x01\x30\x01\x12\x63\n\x0cGetExecution\x12(.attune.execution.v1.GetExecutionRequest\x1a).attune.execution.v1.GetExecutionResponse\x12i\n\x0eListExecutions\x12*.attune.execution.v1.ListExecutionsRequest\x1a+.attune.execution.v1.ListExecutionsResponse\x12l\n\x0f\x43\x61ncelExecution\x12+.attune.execution.v1.CancelExecutionRequest\x1a,.attune.execution.v1.CancelExecutionResponse\x12k\n\x0eWatchExecution\x12*.attune.execution.v1.WatchExecutionRequest\x1a+.attune.execution.v1.WatchExecutionResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#attune/execution/v1/execution.proto\x12\x13\x61ttune.execution.v1\x1a\x1d\x61ttune/common/v1/common.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfc\x03\n\tExecution\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\naction_ref\x18\x02 \x01(\t\x12/\n\x05state\x18\x03 \x01(\x0e\x32 .attune.common.v1.ExecutionState\x12+\n\nparameters\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\'\n\x06result\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\r\n\x05\x65rror\x18\x06 \x01(\t\x12\x11\n\tparent_id\x18\x07 \x01(\t\x12,\n\x04link\x18\x08 \x01(\x0b\x32\x1e.attune.common.v1.WorkflowLink\x12\x11\n\tworker_id\x18\t \x01(\t\x12\x10\n\x08trace_id\x18\n \x01(\t\x12\x17\n\x0ftimeout_seconds\x18\x0b \x01(\x01\x12\x13\n\x0brunner_type\x18\x0c \x01(\t\x12.\n\ncreated_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0crequested_by\x18\x10 \x01(\t\"\x87\x01\n\x17RequestExecutionRequest\x12\x12\n\naction_ref\x18\x01 \x01(\t\x12+\n\nparameters\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x17\n\x0ftimeout_seconds\x18\x04 \x01(\x01\"M\n\x18RequestExecutionResponse\x12\x31\n\texecution\x18\x01 \x01(\x0b\x32\x1e.attune.execution.v1.Execution\"!\n\x13GetExecutionRequest\x12\n\n\x02id\x18\x01 \x01(\t\"{\n\x14GetExecutionResponse\x12\x31\n\texecution\x18\x01 \x01(\x0b\x32\x1e.attune.execution.v1.Execution\x12\x30\n\x08\x63hildren\x18\x02 \x03(\x0b\x32\x1e.attune.execution.v1.Execution\"\x96\x01\n\x15ListExecutionsRequest\x12/\n\x05state\x18\x01 \x01(\x0e\x32 .attune.common.v1.ExecutionState\x12\x12\n\naction_ref\x18\x02 \x01(\t\x12\x11\n\tparent_id\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"e\n\x16ListExecutionsResponse\x12\x32\n\nexecutions\x18\x01 \x03(\x0b\x32\x1e.attune.execution.v1.Execution\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"8\n\x16\x43\x61ncelExecutionRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"L\n\x17\x43\x61ncelExecutionResponse\x12\x31\n\texecution\x18\x01 \x01(\x0b\x32\x1e.attune.execution.v1.Execution\"#\n\x15WatchExecutionRequest\x12\n\n\x02id\x18\x01 \x01(\t\"}\n\x16WatchExecutionResponse\x12\x31\n\texecution\x18\x01 \x01(\x0b\x32\x1e.attune.execution.v1.Execution\x12\x30\n\x08\x63hildren\x18\x02 \x03(\x0b\x32\x1e.attune.execution.v1.Execution2\xae\x04\n\x10\x45xecutionService\x12o\n\x10RequestExecution\x12,.attune.execution.v1.RequestExecutionRequest\x1a-.attune.execution.v1.RequestExecutionResponse\x12\x63\n\x0cGetExecution\x12(.attune.execution.v1.GetExecutionRequest\x1a).attune.execution.v1.GetExecutionResponse\x12i\n\x0eListExecutions\x12*.attune.execution.v1.ListExecutionsRequest\x1a+.attune.execution.v1.ListExecutionsResponse\x12l\n\x0f\x43\x61ncelExecution\x12+.attune.execution.v1.CancelExecutionRequest\x1a,.attune.execution.v1.CancelExecutionResponse\x12k\n\x0eWatchExecution\x12*.attune.execution.v1.WatchExecutionRequest\x1a+.attune.execution.v1.WatchExecutionResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,39 +35,27 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'attune.execution.v1.executi
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_EXECUTION']._serialized_start=155
-  _globals['_EXECUTION']._serialized_end=641
-  _globals['_REQUESTEXECUTIONREQUEST']._serialized_start=644
-  _globals['_REQUESTEXECUTIONREQUEST']._serialized_end=779
-  _globals['_REQUESTEXECUTIONRESPONSE']._serialized_start=781
-  _globals['_REQUESTEXECUTIONRESPONSE']._serialized_end=858
-  _globals['_CHILDEXECUTIONREQUEST']._serialized_start=861
-  _globals['_CHILDEXECUTIONREQUEST']._serialized_end=1101
-  _globals['_CHILDEXECUTIONRESPONSE']._serialized_start=1103
-  _globals['_CHILDEXECUTIONRESPONSE']._serialized_end=1184
-  _globals['_REQUESTCHILDEXECUTIONSREQUEST']._serialized_start=1186
-  _globals['_REQUESTCHILDEXECUTIONSREQUEST']._serialized_end=1279
-  _globals['_REQUESTCHILDEXECUTIONSRESPONSE']._serialized_start=1281
-  _globals['_REQUESTCHILDEXECUTIONSRESPONSE']._serialized_end=1376
-  _globals['_STREAMCHILDEXECUTIONSREQUEST']._serialized_start=1378
-  _globals['_STREAMCHILDEXECUTIONSREQUEST']._serialized_end=1488
-  _globals['_STREAMCHILDEXECUTIONSRESPONSE']._serialized_start=1490
-  _globals['_STREAMCHILDEXECUTIONSRESPONSE']._serialized_end=1602
-  _globals['_GETEXECUTIONREQUEST']._serialized_start=1604
-  _globals['_GETEXECUTIONREQUEST']._serialized_end=1637
-  _globals['_GETEXECUTIONRESPONSE']._serialized_start=1639
-  _globals['_GETEXECUTIONRESPONSE']._serialized_end=1762
-  _globals['_LISTEXECUTIONSREQUEST']._serialized_start=1765
-  _globals['_LISTEXECUTIONSREQUEST']._serialized_end=1915
-  _globals['_LISTEXECUTIONSRESPONSE']._serialized_start=1917
-  _globals['_LISTEXECUTIONSRESPONSE']._serialized_end=2018
-  _globals['_CANCELEXECUTIONREQUEST']._serialized_start=2020
-  _globals['_CANCELEXECUTIONREQUEST']._serialized_end=2076
-  _globals['_CANCELEXECUTIONRESPONSE']._serialized_start=2078
-  _globals['_CANCELEXECUTIONRESPONSE']._serialized_end=2154
-  _globals['_WATCHEXECUTIONREQUEST']._serialized_start=2156
-  _globals['_WATCHEXECUTIONREQUEST']._serialized_end=2191
-  _globals['_WATCHEXECUTIONRESPONSE']._serialized_start=2193
-  _globals['_WATCHEXECUTIONRESPONSE']._serialized_end=2318
-  _globals['_EXECUTIONSERVICE']._serialized_start=2321
-  _globals['_EXECUTIONSERVICE']._serialized_end=3144
+  _globals['_EXECUTION']._serialized_end=663
+  _globals['_REQUESTEXECUTIONREQUEST']._serialized_start=666
+  _globals['_REQUESTEXECUTIONREQUEST']._serialized_end=801
+  _globals['_REQUESTEXECUTIONRESPONSE']._serialized_start=803
+  _globals['_REQUESTEXECUTIONRESPONSE']._serialized_end=880
+  _globals['_GETEXECUTIONREQUEST']._serialized_start=882
+  _globals['_GETEXECUTIONREQUEST']._serialized_end=915
+  _globals['_GETEXECUTIONRESPONSE']._serialized_start=917
+  _globals['_GETEXECUTIONRESPONSE']._serialized_end=1040
+  _globals['_LISTEXECUTIONSREQUEST']._serialized_start=1043
+  _globals['_LISTEXECUTIONSREQUEST']._serialized_end=1193
+  _globals['_LISTEXECUTIONSRESPONSE']._serialized_start=1195
+  _globals['_LISTEXECUTIONSRESPONSE']._serialized_end=1296
+  _globals['_CANCELEXECUTIONREQUEST']._serialized_start=1298
+  _globals['_CANCELEXECUTIONREQUEST']._serialized_end=1354
+  _globals['_CANCELEXECUTIONRESPONSE']._serialized_start=1356
+  _globals['_CANCELEXECUTIONRESPONSE']._serialized_end=1432
+  _globals['_WATCHEXECUTIONREQUEST']._serialized_start=1434
+  _globals['_WATCHEXECUTIONREQUEST']._serialized_end=1469
+  _globals['_WATCHEXECUTIONRESPONSE']._serialized_start=1471
+  _globals['_WATCHEXECUTIONRESPONSE']._serialized_end=1596
+  _globals['_EXECUTIONSERVICE']._serialized_start=1599
+  _globals['_EXECUTIONSERVICE']._serialized_end=2157
 # @@protoc_insertion_point(module_scope)

@@ -12,7 +12,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Execution(_message.Message):
-    __slots__ = ("id", "action_ref", "state", "parameters", "result", "error", "parent_id", "link", "worker_id", "trace_id", "timeout_seconds", "runner_type", "created_at", "started_at", "finished_at")
+    __slots__ = ("id", "action_ref", "state", "parameters", "result", "error", "parent_id", "link", "worker_id", "trace_id", "timeout_seconds", "runner_type", "created_at", "started_at", "finished_at", "requested_by")
     ID_FIELD_NUMBER: _ClassVar[int]
     ACTION_REF_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -28,6 +28,7 @@ class Execution(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
     FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_BY_FIELD_NUMBER: _ClassVar[int]
     id: str
     action_ref: str
     state: _common_pb2.ExecutionState
@@ -43,7 +44,8 @@ class Execution(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     started_at: _timestamp_pb2.Timestamp
     finished_at: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., action_ref: _Optional[str] = ..., state: _Optional[_Union[_common_pb2.ExecutionState, str]] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., result: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[str] = ..., parent_id: _Optional[str] = ..., link: _Optional[_Union[_common_pb2.WorkflowLink, _Mapping]] = ..., worker_id: _Optional[str] = ..., trace_id: _Optional[str] = ..., timeout_seconds: _Optional[float] = ..., runner_type: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    requested_by: str
+    def __init__(self, id: _Optional[str] = ..., action_ref: _Optional[str] = ..., state: _Optional[_Union[_common_pb2.ExecutionState, str]] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., result: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[str] = ..., parent_id: _Optional[str] = ..., link: _Optional[_Union[_common_pb2.WorkflowLink, _Mapping]] = ..., worker_id: _Optional[str] = ..., trace_id: _Optional[str] = ..., timeout_seconds: _Optional[float] = ..., runner_type: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., requested_by: _Optional[str] = ...) -> None: ...
 
 class RequestExecutionRequest(_message.Message):
     __slots__ = ("action_ref", "parameters", "request_id", "timeout_seconds")
@@ -62,64 +64,6 @@ class RequestExecutionResponse(_message.Message):
     EXECUTION_FIELD_NUMBER: _ClassVar[int]
     execution: Execution
     def __init__(self, execution: _Optional[_Union[Execution, _Mapping]] = ...) -> None: ...
-
-class ChildExecutionRequest(_message.Message):
-    __slots__ = ("action_ref", "parameters_json", "request_id", "timeout_seconds", "parent_id", "link", "trace", "depth")
-    ACTION_REF_FIELD_NUMBER: _ClassVar[int]
-    PARAMETERS_JSON_FIELD_NUMBER: _ClassVar[int]
-    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
-    TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
-    PARENT_ID_FIELD_NUMBER: _ClassVar[int]
-    LINK_FIELD_NUMBER: _ClassVar[int]
-    TRACE_FIELD_NUMBER: _ClassVar[int]
-    DEPTH_FIELD_NUMBER: _ClassVar[int]
-    action_ref: str
-    parameters_json: bytes
-    request_id: str
-    timeout_seconds: float
-    parent_id: str
-    link: _common_pb2.WorkflowLink
-    trace: _common_pb2.TraceContext
-    depth: int
-    def __init__(self, action_ref: _Optional[str] = ..., parameters_json: _Optional[bytes] = ..., request_id: _Optional[str] = ..., timeout_seconds: _Optional[float] = ..., parent_id: _Optional[str] = ..., link: _Optional[_Union[_common_pb2.WorkflowLink, _Mapping]] = ..., trace: _Optional[_Union[_common_pb2.TraceContext, _Mapping]] = ..., depth: _Optional[int] = ...) -> None: ...
-
-class ChildExecutionResponse(_message.Message):
-    __slots__ = ("request_id", "execution_id", "error")
-    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
-    EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
-    ERROR_FIELD_NUMBER: _ClassVar[int]
-    request_id: str
-    execution_id: str
-    error: str
-    def __init__(self, request_id: _Optional[str] = ..., execution_id: _Optional[str] = ..., error: _Optional[str] = ...) -> None: ...
-
-class RequestChildExecutionsRequest(_message.Message):
-    __slots__ = ("children",)
-    CHILDREN_FIELD_NUMBER: _ClassVar[int]
-    children: _containers.RepeatedCompositeFieldContainer[ChildExecutionRequest]
-    def __init__(self, children: _Optional[_Iterable[_Union[ChildExecutionRequest, _Mapping]]] = ...) -> None: ...
-
-class RequestChildExecutionsResponse(_message.Message):
-    __slots__ = ("children",)
-    CHILDREN_FIELD_NUMBER: _ClassVar[int]
-    children: _containers.RepeatedCompositeFieldContainer[ChildExecutionResponse]
-    def __init__(self, children: _Optional[_Iterable[_Union[ChildExecutionResponse, _Mapping]]] = ...) -> None: ...
-
-class StreamChildExecutionsRequest(_message.Message):
-    __slots__ = ("batch_id", "children")
-    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
-    CHILDREN_FIELD_NUMBER: _ClassVar[int]
-    batch_id: int
-    children: _containers.RepeatedCompositeFieldContainer[ChildExecutionRequest]
-    def __init__(self, batch_id: _Optional[int] = ..., children: _Optional[_Iterable[_Union[ChildExecutionRequest, _Mapping]]] = ...) -> None: ...
-
-class StreamChildExecutionsResponse(_message.Message):
-    __slots__ = ("batch_id", "children")
-    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
-    CHILDREN_FIELD_NUMBER: _ClassVar[int]
-    batch_id: int
-    children: _containers.RepeatedCompositeFieldContainer[ChildExecutionResponse]
-    def __init__(self, batch_id: _Optional[int] = ..., children: _Optional[_Iterable[_Union[ChildExecutionResponse, _Mapping]]] = ...) -> None: ...
 
 class GetExecutionRequest(_message.Message):
     __slots__ = ("id",)

@@ -26,7 +26,9 @@ if _version_not_supported:
 
 
 class ExecutionServiceStub(object):
-    """Executions: the front door of the platform, served by the scheduler.
+    """Executions: the front door of the platform, served by the scheduler. Public: clients call it
+    with a bearer token, and each RPC names the least role it needs. The coordinator's child
+    requests go to the internal attune.internal.execution.v1.ChildExecutionService.
     """
 
     def __init__(self, channel):
@@ -39,16 +41,6 @@ class ExecutionServiceStub(object):
                 '/attune.execution.v1.ExecutionService/RequestExecution',
                 request_serializer=attune_dot_execution_dot_v1_dot_execution__pb2.RequestExecutionRequest.SerializeToString,
                 response_deserializer=attune_dot_execution_dot_v1_dot_execution__pb2.RequestExecutionResponse.FromString,
-                _registered_method=True)
-        self.RequestChildExecutions = channel.unary_unary(
-                '/attune.execution.v1.ExecutionService/RequestChildExecutions',
-                request_serializer=attune_dot_execution_dot_v1_dot_execution__pb2.RequestChildExecutionsRequest.SerializeToString,
-                response_deserializer=attune_dot_execution_dot_v1_dot_execution__pb2.RequestChildExecutionsResponse.FromString,
-                _registered_method=True)
-        self.StreamChildExecutions = channel.stream_stream(
-                '/attune.execution.v1.ExecutionService/StreamChildExecutions',
-                request_serializer=attune_dot_execution_dot_v1_dot_execution__pb2.StreamChildExecutionsRequest.SerializeToString,
-                response_deserializer=attune_dot_execution_dot_v1_dot_execution__pb2.StreamChildExecutionsResponse.FromString,
                 _registered_method=True)
         self.GetExecution = channel.unary_unary(
                 '/attune.execution.v1.ExecutionService/GetExecution',
@@ -73,7 +65,9 @@ class ExecutionServiceStub(object):
 
 
 class ExecutionServiceServicer(object):
-    """Executions: the front door of the platform, served by the scheduler.
+    """Executions: the front door of the platform, served by the scheduler. Public: clients call it
+    with a bearer token, and each RPC names the least role it needs. The coordinator's child
+    requests go to the internal attune.internal.execution.v1.ChildExecutionService.
     """
 
     def RequestExecution(self, request, context):
@@ -82,24 +76,7 @@ class ExecutionServiceServicer(object):
         A retried request with the same request_id returns the original execution; the same
         request_id with a different request is refused with FAILED_PRECONDITION naming request_id,
         and nothing is created.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def RequestChildExecutions(self, request, context):
-        """Requests a batch of child executions for workflow task runs (used by the coordinator). Each
-        child is idempotent on its request_id (the same request_id for a different child is that
-        child's error); failures are reported per child, not for the batch.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def StreamChildExecutions(self, request_iterator, context):
-        """RequestChildExecutions on one long-lived stream: each request message is a batch, answered by
-        one response message carrying the same batch_id (answers may overtake each other). The
-        coordinator's hot path: a message on an open stream costs a fraction of a unary call.
+        Needs the operator role (or admin).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -107,6 +84,7 @@ class ExecutionServiceServicer(object):
 
     def GetExecution(self, request, context):
         """Gets one execution with its direct children.
+        Needs the viewer role (or operator, or admin).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -114,6 +92,7 @@ class ExecutionServiceServicer(object):
 
     def ListExecutions(self, request, context):
         """Lists executions, newest first, filtered by state, action and parent.
+        Needs the viewer role (or operator, or admin).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -122,6 +101,7 @@ class ExecutionServiceServicer(object):
     def CancelExecution(self, request, context):
         """Cancels an execution (a workflow: per its cancellation policy). FAILED_PRECONDITION when it
         has already ended.
+        Needs the operator role (or admin).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -129,6 +109,7 @@ class ExecutionServiceServicer(object):
 
     def WatchExecution(self, request, context):
         """Streams the execution and its children each time one changes, until the execution ends.
+        Needs the viewer role (or operator, or admin).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -141,16 +122,6 @@ def add_ExecutionServiceServicer_to_server(servicer, server):
                     servicer.RequestExecution,
                     request_deserializer=attune_dot_execution_dot_v1_dot_execution__pb2.RequestExecutionRequest.FromString,
                     response_serializer=attune_dot_execution_dot_v1_dot_execution__pb2.RequestExecutionResponse.SerializeToString,
-            ),
-            'RequestChildExecutions': grpc.unary_unary_rpc_method_handler(
-                    servicer.RequestChildExecutions,
-                    request_deserializer=attune_dot_execution_dot_v1_dot_execution__pb2.RequestChildExecutionsRequest.FromString,
-                    response_serializer=attune_dot_execution_dot_v1_dot_execution__pb2.RequestChildExecutionsResponse.SerializeToString,
-            ),
-            'StreamChildExecutions': grpc.stream_stream_rpc_method_handler(
-                    servicer.StreamChildExecutions,
-                    request_deserializer=attune_dot_execution_dot_v1_dot_execution__pb2.StreamChildExecutionsRequest.FromString,
-                    response_serializer=attune_dot_execution_dot_v1_dot_execution__pb2.StreamChildExecutionsResponse.SerializeToString,
             ),
             'GetExecution': grpc.unary_unary_rpc_method_handler(
                     servicer.GetExecution,
@@ -181,7 +152,9 @@ def add_ExecutionServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class ExecutionService(object):
-    """Executions: the front door of the platform, served by the scheduler.
+    """Executions: the front door of the platform, served by the scheduler. Public: clients call it
+    with a bearer token, and each RPC names the least role it needs. The coordinator's child
+    requests go to the internal attune.internal.execution.v1.ChildExecutionService.
     """
 
     @staticmethod
@@ -201,60 +174,6 @@ class ExecutionService(object):
             '/attune.execution.v1.ExecutionService/RequestExecution',
             attune_dot_execution_dot_v1_dot_execution__pb2.RequestExecutionRequest.SerializeToString,
             attune_dot_execution_dot_v1_dot_execution__pb2.RequestExecutionResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def RequestChildExecutions(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/attune.execution.v1.ExecutionService/RequestChildExecutions',
-            attune_dot_execution_dot_v1_dot_execution__pb2.RequestChildExecutionsRequest.SerializeToString,
-            attune_dot_execution_dot_v1_dot_execution__pb2.RequestChildExecutionsResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def StreamChildExecutions(request_iterator,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.stream_stream(
-            request_iterator,
-            target,
-            '/attune.execution.v1.ExecutionService/StreamChildExecutions',
-            attune_dot_execution_dot_v1_dot_execution__pb2.StreamChildExecutionsRequest.SerializeToString,
-            attune_dot_execution_dot_v1_dot_execution__pb2.StreamChildExecutionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -12,7 +12,10 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class ExecutionServiceStub:
-    """Executions: the front door of the platform, served by the scheduler."""
+    """Executions: the front door of the platform, served by the scheduler. Public: clients call it
+    with a bearer token, and each RPC names the least role it needs. The coordinator's child
+    requests go to the internal attune.internal.execution.v1.ChildExecutionService.
+    """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     RequestExecution: _aio.UnaryUnaryMultiCallable[_execution_pb2.RequestExecutionRequest, _execution_pb2.RequestExecutionResponse]
@@ -21,30 +24,31 @@ class ExecutionServiceStub:
     A retried request with the same request_id returns the original execution; the same
     request_id with a different request is refused with FAILED_PRECONDITION naming request_id,
     and nothing is created.
-    """
-    RequestChildExecutions: _aio.UnaryUnaryMultiCallable[_execution_pb2.RequestChildExecutionsRequest, _execution_pb2.RequestChildExecutionsResponse]
-    """Requests a batch of child executions for workflow task runs (used by the coordinator). Each
-    child is idempotent on its request_id (the same request_id for a different child is that
-    child's error); failures are reported per child, not for the batch.
-    """
-    StreamChildExecutions: _aio.StreamStreamMultiCallable[_execution_pb2.StreamChildExecutionsRequest, _execution_pb2.StreamChildExecutionsResponse]
-    """RequestChildExecutions on one long-lived stream: each request message is a batch, answered by
-    one response message carrying the same batch_id (answers may overtake each other). The
-    coordinator's hot path: a message on an open stream costs a fraction of a unary call.
+    Needs the operator role (or admin).
     """
     GetExecution: _aio.UnaryUnaryMultiCallable[_execution_pb2.GetExecutionRequest, _execution_pb2.GetExecutionResponse]
-    """Gets one execution with its direct children."""
+    """Gets one execution with its direct children.
+    Needs the viewer role (or operator, or admin).
+    """
     ListExecutions: _aio.UnaryUnaryMultiCallable[_execution_pb2.ListExecutionsRequest, _execution_pb2.ListExecutionsResponse]
-    """Lists executions, newest first, filtered by state, action and parent."""
+    """Lists executions, newest first, filtered by state, action and parent.
+    Needs the viewer role (or operator, or admin).
+    """
     CancelExecution: _aio.UnaryUnaryMultiCallable[_execution_pb2.CancelExecutionRequest, _execution_pb2.CancelExecutionResponse]
     """Cancels an execution (a workflow: per its cancellation policy). FAILED_PRECONDITION when it
     has already ended.
+    Needs the operator role (or admin).
     """
     WatchExecution: _aio.UnaryStreamMultiCallable[_execution_pb2.WatchExecutionRequest, _execution_pb2.WatchExecutionResponse]
-    """Streams the execution and its children each time one changes, until the execution ends."""
+    """Streams the execution and its children each time one changes, until the execution ends.
+    Needs the viewer role (or operator, or admin).
+    """
 
 class ExecutionServiceServicer:
-    """Executions: the front door of the platform, served by the scheduler."""
+    """Executions: the front door of the platform, served by the scheduler. Public: clients call it
+    with a bearer token, and each RPC names the least role it needs. The coordinator's child
+    requests go to the internal attune.internal.execution.v1.ChildExecutionService.
+    """
 
     def RequestExecution(
         self,
@@ -56,26 +60,7 @@ class ExecutionServiceServicer:
         A retried request with the same request_id returns the original execution; the same
         request_id with a different request is refused with FAILED_PRECONDITION naming request_id,
         and nothing is created.
-        """
-
-    def RequestChildExecutions(
-        self,
-        request: _execution_pb2.RequestChildExecutionsRequest,
-        context: _aio.ServicerContext[_execution_pb2.RequestChildExecutionsRequest, _abc.Awaitable[_execution_pb2.RequestChildExecutionsResponse]],
-    ) -> _abc.Awaitable[_execution_pb2.RequestChildExecutionsResponse]:
-        """Requests a batch of child executions for workflow task runs (used by the coordinator). Each
-        child is idempotent on its request_id (the same request_id for a different child is that
-        child's error); failures are reported per child, not for the batch.
-        """
-
-    def StreamChildExecutions(
-        self,
-        request_iterator: _abc.AsyncIterator[_execution_pb2.StreamChildExecutionsRequest],
-        context: _aio.ServicerContext[_abc.AsyncIterator[_execution_pb2.StreamChildExecutionsRequest], _abc.AsyncIterator[_execution_pb2.StreamChildExecutionsResponse]],
-    ) -> _abc.AsyncIterator[_execution_pb2.StreamChildExecutionsResponse]:
-        """RequestChildExecutions on one long-lived stream: each request message is a batch, answered by
-        one response message carrying the same batch_id (answers may overtake each other). The
-        coordinator's hot path: a message on an open stream costs a fraction of a unary call.
+        Needs the operator role (or admin).
         """
 
     def GetExecution(
@@ -83,14 +68,18 @@ class ExecutionServiceServicer:
         request: _execution_pb2.GetExecutionRequest,
         context: _aio.ServicerContext[_execution_pb2.GetExecutionRequest, _abc.Awaitable[_execution_pb2.GetExecutionResponse]],
     ) -> _abc.Awaitable[_execution_pb2.GetExecutionResponse]:
-        """Gets one execution with its direct children."""
+        """Gets one execution with its direct children.
+        Needs the viewer role (or operator, or admin).
+        """
 
     def ListExecutions(
         self,
         request: _execution_pb2.ListExecutionsRequest,
         context: _aio.ServicerContext[_execution_pb2.ListExecutionsRequest, _abc.Awaitable[_execution_pb2.ListExecutionsResponse]],
     ) -> _abc.Awaitable[_execution_pb2.ListExecutionsResponse]:
-        """Lists executions, newest first, filtered by state, action and parent."""
+        """Lists executions, newest first, filtered by state, action and parent.
+        Needs the viewer role (or operator, or admin).
+        """
 
     def CancelExecution(
         self,
@@ -99,6 +88,7 @@ class ExecutionServiceServicer:
     ) -> _abc.Awaitable[_execution_pb2.CancelExecutionResponse]:
         """Cancels an execution (a workflow: per its cancellation policy). FAILED_PRECONDITION when it
         has already ended.
+        Needs the operator role (or admin).
         """
 
     def WatchExecution(
@@ -106,6 +96,8 @@ class ExecutionServiceServicer:
         request: _execution_pb2.WatchExecutionRequest,
         context: _aio.ServicerContext[_execution_pb2.WatchExecutionRequest, _abc.AsyncIterator[_execution_pb2.WatchExecutionResponse]],
     ) -> _abc.AsyncIterator[_execution_pb2.WatchExecutionResponse]:
-        """Streams the execution and its children each time one changes, until the execution ends."""
+        """Streams the execution and its children each time one changes, until the execution ends.
+        Needs the viewer role (or operator, or admin).
+        """
 
 def add_ExecutionServiceServicer_to_server(servicer: ExecutionServiceServicer, server: _aio.Server) -> None: ...

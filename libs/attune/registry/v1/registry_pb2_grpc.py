@@ -26,7 +26,9 @@ if _version_not_supported:
 
 
 class RegistryServiceStub(object):
-    """The registry of packs and actions, served by the scheduler.
+    """The registry of packs and actions, served by the scheduler. Public: clients call it with a
+    bearer token, and each RPC names the least role it needs. Workers fetch pack files from the
+    internal attune.internal.packs.v1.PackFilesService.
     """
 
     def __init__(self, channel):
@@ -65,15 +67,12 @@ class RegistryServiceStub(object):
                 request_serializer=attune_dot_registry_dot_v1_dot_registry__pb2.DeleteActionRequest.SerializeToString,
                 response_deserializer=attune_dot_registry_dot_v1_dot_registry__pb2.DeleteActionResponse.FromString,
                 _registered_method=True)
-        self.GetPackFiles = channel.unary_unary(
-                '/attune.registry.v1.RegistryService/GetPackFiles',
-                request_serializer=attune_dot_registry_dot_v1_dot_registry__pb2.GetPackFilesRequest.SerializeToString,
-                response_deserializer=attune_dot_registry_dot_v1_dot_registry__pb2.GetPackFilesResponse.FromString,
-                _registered_method=True)
 
 
 class RegistryServiceServicer(object):
-    """The registry of packs and actions, served by the scheduler.
+    """The registry of packs and actions, served by the scheduler. Public: clients call it with a
+    bearer token, and each RPC names the least role it needs. Workers fetch pack files from the
+    internal attune.internal.packs.v1.PackFilesService.
     """
 
     def RegisterPack(self, request, context):
@@ -81,6 +80,7 @@ class RegistryServiceServicer(object):
         INVALID_ARGUMENT whose field violations name each file and field, and nothing changes.
         Re-registering deletes the actions an earlier registration of the pack stored that its files
         no longer declare (actions made by CreateAction in the pack's namespace are kept).
+        Needs the admin role.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -90,6 +90,7 @@ class RegistryServiceServicer(object):
         """Creates one action in a registered pack. A retried request_id returns the action it created;
         the same request_id with a different request is refused with FAILED_PRECONDITION naming
         request_id, and nothing is created.
+        Needs the admin role.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -98,6 +99,7 @@ class RegistryServiceServicer(object):
     def UpdateAction(self, request, context):
         """Updates an action's mutable fields. Its ref (pack and name) is immutable: a change is refused
         with FAILED_PRECONDITION naming the field, and nothing changes.
+        Needs the admin role.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -105,6 +107,7 @@ class RegistryServiceServicer(object):
 
     def GetAction(self, request, context):
         """Gets one action by ref.
+        Needs the viewer role (or operator, or admin).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -112,6 +115,7 @@ class RegistryServiceServicer(object):
 
     def ListActions(self, request, context):
         """Lists actions, optionally of one pack.
+        Needs the viewer role (or operator, or admin).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -119,13 +123,7 @@ class RegistryServiceServicer(object):
 
     def DeleteAction(self, request, context):
         """Deletes an action by ref.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def GetPackFiles(self, request, context):
-        """Returns a registered pack's files by content digest (workers cache them by digest).
+        Needs the admin role.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -164,11 +162,6 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     request_deserializer=attune_dot_registry_dot_v1_dot_registry__pb2.DeleteActionRequest.FromString,
                     response_serializer=attune_dot_registry_dot_v1_dot_registry__pb2.DeleteActionResponse.SerializeToString,
             ),
-            'GetPackFiles': grpc.unary_unary_rpc_method_handler(
-                    servicer.GetPackFiles,
-                    request_deserializer=attune_dot_registry_dot_v1_dot_registry__pb2.GetPackFilesRequest.FromString,
-                    response_serializer=attune_dot_registry_dot_v1_dot_registry__pb2.GetPackFilesResponse.SerializeToString,
-            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'attune.registry.v1.RegistryService', rpc_method_handlers)
@@ -178,7 +171,9 @@ def add_RegistryServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class RegistryService(object):
-    """The registry of packs and actions, served by the scheduler.
+    """The registry of packs and actions, served by the scheduler. Public: clients call it with a
+    bearer token, and each RPC names the least role it needs. Workers fetch pack files from the
+    internal attune.internal.packs.v1.PackFilesService.
     """
 
     @staticmethod
@@ -333,33 +328,6 @@ class RegistryService(object):
             '/attune.registry.v1.RegistryService/DeleteAction',
             attune_dot_registry_dot_v1_dot_registry__pb2.DeleteActionRequest.SerializeToString,
             attune_dot_registry_dot_v1_dot_registry__pb2.DeleteActionResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def GetPackFiles(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/attune.registry.v1.RegistryService/GetPackFiles',
-            attune_dot_registry_dot_v1_dot_registry__pb2.GetPackFilesRequest.SerializeToString,
-            attune_dot_registry_dot_v1_dot_registry__pb2.GetPackFilesResponse.FromString,
             options,
             channel_credentials,
             insecure,

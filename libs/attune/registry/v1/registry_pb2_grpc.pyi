@@ -12,7 +12,10 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class RegistryServiceStub:
-    """The registry of packs and actions, served by the scheduler."""
+    """The registry of packs and actions, served by the scheduler. Public: clients call it with a
+    bearer token, and each RPC names the least role it needs. Workers fetch pack files from the
+    internal attune.internal.packs.v1.PackFilesService.
+    """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     RegisterPack: _aio.UnaryUnaryMultiCallable[_registry_pb2.RegisterPackRequest, _registry_pb2.RegisterPackResponse]
@@ -20,27 +23,37 @@ class RegistryServiceStub:
     INVALID_ARGUMENT whose field violations name each file and field, and nothing changes.
     Re-registering deletes the actions an earlier registration of the pack stored that its files
     no longer declare (actions made by CreateAction in the pack's namespace are kept).
+    Needs the admin role.
     """
     CreateAction: _aio.UnaryUnaryMultiCallable[_registry_pb2.CreateActionRequest, _registry_pb2.CreateActionResponse]
     """Creates one action in a registered pack. A retried request_id returns the action it created;
     the same request_id with a different request is refused with FAILED_PRECONDITION naming
     request_id, and nothing is created.
+    Needs the admin role.
     """
     UpdateAction: _aio.UnaryUnaryMultiCallable[_registry_pb2.UpdateActionRequest, _registry_pb2.UpdateActionResponse]
     """Updates an action's mutable fields. Its ref (pack and name) is immutable: a change is refused
     with FAILED_PRECONDITION naming the field, and nothing changes.
+    Needs the admin role.
     """
     GetAction: _aio.UnaryUnaryMultiCallable[_registry_pb2.GetActionRequest, _registry_pb2.GetActionResponse]
-    """Gets one action by ref."""
+    """Gets one action by ref.
+    Needs the viewer role (or operator, or admin).
+    """
     ListActions: _aio.UnaryUnaryMultiCallable[_registry_pb2.ListActionsRequest, _registry_pb2.ListActionsResponse]
-    """Lists actions, optionally of one pack."""
+    """Lists actions, optionally of one pack.
+    Needs the viewer role (or operator, or admin).
+    """
     DeleteAction: _aio.UnaryUnaryMultiCallable[_registry_pb2.DeleteActionRequest, _registry_pb2.DeleteActionResponse]
-    """Deletes an action by ref."""
-    GetPackFiles: _aio.UnaryUnaryMultiCallable[_registry_pb2.GetPackFilesRequest, _registry_pb2.GetPackFilesResponse]
-    """Returns a registered pack's files by content digest (workers cache them by digest)."""
+    """Deletes an action by ref.
+    Needs the admin role.
+    """
 
 class RegistryServiceServicer:
-    """The registry of packs and actions, served by the scheduler."""
+    """The registry of packs and actions, served by the scheduler. Public: clients call it with a
+    bearer token, and each RPC names the least role it needs. Workers fetch pack files from the
+    internal attune.internal.packs.v1.PackFilesService.
+    """
 
     def RegisterPack(
         self,
@@ -51,6 +64,7 @@ class RegistryServiceServicer:
         INVALID_ARGUMENT whose field violations name each file and field, and nothing changes.
         Re-registering deletes the actions an earlier registration of the pack stored that its files
         no longer declare (actions made by CreateAction in the pack's namespace are kept).
+        Needs the admin role.
         """
 
     def CreateAction(
@@ -61,6 +75,7 @@ class RegistryServiceServicer:
         """Creates one action in a registered pack. A retried request_id returns the action it created;
         the same request_id with a different request is refused with FAILED_PRECONDITION naming
         request_id, and nothing is created.
+        Needs the admin role.
         """
 
     def UpdateAction(
@@ -70,6 +85,7 @@ class RegistryServiceServicer:
     ) -> _abc.Awaitable[_registry_pb2.UpdateActionResponse]:
         """Updates an action's mutable fields. Its ref (pack and name) is immutable: a change is refused
         with FAILED_PRECONDITION naming the field, and nothing changes.
+        Needs the admin role.
         """
 
     def GetAction(
@@ -77,27 +93,26 @@ class RegistryServiceServicer:
         request: _registry_pb2.GetActionRequest,
         context: _aio.ServicerContext[_registry_pb2.GetActionRequest, _abc.Awaitable[_registry_pb2.GetActionResponse]],
     ) -> _abc.Awaitable[_registry_pb2.GetActionResponse]:
-        """Gets one action by ref."""
+        """Gets one action by ref.
+        Needs the viewer role (or operator, or admin).
+        """
 
     def ListActions(
         self,
         request: _registry_pb2.ListActionsRequest,
         context: _aio.ServicerContext[_registry_pb2.ListActionsRequest, _abc.Awaitable[_registry_pb2.ListActionsResponse]],
     ) -> _abc.Awaitable[_registry_pb2.ListActionsResponse]:
-        """Lists actions, optionally of one pack."""
+        """Lists actions, optionally of one pack.
+        Needs the viewer role (or operator, or admin).
+        """
 
     def DeleteAction(
         self,
         request: _registry_pb2.DeleteActionRequest,
         context: _aio.ServicerContext[_registry_pb2.DeleteActionRequest, _abc.Awaitable[_registry_pb2.DeleteActionResponse]],
     ) -> _abc.Awaitable[_registry_pb2.DeleteActionResponse]:
-        """Deletes an action by ref."""
-
-    def GetPackFiles(
-        self,
-        request: _registry_pb2.GetPackFilesRequest,
-        context: _aio.ServicerContext[_registry_pb2.GetPackFilesRequest, _abc.Awaitable[_registry_pb2.GetPackFilesResponse]],
-    ) -> _abc.Awaitable[_registry_pb2.GetPackFilesResponse]:
-        """Returns a registered pack's files by content digest (workers cache them by digest)."""
+        """Deletes an action by ref.
+        Needs the admin role.
+        """
 
 def add_RegistryServiceServicer_to_server(servicer: RegistryServiceServicer, server: _aio.Server) -> None: ...

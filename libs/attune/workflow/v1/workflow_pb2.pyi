@@ -29,64 +29,6 @@ WORKFLOW_STATE_FAILED: WorkflowState
 WORKFLOW_STATE_CANCELLED: WorkflowState
 WORKFLOW_STATE_TIMEOUT: WorkflowState
 
-class WorkflowStart(_message.Message):
-    __slots__ = ("execution_id", "action_ref", "workflow_yaml", "workflow_source", "parameters_json", "depth", "trace", "timeout_seconds")
-    EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
-    ACTION_REF_FIELD_NUMBER: _ClassVar[int]
-    WORKFLOW_YAML_FIELD_NUMBER: _ClassVar[int]
-    WORKFLOW_SOURCE_FIELD_NUMBER: _ClassVar[int]
-    PARAMETERS_JSON_FIELD_NUMBER: _ClassVar[int]
-    DEPTH_FIELD_NUMBER: _ClassVar[int]
-    TRACE_FIELD_NUMBER: _ClassVar[int]
-    TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
-    execution_id: str
-    action_ref: str
-    workflow_yaml: str
-    workflow_source: str
-    parameters_json: bytes
-    depth: int
-    trace: _common_pb2.TraceContext
-    timeout_seconds: float
-    def __init__(self, execution_id: _Optional[str] = ..., action_ref: _Optional[str] = ..., workflow_yaml: _Optional[str] = ..., workflow_source: _Optional[str] = ..., parameters_json: _Optional[bytes] = ..., depth: _Optional[int] = ..., trace: _Optional[_Union[_common_pb2.TraceContext, _Mapping]] = ..., timeout_seconds: _Optional[float] = ...) -> None: ...
-
-class StartWorkflowsRequest(_message.Message):
-    __slots__ = ("workflows",)
-    WORKFLOWS_FIELD_NUMBER: _ClassVar[int]
-    workflows: _containers.RepeatedCompositeFieldContainer[WorkflowStart]
-    def __init__(self, workflows: _Optional[_Iterable[_Union[WorkflowStart, _Mapping]]] = ...) -> None: ...
-
-class StartWorkflowsResponse(_message.Message):
-    __slots__ = ("accepted_execution_ids",)
-    ACCEPTED_EXECUTION_IDS_FIELD_NUMBER: _ClassVar[int]
-    accepted_execution_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, accepted_execution_ids: _Optional[_Iterable[str]] = ...) -> None: ...
-
-class TaskOutcome(_message.Message):
-    __slots__ = ("execution_id", "link", "state", "result_json", "error")
-    EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
-    LINK_FIELD_NUMBER: _ClassVar[int]
-    STATE_FIELD_NUMBER: _ClassVar[int]
-    RESULT_JSON_FIELD_NUMBER: _ClassVar[int]
-    ERROR_FIELD_NUMBER: _ClassVar[int]
-    execution_id: str
-    link: _common_pb2.WorkflowLink
-    state: _common_pb2.ExecutionState
-    result_json: bytes
-    error: str
-    def __init__(self, execution_id: _Optional[str] = ..., link: _Optional[_Union[_common_pb2.WorkflowLink, _Mapping]] = ..., state: _Optional[_Union[_common_pb2.ExecutionState, str]] = ..., result_json: _Optional[bytes] = ..., error: _Optional[str] = ...) -> None: ...
-
-class ReportOutcomesRequest(_message.Message):
-    __slots__ = ("outcomes",)
-    OUTCOMES_FIELD_NUMBER: _ClassVar[int]
-    outcomes: _containers.RepeatedCompositeFieldContainer[TaskOutcome]
-    def __init__(self, outcomes: _Optional[_Iterable[_Union[TaskOutcome, _Mapping]]] = ...) -> None: ...
-
-class ReportOutcomesResponse(_message.Message):
-    __slots__ = ("acked_execution_ids",)
-    ACKED_EXECUTION_IDS_FIELD_NUMBER: _ClassVar[int]
-    acked_execution_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, acked_execution_ids: _Optional[_Iterable[str]] = ...) -> None: ...
-
 class TaskRun(_message.Message):
     __slots__ = ("task_name", "run", "item_index", "attempt", "state", "child_execution_id", "started_at", "finished_at", "action_ref")
     TASK_NAME_FIELD_NUMBER: _ClassVar[int]

@@ -26,8 +26,9 @@ if _version_not_supported:
 
 
 class WorkflowServiceStub(object):
-    """Workflow runs, served by the workflow-coordinator (and forwarded by the scheduler, so clients
-    need one address).
+    """Workflow runs, served by the scheduler, which forwards each call to the workflow-coordinator's
+    internal attune.internal.workflow.v1.CoordinatorService (so clients need one address). Public:
+    clients call it with a bearer token, and each RPC names the least role it needs.
     """
 
     def __init__(self, channel):
@@ -36,16 +37,6 @@ class WorkflowServiceStub(object):
         Args:
             channel: A grpc.Channel.
         """
-        self.StartWorkflows = channel.unary_unary(
-                '/attune.workflow.v1.WorkflowService/StartWorkflows',
-                request_serializer=attune_dot_workflow_dot_v1_dot_workflow__pb2.StartWorkflowsRequest.SerializeToString,
-                response_deserializer=attune_dot_workflow_dot_v1_dot_workflow__pb2.StartWorkflowsResponse.FromString,
-                _registered_method=True)
-        self.ReportOutcomes = channel.stream_stream(
-                '/attune.workflow.v1.WorkflowService/ReportOutcomes',
-                request_serializer=attune_dot_workflow_dot_v1_dot_workflow__pb2.ReportOutcomesRequest.SerializeToString,
-                response_deserializer=attune_dot_workflow_dot_v1_dot_workflow__pb2.ReportOutcomesResponse.FromString,
-                _registered_method=True)
         self.GetWorkflowRun = channel.unary_unary(
                 '/attune.workflow.v1.WorkflowService/GetWorkflowRun',
                 request_serializer=attune_dot_workflow_dot_v1_dot_workflow__pb2.GetWorkflowRunRequest.SerializeToString,
@@ -64,27 +55,14 @@ class WorkflowServiceStub(object):
 
 
 class WorkflowServiceServicer(object):
-    """Workflow runs, served by the workflow-coordinator (and forwarded by the scheduler, so clients
-    need one address).
+    """Workflow runs, served by the scheduler, which forwards each call to the workflow-coordinator's
+    internal attune.internal.workflow.v1.CoordinatorService (so clients need one address). Public:
+    clients call it with a bearer token, and each RPC names the least role it needs.
     """
-
-    def StartWorkflows(self, request, context):
-        """Hands workflow executions to the coordinator. Idempotent per execution id; a response means
-        each accepted workflow is durably recorded.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def ReportOutcomes(self, request_iterator, context):
-        """A stream of task outcomes from the completion service; each is acknowledged once applied.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
 
     def GetWorkflowRun(self, request, context):
         """Gets a workflow run with its task runs.
+        Needs the viewer role (or operator, or admin).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -92,6 +70,7 @@ class WorkflowServiceServicer(object):
 
     def ListWorkflowRuns(self, request, context):
         """Lists workflow runs, newest first.
+        Needs the viewer role (or operator, or admin).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -99,6 +78,7 @@ class WorkflowServiceServicer(object):
 
     def CancelWorkflow(self, request, context):
         """Cancels a workflow run per its cancellation policy.
+        Needs the operator role (or admin).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -107,16 +87,6 @@ class WorkflowServiceServicer(object):
 
 def add_WorkflowServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
-            'StartWorkflows': grpc.unary_unary_rpc_method_handler(
-                    servicer.StartWorkflows,
-                    request_deserializer=attune_dot_workflow_dot_v1_dot_workflow__pb2.StartWorkflowsRequest.FromString,
-                    response_serializer=attune_dot_workflow_dot_v1_dot_workflow__pb2.StartWorkflowsResponse.SerializeToString,
-            ),
-            'ReportOutcomes': grpc.stream_stream_rpc_method_handler(
-                    servicer.ReportOutcomes,
-                    request_deserializer=attune_dot_workflow_dot_v1_dot_workflow__pb2.ReportOutcomesRequest.FromString,
-                    response_serializer=attune_dot_workflow_dot_v1_dot_workflow__pb2.ReportOutcomesResponse.SerializeToString,
-            ),
             'GetWorkflowRun': grpc.unary_unary_rpc_method_handler(
                     servicer.GetWorkflowRun,
                     request_deserializer=attune_dot_workflow_dot_v1_dot_workflow__pb2.GetWorkflowRunRequest.FromString,
@@ -141,63 +111,10 @@ def add_WorkflowServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class WorkflowService(object):
-    """Workflow runs, served by the workflow-coordinator (and forwarded by the scheduler, so clients
-    need one address).
+    """Workflow runs, served by the scheduler, which forwards each call to the workflow-coordinator's
+    internal attune.internal.workflow.v1.CoordinatorService (so clients need one address). Public:
+    clients call it with a bearer token, and each RPC names the least role it needs.
     """
-
-    @staticmethod
-    def StartWorkflows(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/attune.workflow.v1.WorkflowService/StartWorkflows',
-            attune_dot_workflow_dot_v1_dot_workflow__pb2.StartWorkflowsRequest.SerializeToString,
-            attune_dot_workflow_dot_v1_dot_workflow__pb2.StartWorkflowsResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def ReportOutcomes(request_iterator,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.stream_stream(
-            request_iterator,
-            target,
-            '/attune.workflow.v1.WorkflowService/ReportOutcomes',
-            attune_dot_workflow_dot_v1_dot_workflow__pb2.ReportOutcomesRequest.SerializeToString,
-            attune_dot_workflow_dot_v1_dot_workflow__pb2.ReportOutcomesResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
 
     @staticmethod
     def GetWorkflowRun(request,

@@ -12,64 +12,56 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class WorkflowServiceStub:
-    """Workflow runs, served by the workflow-coordinator (and forwarded by the scheduler, so clients
-    need one address).
+    """Workflow runs, served by the scheduler, which forwards each call to the workflow-coordinator's
+    internal attune.internal.workflow.v1.CoordinatorService (so clients need one address). Public:
+    clients call it with a bearer token, and each RPC names the least role it needs.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
-    StartWorkflows: _aio.UnaryUnaryMultiCallable[_workflow_pb2.StartWorkflowsRequest, _workflow_pb2.StartWorkflowsResponse]
-    """Hands workflow executions to the coordinator. Idempotent per execution id; a response means
-    each accepted workflow is durably recorded.
-    """
-    ReportOutcomes: _aio.StreamStreamMultiCallable[_workflow_pb2.ReportOutcomesRequest, _workflow_pb2.ReportOutcomesResponse]
-    """A stream of task outcomes from the completion service; each is acknowledged once applied."""
     GetWorkflowRun: _aio.UnaryUnaryMultiCallable[_workflow_pb2.GetWorkflowRunRequest, _workflow_pb2.GetWorkflowRunResponse]
-    """Gets a workflow run with its task runs."""
+    """Gets a workflow run with its task runs.
+    Needs the viewer role (or operator, or admin).
+    """
     ListWorkflowRuns: _aio.UnaryUnaryMultiCallable[_workflow_pb2.ListWorkflowRunsRequest, _workflow_pb2.ListWorkflowRunsResponse]
-    """Lists workflow runs, newest first."""
+    """Lists workflow runs, newest first.
+    Needs the viewer role (or operator, or admin).
+    """
     CancelWorkflow: _aio.UnaryUnaryMultiCallable[_workflow_pb2.CancelWorkflowRequest, _workflow_pb2.CancelWorkflowResponse]
-    """Cancels a workflow run per its cancellation policy."""
+    """Cancels a workflow run per its cancellation policy.
+    Needs the operator role (or admin).
+    """
 
 class WorkflowServiceServicer:
-    """Workflow runs, served by the workflow-coordinator (and forwarded by the scheduler, so clients
-    need one address).
+    """Workflow runs, served by the scheduler, which forwards each call to the workflow-coordinator's
+    internal attune.internal.workflow.v1.CoordinatorService (so clients need one address). Public:
+    clients call it with a bearer token, and each RPC names the least role it needs.
     """
-
-    def StartWorkflows(
-        self,
-        request: _workflow_pb2.StartWorkflowsRequest,
-        context: _aio.ServicerContext[_workflow_pb2.StartWorkflowsRequest, _abc.Awaitable[_workflow_pb2.StartWorkflowsResponse]],
-    ) -> _abc.Awaitable[_workflow_pb2.StartWorkflowsResponse]:
-        """Hands workflow executions to the coordinator. Idempotent per execution id; a response means
-        each accepted workflow is durably recorded.
-        """
-
-    def ReportOutcomes(
-        self,
-        request_iterator: _abc.AsyncIterator[_workflow_pb2.ReportOutcomesRequest],
-        context: _aio.ServicerContext[_abc.AsyncIterator[_workflow_pb2.ReportOutcomesRequest], _abc.AsyncIterator[_workflow_pb2.ReportOutcomesResponse]],
-    ) -> _abc.AsyncIterator[_workflow_pb2.ReportOutcomesResponse]:
-        """A stream of task outcomes from the completion service; each is acknowledged once applied."""
 
     def GetWorkflowRun(
         self,
         request: _workflow_pb2.GetWorkflowRunRequest,
         context: _aio.ServicerContext[_workflow_pb2.GetWorkflowRunRequest, _abc.Awaitable[_workflow_pb2.GetWorkflowRunResponse]],
     ) -> _abc.Awaitable[_workflow_pb2.GetWorkflowRunResponse]:
-        """Gets a workflow run with its task runs."""
+        """Gets a workflow run with its task runs.
+        Needs the viewer role (or operator, or admin).
+        """
 
     def ListWorkflowRuns(
         self,
         request: _workflow_pb2.ListWorkflowRunsRequest,
         context: _aio.ServicerContext[_workflow_pb2.ListWorkflowRunsRequest, _abc.Awaitable[_workflow_pb2.ListWorkflowRunsResponse]],
     ) -> _abc.Awaitable[_workflow_pb2.ListWorkflowRunsResponse]:
-        """Lists workflow runs, newest first."""
+        """Lists workflow runs, newest first.
+        Needs the viewer role (or operator, or admin).
+        """
 
     def CancelWorkflow(
         self,
         request: _workflow_pb2.CancelWorkflowRequest,
         context: _aio.ServicerContext[_workflow_pb2.CancelWorkflowRequest, _abc.Awaitable[_workflow_pb2.CancelWorkflowResponse]],
     ) -> _abc.Awaitable[_workflow_pb2.CancelWorkflowResponse]:
-        """Cancels a workflow run per its cancellation policy."""
+        """Cancels a workflow run per its cancellation policy.
+        Needs the operator role (or admin).
+        """
 
 def add_WorkflowServiceServicer_to_server(servicer: WorkflowServiceServicer, server: _aio.Server) -> None: ...

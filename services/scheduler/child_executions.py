@@ -1,0 +1,130 @@
+"""ChildExecutionService: the coordinator's requests for the child executions of workflow task
+runs, in batches (docs/architecture.md, The life of one workflow step, 5).
+
+Internal: only the coordinator calls it. Each child is idempotent on its request_id and refused
+per child (unknown ref, bad parameters), never for the batch, unless the scheduler cannot store
+any (the batch fails and the coordinator sends it again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Sequence
+
+import grpc
+
+from attune.grpcutil.errors import AttuneError, Unavailable, rpc_errors, to_status
+from attune.grpcutil.server import RpcContext
+from attune.internal.execution.v1 import execution_pb2 as child_pb2
+from attune.internal.execution.v1 import execution_pb2_grpc as child_pb2_grpc
+from attune_services.scheduler.requests import ChildLink, ExecutionRequests
+
+log = logging.getLogger(__name__)
+
+CHILD_CHUNK = 100
+
+
+class ChildExecutionServicer(child_pb2_grpc.ChildExecutionServiceServicer):
+    """Serves attune.internal.execution.v1.ChildExecutionService."""
+
+    def __init__(self, requests: ExecutionRequests) -> None:
+        self._requests = requests
+
+    @rpc_errors
+    async def RequestChildExecutions(
+        self, request: child_pb2.RequestChildExecutionsRequest, context: RpcContext
+    ) -> child_pb2.RequestChildExecutionsResponse:
+        """Creates workflow children concurrently (group-committed); errors are per child."""
+        return child_pb2.RequestChildExecutionsResponse(children=await self._children(request.children))
+
+    async def StreamChildExecutions(
+        self,
+        request_iterator: AsyncIterator[child_pb2.StreamChildExecutionsRequest],
+        context: RpcContext,
+    ) -> AsyncIterator[child_pb2.StreamChildExecutionsResponse]:
+        """Each batch is handled as it arrives (batches overlap) and answered once its children
+        are stored. A batch that fails as a whole (the scheduler is shutting down, the database
+        is away) ends the stream with that status; the sender re-sends what was not answered."""
+        answers: asyncio.Queue[child_pb2.StreamChildExecutionsResponse | BaseException | None] = asyncio.Queue()
+
+        async def answer(batch: child_pb2.StreamChildExecutionsRequest) -> None:
+            try:
+                children = await self._children(batch.children)
+            except Exception as err:
+                answers.put_nowait(err)
+                return
+            answers.put_nowait(child_pb2.StreamChildExecutionsResponse(batch_id=batch.batch_id, children=children))
+
+        async def read() -> None:
+            batches: set[asyncio.Task[None]] = set()
+            try:
+                async for batch in request_iterator:
+                    task = asyncio.create_task(answer(batch))
+                    batches.add(task)
+                    task.add_done_callback(batches.discard)
+                if batches:
+                    await asyncio.gather(*batches)
+            finally:
+                answers.put_nowait(None)
+
+        reader = asyncio.create_task(read())
+        try:
+            while (item := await answers.get()) is not None:
+                if isinstance(item, AttuneError):
+                    # grpc.aio's concrete context has abort_with_status; its abstract base and the stubs omit it.
+                    await context.abort_with_status(to_status(item))  # type: ignore[attr-defined]
+                if isinstance(item, BaseException):
+                    log.error("a batch of child requests failed: %s", str(item)[:2000])
+                    # Short: the status message travels in a header (8 KiB limit).
+                    reason = str(item).splitlines()[0][:200] if str(item) else type(item).__name__
+                    await context.abort(grpc.StatusCode.UNAVAILABLE, f"child requests not stored: {reason}")
+                    return
+                yield item
+        finally:
+            reader.cancel()
+
+    async def _children(
+        self, requests: Sequence[child_pb2.ChildExecutionRequest]
+    ) -> list[child_pb2.ChildExecutionResponse]:
+        """Creates children concurrently (group-committed); errors are per child, except that
+        an unavailable scheduler fails the whole batch (it is worth sending again).
+
+        A wide fan-out is validated CHILD_CHUNK children at a time, yielding between chunks, so
+        the first chunk is inserted and dispatched while the next is still being validated
+        instead of every worker waiting for the whole request."""
+        pending: list[asyncio.Future[child_pb2.ChildExecutionResponse]] = []
+        for start in range(0, len(requests), CHILD_CHUNK):
+            if start:
+                await asyncio.sleep(0)
+            pending += [asyncio.ensure_future(self._child(c)) for c in requests[start : start + CHILD_CHUNK]]
+        return list(await asyncio.gather(*pending))
+
+    async def _child(self, child: child_pb2.ChildExecutionRequest) -> child_pb2.ChildExecutionResponse:
+        link = ChildLink(
+            parent_id=child.parent_id or child.link.workflow_execution_id,
+            workflow_execution_id=child.link.workflow_execution_id or child.parent_id,
+            task_name=child.link.task_name,
+            task_run=child.link.run,
+            item_index=None if child.link.item_index < 0 else child.link.item_index,
+            attempt=child.link.attempt,
+            depth=child.depth,
+            traceparent=child.trace.traceparent,
+        )
+        try:
+            row = await self._requests.request_child(
+                child.action_ref,
+                child.parameters_json,
+                request_id=child.request_id,
+                timeout=child.timeout_seconds,
+                link=link,
+            )
+        except Unavailable:
+            raise  # not the child's fault: the batch fails and is sent again
+        except AttuneError as err:
+            details = "; ".join(f"{v.field}: {v.description}" for v in err.violations)
+            return child_pb2.ChildExecutionResponse(
+                request_id=child.request_id,
+                error=f"{err.message}" + (f" ({details})" if details and details not in err.message else ""),
+            )
+        return child_pb2.ChildExecutionResponse(request_id=child.request_id, execution_id=row["id"])
