@@ -9,8 +9,10 @@ import signal
 import socket
 from pathlib import Path
 
+import grpc
 import psutil
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from attune_services.cli.launcher import free_port
 from tests.cli.e2e import attune, attune_script
@@ -30,12 +32,14 @@ def _port_flags() -> list[str]:
     return [f"--{name}-port={free_port()}" for name in ("scheduler", "coordinator", "completion", "worker")]
 
 
-async def test_up_runs_everything_until_ctrl_c(tmp_path: Path) -> None:
+@pytest.mark.parametrize("secure", [True, False], ids=["secure-default", "insecure"])
+async def test_up_runs_everything_until_ctrl_c(tmp_path: Path, secure: bool) -> None:
     env = _env(tmp_path)
     proc = await asyncio.create_subprocess_exec(
         attune_script(),
         "up",
         *_port_flags(),
+        *([] if secure else ["--insecure"]),
         env=env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -54,6 +58,15 @@ async def test_up_runs_everything_until_ctrl_c(tmp_path: Path) -> None:
         children = psutil.Process(proc.pid).children()
         assert len(children) == 4
         assert (tmp_path / "attune.db").exists()
+        assert tmp_path.stat().st_mode & 0o777 == 0o700
+        assert (tmp_path / "secret.key").stat().st_mode & 0o777 == 0o600
+        if secure:  # credentials made on first start, found by the CLI below with no flags
+            assert (tmp_path / "tls" / "ca.pem").exists() and (tmp_path / "tls" / "cli.key").exists()
+            assert (tmp_path / "admin.token").stat().st_mode & 0o777 == 0o600
+            assert await _plaintext_refused(address)
+        else:
+            assert not (tmp_path / "tls").exists() and not (tmp_path / "admin.token").exists()
+            assert not await _plaintext_refused(address)
 
         outcome = await attune(
             "run", "examples.single_echo", "--wait", "--output", "json", env={**env, "ATTUNE_ADDRESS": address}
@@ -97,3 +110,14 @@ async def test_up_reports_a_database_it_cannot_migrate(tmp_path: Path) -> None:
     assert outcome.code == 1
     lines = outcome.stderr.strip().splitlines()
     assert lines[-1].startswith("attune: error: migrating ") and "Traceback" not in outcome.stderr
+
+
+async def _plaintext_refused(address: str) -> bool:
+    """Whether a plaintext health check of `address` fails (it does against a TLS port)."""
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        try:
+            await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=3.0)  # type: ignore[attr-defined]
+        except grpc.RpcError:
+            return True
+    return False

@@ -121,8 +121,8 @@ async def test_health_needs_nothing_and_reflection_a_viewer_or_a_service(cluster
     assert (await check(health_pb2.HealthCheckRequest())).status == health_pb2.HealthCheckResponse.SERVING
     viewer = await _token(cluster, "looker", Role.VIEWER)
 
-    async def services(**caller: str) -> list[str]:
-        reflect = cluster.channel("scheduler", **caller).stream_stream(
+    async def services(target: str = "scheduler", **caller: str) -> list[str]:
+        reflect = cluster.channel(target, **caller).stream_stream(
             "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
             request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
             response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
@@ -134,9 +134,25 @@ async def test_health_needs_nothing_and_reflection_a_viewer_or_a_service(cluster
 
     assert "attune.auth.v1.TokenService" in await services(token=viewer)
     assert "attune.auth.v1.TokenService" in await services(identity="worker")
-    with pytest.raises(grpc.aio.AioRpcError) as refused:
-        await services()
-    assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+    # A refusal comes when the stream opens: read it without sending (a send racing the server's
+    # close ends as a client-side INTERNAL instead).
+    async def refusal(target: str = "scheduler", **caller: str) -> grpc.aio.AioRpcError:
+        call = cluster.channel(target, **caller).stream_stream(
+            "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+            request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+            response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+        )()
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await call.read()
+        return refused.value
+
+    assert (await refusal()).code() == grpc.StatusCode.UNAUTHENTICATED
+    # A service that serves only internal RPCs checks no tokens: a service certificate opens it.
+    assert "attune.internal.workflow.v1.CoordinatorService" in await services("coordinator", identity="scheduler")
+    no_tokens = await refusal("coordinator", token=viewer)
+    assert no_tokens.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "accepts no tokens" in (no_tokens.details() or "")
 
 
 async def test_a_revoked_token_is_refused_by_every_replica_within_a_second(cluster: SecureCluster) -> None:

@@ -54,9 +54,16 @@ class Authorizer:
         identity = peer_identity(context) if rule.identities else None
         if identity is not None and identity in rule.identities:
             return caller.Caller(name=identity)
+        who = f"the caller presented {_certificate(identity)}"
         if rule.role is None:
-            who = f"the caller presented {_certificate(identity)}"
             await _abort(context, grpc.StatusCode.PERMISSION_DENIED, f"{method} {rule.describe()}; {who}")
+        if self._verifier is None:
+            # This service serves only internal RPCs and checks no tokens: only a certificate opens it.
+            await _abort(
+                context,
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"{method} on this service requires a service certificate (it accepts no tokens); {who}",
+            )
         token = bearer_of(context.invocation_metadata())
         if token is None:
             await _abort(
@@ -64,7 +71,7 @@ class Authorizer:
                 grpc.StatusCode.UNAUTHENTICATED,
                 f"{method}: missing bearer token (send `authorization: Bearer <token>`; see `attune token create`)",
             )
-        record = await self._verifier.verify(token) if self._verifier is not None else None
+        record = await self._verifier.verify(token)
         if record is None or record.revoked_at is not None:
             await _abort(context, grpc.StatusCode.UNAUTHENTICATED, f"{method}: unknown or revoked token")
         if not record.role.allows(rule.role):
