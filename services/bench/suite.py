@@ -18,13 +18,13 @@ from attune_services.cli.launcher import Launcher, LaunchPlan
 IDLE_SECONDS = 2.0
 
 
-def _launch(home: Path, database_url: str, env: dict[str, str]) -> Launcher:
+def _launch(home: Path, database_url: str, env: dict[str, str], *, secure: bool = True) -> Launcher:
     plan = LaunchPlan.local(
         home,
         database_url,
         ports={"scheduler": 0, "coordinator": 0, "completion": 0, "worker": 0},
         env={"ATTUNE_LOG_LEVEL": "WARNING", **env},
-        secure=True,  # the figures that count are those of a deployment with TLS and tokens on
+        secure=secure,  # on by default: the figures that count are those of a secure deployment
     )
     launcher = Launcher(plan)
     launcher.migrate()
@@ -37,12 +37,14 @@ def with_services(
     ready_timeout: float,
     measure: Callable[[Launcher], dict[str, Any]],
     progress: Callable[[str], None],
+    *,
+    secure: bool = True,
 ) -> dict[str, Any]:
     """Starts the services in a temporary ATTUNE_HOME, runs ``measure``, stops them."""
     with tempfile.TemporaryDirectory(prefix="attune-bench-") as tmp:
         home = Path(tmp)
         progress(f"starting the services in {home} on {'PostgreSQL' if database_url else 'SQLite'}")
-        launcher = _launch(home, database_url, {})
+        launcher = _launch(home, database_url, {}, secure=secure)
         try:
             eventloop.run(launcher.wait_ready(ready_timeout))
             return measure(launcher)
@@ -51,7 +53,13 @@ def with_services(
 
 
 def core_suite(
-    database_url: str, *, samples: int, burst: int, ready_timeout: float, progress: Callable[[str], None]
+    database_url: str,
+    *,
+    samples: int,
+    burst: int,
+    ready_timeout: float,
+    progress: Callable[[str], None],
+    secure: bool = True,
 ) -> dict[str, Any]:
     """noop latency p50/p99, burst executions/s, shell overhead, idle RSS per service."""
     from attune_services.worker.runtimes.bench import measure_overhead
@@ -80,7 +88,7 @@ def core_suite(
             "idle_rss_mb": idle,
         }
 
-    return with_services(database_url, ready_timeout, measure, progress)
+    return with_services(database_url, ready_timeout, measure, progress, secure=secure)
 
 
 def engine_figures(progress: Callable[[str], None]) -> dict[str, Any]:
@@ -102,6 +110,7 @@ def workflow_suite(
     held: int = 10_000,
     ready_timeout: float,
     progress: Callable[[str], None],
+    secure: bool = True,
 ) -> dict[str, Any]:
     """Engine figures plus fanout_<width>_tasks_per_s and chain_<length>_step_ms end to end, then
     coordinator_rss_<held>_workflows_mb (after the timed runs, so those run on a quiet system)."""
@@ -118,5 +127,5 @@ def workflow_suite(
 
         return eventloop.run(remote())
 
-    figures.update(with_services(database_url, ready_timeout, measure, progress))
+    figures.update(with_services(database_url, ready_timeout, measure, progress, secure=secure))
     return figures

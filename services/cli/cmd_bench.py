@@ -39,6 +39,11 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser], pa
         help="running workflows the coordinator holds while its memory is read",
     )
     bench.add_argument("--ready-timeout", type=float, default=120.0, metavar="S")
+    bench.add_argument(
+        "--insecure",
+        action="store_true",
+        help="run the services without TLS and tokens (to measure what security costs; the default has it on)",
+    )
     bench.set_defaults(handler=bench_command, sync=True)
 
 
@@ -60,6 +65,7 @@ def bench_command(args: argparse.Namespace) -> int:
                     held=args.held_workflows,
                     ready_timeout=args.ready_timeout,
                     progress=progress,
+                    secure=not args.insecure,
                 ),
                 progress,
             )
@@ -71,6 +77,7 @@ def bench_command(args: argparse.Namespace) -> int:
                     burst=args.burst,
                     ready_timeout=args.ready_timeout,
                     progress=progress,
+                    secure=not args.insecure,
                 ),
                 progress,
             )
