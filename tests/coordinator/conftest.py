@@ -108,8 +108,9 @@ class Harness:
         return workflow_id
 
     def open_stream(self) -> Any:
-        """A ReportOutcomes stream, as the completion service holds one."""
-        stream = self.client.ReportOutcomes()
+        """A ReportOutcomes stream, as the completion service holds one. It waits for the
+        coordinator to be reachable: after a restart the channel may still be backing off."""
+        stream = self.client.ReportOutcomes(wait_for_ready=True)
         self.streams.append(stream)
         return stream
 
