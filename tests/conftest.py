@@ -1,4 +1,4 @@
-"""Fixtures shared by every test package: real databases on both stores."""
+"""Fixtures shared by every test package: real databases on both stores, TLS material."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from attune.security.certificates import init_material
 from tests.support.databases import create_postgres_database, create_sqlite_database, drop_postgres_database
 
 
@@ -19,6 +20,14 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         drop_postgres_database(url)
     else:
         yield create_sqlite_database(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def tls_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """TLS material from `attune tls init`: an authority and a certificate per identity."""
+    folder = tmp_path_factory.mktemp("tls")
+    init_material(folder)
+    return folder
 
 
 @pytest.fixture

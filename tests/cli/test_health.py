@@ -18,7 +18,6 @@ from grpc_health.v1 import health_pb2
 
 from attune.config import Settings
 from attune.grpcutil.server import ServerHandle, start_server, stop_server
-from attune.security.certificates import init_material
 from attune.security.tls import ClientAuth
 
 ATTUNE = str(Path(sys.executable).with_name("attune"))
@@ -41,13 +40,6 @@ class HealthOnly:
 
     async def close(self) -> None:
         pass
-
-
-@pytest.fixture(scope="module")
-def tls_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("tls")
-    init_material(folder)
-    return folder
 
 
 @pytest.fixture

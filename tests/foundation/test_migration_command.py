@@ -84,8 +84,7 @@ def test_revision_writes_the_next_numbered_migration_of_the_schema_change(
 
 def test_the_new_file_passes_the_lint_gate(migrations_copy: Path, widgets_table: sa.Table) -> None:
     ruff = Path(sys.executable).parent / "ruff"
-    if not ruff.exists():
-        pytest.skip(f"ruff is not installed beside {sys.executable}")
+    assert ruff.exists(), f"ruff is not installed beside {sys.executable} (it is a test extra)"
     path = revision("add a widgets table", migrations_dir=migrations_copy)
     config = str(REPO_ROOT / "pyproject.toml")
     # As CONTRIBUTING.md says: format the file, then the gate's lint passes unchanged.

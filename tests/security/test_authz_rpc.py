@@ -16,7 +16,6 @@ from attune.auth.v1 import auth_pb2, auth_pb2_grpc
 from attune.execution.v1 import execution_pb2, execution_pb2_grpc
 from attune.packs import bundled_pack_path, read_pack_files
 from attune.registry.v1 import registry_pb2, registry_pb2_grpc
-from attune.security.certificates import init_material
 from attune.security.policy import POLICY, SERVICE_IDENTITIES, Role
 from tests.security.authz_cluster import ADMIN_TOKEN, SecureCluster, start_secure_cluster
 from tests.support.polling import eventually
@@ -24,13 +23,6 @@ from tests.support.polling import eventually
 DENIED = {grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED}
 INTERNAL = sorted(m for m in POLICY if ".internal." in m)
 PUBLIC = sorted(m for m, rule in POLICY.items() if m.startswith("/attune.") and rule.role is not None)
-
-
-@pytest.fixture(scope="module")
-def tls_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("tls")
-    init_material(folder)
-    return folder
 
 
 @pytest.fixture
