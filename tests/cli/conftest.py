@@ -7,9 +7,6 @@ import pytest
 from attune.grpcutil.convert import execution_state_from_proto
 from attune.states import ExecutionState
 from tests.integration.cluster import Cluster
-from tests.integration.conftest import cluster
-
-__all__ = ["cluster", "ready_cluster"]
 
 
 @pytest.fixture

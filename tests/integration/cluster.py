@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -284,3 +285,7 @@ class Cluster:
         if not self.trace_file.exists():
             return []
         return [json.loads(line) for line in self.trace_file.read_text().splitlines() if line.strip()]
+
+
+#: Makes a private cluster (not started) on a fresh database: the `fresh_cluster` fixture.
+ClusterFactory = Callable[..., Awaitable[Cluster]]

@@ -8,8 +8,7 @@ from pathlib import Path
 
 from attune.execution.v1 import execution_pb2
 from attune.grpcutil.convert import dict_from_struct, execution_state_from_proto
-from tests.integration.cluster import Cluster
-from tests.integration.conftest import ClusterFactory
+from tests.integration.cluster import Cluster, ClusterFactory
 from tests.support.polling import eventually
 
 TESTPACK = Path(__file__).parent / "packs" / "testpack"

@@ -13,8 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from attune.execution.v1 import execution_pb2
 from attune.grpcutil.convert import execution_state_from_proto
-from tests.integration.cluster import Cluster
-from tests.integration.conftest import ClusterFactory
+from tests.integration.cluster import Cluster, ClusterFactory
 from tests.integration.test_resilience_e2e import started, wait_state
 
 SERVING = health_pb2.HealthCheckResponse.SERVING

@@ -13,8 +13,7 @@ from attune.execution.v1 import execution_pb2
 from attune.grpcutil.convert import dict_from_struct, execution_state_from_proto
 from attune.storage import Database
 from attune.storage.schema import executions
-from tests.integration.cluster import Cluster
-from tests.integration.conftest import ClusterFactory
+from tests.integration.cluster import Cluster, ClusterFactory
 
 TESTPACK = Path(__file__).parent / "packs" / "testpack"
 

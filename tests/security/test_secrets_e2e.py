@@ -23,16 +23,13 @@ from attune.security.rotation import rotate
 from attune.security.sealing import Sealer, SecretKey, new_key_text
 from attune.storage import Database
 from attune.storage.schema import metadata
-from tests.integration.cluster import Cluster
-
-# The integration package's clusters: the shared one per store, and private ones to restart.
-from tests.integration.conftest import ClusterFactory, cluster, fresh_cluster  # noqa: F401
+from tests.integration.cluster import Cluster, ClusterFactory
 
 SECRETPACK = Path(__file__).parent / "packs" / "secretpack"
 
 
 @pytest.fixture(scope="session")
-async def secretpack(cluster: Cluster) -> Cluster:  # noqa: F811  # the imported fixture, by name
+async def secretpack(cluster: Cluster) -> Cluster:
     await cluster.register_pack(SECRETPACK)
     return cluster
 
@@ -118,7 +115,7 @@ async def test_get_and_list_never_return_a_secret(secretpack: Cluster) -> None:
 
 
 async def test_old_keys_can_be_dropped_after_rotation_and_a_missing_key_is_named(
-    fresh_cluster: ClusterFactory,  # noqa: F811  # the imported fixture, by name
+    fresh_cluster: ClusterFactory,
 ) -> None:
     a_text, b_text, c_text = new_key_text(), new_key_text(), new_key_text()
     b_id = SecretKey.from_base64(b_text, where="").id
