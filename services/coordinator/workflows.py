@@ -143,11 +143,14 @@ class Workflows:
 
     async def apply_refusals(self, refusals: Sequence[Refusal]) -> None:
         """Child requests the scheduler refused (or that were cancelled before dispatch) end their
-        task runs as failed / cancelled."""
+        task runs as failed / cancelled, with why they never started."""
         async with self._busy():
             await asyncio.gather(
                 *(
-                    self.task_ended(r.workflow_id, TaskEnded(TaskRunKey.parse(r.run_key), r.state, {"error": r.error}))
+                    self.task_ended(
+                        r.workflow_id,
+                        TaskEnded(TaskRunKey.parse(r.run_key), r.state, {"error": r.error}, f"not started: {r.error}"),
+                    )
                     for r in refusals
                 )
             )
@@ -164,7 +167,7 @@ class Workflows:
         key = TaskRunKey(
             link.task_name, link.run or 1, None if link.item_index < 0 else link.item_index, link.attempt or 1
         )
-        ended = TaskEnded(key, state, result)
+        ended = TaskEnded(key, state, result, o.error or None)
         if (
             await self.task_ended(link.workflow_execution_id, ended, child_execution_id=o.execution_id)
             == EventOutcome.UNKNOWN

@@ -165,12 +165,36 @@ tasks:
     state, result, error = await harness.wait_result(wf)
     assert state == "failed"
     assert result["succeeded"] is False
-    assert "ghost" in error
+    # the reason travels: the task never ran, and the scheduler said why
+    assert error == (
+        'task "ghost" (run 1) ended failed and no transition handled it: '
+        "not started: action missing.action is not registered"
+    )
     run = await harness.run_of(wf)
     assert run.state == workflow_pb2.WORKFLOW_STATE_FAILED
     [task] = run.task_runs
     assert task.state == 6  # EXECUTION_STATE_FAILED
     assert task.child_execution_id == ""
+
+
+async def test_an_unhandled_failure_quotes_the_child_error_and_attempts(harness: Harness) -> None:
+    wf = await harness.start_workflow("""
+version: 1
+tasks:
+  - name: flaky
+    action: core.local
+    retry: {count: 1}
+""")
+    [first] = await harness.wait_requests(wf, 1)
+    await harness.report(outcome(first, "failed", {"exit_code": 1}, error="exit code 1: first"))
+    [_, second] = await harness.wait_requests(wf, 2)
+    await harness.report(outcome(second, "failed", {"exit_code": 2}, error="exit code 2: " + "x" * 5000))
+    state, _, error = await harness.wait_result(wf)
+    assert state == "failed"
+    assert error.startswith(
+        'task "flaky" (run 1) ended failed after 2 attempts and no transition handled it: exit code 2: xxx'
+    )
+    assert " characters cut] … xxx" in error and len(error) < 1200
 
 
 async def test_a_refused_child_can_be_handled_by_an_on_failure_transition(harness: Harness) -> None:

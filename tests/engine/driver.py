@@ -3,7 +3,8 @@
 A fixture holds ``workflow`` (the document), optional ``parameters``, ``depth``,
 ``run_cap``, ``cancel_at`` (time to call ``cancel``), ``outcomes`` (per task: a
 list consumed one per started child, or one map for every child; each
-``{state, result, duration}``, default ``succeeded``/``{}``/0) and ``expect``.
+``{state, result, duration, error}``, default ``succeeded``/``{}``/0/none — ``error`` is the
+child execution's error text) and ``expect``.
 
 Children end FIFO by (end time, start order); timers fire as the clock reaches
 them. After every event the driver checks: the entries survive a JSON round trip
@@ -115,7 +116,7 @@ class Simulation:
             seq = self._push(
                 self.now + float(outcome.get("duration", 0)),
                 "end",
-                (key, outcome.get("state", "succeeded"), outcome.get("result", {})),
+                (key, outcome.get("state", "succeeded"), outcome.get("result", {}), outcome.get("error")),
             )
             self.running[key] = seq
             task = command.key.task
@@ -125,7 +126,7 @@ class Simulation:
             key = command.key.as_str()
             self.run.cancels.append(key)
             if key in self.running:
-                self.running[key] = self._push(self.now, "end", (key, "cancelled", {}))
+                self.running[key] = self._push(self.now, "end", (key, "cancelled", {}, "cancelled"))
         elif isinstance(command, SetTimer):
             self.run.timers.append(command)
             self.timer_ids[command.timer_id] = self._push(command.fire_at, "timer", command.timer_id)
@@ -144,13 +145,13 @@ class Simulation:
                 return None  # cancelled or replaced
             del self.timer_ids[payload]
             return timer_fired(self.wf, self.state, payload, now=self.now)
-        key, state, result = payload
+        key, state, result, error = payload
         if self.running.get(key) != seq:
             return None  # superseded by a cancellation
         del self.running[key]
         task = key.rsplit("/", 3)[0]
         self.in_flight[task] -= 1
-        ended = TaskEnded(TaskRunKey.parse(key), state, copy.deepcopy(result))
+        ended = TaskEnded(TaskRunKey.parse(key), state, copy.deepcopy(result), error)
         step = task_ended(self.wf, self.state, ended, now=self.now)
         return step
 
@@ -172,7 +173,7 @@ class Simulation:
                 assert step.changed == {} and step.commands == [], f"event after finish changed something: {step}"
             self.apply(step, before)
             if kind == "end":
-                ended = TaskEnded(TaskRunKey.parse(payload[0]), payload[1], payload[2])
+                ended = TaskEnded(TaskRunKey.parse(payload[0]), payload[1], payload[2], payload[3])
                 dup = task_ended(self.wf, self.state, ended, now=self.now)
                 assert dup.changed == {} and dup.commands == [], "duplicate task_ended was not a no-op"
         else:

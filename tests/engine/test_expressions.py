@@ -53,7 +53,7 @@ def test_sandbox_blocks_unsafe_attributes() -> None:
 def test_errors_inside_structures_name_the_path() -> None:
     with pytest.raises(ExpressionError) as caught:
         render({"a": [1, {"b": "{{ x }}"}]}, ctx())
-    assert str(caught.value) == ".a[1].b: 'x' is undefined"
+    assert str(caught.value) == ".a[1].b: expression '{{ x }}': 'x' is undefined"
 
 
 def test_runtime_errors_become_expression_errors() -> None:

@@ -11,9 +11,19 @@ from .graph import CompiledWorkflow
 from .spec import TaskSpec
 from .state import WorkflowState
 
+#: At most this many errors are listed in a workflow's error; the rest are only counted.
+MAX_ERRORS = 20
+#: A child's error quoted in a workflow's error is cut to this many characters.
+MAX_REASON = 1000
+#: Each error of a workflow is cut to this many characters (a template error can quote data).
+MAX_ERROR = 2 * MAX_REASON
+
 
 class EndedRun(NamedTuple):
     """A task run that ended (all its attempts or items), waiting for its transitions to fire.
+
+    ``attempts`` is how many attempts the run took; ``reason`` why it did not succeed (the last
+    attempt's error, or which item failed and why), None when unknown.
 
     A NamedTuple, not a frozen dataclass: one is made per ended run, and building a frozen
     dataclass costs ~0.5 µs against ~0.2 µs (3 % of an event on the engine's chain benchmark)."""
@@ -22,6 +32,17 @@ class EndedRun(NamedTuple):
     run: int
     state: str
     result: Any
+    attempts: int = 1
+    reason: str | None = None
+
+
+def clipped(text: str, limit: int = MAX_REASON) -> str:
+    """``text``, or its head and tail around a marker when it is longer than ``limit``: a nested
+    workflow's error ends with the innermost cause, so the tail is kept too."""
+    if len(text) <= limit:
+        return text
+    head, tail = limit * 2 // 5, limit * 3 // 5
+    return f"{text[:head]} … [{len(text) - head - tail} characters cut] … {text[-tail:]}"
 
 
 class Event:
@@ -38,7 +59,9 @@ class Event:
     def emit(self, command: Command) -> None:
         self.commands.append(command)
 
-    def run_ended(self, task: TaskSpec, run: int, state: str, result: Any) -> None:
+    def run_ended(
+        self, task: TaskSpec, run: int, state: str, result: Any, attempts: int = 1, reason: str | None = None
+    ) -> None:
         """Queue a run that ended; the machine fires its transitions once the current one is done.
 
         A run can end inside another run's transitions (an empty ``with_items`` ends at once), so
@@ -46,19 +69,26 @@ class Event:
         the stack. The queue keeps the depth constant, and lets every transition of one ended run
         (its publishes included) apply before anything it started is evaluated.
         """
-        self.ended.append(EndedRun(task, run, state, result))
+        self.ended.append(EndedRun(task, run, state, result, attempts, reason))
 
     def fail(self, message: str) -> None:
-        """Record an error; the first one stops all scheduling (docs/workflows.md, Semantic rules 3, 7, 11)."""
+        """Record an error; the first one stops all scheduling (docs/workflows.md, Semantic rules 3, 7, 11).
+
+        Each is cut to MAX_ERROR characters and past MAX_ERRORS errors they are only counted, so
+        the workflow's error stays bounded."""
         state = self.state
-        errors = [*state.meta["errors"], message]
+        meta = state.meta
+        if len(meta["errors"]) < MAX_ERRORS:
+            change: dict[str, Any] = {"errors": [*meta["errors"], clipped(message, MAX_ERROR)]}
+        else:
+            change = {"errors_more": meta.get("errors_more", 0) + 1}
         if state.closing is None:
-            state.update_meta(closing=FAILED, errors=errors)
+            state.update_meta(closing=FAILED, **change)
             self.drop_pending()
             if self.wf.spec.cancellation_policy == "cancel_running":
                 self.cancel_running()
         else:
-            state.update_meta(errors=errors)
+            state.update_meta(**change)
 
     def drop_pending(self) -> None:
         """Forget every pending timer (task delays, retry waits): nothing new will start."""

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from ._event import Event
+from ._data import kind_of
+from ._event import MAX_REASON, Event, clipped
 from ._states import ABANDONED, CANCELLED, FAILED, SUCCEEDED, TIMEOUT
 from .commands import SetTimer, StartTask, TaskEnded, TaskRunKey
 from .context import NO_ITEM, base_context, run_context
@@ -89,10 +90,8 @@ def begin_run(ev: Event, task: TaskSpec, run: int) -> None:
     except ExpressionError as err:
         ev.fail(f'task "{task.name}", field with_items: {err}')
         return
-    if isinstance(items, range):
-        items = list(items)
-    if not isinstance(items, (list, tuple)):
-        ev.fail(f'task "{task.name}", field with_items: must give a list, got {type(items).__name__}')
+    if not isinstance(items, list):
+        ev.fail(f'task "{task.name}", field with_items: must give a list, got {kind_of(items)}')
         return
     concurrency = len(items)
     if task.concurrency is not None:
@@ -161,9 +160,9 @@ def attempt_ended(ev: Event, ended: TaskEnded) -> None:
     if task.retry is not None and _maybe_retry(ev, task, ended, record):
         return
     if key.item is None:
-        ev.run_ended(task, key.run, ended.state, ended.result)
+        ev.run_ended(task, key.run, ended.state, ended.result, key.attempt, ended.error)
     else:
-        _item_finished(ev, task, key, ended.state, ended.result)
+        _item_finished(ev, task, ended)
 
 
 def _maybe_retry(ev: Event, task: TaskSpec, ended: TaskEnded, record: dict[str, Any]) -> bool:
@@ -178,7 +177,7 @@ def _maybe_retry(ev: Event, task: TaskSpec, ended: TaskEnded, record: dict[str, 
         try:
             wanted = bool(render(retry.when, ctx))
         except ExpressionError as err:
-            ev.fail(f'task "{task.name}", field retry.when: expression {retry.when!r}: {err}')
+            ev.fail(f'task "{task.name}", field retry.when: {err}')
             return True
     else:
         wanted = ended.state in RETRYABLE_STATES
@@ -199,14 +198,17 @@ def _maybe_retry(ev: Event, task: TaskSpec, ended: TaskEnded, record: dict[str, 
     return True
 
 
-def _item_finished(ev: Event, task: TaskSpec, key: TaskRunKey, state: str, result: Any) -> None:
+def _item_finished(ev: Event, task: TaskSpec, ended: TaskEnded) -> None:
+    key, state = ended.key, ended.state
     run_id = f"{task.name}/{key.run}"
     rec = dict(ev.state.get("run:" + run_id))
     rec["active"] -= 1
     if state != SUCCEEDED:
         rec["bad"] = [*rec["bad"], state]
+        if state != CANCELLED and "why" not in rec:
+            rec["why"] = _item_reason(ended)  # the first item that failed says why the run did
     ev.state.set("run:" + run_id, rec)
-    ev.state.set_value(f"ir:{run_id}/{key.item}", result)
+    ev.state.set_value(f"ir:{run_id}/{key.item}", ended.result)
     _launch_items(ev, task, key.run)
     rec = ev.state.get("run:" + run_id)
     if rec["active"] > 0:
@@ -219,7 +221,15 @@ def _item_finished(ev: Event, task: TaskSpec, key: TaskRunKey, state: str, resul
         ev.state.delete(f"ir:{run_id}/{i}")
     ev.state.delete("run:" + run_id)
     ev.state.delete("items:" + run_id)
-    ev.run_ended(task, key.run, _items_state(rec), results)
+    ev.run_ended(task, key.run, _items_state(rec), results, 1, rec.get("why"))
+
+
+def _item_reason(ended: TaskEnded) -> str:
+    key = ended.key
+    text = f"item {key.item} ended {ended.state}"
+    if key.attempt > 1:
+        text += f" after {key.attempt} attempts"
+    return text if not ended.error else f"{text}: {clipped(ended.error, MAX_REASON - len(text) - 2)}"
 
 
 def _items_state(rec: dict[str, Any]) -> str:

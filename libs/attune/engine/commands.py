@@ -58,11 +58,17 @@ class TaskRunKey:
 
 @dataclass(frozen=True)
 class TaskEnded:
-    """Event: a child execution reached a terminal state."""
+    """Event: a child execution reached a terminal state.
+
+    ``error`` is why it did not succeed, as the child execution says (``exit code 1: …``, a
+    nested workflow's error, or why it was never started); the workflow's error quotes it for a
+    failure no transition handles.
+    """
 
     key: TaskRunKey
     state: str  # succeeded | failed | timeout | cancelled | abandoned
     result: dict[str, Any] | list[Any] | None = None
+    error: str | None = None
 
 
 @dataclass(frozen=True)

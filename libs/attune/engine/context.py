@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from ._data import Function
 from ._states import ABANDONED, CANCELLED, FAILED, SUCCEEDED, TIMEOUT
 from .errors import ExpressionError
 from .expressions import GLOBALS
@@ -61,7 +62,7 @@ def _unavailable(name: str) -> Callable[[], Any]:
     return call
 
 
-_BASE: dict[str, Any] = {**GLOBALS, **{name: _unavailable(name) for name in _RUN_FUNCTIONS}}
+_BASE: dict[str, Any] = {**GLOBALS, **{name: Function(name, _unavailable(name)) for name in _RUN_FUNCTIONS}}
 
 
 def base_context(state: WorkflowState, *, item: Any = _MISSING, index: int | None = None) -> dict[str, Any]:

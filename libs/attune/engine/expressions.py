@@ -5,23 +5,23 @@ context (parameters, action results, published variables) are returned as they
 are and never rendered again. A string that is exactly one ``{{ expr }}`` yields
 the native value of ``expr``; anything else renders to a string.
 
-Attribute access on mappings prefers keys (``result().items`` is the ``items``
-key when there is one), so data keys never collide with ``dict`` methods.
+Templates see data only (``_sandbox.py``): ``a.b`` and ``a['b']`` read keys of mappings and
+elements of lists, never a method (``result().items`` is the ``items`` key or undefined), and
+what a template gives is plain data (``_data.py``). Errors name the expression.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
-from jinja2 import StrictUndefined, nodes
+from jinja2 import nodes
 from jinja2.exceptions import TemplateError, TemplateSyntaxError
-from jinja2.runtime import Context
-from jinja2.sandbox import SandboxedEnvironment
 
+from ._data import SCALARS, as_data
+from ._sandbox import ENV, GLOBALS, new_context
 from .errors import ExpressionError, ExpressionSyntaxError
 
 __all__ = [
@@ -37,36 +37,9 @@ __all__ = [
 ]
 
 _MARKERS = ("{{", "{%", "{#")
-
-
-class _WorkflowEnvironment(SandboxedEnvironment):
-    """Sandboxed environment whose ``a.b`` looks up keys of mappings first."""
-
-    def getattr(self, obj: Any, attribute: str) -> Any:
-        if isinstance(obj, Mapping):
-            try:
-                return obj[attribute]
-            except KeyError:
-                hint = getattr(obj, "missing_hint", None)
-                if hint is not None:
-                    return self.undefined(hint=hint(attribute))
-                return self.undefined(obj=obj, name=attribute)
-            except TypeError:
-                pass
-        return super().getattr(obj, attribute)
-
-
-def _to_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, default=str)
-
-
-_ENV = _WorkflowEnvironment(undefined=StrictUndefined, autoescape=False)
-_ENV.filters["to_json"] = _to_json
-_ENV.filters["json"] = _to_json
-# Contexts are built by the engine and handed to Jinja as-is ("shared"), which
-# skips Jinja's per-call merge of its globals; so contexts start from a copy of these.
-GLOBALS: dict[str, Any] = dict(_ENV.globals)
 _CALL = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\(\)\s*$")
+#: Longest template source quoted in an error; a longer one is cut with a marker.
+_QUOTED_MAX = 200
 
 
 def is_template(value: object) -> bool:
@@ -84,14 +57,14 @@ class Template:
         self._native: Any = None  # the jinja Template computing `result = <expr>`
         self._call: str | None = None  # fast path: the expression is just `name()`
         try:
-            tree = _ENV.parse(source)
-            self._text = _ENV.from_string(tree)
+            tree = ENV.parse(source)
+            self._text = ENV.from_string(tree)
         except TemplateSyntaxError as err:
-            raise ExpressionSyntaxError(f"syntax error in {source!r}: {err.message}") from err
+            raise ExpressionSyntaxError(f"syntax error in {_quote(source)}: {err.message}") from err
         inner = _single_expression(source)
         if inner is not None:
             try:
-                self._native = _ENV.compile_expression(inner, undefined_to_none=False)._template
+                self._native = ENV.compile_expression(inner, undefined_to_none=False)._template
             except TemplateSyntaxError:
                 self._native = None  # fall back to rendering as text
             match = _CALL.match(inner)
@@ -99,40 +72,34 @@ class Template:
                 self._call = match.group(1)
 
     def evaluate(self, context: dict[str, Any]) -> Any:
-        """Evaluate against ``context`` (which must include GLOBALS); raises ExpressionError."""
-        if self._call is not None:
-            function = context.get(self._call)
-            if callable(function) and not isinstance(function, type):
-                try:
-                    return function()
-                except ExpressionError:
-                    raise
-                except Exception as err:
-                    raise ExpressionError(f"{type(err).__name__}: {err}") from err
+        """Evaluate against ``context`` (which must include GLOBALS) to plain data; raises
+        ExpressionError naming the expression."""
         try:
+            if self._call is not None:
+                function = context.get(self._call)
+                if callable(function) and not isinstance(function, type):
+                    value = function()
+                    return value if type(value) in SCALARS else as_data(value)
             if self._native is not None:
-                jinja_ctx = _jinja_context(self._native, context)
+                jinja_ctx = new_context(self._native, context)
                 for _ in self._native.root_render_func(jinja_ctx):
                     pass
                 value = jinja_ctx.vars["result"]
-                if isinstance(value, StrictUndefined):
-                    value._fail_with_undefined_error()
-                if isinstance(value, Mapping) and not isinstance(value, dict):
-                    value = dict(value)  # a namespace view (e.g. `{{ vars }}`) becomes plain data
-                return value
-            return _ENV.concat(self._text.root_render_func(_jinja_context(self._text, context)))
-        except ExpressionError:
-            raise
+                return value if type(value) in SCALARS else as_data(value)
+            return ENV.concat(self._text.root_render_func(new_context(self._text, context)))
+        except ExpressionError as err:
+            raise ExpressionError(f"expression {_quote(self.source)}: {err}") from err
         except TemplateError as err:
-            raise ExpressionError(str(err.message or err)) from err
+            raise ExpressionError(f"expression {_quote(self.source)}: {err.message or err}") from err
         except Exception as err:
-            raise ExpressionError(f"{type(err).__name__}: {err}") from err
+            raise ExpressionError(f"expression {_quote(self.source)}: {type(err).__name__}: {err}") from err
 
 
-def _jinja_context(template: Any, context: dict[str, Any]) -> Context:
-    # Template.new_context(shared=True) would still scan the template globals on every
-    # call; our contexts already carry GLOBALS, so build the Context directly.
-    return Context(_ENV, context, template.name, template.blocks)
+def _quote(source: str) -> str:
+    """``source`` quoted for an error message (its head only when it is long)."""
+    if len(source) <= _QUOTED_MAX:
+        return repr(source)
+    return repr(source[:_QUOTED_MAX]) + f" … [{len(source) - _QUOTED_MAX} more characters]"
 
 
 def _single_expression(source: str) -> str | None:
@@ -140,7 +107,7 @@ def _single_expression(source: str) -> str | None:
     text = source.strip()
     if not (text.startswith("{{") and text.endswith("}}")):
         return None
-    body = _ENV.parse(text).body
+    body = ENV.parse(text).body
     if len(body) != 1 or not isinstance(body[0], nodes.Output):
         return None
     parts = body[0].nodes

@@ -109,7 +109,7 @@ def _render_vars(ev: Event) -> None:
             ev.fail(f"field vars.{name}{err.subpath}: {err.detail}")
             return
         except ExpressionError as err:
-            ev.fail(f"field vars.{name}: expression {expr!r}: {err}")
+            ev.fail(f"field vars.{name}: {err}")
             return
 
 
@@ -131,8 +131,7 @@ def _settle(ev: Event) -> Step:
     """Fire the transitions of every run that ended during the event, then finish the workflow
     if nothing is running and no timer is pending (nothing hangs)."""
     while ev.ended:
-        task, run, run_state, result = ev.ended.popleft()
-        run_finished(ev, task, run, run_state, result)
+        run_finished(ev, ev.ended.popleft())
     state = ev.state
     if not state.finished and not state.running and not state.timers:
         closing = state.closing
@@ -171,7 +170,7 @@ def _succeed(ev: Event) -> None:
             _finish(ev, FAILED)
             return
         except ExpressionError as err:
-            ev.fail(f"field output_map.{name}: expression {expr!r}: {err}")
+            ev.fail(f"field output_map.{name}: {err}")
             _finish(ev, FAILED)
             return
     _finish(ev, SUCCEEDED, output)
@@ -184,6 +183,9 @@ def _finish(ev: Event, status: str, result: dict[str, object] | None = None) -> 
         errors = list(state.meta["errors"])
         if status == CANCELLED:
             errors.insert(0, "workflow cancelled")
+        more = state.meta.get("errors_more", 0)
+        if more:
+            errors.append(f"and {more} more error{'s' if more > 1 else ''}")
         error = "; ".join(errors)
         result = {"succeeded": False, "error": error}
     if state.meta["timeout_timer"]:

@@ -4,14 +4,14 @@ Each entry is a key → JSON value, so the coordinator persists only the entries
 event changed (``Step.changed``), never a whole snapshot. Entry keys:
 
 ==========================  ===================================================
-``wf``                      status, closing reason, errors, caps, depth, flags
+``wf``                      status, closing reason, errors (+ how many more), caps, depth, flags
 ``params``                  the workflow's parameters
 ``v:<name>``                ``{"value": …}`` a workflow variable (``vars``; last write wins)
 ``res:<task>``              ``{"value": …}`` the latest result of ``<task>``
 ``runs:<task>``             how many runs of ``<task>`` were started (run cap)
 ``k:<task/run/item/att>``   a child execution that is running (TaskRunKey.as_str)
 ``t:<timer_id>``            a pending timer (task delay or retry wait)
-``run:<task>/<run>``        counters of a with_items run (next, active, failed)
+``run:<task>/<run>``        counters of a with_items run (next, active, failed; why it failed)
 ``items:<task>/<run>``      the evaluated item list of a with_items run
 ``ir:<task>/<run>/<i>``     ``{"value": …}`` the result of one item of a with_items run
 ``j:<task>``                an open join barrier: how many sources arrived

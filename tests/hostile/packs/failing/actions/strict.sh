@@ -1,0 +1,2 @@
+#!/usr/bin/env bash
+echo "count is ${ATTUNE_PARAM_COUNT:-?}"
