@@ -8,13 +8,18 @@ Shared by ``attune up`` and ``attune bench`` (and usable by test harnesses)::
     await launcher.wait_ready(timeout=60)        # raises LaunchError with the child's last stderr
     ...
     launcher.stop()                              # SIGTERM, grace, SIGKILL
+
+The services die with the launching process however it ends, SIGKILL included (PDEATHSIG), so
+a killed `attune up` leaves no service holding its ports.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -51,6 +56,7 @@ BUNDLED_PACKS = ("core", "examples")
 TLS_FOLDER = "tls"
 INSECURE_MARKER = "insecure"
 _TAIL_LINES = 20
+_PR_SET_PDEATHSIG = 1
 
 
 class LaunchError(Exception):
@@ -238,21 +244,26 @@ class Launcher:
             raise LaunchError(f"migrating {_safe_url(self.plan.database_url)} failed: {err}") from err
 
     def start(self) -> None:
-        """Starts every service (``python -m attune_services.<svc>``), each logging to a file."""
+        """Starts every service (``python -m attune_services.<svc>``), each logging to a file.
+
+        Each is killed by the kernel when the thread that called this ends (PDEATHSIG follows
+        the thread): call it from the thread that lives as long as the services, the main one."""
         prepare_home(self.plan)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         env = self.plan.child_env()
+        prefix, preexec = _dying_with_us()
         for name, module, _ in SERVICES:
             log_path = self.log_dir / f"{name}.log"
             log: IO[bytes] = log_path.open("wb")
             try:
                 process = subprocess.Popen(
-                    [sys.executable, "-m", module],
+                    [*prefix, sys.executable, "-m", module],
                     env=worker_env(env) if name == "worker" else env,
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,  # Ctrl-C reaches us only; we stop the children in order
+                    preexec_fn=preexec,
                 )
             finally:
                 log.close()
@@ -324,6 +335,23 @@ class Launcher:
     def pids(self) -> dict[str, int]:
         """Each service's process id."""
         return {child.name: child.process.pid for child in self.children}
+
+
+def _dying_with_us() -> tuple[list[str], Callable[[], None] | None]:
+    """What makes a service die with this process, however it ends: PR_SET_PDEATHSIG (SIGKILL,
+    like its parent's death), set in the child by util-linux `setpriv` before it execs the
+    service (an argv prefix); on a host without setpriv (or one older than util-linux 2.33), by
+    prctl in the forked child (a preexec_fn: CPython then forks instead of vfork, which only
+    costs at these four spawns)."""
+    setpriv = shutil.which("setpriv")
+    if setpriv and "--pdeathsig" in subprocess.run([setpriv, "--help"], capture_output=True, text=True).stdout:
+        return [setpriv, "--pdeathsig=KILL", "--"], None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up here: the child only calls it
+
+    def set_pdeathsig() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+    return [], set_pdeathsig
 
 
 def worker_env(env: Mapping[str, str]) -> dict[str, str]:

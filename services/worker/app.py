@@ -6,7 +6,8 @@ notices to the scheduler. The worker's own gRPC server serves only health and re
 
 The worker holds no platform credential: it has no database, and any withheld variable it is given
 (`WORKER_WITHHELD_VARIABLES`) is dropped at start. Under root, actions run as `ATTUNE_ACTION_USER`
-(docs/operations.md, What an action can see).
+(docs/operations.md, What an action can see). Every process a run starts ends with the run, and
+with the worker if it dies (`ATTUNE_WORKER_CONTAINMENT`; docs/operations.md, Containment).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from attune.security.tls import ClientAuth
 from attune_services.worker.packs import PackCache
 from attune_services.worker.results import ResultSender
 from attune_services.worker.runs import ExecutionRunner
-from attune_services.worker.runtimes import ActionUser, action_user, detect_runtimes
+from attune_services.worker.runtimes import ActionUser, Containment, action_user, detect_runtimes, open_containment
 from attune_services.worker.session import SchedulerSession
 
 log = logging.getLogger(__name__)
@@ -110,7 +111,10 @@ class WorkerApp:
     # It serves health only, which anyone may check: no client certificate is asked for.
     client_auth = ClientAuth.NONE
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, containment: Containment | None = None) -> None:
+        """`containment`: how runs are kept together; by default the one `ATTUNE_WORKER_CONTAINMENT`
+        names, for a process that is the worker only (a test running a worker in its own process
+        passes a non-exclusive one, see `open_containment`)."""
         settings = without_credentials(settings)
         self.settings = settings
         self.worker_id = worker_id_of(settings)
@@ -119,6 +123,8 @@ class WorkerApp:
         self.action_user = action_user(settings.action_user)
         self.interpreters = runtimes_of(settings, self.action_user)
         self.pack_root, self._pack_root_is_temporary = pack_cache_root(settings, self.action_user)
+        # Raises ContainmentError (naming the variable) when the mode asked for is not possible here.
+        self.containment = containment or open_containment(settings.worker_containment, exclusive=True)
         self._scheduler_channel: grpc.aio.Channel | None = None
         self._completion_channel: grpc.aio.Channel | None = None
         self.session: SchedulerSession | None = None
@@ -165,6 +171,7 @@ class WorkerApp:
             packs=packs,
             on_started=self.session.started,
             on_result=self.results.add,
+            containment=self.containment,
             user=self.action_user,
         )
         self.results.start()
@@ -176,6 +183,7 @@ class WorkerApp:
                 "runtimes": sorted(self.interpreters),
                 "capacity": settings.worker_capacity,
                 "action_user": self.action_user.name if self.action_user else None,
+                "containment": f"{self.containment.kind}: {self.containment.description}",
             },
         )
 
@@ -247,6 +255,7 @@ class WorkerApp:
                     await self.runner.wait_idle()
             except TimeoutError:
                 log.error("runs %s did not end", self.runner.running_ids())
+        self.containment.close()  # whatever a run left behind ends with the worker
         if self.session is not None:
             await self.session.close()
         if self.results is not None:

@@ -31,6 +31,7 @@ from attune_services.worker.runtimes import (
     ActionLaunchError,
     ActionProcess,
     ActionUser,
+    Containment,
     RunOutcome,
     RunRequest,
 )
@@ -66,10 +67,12 @@ class ExecutionRunner:
         packs: PackCache,
         on_started: Callable[[str, float], None],
         on_result: Callable[[completion_pb2.ExecutionResult], None],
+        containment: Containment,
         user: ActionUser | None = None,
     ) -> None:
         self._settings = settings
         self._user = user
+        self._containment = containment
         self._worker_id = worker_id
         self._interpreters = interpreters
         self._packs = packs
@@ -155,7 +158,7 @@ class ExecutionRunner:
     async def _execute(self, run: Run) -> RunOutcome:
         assignment = run.assignment
         request = await self._request(run)
-        process = run.process = ActionProcess(request, self._interpreters)
+        process = run.process = ActionProcess(request, self._interpreters, containment=self._containment)
         cancelled_early = run.cancel_requested
         if cancelled_early:
             process.cancel()  # start() then ends it at once, without spawning

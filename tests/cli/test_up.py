@@ -22,24 +22,24 @@ pytestmark = pytest.mark.integration
 READY_TIMEOUT = 120.0
 
 
-def _env(home: Path) -> dict[str, str]:
+def up_env(home: Path) -> dict[str, str]:
+    """The environment of an `attune up` in `home`: none of ours, a short shutdown grace."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ATTUNE_", "OTEL_"))}
     env.update({"ATTUNE_HOME": str(home), "ATTUNE_SHUTDOWN_GRACE": "3", "ATTUNE_LOG_LEVEL": "WARNING"})
     return env
 
 
-def _port_flags() -> list[str]:
+def port_flags() -> list[str]:
+    """Free ports for every service."""
     return [f"--{name}-port={free_port()}" for name in ("scheduler", "coordinator", "completion", "worker")]
 
 
-@pytest.mark.parametrize("secure", [True, False], ids=["secure-default", "insecure"])
-async def test_up_runs_everything_until_ctrl_c(tmp_path: Path, secure: bool) -> None:
-    env = _env(tmp_path)
+async def start_up(*args: str, env: dict[str, str]) -> tuple[asyncio.subprocess.Process, list[str]]:
+    """Starts `attune up ARGS` and waits for its ready line; returns it with the lines it printed."""
     proc = await asyncio.create_subprocess_exec(
         attune_script(),
         "up",
-        *_port_flags(),
-        *([] if secure else ["--insecure"]),
+        *args,
         env=env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -53,6 +53,19 @@ async def test_up_runs_everything_until_ctrl_c(tmp_path: Path, secure: bool) -> 
                 if not line:
                     raise AssertionError("attune up ended before it was ready: " + (await proc.stderr.read()).decode())
                 shown.append(line.rstrip("\n"))
+    except BaseException:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        raise
+    return proc, shown
+
+
+@pytest.mark.parametrize("secure", [True, False], ids=["secure-default", "insecure"])
+async def test_up_runs_everything_until_ctrl_c(tmp_path: Path, secure: bool) -> None:
+    env = up_env(tmp_path)
+    proc, shown = await start_up(*port_flags(), *([] if secure else ["--insecure"]), env=env)
+    try:
         address = shown[-1].rsplit(" ", 1)[1]
         assert {line.split()[0] for line in shown[:-1]} == {"scheduler", "coordinator", "completion", "worker"}
         children = psutil.Process(proc.pid).children()
@@ -91,8 +104,8 @@ async def test_up_reports_a_service_that_cannot_start(tmp_path: Path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        flags = [f for f in _port_flags() if not f.startswith("--scheduler-port")] + [f"--scheduler-port={port}"]
-        outcome = await attune("up", *flags, env=_env(tmp_path), timeout=READY_TIMEOUT)
+        flags = [f for f in port_flags() if not f.startswith("--scheduler-port")] + [f"--scheduler-port={port}"]
+        outcome = await attune("up", *flags, env=up_env(tmp_path), timeout=READY_TIMEOUT)
     assert outcome.code == 1
     assert "Traceback" not in outcome.stderr.split("last output")[0]
     assert "attune: error: " in outcome.stderr
@@ -104,8 +117,8 @@ async def test_up_reports_a_database_it_cannot_migrate(tmp_path: Path) -> None:
         "up",
         "--database-url",
         f"postgresql://nobody@127.0.0.1:{free_port()}/nothing",
-        *_port_flags(),
-        env=_env(tmp_path),
+        *port_flags(),
+        env=up_env(tmp_path),
     )
     assert outcome.code == 1
     lines = outcome.stderr.strip().splitlines()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import signal
 import sys
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ from attune_services.worker.runtimes import (
 )
 from attune_services.worker.runtimes.bench import measure_overhead
 from tests.support.polling import eventually
+from tests.worker.processes import gone, written
 
 INTERPRETERS = detect_runtimes()
 
@@ -47,20 +47,6 @@ def action(actions: Path, name: str, source: str, runtime: str = "shell", **fiel
         working_dir=actions,
         **fields,
     )
-
-
-def gone(pid: int) -> bool:
-    """Dead: no such process, or a zombie nobody has reaped yet (PID 1 here may not reap)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):  # the latter: it vanished while we read
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
-
-
-def written(path: Path) -> str:
-    """What a script wrote to `path` ('' while it has written nothing yet)."""
-    return path.read_text().strip() if path.exists() else ""
 
 
 # --- which runtimes a worker advertises -------------------------------------------------------
@@ -339,19 +325,17 @@ async def test_cancelling_run_action_kills_the_process(actions: Path) -> None:
 
 async def test_background_child_holding_the_pipes_does_not_hold_the_outcome(actions: Path) -> None:
     # The orphan keeps stdout, stderr and an unread 200 kB stdin open; the run still ends once
-    # the drain window after the script's own exit has passed.
+    # the drain window after the script's own exit has passed, and the orphan ends with it.
     pid_file = actions / "orphan.pid"
     source = f"sleep 30 &\necho $! > {pid_file}\necho done\n"
     request = action(actions, "daemon.sh", source, parameters={"blob": "x" * 200_000})
-    try:
-        began = time.monotonic()
-        outcome = await asyncio.wait_for(run_action(request, INTERPRETERS), 10)
-        assert outcome.state == "succeeded", outcome.error
-        assert outcome.result["stdout"] == "done\n"
-        assert time.monotonic() - began < 2
-    finally:
-        if pid_file.exists():
-            os.kill(int(pid_file.read_text()), signal.SIGKILL)
+    began = time.monotonic()
+    outcome = await asyncio.wait_for(run_action(request, INTERPRETERS), 10)
+    assert outcome.state == "succeeded", outcome.error
+    assert outcome.result["stdout"] == "done\n"
+    assert time.monotonic() - began < 2
+    orphan = int(written(pid_file))
+    await eventually(lambda: gone(orphan), within=2.0, what=f"the orphan {orphan} to end with its run")
 
 
 # --- refusals ---------------------------------------------------------------------------------

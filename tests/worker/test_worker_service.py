@@ -25,7 +25,7 @@ from attune.internal.worker.v1 import worker_pb2, worker_pb2_grpc
 from attune.registry.v1 import registry_pb2
 from attune_services.cli.launcher import free_port
 from attune_services.worker.app import WorkerApp
-from attune_services.worker.runtimes import detect_runtimes
+from attune_services.worker.runtimes import detect_runtimes, open_containment
 from tests.support.fakes import FakeCompletionService
 from tests.support.polling import eventually
 
@@ -135,7 +135,8 @@ class Cluster:
     async def start(self) -> None:
         self.servers["scheduler"] = await serve(self.settings.scheduler_address, self.scheduler)
         self.servers["completion"] = await serve(self.settings.completion_address, self.completion)
-        self.worker = WorkerApp(self.settings)
+        # Not the worker's default (exclusive) containment: this test process has other children.
+        self.worker = WorkerApp(self.settings, containment=open_containment(self.settings.worker_containment))
         self.handle = await start_server(self.worker, address=self.settings.worker_address, settings=self.settings)
         await eventually(lambda: self.scheduler.hellos, what="the worker's Hello")
 

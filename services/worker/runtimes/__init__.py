@@ -4,9 +4,10 @@ Pure asyncio, no gRPC: the worker service turns assignments into `RunRequest`s, 
 once `ActionProcess.start()` returns, and sends the `RunOutcome` to the completion service.
 Parameters travel on stdin as JSON, never on argv; the result follows docs/workflows.md, Semantic rules 13.
 The process sees none of the worker's environment and, under a root worker, runs as an unprivileged
-user (`_user`).
+user (`_user`). Every process it starts ends with the run (`_scope`, `_contain`).
 """
 
+from ._contain import containment_mode, open_containment
 from ._launch import detect_runtimes
 from ._model import (
     CANCELLED_ERROR,
@@ -17,6 +18,7 @@ from ._model import (
     RuntimeNotAvailable,
 )
 from ._process import ActionProcess, run_action
+from ._scope import Containment, ContainmentError
 from ._user import ActionUser, ActionUserError, action_user
 
 __all__ = [
@@ -25,11 +27,15 @@ __all__ = [
     "ActionProcess",
     "ActionUser",
     "ActionUserError",
+    "Containment",
+    "ContainmentError",
     "EntryPointMissing",
     "RunOutcome",
     "RunRequest",
     "RuntimeNotAvailable",
     "action_user",
+    "containment_mode",
     "detect_runtimes",
+    "open_containment",
     "run_action",
 ]

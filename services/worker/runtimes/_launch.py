@@ -11,7 +11,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from ._model import EntryPointMissing, RunRequest, RuntimeNotAvailable
+from ._model import ActionLaunchError, EntryPointMissing, RunRequest, RuntimeNotAvailable
 from ._user import ActionUser
 
 log = logging.getLogger(__name__)
@@ -89,6 +89,8 @@ def command_for(request: RunRequest, interpreters: Mapping[str, str]) -> list[st
         raise EntryPointMissing(action_ref=request.action_ref, path=script)
     if not os.path.isdir(request.working_dir):
         raise EntryPointMissing(action_ref=request.action_ref, path=request.working_dir, what="working directory")
+    if not os.access(interpreter, os.X_OK):  # checked here: behind setpriv, exec fails in the child
+        raise ActionLaunchError(f'action "{request.action_ref}": cannot start {interpreter} {script}: not executable')
     return [interpreter, os.fspath(script)]
 
 

@@ -1,16 +1,15 @@
 """One action run as a child process: spawn, feed parameters, enforce the timeout, cancel, report.
 
-The child leads its own process group (a new session), and every signal goes to the group, so
-whatever a shell script started dies with it. It runs as the request's user (see `_user`) with an
+The child leads its own session and runs inside a `RunScope` of the worker's containment
+(`_scope`): every signal goes to every process of the run, however it detached, and whatever is
+left when the run is over is killed. It runs as the request's user (see `_user`) with an
 environment built from scratch and a HOME of its own, removed once the run is over.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
 import signal
 import subprocess
 import time
@@ -20,9 +19,11 @@ from pathlib import Path
 from attune.states import ExecutionState
 
 from ._capture import CappedCapture
+from ._contain import default_containment
 from ._launch import NOOP, command_for, environment_for
 from ._model import CANCELLED_ERROR, ActionLaunchError, RunOutcome, RunRequest
 from ._result import action_result, exit_error
+from ._scope import Containment, RunScope
 from ._stdin import ParameterPipe
 from ._user import remove_home, scratch_home
 
@@ -34,9 +35,13 @@ class ActionProcess:
     """Runs one `RunRequest`: `await start()` (spawned, report "running"), `await wait()`;
     `cancel()` at any time."""
 
-    def __init__(self, request: RunRequest, interpreters: Mapping[str, str]) -> None:
+    def __init__(
+        self, request: RunRequest, interpreters: Mapping[str, str], *, containment: Containment | None = None
+    ) -> None:
         self.request = request
         self._interpreters = interpreters
+        self._containment = containment  # None: the process-wide default, opened on first spawn
+        self._scope: RunScope | None = None
         self._transport: asyncio.SubprocessTransport | None = None
         self._capture: CappedCapture | None = None
         self._stdin: ParameterPipe | None = None
@@ -69,29 +74,39 @@ class ActionProcess:
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
         user = request.user
+        containment = self._containment or default_containment()
+        try:
+            scope = containment.scope(request.execution_id)
+        except OSError as err:
+            raise ActionLaunchError(f'action "{request.action_ref}": cannot contain its processes: {err}') from err
         try:
             home = scratch_home(user)
         except OSError as err:
+            scope.close()
             raise ActionLaunchError(f'action "{request.action_ref}": cannot create its HOME: {err}') from err
         stdin = ParameterPipe(json.dumps(request.parameters, separators=(",", ":")).encode())
         try:
-            transport, capture = await loop.subprocess_exec(
-                lambda: CappedCapture(request.output_limit_bytes, done),
-                *(user.argv_prefix() if user else []),
-                *argv,
-                stdin=stdin.read_fd,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                cwd=request.working_dir,
-                env=environment_for(request, home),
-                start_new_session=True,
-                **(user.popen_options() if user else {}),
-            )
+            async with scope.spawning():
+                transport, capture = await loop.subprocess_exec(
+                    lambda: CappedCapture(request.output_limit_bytes, done),
+                    *(user.argv_prefix() if user else containment.argv_prefix()),
+                    *argv,
+                    stdin=stdin.read_fd,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    cwd=request.working_dir,
+                    env=environment_for(request, home),
+                    start_new_session=True,
+                    **(user.popen_options() if user else {}),
+                )
         except OSError as err:
             stdin.close_read_end()
             stdin.discard()
             remove_home(home)
+            scope.close()
             raise ActionLaunchError(f'action "{request.action_ref}": cannot start {argv[0]} {argv[1]}: {err}') from err
+        scope.started(transport.get_pid())
+        self._scope = scope
         self._home = home
         self._transport, self._capture, self._done, self._stdin = transport, capture, done, stdin
         capture.on_exit = self._on_exit
@@ -118,7 +133,7 @@ class ActionProcess:
         return self._settle()
 
     def cancel(self) -> None:
-        """Kill the run (SIGTERM to its group, grace, SIGKILL); it ends `cancelled`.
+        """Kill the run (SIGTERM to its processes, grace, SIGKILL); it ends `cancelled`.
         Does nothing once the process has exited by itself."""
         if self._transport is None:
             self._cancel_requested = True  # start() will not spawn, or will kill at once
@@ -130,26 +145,26 @@ class ActionProcess:
         if self._ending is not None or transport is None or transport.get_returncode() is not None:
             return
         self._ending = reason
+        scope = self._scope
+        assert scope is not None  # set together with the transport
         grace = self.request.kill_grace_s
-        self._signal_group(signal.SIGTERM if grace > 0 else signal.SIGKILL)
         if grace > 0:
+            scope.signal(signal.SIGTERM)
             loop = asyncio.get_running_loop()
-            self._timers.append(loop.call_later(grace, self._signal_group, signal.SIGKILL))
+            self._timers.append(loop.call_later(grace, scope.kill))
+        else:
+            scope.kill()
 
     def _on_exit(self) -> None:
         for timer in self._timers:
             timer.cancel()
         self._timers.clear()
-        if self._ending is not None:
-            # The leader is gone; anything left in its group is killed now, not after the grace.
-            self._signal_group(signal.SIGKILL)
-
-    def _signal_group(self, sig: signal.Signals) -> None:
-        pid = self.pid
-        if pid is None:
+        if self._scope is None:
             return
-        with contextlib.suppress(ProcessLookupError, PermissionError):  # already gone
-            os.killpg(pid, sig)
+        self._scope.leader_exited()
+        if self._ending is not None:
+            # The leader is gone; anything left of the run is killed now, not after the grace.
+            self._scope.kill()
 
     def _settle(self, _: object = None) -> RunOutcome:
         if self._outcome is None:
@@ -161,6 +176,8 @@ class ActionProcess:
         assert transport is not None and capture is not None
         exit_code = transport.get_returncode()
         transport.close()
+        if self._scope is not None:
+            self._scope.close()  # no process of the run outlives it
         if self._stdin is not None:
             self._stdin.discard()
         if self._home is not None:
@@ -201,9 +218,11 @@ class ActionProcess:
         )
 
 
-async def run_action(request: RunRequest, interpreters: Mapping[str, str]) -> RunOutcome:
+async def run_action(
+    request: RunRequest, interpreters: Mapping[str, str], *, containment: Containment | None = None
+) -> RunOutcome:
     """Start the run and wait for its outcome; if the caller is cancelled, so is the run."""
-    process = ActionProcess(request, interpreters)
+    process = ActionProcess(request, interpreters, containment=containment)
     await process.start()
     try:
         return await process.wait()

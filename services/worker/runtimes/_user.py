@@ -14,10 +14,12 @@ of wall time and the worker nothing. Without setpriv on the host, Popen's argume
 
 from __future__ import annotations
 
+import functools
 import os
 import pwd
 import shutil
 import stat
+import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,10 +44,12 @@ class ActionUser:
     setpriv: str | None  # the setpriv binary, or None: Popen switches the user (a fork)
 
     def argv_prefix(self) -> list[str]:
-        """Put before the action's argv: switch to this user, no supplementary groups."""
+        """Put before the action's argv: switch to this user, no supplementary groups, and die
+        with the worker (setpriv sets PDEATHSIG after the switch, which would clear it)."""
         if self.setpriv is None:
             return []
-        return [self.setpriv, f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups", "--"]
+        dies_with_us = ["--pdeathsig=KILL"] if setpriv_has_pdeathsig(self.setpriv) else []
+        return [self.setpriv, f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups", *dies_with_us, "--"]
 
     def popen_options(self) -> dict[str, Any]:
         """Extra keyword arguments of the spawn: empty when setpriv does the switch."""
@@ -102,8 +106,22 @@ def action_user(name: str) -> ActionUser | None:
             f"ATTUNE_ACTION_USER={name!r} is root (uid 0): actions would reach the worker's credentials; "
             "name an unprivileged user"
         )
-    setpriv = next((p for p in _SETPRIV_CANDIDATES if os.access(p, os.X_OK)), None) or shutil.which("setpriv")
-    return ActionUser(name=label, uid=uid, gid=gid, setpriv=setpriv)
+    return ActionUser(name=label, uid=uid, gid=gid, setpriv=find_setpriv())
+
+
+def find_setpriv() -> str | None:
+    """The util-linux `setpriv` binary, or None when the host has none."""
+    return next((p for p in _SETPRIV_CANDIDATES if os.access(p, os.X_OK)), None) or shutil.which("setpriv")
+
+
+@functools.cache
+def setpriv_has_pdeathsig(setpriv: str) -> bool:
+    """Whether this setpriv knows `--pdeathsig` (util-linux 2.33 and later); asked once."""
+    try:
+        shown = subprocess.run([setpriv, "--help"], capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return "--pdeathsig" in shown.stdout
 
 
 def scratch_home(user: ActionUser | None) -> Path:
