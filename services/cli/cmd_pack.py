@@ -1,4 +1,9 @@
-"""``attune pack register DIR``: upload every file of a pack folder to the registry."""
+"""``attune pack register DIR``: upload every file of a pack folder to the registry.
+
+The folder is read as the registry will check it (`attune.packs.read_pack_files`): regular files
+only, within the pack limits of this CLI's settings, so a wrong folder is refused here, naming the
+file, before it is read whole or sent. The scheduler checks again against its own settings.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ import grpc
 from google.protobuf import json_format
 
 from attune.ids import new_id
-from attune.packs import PackError, read_pack_files
+from attune.packs import PackError, PackLimits, read_pack_files
 from attune.registry.v1 import registry_pb2
 from attune_services.cli.client import Client, CliError
 from attune_services.cli.output import JSON, emit_json, table
@@ -24,14 +29,15 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser], pa
     register.set_defaults(handler=register_pack)
 
 
-def pack_files(directory: Path) -> list[registry_pb2.PackFile]:
+def pack_files(directory: Path, limits: PackLimits) -> list[registry_pb2.PackFile]:
     """Every file of the folder (dotfiles and __pycache__ skipped) as PackFile messages."""
     if not (directory / "pack.yaml").is_file():
         raise CliError(f"{str(directory)!r} is not a pack folder: it has no pack.yaml")
     try:
-        files = read_pack_files(directory)
+        files = read_pack_files(directory, limits)
     except PackError as err:
-        raise CliError(f"cannot read pack {str(directory)!r}: {err}") from err
+        problems = [str(problem) for problem in err.problems]
+        raise CliError(f"cannot read pack {str(directory)!r} ({len(problems)} problems)", problems) from err
     except OSError as err:
         raise CliError(f"cannot read pack {str(directory)!r}: {err}") from err
     if not files:
@@ -41,7 +47,11 @@ def pack_files(directory: Path) -> list[registry_pb2.PackFile]:
 
 async def upload_pack(client: Client, directory: Path) -> registry_pb2.RegisterPackResponse:
     """Registers the pack in ``directory``; INVALID_ARGUMENT becomes a CliError listing each problem."""
-    request = registry_pb2.RegisterPackRequest(files=pack_files(directory), request_id=new_id())
+    files = pack_files(directory, PackLimits.from_settings(client.settings))
+    request = registry_pb2.RegisterPackRequest(files=files, request_id=new_id())
+    size, limit = request.ByteSize(), client.settings.max_message_bytes
+    if size > limit:  # gRPC would refuse to send it, with a less helpful RESOURCE_EXHAUSTED
+        raise CliError(f"pack {str(directory)!r} is {size:,} bytes to send, {_over_message_limit(limit)}")
     try:
         response: registry_pb2.RegisterPackResponse = await client.registry.RegisterPack(request)
         return response
@@ -51,7 +61,19 @@ async def upload_pack(client: Client, directory: Path) -> registry_pb2.RegisterP
             raise CliError(
                 f"pack {str(directory)!r} refused ({len(failure.violations)} problems)", failure.violations
             ) from err
+        if err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+            raise CliError(
+                f"pack {str(directory)!r} refused: {size:,} bytes to send, over the scheduler's gRPC message "
+                "limit (its ATTUNE_MAX_MESSAGE_BYTES)"
+            ) from err
         raise CliError(f"pack {str(directory)!r} refused: {failure.message}") from err
+
+
+def _over_message_limit(limit: int) -> str:
+    return (
+        f"over the gRPC message limit of {limit:,} bytes (ATTUNE_MAX_MESSAGE_BYTES); a pack is sent in one "
+        "message, so keep it below the limit (ATTUNE_MAX_PACK_BYTES, see docs/operations.md, Limits)"
+    )
 
 
 async def register_pack(args: argparse.Namespace, client: Client) -> int:

@@ -13,10 +13,18 @@ RegisterPack and UpdateAction with a request_id store their response in the requ
 transaction of their change, so a retry returns it and changes nothing (see `request_log.py`).
 CreateAction keeps its request_id on the action it creates: a retry returns that action, the same
 request_id with a different request is refused with FAILED_PRECONDITION (`_creation_differences`).
+
+Limits (docs/operations.md, Limits) come first: a pack's files as sent (number, sizes, paths that
+must stay inside the pack) are checked before anything is read, parsed or stored, and every name
+and text a pack declares for a column is checked against it, so a refusal is INVALID_ARGUMENT
+naming the file or field and the limit, never a database error. (The request's own fields,
+`request_id`, `ref`, `pack`, `name`, are held to their limits by the server's request guard.)
+Parsing a pack runs in a thread: a large one must not stall the scheduler's event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import posixpath
 import re
 import time
@@ -26,6 +34,7 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from attune.config import Settings
 from attune.grpcutil.convert import dict_from_struct
 from attune.grpcutil.errors import (
     AlreadyExists,
@@ -37,7 +46,18 @@ from attune.grpcutil.errors import (
 )
 from attune.grpcutil.server import RpcContext
 from attune.ids import new_id
-from attune.packs import RUNNER_TYPES, PackBundle, PackError, check_parameter_schema, load_pack_files
+from attune.packs import (
+    RUNNER_TYPES,
+    PackBundle,
+    PackError,
+    PackLimits,
+    PackProblem,
+    YamlProblem,
+    check_parameter_schema,
+    check_upload,
+    load_pack_files,
+    load_yaml,
+)
 from attune.registry.v1 import registry_pb2, registry_pb2_grpc
 from attune.security import caller
 from attune.storage import Database, is_unique_violation
@@ -60,10 +80,11 @@ class _RegisteredAction(NamedTuple):
 class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     """Serves attune.registry.v1.RegistryService from the registry tables."""
 
-    def __init__(self, db: Database, cache: ActionCache, request_log: RequestLog) -> None:
+    def __init__(self, db: Database, cache: ActionCache, request_log: RequestLog, settings: Settings) -> None:
         self._db = db
         self._cache = cache
         self._request_log = request_log
+        self._limits = PackLimits.from_settings(settings)
 
     # --- packs ---------------------------------------------------------------------------------
 
@@ -73,17 +94,21 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     ) -> registry_pb2.RegisterPackResponse:
         """Validates the pack's files as a whole, then, in one transaction, stores pack, files and
         actions and deletes the actions an earlier registration stored that the files no longer declare.
-        A retried request_id returns the original response and registers nothing."""
+        A retried request_id returns the original response and registers nothing. Files beyond the
+        limits (number, sizes, paths leaving the pack) are refused before anything else is done."""
+        upload = [(f.path, f.content) for f in request.files]
+        if not upload:
+            raise InvalidArgument("no files given", [Violation("files", "a pack needs at least pack.yaml")])
+        if problems := check_upload(upload, self._limits):
+            raise _refusal(problems)
         logged = logged_request(_RPC["RegisterPack"], request, registry_pb2.RegisterPackResponse)
         if (original := await self._request_log.original(logged)) is not None:
             return original
-        files = {f.path: f.content for f in request.files}
-        if not files:
-            raise InvalidArgument("no files given", [Violation("files", "a pack needs at least pack.yaml")])
+        files = dict(upload)
         async with self._db.read() as conn:
             rows = await conn.execute(sa.select(actions.c.ref, actions.c.pack, actions.c.from_pack_files))
             registered = [_RegisteredAction(r.ref, r.pack, bool(r.from_pack_files)) for r in rows]
-        bundle = _validated_bundle(files, registered)
+        bundle = await asyncio.to_thread(_validated_bundle, files, registered, self._limits)
 
         async def register(conn: AsyncConnection) -> registry_pb2.RegisterPackResponse:
             removed = await _delete_undeclared_actions(conn, bundle)
@@ -127,6 +152,13 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
                 [Violation("action.name", "letters, digits, _ and -")],
             )
         ref = f"{proposed.pack}.{proposed.name}"
+        if len(ref) > self._limits.max_name_length:  # the request guard checked pack and name alone
+            limit = self._limits.max_name_length
+            raise _invalid(
+                "action.name",
+                f"makes the action's ref (pack.name) {len(ref):,} characters, over the limit of {limit:,} "
+                "(ATTUNE_MAX_NAME_LENGTH)",
+            )
         if proposed.ref and proposed.ref != ref:
             raise InvalidArgument(
                 f"action.ref {proposed.ref!r} does not match pack and name",
@@ -135,7 +167,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         now = time.time()
         raced: ActionRecord | None = None  # the action a concurrent request with this request_id created
         async with self._db.write() as conn:
-            values = await _checked_values(conn, proposed, ref=ref)
+            values = await _checked_values(conn, proposed, self._limits, ref=ref)
             row = {"id": new_id(), **values, "request_id": request.request_id or None, "from_pack_files": False}
             try:
                 async with conn.begin_nested():
@@ -181,7 +213,9 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
             if changed:
                 names = ", ".join(v.field for v in changed)
                 raise FailedPrecondition(f"action {stored.ref!r}: {names} cannot be changed", changed)
-            values = await _checked_values(conn, proposed, ref=stored.ref, pack=stored.pack, name=stored.name)
+            values = await _checked_values(
+                conn, proposed, self._limits, ref=stored.ref, pack=stored.pack, name=stored.name
+            )
             await conn.execute(
                 actions.update().where(actions.c.id == stored.id).values(**values, updated_at=time.time())
             )
@@ -278,7 +312,20 @@ def _names_path(value: str, stored: str | None) -> bool:
     return stored in (posixpath.normpath(value), posixpath.normpath(posixpath.join("actions", value)))
 
 
-def _validated_bundle(files: Mapping[str, bytes], registered: Sequence[_RegisteredAction]) -> PackBundle:
+def _invalid(field: str, description: str) -> InvalidArgument:
+    return InvalidArgument(f"{field}: {description}", [Violation(field, description)])
+
+
+def _refusal(problems: Sequence[PackProblem]) -> InvalidArgument:
+    """INVALID_ARGUMENT with one violation per problem, its field the file (``files`` for the
+    whole pack) and the field in it."""
+    violations = [Violation(f"{p.file}: {p.field}" if p.field else p.file or "files", p.message) for p in problems]
+    return InvalidArgument(f"pack refused ({len(problems)} problems):\n{PackError(list(problems))}", violations)
+
+
+def _validated_bundle(
+    files: Mapping[str, bytes], registered: Sequence[_RegisteredAction], limits: PackLimits
+) -> PackBundle:
     """The pack, validated against the registry as this registration leaves it: its workflows may
     not call an action of the pack that its files no longer declare (the registration deletes it).
 
@@ -286,18 +333,17 @@ def _validated_bundle(files: Mapping[str, bytes], registered: Sequence[_Register
     a second time without them.
     """
     known = {row.ref for row in registered}
-    bundle = _loaded(files, known)
+    bundle = _loaded(files, known, limits)
     undeclared = _undeclared_refs(bundle, registered)
-    return _loaded(files, known - undeclared) if undeclared else bundle
+    return _loaded(files, known - undeclared, limits) if undeclared else bundle
 
 
-def _loaded(files: Mapping[str, bytes], known_action_refs: set[str]) -> PackBundle:
+def _loaded(files: Mapping[str, bytes], known_action_refs: set[str], limits: PackLimits) -> PackBundle:
     """`load_pack_files`, a refusal becoming INVALID_ARGUMENT with one violation per problem."""
     try:
-        return load_pack_files(files, known_action_refs=known_action_refs)
+        return load_pack_files(files, known_action_refs=known_action_refs, limits=limits)
     except PackError as err:
-        violations = [Violation(f"{p.file}: {p.field}" if p.field else p.file, p.message) for p in err.problems]
-        raise InvalidArgument(f"pack refused ({len(err.problems)} problems):\n{err}", violations) from err
+        raise _refusal(err.problems) from err
 
 
 def _undeclared_refs(bundle: PackBundle, registered: Sequence[_RegisteredAction]) -> set[str]:
@@ -382,9 +428,16 @@ async def _store_bundle(conn: AsyncConnection, bundle: PackBundle) -> list[Actio
 
 
 async def _checked_values(
-    conn: AsyncConnection, proposed: registry_pb2.Action, *, ref: str, pack: str = "", name: str = ""
+    conn: AsyncConnection,
+    proposed: registry_pb2.Action,
+    limits: PackLimits,
+    *,
+    ref: str,
+    pack: str = "",
+    name: str = "",
 ) -> dict[str, Any]:
-    """Validates an action given through the API against its (registered) pack; returns row values."""
+    """Validates an action given through the API against its (registered) pack; returns row values.
+    A workflow file is read as registration reads it: within the YAML limits."""
     pack = pack or proposed.pack
     name = name or proposed.name
     pack_row = (await conn.execute(sa.select(packs).where(packs.c.ref == pack))).first()
@@ -401,6 +454,11 @@ async def _checked_values(
         )
     parameters, problems = check_parameter_schema(dict_from_struct(proposed.parameters))
     violations += [Violation(f"action.{field}", message) for field, message in problems]
+    violations += [
+        Violation(f"action.{field}", "contains a NUL character, which cannot be stored")
+        for field, value in (("label", proposed.label), ("description", proposed.description))
+        if "\0" in value
+    ]
     entry_point = _pack_path(proposed.entry_point, paths) if proposed.entry_point else None
     workflow_file = _pack_path(proposed.workflow_file, paths) if proposed.workflow_file else None
     workflow_yaml: str | None = None
@@ -419,7 +477,11 @@ async def _checked_values(
                     )
                 )
             ).scalar_one()
-            workflow_yaml = content.decode("utf-8", errors="replace")
+            try:
+                load_yaml(content, limits.yaml)
+                workflow_yaml = content.decode("utf-8")
+            except YamlProblem as err:
+                violations.append(Violation("action.workflow_file", f"{workflow_file}: {err}"))
     if proposed.timeout_seconds < 0:
         violations.append(Violation("action.timeout_seconds", "must not be negative"))
     if violations:

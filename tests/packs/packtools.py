@@ -21,10 +21,10 @@ parameters:
 """
 
 
-def refusal(path: Path, **kwargs: Collection[str]) -> PackError:
+def refusal(path: Path, *, known_action_refs: Collection[str] = ()) -> PackError:
     """Load a pack that must be refused; return the error."""
     with pytest.raises(PackError) as caught:
-        load_pack(path, **kwargs)
+        load_pack(path, known_action_refs=known_action_refs)
     return caught.value
 
 

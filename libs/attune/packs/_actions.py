@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from attune.packs._errors import PackProblem
+from attune.packs._limits import PackLimits, text_problem
 from attune.packs._model import RUNNER_TYPES, ActionDefinition
 from attune.packs._schema import check_parameter_schema
 from attune.packs._yaml import YamlProblem, load_yaml
@@ -41,10 +42,13 @@ _SCRIPT_RUNNERS = ("shell", "python", "nodejs")
 class ActionReader:
     """Reads the action files of one pack, appending every problem to ``problems``."""
 
-    def __init__(self, files: Mapping[str, bytes], pack_ref: str | None, problems: list[PackProblem]):
+    def __init__(
+        self, files: Mapping[str, bytes], pack_ref: str | None, problems: list[PackProblem], limits: PackLimits
+    ) -> None:
         self._files = files
         self._pack_ref = pack_ref
         self._problems = problems
+        self.limits = limits
 
     def _problem(self, file: str, field: str, message: str) -> None:
         self._problems.append(PackProblem(file, field, message))
@@ -53,7 +57,7 @@ class ActionReader:
         """The action declared in ``file`` (pack-relative), or None after reporting problems."""
         before = len(self._problems)
         try:
-            doc = load_yaml(self._files[file])
+            doc = load_yaml(self._files[file], self.limits.yaml)
         except YamlProblem as err:
             self._problem(file, "", str(err))
             return None
@@ -95,7 +99,9 @@ class ActionReader:
             self._problem(file, "ref", f"missing; must be {expected}")
             return "", ""
         pack, _, name = ref.partition(".")
-        if not name or not NAME_PATTERN.match(name):
+        if too_long := text_problem(ref, self.limits.max_name_length):
+            self._problem(file, "ref", too_long)
+        elif not name or not NAME_PATTERN.match(name):
             self._problem(file, "ref", f"{ref!r} is not {expected} (name: letters, digits, _ and -)")
         elif self._pack_ref is not None and pack != self._pack_ref:
             self._problem(file, "ref", f"{ref!r} belongs to pack {pack!r}, not to this pack {self._pack_ref!r}")
@@ -112,6 +118,8 @@ class ActionReader:
         for field, value in (("label", label), ("description", description)):
             if not isinstance(value, str):
                 self._problem(file, field, f"must be a string, got {describe_value(value)}")
+            elif wrong := text_problem(value):
+                self._problem(file, field, wrong)
         if not isinstance(enabled, bool):
             self._problem(file, "enabled", f"must be true or false, got {describe_value(enabled)}")
         if not isinstance(output, Mapping):

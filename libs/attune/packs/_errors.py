@@ -11,9 +11,10 @@ __all__ = ["PackError", "PackProblem"]
 class PackProblem:
     """One thing wrong with a pack.
 
-    ``file`` is pack-relative. ``field`` is a dotted path (``parameters.count.type``), a task
-    location in the workflow engine's words (``task "deploy", field next[1].when``), or ``""``
-    when the whole file is wrong.
+    ``file`` is pack-relative, or ``""`` when the whole pack is wrong (too many files, too
+    large). ``field`` is a dotted path (``parameters.count.type``), a task location in the
+    workflow engine's words (``task "deploy", field next[1].when``), or ``""`` when the whole
+    file is wrong.
     """
 
     file: str
@@ -21,6 +22,8 @@ class PackProblem:
     message: str
 
     def __str__(self) -> str:
+        if not self.file:
+            return f"the pack: {self.message}"
         if not self.field:
             return f"{self.file}: {self.message}"
         if self.field.startswith('task "'):

@@ -13,6 +13,7 @@ from typing import Any
 
 from attune.packs._actions import ActionReader
 from attune.packs._errors import PackProblem
+from attune.packs._limits import TASK_NAME_MAX_LENGTH, PackLimits, shown_text, text_problem
 from attune.packs._model import ActionDefinition
 from attune.packs._schema import check_parameter_schema
 from attune.packs._yaml import YamlProblem, load_yaml
@@ -37,7 +38,7 @@ def read_standalone(
     """The action a standalone workflow file declares (its own ref, label, parameters)."""
     before = len(problems)
     try:
-        doc = load_yaml(data)
+        doc = load_yaml(data, reader.limits.yaml)
     except YamlProblem as err:
         problems.append(PackProblem(file, "", str(err)))
         return None
@@ -52,6 +53,8 @@ def read_standalone(
     for field, value in (("label", label), ("description", description)):
         if not isinstance(value, str):
             problems.append(PackProblem(file, field, f"must be a string, got {describe_value(value)}"))
+        elif wrong := text_problem(value):
+            problems.append(PackProblem(file, field, wrong))
     if len(problems) > before:
         return None
     return ActionDefinition(
@@ -72,10 +75,12 @@ def read_standalone(
     )
 
 
-def check_linked_workflow(action: ActionDefinition, raw_action_parameters: Any) -> list[PackProblem]:
+def check_linked_workflow(
+    action: ActionDefinition, raw_action_parameters: Any, limits: PackLimits
+) -> list[PackProblem]:
     """A ``workflow_file`` takes its action's ref, label, parameters: it may not say otherwise."""
     assert action.workflow_source is not None and action.workflow_yaml is not None
-    doc = load_yaml(action.workflow_yaml.encode("utf-8"))  # YamlProblem: see check_workflow_file
+    doc = load_yaml(action.workflow_yaml.encode("utf-8"), limits.yaml)  # YamlProblem: see check_workflow_file
     if not isinstance(doc, Mapping):
         return []  # the engine reports it
     ours = {"ref": action.ref, "label": action.label, "parameters": raw_action_parameters}
@@ -92,33 +97,40 @@ def check_linked_workflow(action: ActionDefinition, raw_action_parameters: Any) 
 
 
 def check_workflow_file(
-    action: ActionDefinition, raw_action_parameters: Any | None, known_action_refs: Collection[str]
+    action: ActionDefinition,
+    raw_action_parameters: Any | None,
+    known_action_refs: Collection[str],
+    limits: PackLimits,
 ) -> list[PackProblem]:
     """Every check of a workflow action's file. ``raw_action_parameters`` is None for a
     standalone workflow, else the ``parameters`` its action file declares."""
     source, text = action.workflow_source, action.workflow_yaml
     assert source is not None and text is not None
     try:
-        load_yaml(text.encode("utf-8"))  # stricter than the engine: refuses duplicate keys
+        document = load_yaml(text.encode("utf-8"), limits.yaml)
     except YamlProblem as err:
         return [PackProblem(source, "", str(err))]
     problems = []
     if source.startswith("actions/"):
-        problems += check_linked_workflow(action, raw_action_parameters)
-    return problems + check_workflow(source, text, known_action_refs)
+        problems += check_linked_workflow(action, raw_action_parameters, limits)
+    return problems + check_workflow(source, document, known_action_refs, limits)
 
 
-def check_workflow(source: str, text: str, known_action_refs: Collection[str]) -> list[PackProblem]:
-    """Engine validation of one workflow file, plus: every task's action is known."""
+def check_workflow(
+    source: str, document: Any, known_action_refs: Collection[str], limits: PackLimits
+) -> list[PackProblem]:
+    """Engine validation of one workflow file, plus: every task's action is known, and every
+    task's name fits the registry. ``document`` is the file as `load_yaml` read it: bounded,
+    duplicate keys refused, JSON data only (the engine's own YAML reading is none of these)."""
     # Imported here: the engine is a sibling library, and only workflow files need it.
     from attune.engine import WorkflowSpecError, parse_workflow, workflow_action_refs
 
     try:
-        spec = parse_workflow(text, source=source)
+        spec = parse_workflow(document, source=source)
     except WorkflowSpecError as err:
         return [PackProblem(e.source or source, _field_of(e.path), e.message) for e in err.errors]
     unknown = workflow_action_refs(spec).difference(known_action_refs)
-    return [  # one problem per calling task, so the error names it
+    problems = [  # one problem per calling task, so the error names it
         PackProblem(
             source,
             f'task "{task.name}", field action',
@@ -127,21 +139,29 @@ def check_workflow(source: str, text: str, known_action_refs: Collection[str]) -
         for task in spec.tasks
         if task.action in unknown
     ]
+    for task in spec.tasks:  # a task's runs are stored by name, and their children's request ids hold it
+        if len(task.name) > TASK_NAME_MAX_LENGTH:
+            too_long = f"{len(task.name):,} characters, over the limit of {TASK_NAME_MAX_LENGTH} for a task name"
+        else:
+            too_long = text_problem(task.name, limits.max_name_length)
+        if too_long:
+            problems.append(PackProblem(source, f'task "{shown_text(task.name)}"', f"its name: {too_long}"))
+    return problems
 
 
 def more_workflow_findings(
-    file: str, data: bytes, known_action_refs: Collection[str], reported: list[PackProblem]
+    file: str, data: bytes, known_action_refs: Collection[str], reported: list[PackProblem], limits: PackLimits
 ) -> list[PackProblem]:
     """Engine findings for a workflow file already refused by our own checks, minus any field
     those checks already reported (both check parameter types, for instance)."""
     try:
-        if not isinstance(load_yaml(data), Mapping):
-            return []
+        document = load_yaml(data, limits.yaml)
     except YamlProblem:
         return []  # already reported
-    text = data.decode("utf-8")
+    if not isinstance(document, Mapping):
+        return []
     seen = {(p.file, p.field) for p in reported}
-    return [p for p in check_workflow(file, text, known_action_refs) if (p.file, p.field) not in seen]
+    return [p for p in check_workflow(file, document, known_action_refs, limits) if (p.file, p.field) not in seen]
 
 
 def _field_of(engine_path: str) -> str:
