@@ -77,11 +77,48 @@ class Settings:
     worker_runtimes: str = ""
     max_message_bytes: int = 4 * 1024 * 1024
     output_limit_bytes: int = 1024 * 1024
+    # Request limits (docs/operations.md, Limits): a request beyond one is refused with
+    # INVALID_ARGUMENT naming the field and the limit, before anything is stored.
+    max_request_id_length: int = 255
+    # Refs (`action_ref`, `ref`) and names (`pack`, `name`) in requests.
+    max_name_length: int = 255
+    # An execution's parameters as compact JSON, and their nesting (objects and lists).
+    max_parameters_bytes: int = 1024 * 1024
+    max_parameters_depth: int = 32
+    max_page_size: int = 1000
+    # Metadata (headers) a server accepts with one request.
+    max_metadata_bytes: int = 8 * 1024
+    # A result a worker submits; a larger one is stored cut down and marked "truncated".
+    max_result_bytes: int = 3 * 1024 * 1024
+    # How often a service with a database checks that it is reachable and migrated (health).
+    health_check_interval: float = 5.0
+    # Repeats of one kind of log line (e.g. "database unavailable") within this interval are
+    # counted, not logged.
+    log_repeat_interval: float = 10.0
+    # Pack limits (docs/operations.md, Limits), checked by the registry before anything is read
+    # or stored. A whole RegisterPack request must also fit in max_message_bytes.
+    max_pack_bytes: int = 3 * 1024 * 1024
+    max_pack_files: int = 1000
+    max_pack_file_bytes: int = 1024 * 1024
+    max_pack_path_length: int = 255
+    # Each YAML file of a pack: its size (and its scalars' text once aliases are expanded), its
+    # aliases, its values once aliases are expanded, and its nesting.
+    max_yaml_bytes: int = 256 * 1024
+    max_yaml_aliases: int = 1000
+    max_yaml_nodes: int = 100_000
+    max_yaml_depth: int = 32
     workflow_run_cap: int = 1000
     workflow_max_depth: int = 10
+    # What one template evaluation may build (bytes of any value, roughly as JSON) and do (loop
+    # rounds and calls, and the length of a range): docs/workflows.md, Expressions.
+    template_max_bytes: int = 4 * 1024 * 1024
+    template_max_steps: int = 100_000
     pack_cache_dir: str = ""
     # The user a worker running as root runs actions as (name or uid); ignored when not root.
     action_user: str = "nobody"
+    # How a worker keeps every process of a run together (docs/operations.md, Containment):
+    # cgroup (one per run), subreaper, or auto (cgroup where moving between cgroups is cheap).
+    worker_containment: str = "auto"
     log_level: str = "INFO"
     log_format: str = "json"
     trace_file: str = ""

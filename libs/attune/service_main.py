@@ -28,7 +28,9 @@ def run_service_main(
     except ConfigError as err:
         print(f"attune-{name}: {err}", file=sys.stderr)
         sys.exit(2)
-    configure_logging(name, level=settings.log_level, fmt=settings.log_format)
+    configure_logging(
+        name, level=settings.log_level, fmt=settings.log_format, repeat_interval=settings.log_repeat_interval
+    )
     configure_tracing(name, trace_file=settings.trace_file)
     shorten_gil_switch_interval()
     address = settings.listen_address or address_of(settings)

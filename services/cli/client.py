@@ -2,12 +2,20 @@
 
 Every command talks to the scheduler only (it forwards workflow-run queries to the
 coordinator), so a user needs one address. gRPC failures become :class:`CliError` with one
-readable line that includes the server's field violations.
+readable line that includes the server's field violations. A call answered UNAVAILABLE (the
+scheduler restarting, its database away for a moment) is tried again a few times with backoff
+before it fails (`RetryUnavailable`): safe, since every mutating request the CLI sends carries a
+`request_id`, and a retry of one returns the original response.
 """
 
 from __future__ import annotations
 
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
 from types import TracebackType
+from typing import Any
 
 import grpc
 
@@ -92,7 +100,44 @@ def _unavailable(address: str, details: str) -> str:
             f"attune at {address} closed the connection; if it runs with TLS, ATTUNE_TLS_DIR must name "
             "a folder from `attune tls init` holding its CA and a `cli` certificate that CA signed"
         )
+    if details and not any(marker in details.lower() for marker in _TRANSPORT_FAILURES):
+        # The scheduler answered, but cannot serve now (its database is away, it is shutting down).
+        return f"attune at {address} is unavailable: {details}"
     return f"cannot reach attune at {address}; is `attune up` running?"
+
+
+# What gRPC says when it found no server to talk to (as opposed to a server answering UNAVAILABLE).
+_TRANSPORT_FAILURES = ("failed to connect", "connection refused", "backends failing", "dns resolution", "unreachable")
+
+
+#: Seconds to wait before each retry of a call answered UNAVAILABLE (then the call fails).
+RETRY_DELAYS: tuple[float, ...] = (0.1, 0.3, 0.9)
+
+
+class RetryUnavailable(grpc.aio.UnaryUnaryClientInterceptor):
+    """Retries a unary call answered UNAVAILABLE after each of `delays` (with jitter), within
+    the call's own deadline; the last answer is returned whatever it is."""
+
+    def __init__(self, delays: tuple[float, ...] = RETRY_DELAYS) -> None:
+        self._delays = delays
+
+    async def intercept_unary_unary(
+        self, continuation: Callable[..., Awaitable[Any]], client_call_details: Any, request: Any
+    ) -> Any:
+        deadline = None if client_call_details.timeout is None else time.monotonic() + client_call_details.timeout
+        details = client_call_details
+        for delay in self._delays:
+            call = await continuation(details, request)
+            if await call.code() != grpc.StatusCode.UNAVAILABLE:
+                return call
+            pause = delay * random.uniform(0.8, 1.2)
+            if deadline is not None:
+                left = deadline - time.monotonic() - pause
+                if left <= 0:
+                    return call
+                details = details._replace(timeout=left)
+            await asyncio.sleep(pause)
+        return await continuation(details, request)
 
 
 class Client:
@@ -104,7 +149,7 @@ class Client:
         # The bearer token goes on every call (docs/operations.md, Tokens), and only over TLS: a
         # plaintext server checks none, and a token must not cross the network in the clear.
         bearer = bearer_interceptors(token) if token and tls_configured(self.settings) else []
-        self.channel = open_channel(address, self.settings, interceptors=bearer)
+        self.channel = open_channel(address, self.settings, interceptors=[RetryUnavailable(), *bearer])
         self.executions = execution_pb2_grpc.ExecutionServiceStub(self.channel)
         self.registry = registry_pb2_grpc.RegistryServiceStub(self.channel)
         self.workflows = workflow_pb2_grpc.WorkflowServiceStub(self.channel)

@@ -19,7 +19,8 @@ from attune_services.cli.watching import follow, get_execution
 
 # Plain strings: argparse shows the choices with repr() when it refuses one.
 STATES = sorted(state.value for state in ACTIVE | TERMINAL)
-MAX_PAGE = 1000
+# Well within the server's ATTUNE_MAX_PAGE_SIZE (default 1000), which refuses a larger page_size.
+MAX_PAGE = 100
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser], parent: argparse.ArgumentParser) -> None:

@@ -6,6 +6,11 @@ the one channel the services use (`attune.grpcutil.channel.open_channel`), so it
 presents the certificate of ``ATTUNE_IDENTITY`` from ``ATTUNE_TLS_DIR`` exactly as the service in
 the same container does. Health needs no token. Exit status 0 when the service answers SERVING,
 1 otherwise (with one line on stderr saying what it answered).
+
+A service with a database answers NOT_SERVING while that database is unreachable or not migrated
+to the service's revision, and SERVING again by itself once it is (`attune.grpcutil.server`);
+the reason is in the service's log, which the health protocol has no field for. That is what a
+readiness probe wants; a liveness probe wants `--live`, which passes whenever the service answers.
 """
 
 from __future__ import annotations
@@ -21,26 +26,44 @@ from attune.config import ConfigError, Settings
 from attune.grpcutil.channel import open_channel
 from attune_services.cli.client import CliError
 
+# What a status may mean, said after it: the health protocol carries no reason.
+_WHY: dict[int, str] = {
+    health_pb2.HealthCheckResponse.NOT_SERVING: (
+        " (starting, stopping, or its database is unreachable or not migrated: its log says which)"
+    ),
+}
+
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser], parent: argparse.ArgumentParser) -> None:
     """Adds ``health``."""
     health = commands.add_parser("health", help="check that a service at ADDRESS is SERVING (for probes)")
     health.add_argument("target", metavar="ADDRESS", help="HOST:PORT of any Attune service")
     health.add_argument("--service", default="", help="a gRPC service name to check (default: the server as a whole)")
+    health.add_argument(
+        "--live",
+        action="store_true",
+        help="pass when the service answers at all, SERVING or not (a liveness probe: a service whose "
+        "database is away is alive, and restarting it would not bring the database back)",
+    )
     health.add_argument("--timeout", type=float, default=2.0, metavar="S", help="seconds to wait (default 2)")
     health.set_defaults(handler=health_command, sync=True)
 
 
 def health_command(args: argparse.Namespace) -> int:
-    """Prints SERVING and returns 0, or raises CliError naming what the service answered."""
+    """Prints SERVING and returns 0, or raises CliError naming what the service answered; with
+    --live, prints whatever it answered and returns 0."""
     try:
         settings = Settings.from_env()
     except ConfigError as err:
         raise CliError(str(err)) from err
     status = eventloop.run(check(args.target, settings, service=args.service, timeout=args.timeout))
+    if args.live:
+        print(health_pb2.HealthCheckResponse.ServingStatus.Name(status))
+        sys.stdout.flush()
+        return 0
     if status != health_pb2.HealthCheckResponse.SERVING:
         name = health_pb2.HealthCheckResponse.ServingStatus.Name(status)
-        raise CliError(f"{args.target} is {name}")
+        raise CliError(f"{args.target} is {name}{_WHY.get(status, '')}")
     print("SERVING")
     sys.stdout.flush()
     return 0

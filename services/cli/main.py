@@ -8,6 +8,7 @@ traceback.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -123,9 +124,21 @@ def report(err: CliError) -> None:
     sys.stderr.flush()
 
 
+def check_durations(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuses (usage error, exit 2) a number of seconds that is not finite, or is negative:
+    ``--timeout nan`` parsed, and a NaN timeout compares false with everything, so it meant no
+    timeout at all. Every float option of the CLI is a number of seconds."""
+    for name, value in vars(args).items():
+        if isinstance(value, float) and (not math.isfinite(value) or value < 0):
+            option = "--" + name.replace("_", "-")
+            parser.error(f"argument {option}: must be a finite number of seconds, not negative (got {value:g})")
+
+
 def run(argv: Sequence[str] | None = None) -> int:
     """Parses ``argv`` and runs the command; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    check_durations(parser, args)
     try:
         settings = Settings.from_env()
     except ConfigError as err:

@@ -25,12 +25,14 @@ from attune.grpcutil.channel import open_channel
 from attune.grpcutil.convert import execution_state_to_proto
 from attune.internal.workflow.v1 import workflow_pb2 as coordinator_pb2
 from attune.internal.workflow.v1 import workflow_pb2_grpc as coordinator_pb2_grpc
-from attune.storage import Database
+from attune.logs import ThrottledLog
+from attune.storage import Database, log_failed_round
 from attune.storage.batching import GroupCommitter
 from attune.storage.schema import executions, outcome_outbox
 from attune_services.completion.store import Outcome
 
 log = logging.getLogger(__name__)
+_failures = ThrottledLog(log)
 
 #: The ReportOutcomes stream to the coordinator.
 _OutcomeStream = grpc.aio.StreamStreamCall[
@@ -106,8 +108,8 @@ class OutcomeForwarder:
                 raise
             except grpc.aio.AioRpcError as err:
                 error = err
-            except Exception:
-                log.exception("outcome forwarding failed")
+            except Exception as err:
+                log_failed_round(_failures, "outcome forwarding", err)
             healthy = self._connected or time.monotonic() - started > 10 * retry
             if error is not None and (healthy or failures == 0):  # once per outage, not per retry
                 log.warning(

@@ -22,9 +22,10 @@ from opentelemetry import trace
 from attune.config import Settings
 from attune.grpcutil.acks import gathered_acks
 from attune.grpcutil.convert import execution_state_from_proto, execution_state_to_proto
-from attune.grpcutil.errors import InvalidArgument, NotFound, Violation, rpc_errors
+from attune.grpcutil.errors import InvalidArgument, NotFound, Violation, rpc_errors, status_for
 from attune.grpcutil.server import RpcContext
 from attune.internal.completion.v1 import completion_pb2, completion_pb2_grpc
+from attune.logs import ThrottledLog
 from attune.results import clip_error, fit_result, result_limit
 from attune.states import TERMINAL
 from attune.telemetry import start_span, tracer
@@ -32,7 +33,15 @@ from attune_services.completion.feed import CompletionFeed
 from attune_services.completion.store import ResultStore, StoreOutcome, TerminalResult
 
 log = logging.getLogger(__name__)
+_truncations = ThrottledLog(log)
 _tracer = tracer(__name__)
+
+
+def result_bytes_limit(settings: Settings) -> int:
+    """The largest result stored whole: ATTUNE_MAX_RESULT_BYTES, and no more than fits in a
+    message. Its default leaves room for a shell action's stdout and stderr, each up to
+    ATTUNE_OUTPUT_LIMIT_BYTES."""
+    return min(settings.max_result_bytes, result_limit(settings.max_message_bytes))
 
 
 class NotTerminal(ValueError):
@@ -40,14 +49,28 @@ class NotTerminal(ValueError):
 
 
 def terminal_result_of(message: completion_pb2.ExecutionResult, settings: Settings) -> TerminalResult:
-    """Validates and normalises one result; raises NotTerminal for a non-terminal state."""
-    state = execution_state_from_proto(message.state)
+    """Validates and normalises one result; raises NotTerminal for a state that is not terminal
+    (or not a state at all). A result beyond the limit is cut down and marked "truncated"."""
+    try:
+        state = execution_state_from_proto(message.state)
+    except ValueError:
+        state = ""
     if state not in TERMINAL:
-        raise NotTerminal(
-            f'result for execution {message.execution_id} has state "{state or "unspecified"}", which is not terminal'
-        )
-    limit = result_limit(settings.max_message_bytes)
-    result = fit_result(message.result_json, limit).decode("utf-8", "replace") if message.result_json else None
+        shown = state or ("unspecified" if not message.state else str(message.state))
+        raise NotTerminal(f'result for execution {message.execution_id} has state "{shown}", which is not terminal')
+    result = None
+    if message.result_json:
+        limit = result_bytes_limit(settings)
+        fitted = fit_result(message.result_json, limit)
+        if len(fitted) < len(message.result_json):
+            _truncations.warning(
+                "result truncated",
+                "result of execution %s is %d bytes, more than the limit of %d: stored truncated",
+                message.execution_id,
+                len(message.result_json),
+                limit,
+            )
+        result = fitted.decode("utf-8", "replace")
     return TerminalResult(
         execution_id=message.execution_id,
         state=state,
@@ -77,6 +100,7 @@ class CompletionServicer(completion_pb2_grpc.CompletionServiceServicer):
         for acks in self._streams:
             acks.put_nowait(None)
 
+    @rpc_errors
     async def SubmitResults(
         self,
         request_iterator: AsyncIterator[completion_pb2.SubmitResultsRequest],
@@ -91,9 +115,10 @@ class CompletionServicer(completion_pb2_grpc.CompletionServiceServicer):
                 if item is None:
                     return
                 if isinstance(item, BaseException):
-                    # Short: the status message travels in a header (8 KiB limit).
-                    reason = str(item).splitlines()[0][:200] if str(item) else type(item).__name__
-                    await context.abort(grpc.StatusCode.UNAVAILABLE, f"results not stored: {reason}")
+                    # Logged as its kind needs (an outage once per interval, a bug with an error
+                    # id); whatever it was, the batch is not stored and the sender re-sends it.
+                    status = status_for(item, method="SubmitResults")
+                    await context.abort(grpc.StatusCode.UNAVAILABLE, f"results not stored: {status.details}")
                     return
                 yield completion_pb2.SubmitResultsResponse(acked_execution_ids=item)
         finally:
@@ -129,8 +154,7 @@ class CompletionServicer(completion_pb2_grpc.CompletionServiceServicer):
         try:
             await self._store_results(results)
         except Exception as err:
-            log.error("storing %d results failed: %s", len(results), str(err)[:2000])
-            acks.put_nowait(err)
+            acks.put_nowait(err)  # logged by SubmitResults as it ends the stream
             return
         acks.put_nowait([r.execution_id for r in results])
 
@@ -156,6 +180,7 @@ class CompletionServicer(completion_pb2_grpc.CompletionServiceServicer):
             span.end()
         return list(outcomes)
 
+    @rpc_errors
     async def WatchCompleted(
         self, request: completion_pb2.WatchCompletedRequest, context: RpcContext
     ) -> AsyncIterator[completion_pb2.WatchCompletedResponse]:

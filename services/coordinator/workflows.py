@@ -27,6 +27,7 @@ from attune.engine import (
     Step,
     TaskEnded,
     TaskRunKey,
+    TemplateLimits,
     WorkflowState,
     cancel,
     start,
@@ -301,6 +302,9 @@ class Workflows:
             depth=s.depth,
             run_cap=self._settings.workflow_run_cap,
             depth_cap=self._settings.workflow_max_depth,
+            template_limits=TemplateLimits(
+                max_bytes=self._settings.template_max_bytes, max_steps=self._settings.template_max_steps
+            ),
         )
         step = start(compiled.workflow, state, now=now)
         loaded = LoadedWorkflow(

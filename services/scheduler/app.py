@@ -39,7 +39,7 @@ from attune_services.scheduler.handoff import WorkflowHandoff
 from attune_services.scheduler.pack_files import PackFilesServicer
 from attune_services.scheduler.registry import RegistryServicer
 from attune_services.scheduler.request_log import RequestLog
-from attune_services.scheduler.requests import ExecutionRequests, Row
+from attune_services.scheduler.requests import ExecutionRequests, ParameterLimits, Row
 from attune_services.scheduler.sweeper import Sweeper
 from attune_services.scheduler.tokens import TokenStore, TokenVerifier
 from attune_services.scheduler.tokens_service import TokenServicer
@@ -75,7 +75,14 @@ class SchedulerApp:
         # Secret parameters are sealed on insert and opened only in memory, to dispatch them.
         self.sealer = sealer_from_settings(settings)
         self.dispatcher = Dispatcher(self.db, self.cache, on_changed=self.watchers.wake, sealer=self.sealer)
-        self.requests = ExecutionRequests(self.db, self.cache, self._route, slots=self.dispatcher, sealer=self.sealer)
+        self.requests = ExecutionRequests(
+            self.db,
+            self.cache,
+            self._route,
+            slots=self.dispatcher,
+            sealer=self.sealer,
+            limits=ParameterLimits.from_settings(settings),
+        )
         self.request_log = RequestLog(self.db)
         self.tokens = TokenStore(self.db)
         # What the bootstrap's authorization interceptor asks about bearer tokens (TLS on only).
@@ -127,7 +134,7 @@ class SchedulerApp:
             on_changed=self.watchers.wake,
         )
         registry_pb2_grpc.add_RegistryServiceServicer_to_server(
-            RegistryServicer(self.db, self.cache, self.request_log), server
+            RegistryServicer(self.db, self.cache, self.request_log, self.settings), server
         )
         execution_pb2_grpc.add_ExecutionServiceServicer_to_server(
             ExecutionServicer(

@@ -32,7 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from attune.config import Settings
-from attune.grpcutil.errors import AttuneError, FailedPrecondition, NotFound, Unavailable
+from attune.grpcutil.errors import AttuneError, FailedPrecondition, NotFound, Unavailable, quoted
 from attune.internal.workflow.v1 import workflow_pb2 as coordinator_pb2
 from attune.internal.workflow.v1 import workflow_pb2_grpc as coordinator_pb2_grpc
 from attune.states import TERMINAL, ExecutionState
@@ -115,7 +115,7 @@ class Canceller:
                     outcomes[execution_id] = _Refused(Unavailable, unreachable[execution_id])
                 else:
                     outcomes[execution_id] = current.get(execution_id) or _Refused(
-                        NotFound, f"no execution {execution_id!r}"
+                        NotFound, f"no execution {quoted(execution_id)}"
                     )
         return [outcomes[execution_id] for execution_id in ids]
 
@@ -133,7 +133,7 @@ class Canceller:
                     continue
                 row = others.get(execution_id)
                 if row is None:
-                    refused[execution_id] = _Refused(NotFound, f"no execution {execution_id!r}")
+                    refused[execution_id] = _Refused(NotFound, f"no execution {quoted(execution_id)}")
                 elif row["state"] in TERMINAL:
                     refused[execution_id] = _Refused(
                         FailedPrecondition, f"execution {execution_id} already {row['state']}"

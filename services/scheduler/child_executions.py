@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Sequence
 
 import grpc
 
-from attune.grpcutil.errors import AttuneError, Unavailable, rpc_errors, to_status
+from attune.grpcutil.errors import AttuneError, Unavailable, rpc_errors, status_for, to_status
 from attune.grpcutil.server import RpcContext
 from attune.internal.execution.v1 import execution_pb2 as child_pb2
 from attune.internal.execution.v1 import execution_pb2_grpc as child_pb2_grpc
@@ -75,10 +75,10 @@ class ChildExecutionServicer(child_pb2_grpc.ChildExecutionServiceServicer):
                     # grpc.aio's concrete context has abort_with_status; its abstract base and the stubs omit it.
                     await context.abort_with_status(to_status(item))  # type: ignore[attr-defined]
                 if isinstance(item, BaseException):
-                    log.error("a batch of child requests failed: %s", str(item)[:2000])
-                    # Short: the status message travels in a header (8 KiB limit).
-                    reason = str(item).splitlines()[0][:200] if str(item) else type(item).__name__
-                    await context.abort(grpc.StatusCode.UNAVAILABLE, f"child requests not stored: {reason}")
+                    # Logged as its kind needs (an outage once per interval, a bug with an error
+                    # id); whatever it was, the batch is not stored and the coordinator re-sends it.
+                    status = status_for(item, method="StreamChildExecutions")
+                    await context.abort(grpc.StatusCode.UNAVAILABLE, f"child requests not stored: {status.details}")
                     return
                 yield item
         finally:

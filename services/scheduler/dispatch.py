@@ -27,10 +27,11 @@ import sqlalchemy as sa
 from attune.background import BackgroundTask
 from attune.common.v1 import common_pb2
 from attune.internal.worker.v1 import worker_pb2
+from attune.logs import ThrottledLog
 from attune.packs import SLOT_FREE_RUNTIMES
 from attune.security.sealing import Sealer, SecretKeyError, is_sealed, open_parameters
 from attune.states import ExecutionState
-from attune.storage import Database
+from attune.storage import Database, log_failed_round
 from attune.storage.batching import GroupCommitter
 from attune.storage.schema import executions
 from attune_services.scheduler.actions import ActionCache
@@ -38,6 +39,7 @@ from attune_services.scheduler.sessions import WorkerSession
 from attune_services.scheduler.views import workflow_link_of
 
 log = logging.getLogger(__name__)
+_failures = ThrottledLog(log)
 
 MAX_BATCH = 1000  # executions per dispatch round
 MAX_ASSIGNMENTS_PER_MESSAGE = 256
@@ -257,8 +259,8 @@ class Dispatcher:
                     return
                 while not self._stopped and await self._dispatch_round():
                     pass
-            except Exception:
-                log.exception("dispatch round failed")
+            except Exception as err:
+                log_failed_round(_failures, "dispatch round", err)
                 if self._stopped:
                     return
                 await asyncio.sleep(0.1)

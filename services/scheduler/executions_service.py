@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -12,19 +13,13 @@ import sqlalchemy as sa
 from attune.config import Settings
 from attune.execution.v1 import execution_pb2, execution_pb2_grpc
 from attune.grpcutil.convert import dict_from_struct, execution_state_from_proto
-from attune.grpcutil.errors import (
-    AttuneError,
-    InvalidArgument,
-    NotFound,
-    Violation,
-    rpc_errors,
-    to_status,
-)
+from attune.grpcutil.errors import NotFound, invalid_field, quoted, rpc_errors
 from attune.grpcutil.server import RpcContext
 from attune.states import TERMINAL
 from attune.storage import Database
 from attune.storage.schema import executions
 from attune_services.scheduler.cancel import Canceller
+from attune_services.scheduler.pages import key_after, page_token
 from attune_services.scheduler.request_log import RequestLog, logged_request
 from attune_services.scheduler.requests import ExecutionRequests
 from attune_services.scheduler.views import execution_view, with_terminal_fields
@@ -32,7 +27,6 @@ from attune_services.scheduler.watchers import ExecutionWatchers
 
 WATCH_COST_FACTOR = 4.0
 DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 1000
 _RPC = execution_pb2.DESCRIPTOR.services_by_name["ExecutionService"].methods_by_name
 
 
@@ -61,8 +55,8 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
         self, request: execution_pb2.RequestExecutionRequest, context: RpcContext
     ) -> execution_pb2.RequestExecutionResponse:
         """Validates and stores one execution in "scheduling"."""
-        if request.timeout_seconds < 0:
-            raise InvalidArgument("timeout_seconds must not be negative", [Violation("timeout_seconds", "negative")])
+        if not math.isfinite(request.timeout_seconds) or request.timeout_seconds < 0:
+            raise invalid_field("timeout_seconds", "must be a finite number of seconds, not negative")
         row = await self._requests.request(
             request.action_ref,
             dict_from_struct(request.parameters),
@@ -76,7 +70,7 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
         self, request: execution_pb2.GetExecutionRequest, context: RpcContext
     ) -> execution_pb2.GetExecutionResponse:
         """One execution with its direct children, oldest first."""
-        row, children = await self._snapshot(request.id)
+        row, children = await self._snapshot(_required_id(request.id))
         return execution_pb2.GetExecutionResponse(
             execution=execution_view(row), children=[execution_view(c) for c in children]
         )
@@ -85,10 +79,15 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
     async def ListExecutions(
         self, request: execution_pb2.ListExecutionsRequest, context: RpcContext
     ) -> execution_pb2.ListExecutionsResponse:
-        """Newest first; the page token is the last id of the previous page (ids are time-ordered)."""
-        if request.page_size < 0:
-            raise InvalidArgument("page_size must not be negative", [Violation("page_size", "negative")])
-        size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        """Newest first; the page token is bound to the filters (see `pages.py`). The request
+        guard has held page_size and state to their limits."""
+        size = min(request.page_size or DEFAULT_PAGE_SIZE, self._settings.max_page_size)
+        filters: dict[str, str | int] = {
+            "state": request.state,
+            "action_ref": request.action_ref,
+            "parent_id": request.parent_id,
+        }
+        after = key_after(request.page_token, "executions", filters)
         query = sa.select(executions).order_by(executions.c.id.desc()).limit(size + 1)
         if request.state:
             query = query.where(executions.c.state == execution_state_from_proto(request.state))
@@ -96,12 +95,12 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
             query = query.where(executions.c.action_ref == request.action_ref)
         if request.parent_id:
             query = query.where(executions.c.parent_id == request.parent_id)
-        if request.page_token:
-            query = query.where(executions.c.id < request.page_token)
+        if after:
+            query = query.where(executions.c.id < after)
         async with self._db.read() as conn:
             rows = (await conn.execute(query)).mappings().all()
         page = rows[:size]
-        token = page[-1]["id"] if len(rows) > size else ""
+        token = page_token(page[-1]["id"] if len(rows) > size else "", "executions", filters)
         return execution_pb2.ListExecutionsResponse(executions=[execution_view(r) for r in page], next_page_token=token)
 
     @rpc_errors
@@ -119,15 +118,17 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
         logged = logged_request(_RPC["CancelExecution"], request, execution_pb2.CancelExecutionResponse)
         if (original := await self._request_log.original(logged)) is not None:
             return original
-        row = await self._canceller.cancel(request.id)
+        row = await self._canceller.cancel(_required_id(request.id))
         return await self._request_log.record(
             logged, execution_pb2.CancelExecutionResponse(execution=execution_view(row))
         )
 
+    @rpc_errors
     async def WatchExecution(
         self, request: execution_pb2.WatchExecutionRequest, context: RpcContext
     ) -> AsyncIterator[execution_pb2.WatchExecutionResponse]:
         """A snapshot whenever the execution or a child changed; ends once the execution is terminal."""
+        _required_id(request.id)
         seen: Any = None
         row: dict[str, Any] | None = None
         with self._watchers.watching(request.id) as changed:
@@ -142,12 +143,7 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
                     row = with_terminal_fields(row, final)
                     yield execution_pb2.WatchExecutionResponse(execution=execution_view(row))
                     return
-                try:
-                    row, children = await self._snapshot(request.id)
-                except AttuneError as err:
-                    # grpc.aio's concrete context has abort_with_status; its abstract base and the stubs omit it.
-                    await context.abort_with_status(to_status(err))  # type: ignore[attr-defined]
-                    return
+                row, children = await self._snapshot(request.id)
                 signature = [(r["id"], r["state"], r["updated_at"]) for r in (row, *children)]
                 if signature != seen:
                     seen = signature
@@ -185,8 +181,15 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
                 rows = [dict(r) for r in (await conn.execute(query)).mappings()]
         row = next((r for r in rows if r["id"] == execution_id), None)
         if row is None:
-            raise NotFound(f"no execution {execution_id!r}")
+            raise NotFound(f"no execution {quoted(execution_id)}")
         return row, [r for r in rows if r["id"] != execution_id]
+
+
+def _required_id(execution_id: str) -> str:
+    """`id` of a request, which must name an execution."""
+    if not execution_id:
+        raise invalid_field("id", "is required")
+    return execution_id
 
 
 _SNAPSHOT_PG = (

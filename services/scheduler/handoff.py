@@ -21,13 +21,15 @@ from attune.common.v1 import common_pb2
 from attune.config import Settings
 from attune.internal.workflow.v1 import workflow_pb2 as coordinator_pb2
 from attune.internal.workflow.v1 import workflow_pb2_grpc as coordinator_pb2_grpc
+from attune.logs import ThrottledLog
 from attune.states import ExecutionState
-from attune.storage import Database
+from attune.storage import Database, log_failed_round
 from attune.storage.schema import executions
 from attune_services.scheduler.actions import ActionCache
 from attune_services.scheduler.giveups import GiveUp, ResultSubmitter
 
 log = logging.getLogger(__name__)
+_failures = ThrottledLog(log)
 
 MAX_BATCH = 200
 
@@ -91,8 +93,8 @@ class WorkflowHandoff:
                         "coordinator unavailable; retrying hand-off", extra={"error": err.code().name, "delay": delay}
                     )
                     await asyncio.sleep(delay)
-                except Exception:
-                    log.exception("workflow hand-off failed")
+                except Exception as err:
+                    log_failed_round(_failures, "workflow hand-off", err)
                     await asyncio.sleep(self._settings.retry_interval)
 
     async def _hand_off(self, batch: list[dict[str, Any]]) -> None:

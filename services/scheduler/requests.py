@@ -7,7 +7,8 @@ the same request_id with a different request is refused with FAILED_PRECONDITION
 found stored, in the batch or before it, so a fresh id costs nothing more.
 Each accepted row is handed to `on_created` (dispatch or workflow hand-off) right after commit.
 Secret parameters are stored sealed (docs/architecture.md, Secrets); only actions that have them
-pay for it.
+pay for it. Parameters beyond `ParameterLimits` (size as JSON, nesting) are refused before any
+lookup, whether a client or a workflow asked.
 On PostgreSQL a batch is one `INSERT … SELECT FROM unnest(arrays) ON CONFLICT (request_id) DO
 NOTHING RETURNING id` (one round trip, atomic on its own).
 """
@@ -23,7 +24,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from attune import telemetry
-from attune.grpcutil.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable, Violation
+from attune.config import Settings
+from attune.grpcutil.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable, Violation, quoted
 from attune.ids import new_id
 from attune.packs import ParameterError, secret_names, validate_parameters
 from attune.security import caller
@@ -39,6 +41,53 @@ from attune_services.scheduler.request_log import reused_request_id
 _tracer = telemetry.tracer(__name__)
 
 Row = dict[str, Any]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ParameterLimits:
+    """How large and how deeply nested one execution's parameters may be (docs/operations.md, Limits)."""
+
+    max_bytes: int = 1024 * 1024
+    max_depth: int = 32
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ParameterLimits:
+        """ATTUNE_MAX_PARAMETERS_BYTES and ATTUNE_MAX_PARAMETERS_DEPTH."""
+        return cls(max_bytes=settings.max_parameters_bytes, max_depth=settings.max_parameters_depth)
+
+    def check(self, params: Mapping[str, Any], *, size: int | None = None) -> None:
+        """Raises InvalidArgument naming `parameters` (too large) or the parameter nested too
+        deeply; `size` is their JSON's size when the caller has it."""
+        if size is None:
+            size = len(json.dumps(params, separators=(",", ":"), ensure_ascii=False, default=str).encode())
+        if size > self.max_bytes:
+            raise _limit("parameters", f"{size} bytes as JSON, more than the limit of {self.max_bytes}")
+        for name, value in params.items():
+            depth = 1 + _nesting(value)  # the parameters object is the first level
+            if depth > self.max_depth:
+                raise _limit(
+                    f"parameters.{name}",
+                    f"nests {depth} levels of objects and lists, more than the limit of {self.max_depth}",
+                )
+
+
+def _limit(field: str, description: str) -> InvalidArgument:
+    return InvalidArgument(f"{field}: {description}", [Violation(field, description)])
+
+
+def _nesting(value: Any) -> int:
+    """Levels of objects and lists in a JSON value (a scalar: 0); iterative, for any depth."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        elif not isinstance(item, list):
+            continue
+        deepest = max(deepest, depth + 1)
+        stack += [(child, depth + 1) for child in item]
+    return deepest
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,8 +115,10 @@ class ExecutionRequests:
         *,
         slots: Dispatcher | None = None,
         sealer: Sealer | None = None,
+        limits: ParameterLimits | None = None,
     ) -> None:
         self._db = db
+        self._limits = limits or ParameterLimits()
         self._sealer = sealer  # seals the values of secret parameters before they are stored
         self._cache = cache
         self._on_created = on_created
@@ -78,6 +129,7 @@ class ExecutionRequests:
         """One top-level execution; raises NotFound / FailedPrecondition / InvalidArgument.
         A request_id already stored returns its execution for the same request (a retry) and is
         FailedPrecondition for a different one."""
+        self._limits.check(params)
         try:
             action = await self._checked_action(action_ref)
             values = _validated(action, params)
@@ -108,13 +160,16 @@ class ExecutionRequests:
     ) -> Row:
         """One child of a workflow task run (same checks, request_id included: the same id for
         another child is FailedPrecondition; the caller reports errors per child)."""
-        action = await self._checked_action(action_ref)
+        if len(params_json) > self._limits.max_bytes:
+            self._limits.check({}, size=len(params_json))
         try:
             params = json.loads(params_json or b"{}")
-        except json.JSONDecodeError as err:
-            raise InvalidArgument(f"parameters of {action_ref!r} are not JSON: {err}") from err
+        except (ValueError, RecursionError) as err:  # RecursionError: nested past what json parses
+            raise InvalidArgument(f"parameters of {quoted(action_ref)} are not a JSON object: {err}") from err
         if not isinstance(params, dict):
-            raise InvalidArgument(f"parameters of {action_ref!r} must be a JSON object")
+            raise InvalidArgument(f"parameters of {quoted(action_ref)} must be a JSON object")
+        self._limits.check(params, size=len(params_json))
+        action = await self._checked_action(action_ref)
         values = _validated(action, params)
         row, is_new = await self._insert(action, values, request_id=request_id, timeout=timeout, link=link)
         if not is_new:
@@ -161,9 +216,9 @@ class ExecutionRequests:
             raise InvalidArgument("action_ref is required", [Violation("action_ref", "required")])
         action = await self._cache.get(action_ref)
         if action is None:
-            raise NotFound(f"no action {action_ref!r} is registered")
+            raise NotFound(f"no action {quoted(action_ref)} is registered")
         if not action.enabled:
-            raise FailedPrecondition(f"action {action_ref!r} is disabled")
+            raise FailedPrecondition(f"action {quoted(action_ref)} is disabled")
         return action
 
     async def _by_request_id(self, request_id: str) -> Row | None:
@@ -351,8 +406,9 @@ def _validated(action: ActionRecord, params: Mapping[str, Any]) -> dict[str, Any
     try:
         return validate_parameters(action.parameters, params)
     except ParameterError as err:
-        violations = [Violation(v.field, v.description) for v in err.violations]
-        raise InvalidArgument(f"invalid parameters for {action.ref!r}: {err}", violations) from err
+        # Named by the request's field path, as every violation is: parameters.count.
+        violations = [Violation(f"parameters.{v.field}", v.description) for v in err.violations]
+        raise InvalidArgument(f"invalid parameters for {quoted(action.ref)}: {err}", violations) from err
 
 
 def _check_retry(

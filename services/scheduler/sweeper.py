@@ -29,14 +29,16 @@ import sqlalchemy as sa
 
 from attune.background import BackgroundTask
 from attune.config import Settings
+from attune.logs import ThrottledLog
 from attune.states import ExecutionState
-from attune.storage import Database
+from attune.storage import Database, log_failed_round
 from attune.storage.schema import executions
 from attune_services.scheduler.dispatch import Dispatcher
 from attune_services.scheduler.giveups import GiveUp, ResultSubmitter
 from attune_services.scheduler.request_log import RequestLog
 
 log = logging.getLogger(__name__)
+_failures = ThrottledLog(log)
 
 SCAN_LIMIT = 5000
 
@@ -81,8 +83,8 @@ class Sweeper:
         while True:
             try:
                 await self.sweep()
-            except Exception:
-                log.exception("sweep failed")
+            except Exception as err:
+                log_failed_round(_failures, "sweep", err)
             await asyncio.sleep(interval)
 
     async def sweep(self) -> None:

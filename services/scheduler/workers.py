@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 import grpc
 import sqlalchemy as sa
 
+from attune.grpcutil.errors import rpc_errors
 from attune.grpcutil.server import RpcContext
 from attune.internal.worker.v1 import worker_pb2, worker_pb2_grpc
 from attune.states import ExecutionState
@@ -34,6 +35,7 @@ class WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
         self._dispatcher = dispatcher
         self._scheduler_id = scheduler_id
 
+    @rpc_errors
     async def Connect(
         self, request_iterator: AsyncIterator[worker_pb2.ConnectRequest], context: RpcContext
     ) -> AsyncIterator[worker_pb2.ConnectResponse]:

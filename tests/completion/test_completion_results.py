@@ -162,6 +162,38 @@ async def test_oversized_result_is_stored_truncated(stream: ResultStream, db: Da
     assert len(json.dumps(stored)) < settings.max_message_bytes
 
 
+async def test_a_result_up_to_the_result_limit_is_stored_whole(database_url: str, db: Database) -> None:
+    """ATTUNE_MAX_RESULT_BYTES: a result at the limit is stored as sent, one byte over it is
+    stored cut down and marked "truncated" (never refused: the execution did end)."""
+    limit = 10_000
+    server = CompletionServer(Settings(database_url=database_url, max_result_bytes=limit, shutdown_grace=1.0))
+    await server.start()
+    stream = ResultStream(server.address, server.settings)
+    try:
+        envelope = len(json.dumps({"stdout": ""}).encode())
+        at, over = await insert_execution(db), await insert_execution(db)
+        await stream.submit(result(at, payload={"stdout": "x" * (limit - envelope)}))
+        await stream.submit(result(over, payload={"stdout": "x" * (limit - envelope + 1)}))
+    finally:
+        await stream.close()
+        await server.stop()
+    stored_at = (await execution_row(db, at)).result
+    assert len(stored_at.encode()) == limit and "truncated" not in json.loads(stored_at)
+    stored_over = json.loads((await execution_row(db, over)).result)
+    assert stored_over["truncated"] is True and stored_over["original_bytes"] == limit + 1
+
+
+async def test_a_state_no_enum_defines_is_ignored_not_retried_forever(stream: ResultStream, db: Database) -> None:
+    """A result stream's message with state 99 is acked and ignored; before, converting it raised
+    and the stream ended UNAVAILABLE, so the sender re-sent it forever."""
+    execution_id = await insert_execution(db, state="running")
+    unknown_state: Any = 99
+    assert await stream.submit(result(execution_id, unknown_state)) == {execution_id}
+    assert (await execution_row(db, execution_id)).state == "running"
+    assert await stream.submit(result(execution_id)) == {execution_id}  # the stream goes on
+    assert (await execution_row(db, execution_id)).state == "succeeded"
+
+
 async def test_restart_mid_stream_stores_exactly_one_result(
     completion: CompletionServer, db: Database, settings: Settings
 ) -> None:

@@ -88,7 +88,7 @@ async def test_bad_parameters_are_refused_with_field_violations(testpack: Cluste
         await testpack.request("testpack.py_report", {"count": 11, "color": "blue", "bogus": 1})
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     fields = {v.field for v in violations_of(err.value)}
-    assert {"count", "color", "name", "bogus"} <= fields, fields
+    assert {"parameters.count", "parameters.color", "parameters.name", "parameters.bogus"} <= fields, fields
 
 
 async def test_retried_request_id_returns_the_same_execution(cluster: Cluster) -> None:

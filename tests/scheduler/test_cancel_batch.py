@@ -76,8 +76,8 @@ async def test_a_concurrent_batch_gives_each_cancel_its_own_answer(cluster: Clus
         already: "canceling",
         workflow: "canceling",
         ended: f"FAILED_PRECONDITION: execution {ended} already succeeded",
-        "nope": "NOT_FOUND: no execution 'nope'",
-        "": "NOT_FOUND: no execution ''",
+        "nope": 'NOT_FOUND: no execution "nope"',
+        "": "INVALID_ARGUMENT: id: is required",
     }
     answers = await asyncio.gather(*(cancel(cluster, execution_id) for execution_id in cases))
     assert dict(zip(cases, answers, strict=True)) == cases

@@ -54,10 +54,10 @@ async def test_bad_parameters_are_field_violations(demo: Cluster) -> None:
         await demo.request("demo.deploy", {"target": "moon", "count": 0, "colour": "red"})
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     fields = {v.field for v in violations_of(caught.value)}
-    assert fields == {"target", "count", "colour"}
+    assert fields == {"parameters.target", "parameters.count", "parameters.colour"}
     with pytest.raises(grpc.aio.AioRpcError) as missing:
         await demo.request("demo.deploy", {})
-    assert [v.field for v in violations_of(missing.value)] == ["target"]
+    assert [v.field for v in violations_of(missing.value)] == ["parameters.target"]
 
 
 async def test_defaults_applied_and_secrets_redacted(demo: Cluster) -> None:

@@ -66,9 +66,15 @@ def execution_state_to_proto(state: str) -> common_pb2.ExecutionState:
 
 
 def execution_state_from_proto(value: int) -> ExecutionState | Literal[""]:
-    """EXECUTION_STATE_RUNNING → ExecutionState.RUNNING ("" for UNSPECIFIED)."""
-    name = common_pb2.ExecutionState.Name(value)
-    return "" if value == 0 else ExecutionState(name.removeprefix("EXECUTION_STATE_").lower())
+    """EXECUTION_STATE_RUNNING → ExecutionState.RUNNING ("" for UNSPECIFIED); ValueError for a
+    number the contract does not define (requests are held to known values by the request guard)."""
+    if value == 0:
+        return ""
+    try:
+        name = common_pb2.ExecutionState.Name(value)
+    except ValueError as err:
+        raise ValueError(f"{value} is not a known ExecutionState") from err
+    return ExecutionState(name.removeprefix("EXECUTION_STATE_").lower())
 
 
 def workflow_state_to_proto(state: str) -> workflow_pb2.WorkflowState:
@@ -78,6 +84,12 @@ def workflow_state_to_proto(state: str) -> workflow_pb2.WorkflowState:
 
 
 def workflow_state_from_proto(value: int) -> ExecutionState | Literal[""]:
-    """WORKFLOW_STATE_RUNNING → ExecutionState.RUNNING ("" for UNSPECIFIED)."""
-    name = workflow_pb2.WorkflowState.Name(value)
-    return "" if value == 0 else ExecutionState(name.removeprefix("WORKFLOW_STATE_").lower())
+    """WORKFLOW_STATE_RUNNING → ExecutionState.RUNNING ("" for UNSPECIFIED); ValueError for a
+    number the contract does not define."""
+    if value == 0:
+        return ""
+    try:
+        name = workflow_pb2.WorkflowState.Name(value)
+    except ValueError as err:
+        raise ValueError(f"{value} is not a known WorkflowState") from err
+    return ExecutionState(name.removeprefix("WORKFLOW_STATE_").lower())

@@ -4,7 +4,14 @@ A service supplies a `ServiceApp`: it registers its servicers, starts its backgr
 on shutdown, drains (finishes or hands back in-flight work) before the server stops. With TLS
 configured the server presents the certificate of `settings.identity` and demands client
 certificates as the app's `client_auth` says; without, it serves plaintext on loopback only
-(`attune.security.tls`).
+(`attune.security.tls`). Every service is registered through the request guard
+(`attune.grpcutil.request_guard`: safe decoding, the request limits, the one error mapping),
+which runs after authorization.
+
+Health tells the truth: SERVING only while the app is ready and, for an app with a database, while
+that database is reachable and migrated to the code's revision — checked every
+`settings.health_check_interval` (`attune.storage.readiness`); NOT_SERVING meanwhile, with the
+reason in the log, and SERVING again by itself.
 """
 
 from __future__ import annotations
@@ -13,19 +20,23 @@ import asyncio
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol, TypeAlias
+from typing import Any, Protocol, TypeAlias, cast
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
+from attune.background import BackgroundTask
 from attune.config import Settings
 from attune.grpcutil.channel import channel_options
+from attune.grpcutil.request_guard import RequestGuard, RequestLimits
+from attune.logs import ThrottledLog
 from attune.security.authz import authorization_interceptors
 from attune.security.tls import ClientAuth, check_plaintext_listen, load_material, server_credentials
 
 log = logging.getLogger(__name__)
+_unhealthy = ThrottledLog(log)
 
 # The context a servicer method receives. Our servicers only abort, read metadata or check
 # cancellation through it, never read() or write() messages, and mypy-protobuf's servicer bases
@@ -38,7 +49,8 @@ class ServiceApp(Protocol):
 
     Optional attributes the bootstrap reads when present: `client_auth` (a `ClientAuth`, default
     REQUIRED: whether TLS clients must present a certificate), `wait_ready` (SERVING only once it
-    returns) and `drain_timeout` (overrides the shutdown grace for `drain`).
+    returns), `drain_timeout` (overrides the shutdown grace for `drain`) and `db` (the app's
+    `attune.storage.Database`: SERVING only while it is reachable and migrated).
     """
 
     #: Full names of the gRPC services it serves (for reflection and health).
@@ -60,7 +72,7 @@ class ServiceApp(Protocol):
 
 
 class ServerHandle:
-    """A running server: its bound port and a way to stop it."""
+    """A running server: its bound port, its health and a way to stop it."""
 
     def __init__(self, server: grpc.aio.Server, health: HealthServicer, port: int) -> None:
         self.server = server
@@ -68,6 +80,12 @@ class ServerHandle:
         self.port = port
         self.stopped = asyncio.Event()
         self.ready_task: asyncio.Task[None] | None = None
+        self.database_watch: BackgroundTask | None = None
+        # What health says is the conjunction of these (see `_publish_health`).
+        self.ready = True
+        self.database_problem: str | None = None
+        self.stopping = False
+        self.serving: int | None = None
 
 
 # gRPC core cancels (status CANCELLED) calls that arrive while more than `max_pending_requests`
@@ -95,13 +113,19 @@ async def start_server(app: ServiceApp, *, address: str, settings: Settings) -> 
         check_plaintext_listen(address, settings)
     server = grpc.aio.server(
         interceptors=authorization_interceptors(settings, getattr(app, "token_verifier", None)),
-        options=[*channel_options(settings), *SERVER_OPTIONS],
+        options=[*channel_options(settings), *SERVER_OPTIONS, *metadata_options(settings)],
     )
-    app.register(server)
+    # Every service is registered through the request guard; authorization runs before it, so a
+    # caller it refuses learns nothing about its request.
+    registration = _GuardedRegistration(server, RequestGuard(RequestLimits.from_settings(settings)))
+    app.register(cast(grpc.aio.Server, registration))
     health = HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    health_pb2_grpc.add_HealthServicer_to_server(health, cast(grpc.aio.Server, registration))
     names = [*app.service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name]
-    reflection.enable_server_reflection([*names, reflection.SERVICE_NAME], server)
+    # The asyncio servicer named outright: enable_server_reflection picks it only for a grpc.aio.Server.
+    reflection_pb2_grpc.add_ServerReflectionServicer_to_server(  # type: ignore[no-untyped-call]  # untyped codegen
+        reflection.aio.ReflectionServicer([*names, reflection.SERVICE_NAME]), registration
+    )
     try:
         if material is None:
             port = server.add_insecure_port(address)
@@ -116,13 +140,59 @@ async def start_server(app: ServiceApp, *, address: str, settings: Settings) -> 
     await app.start()
     handle = ServerHandle(server, health, port)
     wait_ready = getattr(app, "wait_ready", None)
-    if wait_ready is None:
-        await _set_health(app, health, health_pb2.HealthCheckResponse.SERVING)
-    else:
+    db = getattr(app, "db", None)
+    if db is not None:
+        # Imported only by a service with a database: the worker does not load SQLAlchemy.
+        from attune.storage.readiness import database_problem
+
+        handle.database_problem = await database_problem(db)
+        _log_database_problem(None, handle.database_problem)
+        handle.database_watch = BackgroundTask(
+            "database health", lambda: _watch_database(app, handle, db, settings.health_check_interval)
+        )
+        handle.database_watch.start()
+    if wait_ready is not None:
         # SERVING only once the app can do its work (a worker: registered with the scheduler).
-        await _set_health(app, health, health_pb2.HealthCheckResponse.NOT_SERVING)
-        handle.ready_task = asyncio.create_task(_serve_when_ready(app, health, wait_ready), name="ready")
+        handle.ready = False
+        handle.ready_task = asyncio.create_task(_serve_when_ready(app, handle, wait_ready), name="ready")
+    await _publish_health(app, handle)
     return handle
+
+
+class _GuardedRegistration:
+    """The server as a service's registration sees it (the generated `add_*Servicer_to_server`
+    functions call these two methods only): what it adds passes the request guard first."""
+
+    def __init__(self, server: grpc.aio.Server, guard: RequestGuard) -> None:
+        self._server = server
+        self._guard = guard
+
+    def add_generic_rpc_handlers(self, handlers: Sequence[grpc.GenericRpcHandler]) -> None:
+        self._server.add_generic_rpc_handlers(self._guard.guarded(handlers))
+
+    def add_registered_method_handlers(self, service: str, handlers: dict[str, Any]) -> None:
+        # A no-op in grpc.aio today; should it come to serve calls, they are guarded as well.
+        guarded = {name: self._guard.wrapped(handler, f"/{service}/{name}") for name, handler in handlers.items()}
+        # grpcio's own method; types-grpcio's aio Server does not list it.
+        self._server.add_registered_method_handlers(service, guarded)  # type: ignore[attr-defined]
+
+
+def metadata_options(settings: Settings) -> list[tuple[str, int]]:
+    """The most metadata (headers) a server accepts with a request: a larger one is refused by
+    gRPC with RESOURCE_EXHAUSTED. The soft limit equals the hard one, so the refusal is certain
+    rather than random between the two."""
+    return [
+        ("grpc.max_metadata_size", settings.max_metadata_bytes),
+        ("grpc.absolute_max_metadata_size", settings.max_metadata_bytes),
+    ]
+
+
+async def _publish_health(app: ServiceApp, handle: ServerHandle) -> None:
+    serving = handle.ready and handle.database_problem is None and not handle.stopping
+    status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+    if status != handle.serving:
+        handle.serving = status
+        await _set_health(app, handle.health, status)
 
 
 async def _set_health(app: ServiceApp, health: HealthServicer, status: int) -> None:
@@ -130,9 +200,34 @@ async def _set_health(app: ServiceApp, health: HealthServicer, status: int) -> N
         await health.set(name, status)
 
 
-async def _serve_when_ready(app: ServiceApp, health: HealthServicer, wait_ready: Callable[[], Awaitable[None]]) -> None:
+async def _serve_when_ready(app: ServiceApp, handle: ServerHandle, wait_ready: Callable[[], Awaitable[None]]) -> None:
     await wait_ready()
-    await _set_health(app, health, health_pb2.HealthCheckResponse.SERVING)
+    handle.ready = True
+    await _publish_health(app, handle)
+
+
+async def _watch_database(app: ServiceApp, handle: ServerHandle, db: Any, interval: float) -> None:
+    """Checks the database every `interval` seconds; health follows what it finds."""
+    from attune.storage.readiness import database_problem
+
+    while True:
+        await asyncio.sleep(interval)
+        problem = await database_problem(db)
+        _log_database_problem(handle.database_problem, problem)
+        handle.database_problem = problem
+        await _publish_health(app, handle)
+
+
+def _log_database_problem(before: str | None, now: str | None) -> None:
+    """Logs the turn to NOT_SERVING (or to another reason) and back at once; while the same
+    reason lasts, one line per interval."""
+    if now is None:
+        if before is not None:
+            log.info("SERVING again: the database is reachable and migrated")
+    elif now != before:
+        _unhealthy.warning("database problem", "NOT_SERVING: %s", now, force=True)
+    else:
+        _unhealthy.warning("database problem", "still NOT_SERVING: %s", now)
 
 
 async def stop_server(app: ServiceApp, handle: ServerHandle, *, grace: float) -> None:
@@ -143,7 +238,10 @@ async def stop_server(app: ServiceApp, handle: ServerHandle, *, grace: float) ->
     """
     if handle.ready_task is not None:
         handle.ready_task.cancel()
-    await _set_health(app, handle.health, health_pb2.HealthCheckResponse.NOT_SERVING)
+    if handle.database_watch is not None:
+        await handle.database_watch.stop()
+    handle.stopping = True
+    await _publish_health(app, handle)
     drain_timeout = getattr(app, "drain_timeout", None) or grace
     try:
         await asyncio.wait_for(app.drain(), timeout=drain_timeout)

@@ -8,7 +8,15 @@ from attune.storage.database import (
     dialect_insert,
     is_unavailable,
     is_unique_violation,
+    log_failed_round,
     retry_while_unavailable,
 )
 
-__all__ = ["Database", "dialect_insert", "is_unavailable", "is_unique_violation", "retry_while_unavailable"]
+__all__ = [
+    "Database",
+    "dialect_insert",
+    "is_unavailable",
+    "is_unique_violation",
+    "log_failed_round",
+    "retry_while_unavailable",
+]

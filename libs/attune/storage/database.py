@@ -28,6 +28,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from attune.config import normalize_database_url
+from attune.logs import ThrottledLog
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 #: A batch statement over arrays at least this long is planned for its own values (see
@@ -188,21 +189,45 @@ def is_unique_violation(err: sa.exc.IntegrityError) -> bool:
 
 def is_unavailable(err: BaseException) -> bool:
     """The database cannot serve this right now, and the same call may succeed shortly: it is
-    not accepting connections yet (a service started before PostgreSQL), or an SQLite file is
-    locked beyond the busy timeout (another process is cleaning up or recovering its WAL)."""
-    if isinstance(err, sa.exc.OperationalError):
+    not accepting connections (a service started before PostgreSQL, a database being restarted or
+    closed to connections), a connection broke (the server ended it, the network dropped it), the
+    pool has no connection to lend, it is not migrated yet, or an SQLite file is locked beyond the
+    busy timeout (another process is cleaning up or recovering its WAL). SQLAlchemy wraps the
+    driver's error: its cause chain is searched too."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if _is_connection_failure(current):
+            return True
+        current = getattr(current, "orig", None) or current.__cause__
+    return False
+
+
+def _is_connection_failure(err: BaseException) -> bool:
+    if isinstance(err, (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)):
         return True
     if isinstance(err, sa.exc.DBAPIError) and err.connection_invalidated:
         return True
-    return isinstance(
+    if isinstance(
         err,
         (
             OSError,
-            asyncpg.exceptions.CannotConnectNowError,
-            asyncpg.exceptions.TooManyConnectionsError,
-            asyncpg.exceptions.ConnectionDoesNotExistError,
+            asyncpg.InterfaceError,  # "connection is closed", and the like, on the client's side
+            asyncpg.InternalClientError,  # a connection left mid-operation by one that broke
+            asyncpg.PostgresConnectionError,  # class 08: the connection failed or does not exist
+            asyncpg.exceptions.OperatorInterventionError,  # class 57: shut down, cannot connect now
+            asyncpg.exceptions.InsufficientResourcesError,  # class 53: too many connections, disk full
+            # A database not migrated to this code's revision (health says NOT_SERVING): on
+            # SQLite "no such table" and "no such column" are OperationalErrors, as above.
+            asyncpg.exceptions.UndefinedTableError,
+            asyncpg.exceptions.UndefinedColumnError,
         ),
-    )
+    ):
+        return True
+    # PostgreSQL ends the session after a FATAL error: e.g. `database "x" is not currently
+    # accepting connections` or `does not exist`, refused while connecting.
+    return isinstance(err, asyncpg.PostgresError) and getattr(err, "severity", "") in ("FATAL", "PANIC")
 
 
 async def retry_while_unavailable(
@@ -221,3 +246,15 @@ async def retry_while_unavailable(
             log.warning("%s: database unavailable (%s); retrying in %.2fs", what, str(err).splitlines()[0], delay)
         await asyncio.sleep(delay)
         delay = min(delay * 2, 1.0)
+
+
+def log_failed_round(throttled: ThrottledLog, what: str, err: BaseException) -> None:
+    """Logs a failed round of a background loop (`what`: "sweep", "dispatch round"): while the
+    database is unavailable every round fails alike, so one line per interval with a count;
+    anything else with its traceback."""
+    if is_unavailable(err):
+        cause = getattr(err, "orig", None) or err
+        reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+        throttled.warning(what, "%s failed: the database is unavailable (%s); retrying", what, reason)
+    else:
+        throttled.logger.error("%s failed", what, exc_info=err)
