@@ -17,8 +17,6 @@ from attune.execution.v1 import execution_pb2_grpc
 from attune.grpcutil.channel import open_channel
 from attune.grpcutil.errors import violations_of
 from attune.registry.v1 import registry_pb2_grpc
-from attune.security.tls import tls_configured
-from attune.security.tokens import bearer_interceptors
 from attune.workflow.v1 import workflow_pb2_grpc
 
 
@@ -101,10 +99,8 @@ class Client:
     def __init__(self, address: str, settings: Settings | None = None, *, token: str | None = None) -> None:
         self.address = address
         self.settings = settings or Settings()
-        # The bearer token goes on every call (docs/operations.md, Tokens), and only over TLS: a
-        # plaintext server checks none, and a token must not cross the network in the clear.
-        bearer = bearer_interceptors(token) if token and tls_configured(self.settings) else []
-        self.channel = open_channel(address, self.settings, interceptors=bearer)
+        # The bearer token goes on every call, and only over TLS (see open_channel).
+        self.channel = open_channel(address, self.settings, token=token)
         self.executions = execution_pb2_grpc.ExecutionServiceStub(self.channel)
         self.registry = registry_pb2_grpc.RegistryServiceStub(self.channel)
         self.workflows = workflow_pb2_grpc.WorkflowServiceStub(self.channel)

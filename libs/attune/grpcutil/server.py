@@ -22,7 +22,8 @@ from grpc_reflection.v1alpha import reflection
 
 from attune.config import Settings
 from attune.grpcutil.channel import channel_options
-from attune.security.authz import authorization_interceptors
+from attune.grpcutil.handlers import WrappingRegistrar
+from attune.security.authz import Authorization
 from attune.security.tls import ClientAuth, check_plaintext_listen, load_material, server_credentials
 
 log = logging.getLogger(__name__)
@@ -93,15 +94,17 @@ async def start_server(app: ServiceApp, *, address: str, settings: Settings) -> 
     material = load_material(settings)
     if material is None:
         check_plaintext_listen(address, settings)
-    server = grpc.aio.server(
-        interceptors=authorization_interceptors(settings, getattr(app, "token_verifier", None)),
-        options=[*channel_options(settings), *SERVER_OPTIONS],
-    )
-    app.register(server)
+    server = grpc.aio.server(options=[*channel_options(settings), *SERVER_OPTIONS])
+    # Every call is authorized when TLS is on (plaintext is the unauthenticated mode, loopback only).
+    registrar = server
+    if material is not None:
+        authorization = Authorization(getattr(app, "token_verifier", None))
+        registrar = WrappingRegistrar(server, authorization.wrap)
+    app.register(registrar)
     health = HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    health_pb2_grpc.add_HealthServicer_to_server(health, registrar)
     names = [*app.service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name]
-    reflection.enable_server_reflection([*names, reflection.SERVICE_NAME], server)
+    reflection.enable_server_reflection([*names, reflection.SERVICE_NAME], registrar)
     try:
         if material is None:
             port = server.add_insecure_port(address)
