@@ -4,18 +4,14 @@ Every command talks to the scheduler only (it forwards workflow-run queries to t
 coordinator), so a user needs one address. gRPC failures become :class:`CliError` with one
 readable line that includes the server's field violations. A call answered UNAVAILABLE (the
 scheduler restarting, its database away for a moment) is tried again a few times with backoff
-before it fails (`RetryUnavailable`): safe, since every mutating request the CLI sends carries a
-`request_id`, and a retry of one returns the original response.
+before it fails (gRPC's own retries, `open_channel(retry_unavailable=True)`): safe, since every
+mutating request the CLI sends carries a `request_id`, and a retry of one returns the original
+response.
 """
 
 from __future__ import annotations
 
-import asyncio
-import random
-import time
-from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any
 
 import grpc
 
@@ -25,8 +21,6 @@ from attune.execution.v1 import execution_pb2_grpc
 from attune.grpcutil.channel import open_channel
 from attune.grpcutil.errors import violations_of
 from attune.registry.v1 import registry_pb2_grpc
-from attune.security.tls import tls_configured
-from attune.security.tokens import bearer_interceptors
 from attune.workflow.v1 import workflow_pb2_grpc
 
 
@@ -110,46 +104,14 @@ def _unavailable(address: str, details: str) -> str:
 _TRANSPORT_FAILURES = ("failed to connect", "connection refused", "backends failing", "dns resolution", "unreachable")
 
 
-#: Seconds to wait before each retry of a call answered UNAVAILABLE (then the call fails).
-RETRY_DELAYS: tuple[float, ...] = (0.1, 0.3, 0.9)
-
-
-class RetryUnavailable(grpc.aio.UnaryUnaryClientInterceptor):
-    """Retries a unary call answered UNAVAILABLE after each of `delays` (with jitter), within
-    the call's own deadline; the last answer is returned whatever it is."""
-
-    def __init__(self, delays: tuple[float, ...] = RETRY_DELAYS) -> None:
-        self._delays = delays
-
-    async def intercept_unary_unary(
-        self, continuation: Callable[..., Awaitable[Any]], client_call_details: Any, request: Any
-    ) -> Any:
-        deadline = None if client_call_details.timeout is None else time.monotonic() + client_call_details.timeout
-        details = client_call_details
-        for delay in self._delays:
-            call = await continuation(details, request)
-            if await call.code() != grpc.StatusCode.UNAVAILABLE:
-                return call
-            pause = delay * random.uniform(0.8, 1.2)
-            if deadline is not None:
-                left = deadline - time.monotonic() - pause
-                if left <= 0:
-                    return call
-                details = details._replace(timeout=left)
-            await asyncio.sleep(pause)
-        return await continuation(details, request)
-
-
 class Client:
     """Stubs of the scheduler's services over one channel; use as ``async with Client(...)``."""
 
     def __init__(self, address: str, settings: Settings | None = None, *, token: str | None = None) -> None:
         self.address = address
         self.settings = settings or Settings()
-        # The bearer token goes on every call (docs/operations.md, Tokens), and only over TLS: a
-        # plaintext server checks none, and a token must not cross the network in the clear.
-        bearer = bearer_interceptors(token) if token and tls_configured(self.settings) else []
-        self.channel = open_channel(address, self.settings, interceptors=[RetryUnavailable(), *bearer])
+        # The bearer token goes on every call, only over TLS; UNAVAILABLE is retried (see open_channel).
+        self.channel = open_channel(address, self.settings, token=token, retry_unavailable=True)
         self.executions = execution_pb2_grpc.ExecutionServiceStub(self.channel)
         self.registry = registry_pb2_grpc.RegistryServiceStub(self.channel)
         self.workflows = workflow_pb2_grpc.WorkflowServiceStub(self.channel)

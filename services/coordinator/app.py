@@ -12,7 +12,6 @@ from collections.abc import Sequence
 import grpc
 
 from attune.config import Settings
-from attune.execution.v1 import execution_pb2_grpc
 from attune.grpcutil.channel import open_channel
 from attune.internal.completion.v1 import completion_pb2_grpc
 from attune.internal.execution.v1 import execution_pb2_grpc as child_pb2_grpc
@@ -42,7 +41,6 @@ class CoordinatorApp:
         self.carrier = Carrier(
             db=self.db,
             settings=settings,
-            scheduler=execution_pb2_grpc.ExecutionServiceStub(self._scheduler_channel),
             children=child_pb2_grpc.ChildExecutionServiceStub(self._scheduler_channel),
             completion=completion_pb2_grpc.CompletionServiceStub(self._completion_channel),
             sealer=sealer,

@@ -27,9 +27,9 @@ import sqlalchemy as sa
 from attune.background import BackgroundTask
 from attune.common.v1 import common_pb2
 from attune.config import Settings
-from attune.execution.v1 import execution_pb2, execution_pb2_grpc
 from attune.grpcutil.convert import dumps, execution_state_to_proto
 from attune.internal.completion.v1 import completion_pb2, completion_pb2_grpc
+from attune.internal.execution.v1 import execution_pb2 as child_pb2
 from attune.internal.execution.v1 import execution_pb2_grpc as child_pb2_grpc
 from attune.security.sealing import Sealer
 from attune.states import ExecutionState
@@ -77,9 +77,6 @@ class Carrier:
         *,
         db: Database,
         settings: Settings,
-        # Child cancels use the scheduler's public CancelExecution, as any client's cancel does;
-        # child requests its internal ChildExecutionService.
-        scheduler: execution_pb2_grpc.ExecutionServiceStub,
         children: child_pb2_grpc.ChildExecutionServiceStub,
         completion: completion_pb2_grpc.CompletionServiceStub,
         sealer: Sealer | None = None,
@@ -87,7 +84,6 @@ class Carrier:
         self._db = db
         self._sealer = sealer  # opens the sealed requests of task runs holding a secret
         self._settings = settings
-        self._scheduler = scheduler
         self._completion = completion
         self._children: dict[RunRef, PendingChild] = {}
         self._in_flight: set[RunRef] = set()
@@ -105,6 +101,7 @@ class Carrier:
         # Deadline of each call to the scheduler or the completion service (a slow peer is
         # retried, never waited on forever); shutdown_grace is the timing peers are given to answer.
         self._deadline = max(settings.shutdown_grace, 1.0)
+        self._child_service = children  # child cancels; requests go through the requester's stream
         self._children_requester = ChildRequester(children, deadline=self._deadline)
         self._sweep_grace = max(settings.recovery_interval, SWEEP_GRACE_RETRIES * settings.retry_interval)
         self.on_refused: Callable[[Sequence[Refusal]], Awaitable[None]] = _nothing
@@ -395,11 +392,8 @@ class Carrier:
                 return
             try:
                 async with window:
-                    await self._scheduler.CancelExecution(
-                        execution_pb2.CancelExecutionRequest(
-                            id=row.child_execution_id, request_id=f"cancel:{ref.workflow_id}:{ref.run_key}"
-                        ),
-                        timeout=self._deadline,
+                    await self._child_service.CancelChildExecution(
+                        child_pb2.CancelChildExecutionRequest(id=row.child_execution_id), timeout=self._deadline
                     )
             except grpc.aio.AioRpcError as err:
                 if err.code() in TRANSIENT:

@@ -148,7 +148,9 @@ class SchedulerApp:
             server,
         )
         packs_pb2_grpc.add_PackFilesServiceServicer_to_server(PackFilesServicer(self.db), server)
-        child_pb2_grpc.add_ChildExecutionServiceServicer_to_server(ChildExecutionServicer(self.requests), server)
+        child_pb2_grpc.add_ChildExecutionServiceServicer_to_server(
+            ChildExecutionServicer(self.requests, canceller), server
+        )
         worker_pb2_grpc.add_WorkerServiceServicer_to_server(
             WorkerServicer(self.db, self.dispatcher, self.scheduler_id), server
         )

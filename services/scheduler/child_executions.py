@@ -1,5 +1,5 @@
 """ChildExecutionService: the coordinator's requests for the child executions of workflow task
-runs, in batches (docs/architecture.md, The life of one workflow step, 5).
+runs, in batches (docs/architecture.md, The life of one workflow step, 5), and its cancels of them.
 
 Internal: only the coordinator calls it. Each child is idempotent on its request_id and refused
 per child (unknown ref, bad parameters), never for the batch, unless the scheduler cannot store
@@ -14,10 +14,12 @@ from collections.abc import AsyncIterator, Sequence
 
 import grpc
 
+from attune.grpcutil.convert import execution_state_to_proto
 from attune.grpcutil.errors import AttuneError, Unavailable, rpc_errors, status_for, to_status
 from attune.grpcutil.server import RpcContext
 from attune.internal.execution.v1 import execution_pb2 as child_pb2
 from attune.internal.execution.v1 import execution_pb2_grpc as child_pb2_grpc
+from attune_services.scheduler.cancel import Canceller
 from attune_services.scheduler.requests import ChildLink, ExecutionRequests
 
 log = logging.getLogger(__name__)
@@ -28,8 +30,18 @@ CHILD_CHUNK = 100
 class ChildExecutionServicer(child_pb2_grpc.ChildExecutionServiceServicer):
     """Serves attune.internal.execution.v1.ChildExecutionService."""
 
-    def __init__(self, requests: ExecutionRequests) -> None:
+    def __init__(self, requests: ExecutionRequests, canceller: Canceller) -> None:
         self._requests = requests
+        self._canceller = canceller
+
+    @rpc_errors
+    async def CancelChildExecution(
+        self, request: child_pb2.CancelChildExecutionRequest, context: RpcContext
+    ) -> child_pb2.CancelChildExecutionResponse:
+        """Cancels a child as a client's CancelExecution does, sharing its batches; idempotent by
+        nature (an ended or cancelling child is left as it is), so no request log is kept."""
+        row = await self._canceller.cancel(request.id)
+        return child_pb2.CancelChildExecutionResponse(state=execution_state_to_proto(row["state"]))
 
     @rpc_errors
     async def RequestChildExecutions(

@@ -16,6 +16,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from attune.grpcutil.errors import AlreadyExists, InvalidArgument, NotFound, Violation
+from attune.security.authz import Lookup
 from attune.security.policy import Role
 from attune.security.tokens import TokenRecord, read_token_file, token_digest
 from attune.storage import Database, is_unique_violation
@@ -129,27 +130,32 @@ class TokenStore:
 
 
 class TokenVerifier:
-    """Answers the authorization interceptor: a token's record, cached for at most `ttl`."""
+    """Answers the authorization check: a token's lookup, cached for at most `ttl`."""
 
     def __init__(self, store: TokenStore, *, ttl: float = 1.0) -> None:
         self._store = store
         self._ttl = ttl
-        self._cache: dict[str, tuple[float, TokenRecord | None]] = {}
-        self._pending: dict[str, asyncio.Future[TokenRecord | None]] = {}
+        self._cache: dict[str, tuple[float, Lookup]] = {}
+        self._pending: dict[str, asyncio.Future[Lookup]] = {}
 
-    async def verify(self, token: str) -> TokenRecord | None:
-        """The token's record (revoked ones included: the caller refuses them), or None."""
-        now = time.monotonic()
-        cached = self._cache.get(token)
-        if cached is not None and cached[0] > now:
-            return cached[1]
+    def cached(self, token: str) -> Lookup | None:
+        """The lookup of `token` while fresh (read less than `ttl` ago); None otherwise."""
+        entry = self._cache.get(token)
+        return entry[1] if entry is not None and entry[0] > time.monotonic() else None
+
+    async def verify(self, token: str) -> Lookup:
+        """The lookup of `token` (a revoked token's record included: the caller refuses it)."""
+        fresh = self.cached(token)
+        if fresh is not None:
+            return fresh
         pending = self._pending.get(token)
         if pending is not None:
             return await asyncio.shield(pending)
-        future: asyncio.Future[TokenRecord | None] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Lookup] = asyncio.get_running_loop().create_future()
         self._pending[token] = future
+        now = time.monotonic()
         try:
-            record = await self._store.find(token)
+            lookup = Lookup(await self._store.find(token))
         except BaseException as err:
             future.set_exception(err)
             future.exception()  # retrieved here, so an unshared failure is not reported as unhandled
@@ -158,10 +164,10 @@ class TokenVerifier:
             del self._pending[token]
         if len(self._cache) >= _CACHE_LIMIT:
             self._cache.clear()
-        self._cache[token] = (now + self._ttl, record)
-        future.set_result(record)
-        return record
+        self._cache[token] = (now + self._ttl, lookup)
+        future.set_result(lookup)
+        return lookup
 
     def forget(self, name: str) -> None:
         """Drops the cached lookups of a token this replica just changed (the others expire)."""
-        self._cache = {k: v for k, v in self._cache.items() if v[1] is None or v[1].name != name}
+        self._cache = {k: v for k, v in self._cache.items() if v[1].record is None or v[1].record.name != name}

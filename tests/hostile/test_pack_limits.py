@@ -22,7 +22,6 @@ from attune.grpcutil.errors import Violation, violations_of
 from attune.packs import DEFAULT_LIMITS
 from attune.packs._limits import TASK_NAME_MAX_LENGTH
 from attune.registry.v1 import registry_pb2, registry_pb2_grpc
-from attune.security.tokens import bearer_interceptors
 from attune.storage import Database
 from attune.storage.schema import actions, pack_files, packs
 from tests.integration.cluster import Cluster
@@ -184,8 +183,7 @@ async def test_an_upload_over_the_grpc_message_limit_is_resource_exhausted(clust
     files = pack(ref, filler(5 * MIB))
     # A client allowed to send more than the scheduler accepts.
     settings = cluster.client_settings.replace(max_message_bytes=8 * MIB)
-    token = bearer_interceptors(cluster.admin_token) if cluster.admin_token else []
-    async with open_channel(cluster.addresses["scheduler"], settings, interceptors=token) as channel:
+    async with open_channel(cluster.addresses["scheduler"], settings, token=cluster.admin_token) as channel:
         stub = registry_pb2_grpc.RegistryServiceStub(channel)
         outcome = await refused(stub.RegisterPack(request(files), timeout=60))
     assert outcome.code == grpc.StatusCode.RESOURCE_EXHAUSTED, outcome

@@ -32,7 +32,7 @@ from attune.packs import bundled_pack_path
 from attune.registry.v1 import registry_pb2, registry_pb2_grpc
 from attune.security.certificates import init_material
 from attune.security.sealing import DEFAULT_KEY_FILE_NAME, ensure_key_file
-from attune.security.tokens import ADMIN_TOKEN_FILE, bearer_interceptors, new_token
+from attune.security.tokens import ADMIN_TOKEN_FILE, new_token
 from attune.states import TERMINAL
 from attune.workflow.v1 import workflow_pb2_grpc
 from attune_services.cli.launcher import free_port, worker_env
@@ -217,8 +217,7 @@ class Cluster:
     def channel(self) -> grpc.aio.Channel:
         """A channel to the scheduler (the one client address)."""
         if self._channel is None:
-            token = bearer_interceptors(self.admin_token) if self.admin_token else []
-            self._channel = open_channel(self.addresses["scheduler"], self.client_settings, interceptors=token)
+            self._channel = open_channel(self.addresses["scheduler"], self.client_settings, token=self.admin_token)
         return self._channel
 
     @property

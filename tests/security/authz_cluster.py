@@ -21,7 +21,6 @@ from google.protobuf import descriptor_pool
 from attune.config import Settings
 from attune.grpcutil.channel import open_channel
 from attune.grpcutil.server import start_server, stop_server
-from attune.security.tokens import bearer_interceptors
 from attune_services.completion.app import CompletionApp
 from attune_services.coordinator.app import CoordinatorApp
 from attune_services.scheduler.app import SchedulerApp
@@ -59,8 +58,7 @@ class SecureCluster:
     def channel(self, server: str, *, identity: str = "cli", token: str | None = None) -> grpc.aio.Channel:
         """A channel to `server` presenting `identity`'s certificate and sending `token`."""
         settings = self.settings.replace(identity=identity)
-        interceptors = bearer_interceptors(token) if token else []
-        channel = open_channel(self.addresses[server], settings, interceptors=interceptors)
+        channel = open_channel(self.addresses[server], settings, token=token)
         self._channels.append(channel)
         return channel
 

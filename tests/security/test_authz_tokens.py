@@ -81,12 +81,14 @@ async def test_the_verifier_sees_a_revocation_by_another_replica_within_its_ttl(
     await store.create("ops", Role.OPERATOR, token, created_by="")
     verifier = TokenVerifier(store, ttl=0.3)
     other_replica = TokenStore(store._db)
-    assert (await verifier.verify(token)) is not None
+    assert (await verifier.verify(token)).record is not None
     await other_replica.revoke("ops")
-    cached = await verifier.verify(token)
-    assert cached is not None and cached.revoked_at is None  # still cached: the ttl bounds this
+    cached = verifier.cached(token)
+    assert cached is not None and cached.record is not None  # still cached: the ttl bounds this
+    assert cached.record.revoked_at is None and (await verifier.verify(token)) is cached
     await asyncio.sleep(0.35)
-    after = await verifier.verify(token)
+    assert verifier.cached(token) is None
+    after = (await verifier.verify(token)).record
     assert after is not None and after.revoked_at is not None
 
 
@@ -104,4 +106,4 @@ async def test_concurrent_lookups_of_one_token_share_one_read(store: TokenStore)
     store.find = counted  # type: ignore[method-assign,assignment]
     verifier = TokenVerifier(store)
     records = await asyncio.gather(*(verifier.verify(token) for _ in range(50)))
-    assert {r.name for r in records if r is not None} == {"busy"} and reads == 1
+    assert {r.record.name for r in records if r.record is not None} == {"busy"} and reads == 1

@@ -2,7 +2,7 @@
 service under test asked of them and answer like the real ones would.
 
 - `FakeExecutionService`: the scheduler as the coordinator uses it: its ChildExecutionService
-  (child requests) and its ExecutionService (cancels). `serve_on` adds both to a server.
+  (child requests and cancels). `serve_on` adds it to a server.
 - `FakeCompletionService`: the completion service as the coordinator (SubmitResult) and the
   worker (the SubmitResults stream) use it.
 - `FakeCoordinatorService`: the coordinator's CoordinatorService as the scheduler (hand-offs,
@@ -20,7 +20,6 @@ from typing import Any
 import grpc
 
 from attune.common.v1 import common_pb2
-from attune.execution.v1 import execution_pb2, execution_pb2_grpc
 from attune.grpcutil.server import RpcContext
 from attune.internal.completion.v1 import completion_pb2, completion_pb2_grpc
 from attune.internal.execution.v1 import execution_pb2 as child_pb2
@@ -36,7 +35,7 @@ def child_id_of(request_id: str) -> str:
     return hashlib.md5(request_id.encode()).hexdigest()
 
 
-class FakeExecutionService(child_pb2_grpc.ChildExecutionServiceServicer, execution_pb2_grpc.ExecutionServiceServicer):
+class FakeExecutionService(child_pb2_grpc.ChildExecutionServiceServicer):
     """Records child requests, answers an id per request_id (idempotent like the real one);
     refuses action refs starting with "missing.", and answers UNAVAILABLE (child requests and
     cancels) while `down` is set. Serves both the stream the coordinator uses and the unary call
@@ -82,7 +81,7 @@ class FakeExecutionService(child_pb2_grpc.ChildExecutionServiceServicer, executi
             answers.append(child_pb2.ChildExecutionResponse(request_id=child.request_id, execution_id=child_id))
         return answers
 
-    async def CancelExecution(self, request: Any, context: RpcContext) -> Any:
+    async def CancelChildExecution(self, request: Any, context: RpcContext) -> Any:
         if self.down:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "scheduler is down")
         self.cancels_in_flight += 1
@@ -93,12 +92,11 @@ class FakeExecutionService(child_pb2_grpc.ChildExecutionServiceServicer, executi
         finally:
             self.cancels_in_flight -= 1
         self.cancels.append(request.id)
-        return execution_pb2.CancelExecutionResponse(execution=execution_pb2.Execution(id=request.id))
+        return child_pb2.CancelChildExecutionResponse(state=common_pb2.EXECUTION_STATE_CANCELING)
 
     def serve_on(self, server: grpc.aio.Server) -> None:
-        """Adds both of the scheduler's services this fake plays to a server."""
+        """Adds the scheduler's service this fake plays to a server."""
         child_pb2_grpc.add_ChildExecutionServiceServicer_to_server(self, server)
-        execution_pb2_grpc.add_ExecutionServiceServicer_to_server(self, server)
 
     def of(self, workflow_id: str) -> list[child_pb2.ChildExecutionRequest]:
         """Requests made for one workflow, in order."""

@@ -1,11 +1,11 @@
 """The request guard: every request decoded safely and held to the request limits before a
 servicer sees it, and whatever a handler raises answered by the one error mapping.
 
-The one server bootstrap passes every service it serves through it at registration
-(`RequestGuard.guarded`), the app's servicers, health and reflection alike; each method's handler
-is wrapped once, and a call costs one coroutine more (a server interceptor would cost its chain on
-every call as well: ~8 µs more per unary call, measured). Authorization, an interceptor, runs
-before it. The wrapped handler:
+The one server bootstrap wraps every handler it serves in it as services register them
+(`attune.grpcutil.handlers`), the app's servicers, health and reflection alike; each method's
+handler is wrapped once, and a call costs one coroutine more (a server interceptor would cost its
+chain on every call as well: ~8 µs more per unary call, measured). The authorization check wraps
+it in turn, so it runs first. The wrapped handler:
 
 - decodes with a deserializer that never raises: bytes protobuf cannot parse (a string field that
   is not UTF-8, messages nested past the parser's limit) become an `Undecodable`, answered with
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
@@ -187,21 +187,10 @@ class RequestGuard:
 
     def __init__(self, limits: RequestLimits) -> None:
         self._limits = limits
-        # Handlers are fixed per method once the server started: wrap each one once.
-        self._wrapped: dict[str, tuple[Handler, Handler]] = {}
 
-    def guarded(self, handlers: Sequence[grpc.GenericRpcHandler]) -> list[grpc.GenericRpcHandler]:
-        """The generic handlers a service registers, each serving its methods wrapped."""
-        return [_GuardedHandlers(handler, self) for handler in handlers]
-
-    def wrapped(self, handler: Handler, method: str) -> Handler:
-        """`handler` of `method` ("/package.Service/Method") wrapped."""
-        cached = self._wrapped.get(method)
-        if cached is not None and cached[0] is handler:
-            return cached[1]
-        wrapped = self._wrap(handler, method)
-        self._wrapped[method] = (handler, wrapped)
-        return wrapped
+    def wrap(self, method: str, handler: Handler) -> Handler:
+        """`handler` of `method` ("/package.Service/Method") wrapped (see the module's docstring)."""
+        return self._wrap(handler, method)
 
     def _wrap(self, handler: Handler, method: str) -> Handler:
         behavior = handler.unary_unary or handler.unary_stream or handler.stream_unary or handler.stream_stream
@@ -290,18 +279,6 @@ class RequestGuard:
                 await abort_for(context, err, method=method)
 
         return call
-
-
-class _GuardedHandlers(grpc.GenericRpcHandler):
-    """A service's generic handler whose methods' handlers come out wrapped."""
-
-    def __init__(self, inner: grpc.GenericRpcHandler, guard: RequestGuard) -> None:
-        self._inner = inner
-        self._guard = guard
-
-    def service(self, handler_call_details: grpc.HandlerCallDetails) -> Handler | None:
-        handler = self._inner.service(handler_call_details)
-        return None if handler is None else self._guard.wrapped(handler, handler_call_details.method)
 
 
 async def _abort(context: Context, err: InvalidArgument) -> None:

@@ -4,9 +4,10 @@ A service supplies a `ServiceApp`: it registers its servicers, starts its backgr
 on shutdown, drains (finishes or hands back in-flight work) before the server stops. With TLS
 configured the server presents the certificate of `settings.identity` and demands client
 certificates as the app's `client_auth` says; without, it serves plaintext on loopback only
-(`attune.security.tls`). Every service is registered through the request guard
-(`attune.grpcutil.request_guard`: safe decoding, the request limits, the one error mapping),
-which runs after authorization.
+(`attune.security.tls`). Every handler is wrapped once, as services register it
+(`attune.grpcutil.handlers`), in the authorization check (`attune.security.authz`, TLS on) and
+inside it the request guard (`attune.grpcutil.request_guard`: safe decoding, the request limits,
+the one error mapping).
 
 Health tells the truth: SERVING only while the app is ready and, for an app with a database, while
 that database is reachable and migrated to the code's revision — checked every
@@ -20,19 +21,20 @@ import asyncio
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol, TypeAlias, cast
+from typing import Any, Protocol, TypeAlias
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
-from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
+from grpc_reflection.v1alpha import reflection
 
 from attune.background import BackgroundTask
 from attune.config import Settings
 from attune.grpcutil.channel import channel_options
+from attune.grpcutil.handlers import Handler, WrapHandler, WrappingRegistrar
 from attune.grpcutil.request_guard import RequestGuard, RequestLimits
 from attune.logs import ThrottledLog
-from attune.security.authz import authorization_interceptors
+from attune.security.authz import Authorization
 from attune.security.tls import ClientAuth, check_plaintext_listen, load_material, server_credentials
 
 log = logging.getLogger(__name__)
@@ -111,21 +113,15 @@ async def start_server(app: ServiceApp, *, address: str, settings: Settings) -> 
     material = load_material(settings)
     if material is None:
         check_plaintext_listen(address, settings)
-    server = grpc.aio.server(
-        interceptors=authorization_interceptors(settings, getattr(app, "token_verifier", None)),
-        options=[*channel_options(settings), *SERVER_OPTIONS, *metadata_options(settings)],
-    )
-    # Every service is registered through the request guard; authorization runs before it, so a
-    # caller it refuses learns nothing about its request.
-    registration = _GuardedRegistration(server, RequestGuard(RequestLimits.from_settings(settings)))
-    app.register(cast(grpc.aio.Server, registration))
+    server = grpc.aio.server(options=[*channel_options(settings), *SERVER_OPTIONS, *metadata_options(settings)])
+    # Every handler registered (the app's, health's, reflection's) comes out wrapped: a
+    # WrappingRegistrar is a grpc.aio.Server, so reflection picks its asyncio servicer.
+    registrar = WrappingRegistrar(server, _handler_wrapping(app, settings, secure=material is not None))
+    app.register(registrar)
     health = HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health, cast(grpc.aio.Server, registration))
+    health_pb2_grpc.add_HealthServicer_to_server(health, registrar)
     names = [*app.service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name]
-    # The asyncio servicer named outright: enable_server_reflection picks it only for a grpc.aio.Server.
-    reflection_pb2_grpc.add_ServerReflectionServicer_to_server(  # type: ignore[no-untyped-call]  # untyped codegen
-        reflection.aio.ReflectionServicer([*names, reflection.SERVICE_NAME]), registration
-    )
+    reflection.enable_server_reflection([*names, reflection.SERVICE_NAME], registrar)
     try:
         if material is None:
             port = server.add_insecure_port(address)
@@ -159,22 +155,19 @@ async def start_server(app: ServiceApp, *, address: str, settings: Settings) -> 
     return handle
 
 
-class _GuardedRegistration:
-    """The server as a service's registration sees it (the generated `add_*Servicer_to_server`
-    functions call these two methods only): what it adds passes the request guard first."""
+def _handler_wrapping(app: ServiceApp, settings: Settings, *, secure: bool) -> WrapHandler:
+    """What each handler is wrapped in: the request guard, and outside it, when TLS is on, the
+    authorization check, so a caller it refuses learns nothing about its request (plaintext is the
+    unauthenticated mode, allowed on loopback only)."""
+    guard = RequestGuard(RequestLimits.from_settings(settings))
+    if not secure:
+        return guard.wrap
+    authorization = Authorization(getattr(app, "token_verifier", None))
 
-    def __init__(self, server: grpc.aio.Server, guard: RequestGuard) -> None:
-        self._server = server
-        self._guard = guard
+    def wrap(method: str, handler: Handler) -> Handler:
+        return authorization.wrap(method, guard.wrap(method, handler))
 
-    def add_generic_rpc_handlers(self, handlers: Sequence[grpc.GenericRpcHandler]) -> None:
-        self._server.add_generic_rpc_handlers(self._guard.guarded(handlers))
-
-    def add_registered_method_handlers(self, service: str, handlers: dict[str, Any]) -> None:
-        # A no-op in grpc.aio today; should it come to serve calls, they are guarded as well.
-        guarded = {name: self._guard.wrapped(handler, f"/{service}/{name}") for name, handler in handlers.items()}
-        # grpcio's own method; types-grpcio's aio Server does not list it.
-        self._server.add_registered_method_handlers(service, guarded)  # type: ignore[attr-defined]
+    return wrap
 
 
 def metadata_options(settings: Settings) -> list[tuple[str, int]]:

@@ -1,31 +1,35 @@
-"""Every call authorized: the server interceptor that applies `attune.security.policy`.
+"""Every call authorized: the check that applies `attune.security.policy` to each method handler.
 
 Installed by the one server bootstrap when TLS is configured (with TLS off nothing is checked, as
-before: plaintext is allowed on loopback only). An aio interceptor sees the method and metadata but
-not the peer's certificate, so for each method it returns the handler wrapped: the check runs with
-the servicer context (`context.auth_context()`) just before the servicer's own code, once per
-unary call and once when a stream opens. An allowed caller becomes `attune.security.caller.current()`.
+before: plaintext is allowed on loopback only). The bootstrap wraps each method handler once, as
+services register them (`attune.grpcutil.server`), rather than through a gRPC interceptor: an aio
+interceptor costs a coroutine per call before the handler is even found, and cannot see the peer's
+certificate. The check runs with the servicer context (`context.auth_context()`) just before the
+servicer's own code, once per unary call and once when a stream opens. An allowed caller becomes
+`attune.security.caller.current()`.
 
 - internal RPC: the verified client certificate must name one of the rule's identities, else
   PERMISSION_DENIED "... requires the worker's certificate (spiffe://attune/worker)";
 - public RPC: `authorization: Bearer <token>` must name a known, unrevoked token (else
   UNAUTHENTICATED) whose role is at least the rule's (else PERMISSION_DENIED naming the role). A
   service certificate is not a client credential: services call internal RPCs only.
+
+A public call whose token the verifier holds fresh in its cache is decided without awaiting
+anything (`Authorizer.decided`); the others take the full path (`Authorizer.authorize`).
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from typing import Any, NoReturn, Protocol, TypeAlias
 
 import grpc
 
-from attune.config import Settings
 from attune.security import caller
 from attune.security.identity import peer_identity
 from attune.security.policy import Rule, rule_for
-from attune.security.tls import tls_configured
 from attune.security.tokens import TokenRecord, bearer_of
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -34,23 +38,58 @@ Behavior = Callable[..., Any]
 Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"  # generic only in the type stubs
 
 
+@dataclass(frozen=True)
+class Lookup:
+    """What a verifier found for a token value: its record (None: no such token) and the caller
+    it authenticates, made once per lookup rather than once per call."""
+
+    record: TokenRecord | None
+    caller: caller.Caller | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        who = None if self.record is None else caller.Caller(name=self.record.name, role=self.record.role)
+        object.__setattr__(self, "caller", who)
+
+
 class TokenVerifier(Protocol):
     """Looks up a presented token (the scheduler's, backed by its `api_tokens` table)."""
 
-    async def verify(self, token: str) -> TokenRecord | None:
-        """The token's record, or None when no token has that value."""
+    def cached(self, token: str) -> Lookup | None:
+        """The lookup of `token` while it is fresh in the cache; None when it must be read."""
+
+    async def verify(self, token: str) -> Lookup:
+        """The lookup of `token`, read when not fresh in the cache."""
 
 
 class Authorizer:
-    """Decides one call: returns the caller or aborts the call with the reason."""
+    """Decides the calls of one method: returns the caller or aborts the call with the reason."""
 
-    def __init__(self, verifier: TokenVerifier | None) -> None:
+    def __init__(self, method: str, rule: Rule, verifier: TokenVerifier | None) -> None:
+        self._method = method
+        self._rule = rule
         # A service that serves only internal RPCs has no verifier: no token is valid there.
         self._verifier = verifier
+        # Only a token-only rule can be decided from the cache (certificates are read per call).
+        self._by_token_only = rule.role is not None and not rule.identities and verifier is not None
 
-    async def authorize(self, method: str, rule: Rule, context: Context) -> caller.Caller:
-        """The caller of `method` if `rule` allows it; otherwise aborts the call."""
-        # Most public RPCs accept no certificate: they skip reading it (a call's hot path).
+    def decided(self, context: Context) -> caller.Caller | None:
+        """The caller when the call is allowed on what is at hand (a fresh cached token with the
+        role); None when `authorize` must decide."""
+        if not self._by_token_only:
+            return None
+        token = bearer_of(context.invocation_metadata())
+        if token is None:
+            return None
+        assert self._verifier is not None and self._rule.role is not None  # by _by_token_only
+        lookup = self._verifier.cached(token)
+        if lookup is None or lookup.record is None or lookup.record.revoked_at is not None:
+            return None
+        return lookup.caller if lookup.record.role.allows(self._rule.role) else None
+
+    async def authorize(self, context: Context) -> caller.Caller:
+        """The caller if the rule allows the call; otherwise aborts it."""
+        method, rule = self._method, self._rule
+        # Most public RPCs accept no certificate: they skip reading it.
         identity = peer_identity(context) if rule.identities else None
         if identity is not None and identity in rule.identities:
             return caller.Caller(name=identity)
@@ -71,8 +110,9 @@ class Authorizer:
                 grpc.StatusCode.UNAUTHENTICATED,
                 f"{method}: missing bearer token (send `authorization: Bearer <token>`; see `attune token create`)",
             )
-        record = await self._verifier.verify(token)
-        if record is None or record.revoked_at is not None:
+        lookup = await self._verifier.verify(token)
+        record = lookup.record
+        if record is None or record.revoked_at is not None or lookup.caller is None:
             await _abort(context, grpc.StatusCode.UNAUTHENTICATED, f"{method}: unknown or revoked token")
         if not record.role.allows(rule.role):
             await _abort(
@@ -80,7 +120,7 @@ class Authorizer:
                 grpc.StatusCode.PERMISSION_DENIED,
                 f"{method} requires role {rule.role} or higher; token {record.name!r} has role {record.role}",
             )
-        return caller.Caller(name=record.name, role=record.role)
+        return lookup.caller
 
 
 def _certificate(identity: str | None) -> str:
@@ -92,67 +132,56 @@ async def _abort(context: Context, code: grpc.StatusCode, message: str) -> NoRet
     raise AssertionError("context.abort returned")  # it raises; this line keeps the type NoReturn
 
 
-class AuthorizationInterceptor(grpc.aio.ServerInterceptor):
-    """Wraps every handler whose rule is not open with the authorization check."""
+class Authorization:
+    """Wraps the handler of every method whose rule is not open with its check."""
 
     def __init__(self, verifier: TokenVerifier | None) -> None:
-        self._authorizer = Authorizer(verifier)
-        # Handlers are fixed per method once the server started: wrap each one once.
-        self._wrapped: dict[str, tuple[Handler, Handler]] = {}
+        self._verifier = verifier
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> Handler | None:
-        handler = await continuation(handler_call_details)
-        method = handler_call_details.method
+    def wrap(self, method: str, handler: Handler) -> Handler:
+        """`handler` with the check of `method`'s rule before its behavior (itself when open)."""
         rule = rule_for(method)
-        if handler is None or rule.open:
+        if rule.open:
             return handler
-        cached = self._wrapped.get(method)
-        if cached is not None and cached[0] is handler:
-            return cached[1]
-        wrapped = self._wrap(handler, method, rule)
-        self._wrapped[method] = (handler, wrapped)
-        return wrapped
-
-    def _wrap(self, handler: Handler, method: str, rule: Rule) -> Handler:
+        authorizer = Authorizer(method, rule, self._verifier)
         codecs: dict[str, Any] = {
             "request_deserializer": handler.request_deserializer,
             "response_serializer": handler.response_serializer,
         }
         if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(self._checked(handler.unary_unary, method, rule), **codecs)
+            return grpc.unary_unary_rpc_method_handler(_checked(handler.unary_unary, authorizer), **codecs)
         if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(self._checked(handler.unary_stream, method, rule), **codecs)
+            return grpc.unary_stream_rpc_method_handler(_checked(handler.unary_stream, authorizer), **codecs)
         if handler.stream_unary is not None:
-            return grpc.stream_unary_rpc_method_handler(self._checked(handler.stream_unary, method, rule), **codecs)
+            return grpc.stream_unary_rpc_method_handler(_checked(handler.stream_unary, authorizer), **codecs)
         assert handler.stream_stream is not None  # a handler has exactly one of the four kinds
-        return grpc.stream_stream_rpc_method_handler(self._checked(handler.stream_stream, method, rule), **codecs)
+        return grpc.stream_stream_rpc_method_handler(_checked(handler.stream_stream, authorizer), **codecs)
 
-    def _checked(self, behavior: Behavior, method: str, rule: Rule) -> Behavior:
-        """`behavior` run only after the check. The caller is set without a reset: gRPC serves each
-        call in its own task, whose context copy ends with the call."""
-        authorize = self._authorizer.authorize
-        if inspect.isasyncgenfunction(behavior):
 
-            async def stream(request: Any, context: Context) -> AsyncIterator[Any]:
-                caller.set_current(await authorize(method, rule, context))
-                async for response in behavior(request, context):
-                    yield response
+def _checked(behavior: Behavior, authorizer: Authorizer) -> Behavior:
+    """`behavior` run only after the check. The caller is set without a reset: gRPC serves each
+    call in its own task, whose context copy ends with the call."""
+    decided, authorize = authorizer.decided, authorizer.authorize
+    if inspect.isasyncgenfunction(behavior):
 
-            return stream
+        async def stream(request: Any, context: Context) -> AsyncIterator[Any]:
+            caller.set_current(decided(context) or await authorize(context))
+            async for response in behavior(request, context):
+                yield response
+
+        return stream
+
+    if inspect.iscoroutinefunction(behavior):
 
         async def call(request: Any, context: Context) -> Any:
-            caller.set_current(await authorize(method, rule, context))
-            result = behavior(request, context)
-            return await result if inspect.isawaitable(result) else result
+            caller.set_current(decided(context) or await authorize(context))
+            return await behavior(request, context)
 
         return call
 
+    async def call_sync(request: Any, context: Context) -> Any:
+        caller.set_current(decided(context) or await authorize(context))
+        result = behavior(request, context)
+        return await result if inspect.isawaitable(result) else result
 
-def authorization_interceptors(settings: Settings, verifier: TokenVerifier | None) -> list[grpc.aio.ServerInterceptor]:
-    """The server's interceptors: the authorization check when TLS is configured, none otherwise
-    (plaintext is the unauthenticated mode, allowed on loopback only)."""
-    return [AuthorizationInterceptor(verifier)] if tls_configured(settings) else []
+    return call_sync

@@ -3,8 +3,7 @@
 Internal RPCs (docs/architecture.md, Authorization) accept only the service identities their
 contract names, proven by the caller's certificate (`spiffe://attune/<identity>`). Public RPCs
 accept a client bearer token whose role is at least the one listed; a service certificate is not a
-client credential (one exception: the coordinator cancels a workflow's children through the
-public CancelExecution). Health needs nothing; reflection needs a viewer token or any service identity.
+client credential. Health needs nothing; reflection needs a viewer token or any service identity.
 A method missing from the table is refused: adding an RPC without a rule here fails
 `tests/security/test_authz_policy.py`, not silently opens a door.
 """
@@ -110,9 +109,7 @@ POLICY: Mapping[str, Rule] = {
         "attune.execution.v1.ExecutionService",
         {
             "RequestExecution": OPERATOR,
-            # The one public RPC a service calls: the coordinator cancels a workflow's children
-            # through it, as a client's cancel does (services/coordinator/carrier.py).
-            "CancelExecution": Rule(role=Role.OPERATOR, identities=frozenset({COORDINATOR})),
+            "CancelExecution": OPERATOR,
             "GetExecution": VIEWER,
             "ListExecutions": VIEWER,
             "WatchExecution": VIEWER,
@@ -137,7 +134,11 @@ POLICY: Mapping[str, Rule] = {
     ),
     **_methods(
         "attune.internal.execution.v1.ChildExecutionService",
-        {"RequestChildExecutions": _internal(COORDINATOR), "StreamChildExecutions": _internal(COORDINATOR)},
+        {
+            "RequestChildExecutions": _internal(COORDINATOR),
+            "StreamChildExecutions": _internal(COORDINATOR),
+            "CancelChildExecution": _internal(COORDINATOR),
+        },
     ),
     **_methods(
         "attune.internal.workflow.v1.CoordinatorService",

@@ -3,7 +3,7 @@
 A token is `attune_` plus 32 random bytes (url-safe base64), so a leaked one is recognizable by
 secret scanners. Only its sha256 is stored (the scheduler's `api_tokens` table): a token is shown
 once, at creation, and can never be read back. Clients send it as `authorization: Bearer <token>`
-metadata on every call (`bearer_interceptors`).
+metadata on every call (`bearer_metadata`, added by the channel).
 """
 
 from __future__ import annotations
@@ -11,12 +11,9 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import grpc
 
 from attune.config import default_home
 from attune.security.policy import Role
@@ -78,56 +75,6 @@ def client_token(explicit: str | None = None) -> str | None:
     return read_token_file(path) if path.is_file() else None
 
 
-def _with_bearer(details: grpc.aio.ClientCallDetails, header: str) -> grpc.aio.ClientCallDetails:
-    metadata = grpc.aio.Metadata(*(details.metadata or ()))
-    metadata.add(METADATA_KEY, header)
-    return grpc.aio.ClientCallDetails(
-        method=details.method,
-        timeout=details.timeout,
-        metadata=metadata,
-        credentials=details.credentials,
-        wait_for_ready=details.wait_for_ready,
-    )
-
-
-# grpc's interceptor bases type their continuations loosely; this alias keeps the signatures readable.
-_Continuation = Callable[..., Awaitable[Any]]
-
-
-class _UnaryUnary(grpc.aio.UnaryUnaryClientInterceptor):
-    def __init__(self, header: str) -> None:
-        self._header = header
-
-    async def intercept_unary_unary(self, continuation: _Continuation, details: Any, request: Any) -> Any:
-        return await continuation(_with_bearer(details, self._header), request)
-
-
-class _UnaryStream(grpc.aio.UnaryStreamClientInterceptor):
-    def __init__(self, header: str) -> None:
-        self._header = header
-
-    async def intercept_unary_stream(self, continuation: _Continuation, details: Any, request: Any) -> Any:
-        return await continuation(_with_bearer(details, self._header), request)
-
-
-class _StreamUnary(grpc.aio.StreamUnaryClientInterceptor):
-    def __init__(self, header: str) -> None:
-        self._header = header
-
-    async def intercept_stream_unary(self, continuation: _Continuation, details: Any, request_iterator: Any) -> Any:
-        return await continuation(_with_bearer(details, self._header), request_iterator)
-
-
-class _StreamStream(grpc.aio.StreamStreamClientInterceptor):
-    def __init__(self, header: str) -> None:
-        self._header = header
-
-    async def intercept_stream_stream(self, continuation: _Continuation, details: Any, request_iterator: Any) -> Any:
-        return await continuation(_with_bearer(details, self._header), request_iterator)
-
-
-def bearer_interceptors(token: str) -> list[grpc.aio.ClientInterceptor]:
-    """Channel interceptors adding `authorization: Bearer <token>` to every call (`interceptors=`).
-    One per call kind: a grpc.aio channel files each interceptor under the first kind it is."""
-    header = SCHEME + token
-    return [_UnaryUnary(header), _UnaryStream(header), _StreamUnary(header), _StreamStream(header)]
+def bearer_metadata(token: str) -> tuple[tuple[str, str], ...]:
+    """The call metadata carrying `token` (`attune.grpcutil.channel.open_channel` adds it to every call)."""
+    return ((METADATA_KEY, SCHEME + token),)

@@ -64,3 +64,15 @@ class StreamChildExecutionsResponse(_message.Message):
     batch_id: int
     children: _containers.RepeatedCompositeFieldContainer[ChildExecutionResponse]
     def __init__(self, batch_id: _Optional[int] = ..., children: _Optional[_Iterable[_Union[ChildExecutionResponse, _Mapping]]] = ...) -> None: ...
+
+class CancelChildExecutionRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class CancelChildExecutionResponse(_message.Message):
+    __slots__ = ("state",)
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    state: _common_pb2.ExecutionState
+    def __init__(self, state: _Optional[_Union[_common_pb2.ExecutionState, str]] = ...) -> None: ...

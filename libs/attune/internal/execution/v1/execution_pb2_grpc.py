@@ -46,6 +46,11 @@ class ChildExecutionServiceStub(object):
                 request_serializer=attune_dot_internal_dot_execution_dot_v1_dot_execution__pb2.StreamChildExecutionsRequest.SerializeToString,
                 response_deserializer=attune_dot_internal_dot_execution_dot_v1_dot_execution__pb2.StreamChildExecutionsResponse.FromString,
                 _registered_method=True)
+        self.CancelChildExecution = channel.unary_unary(
+                '/attune.internal.execution.v1.ChildExecutionService/CancelChildExecution',
+                request_serializer=attune_dot_internal_dot_execution_dot_v1_dot_execution__pb2.CancelChildExecutionRequest.SerializeToString,
+                response_deserializer=attune_dot_internal_dot_execution_dot_v1_dot_execution__pb2.CancelChildExecutionResponse.FromString,
+                _registered_method=True)
 
 
 class ChildExecutionServiceServicer(object):
@@ -73,6 +78,16 @@ class ChildExecutionServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CancelChildExecution(self, request, context):
+        """Called only by the coordinator (identity spiffe://attune/coordinator). Cancels one child
+        execution of a workflow (a cancelled workflow's, or a losing branch's) as a client's
+        CancelExecution does; cancelling a child that has ended or is already cancelling changes
+        nothing, so a retry is harmless.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ChildExecutionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -85,6 +100,11 @@ def add_ChildExecutionServiceServicer_to_server(servicer, server):
                     servicer.StreamChildExecutions,
                     request_deserializer=attune_dot_internal_dot_execution_dot_v1_dot_execution__pb2.StreamChildExecutionsRequest.FromString,
                     response_serializer=attune_dot_internal_dot_execution_dot_v1_dot_execution__pb2.StreamChildExecutionsResponse.SerializeToString,
+            ),
+            'CancelChildExecution': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelChildExecution,
+                    request_deserializer=attune_dot_internal_dot_execution_dot_v1_dot_execution__pb2.CancelChildExecutionRequest.FromString,
+                    response_serializer=attune_dot_internal_dot_execution_dot_v1_dot_execution__pb2.CancelChildExecutionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -143,6 +163,33 @@ class ChildExecutionService(object):
             '/attune.internal.execution.v1.ChildExecutionService/StreamChildExecutions',
             attune_dot_internal_dot_execution_dot_v1_dot_execution__pb2.StreamChildExecutionsRequest.SerializeToString,
             attune_dot_internal_dot_execution_dot_v1_dot_execution__pb2.StreamChildExecutionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelChildExecution(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/attune.internal.execution.v1.ChildExecutionService/CancelChildExecution',
+            attune_dot_internal_dot_execution_dot_v1_dot_execution__pb2.CancelChildExecutionRequest.SerializeToString,
+            attune_dot_internal_dot_execution_dot_v1_dot_execution__pb2.CancelChildExecutionResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -29,6 +29,12 @@ class ChildExecutionServiceStub:
     carrying the same batch_id (answers may overtake each other). The coordinator's hot path: a
     message on an open stream costs a fraction of a unary call.
     """
+    CancelChildExecution: _aio.UnaryUnaryMultiCallable[_execution_pb2.CancelChildExecutionRequest, _execution_pb2.CancelChildExecutionResponse]
+    """Called only by the coordinator (identity spiffe://attune/coordinator). Cancels one child
+    execution of a workflow (a cancelled workflow's, or a losing branch's) as a client's
+    CancelExecution does; cancelling a child that has ended or is already cancelling changes
+    nothing, so a retry is harmless.
+    """
 
 class ChildExecutionServiceServicer:
     """Child executions of workflow task runs, served by the scheduler. Internal: called only by the
@@ -55,6 +61,17 @@ class ChildExecutionServiceServicer:
         on one long-lived stream: each request message is a batch, answered by one response message
         carrying the same batch_id (answers may overtake each other). The coordinator's hot path: a
         message on an open stream costs a fraction of a unary call.
+        """
+
+    def CancelChildExecution(
+        self,
+        request: _execution_pb2.CancelChildExecutionRequest,
+        context: _aio.ServicerContext[_execution_pb2.CancelChildExecutionRequest, _abc.Awaitable[_execution_pb2.CancelChildExecutionResponse]],
+    ) -> _abc.Awaitable[_execution_pb2.CancelChildExecutionResponse]:
+        """Called only by the coordinator (identity spiffe://attune/coordinator). Cancels one child
+        execution of a workflow (a cancelled workflow's, or a losing branch's) as a client's
+        CancelExecution does; cancelling a child that has ended or is already cancelling changes
+        nothing, so a retry is harmless.
         """
 
 def add_ChildExecutionServiceServicer_to_server(servicer: ChildExecutionServiceServicer, server: _aio.Server) -> None: ...
