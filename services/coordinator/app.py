@@ -50,7 +50,7 @@ class CoordinatorApp:
         )
         self.timers = TimerLoop(db=self.db, settings=settings, fire=self.workflows.fire_timer)
         self.workflows.on_timer_set = self.timers.wake
-        self._servicer = CoordinatorServicer(db=self.db, workflows=self.workflows)
+        self._servicer = CoordinatorServicer(db=self.db, workflows=self.workflows, max_page_size=settings.max_page_size)
 
     def register(self, server: grpc.aio.Server) -> None:
         """Adds the CoordinatorService servicer."""

@@ -9,6 +9,11 @@ and `sweep()`, every `recovery_interval`, takes over what another replica commit
 before carrying out (replicas share nothing but the database). Requests are idempotent
 downstream (request_id per task run, SubmitResult per execution), so sending one again after a
 crash, or from two replicas at once, never runs a task twice.
+
+Only what may succeed later is sent again (`RETRIED`): an answer that would be the same every
+time ends the item. A child request the scheduler refuses that way fails its task run with the
+reason ("not started: …"), instead of keeping its workflow "running" forever; the batch it came
+in is split first, so the child that caused the refusal is the only one to fail (`_not_taken`).
 """
 
 from __future__ import annotations
@@ -31,9 +36,10 @@ from attune.grpcutil.convert import dumps, execution_state_to_proto
 from attune.internal.completion.v1 import completion_pb2, completion_pb2_grpc
 from attune.internal.execution.v1 import execution_pb2 as child_pb2
 from attune.internal.execution.v1 import execution_pb2_grpc as child_pb2_grpc
+from attune.logs import ThrottledLog
 from attune.security.sealing import Sealer
 from attune.states import ExecutionState
-from attune.storage import Database
+from attune.storage import Database, log_failed_round
 from attune.storage.batching import GroupCommitter
 from attune.storage.schema import task_runs
 from attune_services.coordinator.child_requests import ChildRequester
@@ -44,6 +50,8 @@ from attune_services.coordinator.secrets import open_request
 from attune_services.coordinator.store import mark_dispatched, mark_finish_reported, read_outbox
 
 log = logging.getLogger(__name__)
+# While a peer or the database is away every round fails alike: one line per kind per interval.
+_repeats = ThrottledLog(log)
 
 #: Children per batch of child requests, such batches in flight at once, and results submitted
 #: concurrently.
@@ -57,16 +65,22 @@ RECORD_LINGER_S = 0.05
 #: The sweep takes over commands at least this many retry intervals old (and one recovery
 #: interval): younger ones may be on their way out of a live replica.
 SWEEP_GRACE_RETRIES = 4
-#: Errors worth retrying; anything else is final for the item.
-TRANSIENT = {
-    grpc.StatusCode.UNAVAILABLE,
-    grpc.StatusCode.DEADLINE_EXCEEDED,
-    grpc.StatusCode.RESOURCE_EXHAUSTED,
-    grpc.StatusCode.ABORTED,
-    grpc.StatusCode.INTERNAL,
-    grpc.StatusCode.UNKNOWN,
-    grpc.StatusCode.CANCELLED,
-}
+#: Codes that say the peer could not answer now (down or stopping, slow, the call cut short): the
+#: child request or cancel is sent again after `retry_interval`. Any other code is the peer's
+#: answer and would be the same next time: INTERNAL and UNKNOWN (a bug, or a row the database
+#: refuses), RESOURCE_EXHAUSTED (in Attune only a message or its metadata over a size limit),
+#: INVALID_ARGUMENT, PERMISSION_DENIED (a deployment fault, loud in every workflow it fails)...
+RETRIED = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.ABORTED,
+        grpc.StatusCode.CANCELLED,
+    }
+)
+#: A workflow's result is also sent again on INTERNAL and UNKNOWN: refused for good, the workflow's
+#: execution would stay running forever, where a completion service fixed and restarted takes it.
+RESULT_RETRIED = RETRIED | {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
 
 
 class Carrier:
@@ -87,6 +101,7 @@ class Carrier:
         self._completion = completion
         self._children: dict[RunRef, PendingChild] = {}
         self._in_flight: set[RunRef] = set()
+        self._alone: set[RunRef] = set()  # asked for in a call of their own (see `_not_taken`)
         self._recording: set[RunRef] = set()  # accepted, child id not yet recorded
         self._recorder: GroupCommitter[DispatchedChild, None] = GroupCommitter(
             self._write_dispatched, max_batch=DISPATCH_BATCH, linger=RECORD_LINGER_S
@@ -103,6 +118,8 @@ class Carrier:
         self._deadline = max(settings.shutdown_grace, 1.0)
         self._child_service = children  # child cancels; requests go through the requester's stream
         self._children_requester = ChildRequester(children, deadline=self._deadline)
+        # Half the message limit: a batch the scheduler would refuse as too large is never sent.
+        self._batch_bytes = max(settings.max_message_bytes // 2, 1)
         self._sweep_grace = max(settings.recovery_interval, SWEEP_GRACE_RETRIES * settings.retry_interval)
         self.on_refused: Callable[[Sequence[Refusal]], Awaitable[None]] = _nothing
         self.on_reported: Callable[[Sequence[str]], None] = lambda ids: None
@@ -233,8 +250,8 @@ class Carrier:
             try:
                 if await work():
                     wake.set()
-            except Exception:
-                log.exception("carrying out %s commands failed; retrying in %.2fs", name, self._settings.retry_interval)
+            except Exception as err:
+                log_failed_round(_repeats, f"carrying out {name} commands", err)
                 await asyncio.sleep(self._settings.retry_interval)
 
     async def _sweep_loop(self) -> None:
@@ -245,14 +262,17 @@ class Carrier:
             try:
                 await self.sweep()
             except Exception as err:
-                log.warning("recovery sweep failed (%s); next in %.1fs", err, interval)
+                log_failed_round(_repeats, "recovery sweep", err)
 
     # --- the three kinds of command ----------------------------------------------------------
 
     async def _dispatch(self) -> bool:
         """Sends the next batch of child requests; up to DISPATCH_WINDOW batches are in flight at
-        once, so one batch's answer is awaited while the next is sent."""
+        once, so one batch's answer is awaited while the next is sent. A batch holds at most
+        DISPATCH_BATCH children and half the message size limit (a larger child goes alone); a
+        child of a batch the scheduler refused as a whole is sent on its own (`_not_taken`)."""
         batch: list[PendingChild] = []
+        size = 0
         refused: list[Refusal] = []
         for ref, child in self._children.items():
             if ref in self._in_flight:
@@ -261,8 +281,14 @@ class Carrier:
                 refused.append(
                     Refusal(ref.workflow_id, ref.run_key, ExecutionState.CANCELLED, "cancelled before it was requested")
                 )
-            else:
-                batch.append(child)
+                continue
+            if ref in self._alone:
+                batch = batch or [child]
+                break
+            size += child.request.ByteSize()
+            if batch and size > self._batch_bytes:
+                break
+            batch.append(child)
             if len(batch) >= DISPATCH_BATCH:
                 break
         if refused:
@@ -282,18 +308,16 @@ class Carrier:
     async def _send(self, batch: list[PendingChild]) -> None:
         """One batch of child requests; accepted children are recorded, refused ones end."""
         refs = [RunRef(c.workflow_id, c.run_key) for c in batch]
+        alone = len(refs) == 1 and refs[0] in self._alone
         log.debug("requesting %d children", len(batch))
         try:
             try:
-                answers = await self._children_requester.request([c.request for c in batch])
+                if alone:
+                    answers = [await self._children_requester.request_one(batch[0].request)]
+                else:
+                    answers = await self._children_requester.request([c.request for c in batch])
             except grpc.aio.AioRpcError as err:
-                log.warning(
-                    "scheduler did not take %d child requests (%s: %s); retrying",
-                    len(batch),
-                    err.code().name,
-                    err.details(),
-                )
-                await asyncio.sleep(self._settings.retry_interval)
+                await self._not_taken(batch, err, alone=alone)
                 return
             accepted: list[DispatchedChild] = []
             refused: list[Refusal] = []
@@ -311,13 +335,14 @@ class Carrier:
                     )
             for a in accepted:
                 self._children.pop(RunRef(a.workflow_id, a.run_key), None)
+                self._alone.discard(RunRef(a.workflow_id, a.run_key))
                 self._recording.add(RunRef(a.workflow_id, a.run_key))
             if accepted:
                 self._track(asyncio.create_task(self._record(accepted), name="coordinator-record-dispatched"))
             if refused:
                 await self._refuse(refused)
-        except Exception:
-            log.exception("dispatching %d child requests failed; retrying", len(batch))
+        except Exception as err:
+            log_failed_round(_repeats, "dispatching child requests", err)
             await asyncio.sleep(self._settings.retry_interval)
         finally:
             self._in_flight.difference_update(refs)
@@ -335,7 +360,7 @@ class Carrier:
                     await self._recorder.submit_many(accepted)
                     break
                 except Exception as err:
-                    log.warning("recording %d dispatched children failed (%s); retrying", len(accepted), err)
+                    log_failed_round(_repeats, "recording dispatched children", err)
                     await asyncio.sleep(self._settings.retry_interval)
         finally:
             self._recording.difference_update(RunRef(a.workflow_id, a.run_key) for a in accepted)
@@ -357,6 +382,38 @@ class Carrier:
         await self.on_refused(refused)
         for r in refused:
             self._children.pop(RunRef(r.workflow_id, r.run_key), None)
+            self._alone.discard(RunRef(r.workflow_id, r.run_key))
+
+    async def _not_taken(self, batch: list[PendingChild], err: grpc.aio.AioRpcError, *, alone: bool) -> None:
+        """A batch the scheduler did not answer. With a RETRIED code it is sent again after
+        `retry_interval`. Otherwise the answer would be the same next time, yet it may be one
+        child's doing: the scheduler answers a child it cannot store with an error of that child's
+        own, but a message over the size limit, or a bug, fails the whole batch (and, on the
+        stream, every batch in flight on it). So each child is asked for again in a call of its
+        own, and one refused there fails its task run with the code and message."""
+        code = err.code()
+        if code in RETRIED:
+            _repeats.warning(
+                "child requests not taken",
+                "scheduler did not take %d child requests (%s: %s); retrying",
+                len(batch),
+                code.name,
+                err.details(),
+            )
+            await asyncio.sleep(self._settings.retry_interval)
+            return
+        if not alone:
+            log.warning(
+                "scheduler refused %d child requests as a whole (%s: %s); asking for each on its own",
+                len(batch),
+                code.name,
+                err.details(),
+            )
+            self._alone.update(RunRef(c.workflow_id, c.run_key) for c in batch)
+            return
+        (child,) = batch
+        reason = f"the scheduler refused the child request ({code.name}: {err.details()})"
+        await self._refuse([Refusal(child.workflow_id, child.run_key, ExecutionState.FAILED, reason)])
 
     async def _cancel(self) -> bool:
         ready = [
@@ -396,12 +453,16 @@ class Carrier:
                         child_pb2.CancelChildExecutionRequest(id=row.child_execution_id), timeout=self._deadline
                     )
             except grpc.aio.AioRpcError as err:
-                if err.code() in TRANSIENT:
-                    log.warning(
-                        "cancel of child %s not delivered (%s); retrying", row.child_execution_id, err.code().name
+                if err.code() in RETRIED:
+                    _repeats.warning(
+                        "cancels not delivered",
+                        "cancel of child %s not delivered (%s); retrying",
+                        row.child_execution_id,
+                        err.code().name,
                     )
                     return
-                log.info("cancel of child %s: %s: %s", row.child_execution_id, err.code().name, err.details())
+                level = logging.INFO if err.code() == grpc.StatusCode.NOT_FOUND else logging.WARNING  # final
+                log.log(level, "cancel of child %s: %s: %s", row.child_execution_id, err.code().name, err.details())
             self._cancels.discard(ref)
 
         await asyncio.gather(*(cancel(ref) for ref in ready))
@@ -438,8 +499,13 @@ class Carrier:
                 completion_pb2.SubmitResultRequest(result=result), timeout=self._deadline
             )
         except grpc.aio.AioRpcError as err:
-            if err.code() in TRANSIENT:
-                log.warning("result of workflow %s not delivered (%s); retrying", f.workflow_id, err.code().name)
+            if err.code() in RESULT_RETRIED:
+                _repeats.warning(
+                    "results not delivered",
+                    "result of workflow %s not delivered (%s); retrying",
+                    f.workflow_id,
+                    err.code().name,
+                )
                 return False
             log.error(
                 "completion refused the result of workflow %s: %s: %s", f.workflow_id, err.code().name, err.details()

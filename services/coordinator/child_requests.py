@@ -7,6 +7,10 @@ stream is opened on first use and again after it breaks; a batch that gets no an
 stream, deadline, the scheduler refusing the batch as a whole) raises, and the caller sends it
 again later: children are idempotent on their request_id. A scheduler without the stream method
 (an older version during a rolling upgrade) is asked with the unary call instead.
+
+A stream's status ends every batch in flight on it, whichever batch caused it; `request_one`
+asks for one child in a unary call of its own, whose status is that child's alone (the caller
+uses it to tell which child of a failed batch the scheduler cannot take).
 """
 
 from __future__ import annotations
@@ -21,8 +25,11 @@ import grpc
 
 from attune.internal.execution.v1 import execution_pb2 as child_pb2
 from attune.internal.execution.v1 import execution_pb2_grpc as child_pb2_grpc
+from attune.logs import ThrottledLog
 
 log = logging.getLogger(__name__)
+# A scheduler that is down breaks every stream opened while it is: one line per interval.
+_breaks = ThrottledLog(log)
 
 Answers = list[child_pb2.ChildExecutionResponse]
 
@@ -89,6 +96,12 @@ class ChildRequester:
         finally:
             stream.waiting.pop(batch_id, None)
 
+    async def request_one(self, child: child_pb2.ChildExecutionRequest) -> child_pb2.ChildExecutionResponse:
+        """Asks for one child in a unary call of its own: an error it raises is about this child
+        (or the scheduler's state), never another batch's."""
+        (answer,) = await self._request_unary([child])
+        return answer
+
     async def close(self) -> None:
         """Ends the stream; unanswered batches raise."""
         stream, self._stream = self._stream, None
@@ -122,7 +135,9 @@ class ChildRequester:
         except grpc.aio.AioRpcError as err:
             error = err
         if error.code() not in (grpc.StatusCode.CANCELLED, grpc.StatusCode.UNIMPLEMENTED):
-            log.warning("child request stream ended: %s %s", error.code().name, error.details())
+            _breaks.warning(
+                "child request stream ended", "child request stream ended: %s %s", error.code().name, error.details()
+            )
         self._fail(stream, error)
 
     def _fail(self, stream: _Stream, error: grpc.aio.AioRpcError) -> None:

@@ -12,8 +12,8 @@ from attune.grpcutil.convert import execution_state_to_proto, struct_from_dict, 
 from attune.storage.schema import task_runs, workflow_executions
 from attune.workflow.v1 import workflow_pb2
 
+#: Runs in a page when the request names no page_size; ATTUNE_MAX_PAGE_SIZE caps the page.
 DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 1000
 
 _RUN_COLUMNS = (
     workflow_executions.c.id,
@@ -80,10 +80,13 @@ async def get_run(conn: AsyncConnection, workflow_id: str) -> workflow_pb2.Workf
 
 
 async def list_runs(
-    conn: AsyncConnection, *, status: str, page_size: int, page_token: str
+    conn: AsyncConnection, *, status: str, page_size: int, page_token: str, max_page_size: int
 ) -> tuple[list[workflow_pb2.WorkflowRun], str]:
-    """Runs newest first (ids are time-ordered), without task runs; the token is the last id seen."""
-    size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+    """Runs newest first (ids are time-ordered), without task runs; the token is the last id seen
+    (the scheduler wraps it in its opaque page token, `attune_services.scheduler.pages`). A page
+    holds `page_size` runs (DEFAULT_PAGE_SIZE for 0), at most `max_page_size`
+    (ATTUNE_MAX_PAGE_SIZE, which the request guard holds page_size to as well)."""
+    size = min(page_size or DEFAULT_PAGE_SIZE, max_page_size)
     we = workflow_executions
     query = sa.select(*_RUN_COLUMNS).order_by(we.c.id.desc()).limit(size + 1)
     if status:

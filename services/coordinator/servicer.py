@@ -32,9 +32,10 @@ STREAM_WINDOW = 16
 class CoordinatorServicer(coordinator_pb2_grpc.CoordinatorServiceServicer):
     """Starts workflows, applies task outcomes, answers queries and cancellations."""
 
-    def __init__(self, *, db: Database, workflows: Workflows) -> None:
+    def __init__(self, *, db: Database, workflows: Workflows, max_page_size: int) -> None:
         self._db = db
         self._workflows = workflows
+        self._max_page_size = max_page_size  # ATTUNE_MAX_PAGE_SIZE
 
     @rpc_errors
     async def StartWorkflows(
@@ -51,10 +52,13 @@ class CoordinatorServicer(coordinator_pb2_grpc.CoordinatorServiceServicer):
         accepted = await self._workflows.start_many(list(request.workflows))
         return coordinator_pb2.StartWorkflowsResponse(accepted_execution_ids=accepted)
 
+    @rpc_errors
     async def ReportOutcomes(
         self, request_iterator: AsyncIterator[coordinator_pb2.ReportOutcomesRequest], context: RpcContext
     ) -> AsyncIterator[coordinator_pb2.ReportOutcomesResponse]:
-        """Applies outcome batches as they arrive (several at once) and acks each once applied."""
+        """Applies outcome batches as they arrive (several at once) and acks each once applied.
+        An outcome that fails to apply is not acked (the completion service sends it again); the
+        failure is logged, once per interval for an outage (`Workflows.apply_outcomes`)."""
         acks: asyncio.Queue[list[str] | None] = asyncio.Queue()
         window = asyncio.Semaphore(STREAM_WINDOW)
 
@@ -111,6 +115,7 @@ class CoordinatorServicer(coordinator_pb2_grpc.CoordinatorServiceServicer):
                 status=workflow_state_from_proto(request.state),
                 page_size=request.page_size,
                 page_token=request.page_token,
+                max_page_size=self._max_page_size,
             )
         return coordinator_pb2.ListWorkflowRunsResponse(runs=runs, next_page_token=token)
 

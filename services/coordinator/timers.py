@@ -20,10 +20,13 @@ import sqlalchemy as sa
 
 from attune.background import BackgroundTask
 from attune.config import Settings
-from attune.storage import Database
+from attune.logs import ThrottledLog
+from attune.storage import Database, is_unavailable, log_failed_round
 from attune.storage.schema import workflow_timers
 
 log = logging.getLogger(__name__)
+# The loop looks every retry interval: while the database is away, one line per log interval.
+_failures = ThrottledLog(log)
 
 CLAIM_BATCH = 200
 
@@ -65,8 +68,8 @@ class TimerLoop:
                     if len(due) == CLAIM_BATCH:
                         continue
                 self._next_at = await self._earliest()
-            except Exception:
-                log.exception("timer loop failed; retrying")
+            except Exception as err:
+                log_failed_round(_failures, "timer loop", err)
                 self._next_at = 0.0
             # Sleep until the next timer, but look again now and then: another replica (or a timer
             # claimed by a process that died) may add due timers this process was not told about.
@@ -79,10 +82,17 @@ class TimerLoop:
     async def _fire_one(self, workflow_id: str, timer_id: str) -> None:
         try:
             await self._fire(workflow_id, timer_id)
-        except Exception:
-            log.exception(
-                "timer %s of workflow %s failed to fire; retrying after %.1fs", timer_id, workflow_id, self.lease
-            )
+        except Exception as err:  # its claim runs out after the lease, and it fires again
+            if is_unavailable(err):
+                log_failed_round(_failures, "firing timers", err)
+            else:
+                log.error(
+                    "timer %s of workflow %s failed to fire; retrying after %.1fs",
+                    timer_id,
+                    workflow_id,
+                    self.lease,
+                    exc_info=err,
+                )
 
     async def _claim(self, now: float) -> list[tuple[str, str]]:
         t = workflow_timers

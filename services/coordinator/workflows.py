@@ -36,9 +36,10 @@ from attune.engine import (
 )
 from attune.grpcutil.convert import execution_state_from_proto, loads
 from attune.internal.workflow.v1 import workflow_pb2 as coordinator_pb2
+from attune.logs import ThrottledLog
 from attune.security.sealing import Sealer
 from attune.states import TERMINAL, ExecutionState
-from attune.storage import Database
+from attune.storage import Database, is_unavailable, log_failed_round
 from attune.storage.batching import GroupCommitter
 from attune.telemetry import extract, inject, start_span, tracer
 from attune_services.coordinator.carrier import Carrier
@@ -62,6 +63,8 @@ from attune_services.coordinator.store import load_workflow, write_steps
 
 log = logging.getLogger(__name__)
 _tracer = tracer(__name__)
+# While the database is away every event fails alike (and is sent again): one line per interval.
+_outages = ThrottledLog(log)
 
 Event = Callable[[CompiledWorkflow, WorkflowState, float], Step]
 
@@ -123,7 +126,12 @@ class Workflows:
         accepted = []
         for s, outcome in zip(starts, done, strict=True):
             if isinstance(outcome, BaseException):
-                log.error("workflow %s could not be started: %r", s.execution_id, outcome, exc_info=outcome)
+                _log_failure(
+                    outcome,
+                    "starting workflows",
+                    "workflow %s could not be started (the scheduler hands it over again)",
+                    s.execution_id,
+                )
             else:
                 accepted.append(s.execution_id)
         return accepted
@@ -137,7 +145,9 @@ class Workflows:
         acked = []
         for o, outcome in zip(outcomes, done, strict=True):
             if isinstance(outcome, BaseException):
-                log.error("outcome of %s not applied (will be re-sent): %r", o.execution_id, outcome, exc_info=outcome)
+                _log_failure(
+                    outcome, "applying outcomes", "outcome of %s not applied (it is sent again)", o.execution_id
+                )
             else:
                 acked.append(o.execution_id)
         return acked
@@ -435,6 +445,15 @@ class Workflows:
                 self.on_timer_set(timer.fire_at)
         if (f := write.finish) is not None:
             self._carrier.add_finish(PendingFinish(workflow_id, f.status, f.result, f.error, traceparent, f.at))
+
+
+def _log_failure(err: BaseException, what: str, msg: str, execution_id: str) -> None:
+    """An event that failed: an outage once per interval for all events alike (`what` names
+    them), anything else with the execution's id and the traceback."""
+    if is_unavailable(err):
+        log_failed_round(_outages, what, err)
+    else:
+        log.error(msg, execution_id, exc_info=err)
 
 
 async def _each(calls: list[Coroutine[Any, Any, None]]) -> list[BaseException | None]:

@@ -2,8 +2,10 @@
 runs, in batches (docs/architecture.md, The life of one workflow step, 5), and its cancels of them.
 
 Internal: only the coordinator calls it. Each child is idempotent on its request_id and refused
-per child (unknown ref, bad parameters), never for the batch, unless the scheduler cannot store
-any (the batch fails and the coordinator sends it again).
+per child — unknown ref, bad parameters, and also a failure that is not an outage (a row the
+database refuses, a bug: "internal error" with the id it is logged under), so that the
+coordinator fails that task instead of sending it again forever. Only an outage (the database
+away, the scheduler stopping) fails the batch as a whole: the coordinator sends it again.
 """
 
 from __future__ import annotations
@@ -12,10 +14,8 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 
-import grpc
-
 from attune.grpcutil.convert import execution_state_to_proto
-from attune.grpcutil.errors import AttuneError, Unavailable, rpc_errors, status_for, to_status
+from attune.grpcutil.errors import AttuneError, Unavailable, abort_for, is_outage, rpc_errors, status_for
 from attune.grpcutil.server import RpcContext
 from attune.internal.execution.v1 import execution_pb2 as child_pb2
 from attune.internal.execution.v1 import execution_pb2_grpc as child_pb2_grpc
@@ -57,7 +57,8 @@ class ChildExecutionServicer(child_pb2_grpc.ChildExecutionServiceServicer):
     ) -> AsyncIterator[child_pb2.StreamChildExecutionsResponse]:
         """Each batch is handled as it arrives (batches overlap) and answered once its children
         are stored. A batch that fails as a whole (the scheduler is shutting down, the database
-        is away) ends the stream with that status; the sender re-sends what was not answered."""
+        is away: UNAVAILABLE) ends the stream with that status; the sender re-sends what was not
+        answered."""
         answers: asyncio.Queue[child_pb2.StreamChildExecutionsResponse | BaseException | None] = asyncio.Queue()
 
         async def answer(batch: child_pb2.StreamChildExecutionsRequest) -> None:
@@ -83,14 +84,9 @@ class ChildExecutionServicer(child_pb2_grpc.ChildExecutionServiceServicer):
         reader = asyncio.create_task(read())
         try:
             while (item := await answers.get()) is not None:
-                if isinstance(item, AttuneError):
-                    # grpc.aio's concrete context has abort_with_status; its abstract base and the stubs omit it.
-                    await context.abort_with_status(to_status(item))  # type: ignore[attr-defined]
                 if isinstance(item, BaseException):
-                    # Logged as its kind needs (an outage once per interval, a bug with an error
-                    # id); whatever it was, the batch is not stored and the coordinator re-sends it.
-                    status = status_for(item, method="StreamChildExecutions")
-                    await context.abort(grpc.StatusCode.UNAVAILABLE, f"child requests not stored: {status.details}")
+                    # Logged as its kind needs (an outage once per interval, a bug with an error id).
+                    await abort_for(context, item, method="StreamChildExecutions")  # raises
                     return
                 yield item
         finally:
@@ -100,7 +96,7 @@ class ChildExecutionServicer(child_pb2_grpc.ChildExecutionServiceServicer):
         self, requests: Sequence[child_pb2.ChildExecutionRequest]
     ) -> list[child_pb2.ChildExecutionResponse]:
         """Creates children concurrently (group-committed); errors are per child, except that
-        an unavailable scheduler fails the whole batch (it is worth sending again).
+        an outage fails the whole batch (it is worth sending again).
 
         A wide fan-out is validated CHILD_CHUNK children at a time, yielding between chunks, so
         the first chunk is inserted and dispatched while the next is still being validated
@@ -131,12 +127,21 @@ class ChildExecutionServicer(child_pb2_grpc.ChildExecutionServiceServicer):
                 timeout=child.timeout_seconds,
                 link=link,
             )
-        except Unavailable:
-            raise  # not the child's fault: the batch fails and is sent again
         except AttuneError as err:
+            if isinstance(err, Unavailable):
+                raise  # not the child's fault: the batch fails and is sent again
             details = "; ".join(f"{v.field}: {v.description}" for v in err.violations)
             return child_pb2.ChildExecutionResponse(
                 request_id=child.request_id,
                 error=f"{err.message}" + (f" ({details})" if details and details not in err.message else ""),
+            )
+        except Exception as err:
+            if is_outage(err):
+                raise
+            # Sending it again would fail again: the child is refused, its task fails with why
+            # ("internal error" and the error id its traceback is logged under; no internals).
+            status = status_for(err, method="ChildExecutionService (one child)")
+            return child_pb2.ChildExecutionResponse(
+                request_id=child.request_id, error=f"the scheduler could not store it: {status.details}"
             )
         return child_pb2.ChildExecutionResponse(request_id=child.request_id, execution_id=row["id"])

@@ -59,7 +59,7 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
             raise invalid_field("timeout_seconds", "must be a finite number of seconds, not negative")
         row = await self._requests.request(
             request.action_ref,
-            dict_from_struct(request.parameters),
+            dict_from_struct(request.parameters, field="parameters"),
             request_id=request.request_id,
             timeout=request.timeout_seconds,
         )

@@ -289,7 +289,7 @@ def _creation_differences(proposed: registry_pb2.Action, stored: ActionRecord) -
         differences.append("action.ref")
     if differences or stored.updated_at != stored.created_at:
         return differences
-    parameters, _ = check_parameter_schema(dict_from_struct(proposed.parameters))
+    parameters, _ = check_parameter_schema(dict_from_struct(proposed.parameters, field="action.parameters"))
     as_stored = {
         "label": (proposed.label or proposed.name) == stored.label,
         "description": proposed.description == stored.description,
@@ -297,7 +297,7 @@ def _creation_differences(proposed: registry_pb2.Action, stored: ActionRecord) -
         "runner_type": proposed.runner_type == stored.runner_type,
         "entry_point": stored.runner_type == "workflow" or _names_path(proposed.entry_point, stored.entry_point),
         "parameters": parameters == stored.parameters,
-        "output": dict_from_struct(proposed.output) == stored.output,
+        "output": dict_from_struct(proposed.output, field="action.output") == stored.output,
         "timeout_seconds": (proposed.timeout_seconds or None) == stored.timeout,
         "tags": list(proposed.tags) == stored.tags,
         "workflow_file": _names_path(proposed.workflow_file, stored.workflow_file),
@@ -452,7 +452,7 @@ async def _checked_values(
         violations.append(
             Violation("action.runner_type", f"unknown runner_type {runner_type!r} (one of {', '.join(RUNNER_TYPES)})")
         )
-    parameters, problems = check_parameter_schema(dict_from_struct(proposed.parameters))
+    parameters, problems = check_parameter_schema(dict_from_struct(proposed.parameters, field="action.parameters"))
     violations += [Violation(f"action.{field}", message) for field, message in problems]
     violations += [
         Violation(f"action.{field}", "contains a NUL character, which cannot be stored")
@@ -496,7 +496,7 @@ async def _checked_values(
         runner_type=runner_type,
         entry_point=entry_point if runner_type != "workflow" else None,
         parameters=parameters,
-        output=dict_from_struct(proposed.output),
+        output=dict_from_struct(proposed.output, field="action.output"),
         timeout=proposed.timeout_seconds or None,
         tags=list(proposed.tags),
         workflow_file=workflow_file,

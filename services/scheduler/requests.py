@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 import sqlalchemy as sa
 
 from attune import telemetry
@@ -41,6 +42,9 @@ from attune_services.scheduler.request_log import reused_request_id
 _tracer = telemetry.tracer(__name__)
 
 Row = dict[str, Any]
+
+#: A row a column refuses (a value too long, a constraint), on either database: that row's fault.
+_ROW_REFUSED = (sa.exc.DataError, sa.exc.IntegrityError, asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -123,7 +127,7 @@ class ExecutionRequests:
         self._cache = cache
         self._on_created = on_created
         self._slots = slots  # free worker slots taken at request time (see dispatch.py)
-        self._committer: GroupCommitter[Row, tuple[Row, bool]] = GroupCommitter(self._flush)
+        self._committer: GroupCommitter[Row, tuple[Row, bool] | Exception] = GroupCommitter(self._flush)
 
     async def request(self, action_ref: str, params: Mapping[str, Any], *, request_id: str, timeout: float) -> Row:
         """One top-level execution; raises NotFound / FailedPrecondition / InvalidArgument.
@@ -285,14 +289,33 @@ class ExecutionRequests:
                     depth=link.depth,
                 )
             try:
-                return await self._committer.submit(row)
+                stored = await self._committer.submit(row)
             except RuntimeError as err:  # the committer closed: the scheduler is draining
                 raise Unavailable("the scheduler is shutting down; retry with the same request_id") from err
+            if isinstance(stored, Exception):
+                raise stored
+            return stored
         finally:
             span.end()
 
-    async def _flush(self, rows: list[Row]) -> list[tuple[Row, bool]]:
-        """Inserts a batch in one transaction; rows whose request_id exists map to the stored row."""
+    async def _flush(self, rows: list[Row]) -> list[tuple[Row, bool] | Exception]:
+        """Inserts a batch in one transaction; rows whose request_id exists map to the stored row.
+        A value a column refuses fails the whole statement: the rows are then inserted one by one,
+        so that the bad row's request alone fails (with that error), not those it shared a batch
+        with (a workflow's other children, other clients' requests)."""
+        try:
+            return list(await self._flush_together(rows))
+        except _ROW_REFUSED as err:
+            if len(rows) == 1:
+                return [err]
+        results: list[tuple[Row, bool] | Exception] = []
+        for row in rows:
+            # As `_insert` made it: the slot it was reserved is given back, another may be taken.
+            row.update(state=ExecutionState.SCHEDULING, worker_id=None, scheduled_at=None)
+            results += await self._flush([row])
+        return results
+
+    async def _flush_together(self, rows: list[Row]) -> list[tuple[Row, bool]]:
         reserved = self._reserve_slots(rows)
         try:
             results = await self._write(rows)

@@ -578,6 +578,32 @@ def test_k8s_ports_agree() -> None:
     assert not problems, "\n".join(problems)
 
 
+def test_only_a_service_that_does_not_answer_is_restarted() -> None:
+    """k8s readiness probes run `attune health` (SERVING: a service whose database is away or not
+    migrated leaves its Service); startup and liveness probes run `attune health --live`, which
+    passes whenever the service answers, so a database outage does not restart every pod. Compose
+    healthchecks are readiness checks (`depends_on: service_healthy`; Docker restarts nothing for
+    them). Each command is parsed by the CLI's own parser, so the flag it names exists."""
+    parser = build_parser()
+    problems: list[str] = []
+    checks = [
+        (c, kind, list((c.spec.get(kind) or {}).get("exec", {}).get("command", [])))
+        for c in k8s_containers()
+        for kind in PROBES
+    ]
+    checks += [(c, "healthcheck", list(check)) for c in compose_containers() for check in c.checks]
+    for c, kind, command in checks:
+        if "ATTUNE_LISTEN_ADDRESS" not in c.env:  # postgres, an init container: no Attune server
+            continue
+        if command[:2] != ["attune", "health"]:
+            problems.append(f"{c.where}: {kind} runs {command}, not `attune health`")
+            continue
+        live = bool(parser.parse_args(command[1:]).live)
+        if live != (kind in ("livenessProbe", "startupProbe")):
+            problems.append(f"{c.where}: {kind} runs `{' '.join(command)}`")
+    assert not problems, "\n".join(problems)
+
+
 # --- telemetry and the image --------------------------------------------------------------------
 
 

@@ -38,9 +38,10 @@ def child_id_of(request_id: str) -> str:
 class FakeExecutionService(child_pb2_grpc.ChildExecutionServiceServicer):
     """Records child requests, answers an id per request_id (idempotent like the real one);
     refuses action refs starting with "missing.", and answers UNAVAILABLE (child requests and
-    cancels) while `down` is set. Serves both the stream the coordinator uses and the unary call
-    (counted apart). A cancel takes `cancel_delay` seconds; `most_cancels_in_flight` is the
-    most it answered at once."""
+    cancels) while `down` is set. A batch holding an action ref starting with "broken." fails as
+    a whole with INTERNAL (as a bug would), recorded in `refused_batches` (request_ids). Serves
+    both the stream the coordinator uses and the unary call (counted apart). A cancel takes
+    `cancel_delay` seconds; `most_cancels_in_flight` is the most it answered at once."""
 
     def __init__(self) -> None:
         self.requests: list[child_pb2.ChildExecutionRequest] = []
@@ -52,19 +53,27 @@ class FakeExecutionService(child_pb2_grpc.ChildExecutionServiceServicer):
         self.most_cancels_in_flight = 0
         self.streamed_batches = 0
         self.unary_batches = 0
+        self.refused_batches: list[list[str]] = []
 
     async def StreamChildExecutions(self, request_iterator: Any, context: RpcContext) -> Any:
         async for batch in request_iterator:
-            if self.down:
-                await context.abort(grpc.StatusCode.UNAVAILABLE, "scheduler is down")
+            await self._check(batch, context)
             self.streamed_batches += 1
             yield child_pb2.StreamChildExecutionsResponse(batch_id=batch.batch_id, children=self._answer(batch))
 
     async def RequestChildExecutions(self, request: Any, context: RpcContext) -> Any:
-        if self.down:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "scheduler is down")
+        await self._check(request, context)
         self.unary_batches += 1
         return child_pb2.RequestChildExecutionsResponse(children=self._answer(request))
+
+    async def _check(self, request: Any, context: RpcContext) -> None:
+        if self.down:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "scheduler is down")
+        if any(child.action_ref.startswith("broken.") for child in request.children):
+            self.refused_batches.append([child.request_id for child in request.children])
+            await context.abort(
+                grpc.StatusCode.INTERNAL, "internal error; the service logged it with error id 0123abcd"
+            )
 
     def _answer(self, request: Any) -> list[child_pb2.ChildExecutionResponse]:
         answers = []
