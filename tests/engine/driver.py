@@ -1,8 +1,9 @@
 """Runs a YAML fixture through the engine, simulating children and a fake clock.
 
 A fixture holds ``workflow`` (the document), optional ``parameters``, ``depth``,
-``run_cap``, ``cancel_at`` (time to call ``cancel``), ``outcomes`` (per task: a
-list consumed one per started child, or one map for every child; each
+``run_cap``, ``template_limits`` (``max_bytes``, ``max_steps``), ``cancel_at`` (time to call
+``cancel``), ``outcomes`` (per task: a list consumed one per started child, or one map for
+every child; each
 ``{state, result, duration, error}``, default ``succeeded``/``{}``/0/none — ``error`` is the
 child execution's error text) and ``expect``.
 
@@ -34,6 +35,7 @@ from attune.engine import (
     Step,
     TaskEnded,
     TaskRunKey,
+    TemplateLimits,
     WorkflowSpecError,
     WorkflowState,
     cancel,
@@ -62,15 +64,17 @@ class Run:
 
 
 class Simulation:
-    def __init__(self, fixture: dict[str, Any], source: str) -> None:
-        spec = parse_workflow(fixture["workflow"], source=source)
-        compiled = compile_workflow(spec)
+    def __init__(self, fixture: dict[str, Any], source: str, *, compiled: CompiledWorkflow | None = None) -> None:
+        """Simulate ``fixture``; ``compiled`` stands for its ``workflow`` when given."""
+        if compiled is None:
+            compiled = compile_workflow(parse_workflow(fixture["workflow"], source=source))
         self.wf = CompiledWorkflow.from_dict(json.loads(json.dumps(compiled.to_dict())))
         assert self.wf.digest == compiled.digest
         self.state = WorkflowState.new(
             parameters=fixture.get("parameters") or {},
             depth=fixture.get("depth", 0),
             run_cap=fixture.get("run_cap", 1000),
+            template_limits=TemplateLimits(**fixture.get("template_limits", {})),
         )
         self.outcomes = copy.deepcopy(fixture.get("outcomes") or {})
         self.queue: list[tuple[float, int, str, Any]] = []
@@ -102,10 +106,11 @@ class Simulation:
                 merged.pop(key, None)
             else:
                 merged[key] = value
-        assert json.loads(json.dumps(merged)) == json.loads(json.dumps(after)), "Step.changed does not match the state"
+        assert _json(merged) == _json(after), "Step.changed does not match the state"
         self.state = WorkflowState.from_entries(json.loads(json.dumps(after)))
         for command in step.commands:
-            assert command_from_dict(json.loads(json.dumps(command.to_dict()))) == command
+            copied = command_from_dict(json.loads(json.dumps(command.to_dict())))
+            assert _json(copied.to_dict()) == _json(command.to_dict())
             self._carry_out(command)
 
     def _carry_out(self, command: Any) -> None:
@@ -184,6 +189,11 @@ class Simulation:
     def _check_not_hanging(self) -> None:
         if self.state.status in ("running", "canceling"):
             assert self.queue, f"workflow is {self.state.status} with nothing running and no timers"
+
+
+def _json(value: Any) -> str:
+    """Canonical JSON text: equal for equal data, NaN included (which never equals itself)."""
+    return json.dumps(value, sort_keys=True)
 
 
 def load(name: str) -> dict[str, Any]:

@@ -4,6 +4,7 @@ parse (``parse_workflow``) → compile (``compile_workflow``) → evaluate (``st
 ``task_ended``, ``timer_fired``, ``cancel``), Orquesta style. The language: docs/workflows.md.
 """
 
+from ._bounds import TemplateLimits
 from .commands import (
     CancelTask,
     CancelTimer,
@@ -50,6 +51,7 @@ __all__ = [
     "TaskEnded",
     "TaskRunKey",
     "TaskSpec",
+    "TemplateLimits",
     "TransitionSpec",
     "WorkflowSpec",
     "WorkflowSpecError",

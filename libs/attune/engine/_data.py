@@ -26,13 +26,15 @@ SCALARS = frozenset({str, int, float, bool, type(None)})
 
 class Function:
     """A function in a template's scope (``range``, ``succeeded``, ``loop.cycle``): it can be
-    called, never written as text or handed out as a value."""
+    called, never written as text or handed out as a value. One ``with_context`` is called with
+    the template's context first (``range`` and the like, which spend the template's budget)."""
 
-    __slots__ = ("name", "target")
+    __slots__ = ("name", "target", "with_context")
 
-    def __init__(self, name: str, target: Callable[..., Any]) -> None:
+    def __init__(self, name: str, target: Callable[..., Any], *, with_context: bool = False) -> None:
         self.name = name
         self.target = target
+        self.with_context = with_context
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.target(*args, **kwargs)

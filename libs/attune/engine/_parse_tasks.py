@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ._problems import Problems, is_number, where
+from ._problems import Problems, is_seconds, where
 from .spec import Publish, RetrySpec, TaskSpec, TransitionSpec
 
 TASK_FIELDS = frozenset(
@@ -181,7 +181,7 @@ def _duration(raw: dict[str, Any], key: str, p: Problems, task: str, positive: b
     value = raw.get(key)
     if value is None:
         return None
-    if not is_number(value) or value < 0 or (positive and value == 0):
+    if not is_seconds(value) or value < 0 or (positive and value == 0):
         bound = "> 0" if positive else ">= 0"
         p.add(where(task, prefix + key), f"must be a number of seconds {bound}, got {value!r}")
         return None

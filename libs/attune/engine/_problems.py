@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from .errors import SpecError
@@ -44,3 +45,10 @@ def where(task: str | None, field: str) -> str:
 def is_number(value: Any) -> bool:
     """True for int/float but not bool."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def is_seconds(value: Any) -> bool:
+    """True for a number of seconds a timer can wait: finite (not NaN or infinity) and a float."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return is_number(value) and abs(value) < 2**1000

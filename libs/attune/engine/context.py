@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from ._bounds import LIMITS_NAME
 from ._data import Function
 from ._states import ABANDONED, CANCELLED, FAILED, SUCCEEDED, TIMEOUT
 from .errors import ExpressionError
@@ -72,6 +73,7 @@ def base_context(state: WorkflowState, *, item: Any = _MISSING, index: int | Non
     ctx["parameters"] = state.parameters
     ctx["vars"] = ctx["workflow"] = ctx["variables"] = variables
     ctx["task"] = _EntryView(state, "res:", "task result (the task has not run)")
+    ctx[LIMITS_NAME] = state.template_limits
     if item is not _MISSING:
         ctx["item"] = item
         ctx["index"] = index

@@ -21,7 +21,7 @@ from jinja2 import nodes
 from jinja2.exceptions import TemplateError, TemplateSyntaxError
 
 from ._data import SCALARS, as_data
-from ._sandbox import ENV, GLOBALS, new_context
+from ._sandbox import CONTEXT_GLOBALS, ENV, GLOBALS, new_context
 from .errors import ExpressionError, ExpressionSyntaxError
 
 __all__ = [
@@ -36,7 +36,6 @@ __all__ = [
     "template_syntax_errors",
 ]
 
-_MARKERS = ("{{", "{%", "{#")
 _CALL = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\(\)\s*$")
 #: Longest template source quoted in an error; a longer one is cut with a marker.
 _QUOTED_MAX = 200
@@ -44,7 +43,7 @@ _QUOTED_MAX = 200
 
 def is_template(value: object) -> bool:
     """True when ``value`` is a string holding Jinja markup."""
-    return isinstance(value, str) and any(m in value for m in _MARKERS)
+    return isinstance(value, str) and ("{{" in value or "{%" in value or "{#" in value)
 
 
 class Template:
@@ -61,14 +60,16 @@ class Template:
             self._text = ENV.from_string(tree)
         except TemplateSyntaxError as err:
             raise ExpressionSyntaxError(f"syntax error in {_quote(source)}: {err.message}") from err
+        except Exception as err:  # Python cannot compile what Jinja made of it
+            raise ExpressionSyntaxError(f"cannot compile {_quote(source)}: {_compile_problem(err)}") from err
         inner = _single_expression(source)
         if inner is not None:
             try:
                 self._native = ENV.compile_expression(inner, undefined_to_none=False)._template
-            except TemplateSyntaxError:
+            except Exception:
                 self._native = None  # fall back to rendering as text
             match = _CALL.match(inner)
-            if match is not None:
+            if match is not None and match.group(1) not in CONTEXT_GLOBALS:
                 self._call = match.group(1)
 
     def evaluate(self, context: dict[str, Any]) -> Any:
@@ -86,13 +87,24 @@ class Template:
                     pass
                 value = jinja_ctx.vars["result"]
                 return value if type(value) in SCALARS else as_data(value)
-            return ENV.concat(self._text.root_render_func(new_context(self._text, context)))
+            jinja_ctx = new_context(self._text, context)
+            return jinja_ctx.join_output(self._text.root_render_func(jinja_ctx))
         except ExpressionError as err:
             raise ExpressionError(f"expression {_quote(self.source)}: {err}") from err
         except TemplateError as err:
             raise ExpressionError(f"expression {_quote(self.source)}: {err.message or err}") from err
         except Exception as err:
             raise ExpressionError(f"expression {_quote(self.source)}: {type(err).__name__}: {err}") from err
+
+
+def _compile_problem(err: Exception) -> str:
+    if isinstance(err, RecursionError):
+        return "it nests too deeply"
+    if isinstance(err, SyntaxError):
+        return f"it nests too deeply ({err.msg})"
+    if isinstance(err, UnicodeError):
+        return "it holds a character that is not valid text (a lone surrogate)"
+    return f"{type(err).__name__}: {err}"
 
 
 def _quote(source: str) -> str:

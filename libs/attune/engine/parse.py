@@ -10,11 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import yaml
-
+from ._document import load_document
 from ._parse_tasks import parse_publish, parse_task
-from ._problems import Problems, is_number, where
-from .errors import SpecError, WorkflowSpecError
+from ._problems import Problems, is_number, is_seconds, where
+from .errors import WorkflowSpecError
 from .spec import TaskSpec, WorkflowSpec
 
 __all__ = ["parse_workflow", "workflow_action_refs"]
@@ -43,14 +42,7 @@ def parse_workflow(document: Mapping[str, Any] | str, *, source: str) -> Workflo
     Raises WorkflowSpecError listing every problem found.
     """
     p = Problems(source)
-    if isinstance(document, str):
-        try:
-            document = yaml.safe_load(document)
-        except yaml.YAMLError as err:
-            raise WorkflowSpecError([SpecError(source, "document", f"invalid YAML: {err}")]) from err
-    if not isinstance(document, Mapping):
-        raise WorkflowSpecError([SpecError(source, "document", f"must be a mapping, got {type(document).__name__}")])
-    doc = dict(document)
+    doc = load_document(document, source)
     for key in doc:
         if key not in TOP_FIELDS:
             p.add(f"field {key}", "unknown field")
@@ -154,7 +146,7 @@ def _parse_output_map(raw: Any, p: Problems) -> tuple[tuple[str, Any], ...]:
 def _timeout(raw: Any, p: Problems) -> float | None:
     if raw is None:
         return None
-    if not is_number(raw) or raw <= 0:
+    if not is_seconds(raw) or raw <= 0:
         p.add("field timeout", f"must be a number of seconds > 0, got {raw!r}")
         return None
     return float(raw)
@@ -188,6 +180,6 @@ def _parameters(raw: Any, p: Problems) -> dict[str, Any]:
     for name, schema in raw.items():
         if not isinstance(schema, dict):
             p.add(f"field parameters.{name}", f"must be a schema map (type, description, default, ...), got {schema!r}")
-        elif "type" in schema and schema["type"] not in _PARAM_TYPES:
+        elif "type" in schema and (not isinstance(schema["type"], str) or schema["type"] not in _PARAM_TYPES):
             p.add(f"field parameters.{name}.type", f"unknown type {schema['type']!r}")
     return dict(raw)

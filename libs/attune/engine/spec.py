@@ -13,6 +13,8 @@ from typing import Any
 __all__ = ["RetrySpec", "TaskSpec", "TransitionSpec", "WorkflowSpec"]
 
 Publish = tuple[tuple[str, Any], ...]
+#: The longest retry wait, in seconds: a century.
+_LONGEST_WAIT = 100 * 365 * 24 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -26,16 +28,17 @@ class RetrySpec:
     when: str | None = None
 
     def delay_before(self, retry_number: int) -> float:
-        """Seconds to wait before retry ``retry_number`` (1-based)."""
+        """Seconds to wait before retry ``retry_number`` (1-based), at most a century (so a long
+        exponential backoff neither overflows nor sets a timer that never fires)."""
         if self.backoff == "linear":
             wait = self.delay * retry_number
         elif self.backoff == "exponential":
-            wait = self.delay * (2 ** (retry_number - 1))
+            wait = self.delay * 2.0 ** min(retry_number - 1, 1000)
         else:
             wait = self.delay
         if self.max_delay is not None:
             wait = min(wait, self.max_delay)
-        return float(wait)
+        return min(float(wait), _LONGEST_WAIT)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -4,7 +4,8 @@ Each entry is a key → JSON value, so the coordinator persists only the entries
 event changed (``Step.changed``), never a whole snapshot. Entry keys:
 
 ==========================  ===================================================
-``wf``                      status, closing reason, errors (+ how many more), caps, depth, flags
+``wf``                      status, closing reason, errors (+ how many more), caps, template limits,
+                            depth, flags
 ``params``                  the workflow's parameters
 ``v:<name>``                ``{"value": …}`` a workflow variable (``vars``; last write wins)
 ``res:<task>``              ``{"value": …}`` the latest result of ``<task>``
@@ -31,6 +32,7 @@ from typing import Any
 
 from attune.states import WORKFLOW_TERMINAL
 
+from ._bounds import DEFAULT_LIMITS, TemplateLimits
 from ._states import RUNNING
 from .errors import WorkflowStateError
 
@@ -58,10 +60,18 @@ class WorkflowState:
         self.open_joins: dict[str, None] = {}
         for key in entries:
             self._index(key, present=True)
+        #: What each template evaluation may build and do, as the workflow was started with.
+        self.template_limits = TemplateLimits.from_meta(entries[_META])
 
     @classmethod
     def new(
-        cls, *, parameters: dict[str, Any], depth: int = 0, run_cap: int = 1000, depth_cap: int = 10
+        cls,
+        *,
+        parameters: dict[str, Any],
+        depth: int = 0,
+        run_cap: int = 1000,
+        depth_cap: int = 10,
+        template_limits: TemplateLimits = DEFAULT_LIMITS,
     ) -> WorkflowState:
         """A fresh state for a workflow about to ``start``; ``depth`` is its nesting level."""
         meta: dict[str, Any] = {
@@ -73,6 +83,7 @@ class WorkflowState:
             "run_cap": run_cap,
             "started": False,
             "timeout_timer": False,
+            **template_limits.to_meta(),
         }
         return cls({_META: meta, "params": dict(parameters)})
 
