@@ -103,7 +103,7 @@ class Settings:
     max_pack_path_length: int = 255
     # Each YAML file of a pack: its size (and its scalars' text once aliases are expanded), its
     # aliases, its values once aliases are expanded, and its nesting.
-    max_yaml_bytes: int = 256 * 1024
+    max_yaml_bytes: int = 512 * 1024
     max_yaml_aliases: int = 1000
     max_yaml_nodes: int = 100_000
     max_yaml_depth: int = 32

@@ -42,6 +42,7 @@ from attune.grpcutil.errors import (
     InvalidArgument,
     NotFound,
     Violation,
+    invalid_field,
     rpc_errors,
 )
 from attune.grpcutil.server import RpcContext
@@ -194,6 +195,8 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     ) -> registry_pb2.UpdateActionResponse:
         """Replaces an action's mutable fields; a changed ref, pack or name is refused. A retried
         request_id returns the original response and changes nothing."""
+        if not request.id and not request.action.ref:
+            raise invalid_field("id", "is required (or action.ref)")
         logged = logged_request(_RPC["UpdateAction"], request, registry_pb2.UpdateActionResponse)
         if (original := await self._request_log.original(logged)) is not None:
             return original
@@ -231,7 +234,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         self, request: registry_pb2.GetActionRequest, context: RpcContext
     ) -> registry_pb2.GetActionResponse:
         """One action by ref."""
-        found = await self._select_one(actions.c.ref == request.ref)
+        found = await self._select_one(actions.c.ref == _required_ref(request.ref))
         if found is None:
             raise NotFound(f"no action {request.ref!r}")
         return registry_pb2.GetActionResponse(action=found.to_proto())
@@ -253,8 +256,9 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         self, request: registry_pb2.DeleteActionRequest, context: RpcContext
     ) -> registry_pb2.DeleteActionResponse:
         """Deletes an action by ref (executions keep their action_ref)."""
+        ref = _required_ref(request.ref)
         async with self._db.write() as conn:
-            result = await conn.execute(actions.delete().where(actions.c.ref == request.ref))
+            result = await conn.execute(actions.delete().where(actions.c.ref == ref))
         self._cache.invalidate()
         if result.rowcount == 0:
             raise NotFound(f"no action {request.ref!r}")
@@ -264,6 +268,13 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         async with self._db.read() as conn:
             row = (await conn.execute(sa.select(actions).where(where))).mappings().first()
         return ActionRecord.from_row(row) if row is not None else None
+
+
+def _required_ref(ref: str) -> str:
+    """`ref` of a request, which must name an action."""
+    if not ref:
+        raise invalid_field("ref", "is required")
+    return ref
 
 
 def _created_before(

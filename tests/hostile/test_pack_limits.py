@@ -342,7 +342,7 @@ def yaml_cases(ref: str) -> dict[str, tuple[bytes, bytes, str]]:
         "bytes": (
             action_file(ref, "description: '" + "x" * (LIMITS.yaml.max_bytes - fixed) + "'\n"),
             action_file(ref, "description: '" + "x" * (LIMITS.yaml.max_bytes - fixed + 1) + "'\n"),
-            "over the limit of 262,144 bytes for a YAML file (ATTUNE_MAX_YAML_BYTES)",
+            f"over the limit of {LIMITS.yaml.max_bytes:,} bytes for a YAML file (ATTUNE_MAX_YAML_BYTES)",
         ),
         "aliases": (
             action_file(ref, anchor),

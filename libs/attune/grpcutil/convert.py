@@ -4,11 +4,13 @@ states to and from their proto enums."""
 from __future__ import annotations
 
 import json
+import math
 from typing import Any, Literal, cast
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from attune.common.v1 import common_pb2
+from attune.grpcutil.errors import invalid_field
 from attune.states import ExecutionState
 from attune.workflow.v1 import workflow_pb2
 
@@ -24,18 +26,61 @@ def _ints_back(value: Any) -> Any:
     return value
 
 
-def dict_from_struct(struct: struct_pb2.Struct) -> dict[str, Any]:
-    """A plain dict from a Struct, integral numbers as int."""
-    plain: dict[str, Any] = _ints_back(json_format.MessageToDict(struct))
+def dict_from_struct(struct: struct_pb2.Struct, *, field: str = "") -> dict[str, Any]:
+    """A plain dict from a Struct, integral numbers as int. A NaN or an infinity, which a Struct
+    may carry but JSON cannot, is InvalidArgument naming where it is, under `field` (the Struct's
+    own path in its request, e.g. "parameters")."""
+    try:
+        plain: dict[str, Any] = _ints_back(json_format.MessageToDict(struct))
+    except ValueError as err:  # json_format refuses a non-finite number
+        where = _non_finite_number(struct, field)
+        if where is None:
+            raise
+        raise invalid_field(where, "is not a finite number (JSON has no NaN or Infinity)") from err
     return plain
 
 
+def _non_finite_number(struct: struct_pb2.Struct, field: str) -> str | None:
+    """The path of a NaN or infinite number in `struct`, or None."""
+    pending = [(f"{field}.{key}" if field else key, value) for key, value in struct.fields.items()]
+    while pending:
+        path, value = pending.pop()
+        kind = value.WhichOneof("kind")
+        if kind == "number_value" and not math.isfinite(value.number_value):
+            return path
+        if kind == "struct_value":
+            pending += [(f"{path}.{key}", item) for key, item in value.struct_value.fields.items()]
+        elif kind == "list_value":
+            pending += [(f"{path}[{i}]", item) for i, item in enumerate(value.list_value.values)]
+    return None
+
+
 def struct_from_dict(value: dict[str, Any] | None) -> struct_pb2.Struct:
-    """A Struct from a JSON-compatible dict (None → empty)."""
+    """A Struct from a JSON-compatible dict (None → empty). What JSON has no number for becomes
+    text, so that any client can print it: a NaN or infinite number (Python's json reads and
+    writes them, as in a result `{"sum": Infinity}`) the string "NaN", "Infinity" or "-Infinity",
+    an integer beyond a double its digits; any other value that is not JSON its `str`."""
     struct = struct_pb2.Struct()
-    if value:
-        struct.update(json.loads(json.dumps(value, default=str)))
+    if not value:
+        return struct
+    text = json.dumps(value, default=str)
+    # A bare NaN or Infinity is rare: only then is it parsed with a hook (the words in a string are left alone).
+    plain = json.loads(text, parse_constant=str) if "NaN" in text or "Infinity" in text else json.loads(text)
+    try:
+        struct.update(plain)
+    except OverflowError:  # an integer too large for a double, which a Struct's numbers are
+        struct = struct_pb2.Struct()
+        struct.update(json.loads(text, parse_constant=str, parse_int=_int_or_digits))
     return struct
+
+
+def _int_or_digits(digits: str) -> int | str:
+    number = int(digits)
+    try:
+        float(number)
+    except OverflowError:
+        return digits
+    return number
 
 
 def timestamp(seconds: float | None) -> timestamp_pb2.Timestamp | None:

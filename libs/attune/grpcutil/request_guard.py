@@ -13,7 +13,9 @@ it in turn, so it runs first. The wrapped handler:
   `UNKNOWN Unexpected DecodeError`;
 - holds a unary request to the limits of `RequestLimits` by field name, on the request and the
   singular messages in it (`CreateActionRequest.action.ref`): `request_id`, refs and names, enum
-  values the contract does not define, `page_size`, `timeout_seconds`;
+  values the contract does not define, `page_size`, `timeout_seconds`, and ids, refs, names and
+  `request_id` holding a NUL character, which PostgreSQL's text cannot hold (a statement with
+  one fails there: it was INTERNAL);
 - answers an exception that escapes a handler without `rpc_errors` with `status_for`'s status, not
   gRPC's UNKNOWN with the exception's text.
 """
@@ -42,6 +44,8 @@ Behavior = Callable[..., Any]
 COLUMN_WIDTH = 255
 _REQUEST_ID_FIELDS = frozenset({"request_id"})
 _NAME_FIELDS = frozenset({"ref", "action_ref", "pack", "name"})
+# Fields whose text is looked up or stored as it is: no NUL in them.
+_IDENTIFYING_FIELDS = _REQUEST_ID_FIELDS | _NAME_FIELDS | {"id", "execution_id", "parent_id"}
 _INTEGER_TYPES = frozenset({FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_INT64})
 # How far into singular messages the limits look (CreateActionRequest.action.ref is 2 deep).
 _NESTING = 2
@@ -104,6 +108,8 @@ class _FieldCheck:
         if field.type == FieldDescriptor.TYPE_ENUM:
             known = field.enum_type.values_by_number
             return None if value in known else f"{value} is not a known {field.enum_type.name} value"
+        if field.type == FieldDescriptor.TYPE_STRING and "\0" in value:
+            return "contains a NUL character, which no id or name can hold"
         if name in _REQUEST_ID_FIELDS:
             return _too_long(value, limits.request_id_length)
         if name in _NAME_FIELDS:
@@ -142,7 +148,7 @@ def _limited_fields(descriptor: Descriptor, prefix: tuple[str, ...], depth: int)
                 yield from _limited_fields(field.message_type, names, depth + 1)
         elif (
             field.type == FieldDescriptor.TYPE_ENUM
-            or (field.type == FieldDescriptor.TYPE_STRING and field.name in _REQUEST_ID_FIELDS | _NAME_FIELDS)
+            or (field.type == FieldDescriptor.TYPE_STRING and field.name in _IDENTIFYING_FIELDS)
             or (field.type in _INTEGER_TYPES and field.name == "page_size")
             or (field.type == FieldDescriptor.TYPE_DOUBLE and field.name == "timeout_seconds")
         ):
