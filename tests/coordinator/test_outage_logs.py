@@ -25,12 +25,12 @@ tasks:
 OUTAGE_S = 1.5
 
 
+# An outage of PostgreSQL (connections disallowed, sessions ended); SQLite has no server to lose.
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 async def test_an_outage_is_one_line_per_kind_and_no_traceback(
     harness: Harness, caplog: pytest.LogCaptureFixture
 ) -> None:
     url = harness.settings.database_url
-    if not url.startswith("postgresql"):
-        pytest.skip("an outage of PostgreSQL")
     wf = await harness.start_workflow(WAIT)
     [wait] = await harness.wait_requests(wf, 1)
     name = url.rsplit("/", 1)[1]

@@ -151,14 +151,14 @@ def _all(services: InProcess, status: int) -> Callable[[], Awaitable[bool]]:
     return check
 
 
+# PostgreSQL only: on SQLite the unmigrated database (above) stands for an outage.
+@pytest.mark.parametrize("fresh_cluster", ["postgres"], indirect=True)
 async def test_a_database_outage_is_unavailable_and_not_serving_then_heals(
     fresh_cluster: ClusterFactory, tmp_path: Path
 ) -> None:
     """PostgreSQL closed to connections and every session ended: the services answer UNAVAILABLE
     and say NOT_SERVING, log the outage once rather than per request, and recover by themselves."""
     cluster = await fresh_cluster(ATTUNE_HEALTH_CHECK_INTERVAL="0.2", ATTUNE_LOG_REPEAT_INTERVAL="60")
-    if not cluster.database_url.startswith("postgresql"):
-        pytest.skip("an outage of PostgreSQL; on SQLite the unmigrated database stands for it (above)")
     for name in SERVICES:
         await cluster.start_service(name)
     name = cluster.database_url.rsplit("/", 1)[1]
