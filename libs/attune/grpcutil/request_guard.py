@@ -215,22 +215,25 @@ class RequestGuard:
         assert handler.stream_stream is not None  # a handler has exactly one of the four kinds
         return grpc.stream_stream_rpc_method_handler(self._streamed(handler.stream_stream, method), **codecs)
 
-    async def _admit(self, request: Any, context: Context) -> None:
-        """Aborts the call when its request did not decode or is beyond a limit."""
+    def _refusal(self, request: Any) -> InvalidArgument | None:
+        """Why the call must be refused: its request did not decode or is beyond a limit. Plain
+        code, not a coroutine: an admitted call (nearly every one) awaits nothing here."""
         if isinstance(request, Undecodable):
-            await _abort(context, request.error())
+            return request.error()
         if isinstance(request, Message):
             violations = self._limits.violations(request)
             if violations:
                 text = "; ".join(f"{v.field}: {v.description}" for v in violations)
-                await _abort(context, InvalidArgument(f"request beyond a limit: {text}", violations))
+                return InvalidArgument(f"request beyond a limit: {text}", violations)
+        return None
 
     def _unary(self, behavior: Behavior, method: str) -> Behavior:
-        admit = self._admit
+        refusal = self._refusal
         if inspect.isasyncgenfunction(behavior):
 
             async def stream(request: Any, context: Context) -> AsyncIterator[Any]:
-                await admit(request, context)
+                if (refused := refusal(request)) is not None:
+                    await _abort(context, refused)
                 try:
                     async for response in behavior(request, context):
                         yield response
@@ -241,11 +244,12 @@ class RequestGuard:
 
             return stream
 
+        # `_wrap` wraps coroutine functions only: the behavior's result is always awaited.
         async def call(request: Any, context: Context) -> Any:
-            await admit(request, context)
+            if (refused := refusal(request)) is not None:
+                await _abort(context, refused)
             try:
-                result = behavior(request, context)
-                return await result if inspect.isawaitable(result) else result
+                return await behavior(request, context)
             except grpc.aio.AbortError:
                 raise
             except Exception as err:
