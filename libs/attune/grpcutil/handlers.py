@@ -15,8 +15,32 @@ from typing import Any, TypeAlias
 import grpc
 
 Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"  # generic only in the type stubs
+# A servicer method as grpc hands it over: (request or request iterator, context) -> response(s).
+Behavior = Callable[..., Any]
 #: Makes the served handler of a method (full name "/package.Service/Method") from the registered one.
 WrapHandler = Callable[[str, Handler], Handler]
+
+
+def rebuilt(
+    handler: Handler,
+    wrap: Callable[[Behavior, bool], Behavior],
+    *,
+    request_deserializer: Callable[[bytes], Any] | None = None,
+) -> Handler:
+    """`handler` serving `wrap(behavior, streamed)` in place of its behavior (`streamed`: the
+    requests come as a stream), and decoding with `request_deserializer` when one is given."""
+    codecs: dict[str, Any] = {
+        "request_deserializer": request_deserializer or handler.request_deserializer,
+        "response_serializer": handler.response_serializer,
+    }
+    if handler.unary_unary is not None:
+        return grpc.unary_unary_rpc_method_handler(wrap(handler.unary_unary, False), **codecs)
+    if handler.unary_stream is not None:
+        return grpc.unary_stream_rpc_method_handler(wrap(handler.unary_stream, False), **codecs)
+    if handler.stream_unary is not None:
+        return grpc.stream_unary_rpc_method_handler(wrap(handler.stream_unary, True), **codecs)
+    assert handler.stream_stream is not None  # a handler has exactly one of the four kinds
+    return grpc.stream_stream_rpc_method_handler(wrap(handler.stream_stream, True), **codecs)
 
 
 class _WrappedGenericHandler(grpc.GenericRpcHandler):

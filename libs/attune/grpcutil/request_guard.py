@@ -34,11 +34,10 @@ from google.protobuf.message import DecodeError, Message
 
 from attune.config import Settings
 from attune.grpcutil.errors import InvalidArgument, Violation, abort_for, to_status
+from attune.grpcutil.handlers import Behavior, Handler, rebuilt
 from attune.grpcutil.undecodable import undecodable_violation
 
 Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
-Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"  # generic only in the type stubs
-Behavior = Callable[..., Any]
 
 #: What the database's columns hold: a longer limit setting cannot be honoured.
 COLUMN_WIDTH = 255
@@ -196,24 +195,14 @@ class RequestGuard:
 
     def wrap(self, method: str, handler: Handler) -> Handler:
         """`handler` of `method` ("/package.Service/Method") wrapped (see the module's docstring)."""
-        return self._wrap(handler, method)
-
-    def _wrap(self, handler: Handler, method: str) -> Handler:
         behavior = handler.unary_unary or handler.unary_stream or handler.stream_unary or handler.stream_stream
         if not (inspect.iscoroutinefunction(behavior) or inspect.isasyncgenfunction(behavior)):
             return handler  # a synchronous servicer (none of ours): left as it is
-        codecs: dict[str, Any] = {
-            "request_deserializer": _safe_deserializer(handler.request_deserializer),
-            "response_serializer": handler.response_serializer,
-        }
-        if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(self._unary(handler.unary_unary, method), **codecs)
-        if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(self._unary(handler.unary_stream, method), **codecs)
-        if handler.stream_unary is not None:
-            return grpc.stream_unary_rpc_method_handler(self._streamed(handler.stream_unary, method), **codecs)
-        assert handler.stream_stream is not None  # a handler has exactly one of the four kinds
-        return grpc.stream_stream_rpc_method_handler(self._streamed(handler.stream_stream, method), **codecs)
+
+        def guarded(behavior: Behavior, streamed: bool) -> Behavior:
+            return self._streamed(behavior, method) if streamed else self._unary(behavior, method)
+
+        return rebuilt(handler, guarded, request_deserializer=_safe_deserializer(handler.request_deserializer))
 
     def _refusal(self, request: Any) -> InvalidArgument | None:
         """Why the call must be refused: its request did not decode or is beyond a limit. Plain

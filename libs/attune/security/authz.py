@@ -21,21 +21,19 @@ anything (`Authorizer.decided`); the others take the full path (`Authorizer.auth
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, NoReturn, Protocol, TypeAlias
+from typing import Any, NoReturn, Protocol
 
 import grpc
 
+from attune.grpcutil.handlers import Behavior, Handler, rebuilt
 from attune.security import caller
 from attune.security.identity import peer_identity
 from attune.security.policy import Rule, rule_for
 from attune.security.tokens import TokenRecord, bearer_of
 
 Context = grpc.aio.ServicerContext[Any, Any]
-# A servicer method as grpc hands it over: (request or request iterator, context) -> response(s).
-Behavior = Callable[..., Any]
-Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"  # generic only in the type stubs
 
 
 @dataclass(frozen=True)
@@ -144,18 +142,7 @@ class Authorization:
         if rule.open:
             return handler
         authorizer = Authorizer(method, rule, self._verifier)
-        codecs: dict[str, Any] = {
-            "request_deserializer": handler.request_deserializer,
-            "response_serializer": handler.response_serializer,
-        }
-        if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(_checked(handler.unary_unary, authorizer), **codecs)
-        if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(_checked(handler.unary_stream, authorizer), **codecs)
-        if handler.stream_unary is not None:
-            return grpc.stream_unary_rpc_method_handler(_checked(handler.stream_unary, authorizer), **codecs)
-        assert handler.stream_stream is not None  # a handler has exactly one of the four kinds
-        return grpc.stream_stream_rpc_method_handler(_checked(handler.stream_stream, authorizer), **codecs)
+        return rebuilt(handler, lambda behavior, _streamed: _checked(behavior, authorizer))
 
 
 def _checked(behavior: Behavior, authorizer: Authorizer) -> Behavior:
