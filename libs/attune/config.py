@@ -12,6 +12,8 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from attune.durations import parse_duration
+
 
 def default_home() -> Path:
     """Where the embedded database and caches live (`ATTUNE_HOME`, default ~/.attune)."""
@@ -68,9 +70,21 @@ class Settings:
     # How often a coordinator re-reads its outbox and takes over the commands committed at least
     # this long ago (and a few retry intervals) that nobody carried out: a dead replica's. 0: never.
     recovery_interval: float = 10.0
+    # How long a coordinator or completion replica's lease lasts (renewed every third of it): its
+    # pending commands are taken over by another replica only once it has expired (docs/operations.md).
+    lease_time: float = 10.0
+    # A coordinator or completion replica's id in its lease (default: generated at each start). A
+    # stable, unique one per replica (e.g. the pod name) lets a restarted replica resume its own
+    # pending work at once instead of after the lease time.
+    replica_id: str = ""
     # How long the scheduler keeps the response of a request that carried a request_id: a retry
     # within it returns the original response, a later one is a new request.
     request_log_ttl: float = 24 * 3600.0
+    # How long ended executions are kept (docs/operations.md, Retention): a duration such as 30d,
+    # 12h or seconds; 0 keeps them forever. The scheduler purges older ones every
+    # retention_interval seconds, in small batches.
+    retention: str = "30d"
+    retention_interval: float = 60.0
     worker_id: str = ""
     worker_capacity: int = 32
     # Comma-separated runtimes a worker may advertise (default: every runtime it detects).
@@ -90,6 +104,10 @@ class Settings:
     max_metadata_bytes: int = 8 * 1024
     # A result a worker submits; a larger one is stored cut down and marked "truncated".
     max_result_bytes: int = 3 * 1024 * 1024
+    # A workflow's result (its output as JSON), stored whole up to this, then cut down like an
+    # action's: it travels from the coordinator to the completion service in one message, whose
+    # limit is raised to hold it on that channel and that server only (attune.results).
+    max_workflow_result_bytes: int = 64 * 1024 * 1024
     # How often a service with a database checks that it is reachable and migrated (health).
     health_check_interval: float = 5.0
     # Repeats of one kind of log line (e.g. "database unavailable") within this interval are
@@ -172,6 +190,14 @@ class Settings:
         from dataclasses import replace
 
         return replace(self, **changes)
+
+    @property
+    def retention_seconds(self) -> float:
+        """ATTUNE_RETENTION in seconds (0: keep forever); ConfigError when it is not a duration."""
+        try:
+            return parse_duration(self.retention, name="ATTUNE_RETENTION")
+        except ValueError as err:
+            raise ConfigError(str(err)) from err
 
     @property
     def is_sqlite(self) -> bool:

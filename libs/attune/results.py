@@ -20,6 +20,13 @@ def result_limit(max_message_bytes: int) -> int:
     return max_message_bytes - min(_ENVELOPE_MAX, max_message_bytes // 4)
 
 
+def workflow_result_message_bytes(max_message_bytes: int, max_workflow_result_bytes: int) -> int:
+    """The message limit of the one call that carries a workflow's result (the coordinator's
+    SubmitResult to the completion service): room for the largest result stored whole, its
+    error and the envelope, and never less than the ordinary limit."""
+    return max(max_message_bytes, max_workflow_result_bytes + _ENVELOPE_MAX + error_limit(max_message_bytes))
+
+
 def error_limit(max_message_bytes: int) -> int:
     """The largest error text kept with a result."""
     return min(_ENVELOPE_MAX // 2, max_message_bytes // 8)

@@ -29,6 +29,10 @@ GOALS: dict[str, Goal] = {
     "engine_chain_10000_s": Goal(1.0, "s", lower=True),
     "engine_fanout_5000_s": Goal(1.0, "s", lower=True),
     "coordinator_rss_10000_workflows_mb": Goal(1024.0, "MB", lower=True),
+    # attune bench history (services/bench/history.py), with 1,000,000 executions stored.
+    "list_first_page_ms_p50": Goal(20.0, "ms", lower=True),
+    "get_execution_ms_p50": Goal(5.0, "ms", lower=True),
+    "noop_history_ratio": Goal(1.1, "x", lower=True),
 }
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
+from attune.durations import parse_duration
 from attune_services.cli.client import CliError
 from attune_services.cli.launcher import LaunchError
 from attune_services.cli.output import JSON, emit_json, progress
@@ -15,11 +17,13 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser], pa
     bench.add_argument(
         "suite",
         nargs="?",
-        choices=("core", "workflows"),
+        choices=("core", "workflows", "history", "faults"),
         default="core",
         help="core (default): no-op latency, throughput, shell overhead, idle memory; "
         "workflows: engine figures, an end-to-end fan-out and chain, "
-        "the coordinator's memory holding running workflows",
+        "the coordinator's memory holding running workflows; "
+        "history: listing, getting, a no-op and purging with --executions of history stored; "
+        "faults: lost, stuck, wrong and duplicated work and recovery time under injected faults",
     )
     bench.add_argument(
         "--database-url",
@@ -38,6 +42,18 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser], pa
         metavar="N",
         help="running workflows the coordinator holds while its memory is read",
     )
+    bench.add_argument(
+        "--executions", type=int, default=1_000_000, metavar="N", help="history: executions of history to store"
+    )
+    bench.add_argument(
+        "--purge-older-than",
+        default="50d",
+        metavar="DURATION",
+        help="history: purge what is older than this (default 50d of the 60 days stored)",
+    )
+    bench.add_argument("--short", action="store_true", help="faults: a tenth of the load and shorter long actions")
+    bench.add_argument("--scale", type=float, default=None, metavar="F", help="faults: the load times F (default 1)")
+    bench.add_argument("--faults", default="", metavar="NAMES", help="faults: comma-separated faults (default all)")
     bench.add_argument("--ready-timeout", type=float, default=120.0, metavar="S")
     bench.add_argument(
         "--insecure",
@@ -53,10 +69,14 @@ def bench_command(args: argparse.Namespace) -> int:
     from attune_services.bench.report import figures_table
     from attune_services.bench.suite import core_suite, workflow_suite
 
+    if args.suite == "faults":
+        return _faults(args)
     if min(args.samples, args.burst, args.fanout_width, args.chain_length, args.held_workflows) < 1:
         raise CliError("--samples, --burst, --fanout-width, --chain-length and --held-workflows must be at least 1")
     try:
-        if args.suite == "workflows":
+        if args.suite == "history":
+            figures = calibrated(lambda: _history(args), progress)
+        elif args.suite == "workflows":
             figures = calibrated(
                 lambda: workflow_suite(
                     args.database_url,
@@ -91,3 +111,51 @@ def bench_command(args: argparse.Namespace) -> int:
     else:
         print(figures_table(figures))
     return 0
+
+
+def _history(args: argparse.Namespace) -> dict[str, Any]:
+    """`attune bench history` (services/bench/history.py)."""
+    from attune_services.bench.history import history_suite
+
+    try:
+        purge_older_than = parse_duration(args.purge_older_than, name="--purge-older-than")
+    except ValueError as err:
+        raise CliError(str(err)) from err
+    if args.executions < 1 or purge_older_than <= 0:
+        raise CliError("--executions must be at least 1 and --purge-older-than more than 0")
+    return history_suite(
+        args.database_url,
+        count=args.executions,
+        samples=args.samples,
+        purge_older_than=purge_older_than,
+        ready_timeout=args.ready_timeout,
+        progress=progress,
+        secure=not args.insecure,
+    )
+
+
+def _faults(args: argparse.Namespace) -> int:
+    """`attune bench faults` (services/bench/faults/): a table per fault, or one JSON object."""
+    from attune_services.bench.faults import FAULT_NAMES, fault_options, fault_suite, faults_table
+
+    names = [name.strip() for name in args.faults.split(",") if name.strip()]
+    unknown = sorted(set(names) - set(FAULT_NAMES))
+    if unknown:
+        raise CliError(f"--faults: unknown {', '.join(unknown)}; choose from {', '.join(FAULT_NAMES)}")
+    try:
+        options = fault_options(
+            short=args.short, scale=args.scale, secure=not args.insecure, ready_timeout=args.ready_timeout
+        )
+        figures = fault_suite(args.database_url, names, options, progress)
+    except ValueError as err:
+        raise CliError(str(err)) from err
+    except LaunchError as err:
+        lines = str(err).splitlines()
+        raise CliError(lines[0], lines[1:]) from err
+    except RuntimeError as err:
+        raise CliError(f"benchmark failed: {err}") from err
+    if args.output == JSON:
+        emit_json(figures)
+    else:
+        print(faults_table(figures))
+    return 1 if figures.get("failed") else 0

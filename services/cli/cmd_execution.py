@@ -1,4 +1,4 @@
-"""``attune execution get|list|cancel|watch``."""
+"""``attune execution get|list|cancel|watch|result|purge``."""
 
 from __future__ import annotations
 
@@ -13,9 +13,11 @@ from attune.grpcutil.convert import execution_state_to_proto
 from attune.ids import new_id
 from attune.states import ACTIVE, TERMINAL, ExecutionState
 from attune_services.cli.client import Client, CliError
-from attune_services.cli.output import JSON, emit_json, execution_json, execution_text, iso_of, state_of, table
-from attune_services.cli.tree import TreeDisplay, build_tree
-from attune_services.cli.watching import follow, get_execution
+from attune_services.cli.fetching import add_children_option, shown, write_result
+from attune_services.cli.history_options import add_purge_parser, add_time_options, time_filters
+from attune_services.cli.output import JSON, emit_json, execution_json, iso_of, state_of, table
+from attune_services.cli.tree import TreeDisplay, TreeNode, build_tree, summary_node
+from attune_services.cli.watching import Followed, follow, get_execution
 
 # Plain strings: argparse shows the choices with repr() when it refuses one.
 STATES = sorted(state.value for state in ACTIVE | TERMINAL)
@@ -24,33 +26,53 @@ MAX_PAGE = 100
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser], parent: argparse.ArgumentParser) -> None:
-    """Adds ``execution get|list|cancel|watch``."""
+    """Adds ``execution get|list|cancel|watch|purge``."""
     execution = commands.add_parser("execution", help="inspect and control executions")
     sub = execution.add_subparsers(dest="execution_command", metavar="COMMAND", required=True)
     get = sub.add_parser("get", parents=[parent], help="show one execution with its children")
     get.add_argument("id", metavar="ID")
+    add_children_option(get)
     get.set_defaults(handler=get_command)
     listing = sub.add_parser("list", parents=[parent], help="list executions, newest first")
     listing.add_argument("--state", choices=STATES, help="only executions in this state")
     listing.add_argument("--action", default="", metavar="REF", help="only executions of this action")
     listing.add_argument("--parent", default="", metavar="ID", help="only children of this execution")
     listing.add_argument("--limit", type=int, default=50, metavar="N", help="at most N executions (default 50)")
+    add_time_options(listing)
     listing.set_defaults(handler=list_command)
     cancel = sub.add_parser("cancel", parents=[parent], help="cancel an execution")
     cancel.add_argument("id", metavar="ID")
     cancel.set_defaults(handler=cancel_command)
     watch = sub.add_parser("watch", parents=[parent], help="follow an execution (a workflow's task tree) live")
     watch.add_argument("id", metavar="ID")
+    add_children_option(watch)
     watch.set_defaults(handler=watch_command)
+    result = sub.add_parser("result", parents=[parent], help="write an execution's whole result (its JSON)")
+    result.add_argument("id", metavar="ID")
+    result.add_argument("--file", metavar="PATH", help="write it to PATH rather than stdout")
+    result.set_defaults(handler=result_command)
+    add_purge_parser(sub, parent)
 
 
 async def get_command(args: argparse.Namespace, client: Client) -> int:
-    """Prints the execution and its direct children."""
-    response = await get_execution(client, args.id)
+    """Prints the execution, its children's summary and first page (--children all: every one)."""
+    execution = await shown(client, await get_execution(client, args.id), args.children)
     if args.output == JSON:
-        emit_json(execution_json(response.execution, response.children))
+        emit_json(execution.json())
     else:
-        print(execution_text(response.execution, response.children))
+        print(execution.text())
+    return 0
+
+
+async def result_command(args: argparse.Namespace, client: Client) -> int:
+    """Writes the whole result, fetched in chunks, to stdout or --file (nothing when it has none)."""
+    if args.file:
+        with open(args.file, "wb") as out:
+            written = await write_result(client, args.id, out)
+        print(f"{written} bytes written to {args.file}", file=sys.stderr)
+        return 0
+    await write_result(client, args.id, sys.stdout.buffer)
+    sys.stdout.buffer.flush()
     return 0
 
 
@@ -60,6 +82,7 @@ async def list_command(args: argparse.Namespace, client: Client) -> int:
         raise CliError(f"--limit must be at least 1, got {args.limit}")
     found: list[execution_pb2.Execution] = []
     token = ""
+    created = time_filters(args)
     while len(found) < args.limit:
         request = execution_pb2.ListExecutionsRequest(
             state=execution_state_to_proto(args.state) if args.state else common_pb2.EXECUTION_STATE_UNSPECIFIED,
@@ -67,6 +90,7 @@ async def list_command(args: argparse.Namespace, client: Client) -> int:
             parent_id=args.parent,
             page_size=min(MAX_PAGE, args.limit - len(found)),
             page_token=token,
+            **created,
         )
         try:
             response = await client.executions.ListExecutions(request)
@@ -105,14 +129,24 @@ async def cancel_command(args: argparse.Namespace, client: Client) -> int:
 async def watch_command(args: argparse.Namespace, client: Client) -> int:
     """Redraws the task tree on every change until the execution ends; exit 0 when it succeeded."""
     display = TreeDisplay(sys.stderr if args.output == JSON else sys.stdout)
-    last = None
-    async for snapshot in follow(client, args.id):
-        last = snapshot
-        display.show(await build_tree(client, snapshot.execution, snapshot.children))
-    if last is None:
+    followed: Followed | None = None
+    async for message in follow(client, args.id):
+        followed = followed or Followed()
+        followed.update(message)
+        display.show(await _tree_of(client, followed))
+    if followed is None:
         raise CliError(f"execution {args.id}: the watch ended without any update")
-    final = await get_execution(client, args.id)
-    display.show(await build_tree(client, final.execution, final.children))
+    final = await shown(client, await get_execution(client, args.id), args.children)
+    followed.execution = final.execution
+    display.show(await _tree_of(client, followed))
     if args.output == JSON:
-        emit_json(execution_json(final.execution, final.children))
+        emit_json(final.json())
     return 0 if state_of(final.execution) == ExecutionState.SUCCEEDED else 1
+
+
+async def _tree_of(client: Client, followed: Followed) -> TreeNode:
+    """The task tree while every child is known; a workflow with more children is one line with
+    its summary."""
+    if followed.all_children_kept:
+        return await build_tree(client, followed.execution, followed.sorted_children())
+    return summary_node(followed.execution, followed.summary)

@@ -1,7 +1,9 @@
 """``attune run REF``: request an execution, optionally wait for it, report per docs/architecture.md, Interfaces.
 
 With ``--output json`` exactly one JSON object reaches stdout, whatever the outcome; the exit
-status is 0 only when the execution succeeded (or, without ``--wait``, was accepted).
+status is 0 only when the execution succeeded (or, without ``--wait``, was accepted). With
+``--wait`` it carries the children's summary and their first page (``--children all``: every
+child), and the whole result however large (fetched in chunks: fetching.py).
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from attune.ids import new_id
 from attune.states import ExecutionState
 from attune_services.cli.client import Client, CliError
 from attune_services.cli.cmd_action import fetch_action
-from attune_services.cli.output import JSON, emit_json, execution_json, execution_text, failure_json, progress, state_of
+from attune_services.cli.fetching import add_children_option, shown
+from attune_services.cli.output import JSON, emit_json, execution_json, failure_json, progress, state_of
 from attune_services.cli.params import build_parameters
 from attune_services.cli.watching import ProgressPrinter, wait_until_terminal
 
@@ -45,6 +48,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser], pa
         metavar="S",
         help="the execution's timeout in seconds (overrides the action's)",
     )
+    add_children_option(run)
     run.set_defaults(handler=run_action)
 
 
@@ -79,7 +83,9 @@ async def run_action(args: argparse.Namespace, client: Client) -> int:
                 print(execution.id)
             return 0
         progress(f"{args.ref} {execution.id}: requested")
-        final = await wait_until_terminal(client, execution.id, ProgressPrinter(progress))
+        final = await shown(
+            client, await wait_until_terminal(client, execution.id, ProgressPrinter(progress)), args.children
+        )
     except CliError as err:
         if args.output == JSON:
             emit_json(failure_json(args.ref, err.message, execution_id))
@@ -89,9 +95,9 @@ async def run_action(args: argparse.Namespace, client: Client) -> int:
             emit_json(failure_json(args.ref, "interrupted while waiting", execution_id))
         raise
     if args.output == JSON:
-        emit_json(execution_json(final.execution, final.children))
+        emit_json(final.json())
     else:
-        print(execution_text(final.execution, final.children))
+        print(final.text())
     state = state_of(final.execution)
     if state != ExecutionState.SUCCEEDED:
         progress(

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import signal
+import hashlib
 import time
 from pathlib import Path
-from types import FrameType
 
 from attune import eventloop
 from attune.config import Settings, default_home
@@ -14,10 +13,11 @@ from attune.security.tokens import ADMIN_TOKEN_FILE
 from attune_services.cli.client import CliError
 from attune_services.cli.launcher import SERVICES, TLS_FOLDER, Launcher, LaunchError, LaunchPlan
 from attune_services.cli.output import progress
+from attune_services.cli.stop_signals import Stop, StopSignals
+from attune_services.cli.supervisor import CrashLoop, RestartPolicy, Supervisor
 
-
-class Stop(Exception):
-    """SIGTERM or Ctrl-C: shut everything down."""
+#: How often `attune up` looks at its services: a crash is noticed within it.
+_SUPERVISE_INTERVAL = 0.2
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser], parent: argparse.ArgumentParser) -> None:
@@ -51,11 +51,23 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser], pa
         metavar="S",
         help="how long the services may take to become ready (default 120)",
     )
+    defaults = RestartPolicy()
+    up.add_argument(
+        "--restart-limit",
+        type=int,
+        default=defaults.limit,
+        metavar="N",
+        help="a service that exits is started again with backoff; one that exits N times within "
+        f"--restart-window stops attune up (default {defaults.limit})",
+    )
+    up.add_argument(
+        "--restart-window",
+        type=float,
+        default=defaults.window,
+        metavar="S",
+        help=f"the window of --restart-limit, in seconds (default {defaults.window:g})",
+    )
     up.set_defaults(handler=up_command, sync=True)
-
-
-def _raise_stop(signum: int, frame: FrameType | None) -> None:
-    raise Stop(signal.Signals(signum).name)
 
 
 def plan_from_args(args: argparse.Namespace, settings: Settings) -> LaunchPlan:
@@ -69,7 +81,17 @@ def plan_from_args(args: argparse.Namespace, settings: Settings) -> LaunchPlan:
             ports[name] = port
     if "worker" not in ports and settings.worker_address.endswith(":0"):
         ports["worker"] = 0  # a free port, so the worker's health can be checked
-    return LaunchPlan.local(home, database_url, ports=ports, settings=settings, secure=not args.insecure)
+    # One replica of each service, restarted in place after a crash: a stable replica id lets the
+    # coordinator and completion service resume their own pending work at once (docs/operations.md,
+    # ATTUNE_REPLICA_ID) instead of after the lease time.
+    env = {} if settings.replica_id else {"ATTUNE_REPLICA_ID": replica_id_of(Path(home))}
+    return LaunchPlan.local(home, database_url, ports=ports, env=env, settings=settings, secure=not args.insecure)
+
+
+def replica_id_of(home: Path) -> str:
+    """The replica id of `attune up`'s services in `home`: the same at every start, different for
+    two homes sharing a database."""
+    return "up-" + hashlib.sha256(str(home.resolve()).encode()).hexdigest()[:16]
 
 
 def _env_has_database() -> bool:
@@ -79,17 +101,20 @@ def _env_has_database() -> bool:
 
 
 def up_command(args: argparse.Namespace) -> int:
-    """Migrate, start, wait until ready, print the endpoints, run until SIGTERM or Ctrl-C."""
+    """Migrate, start, wait until ready, print the endpoints, supervise until SIGTERM or Ctrl-C."""
     settings = Settings.from_env()
     plan = plan_from_args(args, settings)
+    policy = RestartPolicy(limit=max(args.restart_limit, 1), window=args.restart_window)
     launcher = Launcher(plan)
-    previous = signal.signal(signal.SIGTERM, _raise_stop)
+    signals = StopSignals()
+    signals.install()
     try:
         progress(f"migrating {plan.database_url.split('@')[-1]}")
         launcher.migrate()
+        signals.check()  # a signal during a migration that ran its own event loop
         launcher.start()
         progress("starting " + ", ".join(f"{c.name} (pid {c.process.pid})" for c in launcher.children))
-        eventloop.run(launcher.wait_ready(args.ready_timeout))
+        eventloop.run(signals.until_stopped(launcher.wait_ready(args.ready_timeout)))
         for child in launcher.children:
             print(f"  {child.name:<12} {child.address:<22} log {child.log_path}")
         print(f"attune is ready — scheduler at {launcher.scheduler_address}", flush=True)
@@ -98,22 +123,26 @@ def up_command(args: argparse.Namespace) -> int:
             f"try: attune --address {launcher.scheduler_address} run examples.single_echo --wait"
             "   (Ctrl-C stops attune)"
         )
-        _run_until_stopped(launcher)
+        log_format = launcher.client_settings().log_format
+        _supervise(Supervisor(launcher, policy, report=progress, log_format=log_format), signals)
+        return 0  # not reached: only a signal or a crash loop ends supervision
+    except Stop as stop:
+        progress(f"stopping attune ({stop})")
         return 0
-    except (KeyboardInterrupt, Stop):
-        progress("stopping attune")
-        return 0
+    except CrashLoop as err:
+        raise CliError(str(err), err.tail) from err
     except LaunchError as err:
         raise CliError(str(err).splitlines()[0], str(err).splitlines()[1:]) from err
     finally:
-        # A second Ctrl-C must not leave children behind: stop() ends with SIGKILL anyway.
-        interrupt = signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signals.ignore()
         try:
-            launcher.stop(grace=settings.shutdown_grace + 2.0)
+            began = time.monotonic()
+            took = launcher.stop(report=progress)
+            if took:
+                each = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in took.items())
+                progress(f"stopped in {time.monotonic() - began:.1f}s ({each})")
         finally:
-            signal.signal(signal.SIGINT, interrupt)
-            signal.signal(signal.SIGTERM, previous)
+            signals.restore()
 
 
 def _print_credentials(plan: LaunchPlan) -> None:
@@ -131,12 +160,9 @@ def _print_credentials(plan: LaunchPlan) -> None:
     )
 
 
-def _run_until_stopped(launcher: Launcher) -> None:
-    """Sleeps in the foreground; a child that dies takes the whole platform down (exit 1)."""
+def _supervise(supervisor: Supervisor, signals: StopSignals) -> None:
+    """Watches the services in the foreground until a signal (Stop) or a crash loop (CrashLoop)."""
     while True:
-        time.sleep(0.5)
-        for child in launcher.children:
-            code = child.process.poll()
-            if code is not None:
-                tail = child.tail()
-                raise CliError(f"{child.name} exited with status {code}; its last output ({child.log_path}):", tail)
+        signals.check()  # one that arrived as the event loop of the start was closing
+        supervisor.check()
+        time.sleep(_SUPERVISE_INTERVAL)

@@ -7,7 +7,9 @@ Shared by ``attune up`` and ``attune bench`` (and usable by test harnesses)::
     launcher.migrate(); launcher.start()
     await launcher.wait_ready(timeout=60)        # raises LaunchError with the child's last stderr
     ...
-    launcher.stop()                              # SIGTERM, grace, SIGKILL
+    launcher.stop()                              # the worker drains first, then the others
+
+A service that exits while `attune up` runs is started again by `attune_services.cli.supervisor`.
 
 The services die with the launching process however it ends, SIGKILL included (PDEATHSIG), so
 a killed `attune up` leaves no service holding its ports.
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import functools
 import os
 import random
 import shutil
@@ -51,6 +54,7 @@ SERVICES: tuple[tuple[str, str, str], ...] = (
     ("scheduler", "attune_services.scheduler", "scheduler_address"),
     ("worker", "attune_services.worker", "worker_address"),
 )
+_STOP_POLL_S = 0.02
 BUNDLED_PACKS = ("core", "examples")
 #: In ATTUNE_HOME: the TLS material of `attune up`, and the marker of one running with --insecure.
 TLS_FOLDER = "tls"
@@ -188,6 +192,16 @@ def local_tls_dir(home: Path) -> Path | None:
     return None
 
 
+def exit_description(returncode: int) -> str:
+    """How a process ended, as a person reads it: "exited with status 1", "killed by SIGKILL"."""
+    if returncode < 0:
+        try:
+            return f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    return f"exited with status {returncode}"
+
+
 @dataclass
 class ServiceProcess:
     """One running child service and where its output goes."""
@@ -196,6 +210,8 @@ class ServiceProcess:
     address: str
     process: subprocess.Popen[bytes]
     log_path: Path
+    #: How many times it was started again after it exited (`Launcher.restart`).
+    restarts: int = 0
 
     def tail(self, lines: int = _TAIL_LINES) -> list[str]:
         """The last lines the child wrote to stderr/stdout."""
@@ -211,7 +227,7 @@ class ServiceProcess:
         if code is None:
             return None
         tail = "\n".join("  " + line for line in self.tail())
-        return f"{self.name} exited with status {code} during start; its last output ({self.log_path}):\n{tail}"
+        return f"{self.name} {exit_description(code)} during start; its last output ({self.log_path}):\n{tail}"
 
 
 class Launcher:
@@ -247,27 +263,40 @@ class Launcher:
         """Starts every service (``python -m attune_services.<svc>``), each logging to a file.
 
         Each is killed by the kernel when the thread that called this ends (PDEATHSIG follows
-        the thread): call it from the thread that lives as long as the services, the main one."""
+        the thread): call it, and `restart`, from the thread that lives as long as the services,
+        the main one."""
         prepare_home(self.plan)
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        env = self.plan.child_env()
-        prefix, preexec = _dying_with_us()
         for name, module, _ in SERVICES:
             log_path = self.log_dir / f"{name}.log"
-            log: IO[bytes] = log_path.open("wb")
-            try:
-                process = subprocess.Popen(
-                    [*prefix, sys.executable, "-m", module],
-                    env=worker_env(env) if name == "worker" else env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,  # Ctrl-C reaches us only; we stop the children in order
-                    preexec_fn=preexec,
-                )
-            finally:
-                log.close()
+            process = self._spawn(name, module, log_path, append=False)
             self.children.append(ServiceProcess(name, self.plan.addresses[name], process, log_path))
+
+    def restart(self, child: ServiceProcess) -> None:
+        """Starts `child`'s service again (it has exited), on the same address and settings; its
+        log goes on in the same file."""
+        if child.process.poll() is None:
+            raise RuntimeError(f"{child.name} (pid {child.process.pid}) is still running")
+        module = next(module for name, module, _ in SERVICES if name == child.name)
+        child.process = self._spawn(child.name, module, child.log_path, append=True)
+        child.restarts += 1
+
+    def _spawn(self, name: str, module: str, log_path: Path, *, append: bool) -> subprocess.Popen[bytes]:
+        env = self.plan.child_env()
+        prefix, preexec = _dying_with_us()
+        log: IO[bytes] = log_path.open("ab" if append else "wb")
+        try:
+            return subprocess.Popen(
+                [*prefix, sys.executable, "-m", module],
+                env=worker_env(env) if name == "worker" else env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # Ctrl-C reaches us only; we stop the children in order
+                preexec_fn=preexec,
+            )
+        finally:
+            log.close()
 
     def check_alive(self) -> None:
         """Raises LaunchError naming the first child that has exited."""
@@ -319,24 +348,63 @@ class Launcher:
                     raise LaunchError(f"{what} did not succeed in time: {err or 'timed out'}") from err
             await asyncio.sleep(0.2)
 
-    def stop(self, grace: float = 10.0) -> None:
-        """SIGTERM to every child, wait up to ``grace`` seconds, then SIGKILL what is left."""
-        for child in reversed(self.children):  # the worker first: it hands back its work
-            if child.process.poll() is None:
-                child.process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        for child in self.children:
-            try:
-                child.process.wait(timeout=max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                child.process.kill()
-                child.process.wait()
+    def stop(self, grace: float | None = None, *, report: Callable[[str], None] | None = None) -> dict[str, float]:
+        """Stops the worker, then the other services; returns how long each took (seconds).
+
+        The worker stops alone, while every other service is up, so each result it sends is
+        stored and nothing it ran is left `running`. It gets the time its drain may take
+        (`ATTUNE_SHUTDOWN_GRACE` for running actions, `ATTUNE_KILL_GRACE` to cancel the rest,
+        `ATTUNE_SHUTDOWN_GRACE` for the completion service to acknowledge their results) plus
+        `grace`, then SIGKILL. Then the others together, each given `grace` (default
+        `ATTUNE_SHUTDOWN_GRACE` + 2 s): every hand-off between them is durable (an outbox row,
+        re-sent until acknowledged, ignored when it arrives twice), so no order loses anything,
+        and together they stop in the time of the slowest. `report` is told what is stopping."""
+        settings = Settings.from_env(self.plan.child_env())
+        grace = settings.shutdown_grace + 2.0 if grace is None else grace
+        running = {c.name: c.process for c in self.children if c.process.poll() is None}
+        took: dict[str, float] = {}
+        if "worker" in running:
+            if report is not None:
+                report(
+                    f"stopping the worker: no new work; running actions get {settings.shutdown_grace:g}s "
+                    "(ATTUNE_SHUTDOWN_GRACE), then are cancelled and reported"
+                )
+            worker_time = 2 * settings.shutdown_grace + settings.kill_grace + grace
+            took.update(_stop_processes({"worker": running.pop("worker")}, worker_time))
+        if running:
+            if report is not None:
+                report("stopping " + ", ".join(running))
+            took.update(_stop_processes(running, grace))
+        return took
 
     def pids(self) -> dict[str, int]:
         """Each service's process id."""
         return {child.name: child.process.pid for child in self.children}
 
 
+def _stop_processes(processes: Mapping[str, subprocess.Popen[bytes]], timeout: float) -> dict[str, float]:
+    """SIGTERM to each, up to `timeout` seconds to exit, then SIGKILL; returns the seconds each took."""
+    began = time.monotonic()
+    for process in processes.values():
+        process.send_signal(signal.SIGTERM)
+    took: dict[str, float] = {}
+    while True:
+        now = time.monotonic()
+        for name, process in processes.items():
+            if name in took:
+                continue
+            if process.poll() is not None:
+                took[name] = now - began
+            elif now - began > timeout:
+                process.kill()
+                process.wait()
+                took[name] = time.monotonic() - began
+        if len(took) == len(processes):
+            return took
+        time.sleep(_STOP_POLL_S)
+
+
+@functools.cache
 def _dying_with_us() -> tuple[list[str], Callable[[], None] | None]:
     """What makes a service die with this process, however it ends: PR_SET_PDEATHSIG (SIGKILL,
     like its parent's death), set in the child by util-linux `setpriv` before it execs the

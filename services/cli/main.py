@@ -47,7 +47,10 @@ def _add_global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> N
         "--address",
         metavar="HOST:PORT",
         default=default if suppress else None,
-        help="the scheduler's address (default $ATTUNE_ADDRESS, else the local scheduler)",
+        help=(
+            "the scheduler's address, or a comma-separated list of its replicas' to fail over "
+            "between (default $ATTUNE_ADDRESS, else the local scheduler)"
+        ),
     )
     parser.add_argument(
         "--token",

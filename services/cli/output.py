@@ -50,27 +50,61 @@ def result_of(execution: execution_pb2.Execution) -> dict[str, Any] | None:
 
 
 def child_json(child: execution_pb2.Execution) -> dict[str, Any]:
-    """One child of the JSON contract: id, action_ref, state, [task], result, error."""
+    """One child of the JSON contract: id, action_ref, state, [task], result, error; a result too
+    large for a child's view is null, with result_truncated, result_size_bytes and result_preview
+    (`attune execution result ID` writes it whole)."""
     entry: dict[str, Any] = {"id": child.id, "action_ref": child.action_ref, "state": state_of(child)}
     if child.HasField("link") and child.link.task_name:
         entry["task"] = child.link.task_name
     entry["result"] = result_of(child)
+    if child.result_truncated:
+        entry |= {
+            "result_truncated": True,
+            "result_size_bytes": child.result_size_bytes,
+            "result_preview": child.result_preview,
+        }
     entry["error"] = child.error or None
     return entry
 
 
+def summary_json(summary: execution_pb2.ChildrenSummary) -> dict[str, Any]:
+    """A children summary: {"total": N, "by_state": {"succeeded": N, ...}}."""
+    by_state = {execution_state_from_proto(s.state): s.count for s in summary.by_state}
+    return {"total": summary.total, "by_state": by_state}
+
+
+def summary_text(summary: execution_pb2.ChildrenSummary) -> str:
+    """A children summary in one line: "100000 children: 99990 succeeded, 10 running"."""
+    counts = ", ".join(f"{s.count} {execution_state_from_proto(s.state)}" for s in summary.by_state)
+    return f"{summary.total} children" + (f": {counts}" if counts else "")
+
+
 def execution_json(
-    execution: execution_pb2.Execution, children: Sequence[execution_pb2.Execution] = ()
+    execution: execution_pb2.Execution,
+    children: Sequence[execution_pb2.Execution] = (),
+    *,
+    summary: execution_pb2.ChildrenSummary | None = None,
+    next_page_token: str = "",
+    result: Any = None,
 ) -> dict[str, Any]:
-    """The JSON contract of docs/architecture.md, Interfaces: {id, action_ref, state, result, error, children}."""
-    return {
+    """The JSON contract of docs/architecture.md, Interfaces: {id, action_ref, state, result, error,
+    children}, and with a `summary` of children (an execution without children keeps the plain
+    contract): children_summary ({total, by_state}) and, when `children` is not all of them,
+    children_next_page_token (ListExecutions with parent_id). `result`
+    replaces the execution's own when it carries only a preview (fetched whole)."""
+    doc: dict[str, Any] = {
         "id": execution.id,
         "action_ref": execution.action_ref,
         "state": state_of(execution),
-        "result": result_of(execution),
+        "result": result if result is not None else result_of(execution),
         "error": execution.error or None,
         "children": [child_json(c) for c in children],
     }
+    if summary is not None and summary.total:
+        doc["children_summary"] = summary_json(summary)
+        if next_page_token:
+            doc["children_next_page_token"] = next_page_token
+    return doc
 
 
 def failure_json(action_ref: str, error: str, execution_id: str | None = None) -> dict[str, Any]:
@@ -89,8 +123,16 @@ def progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def execution_text(execution: execution_pb2.Execution, children: Sequence[execution_pb2.Execution] = ()) -> str:
-    """A human-readable description of an execution and its children."""
+def execution_text(
+    execution: execution_pb2.Execution,
+    children: Sequence[execution_pb2.Execution] = (),
+    *,
+    summary: execution_pb2.ChildrenSummary | None = None,
+    result: Any = None,
+) -> str:
+    """A human-readable description of an execution and its children (those given: the summary
+    counts them all)."""
+    summary_total = len(children) if summary is None else summary.total
     lines = [
         f"id:          {execution.id}",
         f"action:      {execution.action_ref}",
@@ -112,15 +154,17 @@ def execution_text(execution: execution_pb2.Execution, children: Sequence[execut
             lines.append(f"{label + ':':<13}{text}")
     if execution.error:
         lines.append(f"error:       {execution.error}")
-    result = result_of(execution)
+    result = result if result is not None else result_of(execution)
     if result is not None:
         lines.append("result:")
         lines += ["  " + line for line in json.dumps(result, indent=2, default=str).splitlines()]
     if children:
-        lines.append("children:")
+        lines.append("children:" if len(children) == summary_total else f"children (first {len(children)}):")
         for child in children:
             task = f" task={child.link.task_name}" if child.HasField("link") and child.link.task_name else ""
             lines.append(f"  {child.id}  {child.action_ref:<28} {state_of(child):<10}{task}")
+    if summary is not None and summary.total:
+        lines.append(summary_text(summary))
     return "\n".join(lines)
 
 

@@ -15,7 +15,7 @@ from attune.execution.v1 import execution_pb2
 from attune.grpcutil.convert import execution_state_from_proto
 from attune.workflow.v1 import workflow_pb2
 from attune_services.cli.client import Client
-from attune_services.cli.output import seconds_of, state_of
+from attune_services.cli.output import seconds_of, state_of, summary_text
 
 MAX_DEPTH = 10
 
@@ -41,6 +41,13 @@ class TreeNode:
 def _node_of_execution(execution: execution_pb2.Execution, key: str, label: str) -> TreeNode:
     started = seconds_of(execution.started_at) or seconds_of(execution.created_at)
     return TreeNode(key, label, state_of(execution), started, seconds_of(execution.finished_at))
+
+
+def summary_node(execution: execution_pb2.Execution, summary: execution_pb2.ChildrenSummary) -> TreeNode:
+    """The execution as one line with its children's summary: the tree of a workflow with more
+    children than a display can follow (their counts change as they run)."""
+    label = f"{execution.action_ref}  {execution.id}  ({summary_text(summary)})"
+    return _node_of_execution(execution, execution.id, label)
 
 
 async def _workflow_run(client: Client, execution_id: str) -> workflow_pb2.WorkflowRun | None:

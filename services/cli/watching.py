@@ -1,8 +1,15 @@
-"""Following an execution until it ends: WatchExecution, resumed if the stream breaks."""
+"""Following an execution until it ends: WatchExecution, resumed if the stream breaks.
+
+A watch sends a snapshot (the execution, its children's summary and first page), then a message
+per change: the execution, or one child, with the summary as of then. `Followed` folds them into
+what a display needs; `ProgressPrinter` turns them into progress lines (the summary, not a line
+per child, once a workflow has more children than a page).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import TypeAlias
 
@@ -11,11 +18,17 @@ import grpc
 from attune.execution.v1 import execution_pb2
 from attune.states import TERMINAL
 from attune_services.cli.client import Client
-from attune_services.cli.output import state_of
+from attune_services.cli.output import state_of, summary_text
 
 Snapshot: TypeAlias = execution_pb2.WatchExecutionResponse
 _RESUME_ATTEMPTS = 20
 _RESUME_DELAY = 0.25
+#: Up to this many children, progress has a line per child's change; above, the summary.
+PER_CHILD_LINES = 100
+#: Seconds between two summary lines.
+SUMMARY_INTERVAL = 1.0
+#: Up to this many children, `Followed` keeps each one (for the task tree of `execution watch`).
+KEPT_CHILDREN = 1000
 
 
 async def follow(client: Client, execution_id: str) -> AsyncIterator[Snapshot]:
@@ -41,7 +54,12 @@ async def follow(client: Client, execution_id: str) -> AsyncIterator[Snapshot]:
         # The stream ended without a terminal snapshot: check once, then resume watching.
         current = await get_execution(client, execution_id)
         if state_of(current.execution) in TERMINAL:
-            yield execution_pb2.WatchExecutionResponse(execution=current.execution, children=current.children)
+            yield execution_pb2.WatchExecutionResponse(
+                execution=current.execution,
+                children=current.children,
+                children_summary=current.children_summary,
+                next_page_token=current.next_page_token,
+            )
             return
         await asyncio.sleep(_RESUME_DELAY)
 
@@ -60,22 +78,60 @@ async def get_execution(client: Client, execution_id: str) -> execution_pb2.GetE
 async def wait_until_terminal(
     client: Client, execution_id: str, on_snapshot: Callable[[Snapshot], None] | None = None
 ) -> execution_pb2.GetExecutionResponse:
-    """Follows the execution to its end; returns the final GetExecution (with every child)."""
+    """Follows the execution to its end; returns the final GetExecution (its children's summary
+    and first page: see fetching.py for the rest)."""
     async for snapshot in follow(client, execution_id):
         if on_snapshot is not None:
             on_snapshot(snapshot)
     return await get_execution(client, execution_id)
 
 
+class Followed:
+    """What a watch has shown so far: the execution, its children's summary, and each child seen
+    (the first page, then each that changed) while there are at most KEPT_CHILDREN."""
+
+    def __init__(self) -> None:
+        self.execution = execution_pb2.Execution()
+        self.summary = execution_pb2.ChildrenSummary()
+        self.children: dict[str, execution_pb2.Execution] = {}
+
+    def update(self, message: Snapshot) -> None:
+        """Folds in one message of the watch."""
+        if not message.is_change:
+            self.children = {}
+        self.execution = message.execution
+        self.summary = message.children_summary
+        if self.summary.total <= KEPT_CHILDREN:
+            for child in message.children:
+                self.children[child.id] = child
+        else:
+            self.children = {}
+
+    @property
+    def all_children_kept(self) -> bool:
+        """Whether `children` holds every child (a snapshot showed each, or changes did since)."""
+        return self.summary.total <= KEPT_CHILDREN and len(self.children) >= self.summary.total
+
+    def sorted_children(self) -> list[execution_pb2.Execution]:
+        """The children kept, oldest first."""
+        return [self.children[key] for key in sorted(self.children)]
+
+
 class ProgressPrinter:
-    """Turns snapshots into one stderr line per state change of the execution or a child."""
+    """Turns watch messages into stderr lines: one per state change of the execution or a child,
+    or, for a workflow of more than PER_CHILD_LINES children, its summary every SUMMARY_INTERVAL."""
 
     def __init__(self, emit: Callable[[str], None]) -> None:
         self.emit = emit
         self.seen: dict[str, str] = {}
+        self._summary = ""
+        self._summary_at = 0.0
 
     def __call__(self, snapshot: Snapshot) -> None:
-        for execution in [snapshot.execution, *snapshot.children]:
+        many = snapshot.children_summary.total > PER_CHILD_LINES
+        if many:
+            self._summary_line(snapshot)
+        for execution in [snapshot.execution, *([] if many else snapshot.children)]:
             state = state_of(execution)
             if self.seen.get(execution.id) == state:
                 continue
@@ -83,3 +139,11 @@ class ProgressPrinter:
             task = execution.link.task_name if execution.HasField("link") else ""
             label = f"task {task} ({execution.action_ref})" if task else execution.action_ref
             self.emit(f"{label} {execution.id}: {state}")
+
+    def _summary_line(self, snapshot: Snapshot) -> None:
+        text = summary_text(snapshot.children_summary)
+        now = time.monotonic()
+        ended = state_of(snapshot.execution) in TERMINAL
+        if text != self._summary and (ended or now - self._summary_at >= SUMMARY_INTERVAL):
+            self._summary, self._summary_at = text, now
+            self.emit(f"{snapshot.execution.action_ref} {snapshot.execution.id}: {text}")

@@ -1,10 +1,19 @@
 """Delivers workflow children's outcomes to the coordinator, durably (docs/architecture.md, Durability).
 
-`outcome_outbox` rows are written in the same transaction as the terminal state. The forwarder
-sends them as TaskOutcome batches on one long-lived CoordinatorService.ReportOutcomes stream and
-deletes a row only once the coordinator acks it; until then the row stays, so a coordinator that
-is down or restarting gets everything when it returns. Rows committed by this process are sent at
-once; a poll every second picks up rows left by other replicas or by a previous run.
+`outcome_outbox` rows are written in the same transaction as the terminal state, stamped with
+this replica's lease id (attune.storage.leases). The forwarder sends them as TaskOutcome batches
+on one long-lived CoordinatorService.ReportOutcomes stream and deletes a row only once the
+coordinator acks it; until then the row stays, so a coordinator that is down or restarting gets
+everything when it returns. Rows committed by this process are sent at once.
+
+What is re-sent, and when: everything unacked goes again on each new stream, and a new stream
+waits for the channel to connect (`wait_for_ready`), so outcomes move again as soon as the
+channel reaches the coordinator (its reconnect backoff: attune.grpcutil.channel). A poll every
+second queues this replica's own rows it lost track of, and takes over the rows of replicas
+whose lease has expired (a stopped one releases its lease: at once), never a live replica's.
+Rows unacked on a live stream for RESEND_UNACKED_S go again (a safety net: the coordinator
+applies an outcome again by itself while its database is away, so that only covers what it
+could not apply at all).
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ from typing import Any
 
 import grpc
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from attune.background import BackgroundTask
 from attune.common.v1 import common_pb2
@@ -26,8 +36,10 @@ from attune.grpcutil.convert import execution_state_to_proto
 from attune.internal.workflow.v1 import workflow_pb2 as coordinator_pb2
 from attune.internal.workflow.v1 import workflow_pb2_grpc as coordinator_pb2_grpc
 from attune.logs import ThrottledLog
+from attune.results import fit_result, result_limit
 from attune.storage import Database, log_failed_round
 from attune.storage.batching import GroupCommitter
+from attune.storage.leases import ReplicaLease, owned_by_dead_replica
 from attune.storage.schema import executions, outcome_outbox
 from attune_services.completion.store import Outcome
 
@@ -40,6 +52,13 @@ _OutcomeStream = grpc.aio.StreamStreamCall[
 ]
 
 POLL_SECONDS = 1.0
+#: A new stream is opened at most this long after the last one ended (it then waits for the
+#: channel to connect).
+RECONNECT_MAX_S = 1.0
+#: Rows sent on a live stream and not acked for this long are sent again.
+RESEND_UNACKED_S = 30.0
+#: The `service_leases` kind of completion replicas.
+LEASE_KIND = "completion"
 #: Acknowledged rows are deleted in batches gathered over this long: a chain's outcomes arrive
 #: one at a time, and a statement per row cost as much as storing the result. A row that outlives
 #: a crash here is sent again, and the coordinator acks duplicates without applying them.
@@ -52,9 +71,13 @@ _MESSAGE_MARGIN = 64 * 1024
 class OutcomeForwarder:
     """Owns the ReportOutcomes stream; `notify(items)` after outbox rows are committed."""
 
-    def __init__(self, db: Database, settings: Settings, *, poll_seconds: float = POLL_SECONDS) -> None:
+    def __init__(
+        self, db: Database, settings: Settings, *, lease: ReplicaLease, poll_seconds: float = POLL_SECONDS
+    ) -> None:
         self._db = db
         self._settings = settings
+        self._lease = lease  # this replica's: its id is on the rows it commits (see `_poll`)
+        self._claimed_at = 0.0  # monotonic time of the last claim of dead replicas' rows
         self._poll_seconds = poll_seconds
         # Known outbox rows not yet on the stream, in order: the outcome when the store handed it
         # over, None when it must be read from the database (polled, or re-sent after a break).
@@ -80,6 +103,7 @@ class OutcomeForwarder:
     def start(self) -> None:
         """Starts the background loop."""
         self._channel = open_channel(self._settings.coordinator_address, self._settings)
+        self._lease.on_regained = self._regained
         self._loop.start()
 
     async def drain(self) -> None:
@@ -127,11 +151,13 @@ class OutcomeForwarder:
             if healthy:
                 backoff = retry  # it had been working: retry promptly
             await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 10 * retry)
+            backoff = min(backoff * 2, RECONNECT_MAX_S)
 
     async def _session(self) -> None:
         assert self._channel is not None
-        call = coordinator_pb2_grpc.CoordinatorServiceStub(self._channel).ReportOutcomes()
+        # Waits for the channel to connect rather than failing at once: the stream starts, and
+        # what is unacked goes again, the moment the coordinator is reachable.
+        call = coordinator_pb2_grpc.CoordinatorServiceStub(self._channel).ReportOutcomes(wait_for_ready=True)
         receiver = asyncio.create_task(self._receive(call))
         sender = asyncio.create_task(self._send(call))
         try:
@@ -174,11 +200,15 @@ class OutcomeForwarder:
             if now >= next_poll:
                 await self._poll()
                 next_poll = now + self._poll_seconds
-            if self._pending:
+            if self._pending and not self._lease.valid:
+                pass  # a peer may take these rows over meanwhile: sent once the lease is renewed
+            elif self._pending:
                 batch = list(self._pending.items())[:_READ_BATCH]
                 for execution_id, _ in batch:
                     del self._pending[execution_id]
-                outcomes = [_task_outcome(known) for _, known in batch if known is not None]
+                outcomes = [
+                    _task_outcome(known, self._settings.max_message_bytes) for _, known in batch if known is not None
+                ]
                 unknown = [execution_id for execution_id, known in batch if known is None]
                 if unknown:
                     outcomes += await self._load(unknown)
@@ -198,21 +228,43 @@ class OutcomeForwarder:
                 pass
 
     async def _poll(self) -> None:
-        """Finds outbox rows nobody is sending (other replicas' leftovers, a previous run's, or
-        rows sent long ago and never acked). Fresh rows are left to the replica that wrote them."""
-        resend_before = time.monotonic() - max(30.0, 20 * self._settings.retry_interval)
+        """Takes over the rows of replicas whose lease has expired (every third of a lease time,
+        and only with a `steady` lease of its own), then queues its own rows nobody is sending:
+        claimed ones, ones it lost track of, and ones unacked for RESEND_UNACKED_S. Fresh rows are
+        left to the stream they are on their way to."""
+        claimed: set[str] = set()
+        if self._lease.steady and time.monotonic() - self._claimed_at >= self._lease.ttl / 3:
+            async with self._db.write() as conn:
+                claimed = await _claim(conn, owner=self._lease.id, unowned_before=time.time() - 2 * self._poll_seconds)
+            self._claimed_at = time.monotonic()
+        resend_before = time.monotonic() - RESEND_UNACKED_S
+        fresh_after = time.time() - 2 * self._poll_seconds
+        for execution_id, created_at in await self._own_rows():
+            if execution_id in self._pending or (created_at > fresh_after and execution_id not in claimed):
+                continue
+            sent_at = self._in_flight.get(execution_id)
+            if sent_at is None or sent_at < resend_before:
+                self._in_flight.pop(execution_id, None)
+                self._pending.setdefault(execution_id, None)
+
+    async def _own_rows(self) -> list[tuple[str, float]]:
+        """This replica's outbox rows, oldest first (up to _READ_BATCH): execution id, created_at."""
+        o = outcome_outbox
         async with self._db.read() as conn:
             rows = await conn.execute(
-                sa.select(outcome_outbox.c.execution_id)
-                .where(outcome_outbox.c.created_at < time.time() - 2 * self._poll_seconds)
-                .order_by(outcome_outbox.c.created_at)
+                sa.select(o.c.execution_id, o.c.created_at)
+                .where(o.c.owner == self._lease.id)
+                .order_by(o.c.created_at)
                 .limit(_READ_BATCH)
             )
-            for (execution_id,) in rows:
-                sent_at = self._in_flight.get(execution_id)
-                if sent_at is None or sent_at < resend_before:
-                    self._in_flight.pop(execution_id, None)
-                    self._pending.setdefault(execution_id, None)
+            return [(row.execution_id, row.created_at) for row in rows]
+
+    async def _regained(self) -> None:
+        """This replica's lease was renewed after a lapse: rows a peer took over meanwhile leave
+        the queue (those on the stream are acked once, whoever sends them)."""
+        own = {execution_id for execution_id, _ in await self._own_rows()}
+        for execution_id in [i for i in self._pending if i not in own]:
+            del self._pending[execution_id]
 
     async def _load(self, ids: Sequence[str]) -> list[coordinator_pb2.TaskOutcome]:
         """The outcomes of these outbox rows; rows whose execution is gone are deleted."""
@@ -222,7 +274,7 @@ class OutcomeForwarder:
         else:  # one round trip on the asyncpg connection: this read is on every workflow step's path
             async with self._db.asyncpg() as raw:
                 rows = [Outcome(*record) for record in await raw.fetch(_LOAD_PG, list(ids))]
-        outcomes = [_task_outcome(row) for row in rows]
+        outcomes = [_task_outcome(row, self._settings.max_message_bytes) for row in rows]
         orphans = set(ids) - {row.id for row in rows}
         if orphans:
             log.warning("outbox rows without an execution dropped: %s", sorted(orphans))
@@ -259,7 +311,20 @@ _LOAD_PG = (
 )
 
 
-def _task_outcome(row: Outcome | Any) -> coordinator_pb2.TaskOutcome:
+async def _claim(conn: AsyncConnection, *, owner: str, unowned_before: float) -> set[str]:
+    """Makes `owner` the owner of the rows of completion replicas without a live lease, and of
+    rows without an owner (from before leases) older than `unowned_before`; their execution ids.
+    One UPDATE: of two replicas claiming at once, each row goes to one."""
+    o = outcome_outbox
+    dead = owned_by_dead_replica(o.c.owner, LEASE_KIND, time.time())
+    unowned = sa.and_(o.c.owner.is_(None), o.c.created_at < unowned_before)
+    rows = await conn.execute(sa.update(o).where(sa.or_(dead, unowned)).values(owner=owner).returning(o.c.execution_id))
+    return set(rows.scalars())
+
+
+def _task_outcome(row: Outcome | Any, max_message_bytes: int) -> coordinator_pb2.TaskOutcome:
+    # A nested workflow's result may be stored larger than a message (ATTUNE_MAX_WORKFLOW_RESULT_BYTES):
+    # its parent gets it cut down as an action's would be, so that the outcome still travels.
     return coordinator_pb2.TaskOutcome(
         execution_id=row.id,
         link=common_pb2.WorkflowLink(
@@ -270,7 +335,7 @@ def _task_outcome(row: Outcome | Any) -> coordinator_pb2.TaskOutcome:
             attempt=row.attempt or 0,
         ),
         state=execution_state_to_proto(row.state),
-        result_json=(row.result or "").encode(),
+        result_json=fit_result((row.result or "").encode(), result_limit(max_message_bytes)),
         error=row.error or "",
     )
 

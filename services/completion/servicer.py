@@ -60,7 +60,9 @@ def terminal_result_of(message: completion_pb2.ExecutionResult, settings: Settin
         raise NotTerminal(f'result for execution {message.execution_id} has state "{shown}", which is not terminal')
     result = None
     if message.result_json:
-        limit = result_bytes_limit(settings)
+        # A workflow's result comes from the coordinator, on a call allowed to carry more.
+        workflow = message.reporter == "coordinator"
+        limit = settings.max_workflow_result_bytes if workflow else result_bytes_limit(settings)
         fitted = fit_result(message.result_json, limit)
         if len(fitted) < len(message.result_json):
             _truncations.warning(

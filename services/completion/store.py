@@ -65,8 +65,8 @@ WITH v AS (
     RETURNING e.id, e.workflow_execution_id, e.parent_id, e.task_name, e.task_run, e.item_index, e.attempt,
               e.started_at
 ), outbox AS (
-    INSERT INTO outcome_outbox (execution_id, workflow_execution_id, created_at)
-    SELECT id, workflow_execution_id, $7 FROM changed WHERE workflow_execution_id IS NOT NULL
+    INSERT INTO outcome_outbox (execution_id, workflow_execution_id, created_at, owner)
+    SELECT id, workflow_execution_id, $7, $8::text FROM changed WHERE workflow_execution_id IS NOT NULL
 )
 SELECT id, workflow_execution_id, parent_id, task_name, task_run, item_index, attempt, started_at FROM changed
 """
@@ -82,8 +82,8 @@ WITH changed AS (
     WHERE id = $1 AND state NOT IN ({", ".join(f"'{state}'" for state in sorted(TERMINAL))})
     RETURNING id, workflow_execution_id, parent_id, task_name, task_run, item_index, attempt, started_at
 ), outbox AS (
-    INSERT INTO outcome_outbox (execution_id, workflow_execution_id, created_at)
-    SELECT id, workflow_execution_id, $7 FROM changed WHERE workflow_execution_id IS NOT NULL
+    INSERT INTO outcome_outbox (execution_id, workflow_execution_id, created_at, owner)
+    SELECT id, workflow_execution_id, $7, $8::text FROM changed WHERE workflow_execution_id IS NOT NULL
 )
 SELECT id, workflow_execution_id, parent_id, task_name, task_run, item_index, attempt, started_at FROM changed
 """
@@ -147,8 +147,10 @@ class ResultStore:
         on_outbox: Callable[[Sequence[str | Outcome]], None],
         on_completed: Callable[[list[TerminalResult], list[str]], None] | None = None,
         max_batch: int = 1000,
+        owner: str | None = None,
     ) -> None:
         self._db = db
+        self._owner = owner  # the replica whose forwarder sends the outbox rows (its lease id)
         self._on_outbox = on_outbox
         self._on_completed = on_completed
         self._committer: GroupCommitter[TerminalResult, StoreOutcome] = GroupCommitter(
@@ -227,6 +229,7 @@ class ResultStore:
                     "execution_id": r.execution_id,
                     "workflow_execution_id": current[r.execution_id].workflow_execution_id,
                     "created_at": now,
+                    "owner": self._owner,
                 }
                 for r in to_apply
                 if current[r.execution_id].workflow_execution_id
@@ -247,7 +250,15 @@ class ResultStore:
             if len(items) == 1:
                 (r,) = items
                 changed = await raw.fetch(
-                    _STORE_ONE_PG, r.execution_id, r.state, r.result, r.error, r.finished_at, r.started_at, time.time()
+                    _STORE_ONE_PG,
+                    r.execution_id,
+                    r.state,
+                    r.result,
+                    r.error,
+                    r.finished_at,
+                    r.started_at,
+                    time.time(),
+                    self._owner,
                 )
             else:
                 changed = await raw.fetch(
@@ -259,6 +270,7 @@ class ResultStore:
                     [r.finished_at for r in items],
                     [r.started_at for r in items],
                     time.time(),
+                    self._owner,
                 )
             current = {row["id"]: CurrentRow(first[row["id"]].state, row["workflow_execution_id"]) for row in changed}
             missed = [i for i in first if i not in current]  # duplicates, late or unknown: rare

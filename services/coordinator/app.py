@@ -17,9 +17,11 @@ from attune.internal.completion.v1 import completion_pb2_grpc
 from attune.internal.execution.v1 import execution_pb2_grpc as child_pb2_grpc
 from attune.internal.workflow.v1 import workflow_pb2 as coordinator_pb2
 from attune.internal.workflow.v1 import workflow_pb2_grpc as coordinator_pb2_grpc
+from attune.results import workflow_result_message_bytes
 from attune.security.sealing import sealer_from_settings
 from attune.storage import Database, retry_while_unavailable
-from attune_services.coordinator.carrier import Carrier
+from attune.storage.leases import ReplicaLease
+from attune_services.coordinator.carrier import LEASE_KIND, Carrier
 from attune_services.coordinator.definitions import DefinitionCache
 from attune_services.coordinator.servicer import CoordinatorServicer
 from attune_services.coordinator.timers import TimerLoop
@@ -35,18 +37,40 @@ class CoordinatorApp:
         self.settings = settings
         self.db = Database(settings.database_url)
         self._scheduler_channel = open_channel(settings.scheduler_address, settings)
-        self._completion_channel = open_channel(settings.completion_address, settings)
+        # It sends a workflow's result whole, up to ATTUNE_MAX_WORKFLOW_RESULT_BYTES (attune.results).
+        self._completion_channel = open_channel(
+            settings.completion_address,
+            settings,
+            max_send_bytes=workflow_result_message_bytes(
+                settings.max_message_bytes, settings.max_workflow_result_bytes
+            ),
+        )
         # Opens workflows' secret parameters in memory; seals the stored entries that hold them.
         sealer = sealer_from_settings(settings)
+        # This replica's lease: its id marks the commands it commits, which no other replica
+        # takes over while the lease is renewed (carrier.py).
+        self.lease = ReplicaLease(
+            self.db,
+            kind=LEASE_KIND,
+            ttl=settings.lease_time,
+            retry=settings.retry_interval,
+            replica_id=settings.replica_id or None,
+        )
         self.carrier = Carrier(
             db=self.db,
             settings=settings,
+            lease=self.lease,
             children=child_pb2_grpc.ChildExecutionServiceStub(self._scheduler_channel),
             completion=completion_pb2_grpc.CompletionServiceStub(self._completion_channel),
             sealer=sealer,
         )
         self.workflows = Workflows(
-            db=self.db, settings=settings, definitions=DefinitionCache(self.db), carrier=self.carrier, sealer=sealer
+            db=self.db,
+            settings=settings,
+            definitions=DefinitionCache(self.db),
+            carrier=self.carrier,
+            sealer=sealer,
+            owner=self.lease.id,
         )
         self.timers = TimerLoop(db=self.db, settings=settings, fire=self.workflows.fire_timer)
         self.workflows.on_timer_set = self.timers.wake
@@ -57,11 +81,14 @@ class CoordinatorApp:
         coordinator_pb2_grpc.add_CoordinatorServiceServicer_to_server(self._servicer, server)
 
     async def start(self) -> None:
-        """Recovers committed-but-not-carried-out commands, then starts the loops, among them
-        the recovery sweep (every `recovery_interval`: what other replicas committed and died
-        before carrying out). The recovery read waits for a database that is not reachable yet
-        (or an SQLite file another process is closing) instead of failing the start."""
+        """Takes its lease, recovers committed-but-not-carried-out commands of replicas without a
+        live lease, then starts the loops, among them the lease renewal and the recovery sweep
+        (what other replicas committed and died before carrying out, once their lease expires).
+        The first reads wait for a database that is not reachable yet (or an SQLite file another
+        process is closing) instead of failing the start."""
+        await retry_while_unavailable(self.lease.renew, what="taking the coordinator lease")
         await retry_while_unavailable(self.carrier.recover, what="recovering commands")
+        self.lease.start()
         self.carrier.start()
         self.timers.start()
 
@@ -70,11 +97,13 @@ class CoordinatorApp:
         await self.timers.close()
         await self.carrier.close()
         await self.workflows.drain()
+        await self.lease.close()  # released: a restart or a peer resumes what is left at once
 
     async def close(self) -> None:
         """Stops the loops and releases channels and the connection pool."""
         await self.timers.close()
         await self.carrier.close()
+        await self.lease.close()
         await self._scheduler_channel.close()
         await self._completion_channel.close()
         await self.db.close()

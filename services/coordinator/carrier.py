@@ -4,11 +4,14 @@ workflows' results to the completion service.
 Everything here is already durable in the coordinator's tables before it is queued (an outbox):
 `task_runs.dispatched = false`, `task_runs.cancel_requested`, `workflow_executions.finish_reported
 = false`. The queues are an in-memory index of those rows; a failed call leaves its items queued
-and retries after `retry_interval`. `recover()` rebuilds the queues from the database at start,
-and `sweep()`, every `recovery_interval`, takes over what another replica committed and died
-before carrying out (replicas share nothing but the database). Requests are idempotent
-downstream (request_id per task run, SubmitResult per execution), so sending one again after a
-crash, or from two replicas at once, never runs a task twice.
+and retries after `retry_interval`.
+
+Each replica holds a lease (attune.storage.leases) and records its id on the rows it commits
+(`task_runs.owner`, `workflow_executions.result_owner`). `recover()` at start and `sweep()`,
+every third of a lease time, take over the rows of replicas whose lease has expired or was
+released (replicas share nothing but the database), never a live replica's: however slow it is,
+its commands are sent once. Requests are idempotent downstream all the same (request_id per task
+run, SubmitResult per execution), so sending one again after a crash never runs a task twice.
 
 Only what may succeed later is sent again (`RETRIED`): an answer that would be the same every
 time ends the item. A child request the scheduler refuses that way fails its task run with the
@@ -37,17 +40,26 @@ from attune.internal.completion.v1 import completion_pb2, completion_pb2_grpc
 from attune.internal.execution.v1 import execution_pb2 as child_pb2
 from attune.internal.execution.v1 import execution_pb2_grpc as child_pb2_grpc
 from attune.logs import ThrottledLog
+from attune.results import fit_result
 from attune.security.sealing import Sealer
 from attune.states import ExecutionState
 from attune.storage import Database, log_failed_round
 from attune.storage.batching import GroupCommitter
+from attune.storage.leases import ReplicaLease
 from attune.storage.schema import task_runs
 from attune_services.coordinator.child_requests import ChildRequester
 from attune_services.coordinator.commands import PendingChild, PendingFinish, Refusal
 from attune_services.coordinator.pg_steps import mark_dispatched_asyncpg
 from attune_services.coordinator.rows import DispatchedChild, RunRef
 from attune_services.coordinator.secrets import open_request
-from attune_services.coordinator.store import mark_dispatched, mark_finish_reported, read_outbox
+from attune_services.coordinator.store import (
+    Claimed,
+    Outbox,
+    claim_outbox,
+    mark_dispatched,
+    mark_finish_reported,
+    read_outbox,
+)
 
 log = logging.getLogger(__name__)
 # While a peer or the database is away every round fails alike: one line per kind per interval.
@@ -62,9 +74,12 @@ CANCEL_WINDOW = 128
 FINISH_BATCH = 64
 #: Accepted children are recorded in batches gathered over this long (see `_record`).
 RECORD_LINGER_S = 0.05
-#: The sweep takes over commands at least this many retry intervals old (and one recovery
-#: interval): younger ones may be on their way out of a live replica.
+#: The sweep takes over rows without an owner (from before leases) at least this many retry
+#: intervals old (and one recovery interval); it queues its own rows it does not hold once they
+#: are this many retry intervals old (and a second): younger ones may be on their way to its queues.
 SWEEP_GRACE_RETRIES = 4
+#: The `service_leases` kind of coordinator replicas.
+LEASE_KIND = "coordinator"
 #: Codes that say the peer could not answer now (down or stopping, slow, the call cut short): the
 #: child request or cancel is sent again after `retry_interval`. Any other code is the peer's
 #: answer and would be the same next time: INTERNAL and UNKNOWN (a bug, or a row the database
@@ -91,11 +106,13 @@ class Carrier:
         *,
         db: Database,
         settings: Settings,
+        lease: ReplicaLease,
         children: child_pb2_grpc.ChildExecutionServiceStub,
         completion: completion_pb2_grpc.CompletionServiceStub,
         sealer: Sealer | None = None,
     ) -> None:
         self._db = db
+        self._lease = lease  # this replica's: its id is recorded on what it commits (see `sweep`)
         self._sealer = sealer  # opens the sealed requests of task runs holding a secret
         self._settings = settings
         self._completion = completion
@@ -107,6 +124,8 @@ class Carrier:
             self._write_dispatched, max_batch=DISPATCH_BATCH, linger=RECORD_LINGER_S
         )
         self._cancels: set[RunRef] = set()
+        self._delivered: set[RunRef] = set()  # cancels delivered whose runs have not ended yet
+        self._own_read_at = time.monotonic()  # the start-up recovery has just read them
         self._finishes: dict[str, PendingFinish] = {}
         self._wake = {name: asyncio.Event() for name in ("dispatch", "cancel", "finish")}
         self._loops: list[BackgroundTask] = []
@@ -121,6 +140,7 @@ class Carrier:
         # Half the message limit: a batch the scheduler would refuse as too large is never sent.
         self._batch_bytes = max(settings.max_message_bytes // 2, 1)
         self._sweep_grace = max(settings.recovery_interval, SWEEP_GRACE_RETRIES * settings.retry_interval)
+        self._own_grace = max(1.0, SWEEP_GRACE_RETRIES * settings.retry_interval)
         self.on_refused: Callable[[Sequence[Refusal]], Awaitable[None]] = _nothing
         self.on_reported: Callable[[Sequence[str]], None] = lambda ids: None
 
@@ -132,7 +152,8 @@ class Carrier:
         self._wake["dispatch"].set()
 
     def add_cancels(self, runs: Sequence[RunRef]) -> None:
-        self._cancels.update(runs)
+        # A cancel already delivered is not sent again (the run's row stays pending until it ends).
+        self._cancels.update(ref for ref in runs if ref not in self._delivered)
         self._wake["cancel"].set()
         self._wake["dispatch"].set()
 
@@ -148,30 +169,63 @@ class Carrier:
     # --- life cycle --------------------------------------------------------------------------
 
     async def recover(self) -> None:
-        """Re-queues, from the database, every command that was committed but not carried out."""
-        await self._take_over(committed_before=None)
+        """At start: takes over every command of a replica without a live lease (one stopped
+        cleanly released its lease, so a restart resumes its work at once; a killed one's lease
+        expires within the lease time) and those written before leases."""
+        await self._take_over(claim=True, unowned_before=None, own_before=None)
 
     async def sweep(self) -> None:
-        """Takes over the commands committed more than a grace period ago (a recovery interval,
-        at least SWEEP_GRACE_RETRIES retry intervals) and still not carried out, that this
-        process does not hold (queued, in flight, being recorded): a dead replica's, which
-        nobody else would ever send. A live replica still sending one of them (its peer was
-        down) may send it too: harmless, as the scheduler answers a known request_id with the
-        same execution, a cancel is idempotent (its request_id is per task run; one this process
-        delivered is delivered again at each sweep until the run ends), and the completion
-        service stores a result once and acknowledges a duplicate."""
-        await self._take_over(committed_before=time.time() - self._sweep_grace)
+        """Takes over the commands of replicas whose lease has expired (and, after a grace period,
+        rows written before leases), then queues this replica's own rows it does not hold:
+        claimed ones at once, others committed at least a moment ago (one committed just now may
+        be on its way to the queues). A live replica's rows are never touched, however slow it is:
+        nothing is sent twice. A replica whose own lease lapsed claims nothing until it is
+        `steady` again (after a database outage every lease looks expired for a moment)."""
+        now = time.time()
+        claim = self._lease.steady
+        if not claim and not self._lease.valid:
+            return  # a peer may be taking this replica's rows over: see `_regained`
+        await self._take_over(claim=claim, unowned_before=now - self._sweep_grace, own_before=now - self._own_grace)
 
-    async def _take_over(self, *, committed_before: float | None) -> None:
-        """Queues the outbox rows (committed before `committed_before`, if given) this process
-        does not hold. What it holds is noted before the read as well as after: an item carried
-        out while the read ran may still be pending in the read's snapshot of the rows."""
+    async def _regained(self) -> None:
+        """Called when this replica's lease is renewed after a lapse: a peer may have taken over
+        some of its commands meanwhile. What it no longer owns leaves its queues (unless already
+        on its way); what it still owns is queued again."""
+        await self._take_over(claim=False, unowned_before=None, own_before=None, prune=True)
+
+    async def _take_over(
+        self, *, claim: bool, unowned_before: float | None, own_before: float | None, prune: bool = False
+    ) -> None:
+        """Claims (if `claim`) the rows of dead replicas, then queues this replica's outbox rows
+        it does not hold: claimed ones, and others committed before `own_before` (None: all).
+        What it holds is noted before the read as well as after: an item carried out while the
+        read ran may still be pending in the read's snapshot of the rows."""
         runs, cancels, finishes = self._held()
+        claimed = Claimed(set(), set())
+        if claim:
+            async with self._db.write() as conn:
+                claimed = await claim_outbox(
+                    conn, owner=self._lease.id, kind=LEASE_KIND, now=time.time(), unowned_before=unowned_before
+                )
+        if not (claimed.runs or claimed.finishes or own_before is None or self._own_read_due()):
+            return
         async with self._db.read() as conn:
-            outbox = await read_outbox(conn, committed_before=committed_before)
+            outbox = await read_outbox(conn, owner=self._lease.id)
+        self._own_read_at = time.monotonic()
+        if prune:
+            self._keep_only(outbox)
         runs_now, cancels_now, finishes_now = self._held()
         runs |= runs_now
-        children = [r for r in outbox.children if RunRef(r.workflow_id, r.run_key) not in runs]
+        self._delivered &= set(outbox.cancels)  # a cancel stays pending until its run ends
+
+        def due(claimed_now: bool, committed_at: float | None) -> bool:
+            return claimed_now or own_before is None or (committed_at or 0.0) < own_before
+
+        children = [
+            r
+            for r in outbox.children
+            if (ref := RunRef(r.workflow_id, r.run_key)) not in runs and due(ref in claimed.runs, r.started_at)
+        ]
         self.add_children(
             [
                 PendingChild.of(
@@ -189,10 +243,18 @@ class Carrier:
                 for r in children
             ]
         )
-        new_cancels = [ref for ref in outbox.cancels if ref not in cancels and ref not in cancels_now]
+        new_cancels = [
+            ref
+            for ref in outbox.cancels
+            if ref not in cancels and ref not in cancels_now and ref not in self._delivered
+        ]
         if new_cancels:
             self.add_cancels(new_cancels)
-        new_finishes = [r for r in outbox.finishes if r.id not in finishes and r.id not in finishes_now]
+        new_finishes = [
+            r
+            for r in outbox.finishes
+            if r.id not in finishes and r.id not in finishes_now and due(r.id in claimed.finishes, r.finished_at)
+        ]
         for r in new_finishes:
             self.add_finish(
                 PendingFinish(
@@ -201,11 +263,30 @@ class Carrier:
             )
         if children or new_cancels or new_finishes:
             log.info(
-                "recovered commands to carry out"
-                if committed_before is None
-                else "took over commands committed but not carried out",
-                extra={"children": len(children), "cancels": len(new_cancels), "finishes": len(new_finishes)},
+                "took over commands committed but not carried out",
+                extra={
+                    "children": len(children),
+                    "cancels": len(new_cancels),
+                    "finishes": len(new_finishes),
+                    "claimed": len(claimed.runs) + len(claimed.finishes),
+                },
             )
+
+    def _own_read_due(self) -> bool:
+        """Whether the sweep re-reads this replica's own rows (every recovery interval; a claim
+        of dead replicas' rows, every third of a lease time, reads only what it claimed)."""
+        return time.monotonic() - self._own_read_at >= self._settings.recovery_interval
+
+    def _keep_only(self, outbox: Outbox) -> None:
+        """Drops from the queues what this replica no longer owns (taken over while its lease had
+        lapsed), except what is already being sent."""
+        children = {RunRef(r.workflow_id, r.run_key) for r in outbox.children}
+        for ref in [r for r in self._children if r not in children and r not in self._in_flight]:
+            del self._children[ref]
+        self._cancels &= set(outbox.cancels)
+        finishes = {r.id for r in outbox.finishes}
+        for workflow_id in [w for w in self._finishes if w not in finishes]:
+            del self._finishes[workflow_id]
 
     def _held(self) -> tuple[set[RunRef], set[RunRef], set[str]]:
         """The task runs (child to request), cancels and results this process is carrying out."""
@@ -220,6 +301,7 @@ class Carrier:
         ]
         if self._settings.recovery_interval > 0:
             self._loops.append(BackgroundTask("coordinator-recovery-sweep", self._sweep_loop))
+        self._lease.on_regained = self._regained
         for loop in self._loops:
             loop.start()
 
@@ -247,6 +329,8 @@ class Carrier:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout=self._settings.retry_interval)
             wake.clear()
+            if not self._lease.valid:
+                continue  # a peer may take these commands over meanwhile (see `_regained`)
             try:
                 if await work():
                     wake.set()
@@ -255,8 +339,10 @@ class Carrier:
                 await asyncio.sleep(self._settings.retry_interval)
 
     async def _sweep_loop(self) -> None:
-        """Runs `sweep` every recovery_interval; a failed one is tried again at the next."""
-        interval = self._settings.recovery_interval
+        """Runs `sweep` every recovery interval, and at least every third of a lease time (a dead
+        replica's commands are taken over soon after its lease expires); a failed one is tried
+        again at the next."""
+        interval = min(self._settings.recovery_interval, self._lease.ttl / 3)
         while not self._closed:
             await asyncio.sleep(interval)
             try:
@@ -464,6 +550,7 @@ class Carrier:
                 level = logging.INFO if err.code() == grpc.StatusCode.NOT_FOUND else logging.WARNING  # final
                 log.log(level, "cancel of child %s: %s: %s", row.child_execution_id, err.code().name, err.details())
             self._cancels.discard(ref)
+            self._delivered.add(ref)  # answered: the sweep does not send it again
 
         await asyncio.gather(*(cancel(ref) for ref in ready))
         return False
@@ -488,7 +575,8 @@ class Carrier:
         result = completion_pb2.ExecutionResult(
             execution_id=f.workflow_id,
             state=execution_state_to_proto(f.status),
-            result_json=dumps(f.result),
+            # Stored whole up to ATTUNE_MAX_WORKFLOW_RESULT_BYTES (the channel may carry that much).
+            result_json=fit_result(dumps(f.result), self._settings.max_workflow_result_bytes),
             error=f.error or "",
             finished_at=f.finished_at,
             trace=common_pb2.TraceContext(traceparent=f.traceparent),

@@ -44,7 +44,8 @@ WITH cas AS (
            result = CASE WHEN $4::bool THEN $5::text ELSE result END,
            error = CASE WHEN $4::bool THEN $6::text ELSE error END,
            finished_at = CASE WHEN $4::bool THEN $7::float8 ELSE finished_at END,
-           finish_reported = CASE WHEN $4::bool THEN false ELSE finish_reported END
+           finish_reported = CASE WHEN $4::bool THEN false ELSE finish_reported END,
+           result_owner = CASE WHEN $4::bool THEN $25::text ELSE result_owner END
      WHERE id = $1::text AND version = $8::int
  RETURNING id
 ), deleted AS (
@@ -56,9 +57,9 @@ WITH cas AS (
     ON CONFLICT (workflow_id, key) DO UPDATE SET value = EXCLUDED.value
 ), started AS (
     INSERT INTO task_runs (workflow_id, run_key, seq, task_name, run, item_index, attempt, action_ref, state,
-                           request, child_execution_id, dispatched, cancel_requested, started_at, finished_at)
+                           request, child_execution_id, dispatched, cancel_requested, started_at, finished_at, owner)
     SELECT cas.id, r.k, r.seq, r.task, r.run, r.item, r.attempt, r.ref, 'requested', r.req, NULL, false, false,
-           r.at, NULL
+           r.at, NULL, $25::text
       FROM cas, unnest($12::text[], $13::int[], $14::text[], $15::int[], $16::int[], $17::int[], $18::text[],
                        $19::text[], $20::float8[]) AS r(k, seq, task, run, item, attempt, ref, req, at)
     ON CONFLICT (workflow_id, run_key) DO NOTHING
@@ -96,21 +97,21 @@ def needs_transaction(batch: Sequence[StepWrite]) -> bool:
     return len(batch) > 1 or not _single(batch[0])
 
 
-async def write_step_pg(conn: AsyncConnection, w: StepWrite) -> StepOutcome:
+async def write_step_pg(conn: AsyncConnection, w: StepWrite, *, owner: str | None = None) -> StepOutcome:
     """Writes the CAS, entries, new and ended task runs of one `fast_path_applies` step;
-    APPLIED or CONFLICT."""
-    matched = (await conn.exec_driver_sql(STEP_SQL, step_params(w))).scalar()
+    APPLIED or CONFLICT. `owner`: the replica carrying out the step's commands."""
+    matched = (await conn.exec_driver_sql(STEP_SQL, step_params(w, owner=owner))).scalar()
     return StepOutcome.APPLIED if matched == 1 else StepOutcome.CONFLICT
 
 
-async def write_steps_asyncpg(raw: Any, batch: Sequence[StepWrite]) -> list[StepOutcome]:
+async def write_steps_asyncpg(raw: Any, batch: Sequence[StepWrite], *, owner: str | None = None) -> list[StepOutcome]:
     """Writes steps that are `whole_on_fast_path` on an asyncpg connection, in the caller's
     transaction when `needs_transaction`. A step of a chain is then one round trip, without
-    SQLAlchemy's BEGIN and COMMIT."""
+    SQLAlchemy's BEGIN and COMMIT. `owner`: the replica carrying out the steps' commands."""
     outcomes = []
     for w in batch:
         single = _single(w)
-        applied = await raw.fetchval(STEP_SQL, *step_params(w, rows_apart=not single)) == 1
+        applied = await raw.fetchval(STEP_SQL, *step_params(w, rows_apart=not single, owner=owner)) == 1
         if applied and not single:
             await _write_rows_apart(raw, w)
         outcomes.append(StepOutcome.APPLIED if applied else StepOutcome.CONFLICT)
@@ -150,9 +151,10 @@ def _single(w: StepWrite) -> bool:
     return len(w.ended_runs) <= 1 and len(_deleted_keys(w)) <= 1
 
 
-def step_params(w: StepWrite, *, rows_apart: bool = False) -> tuple[Any, ...]:
+def step_params(w: StepWrite, *, rows_apart: bool = False, owner: str | None = None) -> tuple[Any, ...]:
     """STEP_SQL's parameters for one step; `rows_apart` leaves out the deleted entries and the
-    ended runs (written by per-row statements)."""
+    ended runs (written by per-row statements). `owner` is recorded on the new task runs and on a
+    finish (the replica that carries them out)."""
     assert w.expected_version is not None
     finish = w.finish
     deletes = [] if rows_apart else _deleted_keys(w)
@@ -185,6 +187,7 @@ def step_params(w: StepWrite, *, rows_apart: bool = False) -> tuple[Any, ...]:
         ended.state if ended else None,
         ended.finished_at if ended else None,
         ended.child_execution_id if ended else None,
+        owner,
     )
 
 

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from attune.states import ExecutionState
 from attune.storage import dialect_insert
+from attune.storage.leases import owned_by_dead_replica
 from attune.storage.schema import (
     TASK_RUN_COMMAND_PENDING,
     WORKFLOW_RESULT_UNREPORTED,
@@ -35,24 +36,28 @@ from attune_services.coordinator.pg_steps import fast_path_applies, write_step_p
 from attune_services.coordinator.rows import DispatchedChild, RunRef, StepOutcome, StepWrite, dump_json
 
 
-async def write_steps(conn: AsyncConnection, batch: Sequence[StepWrite]) -> list[StepOutcome]:
-    """Applies a batch of steps in the caller's transaction; one outcome per step, in order."""
+async def write_steps(
+    conn: AsyncConnection, batch: Sequence[StepWrite], *, owner: str | None = None
+) -> list[StepOutcome]:
+    """Applies a batch of steps in the caller's transaction; one outcome per step, in order.
+    `owner` (the replica that carries out the steps' commands) is recorded on their new task
+    runs, cancels and finishes: other replicas take those over only once its lease expires."""
     fast = conn.dialect.name == "postgresql"
     outcomes: list[StepOutcome] = []
     whole: list[StepWrite] = []  # accepted steps written here entirely
     rest: list[StepWrite] = []  # accepted steps whose common part the fast path wrote
-    created = await _create_workflows(conn, [w for w in batch if w.create is not None])
+    created = await _create_workflows(conn, [w for w in batch if w.create is not None], owner)
     for w in batch:
         if w.create is not None:
             outcome = StepOutcome.APPLIED if w.workflow_id in created else StepOutcome.EXISTS
             if outcome == StepOutcome.APPLIED:
                 whole.append(w)
         elif fast and fast_path_applies(w):
-            outcome = await write_step_pg(conn, w)
+            outcome = await write_step_pg(conn, w, owner=owner)
             if outcome == StepOutcome.APPLIED:
                 rest.append(w)
         else:
-            outcome = await _claim(conn, w)
+            outcome = await _claim(conn, w, owner)
             if outcome == StepOutcome.APPLIED:
                 whole.append(w)
         outcomes.append(outcome)
@@ -63,14 +68,14 @@ async def write_steps(conn: AsyncConnection, batch: Sequence[StepWrite]) -> list
             stmt, [{"digest": d, "compiled": c, "created_at": time.time()} for d, c in definitions.items()]
         )
     await _write_entries(conn, whole)
-    await _insert_runs(conn, whole)
+    await _insert_runs(conn, whole, owner)
     await _end_runs(conn, whole)
-    await _cancel_runs(conn, [*whole, *rest])
+    await _cancel_runs(conn, [*whole, *rest], owner)
     await _write_timers(conn, [*whole, *rest])
     return outcomes
 
 
-async def _create_workflows(conn: AsyncConnection, creates: Sequence[StepWrite]) -> set[str]:
+async def _create_workflows(conn: AsyncConnection, creates: Sequence[StepWrite], owner: str | None) -> set[str]:
     """Inserts the rows of new workflows in one statement; returns the ids actually inserted (a
     workflow already recorded — a retried hand-off — is left alone)."""
     if not creates:
@@ -94,13 +99,14 @@ async def _create_workflows(conn: AsyncConnection, creates: Sequence[StepWrite])
                 "result": dump_json(w.finish.result) if w.finish else None,
                 "error": w.finish.error if w.finish else None,
                 "finished_at": w.finish.at if w.finish else None,
+                "result_owner": owner if w.finish else None,
             }
         )
     stmt = dialect_insert(conn, we).on_conflict_do_nothing(index_elements=["id"]).returning(we.c.id)
     return set((await conn.execute(stmt, rows)).scalars())
 
 
-async def _claim(conn: AsyncConnection, w: StepWrite) -> StepOutcome:
+async def _claim(conn: AsyncConnection, w: StepWrite, owner: str | None) -> StepOutcome:
     """Moves a workflow's version on by compare-and-set (or just checks it, for bookkeeping)."""
     we = workflow_executions
     if w.expected_version is None:
@@ -110,7 +116,12 @@ async def _claim(conn: AsyncConnection, w: StepWrite) -> StepOutcome:
         values["status"] = w.status
     if (f := w.finish) is not None:
         values.update(
-            status=f.status, result=dump_json(f.result), error=f.error, finished_at=f.at, finish_reported=False
+            status=f.status,
+            result=dump_json(f.result),
+            error=f.error,
+            finished_at=f.at,
+            finish_reported=False,
+            result_owner=owner,
         )
     stmt = sa.update(we).where(we.c.id == w.workflow_id, we.c.version == w.expected_version).values(**values)
     return StepOutcome.APPLIED if (await conn.execute(stmt)).rowcount == 1 else StepOutcome.CONFLICT
@@ -135,7 +146,7 @@ async def _write_entries(conn: AsyncConnection, steps: Iterable[StepWrite]) -> N
         await conn.execute(stmt, deletes)
 
 
-async def _insert_runs(conn: AsyncConnection, steps: Sequence[StepWrite]) -> None:
+async def _insert_runs(conn: AsyncConnection, steps: Sequence[StepWrite], owner: str | None) -> None:
     inserts = [
         {
             "workflow_id": w.workflow_id,
@@ -153,6 +164,7 @@ async def _insert_runs(conn: AsyncConnection, steps: Sequence[StepWrite]) -> Non
             "cancel_requested": False,
             "started_at": r.started_at,
             "finished_at": None,
+            "owner": owner,
         }
         for w in steps
         for r in w.new_runs
@@ -184,14 +196,20 @@ async def _end_runs(conn: AsyncConnection, steps: Sequence[StepWrite]) -> None:
         await conn.execute(stmt, ended)
 
 
-async def _cancel_runs(conn: AsyncConnection, steps: Sequence[StepWrite]) -> None:
+async def _cancel_runs(conn: AsyncConnection, steps: Sequence[StepWrite], owner: str | None) -> None:
+    """Marks cancels to deliver. A dispatched run's cancel is this replica's to deliver; a run not
+    dispatched yet keeps its owner, the replica requesting its child, which finds the cancel
+    (its own row) at its next sweep once the child is recorded."""
     t = task_runs
     cancels = [{"w": w.workflow_id, "k": key} for w in steps for key in w.cancel_runs]
     if cancels:
         stmt = (
             sa.update(t)
             .where(t.c.workflow_id == sa.bindparam("w"), t.c.run_key == sa.bindparam("k"))
-            .values(cancel_requested=True)
+            .values(
+                cancel_requested=True,
+                owner=sa.case((t.c.dispatched.is_(True), sa.literal(owner, sa.String)), else_=t.c.owner),
+            )
         )
         await conn.execute(stmt, cancels)
 
@@ -298,7 +316,8 @@ class Outbox:
     """Commands committed but not known to be carried out (carrier.py carries them out)."""
 
     #: Task runs whose child is still to request, in each workflow's seq order: workflow_id,
-    #: run_key, seq, task_name, run, item_index, attempt, action_ref, request, depth, traceparent.
+    #: run_key, seq, task_name, run, item_index, attempt, action_ref, request, started_at, depth,
+    #: traceparent.
     children: list[sa.Row[Any]]
     #: Task runs still running with a cancel requested.
     cancels: list[RunRef]
@@ -307,14 +326,13 @@ class Outbox:
     finishes: list[sa.Row[Any]]
 
 
-def outbox_queries(committed_before: float | None = None) -> tuple[sa.Select[Any], sa.Select[Any]]:
-    """The two reads of `read_outbox`: task runs with a command, and unreported results. With
-    `committed_before`, only commands older than it: task runs started before it, workflows
-    finished before it. Each is answered from a partial index holding only outbox rows
-    (`ix_task_runs_outbox`, `ix_workflow_executions_unreported`, whose predicates they repeat), so
-    it costs what is pending, not the task runs and workflows stored (running or long ended).
-    Hence no ORDER BY (SQLite would walk the primary key in order instead) and no test of the
-    status (SQLite would prefer its index; `finished_at` is set only with a terminal status)."""
+def outbox_queries(owner: str | None) -> tuple[sa.Select[Any], sa.Select[Any]]:
+    """The two reads of `read_outbox`: task runs with a command, and unreported results, of
+    `owner` (None: of any replica). Each is answered from a partial index holding only outbox
+    rows (`ix_task_runs_outbox`, `ix_workflow_executions_unreported`, whose predicates they
+    repeat), so it costs what is pending, not the task runs and workflows stored (running or long
+    ended). Hence no ORDER BY (SQLite would walk the primary key in order instead) and no test of
+    the status (SQLite would prefer its index; `finished_at` is set only with a terminal status)."""
     tr, we = task_runs, workflow_executions
     runs = (
         sa.select(
@@ -329,6 +347,7 @@ def outbox_queries(committed_before: float | None = None) -> tuple[sa.Select[Any
             tr.c.request,
             tr.c.dispatched,
             tr.c.cancel_requested,
+            tr.c.started_at,
             tr.c.finished_at,
             we.c.depth,
             we.c.traceparent,
@@ -339,16 +358,16 @@ def outbox_queries(committed_before: float | None = None) -> tuple[sa.Select[Any
     finishes = sa.select(we.c.id, we.c.status, we.c.result, we.c.error, we.c.traceparent, we.c.finished_at).where(
         WORKFLOW_RESULT_UNREPORTED
     )
-    if committed_before is not None:
-        runs = runs.where(tr.c.started_at < committed_before)
-        finishes = finishes.where(we.c.finished_at < committed_before)
+    if owner is not None:
+        runs = runs.where(tr.c.owner == owner)
+        finishes = finishes.where(we.c.result_owner == owner)
     return runs, finishes
 
 
-async def read_outbox(conn: AsyncConnection, *, committed_before: float | None = None) -> Outbox:
-    """The coordinator's outbox: every command committed and not known to be carried out, or
-    with `committed_before` only those committed before then (see `outbox_queries`)."""
-    runs_query, finishes_query = outbox_queries(committed_before)
+async def read_outbox(conn: AsyncConnection, *, owner: str | None) -> Outbox:
+    """The coordinator's outbox: every command committed and not known to be carried out that
+    `owner` carries out (None: any replica)."""
+    runs_query, finishes_query = outbox_queries(owner)
     runs = sorted((await conn.execute(runs_query)).all(), key=lambda r: (r.workflow_id, r.seq))
     finishes = (await conn.execute(finishes_query)).all()
     return Outbox(
@@ -356,6 +375,58 @@ async def read_outbox(conn: AsyncConnection, *, committed_before: float | None =
         cancels=[RunRef(r.workflow_id, r.run_key) for r in runs if r.cancel_requested and r.finished_at is None],
         finishes=list(finishes),
     )
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """Outbox rows a replica has just taken over: task runs and workflows (their results)."""
+
+    runs: set[RunRef]
+    finishes: set[str]
+
+
+async def claim_outbox(
+    conn: AsyncConnection, *, owner: str, kind: str, now: float, unowned_before: float | None
+) -> Claimed:
+    """Makes `owner` the owner of the outbox rows of replicas of `kind` whose lease has expired
+    (or is gone), and of rows without an owner (written before leases) committed before
+    `unowned_before` (None: all of them). One UPDATE per table: when two replicas claim at once,
+    PostgreSQL re-checks the owner of a row the other has just claimed (alive: left alone), so
+    each row goes to one."""
+    runs_claim, finishes_claim = claim_statements(owner=owner, kind=kind, now=now, unowned_before=unowned_before)
+    runs = await conn.execute(runs_claim)
+    claimed_runs = {RunRef(r.workflow_id, r.run_key) for r in runs}
+    finishes = await conn.execute(finishes_claim)
+    return Claimed(claimed_runs, set(finishes.scalars()))
+
+
+def claim_statements(
+    *, owner: str, kind: str, now: float, unowned_before: float | None
+) -> tuple[sa.UpdateBase, sa.UpdateBase]:
+    """The two UPDATEs of `claim_outbox`; like `outbox_queries`, each repeats the predicate of its
+    table's partial outbox index, so it walks the pending rows only."""
+    tr, we = task_runs, workflow_executions
+    unowned_runs: sa.ColumnElement[bool] = tr.c.owner.is_(None)
+    unowned_finishes: sa.ColumnElement[bool] = we.c.result_owner.is_(None)
+    if unowned_before is not None:
+        unowned_runs = sa.and_(unowned_runs, tr.c.started_at < unowned_before)
+        unowned_finishes = sa.and_(unowned_finishes, we.c.finished_at < unowned_before)
+    runs = (
+        sa.update(tr)
+        .where(TASK_RUN_COMMAND_PENDING, sa.or_(owned_by_dead_replica(tr.c.owner, kind, now), unowned_runs))
+        .values(owner=owner)
+        .returning(tr.c.workflow_id, tr.c.run_key)
+    )
+    finishes = (
+        sa.update(we)
+        .where(
+            WORKFLOW_RESULT_UNREPORTED,
+            sa.or_(owned_by_dead_replica(we.c.result_owner, kind, now), unowned_finishes),
+        )
+        .values(result_owner=owner)
+        .returning(we.c.id)
+    )
+    return runs, finishes
 
 
 async def mark_dispatched(conn: AsyncConnection, rows: Sequence[DispatchedChild]) -> None:

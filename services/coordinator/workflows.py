@@ -70,6 +70,9 @@ Event = Callable[[CompiledWorkflow, WorkflowState, float], Step]
 
 #: How often a batch of events is recomputed after losing a compare-and-set race before giving up.
 MAX_CONFLICT_RETRIES = 5
+#: How long outcomes that failed with the database away are applied again before they are left to
+#: the completion service to send again (it does on a new stream, or after its safety interval).
+OUTCOME_RETRY_S = 60.0
 
 
 class EventOutcome(enum.StrEnum):
@@ -100,8 +103,10 @@ class Workflows:
         definitions: DefinitionCache,
         carrier: Carrier,
         sealer: Sealer | None = None,
+        owner: str | None = None,
     ) -> None:
         self._db = db
+        self._owner = owner  # this replica's lease id, recorded on the commands it commits
         self._sealer = sealer  # opens secret parameters; seals stored entries that hold them
         self._settings = settings
         self._definitions = definitions
@@ -113,6 +118,7 @@ class Workflows:
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self._draining = False
         self.on_timer_set: Callable[[float], None] = lambda fire_at: None
         carrier.on_refused = self.apply_refusals
         carrier.on_reported = self.forget
@@ -141,7 +147,7 @@ class Workflows:
         need nothing: duplicates, unknown workflows)."""
         log.debug("applying %d outcomes", len(outcomes))
         async with self._busy():
-            done = await _each([self._outcome(o) for o in outcomes])
+            done = await self._each_until_available(outcomes)
         acked = []
         for o, outcome in zip(outcomes, done, strict=True):
             if isinstance(outcome, BaseException):
@@ -151,6 +157,25 @@ class Workflows:
             else:
                 acked.append(o.execution_id)
         return acked
+
+    async def _each_until_available(
+        self, outcomes: Sequence[coordinator_pb2.TaskOutcome]
+    ) -> list[BaseException | None]:
+        """Applies the outcomes; those that failed because the database is away are applied again
+        every retry interval until it answers (for up to OUTCOME_RETRY_S, and not while draining).
+        So a workflow moves on as soon as the database is back, instead of waiting for the
+        completion service to send the outcome again."""
+        done = await _each([self._outcome(o) for o in outcomes])
+        deadline = time.monotonic() + OUTCOME_RETRY_S
+        while not self._draining and time.monotonic() < deadline:
+            again = [i for i, err in enumerate(done) if err is not None and is_unavailable(err)]
+            if not again:
+                break
+            log_failed_round(_outages, "applying outcomes", done[again[0]] or RuntimeError())
+            await asyncio.sleep(self._settings.retry_interval)
+            for i, err in zip(again, await _each([self._outcome(outcomes[i]) for i in again]), strict=True):
+                done[i] = err
+        return done
 
     async def apply_refusals(self, refusals: Sequence[Refusal]) -> None:
         """Child requests the scheduler refused (or that were cancelled before dispatch) end their
@@ -216,6 +241,7 @@ class Workflows:
 
     async def drain(self) -> None:
         """Waits for in-flight events to be applied, then writes what is queued."""
+        self._draining = True
         await self._idle.wait()
         await self._committer.close()
 
@@ -237,9 +263,9 @@ class Workflows:
             if not self._db.is_sqlite and all(whole_on_fast_path(w) for w in batch):
                 rows = max(max(len(w.new_runs), len(w.ended_runs), len(w.entries)) for w in batch)
                 async with self._db.asyncpg(transaction=needs_transaction(batch), rows=rows) as raw:
-                    return list(await write_steps_asyncpg(raw, batch))
+                    return list(await write_steps_asyncpg(raw, batch, owner=self._owner))
             async with self._db.write() as conn:
-                return list(await write_steps(conn, batch))
+                return list(await write_steps(conn, batch, owner=self._owner))
         except (
             sa.exc.IntegrityError,
             sa.exc.DataError,

@@ -36,11 +36,14 @@ from attune_services.scheduler.dispatch import Dispatcher
 from attune_services.scheduler.executions_service import ExecutionServicer
 from attune_services.scheduler.giveups import CompletionClient, ResultSubmitter
 from attune_services.scheduler.handoff import WorkflowHandoff
+from attune_services.scheduler.leases import WorkerLeases
 from attune_services.scheduler.pack_files import PackFilesServicer
 from attune_services.scheduler.registry import RegistryServicer
+from attune_services.scheduler.relay import ReplicaRelay
 from attune_services.scheduler.request_log import RequestLog
 from attune_services.scheduler.requests import ExecutionRequests, ParameterLimits, Row
-from attune_services.scheduler.sweeper import Sweeper
+from attune_services.scheduler.retention import Retention
+from attune_services.scheduler.sweeper import Sweeper, sweep_interval
 from attune_services.scheduler.tokens import TokenStore, TokenVerifier
 from attune_services.scheduler.tokens_service import TokenServicer
 from attune_services.scheduler.watchers import CompletedFeed, ExecutionWatchers
@@ -75,6 +78,9 @@ class SchedulerApp:
         # Secret parameters are sealed on insert and opened only in memory, to dispatch them.
         self.sealer = sealer_from_settings(settings)
         self.dispatcher = Dispatcher(self.db, self.cache, on_changed=self.watchers.wake, sealer=self.sealer)
+        # Worker liveness every replica agrees on; cancels and waiting rows from other replicas.
+        self.leases = WorkerLeases(self.db, scheduler_id=self.scheduler_id, grace=settings.worker_grace)
+        self._relay = ReplicaRelay(db=self.db, dispatcher=self.dispatcher, interval=sweep_interval(settings))
         self.requests = ExecutionRequests(
             self.db,
             self.cache,
@@ -90,6 +96,7 @@ class SchedulerApp:
         self._handoff: WorkflowHandoff | None = None
         self.canceller: Canceller | None = None  # made in register(), with the coordinator's stub
         self._sweeper: Sweeper | None = None
+        self._retention = Retention(self.db, settings)  # ATTUNE_RETENTION: purges old history
 
     def _coordinator(self) -> coordinator_pb2_grpc.CoordinatorServiceStub:
         if self._coordinator_channel is None:
@@ -152,7 +159,7 @@ class SchedulerApp:
             ChildExecutionServicer(self.requests, canceller), server
         )
         worker_pb2_grpc.add_WorkerServiceServicer_to_server(
-            WorkerServicer(self.db, self.dispatcher, self.scheduler_id), server
+            WorkerServicer(self.db, self.dispatcher, self.scheduler_id, self.leases), server
         )
         workflow_pb2_grpc.add_WorkflowServiceServicer_to_server(
             WorkflowForwardServicer(
@@ -178,13 +185,19 @@ class SchedulerApp:
             submitter=self.submitter,
             enqueue_workflows=self.handoff.enqueue,
             request_log=self.request_log,
+            leases=self.leases,
+            scheduler_id=self.scheduler_id,
         )
         self._sweeper.start()
+        self._relay.start()
+        self._retention.start()
 
     async def drain(self) -> None:
         """Stops dispatching and flushes the committers; every state is already in the database."""
+        await self._retention.stop()
         if self._sweeper is not None:
             await self._sweeper.stop()
+        await self._relay.stop()
         if self.canceller is not None:
             await self.canceller.close()
         await self.requests.close()

@@ -199,6 +199,17 @@ class Dispatcher:
         """Runtimes some connected worker advertises."""
         return {r for s in self.sessions.values() for r in s.runtimes}
 
+    def runtimes_with_room(self) -> set[str]:
+        """Runtimes some connected worker can take one more execution of now, with nothing of
+        them waiting here: rows another replica could not place may come here."""
+        return {
+            r
+            for s in self.sessions.values()
+            if not s.closed
+            for r in s.runtimes
+            if _fits(s, r) and not self._pending.get(r)
+        }
+
     # --- workers -------------------------------------------------------------------------------
 
     def attach(self, session: WorkerSession) -> None:
@@ -219,8 +230,11 @@ class Dispatcher:
             self.lost_since[worker_id] = time.time()
 
     def released(self, session: WorkerSession, execution_ids: Iterable[str]) -> None:
-        """Slots freed by a worker."""
-        session.in_flight.difference_update(execution_ids)
+        """Slots freed by a worker (their results are durable: their cancels are moot)."""
+        ids = set(execution_ids)
+        session.in_flight -= ids
+        session.assigned -= ids
+        session.cancels_sent -= ids
         self._wake.set()
 
     async def started(self, items: Sequence[tuple[str, float]]) -> None:
@@ -229,11 +243,13 @@ class Dispatcher:
             await self._started.submit_many(items)
 
     def send_cancellations(self, worker_id: str, execution_ids: list[str]) -> bool:
-        """Asks a connected worker to stop executions; False when it is not connected."""
+        """Asks a worker connected here to stop executions; False when it is not connected here
+        (the replica holding its stream relays the cancel from the database: relay.py)."""
         session = self.sessions.get(worker_id)
         if session is None:
             return False
         session.send(worker_pb2.ConnectResponse(cancellations=worker_pb2.Cancellations(execution_ids=execution_ids)))
+        session.cancels_sent.update(execution_ids)
         return True
 
     # --- the dispatch task ---------------------------------------------------------------------
@@ -367,6 +383,7 @@ class Dispatcher:
                         link=pending.link,
                     )
                 )
+            session.assigned.update(a.execution_id for a in batch)
             for start in range(0, len(batch), MAX_ASSIGNMENTS_PER_MESSAGE):
                 chunk = batch[start : start + MAX_ASSIGNMENTS_PER_MESSAGE]
                 session.send(worker_pb2.ConnectResponse(assignments=worker_pb2.Assignments(assignments=chunk)))

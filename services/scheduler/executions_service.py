@@ -2,31 +2,31 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 from collections.abc import AsyncIterator
-from typing import Any
-
-import sqlalchemy as sa
 
 from attune.config import Settings
 from attune.execution.v1 import execution_pb2, execution_pb2_grpc
-from attune.grpcutil.convert import dict_from_struct, execution_state_from_proto
-from attune.grpcutil.errors import NotFound, invalid_field, quoted, rpc_errors
+from attune.grpcutil.convert import dict_from_struct
+from attune.grpcutil.errors import invalid_field, rpc_errors
 from attune.grpcutil.server import RpcContext
-from attune.states import TERMINAL
 from attune.storage import Database
-from attune.storage.schema import executions
 from attune_services.scheduler.cancel import Canceller
-from attune_services.scheduler.pages import key_after, page_token
+from attune_services.scheduler.children import next_page
+from attune_services.scheduler.history import list_page
+from attune_services.scheduler.pages import is_oldest_first
 from attune_services.scheduler.request_log import RequestLog, logged_request
 from attune_services.scheduler.requests import ExecutionRequests
-from attune_services.scheduler.views import execution_view, with_terminal_fields
+from attune_services.scheduler.result_chunks import result_chunks
+from attune_services.scheduler.retention import Purger
+from attune_services.scheduler.views import execution_view
+from attune_services.scheduler.watch_stream import WatchStream, page_size_of, read_watched, snapshot
 from attune_services.scheduler.watchers import ExecutionWatchers
 
-WATCH_COST_FACTOR = 4.0
 DEFAULT_PAGE_SIZE = 50
+#: The oldest a purge may reach back (~1,000 years): a cutoff any history is younger than.
+MAX_PURGE_AGE_S = 1000 * 365 * 86400.0
 _RPC = execution_pb2.DESCRIPTOR.services_by_name["ExecutionService"].methods_by_name
 
 
@@ -49,6 +49,7 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
         self._watchers = watchers
         self._requests = requests
         self._canceller = canceller
+        self._purger = Purger(db)
 
     @rpc_errors
     async def RequestExecution(
@@ -69,11 +70,10 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
     async def GetExecution(
         self, request: execution_pb2.GetExecutionRequest, context: RpcContext
     ) -> execution_pb2.GetExecutionResponse:
-        """One execution with its direct children, oldest first."""
-        row, children = await self._snapshot(_required_id(request.id))
-        return execution_pb2.GetExecutionResponse(
-            execution=execution_view(row), children=[execution_view(c) for c in children]
-        )
+        """One execution with its children's summary and first page, oldest first (`watch_stream.py`)."""
+        row, summary = await read_watched(self._db, _required_id(request.id), self._settings)
+        size = page_size_of(request.page_size, self._settings)
+        return await snapshot(self._db, row, summary, page_size=size, settings=self._settings)
 
     @rpc_errors
     async def ListExecutions(
@@ -82,25 +82,12 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
         """Newest first; the page token is bound to the filters (see `pages.py`). The request
         guard has held page_size and state to their limits."""
         size = min(request.page_size or DEFAULT_PAGE_SIZE, self._settings.max_page_size)
-        filters: dict[str, str | int] = {
-            "state": request.state,
-            "action_ref": request.action_ref,
-            "parent_id": request.parent_id,
-        }
-        after = key_after(request.page_token, "executions", filters)
-        query = sa.select(executions).order_by(executions.c.id.desc()).limit(size + 1)
-        if request.state:
-            query = query.where(executions.c.state == execution_state_from_proto(request.state))
-        if request.action_ref:
-            query = query.where(executions.c.action_ref == request.action_ref)
-        if request.parent_id:
-            query = query.where(executions.c.parent_id == request.parent_id)
-        if after:
-            query = query.where(executions.c.id < after)
-        async with self._db.read() as conn:
-            rows = (await conn.execute(query)).mappings().all()
-        page = rows[:size]
-        token = page_token(page[-1]["id"] if len(rows) > size else "", "executions", filters)
+        if is_oldest_first(request.page_token):  # a children page's token (children.py)
+            views, more = await next_page(
+                self._db, request, size=size, max_message_bytes=self._settings.max_message_bytes
+            )
+            return execution_pb2.ListExecutionsResponse(executions=views, next_page_token=more)
+        page, token = await list_page(self._db, request, size)  # history.py
         return execution_pb2.ListExecutionsResponse(executions=[execution_view(r) for r in page], next_page_token=token)
 
     @rpc_errors
@@ -124,65 +111,41 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
         )
 
     @rpc_errors
+    async def PurgeExecutions(
+        self, request: execution_pb2.PurgeExecutionsRequest, context: RpcContext
+    ) -> execution_pb2.PurgeExecutionsResponse:
+        """Purges ended executions older than older_than_seconds, in batches (see `retention.py`)."""
+        if not 0 < request.older_than_seconds <= MAX_PURGE_AGE_S:  # also refuses NaN
+            raise invalid_field(
+                "older_than_seconds", f"must be a number of seconds, more than 0, at most {MAX_PURGE_AGE_S:.0f}"
+            )
+        purged = await self._purger.purge(cutoff=time.time() - request.older_than_seconds)
+        return execution_pb2.PurgeExecutionsResponse(purged=purged)
+
+    @rpc_errors
     async def WatchExecution(
         self, request: execution_pb2.WatchExecutionRequest, context: RpcContext
     ) -> AsyncIterator[execution_pb2.WatchExecutionResponse]:
-        """A snapshot whenever the execution or a child changed; ends once the execution is terminal."""
-        _required_id(request.id)
-        seen: Any = None
-        row: dict[str, Any] | None = None
-        with self._watchers.watching(request.id) as changed:
-            while True:
-                changed.clear()  # before the read: a change committed after it wakes the wait below
-                began = time.perf_counter()
-                final = self._watchers.final_of(request.id)
-                if final is not None and row is not None and row["runner_type"] != "workflow":
-                    # Ended, and a plain action has no children: the feed carried what the
-                    # completion service stored, so the last view needs no read (one statement
-                    # less on the path of every `attune run --wait`).
-                    row = with_terminal_fields(row, final)
-                    yield execution_pb2.WatchExecutionResponse(execution=execution_view(row))
-                    return
-                row, children = await self._snapshot(request.id)
-                signature = [(r["id"], r["state"], r["updated_at"]) for r in (row, *children)]
-                if signature != seen:
-                    seen = signature
-                    yield execution_pb2.WatchExecutionResponse(
-                        execution=execution_view(row), children=[execution_view(c) for c in children]
-                    )
-                if row["state"] in TERMINAL:
-                    return
-                # A snapshot of a wide workflow is rebuilt in full on each change: pausing
-                # WATCH_COST_FACTOR times what the last one cost keeps one watcher to a small share of
-                # the scheduler however many children change (a plain execution has no pause).
-                pause = (time.perf_counter() - began) * WATCH_COST_FACTOR if children else 0.0
-                try:
-                    async with asyncio.timeout(self._watchers.recheck_interval):
-                        await changed.wait()
-                except TimeoutError:
-                    pass
-                if pause > 0:
-                    await asyncio.sleep(pause)
+        """A snapshot, then a message per change of the execution or a child; ends once the
+        execution is terminal (`watch_stream.py`)."""
+        stream = WatchStream(
+            db=self._db,
+            settings=self._settings,
+            watchers=self._watchers,
+            execution_id=_required_id(request.id),
+            page_size=request.page_size,
+        )
+        async for message in stream.messages():
+            yield message
 
-    async def _snapshot(self, execution_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        """The execution and its direct children, oldest first, in one statement (one consistent
-        snapshot; on PostgreSQL without BEGIN/ROLLBACK either): every watch re-reads on each
-        change it is woken for, so this is on the path of every execution someone follows."""
-        if not self._db.is_sqlite:
-            async with self._db.asyncpg() as raw:
-                rows = [dict(record) for record in await raw.fetch(_SNAPSHOT_PG, execution_id)]
-        else:
-            query = (
-                sa.select(executions)
-                .where(sa.or_(executions.c.id == execution_id, executions.c.parent_id == execution_id))
-                .order_by(executions.c.created_at, executions.c.id)
-            )
-            async with self._db.read() as conn:
-                rows = [dict(r) for r in (await conn.execute(query)).mappings()]
-        row = next((r for r in rows if r["id"] == execution_id), None)
-        if row is None:
-            raise NotFound(f"no execution {quoted(execution_id)}")
-        return row, [r for r in rows if r["id"] != execution_id]
+    @rpc_errors
+    async def GetExecutionResult(
+        self, request: execution_pb2.GetExecutionResultRequest, context: RpcContext
+    ) -> AsyncIterator[execution_pb2.GetExecutionResultResponse]:
+        """The whole result in chunks (`result_chunks.py`)."""
+        chunks = result_chunks(self._db, _required_id(request.id), max_message_bytes=self._settings.max_message_bytes)
+        async for chunk in chunks:
+            yield chunk
 
 
 def _required_id(execution_id: str) -> str:
@@ -190,9 +153,3 @@ def _required_id(execution_id: str) -> str:
     if not execution_id:
         raise invalid_field("id", "is required")
     return execution_id
-
-
-_SNAPSHOT_PG = (
-    "SELECT * FROM executions WHERE id = $1 "
-    "UNION ALL (SELECT * FROM executions WHERE parent_id = $1 ORDER BY created_at, id)"
-)

@@ -10,6 +10,10 @@ No HMAC: a token only positions a query its caller may run anyway (any `after` i
 and those filters is as good as another), so forging one gains nothing, while a signing key
 would have to be shared by every scheduler replica and would void every token when it rotates.
 The digest is what makes a token unusable with other filters.
+
+A children page (GetExecution, WatchExecution: `children.py`) is oldest first, unlike the
+newest-first history; its token adds `"oldest_first": true`, and ListExecutions continues such a
+token oldest first (`is_oldest_first`).
 """
 
 from __future__ import annotations
@@ -32,13 +36,23 @@ def _digest(listing: str, filters: Mapping[str, str | int]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:_DIGEST_CHARS]
 
 
-def page_token(after: str, listing: str, filters: Mapping[str, str | int]) -> str:
-    """The token of the page after key `after` of `listing` ("executions", "workflow_runs")
-    under `filters`; "" when there is no next page (`after` empty)."""
+def page_token(after: str, listing: str, filters: Mapping[str, str | int], *, oldest_first: bool = False) -> str:
+    """The token of the page after key `after` of `listing` ("executions", "workflow_runs",
+    "children") under `filters`; "" when there is no next page (`after` empty)."""
     if not after:
         return ""
-    payload = json.dumps({"after": after, "filters": _digest(listing, filters)}, separators=(",", ":"))
+    fields: dict[str, str | bool] = {"after": after, "filters": _digest(listing, filters)}
+    if oldest_first:
+        fields["oldest_first"] = True
+    payload = json.dumps(fields, separators=(",", ":"))
     return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+
+
+def is_oldest_first(token: str) -> bool:
+    """Whether `token` continues an oldest-first list (a children page); False for no token and
+    for one that does not decode (`key_after` refuses that one)."""
+    payload = _payload(token) if token else None
+    return isinstance(payload, dict) and payload.get("oldest_first") is True
 
 
 def key_after(token: str, listing: str, filters: Mapping[str, str | int]) -> str:
@@ -46,16 +60,22 @@ def key_after(token: str, listing: str, filters: Mapping[str, str | int]) -> str
     InvalidArgument naming `page_token` for one this list did not issue for these filters."""
     if not token:
         return ""
-    try:
-        payload = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-    except (ValueError, binascii.Error):
-        payload = None
-    after = payload.get("after") if isinstance(payload, dict) else None
+    decoded = _payload(token)
+    payload: dict[str, object] = decoded if isinstance(decoded, dict) else {}
+    after = payload.get("after")
     if not isinstance(after, str) or not _KEY.fullmatch(after):
         raise _bad_token("is not a page token this list issued; start again without one")
     if payload.get("filters") != _digest(listing, filters):
         raise _bad_token("was issued for other filters: pass the same filters with it, or start again without one")
     return after
+
+
+def _payload(token: str) -> object:
+    try:
+        payload: object = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    except (ValueError, binascii.Error):
+        return None
+    return payload
 
 
 def _bad_token(description: str) -> InvalidArgument:

@@ -14,8 +14,10 @@ class WorkerSession:
     """One worker's live stream.
 
     `in_flight` holds every execution occupying one of its slots: those assigned on this
-    stream and those it listed in its Hello after a reconnect. `outbox` feeds the response
-    stream; None ends it.
+    stream and those it listed in its Hello after a reconnect. `assigned` holds what went down
+    this stream and `cancels_sent` the executions whose cancel did (relay.py sends the others),
+    both until released: with `held`, every execution the worker may be running. `outbox` feeds
+    the response stream; None ends it.
     """
 
     worker_id: str
@@ -24,8 +26,11 @@ class WorkerSession:
     capacity: int
     held: frozenset[str]  # Hello.execution_ids
     in_flight: set[str] = field(default_factory=set)
+    assigned: set[str] = field(default_factory=set)
+    cancels_sent: set[str] = field(default_factory=set)
     outbox: asyncio.Queue[worker_pb2.ConnectResponse | None] = field(default_factory=asyncio.Queue)
     connected_at: float = field(default_factory=time.time)
+    lease_generation: int = 0  # of its worker's lease, taken at connect (leases.py)
     last_seen: float = field(default_factory=time.monotonic)
     closed: bool = False
 

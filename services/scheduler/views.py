@@ -1,4 +1,10 @@
-"""The API view of an executions row: parameters with secrets redacted, result decoded."""
+"""The API view of an executions row: parameters with secrets redacted, result decoded — or, when
+it is larger than the view may carry, a preview of it (GetExecutionResult streams it whole).
+
+How much of a result a view carries depends on where it goes: a child or a list entry carries
+up to CHILD_RESULT_INLINE_BYTES, the execution a Get or Watch is about up to a quarter of the
+message limit (`main_result_inline_bytes`), so that a response with a page of children, whose
+parameters may be large too, stays under the limit."""
 
 from __future__ import annotations
 
@@ -13,6 +19,17 @@ from attune.execution.v1 import execution_pb2
 from attune.grpcutil.convert import execution_state_from_proto, execution_state_to_proto, struct_from_dict, timestamp
 from attune.internal.completion.v1 import completion_pb2
 from attune.packs import redact
+
+#: A result up to this size (JSON bytes) is carried whole in a child's or a list entry's view.
+CHILD_RESULT_INLINE_BYTES = 16 * 1024
+#: The head of a larger result a view carries as text (bytes of its JSON).
+RESULT_PREVIEW_BYTES = 4 * 1024
+
+
+def main_result_inline_bytes(max_message_bytes: int) -> int:
+    """A result up to this size is carried whole in the view of the execution a Get or Watch is about."""
+    return max_message_bytes // 4
+
 
 # An executions row read by column name: a RowMapping from a query, or a dict built from one.
 ExecutionRow: TypeAlias = RowMapping | Mapping[str, Any]
@@ -45,15 +62,29 @@ def workflow_link_of(row: ExecutionRow) -> common_pb2.WorkflowLink | None:
     )
 
 
-def execution_view(row: ExecutionRow) -> execution_pb2.Execution:
-    """An `Execution` message from a row of `executions`."""
+def result_fields(row: ExecutionRow, inline_bytes: int) -> dict[str, Any]:
+    """The result fields of a view: the result whole when it is at most `inline_bytes`, else its
+    preview. A row read by `bounded_columns` (children.py) holds a result over the limit already
+    cut to its preview, with its size in `result_size`."""
+    text: str | None = row["result"]
+    if not text:
+        return {}
+    size = row.get("result_size") or len(text.encode())
+    if size <= inline_bytes:
+        return {"result": _result_struct(text), "result_size_bytes": size}
+    preview = text.encode()[:RESULT_PREVIEW_BYTES].decode("utf-8", "ignore")
+    return {"result_size_bytes": size, "result_truncated": True, "result_preview": preview}
+
+
+def execution_view(row: ExecutionRow, *, inline_bytes: int = CHILD_RESULT_INLINE_BYTES) -> execution_pb2.Execution:
+    """An `Execution` message from a row of `executions`, its result whole up to `inline_bytes`."""
     link = workflow_link_of(row)
     return execution_pb2.Execution(
         id=row["id"],
         action_ref=row["action_ref"],
         state=execution_state_to_proto(row["state"]),
         parameters=struct_from_dict(redacted_parameters(row)),
-        result=_result_struct(row["result"]),
+        **result_fields(row, inline_bytes),
         error=row["error"] or "",
         parent_id=row["parent_id"] or "",
         link=link,

@@ -1,8 +1,8 @@
 """WorkerService.Connect: one bidirectional stream per worker.
 
-The first message is a Hello; the scheduler answers Welcome, then streams Assignments and
-Cancellations from the worker's outbox while a reader task applies Started, Released and
-Heartbeat messages as they arrive.
+The first message is a Hello; the scheduler takes the worker's lease (leases.py), answers
+Welcome, then streams Assignments and Cancellations from the worker's outbox while a reader task
+applies Started, Released and Heartbeat messages as they arrive.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from attune.states import ExecutionState
 from attune.storage import Database
 from attune.storage.schema import executions
 from attune_services.scheduler.dispatch import Dispatcher
+from attune_services.scheduler.leases import WorkerLeases
 from attune_services.scheduler.sessions import WorkerSession
 
 log = logging.getLogger(__name__)
@@ -30,8 +31,9 @@ log = logging.getLogger(__name__)
 class WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
     """Serves attune.internal.worker.v1.WorkerService."""
 
-    def __init__(self, db: Database, dispatcher: Dispatcher, scheduler_id: str) -> None:
+    def __init__(self, db: Database, dispatcher: Dispatcher, scheduler_id: str, leases: WorkerLeases) -> None:
         self._db = db
+        self._leases = leases
         self._dispatcher = dispatcher
         self._scheduler_id = scheduler_id
 
@@ -54,6 +56,7 @@ class WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
             capacity=max(hello.capacity, 1),
             held=frozenset(hello.execution_ids),
         )
+        await self._take_lease(session)
         self._dispatcher.attach(session)
         log.info(
             "worker connected",
@@ -95,6 +98,15 @@ class WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
             log.exception("worker session failed", extra={"worker_id": session.worker_id})
         finally:
             session.close()
+
+    async def _take_lease(self, session: WorkerSession) -> None:
+        """Takes the worker's lease before any work goes to it, so that every replica sees it
+        alive here. If the database refused, the sweep's renewal either inserts it or, finding
+        another's, closes this stream: the worker connects again."""
+        try:
+            await self._leases.take(session)
+        except Exception:
+            log.exception("taking the lease of a connecting worker failed", extra={"worker_id": session.worker_id})
 
     async def _resend_cancellations(self, session: WorkerSession) -> None:
         """A reconnecting worker learns which of its executions were cancelled while it was away."""

@@ -34,7 +34,7 @@ from attune.packs import SLOT_FREE_RUNTIMES
 from attune.security.tls import ClientAuth
 from attune_services.worker.packs import PackCache
 from attune_services.worker.results import ResultSender
-from attune_services.worker.runs import ExecutionRunner
+from attune_services.worker.runs import SHUTDOWN_ERROR, ExecutionRunner
 from attune_services.worker.runtimes import ActionUser, Containment, action_user, detect_runtimes, open_containment
 from attune_services.worker.session import SchedulerSession
 
@@ -176,6 +176,15 @@ class WorkerApp:
         )
         self.results.start()
         self.session.start()
+        if settings.shutdown_grace + settings.kill_grace >= settings.worker_grace:
+            log.warning(
+                "ATTUNE_SHUTDOWN_GRACE (%gs) + ATTUNE_KILL_GRACE (%gs) is not below ATTUNE_WORKER_GRACE (%gs): "
+                "on SIGTERM the scheduler may abandon an action still running at the end of the grace "
+                "before its cancel is reported",
+                settings.shutdown_grace,
+                settings.kill_grace,
+                settings.worker_grace,
+            )
         log.info(
             "worker started",
             extra={
@@ -231,25 +240,33 @@ class WorkerApp:
 
     async def drain(self) -> None:
         """Leaves the scheduler (no new work), lets runs finish within `shutdown_grace`, cancels
-        the rest, and waits until every result is acked by the completion service."""
+        the rest (they end `cancelled`, "worker shut down"), and waits until every result is acked
+        by the completion service: nothing this worker ran is left `running` for a sweeper to
+        abandon later. The grace counts from SIGTERM, so leaving is part of it."""
         assert self.session is not None and self.runner is not None and self.results is not None
         self._accepting = False
         grace = self.settings.shutdown_grace
-        await self.session.leave(timeout=min(grace, 1.0))
+        running = len(self.runner.running_ids())
+        log.info("draining: no new work; %d runs get %.1fs to finish", running, grace)
         try:
             async with asyncio.timeout(grace):
+                await self.session.leave(timeout=min(grace, 1.0))
                 await self.runner.wait_idle()
         except TimeoutError:
             left = self.runner.running_ids()
-            log.warning("%d runs still going after %.1fs; cancelling them", len(left), grace)
-            self.runner.cancel_all()
+            log.warning("%d runs still going after %.1fs; cancelling them (%s)", len(left), grace, SHUTDOWN_ERROR)
+            self.runner.shut_down()
             await self.runner.wait_idle()
+        unacked = len(list(self.results.unacked_ids()))
+        if unacked:
+            log.info("waiting for the completion service to acknowledge %d results", unacked)
         await self.results.wait_all_acked()
+        log.info("drained: every result acknowledged")
 
     async def close(self) -> None:
         """Stops the streams and closes the channels."""
         if self.runner is not None and self.runner.running_ids():
-            self.runner.cancel_all()  # drain was cut short: do not leave processes behind
+            self.runner.shut_down()  # drain was cut short: do not leave processes behind
             try:
                 async with asyncio.timeout(self.settings.kill_grace + 1.0):
                     await self.runner.wait_idle()

@@ -2,8 +2,10 @@
 
 One long-lived CompletionService.SubmitResults stream carries batches: every result added during
 one loop tick goes in one message. A result leaves the buffer only when its id comes back acked;
-if the stream breaks (the completion service restarts, say), the sender reconnects with backoff
-and sends every unacked result again — the completion service ignores duplicates.
+if the stream breaks (the completion service restarts, say), the sender opens a new one and sends
+every unacked result again — the completion service ignores duplicates. The new stream waits for
+the channel to connect (`wait_for_ready`) instead of failing and sleeping a backoff of its own:
+results go again as soon as the completion service is reachable, not a backoff later.
 """
 
 from __future__ import annotations
@@ -88,7 +90,7 @@ class ResultSender:
         )
 
     async def _session(self) -> None:
-        call = self._stub.SubmitResults()
+        call = self._stub.SubmitResults(wait_for_ready=True)
         self._unsent = dict.fromkeys(self._buffer)  # a new stream: everything unacked goes again
         self._wake.set()
         receiver = asyncio.create_task(self._receive(call))

@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 _tracer = tracer(__name__)
 
 NOOP = "noop"
+#: The error of a run the worker cancelled because it was shutting down (not asked by anyone):
+#: the execution ends `cancelled` with it, so nobody mistakes it for a user's cancel.
+SHUTDOWN_ERROR = "worker shut down"
 
 
 @dataclass(eq=False)
@@ -52,6 +55,8 @@ class Run:
     process: ActionProcess | None = None
     started_at: float = 0.0  # once the process is running
     cancel_requested: bool = False
+    # The error its result carries when it ends cancelled: the first reason it was cancelled for.
+    cancel_error: str = CANCELLED_ERROR
     task: asyncio.Task[None] | None = field(default=None, repr=False)
 
 
@@ -81,6 +86,8 @@ class ExecutionRunner:
         self._runs: dict[str, Run] = {}
         self._idle = asyncio.Event()
         self._idle.set()
+        # Once set (`shut_down`), every run, including one accepted later, is cancelled with it.
+        self._shutdown_error: str | None = None
 
     def running_ids(self) -> Sequence[str]:
         """Executions accepted whose result is not yet produced."""
@@ -112,23 +119,29 @@ class ExecutionRunner:
                 },
             )
             run = Run(assignment, span, traceparent or assignment.trace.traceparent)
+            if self._shutdown_error is not None:  # arrived after the grace: never spawned
+                run.cancel_requested, run.cancel_error = True, self._shutdown_error
             self._runs[execution_id] = run
             self._idle.clear()
             run.task = asyncio.create_task(self._run(run), name=f"run-{execution_id}")
 
-    def cancel(self, execution_ids: Sequence[str]) -> None:
-        """Stops these runs (they end CANCELLED); unknown or finished ids are ignored."""
+    def cancel(self, execution_ids: Sequence[str], *, error: str = CANCELLED_ERROR) -> None:
+        """Stops these runs (they end CANCELLED with `error`, unless an earlier cancel gave one);
+        unknown or finished ids are ignored."""
         for execution_id in execution_ids:
             run = self._runs.get(execution_id)
             if run is None:
                 continue
-            run.cancel_requested = True
+            if not run.cancel_requested:
+                run.cancel_requested, run.cancel_error = True, error
             if run.process is not None:
                 run.process.cancel()
 
-    def cancel_all(self) -> None:
-        """Stops every run."""
-        self.cancel(list(self._runs))
+    def shut_down(self) -> None:
+        """Cancels every run, and any accepted from now on, as SHUTDOWN_ERROR: the worker is
+        stopping and its grace is over."""
+        self._shutdown_error = SHUTDOWN_ERROR
+        self.cancel(list(self._runs), error=SHUTDOWN_ERROR)
 
     async def wait_idle(self) -> None:
         """Returns once no run is left."""
@@ -200,11 +213,12 @@ class ExecutionRunner:
 
     def _result(self, run: Run, outcome: RunOutcome) -> completion_pb2.ExecutionResult:
         assignment = run.assignment
+        cancelled = outcome.state == ExecutionState.CANCELLED
         return completion_pb2.ExecutionResult(
             execution_id=assignment.execution_id,
             state=execution_state_to_proto(outcome.state),
             result_json=dumps(outcome.result),
-            error=outcome.error or "",
+            error=run.cancel_error if cancelled else outcome.error or "",
             started_at=outcome.started_at,
             finished_at=outcome.finished_at,
             trace=_trace_of(run),
@@ -218,7 +232,7 @@ class ExecutionRunner:
             execution_id=run.assignment.execution_id,
             state=execution_state_to_proto(state),
             result_json=dumps({"stdout": "", "stderr": "", "exit_code": None, "duration_ms": 0}),
-            error=CANCELLED_ERROR if run.cancel_requested else error,
+            error=run.cancel_error if run.cancel_requested else error,
             started_at=0.0,
             finished_at=time.time(),
             trace=_trace_of(run),

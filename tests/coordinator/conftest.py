@@ -29,9 +29,12 @@ from tests.support.databases import create_postgres_database, create_sqlite_data
 from tests.support.fakes import FakeCompletionService, FakeExecutionService, child_id_of
 from tests.support.polling import eventually
 
-#: The coordinators' recovery sweep runs this often in every test (a dead replica's commands are
-#: taken over within about two of them).
+#: The coordinators' recovery sweep runs this often in every test (a stopped replica's commands
+#: are taken over within about two of them).
 RECOVERY_INTERVAL = 0.2
+#: The coordinators' lease time in every test: a killed replica's commands are taken over once it
+#: has expired. Long enough that a live replica on a loaded machine always renews in time.
+LEASE_TIME = 3.0
 
 
 @pytest.fixture(scope="module", params=["postgres", "sqlite"])
@@ -188,6 +191,7 @@ async def harness(database_url: str) -> AsyncIterator[Harness]:
         poll_interval=0.01,
         shutdown_grace=5.0,
         recovery_interval=RECOVERY_INTERVAL,
+        lease_time=LEASE_TIME,
     )
     h = Harness(settings, scheduler, completion)
     await h.start_coordinator()

@@ -206,6 +206,9 @@ async def test_sigkill_while_20_workflows_run_then_every_one_finishes_once(datab
         "ATTUNE_COMPLETION_ADDRESS": fake_address,
         "ATTUNE_RETRY_INTERVAL": "0.05",
         "ATTUNE_LOG_FORMAT": "text",
+        # The same replica id after the restart: the commands the killed process committed and
+        # never carried out are its own, resumed at start rather than once its lease expires.
+        "ATTUNE_REPLICA_ID": "coordinator-under-test",
     }
     log = tmp_path / "coordinator.log"
     process = spawn_coordinator(env, log)

@@ -198,8 +198,9 @@ class Cluster:
         if self._channel is not None:
             await self._channel.close()
             self._channel = None
+        # Replicas (tests/integration/replicas.py) are named "<service>-<n>".
         order = [n for n in self.processes if n.startswith("worker:")] + [
-            n for n in ("scheduler", "coordinator", "completion") if n in self.processes
+            n for svc in ("scheduler", "coordinator", "completion") for n in self.processes if n.split("-")[0] == svc
         ]
         for name in order:
             self.processes[name].send_signal(signal.SIGTERM)

@@ -1,19 +1,22 @@
 """Graceful SIGTERM of every service, watched the way an orchestrator watches it: through
 grpc.health.v1's Watch stream. Health must turn NOT_SERVING before the process stops (so a load
 balancer stops sending it work while it drains), in-flight work must finish, and the process
-must exit 0. Runs on PostgreSQL and on SQLite."""
+must exit 0. A worker stopped on its own (compose, Kubernetes) cancels what outlives its grace
+and reports it before it exits. Runs on PostgreSQL and on SQLite."""
 
 from __future__ import annotations
 
 import asyncio
 import signal
+import time
 
 import grpc
+import psutil
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from attune.execution.v1 import execution_pb2
 from attune.grpcutil.convert import execution_state_from_proto
-from tests.integration.cluster import Cluster, ClusterFactory
+from tests.integration.cluster import SERVICES, Cluster, ClusterFactory
 from tests.integration.test_resilience_e2e import started, wait_state
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -58,7 +61,9 @@ async def _sigterm(cluster: Cluster, name: str, timeout: float = 20.0) -> int:
 
 
 async def test_sigterm_turns_health_not_serving_drains_and_exits_cleanly(fresh_cluster: ClusterFactory) -> None:
-    cluster = await started(fresh_cluster)
+    # A worker that left is lost to the scheduler after ATTUNE_WORKER_GRACE: longer than the
+    # action it finishes while draining (the short cluster timing would race it).
+    cluster = await started(fresh_cluster, ATTUNE_WORKER_GRACE="10")
     execution = await cluster.request("core.sleep", {"seconds": 1.5})
     await wait_state(cluster, execution.id, "running")
     watches = {
@@ -91,3 +96,31 @@ async def test_sigterm_turns_health_not_serving_drains_and_exits_cleanly(fresh_c
     finally:
         for watch in watches.values():
             await watch.close()
+
+
+async def test_sigterm_to_a_worker_cancels_what_outlives_the_grace_and_reports_it_before_exiting(
+    fresh_cluster: ClusterFactory,
+) -> None:
+    # The scheduler gives a worker that left ATTUNE_WORKER_GRACE before it abandons its work:
+    # longer than the worker's shutdown grace plus its kill grace (docs/operations.md).
+    cluster = await fresh_cluster(ATTUNE_WORKER_GRACE="10")
+    for name in SERVICES:
+        await cluster.start_service(name)
+    worker = await cluster.start_worker("worker-1", ATTUNE_SHUTDOWN_GRACE="2")
+    await cluster.register_bundled_packs()
+    short = await cluster.request("core.sleep", {"seconds": 0.5})
+    long = await cluster.request("core.sleep", {"seconds": 600})
+    await wait_state(cluster, long.id, "running")
+    actions = psutil.Process(cluster.processes[worker].pid).children(recursive=True)
+    assert any(p.name() == "sleep" for p in actions), actions
+
+    began = time.monotonic()
+    assert await _sigterm(cluster, worker) == 0, cluster.log_tail(worker)
+    print(f"\nworker SIGTERM with a 600 s action, grace 2 s: exited in {time.monotonic() - began:.2f}s")
+    _, left = psutil.wait_procs(actions, timeout=2)
+    assert left == [], f"processes of its runs outlived the worker: {left}"
+    # It exited only once the completion service had acknowledged both results: they are stored.
+    for execution, state, error in [(short, "succeeded", ""), (long, "cancelled", "worker shut down")]:
+        reply = await cluster.executions.GetExecution(execution_pb2.GetExecutionRequest(id=execution.id))
+        got = reply.execution
+        assert (execution_state_from_proto(got.state), got.error) == (state, error), cluster.log_tail(worker)

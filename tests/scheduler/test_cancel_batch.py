@@ -247,7 +247,9 @@ async def test_the_sweep_sends_a_lost_cancel_to_the_worker_again(cluster: Cluste
     worker = FakeWorker(cluster, "w", ["shell"], capacity=2)
     await worker.connect()
     lost, other = await on_worker(cluster, worker, 2)
-    async with cluster.scheduler.db.write() as conn:  # canceling, as if its message was dropped
+    # Sent, as far as the scheduler knows (the relay sends only cancels it has not sent) ...
+    cluster.scheduler.dispatcher.sessions["w"].cancels_sent.add(lost)
+    async with cluster.scheduler.db.write() as conn:  # ... canceling, as if its message was dropped
         await conn.execute(
             executions.update().where(executions.c.id == lost).values(state="canceling", updated_at=time.time())
         )

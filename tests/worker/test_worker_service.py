@@ -359,6 +359,7 @@ async def test_drain_finishes_runs_and_reports_them(cluster: Cluster) -> None:
     ).state == S.EXECUTION_STATE_SUCCEEDED
     long = cluster.completion.result_of("long")
     assert long is not None and long.state == S.EXECUTION_STATE_CANCELLED  # past the grace: cancelled, reported
+    assert long.error == "worker shut down"  # not a user's cancel
     assert time.monotonic() - began < cluster.settings.shutdown_grace + cluster.settings.kill_grace + 2
 
 

@@ -4,7 +4,9 @@ and a client's bearer token on every call (`attune.security.tokens`)."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import socket
 from types import TracebackType
 from typing import Any, cast
 
@@ -15,11 +17,14 @@ from attune.security.tls import channel_credentials, load_material
 from attune.security.tokens import bearer_metadata
 
 
-def channel_options(settings: Settings) -> list[tuple[str, int]]:
-    """Options shared by servers and channels."""
+def channel_options(
+    settings: Settings, *, max_send_bytes: int | None = None, max_receive_bytes: int | None = None
+) -> list[tuple[str, int]]:
+    """Options shared by servers and channels; the message limits are ATTUNE_MAX_MESSAGE_BYTES
+    unless raised for one purpose (a workflow's result: attune.results)."""
     return [
-        ("grpc.max_send_message_length", settings.max_message_bytes),
-        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        ("grpc.max_send_message_length", max_send_bytes or settings.max_message_bytes),
+        ("grpc.max_receive_message_length", max_receive_bytes or settings.max_message_bytes),
         ("grpc.keepalive_time_ms", 10_000),
         ("grpc.keepalive_timeout_ms", 5_000),
         ("grpc.keepalive_permit_without_calls", 1),
@@ -59,7 +64,12 @@ RETRY_UNAVAILABLE_CONFIG = json.dumps(
 
 
 def open_channel(
-    address: str, settings: Settings, *, token: str | None = None, retry_unavailable: bool = False
+    address: str,
+    settings: Settings,
+    *,
+    token: str | None = None,
+    retry_unavailable: bool = False,
+    max_send_bytes: int | None = None,
 ) -> grpc.aio.Channel:
     """A channel to another service, or a client's to the scheduler.
 
@@ -69,28 +79,85 @@ def open_channel(
     plaintext server checks none, and a token must not cross the network in the clear. Raises
     TlsError naming a file it needs that is missing. With `retry_unavailable` a call answered
     UNAVAILABLE is tried again (`RETRY_UNAVAILABLE_CONFIG`): for clients whose mutating requests
-    carry a request_id, so that a retry is harmless.
+    carry a request_id, so that a retry is harmless. `max_send_bytes` raises the limit of what
+    it sends (the coordinator's channel to the completion service: a workflow's result).
 
     round_robin spreads calls over every address a name resolves to, so a `dns:///` name of a
-    headless Kubernetes Service balances over all replicas (one address behaves as before).
-    Reconnect backoff follows `settings.retry_interval` (capped at ten times it) instead of gRPC's
-    default of up to two minutes, so a restarted peer is reached again within seconds.
+    headless Kubernetes Service balances over all replicas (one address behaves as before). A
+    comma-separated list of addresses (`h1:p1,h2:p2`) becomes one target over all of them
+    (`channel_target`): calls go to those that answer, so a client fails over when a replica
+    goes away.
+    Reconnect backoff follows `settings.retry_interval` (capped at twice it: 1 s by default)
+    instead of gRPC's default of up to two minutes, so work resumes within about a second of a
+    restarted peer answering again (one connection attempt per second to a peer that is down).
     """
     retry_ms = max(1, int(settings.retry_interval * 1000))
     options: list[tuple[str, int | str]] = [
-        *channel_options(settings),
+        *channel_options(settings, max_send_bytes=max_send_bytes),
         ("grpc.lb_policy_name", "round_robin"),
         ("grpc.initial_reconnect_backoff_ms", retry_ms),
         ("grpc.min_reconnect_backoff_ms", retry_ms),
-        ("grpc.max_reconnect_backoff_ms", 10 * retry_ms),
+        ("grpc.max_reconnect_backoff_ms", 2 * retry_ms),
     ]
     if retry_unavailable:
         options.append(("grpc.service_config", RETRY_UNAVAILABLE_CONFIG))
+    target, authority = channel_target(address)
+    if authority:
+        options.append(("grpc.default_authority", authority))
     material = load_material(settings)
     if material is None:
-        return grpc.aio.insecure_channel(address, options=options)
-    channel = grpc.aio.secure_channel(address, channel_credentials(material), options=options)
+        return grpc.aio.insecure_channel(target, options=options)
+    channel = grpc.aio.secure_channel(target, channel_credentials(material), options=options)
     return channel if not token else _MetadataChannel(channel, bearer_metadata(token))
+
+
+def channel_target(address: str) -> tuple[str, str | None]:
+    """The gRPC target for `address`, and the authority to present (None: gRPC's own).
+
+    One address, or one with a scheme (`dns:///…`, `ipv4:…`, `unix:…`), is used as it is (an
+    `ipv4:`/`ipv6:` list with its first address as the authority, for TLS). A comma-separated
+    list `h1:p1,h2:p2` becomes an `ipv4:` (or `ipv6:`) target over every address: IP literals as
+    given, host names resolved once, now (for names that change, give one `dns:///` name that
+    resolves to every replica). The authority is the first entry as written, so TLS checks the
+    server's certificate against the name the user gave. Raises ValueError naming an entry that
+    is not host:port or a name that does not resolve.
+    """
+    entries = [e.strip() for e in address.split(",") if e.strip()]
+    if len(entries) < 2 or ":/" in address:
+        return address, None
+    scheme, _, first = entries[0].partition(":")
+    if scheme in ("ipv4", "ipv6"):
+        # gRPC's authority for such a list is the whole list, which no certificate names.
+        return address, first
+    if scheme in _SCHEMES:
+        return address, None
+    resolved = [_resolve(entry) for entry in entries]
+    v4 = [a for addresses in resolved for a in addresses if not a.startswith("[")]
+    v6 = [a for addresses in resolved for a in addresses if a.startswith("[")]
+    target = f"ipv4:{','.join(dict.fromkeys(v4))}" if v4 else f"ipv6:{','.join(dict.fromkeys(v6))}"
+    return target, entries[0]
+
+
+_SCHEMES = frozenset({"dns", "ipv4", "ipv6", "unix", "unix-abstract", "vsock"})
+
+
+def _resolve(entry: str) -> list[str]:
+    """`host:port` as `ip:port` strings (IPv6 in brackets): the literal, or what the name resolves to."""
+    host, sep, port = entry.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit():
+        raise ValueError(f"address {entry!r} in a list of addresses is not host:port")
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        try:
+            infos = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)
+        except OSError as err:
+            raise ValueError(f"address {entry!r}: host {host!r} does not resolve: {err}") from err
+        ips = [ipaddress.ip_address(str(info[4][0])) for info in infos]
+    else:
+        ips = [ip]
+    return [f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}" for ip in dict.fromkeys(ips)]
 
 
 Metadata = tuple[tuple[str, str], ...]

@@ -113,7 +113,11 @@ async def start_server(app: ServiceApp, *, address: str, settings: Settings) -> 
     material = load_material(settings)
     if material is None:
         check_plaintext_listen(address, settings)
-    server = grpc.aio.server(options=[*channel_options(settings), *SERVER_OPTIONS, *metadata_options(settings)])
+    # An app may receive larger messages than ATTUNE_MAX_MESSAGE_BYTES (the completion service:
+    # a workflow's result, attune.results); it says so with `max_receive_bytes`.
+    receive = getattr(app, "max_receive_bytes", None)
+    options = [*channel_options(settings, max_receive_bytes=receive), *SERVER_OPTIONS, *metadata_options(settings)]
+    server = grpc.aio.server(options=options)
     # Every handler registered (the app's, health's, reflection's) comes out wrapped: a
     # WrappingRegistrar is a grpc.aio.Server, so reflection picks its asyncio servicer.
     registrar = WrappingRegistrar(server, _handler_wrapping(app, settings, secure=material is not None))

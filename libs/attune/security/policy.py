@@ -113,6 +113,8 @@ POLICY: Mapping[str, Rule] = {
             "GetExecution": VIEWER,
             "ListExecutions": VIEWER,
             "WatchExecution": VIEWER,
+            "GetExecutionResult": VIEWER,
+            "PurgeExecutions": ADMIN,
         },
     ),
     **_methods(

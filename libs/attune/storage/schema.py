@@ -95,20 +95,37 @@ api_tokens = sa.Table(
     comment="owner: scheduler; client bearer tokens, hashed",
 )
 
+#: Worker liveness shared by every scheduler replica (services/scheduler/leases.py): the replica
+#: holding a worker's stream renews its lease while the stream is open; any replica
+#: abandons a worker's executions only once its lease has expired (ATTUNE_WORKER_GRACE).
+worker_leases = sa.Table(
+    "worker_leases",
+    metadata,
+    sa.Column("worker_id", sa.String(255), primary_key=True),
+    sa.Column("scheduler_id", sa.String(64), nullable=False),
+    # One more at each connection: a renewal at an older generation comes from a stale stream.
+    sa.Column("generation", sa.Integer, nullable=False),
+    sa.Column("runtimes", sa.Text, nullable=False, default="[]"),
+    sa.Column("connected_at", sa.Float, nullable=False),
+    sa.Column("renewed_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+    comment="owner: scheduler; a lease per worker, renewed through the replica holding its stream",
+)
+
 # --- scheduler + completion: executions -------------------------------------------------------
 
 executions = sa.Table(
     "executions",
     metadata,
     sa.Column("id", sa.String(32), primary_key=True),
-    sa.Column("action_ref", sa.String(255), nullable=False, index=True),
+    sa.Column("action_ref", sa.String(255), nullable=False),
     sa.Column("runner_type", sa.String(32), nullable=False),
     sa.Column("state", sa.String(16), nullable=False),
     sa.Column("parameters", sa.Text, nullable=False, default="{}"),
     sa.Column("secret_names", sa.Text, nullable=False, default="[]"),
     sa.Column("result", sa.Text, nullable=True),
     sa.Column("error", sa.Text, nullable=True),
-    sa.Column("parent_id", sa.String(32), nullable=True, index=True),
+    sa.Column("parent_id", sa.String(32), nullable=True),
     sa.Column("workflow_execution_id", sa.String(32), nullable=True),
     sa.Column("task_name", sa.String(255), nullable=True),
     sa.Column("task_run", sa.Integer, nullable=True),
@@ -128,7 +145,11 @@ executions = sa.Table(
     # The token name of the client that requested it; empty for a workflow's children (see the
     # parent) and with security off.
     sa.Column("requested_by", sa.String(255), nullable=False, default="", server_default=""),
-    sa.Index("ix_executions_state_created", "state", "created_at"),
+    # Each filter of ListExecutions, by id: its first page is a range scan, newest first (ids
+    # are time-ordered; migration 0009). The sweep reads active rows by state through the first.
+    sa.Index("ix_executions_state_id", "state", "id"),
+    sa.Index("ix_executions_action_ref_id", "action_ref", "id"),
+    sa.Index("ix_executions_parent_id_id", "parent_id", "id"),
     comment=(
         "owners: scheduler (requested, scheduling, scheduled, running, canceling) and "
         "completion (terminal states, result, error)"
@@ -143,6 +164,9 @@ outcome_outbox = sa.Table(
     sa.Column("execution_id", sa.String(32), primary_key=True),
     sa.Column("workflow_execution_id", sa.String(32), nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
+    # The completion replica forwarding it (its `service_leases` id); another replica takes the
+    # row over only once that lease has expired. NULL: written before migration 0008.
+    sa.Column("owner", sa.String(64), nullable=True),
     comment="owner: completion; deleted once the coordinator acknowledges the outcome",
 )
 
@@ -172,6 +196,9 @@ workflow_executions = sa.Table(
     sa.Column("finish_reported", sa.Boolean, nullable=False, default=False),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("finished_at", sa.Float, nullable=True),
+    # The coordinator replica that committed the finish and reports the result (its
+    # `service_leases` id); taken over only once that lease has expired. NULL before 0008.
+    sa.Column("result_owner", sa.String(64), nullable=True),
     comment="owner: coordinator; `version` is compare-and-set while an event is applied",
 )
 
@@ -216,6 +243,10 @@ task_runs = sa.Table(
     sa.Column("cancel_requested", sa.Boolean, nullable=False, default=False),
     sa.Column("started_at", sa.Float, nullable=False),
     sa.Column("finished_at", sa.Float, nullable=True),
+    # The coordinator replica carrying out the run's pending command (its child request, or a
+    # cancel committed after dispatch); taken over only once that replica's lease has expired.
+    # NULL before migration 0008.
+    sa.Column("owner", sa.String(64), nullable=True),
     comment="owner: coordinator; unique key per task run makes advancement exactly-once",
 )
 
@@ -231,6 +262,19 @@ sa.Index(
     task_runs.c.started_at,
     postgresql_where=TASK_RUN_COMMAND_PENDING,
     sqlite_where=TASK_RUN_COMMAND_PENDING,
+)
+
+#: One lease per running replica of a service that owns pending work (attune.storage.leases):
+#: renewed every third of ATTUNE_LEASE_TIME, deleted at a clean stop. Another replica takes over
+#: a replica's outbox rows only once its lease has expired or is gone (migration 0008).
+service_leases = sa.Table(
+    "service_leases",
+    metadata,
+    sa.Column("kind", sa.String(32), primary_key=True),
+    sa.Column("replica_id", sa.String(64), primary_key=True),
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+    comment="owners: coordinator and completion, each its own kind's rows",
 )
 
 workflow_timers = sa.Table(

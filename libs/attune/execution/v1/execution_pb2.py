@@ -27,7 +27,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#attune/execution/v1/execution.proto\x12\x13\x61ttune.execution.v1\x1a\x1d\x61ttune/common/v1/common.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfc\x03\n\tExecution\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\naction_ref\x18\x02 \x01(\t\x12/\n\x05state\x18\x03 \x01(\x0e\x32 .attune.common.v1.ExecutionState\x12+\n\nparameters\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\'\n\x06result\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\r\n\x05\x65rror\x18\x06 \x01(\t\x12\x11\n\tparent_id\x18\x07 \x01(\t\x12,\n\x04link\x18\x08 \x01(\x0b\x32\x1e.attune.common.v1.WorkflowLink\x12\x11\n\tworker_id\x18\t \x01(\t\x12\x10\n\x08trace_id\x18\n \x01(\t\x12\x17\n\x0ftimeout_seconds\x18\x0b \x01(\x01\x12\x13\n\x0brunner_type\x18\x0c \x01(\t\x12.\n\ncreated_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0crequested_by\x18\x10 \x01(\t\"\x87\x01\n\x17RequestExecutionRequest\x12\x12\n\naction_ref\x18\x01 \x01(\t\x12+\n\nparameters\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x17\n\x0ftimeout_seconds\x18\x04 \x01(\x01\"M\n\x18RequestExecutionResponse\x12\x31\n\texecution\x18\x01 \x01(\x0b\x32\x1e.attune.execution.v1.Execution\"!\n\x13GetExecutionRequest\x12\n\n\x02id\x18\x01 \x01(\t\"{\n\x14GetExecutionResponse\x12\x31\n\texecution\x18\x01 \x01(\x0b\x32\x1e.attune.execution.v1.Execution\x12\x30\n\x08\x63hildren\x18\x02 \x03(\x0b\x32\x1e.attune.execution.v1.Execution\"\x96\x01\n\x15ListExecutionsRequest\x12/\n\x05state\x18\x01 \x01(\x0e\x32 .attune.common.v1.ExecutionState\x12\x12\n\naction_ref\x18\x02 \x01(\t\x12\x11\n\tparent_id\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"e\n\x16ListExecutionsResponse\x12\x32\n\nexecutions\x18\x01 \x03(\x0b\x32\x1e.attune.execution.v1.Execution\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"8\n\x16\x43\x61ncelExecutionRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"L\n\x17\x43\x61ncelExecutionResponse\x12\x31\n\texecution\x18\x01 \x01(\x0b\x32\x1e.attune.execution.v1.Execution\"#\n\x15WatchExecutionRequest\x12\n\n\x02id\x18\x01 \x01(\t\"}\n\x16WatchExecutionResponse\x12\x31\n\texecution\x18\x01 \x01(\x0b\x32\x1e.attune.execution.v1.Execution\x12\x30\n\x08\x63hildren\x18\x02 \x03(\x0b\x32\x1e.attune.execution.v1.Execution2\xae\x04\n\x10\x45xecutionService\x12o\n\x10RequestExecution\x12,.attune.execution.v1.RequestExecutionRequest\x1a-.attune.execution.v1.RequestExecutionResponse\x12\x63\n\x0cGetExecution\x12(.attune.execution.v1.GetExecutionRequest\x1a).attune.execution.v1.GetExecutionResponse\x12i\n\x0eListExecutions\x12*.attune.execution.v1.ListExecutionsRequest\x1a+.attune.execution.v1.ListExecutionsResponse\x12l\n\x0f\x43\x61ncelExecution\x12+.attune.execution.v1.CancelExecutionRequest\x1a,.attune.execution.v1.CancelExecutionResponse\x12k\n\x0eWatchExecution\x12*.attune.execution.v1.WatchExecutionRequest\x1a+.attune.execution.v1.WatchExecutionResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#attune/execution/v1/execution.proto\x12\x13\x61ttune.execution.v1\x1a\x1d\x61ttune/common/v1/common.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc9\x04\n\tExecution\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\naction_ref\x18\x02 \x01(\t\x12/\n\x05state\x18\x03 \x01(\x0e\x32 .attune.common.v1.ExecutionState\x12+\n\nparameters\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\'\n\x06result\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\r\n\x05\x65rror\x18\x06 \x01(\t\x12\x11\n\tparent_id\x18\x07 \x01(\t\x12,\n\x04link\x18\x08 \x01(\x0b\x32\x1e.attune.common.v1.WorkflowLink\x12\x11\n\tworker_id\x18\t \x01(\t\x12\x10\n\x08trace_id\x18\n \x01(\t\x12\x17\n\x0ftimeout_seconds\x18\x0b \x01(\x01\x12\x13\n\x0brunner_type\x18\x0c \x01(\t\x12.\n\ncreated_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0crequested_by\x18\x10 \x01(\t\x12\x19\n\x11result_size_bytes\x18\x11 \x01(\x03\x12\x18\n\x10result_truncated\x18\x12 \x01(\x08\x12\x16\n\x0eresult_preview\x18\x13 \x01(\t\"S\n\x0f\x43hildrenSummary\x12\r\n\x05total\x18\x01 \x01(\x03\x12\x31\n\x08\x62y_state\x18\x02 \x03(\x0b\x32\x1f.attune.execution.v1.StateCount\"L\n\nStateCount\x12/\n\x05state\x18\x01 \x01(\x0e\x32 .attune.common.v1.ExecutionState\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\"\x87\x01\n\x17RequestExecutionRequest\x12\x12\n\naction_ref\x18\x01 \x01(\t\x12+\n\nparameters\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x17\n\x0ftimeout_seconds\x18\x04 \x01(\x01\"M\n\x18RequestExecutionResponse\x12\x31\n\texecution\x18\x01 \x01(\x0b\x32\x1e.attune.execution.v1.Execution\"4\n\x13GetExecutionRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\"\xd4\x01\n\x14GetExecutionResponse\x12\x31\n\texecution\x18\x01 \x01(\x0b\x32\x1e.attune.execution.v1.Execution\x12\x30\n\x08\x63hildren\x18\x02 \x03(\x0b\x32\x1e.attune.execution.v1.Execution\x12>\n\x10\x63hildren_summary\x18\x03 \x01(\x0b\x32$.attune.execution.v1.ChildrenSummary\x12\x17\n\x0fnext_page_token\x18\x04 \x01(\t\"\xfd\x01\n\x15ListExecutionsRequest\x12/\n\x05state\x18\x01 \x01(\x0e\x32 .attune.common.v1.ExecutionState\x12\x12\n\naction_ref\x18\x02 \x01(\t\x12\x11\n\tparent_id\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\x12\x31\n\rcreated_after\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x63reated_before\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"e\n\x16ListExecutionsResponse\x12\x32\n\nexecutions\x18\x01 \x03(\x0b\x32\x1e.attune.execution.v1.Execution\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"8\n\x16\x43\x61ncelExecutionRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"L\n\x17\x43\x61ncelExecutionResponse\x12\x31\n\texecution\x18\x01 \x01(\x0b\x32\x1e.attune.execution.v1.Execution\"6\n\x15WatchExecutionRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\"\xe9\x01\n\x16WatchExecutionResponse\x12\x31\n\texecution\x18\x01 \x01(\x0b\x32\x1e.attune.execution.v1.Execution\x12\x30\n\x08\x63hildren\x18\x02 \x03(\x0b\x32\x1e.attune.execution.v1.Execution\x12>\n\x10\x63hildren_summary\x18\x03 \x01(\x0b\x32$.attune.execution.v1.ChildrenSummary\x12\x17\n\x0fnext_page_token\x18\x04 \x01(\t\x12\x11\n\tis_change\x18\x05 \x01(\x08\"\'\n\x19GetExecutionResultRequest\x12\n\n\x02id\x18\x01 \x01(\t\"O\n\x1aGetExecutionResultResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\x13\n\x0btotal_bytes\x18\x03 \x01(\x03\"4\n\x16PurgeExecutionsRequest\x12\x1a\n\x12older_than_seconds\x18\x01 \x01(\x01\")\n\x17PurgeExecutionsResponse\x12\x0e\n\x06purged\x18\x01 \x01(\x03\x32\x95\x06\n\x10\x45xecutionService\x12o\n\x10RequestExecution\x12,.attune.execution.v1.RequestExecutionRequest\x1a-.attune.execution.v1.RequestExecutionResponse\x12\x63\n\x0cGetExecution\x12(.attune.execution.v1.GetExecutionRequest\x1a).attune.execution.v1.GetExecutionResponse\x12i\n\x0eListExecutions\x12*.attune.execution.v1.ListExecutionsRequest\x1a+.attune.execution.v1.ListExecutionsResponse\x12l\n\x0f\x43\x61ncelExecution\x12+.attune.execution.v1.CancelExecutionRequest\x1a,.attune.execution.v1.CancelExecutionResponse\x12k\n\x0eWatchExecution\x12*.attune.execution.v1.WatchExecutionRequest\x1a+.attune.execution.v1.WatchExecutionResponse0\x01\x12w\n\x12GetExecutionResult\x12..attune.execution.v1.GetExecutionResultRequest\x1a/.attune.execution.v1.GetExecutionResultResponse0\x01\x12l\n\x0fPurgeExecutions\x12+.attune.execution.v1.PurgeExecutionsRequest\x1a,.attune.execution.v1.PurgeExecutionsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,27 +35,39 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'attune.execution.v1.executi
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_EXECUTION']._serialized_start=155
-  _globals['_EXECUTION']._serialized_end=663
-  _globals['_REQUESTEXECUTIONREQUEST']._serialized_start=666
-  _globals['_REQUESTEXECUTIONREQUEST']._serialized_end=801
-  _globals['_REQUESTEXECUTIONRESPONSE']._serialized_start=803
-  _globals['_REQUESTEXECUTIONRESPONSE']._serialized_end=880
-  _globals['_GETEXECUTIONREQUEST']._serialized_start=882
-  _globals['_GETEXECUTIONREQUEST']._serialized_end=915
-  _globals['_GETEXECUTIONRESPONSE']._serialized_start=917
-  _globals['_GETEXECUTIONRESPONSE']._serialized_end=1040
-  _globals['_LISTEXECUTIONSREQUEST']._serialized_start=1043
-  _globals['_LISTEXECUTIONSREQUEST']._serialized_end=1193
-  _globals['_LISTEXECUTIONSRESPONSE']._serialized_start=1195
-  _globals['_LISTEXECUTIONSRESPONSE']._serialized_end=1296
-  _globals['_CANCELEXECUTIONREQUEST']._serialized_start=1298
-  _globals['_CANCELEXECUTIONREQUEST']._serialized_end=1354
-  _globals['_CANCELEXECUTIONRESPONSE']._serialized_start=1356
-  _globals['_CANCELEXECUTIONRESPONSE']._serialized_end=1432
-  _globals['_WATCHEXECUTIONREQUEST']._serialized_start=1434
-  _globals['_WATCHEXECUTIONREQUEST']._serialized_end=1469
-  _globals['_WATCHEXECUTIONRESPONSE']._serialized_start=1471
-  _globals['_WATCHEXECUTIONRESPONSE']._serialized_end=1596
-  _globals['_EXECUTIONSERVICE']._serialized_start=1599
-  _globals['_EXECUTIONSERVICE']._serialized_end=2157
+  _globals['_EXECUTION']._serialized_end=740
+  _globals['_CHILDRENSUMMARY']._serialized_start=742
+  _globals['_CHILDRENSUMMARY']._serialized_end=825
+  _globals['_STATECOUNT']._serialized_start=827
+  _globals['_STATECOUNT']._serialized_end=903
+  _globals['_REQUESTEXECUTIONREQUEST']._serialized_start=906
+  _globals['_REQUESTEXECUTIONREQUEST']._serialized_end=1041
+  _globals['_REQUESTEXECUTIONRESPONSE']._serialized_start=1043
+  _globals['_REQUESTEXECUTIONRESPONSE']._serialized_end=1120
+  _globals['_GETEXECUTIONREQUEST']._serialized_start=1122
+  _globals['_GETEXECUTIONREQUEST']._serialized_end=1174
+  _globals['_GETEXECUTIONRESPONSE']._serialized_start=1177
+  _globals['_GETEXECUTIONRESPONSE']._serialized_end=1389
+  _globals['_LISTEXECUTIONSREQUEST']._serialized_start=1392
+  _globals['_LISTEXECUTIONSREQUEST']._serialized_end=1645
+  _globals['_LISTEXECUTIONSRESPONSE']._serialized_start=1647
+  _globals['_LISTEXECUTIONSRESPONSE']._serialized_end=1748
+  _globals['_CANCELEXECUTIONREQUEST']._serialized_start=1750
+  _globals['_CANCELEXECUTIONREQUEST']._serialized_end=1806
+  _globals['_CANCELEXECUTIONRESPONSE']._serialized_start=1808
+  _globals['_CANCELEXECUTIONRESPONSE']._serialized_end=1884
+  _globals['_WATCHEXECUTIONREQUEST']._serialized_start=1886
+  _globals['_WATCHEXECUTIONREQUEST']._serialized_end=1940
+  _globals['_WATCHEXECUTIONRESPONSE']._serialized_start=1943
+  _globals['_WATCHEXECUTIONRESPONSE']._serialized_end=2176
+  _globals['_GETEXECUTIONRESULTREQUEST']._serialized_start=2178
+  _globals['_GETEXECUTIONRESULTREQUEST']._serialized_end=2217
+  _globals['_GETEXECUTIONRESULTRESPONSE']._serialized_start=2219
+  _globals['_GETEXECUTIONRESULTRESPONSE']._serialized_end=2298
+  _globals['_PURGEEXECUTIONSREQUEST']._serialized_start=2300
+  _globals['_PURGEEXECUTIONSREQUEST']._serialized_end=2352
+  _globals['_PURGEEXECUTIONSRESPONSE']._serialized_start=2354
+  _globals['_PURGEEXECUTIONSRESPONSE']._serialized_end=2395
+  _globals['_EXECUTIONSERVICE']._serialized_start=2398
+  _globals['_EXECUTIONSERVICE']._serialized_end=3187
 # @@protoc_insertion_point(module_scope)

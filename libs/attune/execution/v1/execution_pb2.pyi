@@ -12,7 +12,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Execution(_message.Message):
-    __slots__ = ("id", "action_ref", "state", "parameters", "result", "error", "parent_id", "link", "worker_id", "trace_id", "timeout_seconds", "runner_type", "created_at", "started_at", "finished_at", "requested_by")
+    __slots__ = ("id", "action_ref", "state", "parameters", "result", "error", "parent_id", "link", "worker_id", "trace_id", "timeout_seconds", "runner_type", "created_at", "started_at", "finished_at", "requested_by", "result_size_bytes", "result_truncated", "result_preview")
     ID_FIELD_NUMBER: _ClassVar[int]
     ACTION_REF_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -29,6 +29,9 @@ class Execution(_message.Message):
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
     FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
     REQUESTED_BY_FIELD_NUMBER: _ClassVar[int]
+    RESULT_SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    RESULT_TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    RESULT_PREVIEW_FIELD_NUMBER: _ClassVar[int]
     id: str
     action_ref: str
     state: _common_pb2.ExecutionState
@@ -45,7 +48,26 @@ class Execution(_message.Message):
     started_at: _timestamp_pb2.Timestamp
     finished_at: _timestamp_pb2.Timestamp
     requested_by: str
-    def __init__(self, id: _Optional[str] = ..., action_ref: _Optional[str] = ..., state: _Optional[_Union[_common_pb2.ExecutionState, str]] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., result: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[str] = ..., parent_id: _Optional[str] = ..., link: _Optional[_Union[_common_pb2.WorkflowLink, _Mapping]] = ..., worker_id: _Optional[str] = ..., trace_id: _Optional[str] = ..., timeout_seconds: _Optional[float] = ..., runner_type: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., requested_by: _Optional[str] = ...) -> None: ...
+    result_size_bytes: int
+    result_truncated: bool
+    result_preview: str
+    def __init__(self, id: _Optional[str] = ..., action_ref: _Optional[str] = ..., state: _Optional[_Union[_common_pb2.ExecutionState, str]] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., result: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[str] = ..., parent_id: _Optional[str] = ..., link: _Optional[_Union[_common_pb2.WorkflowLink, _Mapping]] = ..., worker_id: _Optional[str] = ..., trace_id: _Optional[str] = ..., timeout_seconds: _Optional[float] = ..., runner_type: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., requested_by: _Optional[str] = ..., result_size_bytes: _Optional[int] = ..., result_truncated: bool = ..., result_preview: _Optional[str] = ...) -> None: ...
+
+class ChildrenSummary(_message.Message):
+    __slots__ = ("total", "by_state")
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    BY_STATE_FIELD_NUMBER: _ClassVar[int]
+    total: int
+    by_state: _containers.RepeatedCompositeFieldContainer[StateCount]
+    def __init__(self, total: _Optional[int] = ..., by_state: _Optional[_Iterable[_Union[StateCount, _Mapping]]] = ...) -> None: ...
+
+class StateCount(_message.Message):
+    __slots__ = ("state", "count")
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    state: _common_pb2.ExecutionState
+    count: int
+    def __init__(self, state: _Optional[_Union[_common_pb2.ExecutionState, str]] = ..., count: _Optional[int] = ...) -> None: ...
 
 class RequestExecutionRequest(_message.Message):
     __slots__ = ("action_ref", "parameters", "request_id", "timeout_seconds")
@@ -66,32 +88,42 @@ class RequestExecutionResponse(_message.Message):
     def __init__(self, execution: _Optional[_Union[Execution, _Mapping]] = ...) -> None: ...
 
 class GetExecutionRequest(_message.Message):
-    __slots__ = ("id",)
+    __slots__ = ("id", "page_size")
     ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     id: str
-    def __init__(self, id: _Optional[str] = ...) -> None: ...
+    page_size: int
+    def __init__(self, id: _Optional[str] = ..., page_size: _Optional[int] = ...) -> None: ...
 
 class GetExecutionResponse(_message.Message):
-    __slots__ = ("execution", "children")
+    __slots__ = ("execution", "children", "children_summary", "next_page_token")
     EXECUTION_FIELD_NUMBER: _ClassVar[int]
     CHILDREN_FIELD_NUMBER: _ClassVar[int]
+    CHILDREN_SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     execution: Execution
     children: _containers.RepeatedCompositeFieldContainer[Execution]
-    def __init__(self, execution: _Optional[_Union[Execution, _Mapping]] = ..., children: _Optional[_Iterable[_Union[Execution, _Mapping]]] = ...) -> None: ...
+    children_summary: ChildrenSummary
+    next_page_token: str
+    def __init__(self, execution: _Optional[_Union[Execution, _Mapping]] = ..., children: _Optional[_Iterable[_Union[Execution, _Mapping]]] = ..., children_summary: _Optional[_Union[ChildrenSummary, _Mapping]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class ListExecutionsRequest(_message.Message):
-    __slots__ = ("state", "action_ref", "parent_id", "page_size", "page_token")
+    __slots__ = ("state", "action_ref", "parent_id", "page_size", "page_token", "created_after", "created_before")
     STATE_FIELD_NUMBER: _ClassVar[int]
     ACTION_REF_FIELD_NUMBER: _ClassVar[int]
     PARENT_ID_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AFTER_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BEFORE_FIELD_NUMBER: _ClassVar[int]
     state: _common_pb2.ExecutionState
     action_ref: str
     parent_id: str
     page_size: int
     page_token: str
-    def __init__(self, state: _Optional[_Union[_common_pb2.ExecutionState, str]] = ..., action_ref: _Optional[str] = ..., parent_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    created_after: _timestamp_pb2.Timestamp
+    created_before: _timestamp_pb2.Timestamp
+    def __init__(self, state: _Optional[_Union[_common_pb2.ExecutionState, str]] = ..., action_ref: _Optional[str] = ..., parent_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., created_after: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ListExecutionsResponse(_message.Message):
     __slots__ = ("executions", "next_page_token")
@@ -116,15 +148,51 @@ class CancelExecutionResponse(_message.Message):
     def __init__(self, execution: _Optional[_Union[Execution, _Mapping]] = ...) -> None: ...
 
 class WatchExecutionRequest(_message.Message):
+    __slots__ = ("id", "page_size")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    page_size: int
+    def __init__(self, id: _Optional[str] = ..., page_size: _Optional[int] = ...) -> None: ...
+
+class WatchExecutionResponse(_message.Message):
+    __slots__ = ("execution", "children", "children_summary", "next_page_token", "is_change")
+    EXECUTION_FIELD_NUMBER: _ClassVar[int]
+    CHILDREN_FIELD_NUMBER: _ClassVar[int]
+    CHILDREN_SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    IS_CHANGE_FIELD_NUMBER: _ClassVar[int]
+    execution: Execution
+    children: _containers.RepeatedCompositeFieldContainer[Execution]
+    children_summary: ChildrenSummary
+    next_page_token: str
+    is_change: bool
+    def __init__(self, execution: _Optional[_Union[Execution, _Mapping]] = ..., children: _Optional[_Iterable[_Union[Execution, _Mapping]]] = ..., children_summary: _Optional[_Union[ChildrenSummary, _Mapping]] = ..., next_page_token: _Optional[str] = ..., is_change: bool = ...) -> None: ...
+
+class GetExecutionResultRequest(_message.Message):
     __slots__ = ("id",)
     ID_FIELD_NUMBER: _ClassVar[int]
     id: str
     def __init__(self, id: _Optional[str] = ...) -> None: ...
 
-class WatchExecutionResponse(_message.Message):
-    __slots__ = ("execution", "children")
-    EXECUTION_FIELD_NUMBER: _ClassVar[int]
-    CHILDREN_FIELD_NUMBER: _ClassVar[int]
-    execution: Execution
-    children: _containers.RepeatedCompositeFieldContainer[Execution]
-    def __init__(self, execution: _Optional[_Union[Execution, _Mapping]] = ..., children: _Optional[_Iterable[_Union[Execution, _Mapping]]] = ...) -> None: ...
+class GetExecutionResultResponse(_message.Message):
+    __slots__ = ("data", "offset", "total_bytes")
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    offset: int
+    total_bytes: int
+    def __init__(self, data: _Optional[bytes] = ..., offset: _Optional[int] = ..., total_bytes: _Optional[int] = ...) -> None: ...
+
+class PurgeExecutionsRequest(_message.Message):
+    __slots__ = ("older_than_seconds",)
+    OLDER_THAN_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    older_than_seconds: float
+    def __init__(self, older_than_seconds: _Optional[float] = ...) -> None: ...
+
+class PurgeExecutionsResponse(_message.Message):
+    __slots__ = ("purged",)
+    PURGED_FIELD_NUMBER: _ClassVar[int]
+    purged: int
+    def __init__(self, purged: _Optional[int] = ...) -> None: ...

@@ -62,6 +62,16 @@ class ExecutionServiceStub(object):
                 request_serializer=attune_dot_execution_dot_v1_dot_execution__pb2.WatchExecutionRequest.SerializeToString,
                 response_deserializer=attune_dot_execution_dot_v1_dot_execution__pb2.WatchExecutionResponse.FromString,
                 _registered_method=True)
+        self.GetExecutionResult = channel.unary_stream(
+                '/attune.execution.v1.ExecutionService/GetExecutionResult',
+                request_serializer=attune_dot_execution_dot_v1_dot_execution__pb2.GetExecutionResultRequest.SerializeToString,
+                response_deserializer=attune_dot_execution_dot_v1_dot_execution__pb2.GetExecutionResultResponse.FromString,
+                _registered_method=True)
+        self.PurgeExecutions = channel.unary_unary(
+                '/attune.execution.v1.ExecutionService/PurgeExecutions',
+                request_serializer=attune_dot_execution_dot_v1_dot_execution__pb2.PurgeExecutionsRequest.SerializeToString,
+                response_deserializer=attune_dot_execution_dot_v1_dot_execution__pb2.PurgeExecutionsResponse.FromString,
+                _registered_method=True)
 
 
 class ExecutionServiceServicer(object):
@@ -83,7 +93,9 @@ class ExecutionServiceServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def GetExecution(self, request, context):
-        """Gets one execution with its direct children.
+        """Gets one execution with a summary of its direct children and their first page (continue
+        with ListExecutions by parent_id and next_page_token). A result too large to carry here is
+        left out for a preview (Execution.result_truncated): GetExecutionResult streams it whole.
         Needs the viewer role (or operator, or admin).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -91,7 +103,7 @@ class ExecutionServiceServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def ListExecutions(self, request, context):
-        """Lists executions, newest first, filtered by state, action and parent.
+        """Lists executions, newest first, filtered by state, action, parent and creation time.
         Needs the viewer role (or operator, or admin).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -108,8 +120,31 @@ class ExecutionServiceServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def WatchExecution(self, request, context):
-        """Streams the execution and its children each time one changes, until the execution ends.
+        """Streams the execution until it ends: first the execution with its children's summary and
+        first page (as GetExecution), then one message per change of the execution or of a child,
+        each with the summary as of then. Every message stays under the message size limit.
         Needs the viewer role (or operator, or admin).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetExecutionResult(self, request, context):
+        """Streams an execution's whole result, the bytes of its JSON text in order, in chunks that each
+        fit in a message: for a result GetExecution only previews. An execution without a result
+        (yet) gives an empty stream; an unknown id is NOT_FOUND.
+        Needs the viewer role (or operator, or admin).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PurgeExecutions(self, request, context):
+        """Deletes the executions created and ended more than older_than_seconds ago, with everything
+        stored for them (task runs, workflow state, results): a workflow only with all its
+        descendants, once every one of them has ended. ATTUNE_RETENTION does the same in the
+        background. Returns how many executions were deleted.
+        Needs the admin role.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -142,6 +177,16 @@ def add_ExecutionServiceServicer_to_server(servicer, server):
                     servicer.WatchExecution,
                     request_deserializer=attune_dot_execution_dot_v1_dot_execution__pb2.WatchExecutionRequest.FromString,
                     response_serializer=attune_dot_execution_dot_v1_dot_execution__pb2.WatchExecutionResponse.SerializeToString,
+            ),
+            'GetExecutionResult': grpc.unary_stream_rpc_method_handler(
+                    servicer.GetExecutionResult,
+                    request_deserializer=attune_dot_execution_dot_v1_dot_execution__pb2.GetExecutionResultRequest.FromString,
+                    response_serializer=attune_dot_execution_dot_v1_dot_execution__pb2.GetExecutionResultResponse.SerializeToString,
+            ),
+            'PurgeExecutions': grpc.unary_unary_rpc_method_handler(
+                    servicer.PurgeExecutions,
+                    request_deserializer=attune_dot_execution_dot_v1_dot_execution__pb2.PurgeExecutionsRequest.FromString,
+                    response_serializer=attune_dot_execution_dot_v1_dot_execution__pb2.PurgeExecutionsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -282,6 +327,60 @@ class ExecutionService(object):
             '/attune.execution.v1.ExecutionService/WatchExecution',
             attune_dot_execution_dot_v1_dot_execution__pb2.WatchExecutionRequest.SerializeToString,
             attune_dot_execution_dot_v1_dot_execution__pb2.WatchExecutionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetExecutionResult(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/attune.execution.v1.ExecutionService/GetExecutionResult',
+            attune_dot_execution_dot_v1_dot_execution__pb2.GetExecutionResultRequest.SerializeToString,
+            attune_dot_execution_dot_v1_dot_execution__pb2.GetExecutionResultResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PurgeExecutions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/attune.execution.v1.ExecutionService/PurgeExecutions',
+            attune_dot_execution_dot_v1_dot_execution__pb2.PurgeExecutionsRequest.SerializeToString,
+            attune_dot_execution_dot_v1_dot_execution__pb2.PurgeExecutionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -27,11 +27,13 @@ class ExecutionServiceStub:
     Needs the operator role (or admin).
     """
     GetExecution: _aio.UnaryUnaryMultiCallable[_execution_pb2.GetExecutionRequest, _execution_pb2.GetExecutionResponse]
-    """Gets one execution with its direct children.
+    """Gets one execution with a summary of its direct children and their first page (continue
+    with ListExecutions by parent_id and next_page_token). A result too large to carry here is
+    left out for a preview (Execution.result_truncated): GetExecutionResult streams it whole.
     Needs the viewer role (or operator, or admin).
     """
     ListExecutions: _aio.UnaryUnaryMultiCallable[_execution_pb2.ListExecutionsRequest, _execution_pb2.ListExecutionsResponse]
-    """Lists executions, newest first, filtered by state, action and parent.
+    """Lists executions, newest first, filtered by state, action, parent and creation time.
     Needs the viewer role (or operator, or admin).
     """
     CancelExecution: _aio.UnaryUnaryMultiCallable[_execution_pb2.CancelExecutionRequest, _execution_pb2.CancelExecutionResponse]
@@ -40,8 +42,23 @@ class ExecutionServiceStub:
     Needs the operator role (or admin).
     """
     WatchExecution: _aio.UnaryStreamMultiCallable[_execution_pb2.WatchExecutionRequest, _execution_pb2.WatchExecutionResponse]
-    """Streams the execution and its children each time one changes, until the execution ends.
+    """Streams the execution until it ends: first the execution with its children's summary and
+    first page (as GetExecution), then one message per change of the execution or of a child,
+    each with the summary as of then. Every message stays under the message size limit.
     Needs the viewer role (or operator, or admin).
+    """
+    GetExecutionResult: _aio.UnaryStreamMultiCallable[_execution_pb2.GetExecutionResultRequest, _execution_pb2.GetExecutionResultResponse]
+    """Streams an execution's whole result, the bytes of its JSON text in order, in chunks that each
+    fit in a message: for a result GetExecution only previews. An execution without a result
+    (yet) gives an empty stream; an unknown id is NOT_FOUND.
+    Needs the viewer role (or operator, or admin).
+    """
+    PurgeExecutions: _aio.UnaryUnaryMultiCallable[_execution_pb2.PurgeExecutionsRequest, _execution_pb2.PurgeExecutionsResponse]
+    """Deletes the executions created and ended more than older_than_seconds ago, with everything
+    stored for them (task runs, workflow state, results): a workflow only with all its
+    descendants, once every one of them has ended. ATTUNE_RETENTION does the same in the
+    background. Returns how many executions were deleted.
+    Needs the admin role.
     """
 
 class ExecutionServiceServicer:
@@ -68,7 +85,9 @@ class ExecutionServiceServicer:
         request: _execution_pb2.GetExecutionRequest,
         context: _aio.ServicerContext[_execution_pb2.GetExecutionRequest, _abc.Awaitable[_execution_pb2.GetExecutionResponse]],
     ) -> _abc.Awaitable[_execution_pb2.GetExecutionResponse]:
-        """Gets one execution with its direct children.
+        """Gets one execution with a summary of its direct children and their first page (continue
+        with ListExecutions by parent_id and next_page_token). A result too large to carry here is
+        left out for a preview (Execution.result_truncated): GetExecutionResult streams it whole.
         Needs the viewer role (or operator, or admin).
         """
 
@@ -77,7 +96,7 @@ class ExecutionServiceServicer:
         request: _execution_pb2.ListExecutionsRequest,
         context: _aio.ServicerContext[_execution_pb2.ListExecutionsRequest, _abc.Awaitable[_execution_pb2.ListExecutionsResponse]],
     ) -> _abc.Awaitable[_execution_pb2.ListExecutionsResponse]:
-        """Lists executions, newest first, filtered by state, action and parent.
+        """Lists executions, newest first, filtered by state, action, parent and creation time.
         Needs the viewer role (or operator, or admin).
         """
 
@@ -96,8 +115,33 @@ class ExecutionServiceServicer:
         request: _execution_pb2.WatchExecutionRequest,
         context: _aio.ServicerContext[_execution_pb2.WatchExecutionRequest, _abc.AsyncIterator[_execution_pb2.WatchExecutionResponse]],
     ) -> _abc.AsyncIterator[_execution_pb2.WatchExecutionResponse]:
-        """Streams the execution and its children each time one changes, until the execution ends.
+        """Streams the execution until it ends: first the execution with its children's summary and
+        first page (as GetExecution), then one message per change of the execution or of a child,
+        each with the summary as of then. Every message stays under the message size limit.
         Needs the viewer role (or operator, or admin).
+        """
+
+    def GetExecutionResult(
+        self,
+        request: _execution_pb2.GetExecutionResultRequest,
+        context: _aio.ServicerContext[_execution_pb2.GetExecutionResultRequest, _abc.AsyncIterator[_execution_pb2.GetExecutionResultResponse]],
+    ) -> _abc.AsyncIterator[_execution_pb2.GetExecutionResultResponse]:
+        """Streams an execution's whole result, the bytes of its JSON text in order, in chunks that each
+        fit in a message: for a result GetExecution only previews. An execution without a result
+        (yet) gives an empty stream; an unknown id is NOT_FOUND.
+        Needs the viewer role (or operator, or admin).
+        """
+
+    def PurgeExecutions(
+        self,
+        request: _execution_pb2.PurgeExecutionsRequest,
+        context: _aio.ServicerContext[_execution_pb2.PurgeExecutionsRequest, _abc.Awaitable[_execution_pb2.PurgeExecutionsResponse]],
+    ) -> _abc.Awaitable[_execution_pb2.PurgeExecutionsResponse]:
+        """Deletes the executions created and ended more than older_than_seconds ago, with everything
+        stored for them (task runs, workflow state, results): a workflow only with all its
+        descendants, once every one of them has ended. ATTUNE_RETENTION does the same in the
+        background. Returns how many executions were deleted.
+        Needs the admin role.
         """
 
 def add_ExecutionServiceServicer_to_server(servicer: ExecutionServiceServicer, server: _aio.Server) -> None: ...
