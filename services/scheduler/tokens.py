@@ -19,7 +19,7 @@ from attune.grpcutil.errors import AlreadyExists, InvalidArgument, NotFound, Vio
 from attune.security.authz import Lookup
 from attune.security.policy import Role
 from attune.security.tokens import TokenRecord, read_token_file, token_digest
-from attune.storage import Database, is_unique_violation
+from attune.storage import Database, dialect_insert, is_unique_violation
 from attune.storage.schema import api_tokens
 
 #: The name and role of the token `ATTUNE_ADMIN_TOKEN_FILE` holds.
@@ -105,7 +105,8 @@ class TokenStore:
     async def ensure_bootstrap(self, path: Path) -> None:
         """Makes the token in `path` the valid `admin` token with role admin (deployments and
         `attune up` start with it). An `admin` token with another value is replaced, so rotating
-        the file rotates the token; a revoked one is restored only by a new value."""
+        the file rotates the token; a revoked one is restored only by a new value. Replicas may
+        run it at the same moment."""
         token = read_token_file(path)
         digest = token_digest(token)
         async with self._db.write() as conn:
@@ -123,8 +124,9 @@ class TokenStore:
                 "created_by": "",
                 "revoked_at": None,
             }
-            if row is None:
-                await conn.execute(api_tokens.insert().values(name=BOOTSTRAP_NAME, **values))
+            if row is None:  # replicas starting together on a fresh database: one insert wins
+                insert = dialect_insert(conn, api_tokens).values(name=BOOTSTRAP_NAME, **values)
+                await conn.execute(insert.on_conflict_do_update(index_elements=["name"], set_=values))
             else:
                 await conn.execute(api_tokens.update().where(api_tokens.c.name == BOOTSTRAP_NAME).values(**values))
 

@@ -76,6 +76,23 @@ async def test_the_bootstrap_token_is_kept_valid_and_follows_its_file(store: Tok
         await store.ensure_bootstrap(path)
 
 
+async def test_replicas_starting_together_on_a_fresh_database_all_make_the_bootstrap_token(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Scheduler replicas started at the same moment each ensure the bootstrap token: none fails
+    on the other's insert (found by `attune bench faults`, which starts replicas together)."""
+    path = tmp_path / "admin.token"
+    path.write_text("attune_together\n")
+    replicas = [Database(database_url) for _ in range(4)]
+    try:
+        await asyncio.gather(*(TokenStore(db).ensure_bootstrap(path) for db in replicas))
+        found = await TokenStore(replicas[0]).find("attune_together")
+        assert found is not None and (found.name, found.role) == (BOOTSTRAP_NAME, Role.ADMIN)
+    finally:
+        for db in replicas:
+            await db.close()
+
+
 async def test_the_verifier_sees_a_revocation_by_another_replica_within_its_ttl(store: TokenStore) -> None:
     token = new_token()
     await store.create("ops", Role.OPERATOR, token, created_by="")
