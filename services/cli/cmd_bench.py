@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from attune.durations import parse_duration
@@ -73,7 +75,7 @@ def bench_command(args: argparse.Namespace) -> int:
         return _faults(args)
     if min(args.samples, args.burst, args.fanout_width, args.chain_length, args.held_workflows) < 1:
         raise CliError("--samples, --burst, --fanout-width, --chain-length and --held-workflows must be at least 1")
-    try:
+    with _bench_errors():
         if args.suite == "history":
             figures = calibrated(lambda: _history(args), progress)
         elif args.suite == "workflows":
@@ -101,16 +103,24 @@ def bench_command(args: argparse.Namespace) -> int:
                 ),
                 progress,
             )
-    except LaunchError as err:
-        lines = str(err).splitlines()
-        raise CliError(lines[0], lines[1:]) from err
-    except RuntimeError as err:
-        raise CliError(f"benchmark failed: {err}") from err
     if args.output == JSON:
         emit_json(figures)
     else:
         print(figures_table(figures))
     return 0
+
+
+@contextmanager
+def _bench_errors() -> Iterator[None]:
+    """A suite's start-up failure (its first line, then the service's output) or failed run as a
+    CliError."""
+    try:
+        yield
+    except LaunchError as err:
+        lines = str(err).splitlines()
+        raise CliError(lines[0], lines[1:]) from err
+    except RuntimeError as err:
+        raise CliError(f"benchmark failed: {err}") from err
 
 
 def _history(args: argparse.Namespace) -> dict[str, Any]:
@@ -142,18 +152,14 @@ def _faults(args: argparse.Namespace) -> int:
     unknown = sorted(set(names) - set(FAULT_NAMES))
     if unknown:
         raise CliError(f"--faults: unknown {', '.join(unknown)}; choose from {', '.join(FAULT_NAMES)}")
-    try:
-        options = fault_options(
-            short=args.short, scale=args.scale, secure=not args.insecure, ready_timeout=args.ready_timeout
-        )
-        figures = fault_suite(args.database_url, names, options, progress)
-    except ValueError as err:
-        raise CliError(str(err)) from err
-    except LaunchError as err:
-        lines = str(err).splitlines()
-        raise CliError(lines[0], lines[1:]) from err
-    except RuntimeError as err:
-        raise CliError(f"benchmark failed: {err}") from err
+    with _bench_errors():
+        try:
+            options = fault_options(
+                short=args.short, scale=args.scale, secure=not args.insecure, ready_timeout=args.ready_timeout
+            )
+            figures = fault_suite(args.database_url, names, options, progress)
+        except ValueError as err:
+            raise CliError(str(err)) from err
     if args.output == JSON:
         emit_json(figures)
     else:

@@ -309,32 +309,13 @@ class Launcher:
         """Every service SERVING, the bundled packs registered, a worker proven by a core.noop run."""
         deadline = time.monotonic() + timeout
         settings = self.client_settings()
-        await asyncio.gather(*(self._wait_serving(child, deadline, settings) for child in self.children))
+        await asyncio.gather(
+            *(wait_serving(child, deadline, settings, alive=self.check_alive) for child in self.children)
+        )
         async with self.client() as client:
             if register_packs:
                 await self._retrying(deadline, "registering the bundled packs", lambda: register_bundled_packs(client))
             await self._retrying(deadline, "running core.noop on the worker", lambda: prove_worker(client))
-
-    async def _wait_serving(self, child: ServiceProcess, deadline: float, settings: Settings) -> None:
-        channel = open_channel(child.address, settings)
-        stub = health_pb2_grpc.HealthStub(channel)
-        last = "no answer"
-        try:
-            while True:
-                self.check_alive()
-                try:
-                    # types-grpcio-health-checking's HealthStub lists no methods; Check answers a HealthCheckResponse.
-                    response = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1.0)  # type: ignore[attr-defined]
-                    if response.status == health_pb2.HealthCheckResponse.SERVING:
-                        return
-                    last = health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
-                except grpc.RpcError as err:
-                    last = f"{err.code().name}: {err.details()}"
-                if time.monotonic() > deadline:
-                    raise LaunchError(f"{child.name} at {child.address} is not SERVING ({last}); see {child.log_path}")
-                await asyncio.sleep(0.1)
-        finally:
-            await channel.close()
 
     async def _retrying(self, deadline: float, what: str, step: Callable[[], Awaitable[None]]) -> None:
         while True:
@@ -420,6 +401,32 @@ def _dying_with_us() -> tuple[list[str], Callable[[], None] | None]:
         prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
     return [], set_pdeathsig
+
+
+async def wait_serving(
+    child: ServiceProcess, deadline: float, settings: Settings, *, alive: Callable[[], None]
+) -> None:
+    """Polls `child`'s grpc.health.v1 until SERVING. `alive` raises LaunchError when a process
+    that matters has exited; LaunchError too once `deadline` (time.monotonic()) passes."""
+    channel = open_channel(child.address, settings)
+    stub = health_pb2_grpc.HealthStub(channel)
+    last = "no answer"
+    try:
+        while True:
+            alive()
+            try:
+                # types-grpcio-health-checking's HealthStub lists no methods; Check answers a HealthCheckResponse.
+                response = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1.0)  # type: ignore[attr-defined]
+                if response.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+                last = health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
+            except grpc.RpcError as err:
+                last = f"{err.code().name}: {err.details()}"
+            if time.monotonic() > deadline:
+                raise LaunchError(f"{child.name} at {child.address} is not SERVING ({last}); see {child.log_path}")
+            await asyncio.sleep(0.1)
+    finally:
+        await channel.close()
 
 
 def worker_env(env: Mapping[str, str]) -> dict[str, str]:

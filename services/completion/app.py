@@ -29,13 +29,7 @@ class CompletionApp:
         self.db = Database(settings.database_url)
         # This replica's lease: its id marks the outbox rows it forwards, which no other replica
         # takes over while the lease is renewed (forwarder.py).
-        self.lease = ReplicaLease(
-            self.db,
-            kind=LEASE_KIND,
-            ttl=settings.lease_time,
-            retry=settings.retry_interval,
-            replica_id=settings.replica_id or None,
-        )
+        self.lease = ReplicaLease.of_replica(self.db, LEASE_KIND, settings)
         self.forwarder = OutcomeForwarder(self.db, settings, lease=self.lease)
         self.feed = CompletionFeed()
         self.store = ResultStore(

@@ -49,13 +49,7 @@ class CoordinatorApp:
         sealer = sealer_from_settings(settings)
         # This replica's lease: its id marks the commands it commits, which no other replica
         # takes over while the lease is renewed (carrier.py).
-        self.lease = ReplicaLease(
-            self.db,
-            kind=LEASE_KIND,
-            ttl=settings.lease_time,
-            retry=settings.retry_interval,
-            replica_id=settings.replica_id or None,
-        )
+        self.lease = ReplicaLease.of_replica(self.db, LEASE_KIND, settings)
         self.carrier = Carrier(
             db=self.db,
             settings=settings,

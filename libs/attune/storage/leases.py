@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable
 import sqlalchemy as sa
 
 from attune.background import BackgroundTask
+from attune.config import Settings
 from attune.logs import ThrottledLog
 from attune.storage.database import Database, dialect_insert, log_failed_round
 from attune.storage.schema import service_leases
@@ -70,6 +71,13 @@ class ReplicaLease:
         #: Awaited after a renewal that followed a lapse: the work this replica held may have been
         #: taken over meanwhile; it re-reads what it still owns.
         self.on_regained: Callable[[], Awaitable[None]] | None = None
+
+    @classmethod
+    def of_replica(cls, db: Database, kind: str, settings: Settings) -> ReplicaLease:
+        """The lease of this process as configured: ATTUNE_LEASE_TIME, ATTUNE_REPLICA_ID (a new
+        id when unset), renewals retried every ATTUNE_RETRY_INTERVAL."""
+        replica_id = settings.replica_id or None
+        return cls(db, kind=kind, ttl=settings.lease_time, retry=settings.retry_interval, replica_id=replica_id)
 
     @property
     def valid(self) -> bool:

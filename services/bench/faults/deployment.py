@@ -20,11 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO
 
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
 from attune.config import Settings
-from attune.grpcutil.channel import open_channel
 from attune_services.cli.client import Client
 from attune_services.cli.cmd_pack import upload_pack
 from attune_services.cli.launcher import (
@@ -36,6 +32,7 @@ from attune_services.cli.launcher import (
     prepare_home,
     prove_worker,
     register_bundled_packs,
+    wait_serving,
     worker_env,
 )
 
@@ -145,27 +142,13 @@ class Deployment:
         """Polls grpc.health.v1 of process `name` until SERVING; LaunchError if it dies or the
         deadline (time.monotonic()) passes."""
         child = self.processes[name]
-        channel = open_channel(child.address, self.plan_settings())
-        stub = health_pb2_grpc.HealthStub(channel)
-        last = "no answer"
-        try:
-            while True:
-                death = child.died()
-                if death:
-                    raise LaunchError(death)
-                try:
-                    # types-grpcio-health-checking's HealthStub lists no methods.
-                    reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1.0)  # type: ignore[attr-defined]
-                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                        return
-                    last = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
-                except grpc.RpcError as err:
-                    last = f"{err.code().name}: {err.details()}"
-                if time.monotonic() > deadline:
-                    raise LaunchError(f"{name} at {child.address} is not SERVING ({last}); see {child.log_path}")
-                await asyncio.sleep(0.05)
-        finally:
-            await channel.close()
+
+        def alive() -> None:
+            death = child.died()
+            if death:
+                raise LaunchError(death)
+
+        await wait_serving(child, deadline, self.plan_settings(), alive=alive)
 
     def kill(self, name: str) -> None:
         """SIGKILL to process `name`, reaped."""
