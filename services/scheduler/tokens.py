@@ -109,26 +109,33 @@ class TokenStore:
         run it at the same moment."""
         token = read_token_file(path)
         digest = token_digest(token)
+        values = {
+            "role": str(Role.ADMIN),
+            "token_sha256": digest,
+            "created_at": time.time(),
+            "created_by": "",
+            "revoked_at": None,
+        }
         async with self._db.write() as conn:
-            row = (
-                (await conn.execute(sa.select(api_tokens).where(api_tokens.c.name == BOOTSTRAP_NAME)))
-                .mappings()
-                .first()
-            )
-            if row is not None and row["token_sha256"] == digest:
-                return
-            values = {
-                "role": str(Role.ADMIN),
-                "token_sha256": digest,
-                "created_at": time.time(),
-                "created_by": "",
-                "revoked_at": None,
-            }
-            if row is None:  # replicas starting together on a fresh database: one insert wins
+            for _ in range(3):
+                row = (
+                    (await conn.execute(sa.select(api_tokens).where(api_tokens.c.name == BOOTSTRAP_NAME)))
+                    .mappings()
+                    .first()
+                )
+                if row is not None and row["token_sha256"] == digest:
+                    return
+                if row is not None:
+                    await conn.execute(api_tokens.update().where(api_tokens.c.name == BOOTSTRAP_NAME).values(**values))
+                    return
+                # Replicas starting together on a fresh database: one insert wins. DO NOTHING
+                # without a target also covers the token_sha256 index (an upsert on the name alone
+                # failed there when the same token was inserted twice at once); the loser reads
+                # the winner's row on the next round.
                 insert = dialect_insert(conn, api_tokens).values(name=BOOTSTRAP_NAME, **values)
-                await conn.execute(insert.on_conflict_do_update(index_elements=["name"], set_=values))
-            else:
-                await conn.execute(api_tokens.update().where(api_tokens.c.name == BOOTSTRAP_NAME).values(**values))
+                if (await conn.execute(insert.on_conflict_do_nothing())).rowcount == 1:
+                    return
+            raise RuntimeError("the bootstrap admin token could not be written (another replica kept replacing it)")
 
 
 class TokenVerifier:

@@ -85,9 +85,12 @@ async def test_replicas_starting_together_on_a_fresh_database_all_make_the_boots
     path.write_text("attune_together\n")
     replicas = [Database(database_url) for _ in range(4)]
     try:
-        await asyncio.gather(*(TokenStore(db).ensure_bootstrap(path) for db in replicas))
-        found = await TokenStore(replicas[0]).find("attune_together")
-        assert found is not None and (found.name, found.role) == (BOOTSTRAP_NAME, Role.ADMIN)
+        for _ in range(5):  # the race is narrow: several rounds, each on a table without the row
+            async with replicas[0].write() as conn:
+                await conn.execute(api_tokens.delete().where(api_tokens.c.name == BOOTSTRAP_NAME))
+            await asyncio.gather(*(TokenStore(db).ensure_bootstrap(path) for db in replicas))
+            found = await TokenStore(replicas[0]).find("attune_together")
+            assert found is not None and (found.name, found.role) == (BOOTSTRAP_NAME, Role.ADMIN)
     finally:
         for db in replicas:
             await db.close()
