@@ -90,7 +90,13 @@ class Settings:
     # Comma-separated runtimes a worker may advertise (default: every runtime it detects).
     worker_runtimes: str = ""
     max_message_bytes: int = 4 * 1024 * 1024
-    output_limit_bytes: int = 1024 * 1024
+    # An execution's output (docs/operations.md, Live output): stored live up to this many bytes
+    # of stdout and stderr together, then cut with a marker line; the result's stdout and stderr
+    # keep up to this much each. Replaces ATTUNE_OUTPUT_LIMIT_BYTES.
+    log_limit_bytes: int = 1024 * 1024
+    # Output a worker holds that the scheduler has not acknowledged yet, all runs together: past
+    # it the worker stops reading the actions' pipes (they wait on their writes) until acks come.
+    worker_log_buffer_bytes: int = 16 * 1024 * 1024
     # Request limits (docs/operations.md, Limits): a request beyond one is refused with
     # INVALID_ARGUMENT naming the field and the limit, before anything is stored.
     max_request_id_length: int = 255
@@ -140,6 +146,9 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "json"
     trace_file: str = ""
+    # Where a service serves Prometheus metrics over HTTP (GET /metrics), e.g. 127.0.0.1:9464;
+    # empty: none (docs/operations.md, Metrics). Each service process needs its own.
+    metrics_address: str = ""
     # TLS (docs/operations.md, TLS): a folder with ca.pem, <identity>.pem and <identity>.key, or
     # explicit PEM paths that override its files. Any of them set turns on TLS for every server
     # and mutual TLS for every channel.

@@ -33,6 +33,13 @@ GOALS: dict[str, Goal] = {
     "list_first_page_ms_p50": Goal(20.0, "ms", lower=True),
     "get_execution_ms_p50": Goal(5.0, "ms", lower=True),
     "noop_history_ratio": Goal(1.1, "x", lower=True),
+    # attune bench cli (services/bench/cli_startup.py): spawning `attune …` to its first output.
+    "cli_first_output_ms": Goal(150.0, "ms", lower=True),
+    # attune bench logs (services/bench/logs.py): what live output costs.
+    "one_line_cost_ms": Goal(2.0, "ms", lower=True),
+    "noisy_latency_ratio": Goal(1.2, "x", lower=True),
+    "noisy_throughput_ratio": Goal(1.2, "x", lower=True),
+    "noisy_cpu_ratio": Goal(1.2, "x", lower=True),
 }
 
 
@@ -50,6 +57,8 @@ def _goal_of(name: str) -> Goal | None:
         base = "chain_200_step_ms"
     elif base.startswith("coordinator_rss_") and base.endswith("_workflows_mb"):
         base = "coordinator_rss_10000_workflows_mb"  # the same ceiling at any count
+    elif base.startswith("cli_") and "_first_output_ms_" in base and not base.startswith("cli_python_bare"):
+        base = "cli_first_output_ms"  # attune bench cli: every command, p50 and p95
     return GOALS.get(base)
 
 

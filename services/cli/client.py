@@ -22,21 +22,9 @@ from attune.grpcutil.channel import open_channel
 from attune.grpcutil.errors import violations_of
 from attune.registry.v1 import registry_pb2_grpc
 from attune.workflow.v1 import workflow_pb2_grpc
+from attune_services.cli.errors import FAILED, CliError
 
-
-class CliError(Exception):
-    """A failure the CLI reports as one line on stderr (exit status 1).
-
-    ``details`` are printed below that line, one each (a refused pack's problems, the last output
-    of a service that died); ``violations`` are the server's field violations, already part of
-    the message.
-    """
-
-    def __init__(self, message: str, details: list[str] | None = None, violations: list[str] | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.details = details or []
-        self.violations = violations or []
+__all__ = ["CliError", "Client", "error_from_rpc", "violation_lines"]
 
 
 def violation_lines(error: grpc.RpcError) -> list[str]:
@@ -78,7 +66,7 @@ def error_from_rpc(error: grpc.RpcError, address: str, what: str = "", subject: 
             message = f"{message}: {'; '.join(unstated)}"
     if what and not (subject and subject in message):
         message = f"{what}: {message}"
-    return CliError(message, violations=lines)
+    return CliError(message, violations=lines, code=code.name if code else FAILED)
 
 
 def _unavailable(address: str, details: str) -> str:

@@ -13,6 +13,9 @@ from attune.registry.v1 import registry_pb2
 from attune_services.cli.client import Client
 from attune_services.cli.output import JSON, emit_json, table
 
+#: Actions per ListActions call: the server's default page, well within ATTUNE_MAX_PAGE_SIZE (default 1000).
+LIST_PAGE = 100
+
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser], parent: argparse.ArgumentParser) -> None:
     """Adds ``action list`` and ``action get``."""
@@ -41,17 +44,23 @@ async def fetch_action(client: Client, ref: str) -> registry_pb2.Action:
 
 
 async def list_actions(args: argparse.Namespace, client: Client) -> int:
-    """Prints every action (of one pack with --pack)."""
-    try:
-        response = await client.registry.ListActions(registry_pb2.ListActionsRequest(pack=args.pack))
-    except grpc.RpcError as err:
-        raise client.error(err, "list actions") from err
+    """Prints every action (of one pack with --pack), fetched a page at a time."""
+    found: list[registry_pb2.Action] = []
+    token = ""
+    while True:
+        request = registry_pb2.ListActionsRequest(pack=args.pack, page_size=LIST_PAGE, page_token=token)
+        try:
+            response = await client.registry.ListActions(request)
+        except grpc.RpcError as err:
+            raise client.error(err, "list actions") from err
+        found += response.actions
+        token = response.next_page_token
+        if not token:
+            break
     if args.output == JSON:
-        emit_json({"actions": [action_dict(a) for a in response.actions]})
+        emit_json({"actions": [action_dict(a) for a in found]})
         return 0
-    rows = [
-        (a.ref, a.runner_type, "" if a.enabled else "disabled", _first_line(a.description)) for a in response.actions
-    ]
+    rows = [(a.ref, a.runner_type, "" if a.enabled else "disabled", _first_line(a.description)) for a in found]
     print(table(("REF", "RUNNER", "", "DESCRIPTION"), rows))
     return 0
 

@@ -3,24 +3,28 @@
 from __future__ import annotations
 
 import argparse
+import io
+import json
 import sys
 
 import grpc
 
-from attune.common.v1 import common_pb2
 from attune.execution.v1 import execution_pb2
-from attune.grpcutil.convert import execution_state_to_proto
 from attune.ids import new_id
 from attune.states import ACTIVE, TERMINAL, ExecutionState
+from attune_services.cli.arguments import positive_int
 from attune_services.cli.client import Client, CliError
+from attune_services.cli.cmd_tail import add_parser as add_tail_parser
 from attune_services.cli.fetching import add_children_option, shown, write_result
-from attune_services.cli.history_options import add_purge_parser, add_time_options, time_filters
+from attune_services.cli.history_options import add_filter_options, add_purge_parser, listing_request
 from attune_services.cli.output import JSON, emit_json, execution_json, iso_of, state_of, table
 from attune_services.cli.tree import TreeDisplay, TreeNode, build_tree, summary_node
-from attune_services.cli.watching import Followed, follow, get_execution
+from attune_services.cli.watching import Followed, follow, get_execution, ticking
 
 # Plain strings: argparse shows the choices with repr() when it refuses one.
 STATES = sorted(state.value for state in ACTIVE | TERMINAL)
+#: Seconds between two redraws of `execution watch`'s tree on a terminal while nothing changes.
+TICK_S = 1.0
 # Well within the server's ATTUNE_MAX_PAGE_SIZE (default 1000), which refuses a larger page_size.
 MAX_PAGE = 100
 
@@ -34,11 +38,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser], pa
     add_children_option(get)
     get.set_defaults(handler=get_command)
     listing = sub.add_parser("list", parents=[parent], help="list executions, newest first")
-    listing.add_argument("--state", choices=STATES, help="only executions in this state")
     listing.add_argument("--action", default="", metavar="REF", help="only executions of this action")
     listing.add_argument("--parent", default="", metavar="ID", help="only children of this execution")
-    listing.add_argument("--limit", type=int, default=50, metavar="N", help="at most N executions (default 50)")
-    add_time_options(listing)
+    listing.add_argument(
+        "--limit", type=positive_int, default=50, metavar="N", help="at most N executions (default 50)"
+    )
+    add_filter_options(listing, STATES)
     listing.set_defaults(handler=list_command)
     cancel = sub.add_parser("cancel", parents=[parent], help="cancel an execution")
     cancel.add_argument("id", metavar="ID")
@@ -52,6 +57,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser], pa
     result.add_argument("--file", metavar="PATH", help="write it to PATH rather than stdout")
     result.set_defaults(handler=result_command)
     add_purge_parser(sub, parent)
+    add_tail_parser(sub, parent)  # execution tail: cmd_tail.py
 
 
 async def get_command(args: argparse.Namespace, client: Client) -> int:
@@ -65,11 +71,23 @@ async def get_command(args: argparse.Namespace, client: Client) -> int:
 
 
 async def result_command(args: argparse.Namespace, client: Client) -> int:
-    """Writes the whole result, fetched in chunks, to stdout or --file (nothing when it has none)."""
+    """Writes the whole result, fetched in chunks, to stdout or --file (nothing when it has none);
+    with --output json, one object: {id, result} (or {id, file, bytes} with --file)."""
     if args.file:
         with open(args.file, "wb") as out:
             written = await write_result(client, args.id, out)
+        if args.output == JSON:
+            emit_json({"id": args.id, "file": args.file, "bytes": written})
         print(f"{written} bytes written to {args.file}", file=sys.stderr)
+        return 0
+    if args.output == JSON:
+        whole = io.BytesIO()
+        await write_result(client, args.id, whole)
+        try:
+            result = json.loads(whole.getvalue()) if whole.getvalue() else None
+        except ValueError as err:
+            raise CliError(f"result of execution {args.id} is not valid JSON: {err}") from err
+        emit_json({"id": args.id, "result": result})
         return 0
     await write_result(client, args.id, sys.stdout.buffer)
     sys.stdout.buffer.flush()
@@ -78,20 +96,10 @@ async def result_command(args: argparse.Namespace, client: Client) -> int:
 
 async def list_command(args: argparse.Namespace, client: Client) -> int:
     """Pages through ListExecutions up to --limit."""
-    if args.limit < 1:
-        raise CliError(f"--limit must be at least 1, got {args.limit}")
     found: list[execution_pb2.Execution] = []
     token = ""
-    created = time_filters(args)
     while len(found) < args.limit:
-        request = execution_pb2.ListExecutionsRequest(
-            state=execution_state_to_proto(args.state) if args.state else common_pb2.EXECUTION_STATE_UNSPECIFIED,
-            action_ref=args.action,
-            parent_id=args.parent,
-            page_size=min(MAX_PAGE, args.limit - len(found)),
-            page_token=token,
-            **created,
-        )
+        request = listing_request(args, page_size=min(MAX_PAGE, args.limit - len(found)), page_token=token)
         try:
             response = await client.executions.ListExecutions(request)
         except grpc.RpcError as err:
@@ -130,10 +138,17 @@ async def watch_command(args: argparse.Namespace, client: Client) -> int:
     """Redraws the task tree on every change until the execution ends; exit 0 when it succeeded."""
     display = TreeDisplay(sys.stderr if args.output == JSON else sys.stdout)
     followed: Followed | None = None
-    async for message in follow(client, args.id):
+    tree: TreeNode | None = None
+    # On a terminal the tree is redrawn every TICK_S too, so running tasks' elapsed times move on.
+    async for message in ticking(follow(client, args.id), TICK_S if display.live else None):
+        if message is None:
+            if tree is not None:
+                display.show(tree)
+            continue
         followed = followed or Followed()
         followed.update(message)
-        display.show(await _tree_of(client, followed))
+        tree = await _tree_of(client, followed)
+        display.show(tree)
     if followed is None:
         raise CliError(f"execution {args.id}: the watch ended without any update")
     final = await shown(client, await get_execution(client, args.id), args.children)

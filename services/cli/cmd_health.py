@@ -25,6 +25,7 @@ from attune import eventloop
 from attune.config import ConfigError, Settings
 from attune.grpcutil.channel import open_channel
 from attune_services.cli.client import CliError
+from attune_services.cli.output import JSON, emit_json
 
 # What a status may mean, said after it: the health protocol carries no reason.
 _WHY: dict[int, str] = {
@@ -57,14 +58,13 @@ def health_command(args: argparse.Namespace) -> int:
     except ConfigError as err:
         raise CliError(str(err)) from err
     status = eventloop.run(check(args.target, settings, service=args.service, timeout=args.timeout))
-    if args.live:
-        print(health_pb2.HealthCheckResponse.ServingStatus.Name(status))
-        sys.stdout.flush()
+    name = health_pb2.HealthCheckResponse.ServingStatus.Name(status)
+    if status != health_pb2.HealthCheckResponse.SERVING and not args.live:
+        raise CliError(f"{args.target} is {name}{_WHY.get(status, '')}", code=name)
+    if getattr(args, "output", None) == JSON:
+        emit_json({"address": args.target, "status": name})
         return 0
-    if status != health_pb2.HealthCheckResponse.SERVING:
-        name = health_pb2.HealthCheckResponse.ServingStatus.Name(status)
-        raise CliError(f"{args.target} is {name}{_WHY.get(status, '')}")
-    print("SERVING")
+    print(name)
     sys.stdout.flush()
     return 0
 
@@ -81,6 +81,8 @@ async def check(address: str, settings: Settings, *, service: str = "", timeout:
             # types-grpcio-health-checking's HealthStub lists no methods; Check answers a HealthCheckResponse.
             response = await stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout)  # type: ignore[attr-defined]
         except grpc.aio.AioRpcError as err:
-            raise CliError(f"health check of {address} failed: {err.code().name}: {err.details()}") from err
+            raise CliError(
+                f"health check of {address} failed: {err.code().name}: {err.details()}", code=err.code().name
+            ) from err
     status: int = response.status
     return status

@@ -68,12 +68,13 @@ async def request_execution(
 
 async def run_action(args: argparse.Namespace, client: Client) -> int:
     """Validates -p against the schema, requests the execution, waits with --wait."""
-    if args.timeout < 0:
-        raise CliError(f"--timeout must not be negative, got {args.timeout:g}")
     execution_id: str | None = None
+    printer = ProgressPrinter(progress)
     try:
-        action = await fetch_action(client, args.ref)
-        params = build_parameters(dict_from_struct(action.parameters), args.params, args.params_json)
+        # -p values are typed by the action's schema; without any, the scheduler checks what is sent
+        # and names an unknown ref just as well, so the call is saved.
+        schema = dict_from_struct((await fetch_action(client, args.ref)).parameters) if args.params else {}
+        params = build_parameters(schema, args.params, args.params_json)
         execution = await request_execution(client, args.ref, params, args.timeout)
         execution_id = execution.id
         if not args.wait:
@@ -82,10 +83,8 @@ async def run_action(args: argparse.Namespace, client: Client) -> int:
             else:
                 print(execution.id)
             return 0
-        progress(f"{args.ref} {execution.id}: requested")
-        final = await shown(
-            client, await wait_until_terminal(client, execution.id, ProgressPrinter(progress)), args.children
-        )
+        printer.note(f"{args.ref} {execution.id}: requested")
+        final = await shown(client, await wait_until_terminal(client, execution.id, printer), args.children)
     except CliError as err:
         if args.output == JSON:
             emit_json(failure_json(args.ref, err.message, execution_id))

@@ -11,8 +11,9 @@ from attune import eventloop
 from attune.config import Settings, default_home
 from attune.security.tokens import ADMIN_TOKEN_FILE
 from attune_services.cli.client import CliError
-from attune_services.cli.launcher import SERVICES, TLS_FOLDER, Launcher, LaunchError, LaunchPlan
-from attune_services.cli.output import progress
+from attune_services.cli.launcher import SERVICES, Launcher, LaunchError, LaunchPlan
+from attune_services.cli.local_home import TLS_FOLDER
+from attune_services.cli.output import JSON, emit_json, progress
 from attune_services.cli.stop_signals import Stop, StopSignals
 from attune_services.cli.supervisor import CrashLoop, RestartPolicy, Supervisor
 
@@ -85,7 +86,9 @@ def plan_from_args(args: argparse.Namespace, settings: Settings) -> LaunchPlan:
     # coordinator and completion service resume their own pending work at once (docs/operations.md,
     # ATTUNE_REPLICA_ID) instead of after the lease time.
     env = {} if settings.replica_id else {"ATTUNE_REPLICA_ID": replica_id_of(Path(home))}
-    return LaunchPlan.local(home, database_url, ports=ports, env=env, settings=settings, secure=not args.insecure)
+    return LaunchPlan.local(
+        home, database_url, ports=ports, env=env, settings=settings, secure=not args.insecure, metrics=True
+    )
 
 
 def replica_id_of(home: Path) -> str:
@@ -116,8 +119,11 @@ def up_command(args: argparse.Namespace) -> int:
         progress("starting " + ", ".join(f"{c.name} (pid {c.process.pid})" for c in launcher.children))
         eventloop.run(signals.until_stopped(launcher.wait_ready(args.ready_timeout)))
         for child in launcher.children:
-            print(f"  {child.name:<12} {child.address:<22} log {child.log_path}")
+            metrics = f"metrics http://{plan.metrics[child.name]}/metrics   " if child.name in plan.metrics else ""
+            print(f"  {child.name:<12} {child.address:<22} {metrics}log {child.log_path}")
         print(f"attune is ready — scheduler at {launcher.scheduler_address}", flush=True)
+        if getattr(args, "output", None) == JSON:  # the one object, at ready: up runs until stopped
+            emit_json(_ready_json(launcher, plan))
         _print_credentials(plan)
         progress(
             f"try: attune --address {launcher.scheduler_address} run examples.single_echo --wait"
@@ -143,6 +149,15 @@ def up_command(args: argparse.Namespace) -> int:
                 progress(f"stopped in {time.monotonic() - began:.1f}s ({each})")
         finally:
             signals.restore()
+
+
+def _ready_json(launcher: Launcher, plan: LaunchPlan) -> dict[str, object]:
+    """`attune -o json up`'s object: {ready, scheduler, services: {name: {address, log, metrics}}}."""
+    services = {
+        child.name: {"address": child.address, "log": str(child.log_path), "metrics": plan.metrics.get(child.name)}
+        for child in launcher.children
+    }
+    return {"ready": True, "scheduler": launcher.scheduler_address, "services": services}
 
 
 def _print_credentials(plan: LaunchPlan) -> None:

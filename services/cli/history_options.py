@@ -1,4 +1,8 @@
-"""History options of ``attune execution``: ``list --since/--until`` and ``purge --older-than``.
+"""History options of ``attune execution``: the filters of ``list`` (``--state``, repeatable;
+``--requested-by``; ``--include-children``; ``--since/--until``) and ``purge --older-than``.
+
+``list`` shows top-level executions unless ``--parent`` or ``--include-children`` is given, as
+ListExecutions does.
 
 A time option takes an ISO 8601 time (``2026-12-01``, ``2026-12-01T08:00:00+00:00``; without a
 zone it is UTC) or a duration before now (``2h``, ``30d``: attune.durations).
@@ -15,8 +19,46 @@ from google.protobuf import timestamp_pb2
 
 from attune.durations import parse_duration
 from attune.execution.v1 import execution_pb2
-from attune_services.cli.client import Client, CliError
+from attune_services.cli.client import Client
+from attune_services.cli.errors import UsageError
 from attune_services.cli.output import JSON, emit_json
+
+
+def add_filter_options(listing: argparse.ArgumentParser, states: list[str]) -> None:
+    """Adds the filters of ``execution list`` beside ``--action`` and ``--parent``."""
+    listing.add_argument(
+        "--state",
+        dest="states",
+        action="append",
+        default=[],
+        choices=states,
+        help="only executions in this state (repeat for any of several)",
+    )
+    listing.add_argument("--requested-by", default="", metavar="TOKEN", help="only executions this token requested")
+    listing.add_argument(
+        "--include-children", action="store_true", help="workflows' children too (default: top-level executions only)"
+    )
+    add_time_options(listing)
+
+
+def listing_request(
+    args: argparse.Namespace, *, page_size: int, page_token: str
+) -> execution_pb2.ListExecutionsRequest:
+    """The ListExecutionsRequest of ``execution list``'s options, for one page."""
+    from attune.grpcutil.convert import execution_state_to_proto
+
+    request = execution_pb2.ListExecutionsRequest(
+        states=[execution_state_to_proto(state) for state in args.states],
+        action_ref=args.action,
+        parent_id=args.parent,
+        requested_by=args.requested_by,
+        include_children=args.include_children,
+        page_size=page_size,
+        page_token=page_token,
+    )
+    for field, stamp in time_filters(args).items():
+        getattr(request, field).CopyFrom(stamp)
+    return request
 
 
 def add_time_options(listing: argparse.ArgumentParser) -> None:
@@ -48,7 +90,7 @@ def _moment(text: str, option: str) -> float:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError as err:
-        raise CliError(f"{option}: {text!r} is neither an ISO 8601 time nor a duration (e.g. 2h, 30d)") from err
+        raise UsageError(f"{option}: {text!r} is neither an ISO 8601 time nor a duration (e.g. 2h, 30d)") from err
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
@@ -68,9 +110,9 @@ async def purge_command(args: argparse.Namespace, client: Client) -> int:
     try:
         seconds = parse_duration(args.older_than, name="--older-than")
     except ValueError as err:
-        raise CliError(str(err)) from err
+        raise UsageError(str(err)) from err
     if seconds <= 0:
-        raise CliError(f"--older-than: {args.older_than!r} must be more than 0")
+        raise UsageError(f"--older-than: {args.older_than!r} must be more than 0")
     request = execution_pb2.PurgeExecutionsRequest(older_than_seconds=seconds)
     try:
         response = await client.executions.PurgeExecutions(request)

@@ -44,8 +44,8 @@ from attune.security.certificates import init_material
 from attune.security.sealing import DEFAULT_KEY_FILE_NAME, ensure_key_file
 from attune.security.tokens import ADMIN_TOKEN_FILE, new_token, read_token_file
 from attune.states import ExecutionState
-from attune.storage.migrate import upgrade
 from attune_services.cli.client import Client, CliError
+from attune_services.cli.local_home import INSECURE_MARKER, TLS_FOLDER
 
 #: The services in start order: (name, module, the Settings field holding its address).
 SERVICES: tuple[tuple[str, str, str], ...] = (
@@ -56,9 +56,6 @@ SERVICES: tuple[tuple[str, str, str], ...] = (
 )
 _STOP_POLL_S = 0.02
 BUNDLED_PACKS = ("core", "examples")
-#: In ATTUNE_HOME: the TLS material of `attune up`, and the marker of one running with --insecure.
-TLS_FOLDER = "tls"
-INSECURE_MARKER = "insecure"
 _TAIL_LINES = 20
 _PR_SET_PDEATHSIG = 1
 
@@ -116,6 +113,8 @@ class LaunchPlan:
     env: Mapping[str, str] = field(default_factory=dict)
     #: TLS, mutual TLS and authorization on, with the credentials kept in `home` (`secure_home`).
     secure: bool = False
+    #: Each service's Prometheus endpoint (its ATTUNE_METRICS_ADDRESS); a service not named serves none.
+    metrics: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def local(
@@ -127,9 +126,11 @@ class LaunchPlan:
         env: Mapping[str, str] | None = None,
         settings: Settings | None = None,
         secure: bool = False,
+        metrics: bool = False,
     ) -> LaunchPlan:
         """A plan on 127.0.0.1. Ports default to the settings' addresses (the worker gets a free
-        port so its health can be checked); a port of 0 in ``ports`` means "pick a free one"."""
+        port so its health can be checked); a port of 0 in ``ports`` means "pick a free one".
+        With `metrics`, each service serves its metrics on a free port of its own."""
         settings = settings or Settings.from_env()
         url = normalize_database_url(database_url or f"sqlite:///{home / 'attune.db'}")
         addresses: dict[str, str] = {}
@@ -138,7 +139,8 @@ class LaunchPlan:
             if port is None:
                 port = int(getattr(settings, attr).rsplit(":", 1)[1])
             addresses[name] = f"127.0.0.1:{port or free_port()}"
-        return cls(database_url=url, home=home, addresses=addresses, env=dict(env or {}), secure=secure)
+        served = {name: f"127.0.0.1:{free_port()}" for name, _, _ in SERVICES} if metrics else {}
+        return cls(database_url=url, home=home, addresses=addresses, env=dict(env or {}), secure=secure, metrics=served)
 
     def child_env(self) -> dict[str, str]:
         """The environment of every child: ours plus the plan's ATTUNE_* settings."""
@@ -181,15 +183,6 @@ def prepare_home(plan: LaunchPlan) -> None:
         fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as out:
             out.write(new_token() + "\n")
-
-
-def local_tls_dir(home: Path) -> Path | None:
-    """The TLS material `attune up` made in `home` for the local CLI, unless it runs there with
-    --insecure; None when there is none."""
-    tls = home / TLS_FOLDER
-    if (tls / "cli.pem").exists() and not (home / INSECURE_MARKER).exists():
-        return tls
-    return None
 
 
 def exit_description(returncode: int) -> str:
@@ -255,6 +248,8 @@ class Launcher:
     def migrate(self) -> None:
         """Brings the database schema up to date, once, before any service starts."""
         try:
+            from attune.storage.migrate import upgrade  # SQLAlchemy and Alembic: only `up` and `bench` need them
+
             upgrade(self.plan.database_url)
         except Exception as err:
             raise LaunchError(f"migrating {_safe_url(self.plan.database_url)} failed: {err}") from err
@@ -283,6 +278,8 @@ class Launcher:
 
     def _spawn(self, name: str, module: str, log_path: Path, *, append: bool) -> subprocess.Popen[bytes]:
         env = self.plan.child_env()
+        # One address per process: the same one given to all four would serve only the first.
+        env["ATTUNE_METRICS_ADDRESS"] = self.plan.metrics.get(name, "")
         prefix, preexec = _dying_with_us()
         log: IO[bytes] = log_path.open("ab" if append else "wb")
         try:

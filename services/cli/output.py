@@ -10,12 +10,12 @@ import json
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, TextIO
 
-from google.protobuf import timestamp_pb2
+if TYPE_CHECKING:  # imported where used: `attune --help` and a usage error need none of them
+    from google.protobuf import timestamp_pb2
 
-from attune.execution.v1 import execution_pb2
-from attune.grpcutil.convert import dict_from_struct, execution_state_from_proto
+    from attune.execution.v1 import execution_pb2
 
 TEXT = "text"
 JSON = "json"
@@ -24,6 +24,8 @@ OUTPUT_FORMATS = (TEXT, JSON)
 
 def state_of(execution: execution_pb2.Execution) -> str:
     """The execution's state in lower case ("succeeded")."""
+    from attune.grpcutil.convert import execution_state_from_proto
+
     return execution_state_from_proto(execution.state)
 
 
@@ -46,6 +48,8 @@ def result_of(execution: execution_pb2.Execution) -> dict[str, Any] | None:
     """The result as a dict, None before the execution ends (or when it has none)."""
     if not execution.HasField("result"):
         return None
+    from attune.grpcutil.convert import dict_from_struct
+
     return dict_from_struct(execution.result)
 
 
@@ -69,12 +73,16 @@ def child_json(child: execution_pb2.Execution) -> dict[str, Any]:
 
 def summary_json(summary: execution_pb2.ChildrenSummary) -> dict[str, Any]:
     """A children summary: {"total": N, "by_state": {"succeeded": N, ...}}."""
+    from attune.grpcutil.convert import execution_state_from_proto
+
     by_state = {execution_state_from_proto(s.state): s.count for s in summary.by_state}
     return {"total": summary.total, "by_state": by_state}
 
 
 def summary_text(summary: execution_pb2.ChildrenSummary) -> str:
     """A children summary in one line: "100000 children: 99990 succeeded, 10 running"."""
+    from attune.grpcutil.convert import execution_state_from_proto
+
     counts = ", ".join(f"{s.count} {execution_state_from_proto(s.state)}" for s in summary.by_state)
     return f"{summary.total} children" + (f": {counts}" if counts else "")
 
@@ -112,10 +120,37 @@ def failure_json(action_ref: str, error: str, execution_id: str | None = None) -
     return {"id": execution_id, "action_ref": action_ref, "state": None, "result": None, "error": error, "children": []}
 
 
+class _JsonStdout:
+    """Where a command's JSON object goes, and whether it went. In JSON mode `main.run` points
+    ``sys.stdout`` at stderr while the command runs, so a stray ``print`` cannot break the one
+    object; :func:`emit_json` writes to the real stdout kept here."""
+
+    stream: TextIO | None = None
+    emitted = False
+
+
+def bind_json_stdout(stream: TextIO | None) -> None:
+    """Starts a command: its JSON object goes to ``stream`` (None: ``sys.stdout``), none yet sent."""
+    _JsonStdout.stream = stream
+    _JsonStdout.emitted = False
+
+
+def json_emitted() -> bool:
+    """Whether this command has printed its JSON object."""
+    return _JsonStdout.emitted
+
+
+def json_stdout() -> TextIO:
+    """The stream a JSON object goes to (the real stdout)."""
+    return _JsonStdout.stream or sys.stdout
+
+
 def emit_json(value: Any) -> None:
-    """Prints one JSON document on stdout."""
-    sys.stdout.write(json.dumps(value, indent=2, sort_keys=False, default=str) + "\n")
-    sys.stdout.flush()
+    """Prints the command's one JSON document on stdout."""
+    out = json_stdout()
+    out.write(json.dumps(value, indent=2, sort_keys=False, default=str) + "\n")
+    out.flush()
+    _JsonStdout.emitted = True
 
 
 def progress(message: str) -> None:

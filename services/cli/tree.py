@@ -13,6 +13,7 @@ import grpc
 
 from attune.execution.v1 import execution_pb2
 from attune.grpcutil.convert import execution_state_from_proto
+from attune.states import TERMINAL
 from attune.workflow.v1 import workflow_pb2
 from attune_services.cli.client import Client
 from attune_services.cli.output import seconds_of, state_of, summary_text
@@ -148,9 +149,13 @@ class TreeDisplay:
     def _changes(self, node: TreeNode, now: float, path: str | None) -> None:
         # The root is named in full; tasks by their path below it ("nested_task / echo  core.echo").
         name = node.label if path is None else (f"{path} / {node.label}" if path else node.label)
-        if self.states.get(node.key) != node.state:
-            self.states[node.key] = node.state
-            elapsed = node.elapsed(now)
-            self.stream.write(f"{name}: {node.state}{' ' + elapsed if elapsed else ''}\n")
+        changed = self.states.get(node.key) != node.state
+        self.states[node.key] = node.state
+        line = f"{name}: {node.state}{' ' + node.elapsed(now) if node.elapsed(now) else ''}\n"
+        ended = node.state in TERMINAL
+        if changed and not ended:
+            self.stream.write(line)
         for child in node.children:
             self._changes(child, now, "" if path is None else name)
+        if changed and ended:  # in causal order: after the last changes of what it waited for
+            self.stream.write(line)

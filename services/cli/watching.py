@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
-from typing import TypeAlias
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import TypeAlias, TypeVar
 
 import grpc
 
@@ -21,6 +21,7 @@ from attune_services.cli.client import Client
 from attune_services.cli.output import state_of, summary_text
 
 Snapshot: TypeAlias = execution_pb2.WatchExecutionResponse
+T = TypeVar("T")
 _RESUME_ATTEMPTS = 20
 _RESUME_DELAY = 0.25
 #: Up to this many children, progress has a line per child's change; above, the summary.
@@ -64,6 +65,27 @@ async def follow(client: Client, execution_id: str) -> AsyncIterator[Snapshot]:
         await asyncio.sleep(_RESUME_DELAY)
 
 
+async def ticking(source: AsyncIterator[T], interval: float | None) -> AsyncIterator[T | None]:
+    """Yields what `source` yields, and None each time `interval` seconds pass without a message
+    (never, when `interval` is None): a display redraws its elapsed times on each None."""
+    pending: asyncio.Future[T | None] | None = None
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(anext(source, None))
+            done, _ = await asyncio.wait({pending}, timeout=interval)
+            if not done:
+                yield None
+                continue
+            message, pending = pending.result(), None
+            if message is None:
+                return
+            yield message
+    finally:
+        if pending is not None:
+            pending.cancel()
+
+
 async def get_execution(client: Client, execution_id: str) -> execution_pb2.GetExecutionResponse:
     """GetExecution, with the error naming the id."""
     try:
@@ -76,14 +98,18 @@ async def get_execution(client: Client, execution_id: str) -> execution_pb2.GetE
 
 
 async def wait_until_terminal(
-    client: Client, execution_id: str, on_snapshot: Callable[[Snapshot], None] | None = None
+    client: Client, execution_id: str, printer: ProgressPrinter | None = None
 ) -> execution_pb2.GetExecutionResponse:
     """Follows the execution to its end; returns the final GetExecution (its children's summary
-    and first page: see fetching.py for the rest)."""
+    and first page: see fetching.py for the rest). A `printer` gets every message, then the final
+    answer (`ProgressPrinter.finish`)."""
     async for snapshot in follow(client, execution_id):
-        if on_snapshot is not None:
-            on_snapshot(snapshot)
-    return await get_execution(client, execution_id)
+        if printer is not None:
+            printer(snapshot)
+    final = await get_execution(client, execution_id)
+    if printer is not None:
+        printer.finish(final)
+    return final
 
 
 class Followed:
@@ -119,31 +145,65 @@ class Followed:
 
 class ProgressPrinter:
     """Turns watch messages into stderr lines: one per state change of the execution or a child,
-    or, for a workflow of more than PER_CHILD_LINES children, its summary every SUMMARY_INTERVAL."""
+    or, for a workflow of more than PER_CHILD_LINES children, its summary every SUMMARY_INTERVAL.
 
-    def __init__(self, emit: Callable[[str], None]) -> None:
+    Lines come in causal order: a workflow's end is printed last, by :meth:`finish`, after the
+    last changes of its children, which a watch may send in the same message as that end (a
+    snapshot taken after the workflow ended holds both) or only the final GetExecution shows.
+    Each line starts with the seconds since the printer was made (the command began)."""
+
+    def __init__(self, emit: Callable[[str], None], clock: Callable[[], float] = time.monotonic) -> None:
         self.emit = emit
+        self.clock = clock
+        self.began = clock()
         self.seen: dict[str, str] = {}
         self._summary = ""
-        self._summary_at = 0.0
+        self._summary_at = float("-inf")
+
+    def note(self, message: str) -> None:
+        """Emits one line, prefixed with the elapsed time."""
+        self.emit(f"[{self.clock() - self.began:6.2f}s] {message}")
 
     def __call__(self, snapshot: Snapshot) -> None:
-        many = snapshot.children_summary.total > PER_CHILD_LINES
-        if many:
-            self._summary_line(snapshot)
-        for execution in [snapshot.execution, *([] if many else snapshot.children)]:
-            state = state_of(execution)
-            if self.seen.get(execution.id) == state:
-                continue
-            self.seen[execution.id] = state
-            task = execution.link.task_name if execution.HasField("link") else ""
-            label = f"task {task} ({execution.action_ref})" if task else execution.action_ref
-            self.emit(f"{label} {execution.id}: {state}")
+        self._show(snapshot.execution, snapshot.children, snapshot.children_summary, final=False)
 
-    def _summary_line(self, snapshot: Snapshot) -> None:
-        text = summary_text(snapshot.children_summary)
-        now = time.monotonic()
-        ended = state_of(snapshot.execution) in TERMINAL
+    def finish(self, final: execution_pb2.GetExecutionResponse) -> None:
+        """The execution's end: what its children's last state was, then its own."""
+        self._show(final.execution, final.children, final.children_summary, final=True)
+
+    def _show(
+        self,
+        execution: execution_pb2.Execution,
+        children: Sequence[execution_pb2.Execution],
+        summary: execution_pb2.ChildrenSummary,
+        *,
+        final: bool,
+    ) -> None:
+        ended = state_of(execution) in TERMINAL
+        if not ended:  # running before its children's lines; its end only from finish(), after theirs
+            self._line(execution)
+        if summary.total > PER_CHILD_LINES:
+            self._summary_line(execution, summary, ended=final)
+        else:
+            for child in children:
+                self._line(child)
+        if final:
+            self._line(execution)
+
+    def _line(self, execution: execution_pb2.Execution) -> None:
+        state = state_of(execution)
+        if self.seen.get(execution.id) == state:
+            return
+        self.seen[execution.id] = state
+        task = execution.link.task_name if execution.HasField("link") else ""
+        label = f"task {task} ({execution.action_ref})" if task else execution.action_ref
+        self.note(f"{label} {execution.id}: {state}")
+
+    def _summary_line(
+        self, execution: execution_pb2.Execution, summary: execution_pb2.ChildrenSummary, *, ended: bool
+    ) -> None:
+        text = summary_text(summary)
+        now = self.clock()
         if text != self._summary and (ended or now - self._summary_at >= SUMMARY_INTERVAL):
             self._summary, self._summary_at = text, now
-            self.emit(f"{snapshot.execution.action_ref} {snapshot.execution.id}: {text}")
+            self.note(f"{execution.action_ref} {execution.id}: {text}")

@@ -11,9 +11,11 @@ from attune.internal.completion.v1 import completion_pb2, completion_pb2_grpc
 from attune.results import workflow_result_message_bytes
 from attune.storage import Database
 from attune.storage.leases import ReplicaLease
+from attune.telemetry import exporting
 from attune_services.completion.feed import CompletionFeed
 from attune_services.completion.forwarder import LEASE_KIND, OutcomeForwarder
 from attune_services.completion.servicer import CompletionServicer
+from attune_services.completion.spans import ExecutionSpans
 from attune_services.completion.store import ResultStore
 
 SERVICE_NAME = completion_pb2.DESCRIPTOR.services_by_name["CompletionService"].full_name
@@ -35,7 +37,9 @@ class CompletionApp:
         self.store = ResultStore(
             self.db, on_outbox=self.forwarder.notify, on_completed=self.feed.publish, owner=self.lease.id
         )
-        self._servicer = CompletionServicer(self.store, settings, feed=self.feed)
+        # Each execution's span is written once it ends, here (spans.py); only when spans go somewhere.
+        self.spans = ExecutionSpans(self.db) if exporting() else None
+        self._servicer = CompletionServicer(self.store, settings, feed=self.feed, spans=self.spans)
         # Its server receives a workflow's result whole, up to ATTUNE_MAX_WORKFLOW_RESULT_BYTES.
         self.max_receive_bytes = workflow_result_message_bytes(
             settings.max_message_bytes, settings.max_workflow_result_bytes
@@ -59,6 +63,8 @@ class CompletionApp:
         await self.store.close()
         await self._servicer.end_streams()
         self.feed.close()
+        if self.spans is not None:
+            await self.spans.drain()
         await self.forwarder.drain()
 
     async def close(self) -> None:

@@ -28,6 +28,7 @@ import grpc
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from attune import metrics
 from attune.background import BackgroundTask
 from attune.common.v1 import common_pb2
 from attune.config import Settings
@@ -152,6 +153,7 @@ class OutcomeForwarder:
                 backoff = retry  # it had been working: retry promptly
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, RECONNECT_MAX_S)
+            metrics.reconnects.get("ReportOutcomes").inc()
 
     async def _session(self) -> None:
         assert self._channel is not None

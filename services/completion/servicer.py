@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Sequence
 
 import grpc
 from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 
 from attune.config import Settings
 from attune.grpcutil.acks import gathered_acks
@@ -28,13 +29,16 @@ from attune.internal.completion.v1 import completion_pb2, completion_pb2_grpc
 from attune.logs import ThrottledLog
 from attune.results import clip_error, fit_result, result_limit
 from attune.states import TERMINAL
-from attune.telemetry import start_span, tracer
+from attune.telemetry import exporting, messaging_attributes, rpc_attributes, sampled, start_span, tracer
 from attune_services.completion.feed import CompletionFeed
+from attune_services.completion.spans import ExecutionSpans
 from attune_services.completion.store import ResultStore, StoreOutcome, TerminalResult
 
 log = logging.getLogger(__name__)
 _truncations = ThrottledLog(log)
 _tracer = tracer(__name__)
+_SERVICE = completion_pb2.DESCRIPTOR.services_by_name["CompletionService"].full_name
+_RESULTS_STREAM = f"{_SERVICE}/SubmitResults"
 
 
 def result_bytes_limit(settings: Settings) -> int:
@@ -87,10 +91,18 @@ def terminal_result_of(message: completion_pb2.ExecutionResult, settings: Settin
 class CompletionServicer(completion_pb2_grpc.CompletionServiceServicer):
     """Serves attune.internal.completion.v1.CompletionService over a `ResultStore`."""
 
-    def __init__(self, store: ResultStore, settings: Settings, *, feed: CompletionFeed | None = None) -> None:
+    def __init__(
+        self,
+        store: ResultStore,
+        settings: Settings,
+        *,
+        feed: CompletionFeed | None = None,
+        spans: ExecutionSpans | None = None,
+    ) -> None:
         self._store = store
         self._settings = settings
         self._feed = feed or CompletionFeed()
+        self._spans = spans  # set only while spans are exported
         self._streams: set[asyncio.Queue[list[str] | BaseException | None]] = set()
         self._storing: set[asyncio.Task[None]] = set()
 
@@ -178,8 +190,13 @@ class CompletionServicer(completion_pb2_grpc.CompletionServiceServicer):
                 span.end()
             raise
         for span, outcome in zip(spans, outcomes, strict=True):
-            span.set_attribute("execution.applied", outcome.applied)
+            span.set_attribute("attune.result.applied", outcome.applied)
             span.end()
+        if self._spans is not None:  # the executions now ended, of sampled traces
+            traced = {m.execution_id for m in results if sampled(m.trace.traceparent)}
+            self._spans.ended(
+                p.execution_id for p, o in zip(prepared, outcomes, strict=True) if o.state and p.execution_id in traced
+            )
         return list(outcomes)
 
     @rpc_errors
@@ -205,28 +222,35 @@ class CompletionServicer(completion_pb2_grpc.CompletionServiceServicer):
             prepared = terminal_result_of(message, self._settings)
         except NotTerminal as err:
             raise InvalidArgument(str(err), [Violation("result.state", "must be a terminal state")]) from err
-        span = _complete_span(message)
+        span = _complete_span(message, stream=False)
         try:
             outcome = await self._store.store(prepared)
         finally:
             span.end()
         if not outcome.state:
             raise NotFound(f"execution {message.execution_id} not found")
+        if self._spans is not None and sampled(message.trace.traceparent):
+            self._spans.ended([prepared.execution_id])
         return completion_pb2.SubmitResultResponse(
             applied=outcome.applied, state=execution_state_to_proto(outcome.state)
         )
 
 
-def _complete_span(message: completion_pb2.ExecutionResult) -> trace.Span:
-    """The "execution.complete" span of one result, in the execution's trace."""
-    span, _ = start_span(
-        _tracer,
-        "execution.complete",
-        message.trace.traceparent,
-        {
-            "execution.id": message.execution_id,
-            "execution.state": execution_state_from_proto(message.state),
-            "execution.reporter": message.reporter,
-        },
-    )
+def _complete_span(message: completion_pb2.ExecutionResult, *, stream: bool = True) -> trace.Span:
+    """The span storing one result, in the execution's trace: a message processed from the
+    SubmitResults stream (CONSUMER) or the SubmitResult call (SERVER)."""
+    if not exporting():
+        return trace.INVALID_SPAN
+    attributes: dict[str, str | int | float | bool] = {
+        "attune.execution.id": message.execution_id,
+        "attune.execution.state": execution_state_from_proto(message.state),
+        "attune.result.reporter": message.reporter,
+    }
+    if stream:
+        attributes.update(messaging_attributes("process", _RESULTS_STREAM, message_id=message.execution_id))
+        name, kind = "execution.complete", SpanKind.CONSUMER
+    else:
+        attributes.update(rpc_attributes(_SERVICE, "SubmitResult"))
+        name, kind = f"{_SERVICE}/SubmitResult", SpanKind.SERVER
+    span, _ = start_span(_tracer, name, message.trace.traceparent, attributes, kind=kind)
     return span

@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 import asyncpg
 import sqlalchemy as sa
 
+from attune import metrics
 from attune.states import TERMINAL
 from attune.storage import Database
 from attune.storage.batching import GroupCommitter
@@ -63,12 +64,13 @@ WITH v AS (
     WHERE e.id = v.id AND e.id IN (SELECT id FROM locked)
       AND e.state NOT IN ({", ".join(f"'{state}'" for state in sorted(TERMINAL))})
     RETURNING e.id, e.workflow_execution_id, e.parent_id, e.task_name, e.task_run, e.item_index, e.attempt,
-              e.started_at
+              e.started_at, e.action_ref, e.created_at
 ), outbox AS (
     INSERT INTO outcome_outbox (execution_id, workflow_execution_id, created_at, owner)
     SELECT id, workflow_execution_id, $7, $8::text FROM changed WHERE workflow_execution_id IS NOT NULL
 )
-SELECT id, workflow_execution_id, parent_id, task_name, task_run, item_index, attempt, started_at FROM changed
+SELECT id, workflow_execution_id, parent_id, task_name, task_run, item_index, attempt, started_at, action_ref,
+       created_at FROM changed
 """
 
 # The same for one result (a sequential step: one chain step, one watched execution): a plain
@@ -80,12 +82,14 @@ WITH changed AS (
     SET state = $2, result = $3, error = $4, finished_at = $5, started_at = COALESCE(started_at, $6),
         updated_at = $7
     WHERE id = $1 AND state NOT IN ({", ".join(f"'{state}'" for state in sorted(TERMINAL))})
-    RETURNING id, workflow_execution_id, parent_id, task_name, task_run, item_index, attempt, started_at
+    RETURNING id, workflow_execution_id, parent_id, task_name, task_run, item_index, attempt, started_at,
+              action_ref, created_at
 ), outbox AS (
     INSERT INTO outcome_outbox (execution_id, workflow_execution_id, created_at, owner)
     SELECT id, workflow_execution_id, $7, $8::text FROM changed WHERE workflow_execution_id IS NOT NULL
 )
-SELECT id, workflow_execution_id, parent_id, task_name, task_run, item_index, attempt, started_at FROM changed
+SELECT id, workflow_execution_id, parent_id, task_name, task_run, item_index, attempt, started_at, action_ref,
+       created_at FROM changed
 """
 
 
@@ -200,6 +204,8 @@ class ResultStore:
                         executions.c.workflow_execution_id,
                         executions.c.parent_id,
                         executions.c.started_at,
+                        executions.c.action_ref,
+                        executions.c.created_at,
                     )
                     .where(executions.c.id.in_(sorted(first)))
                     .order_by(executions.c.id)
@@ -238,6 +244,10 @@ class ResultStore:
                 await conn.execute(outcome_outbox.insert(), outbox)
         if outbox:
             self._on_outbox([row["execution_id"] for row in outbox])  # the forwarder reads them
+        by_id = {row.id: row for row in rows}
+        for r in to_apply:
+            row = by_id[r.execution_id]
+            _count_finished(r, row.action_ref, row.created_at, row.started_at)
         if to_apply and self._on_completed is not None:
             parents = {row.parent_id for row in rows if row.parent_id and row.id in first}
             started = {row.id: row.started_at for row in rows}
@@ -297,6 +307,8 @@ class ResultStore:
         ]
         if workflow_children:
             self._on_outbox(workflow_children)
+        for row in changed:
+            _count_finished(first[row["id"]], row["action_ref"], row["created_at"], row["started_at"])
         if changed and self._on_completed is not None:
             parents = sorted({row["parent_id"] for row in changed if row["parent_id"]})
             self._on_completed([_as_stored(first[row["id"]], row["started_at"]) for row in changed], parents)
@@ -321,6 +333,16 @@ class ResultStore:
                 )
                 outcomes.append(StoreOutcome(applied=False, state=""))
         return outcomes
+
+
+def _count_finished(result: TerminalResult, action_ref: str, created_at: float, started_at: float | None) -> None:
+    """The metrics of an execution that just ended (attune.metrics): finished by action and
+    state, and, when it started, its wait (request → start) and run (start → end)."""
+    metrics.finished.get(action_ref, result.state).inc()
+    started = started_at if started_at is not None else result.started_at
+    if started:
+        metrics.EXECUTION_WAIT.observe(max(started - created_at, 0.0))
+        metrics.EXECUTION_RUN.observe(max(result.finished_at - started, 0.0))
 
 
 def _as_stored(result: TerminalResult, started_at: float | None) -> TerminalResult:

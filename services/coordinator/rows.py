@@ -124,3 +124,6 @@ class StepWrite:
     cancel_runs: list[str] = field(default_factory=list)
     timers: dict[str, TimerRow | None] = field(default_factory=dict)  # by timer id; None deletes
     finish: WorkflowFinish | None = None
+    #: The traceparent of the span that computed the step: the parent of the children it
+    #: requests (and of its finish). Empty: the workflow's own.
+    traceparent: str = ""

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 
 import sqlalchemy as sa
 
+from attune import metrics
 from attune.background import BackgroundTask
 from attune.config import Settings
 from attune.logs import ThrottledLog
@@ -117,6 +118,9 @@ class TimerLoop:
         return due
 
     async def _earliest(self) -> float:
+        """The earliest fire_at (0: none); on the way, how many timers wait (a metric)."""
+        t = workflow_timers
         async with self._db.read() as conn:
-            earliest = (await conn.execute(sa.select(sa.func.min(workflow_timers.c.fire_at)))).scalar()
+            earliest, count = (await conn.execute(sa.select(sa.func.min(t.c.fire_at), sa.func.count()))).one()
+        metrics.WORKFLOW_TIMERS.set(count)
         return float(earliest) if earliest is not None else 0.0

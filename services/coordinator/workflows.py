@@ -20,7 +20,9 @@ from typing import Any
 
 import asyncpg
 import sqlalchemy as sa
+from opentelemetry.trace import SpanKind
 
+from attune import metrics
 from attune.config import Settings
 from attune.engine import (
     CompiledWorkflow,
@@ -41,7 +43,7 @@ from attune.security.sealing import Sealer
 from attune.states import TERMINAL, ExecutionState
 from attune.storage import Database, is_unavailable, log_failed_round
 from attune.storage.batching import GroupCommitter
-from attune.telemetry import extract, inject, start_span, tracer
+from attune.telemetry import messaging_attributes, start_span, tracer
 from attune_services.coordinator.carrier import Carrier
 from attune_services.coordinator.commands import PendingChild, PendingFinish, Refusal
 from attune_services.coordinator.definitions import DefinitionCache, DefinitionError
@@ -63,6 +65,8 @@ from attune_services.coordinator.store import load_workflow, write_steps
 
 log = logging.getLogger(__name__)
 _tracer = tracer(__name__)
+_START_MESSAGE = messaging_attributes("process", "attune.internal.workflow.v1.CoordinatorService/StartWorkflows")
+_ADVANCE_MESSAGES = messaging_attributes("process", "attune.internal.workflow.v1.CoordinatorService/ReportOutcomes")
 # While the database is away every event fails alike (and is sent again): one line per interval.
 _outages = ThrottledLog(log)
 
@@ -295,11 +299,24 @@ class Workflows:
             if s.execution_id in self._cache:
                 return  # already started by this process
             now = time.time()
-            with _tracer.start_as_current_span("workflow.start", context=extract(s.trace.traceparent)) as span:
-                span.set_attribute("attune.execution_id", s.execution_id)
-                span.set_attribute("attune.action_ref", s.action_ref)
-                traceparent = s.trace.traceparent or inject()
+            # The start is a message processed (the scheduler's hand-off): a CONSUMER span, under
+            # the workflow's execution span, and the parent of the entry tasks' executions.
+            span, step_traceparent = start_span(
+                _tracer,
+                "workflow.start",
+                s.trace.traceparent,
+                {"attune.execution.id": s.execution_id, "attune.action.ref": s.action_ref, **_START_MESSAGE},
+                kind=SpanKind.CONSUMER,
+            )
+            try:
+                traceparent = s.trace.traceparent or step_traceparent
                 loaded, write = self._begin(s, traceparent, now)
+                write.traceparent = step_traceparent
+            except BaseException as err:
+                span.record_exception(err)
+                raise
+            finally:
+                span.end()
             secrets = loaded.secrets if loaded is not None else None
             if await self._commit(write if secrets is None else secrets.stored(write)) != StepOutcome.APPLIED:
                 return  # recorded before (a retried hand-off): nothing to do again
@@ -308,6 +325,7 @@ class Workflows:
             if loaded is not None and not loaded.state.finished:
                 self._cache[s.execution_id] = loaded
             self._after_commit(s.execution_id, depth=s.depth, traceparent=traceparent, write=write)
+            metrics.WORKFLOW_STEPS.inc()
 
     def _begin(
         self, s: coordinator_pb2.WorkflowStart, traceparent: str, now: float
@@ -395,6 +413,7 @@ class Workflows:
                     raise
                 if outcome == StepOutcome.CONFLICT:
                     self._cache.pop(workflow_id, None)
+                    metrics.WORKFLOW_CONFLICTS.inc()
                     log.info("workflow %s moved on elsewhere; recomputing %d events", workflow_id, len(batch))
                     continue
                 if write.bump:
@@ -404,6 +423,7 @@ class Workflows:
                 else:
                     self._cache[workflow_id] = loaded
                 self._after_commit(workflow_id, depth=loaded.depth, traceparent=loaded.traceparent, write=write)
+                metrics.WORKFLOW_STEPS.inc()
                 return [EventOutcome.APPLIED] * len(batch)
         raise RuntimeError(f"workflow {workflow_id}: gave up after {MAX_CONFLICT_RETRIES} compare-and-set conflicts")
 
@@ -414,11 +434,14 @@ class Workflows:
         changed = False
         # Not the SDK's current-span machinery: with nothing exported, it cost as much per step as
         # the engine itself (profiled on a 200-step chain).
-        span, _ = start_span(
+        # Task outcomes and timers processed as one batch: a CONSUMER span, under the workflow's
+        # execution span, and the parent of the executions of the tasks the step starts.
+        span, write.traceparent = start_span(
             _tracer,
             "workflow.advance",
             loaded.traceparent,
-            {"attune.execution_id": loaded.id, "attune.events": len(batch)},
+            {"attune.execution.id": loaded.id, "messaging.batch.message_count": len(batch), **_ADVANCE_MESSAGES},
+            kind=SpanKind.CONSUMER,
         )
         try:
             for pending in batch:
@@ -458,7 +481,7 @@ class Workflows:
                 run.action_ref,
                 run.request,
                 depth=depth,
-                traceparent=traceparent,
+                traceparent=write.traceparent or traceparent,
             )
             for run in write.new_runs
         ]
@@ -470,7 +493,9 @@ class Workflows:
             if timer is not None:
                 self.on_timer_set(timer.fire_at)
         if (f := write.finish) is not None:
-            self._carrier.add_finish(PendingFinish(workflow_id, f.status, f.result, f.error, traceparent, f.at))
+            self._carrier.add_finish(
+                PendingFinish(workflow_id, f.status, f.result, f.error, write.traceparent or traceparent, f.at)
+            )
 
 
 def _log_failure(err: BaseException, what: str, msg: str, execution_id: str) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from attune.grpcutil.convert import struct_from_dict, timestamp
+from attune.grpcutil.convert import duration, struct_from_dict, timestamp
 from attune.registry.v1 import registry_pb2
 from attune.security import caller
 from attune.storage import Database
@@ -88,6 +88,7 @@ class ActionRecord:
             parameters=struct_from_dict(self.parameters),
             output=struct_from_dict(self.output),
             timeout_seconds=self.timeout or 0.0,
+            timeout=duration(self.timeout),
             tags=self.tags,
             workflow_file=self.workflow_file or "",
             pack_digest=self.pack_digest or "",

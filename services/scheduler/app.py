@@ -37,6 +37,7 @@ from attune_services.scheduler.executions_service import ExecutionServicer
 from attune_services.scheduler.giveups import CompletionClient, ResultSubmitter
 from attune_services.scheduler.handoff import WorkflowHandoff
 from attune_services.scheduler.leases import WorkerLeases
+from attune_services.scheduler.logs import LogWakes, LogWriter
 from attune_services.scheduler.pack_files import PackFilesServicer
 from attune_services.scheduler.registry import RegistryServicer
 from attune_services.scheduler.relay import ReplicaRelay
@@ -97,6 +98,9 @@ class SchedulerApp:
         self.canceller: Canceller | None = None  # made in register(), with the coordinator's stub
         self._sweeper: Sweeper | None = None
         self._retention = Retention(self.db, settings)  # ATTUNE_RETENTION: purges old history
+        # Live output from the workers, stored in batches; log watches woken (logs.py).
+        self.log_wakes = LogWakes()
+        self.log_writer = LogWriter(self.db, self.log_wakes)
 
     def _coordinator(self) -> coordinator_pb2_grpc.CoordinatorServiceStub:
         if self._coordinator_channel is None:
@@ -151,6 +155,7 @@ class SchedulerApp:
                 canceller=canceller,
                 watchers=self.watchers,
                 request_log=self.request_log,
+                log_wakes=self.log_wakes,
             ),
             server,
         )
@@ -159,7 +164,7 @@ class SchedulerApp:
             ChildExecutionServicer(self.requests, canceller), server
         )
         worker_pb2_grpc.add_WorkerServiceServicer_to_server(
-            WorkerServicer(self.db, self.dispatcher, self.scheduler_id, self.leases), server
+            WorkerServicer(self.db, self.dispatcher, self.scheduler_id, self.leases, self.log_writer), server
         )
         workflow_pb2_grpc.add_WorkflowServiceServicer_to_server(
             WorkflowForwardServicer(
@@ -203,6 +208,7 @@ class SchedulerApp:
         await self.requests.close()
         await self.dispatcher.stop()
         await self.handoff.stop()
+        await self.log_writer.stop()  # what it has not acknowledged, the workers send again
 
     async def close(self) -> None:
         """Closes channels and the pool."""

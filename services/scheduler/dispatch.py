@@ -23,7 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
+from opentelemetry.trace import SpanKind
 
+from attune import metrics, telemetry
 from attune.background import BackgroundTask
 from attune.common.v1 import common_pb2
 from attune.internal.worker.v1 import worker_pb2
@@ -40,14 +42,16 @@ from attune_services.scheduler.views import workflow_link_of
 
 log = logging.getLogger(__name__)
 _failures = ThrottledLog(log)
+_tracer = telemetry.tracer(__name__)
+_ASSIGNMENTS = "attune.internal.worker.v1.WorkerService/Connect"
 
 MAX_BATCH = 1000  # executions per dispatch round
 MAX_ASSIGNMENTS_PER_MESSAGE = 256
 
 
 def _fits(session: WorkerSession, runtime: str) -> bool:
-    """The session offers the runtime and can take one more execution of it now."""
-    return runtime in session.runtimes and (session.free > 0 or runtime in SLOT_FREE_RUNTIMES)
+    """The session offers the runtime and can take one more execution of it now (not leaving)."""
+    return runtime in session.runtimes and (session.free > 0 or runtime in SLOT_FREE_RUNTIMES) and not session.leaving
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -111,6 +115,7 @@ class Dispatcher:
         self._unsent: set[str] = set()  # ids in _presend or being sent by _send_reserved
         self._progress = asyncio.Event()  # set whenever claimed or reserved rows have been handled
         self._started: GroupCommitter[tuple[str, float], None] = GroupCommitter(self._flush_started)
+        metrics.EXECUTIONS_WAITING.watch(self._waiting_by_runtime)
 
     # --- executions ----------------------------------------------------------------------------
 
@@ -194,6 +199,12 @@ class Dispatcher:
     def waiting(self) -> list[PendingExecution]:
         """Every execution waiting for a worker."""
         return [p for q in self._pending.values() for p in q.values()]
+
+    def _waiting_by_runtime(self) -> dict[tuple[str, ...], float]:
+        """`attune_executions_waiting`: how many wait here per runtime, 0 for each runtime a
+        connected worker offers (read when scraped)."""
+        runtimes = self.offered_runtimes() | set(self._pending)
+        return {(runtime,): float(len(self._pending.get(runtime, ()))) for runtime in runtimes}
 
     def offered_runtimes(self) -> set[str]:
         """Runtimes some connected worker advertises."""
@@ -378,7 +389,7 @@ class Dispatcher:
                         parameters_json=self._plain_parameters(pending),
                         secret_names=pending.secret_names,
                         timeout_seconds=pending.timeout or 0.0,
-                        trace=common_pb2.TraceContext(traceparent=pending.traceparent),
+                        trace=common_pb2.TraceContext(traceparent=_sent(pending, session.worker_id)),
                         parent_id=pending.parent_id or "",
                         link=pending.link,
                     )
@@ -432,3 +443,22 @@ class Dispatcher:
             )
         self._on_changed([execution_id for execution_id, _ in items])
         return [None] * len(items)
+
+
+def _sent(pending: PendingExecution, worker_id: str) -> str:
+    """The trace context an assignment carries: while spans are exported, that of a PRODUCER span
+    marking its dispatch to `worker_id` (the worker's run span is its CONSUMER); else the
+    execution's own."""
+    if not telemetry.exporting():
+        return pending.traceparent
+    attributes = {
+        "attune.execution.id": pending.id,
+        "attune.action.ref": pending.action_ref,
+        "attune.worker.id": worker_id,
+        **telemetry.messaging_attributes("send", _ASSIGNMENTS, message_id=pending.id),
+    }
+    span, traceparent = telemetry.start_span(
+        _tracer, "execution.dispatch", pending.traceparent, attributes, kind=SpanKind.PRODUCER
+    )
+    span.end()
+    return traceparent

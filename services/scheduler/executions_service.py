@@ -8,13 +8,15 @@ from collections.abc import AsyncIterator
 
 from attune.config import Settings
 from attune.execution.v1 import execution_pb2, execution_pb2_grpc
-from attune.grpcutil.convert import dict_from_struct
+from attune.grpcutil.convert import dict_from_struct, timeout_of
 from attune.grpcutil.errors import invalid_field, rpc_errors
 from attune.grpcutil.server import RpcContext
 from attune.storage import Database
 from attune_services.scheduler.cancel import Canceller
 from attune_services.scheduler.children import next_page
 from attune_services.scheduler.history import list_page
+from attune_services.scheduler.log_stream import LogStream
+from attune_services.scheduler.logs import LogWakes
 from attune_services.scheduler.pages import is_oldest_first
 from attune_services.scheduler.request_log import RequestLog, logged_request
 from attune_services.scheduler.requests import ExecutionRequests
@@ -42,8 +44,10 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
         canceller: Canceller,
         watchers: ExecutionWatchers,
         request_log: RequestLog,
+        log_wakes: LogWakes | None = None,
     ) -> None:
         self._db = db
+        self._log_wakes = log_wakes or LogWakes()  # woken by the log writer (logs.py)
         self._request_log = request_log
         self._settings = settings
         self._watchers = watchers
@@ -55,14 +59,15 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
     async def RequestExecution(
         self, request: execution_pb2.RequestExecutionRequest, context: RpcContext
     ) -> execution_pb2.RequestExecutionResponse:
-        """Validates and stores one execution in "scheduling"."""
+        """Validates and stores one execution in "scheduling". Its timeout: `timeout` when set,
+        else the deprecated `timeout_seconds`."""
         if not math.isfinite(request.timeout_seconds) or request.timeout_seconds < 0:
             raise invalid_field("timeout_seconds", "must be a finite number of seconds, not negative")
         row = await self._requests.request(
             request.action_ref,
             dict_from_struct(request.parameters, field="parameters"),
             request_id=request.request_id,
-            timeout=request.timeout_seconds,
+            timeout=timeout_of(request),
         )
         return execution_pb2.RequestExecutionResponse(execution=execution_view(row))
 
@@ -146,6 +151,17 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
         chunks = result_chunks(self._db, _required_id(request.id), max_message_bytes=self._settings.max_message_bytes)
         async for chunk in chunks:
             yield chunk
+
+    @rpc_errors
+    async def WatchExecutionLogs(
+        self, request: execution_pb2.WatchExecutionLogsRequest, context: RpcContext
+    ) -> AsyncIterator[execution_pb2.WatchExecutionLogsResponse]:
+        """The output from after_seq, live, until the execution has ended (`log_stream.py`)."""
+        stream = LogStream(
+            db=self._db, settings=self._settings, watchers=self._watchers, wakes=self._log_wakes, request=request
+        )
+        async for message in stream.messages():
+            yield message
 
 
 def _required_id(execution_id: str) -> str:

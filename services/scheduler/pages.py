@@ -11,6 +11,9 @@ and those filters is as good as another), so forging one gains nothing, while a 
 would have to be shared by every scheduler replica and would void every token when it rotates.
 The digest is what makes a token unusable with other filters.
 
+The registry's lists (ListPacks, ListActions) are ordered by ref, and their tokens carry the
+last ref (`REF_KEY`) instead of an id.
+
 A children page (GetExecution, WatchExecution: `children.py`) is oldest first, unlike the
 newest-first history; its token adds `"oldest_first": true`, and ListExecutions continues such a
 token oldest first (`is_oldest_first`).
@@ -28,6 +31,8 @@ from collections.abc import Mapping
 from attune.grpcutil.errors import InvalidArgument, Violation
 
 _KEY = re.compile(r"[0-9a-f]{32}")  # attune.ids.new_id
+#: The key of a list ordered by ref: a pack's ref, or an action's "<pack>.<name>".
+REF_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,510}")
 _DIGEST_CHARS = 16
 
 
@@ -55,15 +60,16 @@ def is_oldest_first(token: str) -> bool:
     return isinstance(payload, dict) and payload.get("oldest_first") is True
 
 
-def key_after(token: str, listing: str, filters: Mapping[str, str | int]) -> str:
+def key_after(token: str, listing: str, filters: Mapping[str, str | int], *, key: re.Pattern[str] = _KEY) -> str:
     """The key a request's `page_token` continues after ("" for no token); raises
-    InvalidArgument naming `page_token` for one this list did not issue for these filters."""
+    InvalidArgument naming `page_token` for one this list did not issue for these filters.
+    `key`: what a key of this list looks like (an id unless said otherwise)."""
     if not token:
         return ""
     decoded = _payload(token)
     payload: dict[str, object] = decoded if isinstance(decoded, dict) else {}
     after = payload.get("after")
-    if not isinstance(after, str) or not _KEY.fullmatch(after):
+    if not isinstance(after, str) or not key.fullmatch(after):
         raise _bad_token("is not a page token this list issued; start again without one")
     if payload.get("filters") != _digest(listing, filters):
         raise _bad_token("was issued for other filters: pass the same filters with it, or start again without one")

@@ -35,7 +35,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from attune.config import Settings
-from attune.grpcutil.convert import dict_from_struct
+from attune.grpcutil.convert import dict_from_struct, timeout_of
 from attune.grpcutil.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -63,7 +63,15 @@ from attune.registry.v1 import registry_pb2, registry_pb2_grpc
 from attune.security import caller
 from attune.storage import Database, is_unique_violation
 from attune.storage.schema import actions, pack_files, packs
+from attune_services.scheduler.action_updates import mask_paths, updated_action
 from attune_services.scheduler.actions import ActionCache, ActionRecord, action_row_values
+from attune_services.scheduler.registered_packs import (
+    DEFAULT_PAGE_SIZE,
+    actions_page,
+    delete_pack,
+    pack_with_actions,
+    packs_page,
+)
 from attune_services.scheduler.request_log import RequestLog, logged_request, reused_request_id
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
@@ -86,6 +94,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         self._cache = cache
         self._request_log = request_log
         self._limits = PackLimits.from_settings(settings)
+        self._max_page_size = settings.max_page_size
 
     # --- packs ---------------------------------------------------------------------------------
 
@@ -130,6 +139,45 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         response = await self._request_log.write(logged, register)
         self._cache.invalidate()
         return response
+
+    @rpc_errors
+    async def ListPacks(
+        self, request: registry_pb2.ListPacksRequest, context: RpcContext
+    ) -> registry_pb2.ListPacksResponse:
+        """Packs ordered by ref, a page at a time (`registered_packs.py`)."""
+        async with self._db.read() as conn:
+            return await packs_page(conn, size=self._page_size(request.page_size), token=request.page_token)
+
+    @rpc_errors
+    async def GetPack(self, request: registry_pb2.GetPackRequest, context: RpcContext) -> registry_pb2.GetPackResponse:
+        """One pack with its actions."""
+        if not request.ref:
+            raise invalid_field("ref", "is required")
+        async with self._db.read() as conn:
+            return await pack_with_actions(conn, request.ref)
+
+    @rpc_errors
+    async def DeletePack(
+        self, request: registry_pb2.DeletePackRequest, context: RpcContext
+    ) -> registry_pb2.DeletePackResponse:
+        """Deletes the pack, its actions and its files; refused while executions of its actions
+        are active unless forced (`registered_packs.py`). A retried request_id returns the
+        original response and deletes nothing again."""
+        if not request.ref:
+            raise invalid_field("ref", "is required")
+        logged = logged_request(_RPC["DeletePack"], request, registry_pb2.DeletePackResponse)
+        if (original := await self._request_log.original(logged)) is not None:
+            return original
+
+        async def delete(conn: AsyncConnection) -> registry_pb2.DeletePackResponse:
+            return await delete_pack(conn, request.ref, force=request.force)
+
+        response = await self._request_log.write(logged, delete)
+        self._cache.invalidate()
+        return response
+
+    def _page_size(self, requested: int) -> int:
+        return min(requested or DEFAULT_PAGE_SIZE, self._max_page_size)
 
     # --- actions -------------------------------------------------------------------------------
 
@@ -193,10 +241,12 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     async def UpdateAction(
         self, request: registry_pb2.UpdateActionRequest, context: RpcContext
     ) -> registry_pb2.UpdateActionResponse:
-        """Replaces an action's mutable fields; a changed ref, pack or name is refused. A retried
-        request_id returns the original response and changes nothing."""
+        """Changes the fields update_mask names, or, without a mask, replaces every mutable field
+        (`action_updates.py`); a changed ref, pack or name is refused. A retried request_id
+        returns the original response and changes nothing."""
         if not request.id and not request.action.ref:
             raise invalid_field("id", "is required (or action.ref)")
+        mask_paths(request)  # an unknown field is refused before anything is read
         logged = logged_request(_RPC["UpdateAction"], request, registry_pb2.UpdateActionResponse)
         if (original := await self._request_log.original(logged)) is not None:
             return original
@@ -217,7 +267,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
                 names = ", ".join(v.field for v in changed)
                 raise FailedPrecondition(f"action {stored.ref!r}: {names} cannot be changed", changed)
             values = await _checked_values(
-                conn, proposed, self._limits, ref=stored.ref, pack=stored.pack, name=stored.name
+                conn, updated_action(stored, request), self._limits, ref=stored.ref, pack=stored.pack, name=stored.name
             )
             await conn.execute(
                 actions.update().where(actions.c.id == stored.id).values(**values, updated_at=time.time())
@@ -243,13 +293,11 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     async def ListActions(
         self, request: registry_pb2.ListActionsRequest, context: RpcContext
     ) -> registry_pb2.ListActionsResponse:
-        """Actions ordered by ref, optionally of one pack."""
-        query = sa.select(actions).order_by(actions.c.ref)
-        if request.pack:
-            query = query.where(actions.c.pack == request.pack)
+        """Actions ordered by ref, optionally of one pack, a page at a time (`registered_packs.py`)."""
         async with self._db.read() as conn:
-            rows = (await conn.execute(query)).mappings().all()
-        return registry_pb2.ListActionsResponse(actions=[ActionRecord.from_row(r).to_proto() for r in rows])
+            return await actions_page(
+                conn, pack=request.pack, size=self._page_size(request.page_size), token=request.page_token
+            )
 
     @rpc_errors
     async def DeleteAction(
@@ -309,7 +357,7 @@ def _creation_differences(proposed: registry_pb2.Action, stored: ActionRecord) -
         "entry_point": stored.runner_type == "workflow" or _names_path(proposed.entry_point, stored.entry_point),
         "parameters": parameters == stored.parameters,
         "output": dict_from_struct(proposed.output, field="action.output") == stored.output,
-        "timeout_seconds": (proposed.timeout_seconds or None) == stored.timeout,
+        "timeout_seconds": (timeout_of(proposed, prefix="action.") or None) == stored.timeout,
         "tags": list(proposed.tags) == stored.tags,
         "workflow_file": _names_path(proposed.workflow_file, stored.workflow_file),
     }
@@ -493,7 +541,12 @@ async def _checked_values(
                 workflow_yaml = content.decode("utf-8")
             except YamlProblem as err:
                 violations.append(Violation("action.workflow_file", f"{workflow_file}: {err}"))
-    if proposed.timeout_seconds < 0:
+    timeout = 0.0
+    try:
+        timeout = timeout_of(proposed, prefix="action.")  # the Duration when set, else timeout_seconds
+    except InvalidArgument as err:
+        violations += err.violations
+    if timeout < 0:
         violations.append(Violation("action.timeout_seconds", "must not be negative"))
     if violations:
         raise InvalidArgument(f"action {ref!r} is invalid", violations)
@@ -508,7 +561,7 @@ async def _checked_values(
         entry_point=entry_point if runner_type != "workflow" else None,
         parameters=parameters,
         output=dict_from_struct(proposed.output, field="action.output"),
-        timeout=proposed.timeout_seconds or None,
+        timeout=timeout or None,
         tags=list(proposed.tags),
         workflow_file=workflow_file,
         workflow_yaml=workflow_yaml,

@@ -23,8 +23,9 @@ from typing import Any
 
 import asyncpg
 import sqlalchemy as sa
+from opentelemetry.trace import SpanKind
 
-from attune import telemetry
+from attune import metrics, telemetry
 from attune.config import Settings
 from attune.grpcutil.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable, Violation, quoted
 from attune.ids import new_id
@@ -241,62 +242,57 @@ class ExecutionRequests:
     ) -> tuple[Row, bool]:
         stored_params, names = self._stored_parameters(action, params)
         execution_id = new_id()
-        # A top-level execution starts a new trace (an empty parent); a child joins its parent's.
-        span, traceparent = telemetry.start_span(
-            _tracer,
-            "execution.request",
-            link.traceparent if link is not None else "",
-            {"attune.execution_id": execution_id, "attune.action_ref": action.ref},
-        )
+        # A top-level execution starts a new trace (an empty parent); a child joins its parent's,
+        # under the workflow step that made it. The stored traceparent is its execution span's.
+        now = time.time()
+        traceparent = _execution_traceparent(execution_id, link)
+        row: Row = {
+            "id": execution_id,
+            "action_ref": action.ref,
+            "runner_type": action.runner_type,
+            "state": ExecutionState.SCHEDULING,
+            "parameters": stored_params,
+            "secret_names": json.dumps(names),
+            "result": None,
+            "error": None,
+            "parent_id": None,
+            "workflow_execution_id": None,
+            "task_name": None,
+            "task_run": None,
+            "item_index": None,
+            "attempt": None,
+            "depth": 0,
+            "worker_id": None,
+            "request_id": request_id or None,
+            "traceparent": traceparent or None,
+            "trace_id": telemetry.trace_id_of(traceparent) or None,
+            "timeout": timeout if timeout > 0 else action.timeout,
+            "created_at": now,
+            "scheduled_at": None,
+            "started_at": None,
+            "finished_at": None,
+            "updated_at": now,
+            "requested_by": "" if link is not None else caller.token_name(),
+        }
+        if link is not None:
+            row.update(
+                parent_id=link.parent_id,
+                workflow_execution_id=link.workflow_execution_id,
+                task_name=link.task_name,
+                task_run=link.task_run,
+                item_index=link.item_index,
+                attempt=link.attempt,
+                depth=link.depth,
+            )
         try:
-            now = time.time()
-            row: Row = {
-                "id": execution_id,
-                "action_ref": action.ref,
-                "runner_type": action.runner_type,
-                "state": ExecutionState.SCHEDULING,
-                "parameters": stored_params,
-                "secret_names": json.dumps(names),
-                "result": None,
-                "error": None,
-                "parent_id": None,
-                "workflow_execution_id": None,
-                "task_name": None,
-                "task_run": None,
-                "item_index": None,
-                "attempt": None,
-                "depth": 0,
-                "worker_id": None,
-                "request_id": request_id or None,
-                "traceparent": traceparent or None,
-                "trace_id": telemetry.trace_id_of(traceparent) or None,
-                "timeout": timeout if timeout > 0 else action.timeout,
-                "created_at": now,
-                "scheduled_at": None,
-                "started_at": None,
-                "finished_at": None,
-                "updated_at": now,
-                "requested_by": "" if link is not None else caller.token_name(),
-            }
-            if link is not None:
-                row.update(
-                    parent_id=link.parent_id,
-                    workflow_execution_id=link.workflow_execution_id,
-                    task_name=link.task_name,
-                    task_run=link.task_run,
-                    item_index=link.item_index,
-                    attempt=link.attempt,
-                    depth=link.depth,
-                )
-            try:
-                stored = await self._committer.submit(row)
-            except RuntimeError as err:  # the committer closed: the scheduler is draining
-                raise Unavailable("the scheduler is shutting down; retry with the same request_id") from err
-            if isinstance(stored, Exception):
-                raise stored
-            return stored
-        finally:
-            span.end()
+            stored = await self._committer.submit(row)
+        except RuntimeError as err:  # the committer closed: the scheduler is draining
+            raise Unavailable("the scheduler is shutting down; retry with the same request_id") from err
+        if isinstance(stored, Exception):
+            raise stored
+        if stored[1] and telemetry.exporting():  # a retry made no execution: no span of one either
+            _record_request_span(execution_id, action.ref, link, traceparent, start=now)
+        return stored
 
     async def _flush(self, rows: list[Row]) -> list[tuple[Row, bool] | Exception]:
         """Inserts a batch in one transaction; rows whose request_id exists map to the stored row.
@@ -327,6 +323,8 @@ class ExecutionRequests:
             self._slots.unreserve(reserved - {row["id"] for row, is_new in results if is_new})
         created = [row for row, is_new in results if is_new]
         if created:
+            for row in created:
+                metrics.requested.get(row["action_ref"]).inc()
             self._on_created(created)
         return results
 
@@ -490,3 +488,40 @@ def _parameter_differences(
         if not same:
             differences.append(f"parameters.{name}")
     return differences
+
+
+_PUBLIC_SERVICE = "attune.execution.v1.ExecutionService"
+_CHILD_SERVICE = "attune.internal.execution.v1.ChildExecutionService"
+
+
+def _execution_traceparent(execution_id: str, link: ChildLink | None) -> str:
+    """The traceparent stored with a new execution: its execution span's while spans are exported
+    (`telemetry.execution_traceparent`), else a random one in its parent's trace."""
+    parent = link.traceparent if link is not None else ""
+    if not telemetry.exporting():
+        return telemetry.child_traceparent(parent)
+    return telemetry.execution_traceparent(parent, execution_id)
+
+
+def _record_request_span(
+    execution_id: str, action_ref: str, link: ChildLink | None, traceparent: str, *, start: float
+) -> None:
+    """The span of the request that made an execution, under its execution span, from `start`
+    to now: a client's RequestExecution call (SERVER) or a workflow child's request, a message
+    from the coordinator (CONSUMER). Written once the execution is stored, so a retried request,
+    which makes none, leaves no span whose parent never ends."""
+    attributes: dict[str, str | int | float | bool] = {
+        "attune.execution.id": execution_id,
+        "attune.action.ref": action_ref,
+    }
+    if link is None:
+        name, kind = f"{_PUBLIC_SERVICE}/RequestExecution", SpanKind.SERVER
+        attributes.update(telemetry.rpc_attributes(_PUBLIC_SERVICE, "RequestExecution"))
+    else:
+        name, kind = "execution.request", SpanKind.CONSUMER
+        attributes.update(telemetry.messaging_attributes("process", _CHILD_SERVICE, message_id=execution_id))
+        attributes.update({"attune.task.name": link.task_name, "attune.task.run": link.task_run})
+    span = _tracer.start_span(
+        name, context=telemetry.extract(traceparent), kind=kind, attributes=attributes, start_time=int(start * 1e9)
+    )
+    span.end()

@@ -3,9 +3,9 @@
 What is purged is a *tree*: a top-level execution that was created and has ended before the
 cutoff, and whose every descendant has ended too, together with all those descendants and
 everything stored for them — the workflow rows, task runs, state entries and timers of each
-workflow in it, and any outcome still in the completion outbox. A child is never purged on its own, so a running
-workflow's children stay, whatever their age. (The request log holds no execution ids: it expires
-by ATTUNE_REQUEST_LOG_TTL.)
+workflow in it, any outcome still in the completion outbox, and their output (execution_logs). A
+child is never purged on its own, so a running workflow's children stay, whatever their age.
+(The request log holds no execution ids: it expires by ATTUNE_REQUEST_LOG_TTL.)
 
 The purge is the one writer that deletes rows of every service's tables: it only touches rows of
 executions that have ended, which no service writes any more.
@@ -33,6 +33,7 @@ from attune.logs import ThrottledLog
 from attune.states import TERMINAL
 from attune.storage import Database, log_failed_round
 from attune.storage.schema import (
+    execution_logs,
     executions,
     outcome_outbox,
     task_runs,
@@ -146,6 +147,7 @@ class Purger:
     async def _delete_executions(self, ids: Sequence[str]) -> int:
         async with self._db.write() as conn:
             await conn.execute(outcome_outbox.delete().where(outcome_outbox.c.execution_id.in_(ids)))
+            await conn.execute(execution_logs.delete().where(execution_logs.c.execution_id.in_(ids)))
             await conn.execute(workflow_executions.delete().where(workflow_executions.c.id.in_(ids)))
             deleted = (await conn.execute(executions.delete().where(executions.c.id.in_(ids)))).rowcount
         await asyncio.sleep(self._pause)

@@ -33,6 +33,7 @@ class WorkerSession:
     lease_generation: int = 0  # of its worker's lease, taken at connect (leases.py)
     last_seen: float = field(default_factory=time.monotonic)
     closed: bool = False
+    leaving: bool = False  # said Leaving: gets no more work, its stream stays for its output
 
     @property
     def free(self) -> int:

@@ -16,7 +16,13 @@ from sqlalchemy import RowMapping
 
 from attune.common.v1 import common_pb2
 from attune.execution.v1 import execution_pb2
-from attune.grpcutil.convert import execution_state_from_proto, execution_state_to_proto, struct_from_dict, timestamp
+from attune.grpcutil.convert import (
+    duration,
+    execution_state_from_proto,
+    execution_state_to_proto,
+    struct_from_dict,
+    timestamp,
+)
 from attune.internal.completion.v1 import completion_pb2
 from attune.packs import redact
 
@@ -91,6 +97,7 @@ def execution_view(row: ExecutionRow, *, inline_bytes: int = CHILD_RESULT_INLINE
         worker_id=row["worker_id"] or "",
         trace_id=row["trace_id"] or "",
         timeout_seconds=row["timeout"] or 0.0,
+        timeout=duration(row["timeout"]),
         runner_type=row["runner_type"],
         created_at=timestamp(row["created_at"]),
         started_at=timestamp(row["started_at"]),

@@ -24,6 +24,7 @@ from contextlib import contextmanager
 
 import grpc
 
+from attune import metrics
 from attune.background import BackgroundTask
 from attune.config import Settings
 from attune.grpcutil.channel import open_channel
@@ -182,6 +183,7 @@ class CompletedFeed:
             finally:
                 self._watchers.feed_connected = False
             await asyncio.sleep(min(retry * max(failures, 1), 10 * retry))
+            metrics.reconnects.get("WatchCompleted").inc()
 
     async def _follow(self, stub: completion_pb2_grpc.CompletionServiceStub) -> None:
         call = stub.WatchCompleted(completion_pb2.WatchCompletedRequest(), wait_for_ready=True)

@@ -1,8 +1,9 @@
 """WorkerService.Connect: one bidirectional stream per worker.
 
 The first message is a Hello; the scheduler takes the worker's lease (leases.py), answers
-Welcome, then streams Assignments and Cancellations from the worker's outbox while a reader task
-applies Started, Released and Heartbeat messages as they arrive.
+Welcome, then streams Assignments, Cancellations and LogAcks from the worker's outbox while a
+reader task applies Started, Released, Leaving and Heartbeat messages as they arrive and hands
+Logs to the log writer (logs.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from attune.storage import Database
 from attune.storage.schema import executions
 from attune_services.scheduler.dispatch import Dispatcher
 from attune_services.scheduler.leases import WorkerLeases
+from attune_services.scheduler.logs import LogWriter
 from attune_services.scheduler.sessions import WorkerSession
 
 log = logging.getLogger(__name__)
@@ -31,8 +33,11 @@ log = logging.getLogger(__name__)
 class WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
     """Serves attune.internal.worker.v1.WorkerService."""
 
-    def __init__(self, db: Database, dispatcher: Dispatcher, scheduler_id: str, leases: WorkerLeases) -> None:
+    def __init__(
+        self, db: Database, dispatcher: Dispatcher, scheduler_id: str, leases: WorkerLeases, logs: LogWriter
+    ) -> None:
         self._db = db
+        self._logs = logs
         self._leases = leases
         self._dispatcher = dispatcher
         self._scheduler_id = scheduler_id
@@ -90,6 +95,10 @@ class WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
                         log.exception("recording started executions failed", extra={"worker_id": session.worker_id})
                 elif kind == "released":
                     self._dispatcher.released(session, message.released.execution_ids)
+                elif kind == "logs":
+                    await self._logs.add(session, message.logs.chunks)  # waits while its queue is full
+                elif kind == "leaving":
+                    session.leaving = True  # no more work; its output still comes on this stream
         except asyncio.CancelledError:
             raise
         except grpc.RpcError:

@@ -1,8 +1,9 @@
 """The worker process: a session with the scheduler, runs, and results to the completion service.
 
 Data flow: Assignments (scheduler stream) → ExecutionRunner (pack cache, process) → Started
-notices back to the scheduler; results → ResultSender (completion stream) → once acked, Released
-notices to the scheduler. The worker's own gRPC server serves only health and reflection.
+notices back to the scheduler; output as it is written → LogShipper (logs.py) → Logs on the
+scheduler stream, held until acked; results → ResultSender (completion stream) → once acked,
+Released notices to the scheduler. The worker's own gRPC server serves only health and reflection.
 
 The worker holds no platform credential: it has no database, and any withheld variable it is given
 (`WORKER_WITHHELD_VARIABLES`) is dropped at start. Under root, actions run as `ATTUNE_ACTION_USER`
@@ -25,6 +26,7 @@ from pathlib import Path
 
 import grpc
 
+from attune import metrics
 from attune.config import WORKER_WITHHELD_VARIABLES, Settings
 from attune.grpcutil.channel import open_channel
 from attune.internal.completion.v1 import completion_pb2_grpc
@@ -32,6 +34,7 @@ from attune.internal.packs.v1 import packs_pb2_grpc
 from attune.internal.worker.v1 import worker_pb2, worker_pb2_grpc
 from attune.packs import SLOT_FREE_RUNTIMES
 from attune.security.tls import ClientAuth
+from attune_services.worker.logs import LogShipper
 from attune_services.worker.packs import PackCache
 from attune_services.worker.results import ResultSender
 from attune_services.worker.runs import SHUTDOWN_ERROR, ExecutionRunner
@@ -133,6 +136,17 @@ class WorkerApp:
         self._accepting = True
         # Assigned on the current session and holding no slot there (see `_acked`).
         self._slot_free: set[str] = set()
+        metrics.WORKER_SLOTS.watch(self._slots)
+        metrics.WORKER_SLOTS_BUSY.watch(self._busy_slots)
+
+    def _slots(self) -> dict[tuple[str, ...], float]:
+        return {(): float(self.settings.worker_capacity)}
+
+    def _busy_slots(self) -> dict[tuple[str, ...], float]:
+        """Executions holding a slot: running, or with a result not yet acked (read when scraped)."""
+        held = set(self.runner.running_ids() if self.runner else ())
+        held.update(self.results.unacked_ids() if self.results else ())
+        return {(): float(len(held - self._slot_free))}
 
     @property
     def drain_timeout(self) -> float:
@@ -156,6 +170,8 @@ class WorkerApp:
         self.results = ResultSender(
             completion_pb2_grpc.CompletionServiceStub(self._completion_channel), settings, on_acked=self._acked
         )
+        # Live output: held until the scheduler has stored it, sent on the session (logs.py).
+        self.logs = LogShipper(buffer_bytes=settings.worker_log_buffer_bytes)
         self.session = SchedulerSession(
             worker_pb2_grpc.WorkerServiceStub(self._scheduler_channel),
             settings,
@@ -163,7 +179,9 @@ class WorkerApp:
             running=lambda: self.runner.started() if self.runner else [],
             on_assignments=self._assigned,
             on_cancellations=lambda ids: self.runner.cancel(ids) if self.runner else None,
+            logs=self.logs,
         )
+        self.logs.wake = self.session.wake
         self.runner = ExecutionRunner(
             settings,
             worker_id=self.worker_id,
@@ -173,6 +191,7 @@ class WorkerApp:
             on_result=self.results.add,
             containment=self.containment,
             user=self.action_user,
+            logs=self.logs,
         )
         self.results.start()
         self.session.start()
@@ -261,6 +280,8 @@ class WorkerApp:
         if unacked:
             log.info("waiting for the completion service to acknowledge %d results", unacked)
         await self.results.wait_all_acked()
+        if not await self.logs.all_delivered(timeout=grace):
+            log.warning("output of %d runs not stored after %.1fs: it is lost", len(self.logs.execution_ids()), grace)
         log.info("drained: every result acknowledged")
 
     async def close(self) -> None:

@@ -87,6 +87,7 @@ class ResultSender:
                 f"{err.code().name} {err.details()}; {len(self._buffer)} results to re-send"
             ),
             log=log,
+            stream="SubmitResults",
         )
 
     async def _session(self) -> None:

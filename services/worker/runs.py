@@ -1,7 +1,8 @@
 """Assignments becoming runs: pack files, a RunRequest, the process, and its ExecutionResult.
 
 Each assignment is one task: make sure the pack's files are cached, start the process (then a
-Started notice goes to the scheduler), wait for its outcome, and hand the result to the sender.
+Started notice goes to the scheduler), wait for its outcome, and hand the result to the sender;
+its output goes to the scheduler as it is written (`logs.py`).
 Anything that stops the process from starting — files not fetchable, entry point missing, runtime
 not installed — becomes a FAILED result naming the cause, never a silent drop.
 """
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from attune.common.v1 import common_pb2
 from attune.config import Settings
@@ -24,7 +26,8 @@ from attune.internal.completion.v1 import completion_pb2
 from attune.internal.worker.v1 import worker_pb2
 from attune.security.masking import SecretValues
 from attune.states import ExecutionState
-from attune.telemetry import start_span, tracer
+from attune.telemetry import ERROR_STATES, messaging_attributes, start_span, tracer
+from attune_services.worker.logs import LogShipper, RunLog
 from attune_services.worker.packs import PackCache, PackFetchError
 from attune_services.worker.runtimes import (
     CANCELLED_ERROR,
@@ -38,6 +41,7 @@ from attune_services.worker.runtimes import (
 
 log = logging.getLogger(__name__)
 _tracer = tracer(__name__)
+_ASSIGNMENT_MESSAGE = messaging_attributes("process", "attune.internal.worker.v1.WorkerService/Connect")
 
 NOOP = "noop"
 #: The error of a run the worker cancelled because it was shutting down (not asked by anyone):
@@ -58,6 +62,7 @@ class Run:
     # The error its result carries when it ends cancelled: the first reason it was cancelled for.
     cancel_error: str = CANCELLED_ERROR
     task: asyncio.Task[None] | None = field(default=None, repr=False)
+    log: RunLog | None = None  # its live output, once its process is about to start
 
 
 class ExecutionRunner:
@@ -74,8 +79,10 @@ class ExecutionRunner:
         on_result: Callable[[completion_pb2.ExecutionResult], None],
         containment: Containment,
         user: ActionUser | None = None,
+        logs: LogShipper | None = None,
     ) -> None:
         self._settings = settings
+        self._logs = logs
         self._user = user
         self._containment = containment
         self._worker_id = worker_id
@@ -108,15 +115,19 @@ class ExecutionRunner:
             if execution_id in self._runs or is_held(execution_id):
                 log.debug("assignment %s already held; ignored", execution_id)
                 continue
+            # Processing an assignment message from the scheduler's stream: a CONSUMER span.
             span, traceparent = start_span(
                 _tracer,
                 "execution.run",
                 assignment.trace.traceparent,
                 {
-                    "execution.id": execution_id,
-                    "action.ref": assignment.action_ref,
-                    "action.runtime": assignment.runtime,
+                    "attune.execution.id": execution_id,
+                    "attune.action.ref": assignment.action_ref,
+                    "attune.action.runtime": assignment.runtime,
+                    "attune.worker.id": self._worker_id,
+                    **_ASSIGNMENT_MESSAGE,
                 },
+                kind=SpanKind.CONSUMER,
             )
             run = Run(assignment, span, traceparent or assignment.trace.traceparent)
             if self._shutdown_error is not None:  # arrived after the grace: never spawned
@@ -161,7 +172,14 @@ class ExecutionRunner:
             result = self._failure(run, f'action "{assignment.action_ref}": {type(err).__name__}: {err}')
         if assignment.secret_names:
             _mask_secrets(result, assignment)
-        run.span.set_attribute("execution.state", execution_state_from_proto(result.state))
+        if self._logs is not None and assignment.runtime != NOOP:
+            # The end of its output (already sent when its pipes closed): a watch ends on it.
+            (run.log or self._logs.open(assignment.execution_id, limit=0)).close()
+        if run.span.is_recording():
+            state = execution_state_from_proto(result.state)
+            run.span.set_attribute("attune.execution.state", state)
+            if state in ERROR_STATES:
+                run.span.set_status(Status(StatusCode.ERROR, result.error[:1024] or state))
         run.span.end()
         self._runs.pop(assignment.execution_id, None)
         if not self._runs:
@@ -206,10 +224,21 @@ class ExecutionRunner:
             secret_names=frozenset(assignment.secret_names),
             timeout_s=assignment.timeout_seconds or None,
             kill_grace_s=self._settings.kill_grace,
-            output_limit_bytes=self._settings.output_limit_bytes,
+            output_limit_bytes=self._settings.log_limit_bytes,
+            output=self._output(run, parameters),
             extra_env=_execution_env(run),
             user=self._user,
         )
+
+    def _output(self, run: Run, parameters: dict[str, object]) -> RunLog | None:
+        """The run's live output (none for a no-op: it has no process)."""
+        if self._logs is None or run.assignment.runtime == NOOP:
+            return None
+        secrets = SecretValues.of_parameters(parameters, run.assignment.secret_names)
+        run.log = self._logs.open(
+            run.assignment.execution_id, limit=self._settings.log_limit_bytes, secrets=secrets or None
+        )
+        return run.log
 
     def _result(self, run: Run, outcome: RunOutcome) -> completion_pb2.ExecutionResult:
         assignment = run.assignment

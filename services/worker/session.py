@@ -1,10 +1,13 @@
 """The worker's session with the scheduler: one WorkerService.Connect stream (docs/architecture.md, Services).
 
 Up: a Hello (id, hostname, runtimes, capacity, the executions it still holds), then Started and
-Released notices — everything queued during one loop tick coalesced into one message of each —
-and a Heartbeat when nothing else was sent for a heartbeat interval. Releases that free no slot
-(no-ops) wait for the next message, or go instead of the heartbeat. Down: Assignments and
-Cancellations, handed to callbacks. A broken stream is reopened with backoff and a fresh Hello.
+Released notices and Logs (live output, `logs.py`) — everything queued during one loop tick
+coalesced into one message of each — and a Heartbeat when nothing else was sent for a heartbeat
+interval. Releases that free no slot (no-ops) wait for the next message, or go instead of the
+heartbeat. Down: Assignments and Cancellations, handed to callbacks, and LogAcks, handed to the
+log shipper. A broken stream is reopened with backoff and a fresh Hello (and every log chunk not
+acknowledged is sent again). Leaving, the worker says so (no more assignments) and half-closes
+the stream once its runs' output is stored.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from attune.background import BackgroundTask
 from attune.config import Settings
 from attune.grpcutil.reconnect import keep_session
 from attune.internal.worker.v1 import worker_pb2, worker_pb2_grpc
+from attune_services.worker.logs import LogShipper
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +39,7 @@ class SchedulerSession:
         running: Callable[[], Sequence[worker_pb2.StartedExecution]],
         on_assignments: Callable[[Sequence[worker_pb2.Assignment]], None],
         on_cancellations: Callable[[Sequence[str]], None],
+        logs: LogShipper | None = None,
     ) -> None:
         self._stub = stub
         self._settings = settings
@@ -42,6 +47,9 @@ class SchedulerSession:
         self._running = running
         self._on_assignments = on_assignments
         self._on_cancellations = on_cancellations
+        self._logs = logs
+        # A Logs message carries about this much output (well within the message limit).
+        self._logs_message_bytes = max(1, settings.max_message_bytes // 4)
         self._started: list[worker_pb2.StartedExecution] = []
         self._released: list[str] = []
         self._deferred: list[str] = []  # releases that free no slot: sent with the next message
@@ -53,6 +61,10 @@ class SchedulerSession:
     def started(self, execution_id: str, started_at: float) -> None:
         """Queues a start notice."""
         self._started.append(worker_pb2.StartedExecution(execution_id=execution_id, started_at=started_at))
+        self._wake.set()
+
+    def wake(self) -> None:
+        """Something new to send (log chunks): the next message goes now."""
         self._wake.set()
 
     def released(self, execution_ids: Sequence[str], *, urgent: bool = True) -> None:
@@ -70,8 +82,10 @@ class SchedulerSession:
         self._loop.start()
 
     async def leave(self, timeout: float) -> None:
-        """Sends what is queued, then half-closes the stream: the scheduler stops assigning work.
-        Assignments already on their way are still delivered to `on_assignments`."""
+        """Says Leaving (the scheduler stops assigning work), and half-closes the stream once what
+        is queued is sent and the output of every run is stored (waiting for that up to `timeout`
+        here; the stream goes on meanwhile). Assignments already on their way are still delivered
+        to `on_assignments`."""
         self._leaving = True
         self._wake.set()
         if not self.welcomed.is_set():
@@ -93,6 +107,7 @@ class SchedulerSession:
                 f"scheduler stream at {self._settings.scheduler_address} ended: {err.code().name} {err.details()}"
             ),
             log=log,
+            stream="Connect",
             on_end=self.welcomed.clear,
         )
 
@@ -104,8 +119,10 @@ class SchedulerSession:
             self._released.clear()
             self._deferred.clear()
             self._started = list(self._running())
+            if self._logs is not None:
+                self._logs.resend_all()  # the old stream's acks may never have come
             await call.write(worker_pb2.ConnectRequest(hello=self._hello()))
-            if self._started:
+            if self._started or (self._logs is not None and self._logs.has_outgoing()):
                 self._wake.set()
             receiver = asyncio.create_task(self._receive(call))
             sender = asyncio.create_task(self._send(call))
@@ -127,6 +144,7 @@ class SchedulerSession:
         self, call: grpc.aio.StreamStreamCall[worker_pb2.ConnectRequest, worker_pb2.ConnectResponse]
     ) -> None:
         interval = self._settings.heartbeat_interval
+        leave_sent = False
         while True:
             try:
                 async with asyncio.timeout(interval):  # not wait_for: it can swallow a cancel (3.11)
@@ -142,7 +160,15 @@ class SchedulerSession:
             if self._released or self._deferred:
                 released, self._released, self._deferred = self._released + self._deferred, [], []
                 await call.write(worker_pb2.ConnectRequest(released=worker_pb2.Released(execution_ids=released)))
-            if self._leaving and not self._started and not self._released and not self._deferred:
+            logs = self._logs
+            while logs is not None and logs.has_outgoing():
+                chunks = logs.take(self._logs_message_bytes)
+                await call.write(worker_pb2.ConnectRequest(logs=worker_pb2.Logs(chunks=chunks)))
+            if self._leaving and not leave_sent:
+                await call.write(worker_pb2.ConnectRequest(leaving=worker_pb2.Leaving()))
+                leave_sent = True
+            idle = self._logs is None or self._logs.idle()
+            if self._leaving and idle and not self._started and not self._released and not self._deferred:
                 await call.done_writing()
                 return
 
@@ -155,6 +181,8 @@ class SchedulerSession:
                 self._on_assignments(message.assignments.assignments)
             elif kind == "cancellations":
                 self._on_cancellations(message.cancellations.execution_ids)
+            elif kind == "log_acks" and self._logs is not None:
+                self._logs.acked(message.log_acks.acks)
             elif kind == "welcome":
                 log.info("connected to scheduler", extra={"scheduler_id": message.welcome.scheduler_id})
                 self.welcomed.set()

@@ -3,6 +3,7 @@ docs/architecture.md, Interfaces; one-line errors, pack registration, execution 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -78,8 +79,13 @@ async def test_a_workflow_lists_its_children_with_their_task(ready_cluster: Clus
     [child] = doc["children"]
     assert (child["task"], child["action_ref"], child["state"]) == ("echo", "core.echo", "succeeded")
     assert child["result"]["stdout"].strip() == "from the cli"
-    # progress went to stderr, never into the JSON on stdout
-    assert "requested" in outcome.stderr
+    # progress went to stderr, never into the JSON on stdout, in causal order, each line timed
+    lines = outcome.stderr.splitlines()
+    assert "requested" in lines[0]
+    task_done = next(i for i, line in enumerate(lines) if f"task echo (core.echo) {child['id']}: succeeded" in line)
+    workflow_done = next(i for i, line in enumerate(lines) if f"{doc['id']}: succeeded" in line)
+    assert task_done < workflow_done == len(lines) - 1, outcome.stderr
+    assert all(re.match(r"\[ *\d+\.\d\ds\] ", line) for line in lines), outcome.stderr
 
 
 async def test_a_bad_parameter_type_is_one_readable_line(ready_cluster: Cluster) -> None:

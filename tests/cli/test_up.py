@@ -7,6 +7,7 @@ import asyncio
 import os
 import signal
 import socket
+import urllib.request
 from pathlib import Path
 
 import grpc
@@ -86,6 +87,11 @@ async def test_up_runs_everything_until_ctrl_c(tmp_path: Path, secure: bool) -> 
         )
         assert outcome.code == 0, outcome.stderr
         assert outcome.json()["children"][0]["task"] == "echo"
+        # Each service's line names its metrics endpoint, which answers (docs/operations.md, Metrics).
+        urls = [word for line in shown[:-1] for word in line.split() if word.endswith("/metrics")]
+        assert len(urls) == 4, shown
+        for url in urls:
+            assert "attune_grpc_server_calls_total" in await asyncio.to_thread(_fetch, url)
 
         proc.send_signal(signal.SIGINT)  # Ctrl-C
         async with asyncio.timeout(30):
@@ -97,6 +103,11 @@ async def test_up_runs_everything_until_ctrl_c(tmp_path: Path, secure: bool) -> 
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+def _fetch(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as reply:
+        return str(reply.read().decode())
 
 
 async def test_up_reports_a_service_that_cannot_start(tmp_path: Path) -> None:

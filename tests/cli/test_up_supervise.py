@@ -181,6 +181,12 @@ async def test_a_killed_service_is_started_again_and_work_goes_on(tmp_path: Path
         logged = [json.loads(line) for line in log if line.startswith("{")]
         assert any(e["logger"] == "attune up" and "killed by SIGKILL" in e["msg"] for e in logged), logged
 
+        # "Started again" is a new process, not yet one that serves: the CLI's retries of an
+        # UNAVAILABLE call span about a second, a restarting scheduler may take longer.
+        for _ in range(60):
+            if (await attune("health", up.address, env=up.cli_env())).code == 0:
+                break
+            await asyncio.sleep(0.5)
         outcome = await attune("run", "examples.single_echo", "--wait", "--output", "json", env=up.cli_env())
         assert outcome.code == 0, outcome.stderr
         assert outcome.json()["state"] == "succeeded"

@@ -398,7 +398,7 @@ async def test_start_and_advance_spans_join_the_workflow_trace(
     [greet] = await harness.wait_requests(wf, 1)
     await harness.report(outcome(greet, result={"stdout": "hi"}))
     await harness.wait_requests(wf, 2)
-    spans = [s for s in exporter.get_finished_spans() if (s.attributes or {}).get("attune.execution_id") == wf]
+    spans = [s for s in exporter.get_finished_spans() if (s.attributes or {}).get("attune.execution.id") == wf]
     assert {s.name for s in spans} == {"workflow.start", "workflow.advance"}
     assert {format(s.context.trace_id, "032x") for s in spans} == {"ab" * 16}
     exporter.shutdown()

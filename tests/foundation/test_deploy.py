@@ -30,6 +30,7 @@ import yaml
 
 from attune.config import WORKER_WITHHELD_VARIABLES, ConfigError, Settings
 from attune.security.tls import is_loopback, tls_configured
+from attune_services.cli.errors import UsageError
 from attune_services.cli.main import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -453,7 +454,7 @@ def test_every_container_command_exists() -> None:
             for arguments in cli_arguments(argv):
                 try:  # parse_known_args: a positional left out of `arguments` (quoted in a script) is filled
                     build_parser().parse_known_args([*arguments, "PLACEHOLDER"])
-                except SystemExit:
+                except UsageError:
                     problems.append(f"{c.where}: `attune {' '.join(arguments)}` is not a valid CLI call")
     assert attune_containers(), "no container runs the image built from deploy/Dockerfile"
     assert not problems, "\n".join(problems)

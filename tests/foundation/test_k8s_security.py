@@ -32,6 +32,7 @@ from tests.foundation.test_deploy import (
     dockerfile,
     dockerfile_container,
     generator_files,
+    host_port,
     identity_of,
     image_name,
     k8s_containers,
@@ -343,6 +344,9 @@ def expected_flows() -> tuple[set[tuple[str, str, Any]], set[tuple[str, str, Any
         egress |= {(name, "ns:kube-system", ("UDP", 53)), (name, "ns:kube-system", ("TCP", 53))}
         if name in SERVICES:
             egress.add((name, "ns:observability", ("TCP", 4317)))  # OTLP to the collector
+    for c in service_containers():  # Prometheus scrapes each service's metrics port
+        if c.where.startswith("k8s") and c.workload in SERVICES and c.env.get("ATTUNE_METRICS_ADDRESS"):
+            ingress.add(("ns:observability", c.workload, ("TCP", host_port(c.env["ATTUNE_METRICS_ADDRESS"])[1])))
     return ingress, egress
 
 

@@ -11,6 +11,7 @@ certificate, and its calls the bootstrap admin token (`admin_token`, in <workdir
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import os
 import signal
@@ -92,6 +93,9 @@ class Cluster:
         self.client_settings = Settings.from_env(self.env).replace(identity="cli")
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.worker_addresses: dict[str, str] = {}
+        # Each process's Prometheus endpoint (ATTUNE_METRICS_ADDRESS), by process name; kept
+        # across restarts of the process.
+        self.metrics_addresses: dict[str, str] = {}
         self._channel: grpc.aio.Channel | None = None
 
     def cli_env(self) -> dict[str, str]:
@@ -111,6 +115,8 @@ class Cluster:
     # --- processes ----------------------------------------------------------------------------
 
     def _spawn(self, name: str, module: str, env: dict[str, str]) -> None:
+        metrics = self.metrics_addresses.setdefault(name, f"127.0.0.1:{free_port()}")
+        env = {**env, "ATTUNE_METRICS_ADDRESS": metrics}
         with open(self.workdir / f"{name}.log", "ab") as log:  # the child keeps its own descriptor
             self.processes[name] = subprocess.Popen(
                 [sys.executable, "-m", f"attune_services.{module}"],
@@ -140,11 +146,10 @@ class Cluster:
         return name
 
     async def start(self, *, workers: int = 1) -> None:
-        """Starts every service and `workers` workers."""
-        for name in SERVICES:
-            await self.start_service(name)
-        for i in range(workers):
-            await self.start_worker(f"worker-{i + 1}")
+        """Starts every service, then `workers` workers: each group at once, as `attune up` starts
+        its children, and waits until every process is SERVING."""
+        await asyncio.gather(*(self.start_service(name) for name in SERVICES))
+        await asyncio.gather(*(self.start_worker(f"worker-{i + 1}") for i in range(workers)))
 
     async def wait_serving(self, address: str, name: str, timeout: float = 30.0) -> None:
         """Polls grpc.health.v1 until SERVING; fails with the process's log if it died."""
@@ -202,15 +207,33 @@ class Cluster:
         order = [n for n in self.processes if n.startswith("worker:")] + [
             n for svc in ("scheduler", "coordinator", "completion") for n in self.processes if n.split("-")[0] == svc
         ]
+        logged = {name: self._log_size(name) for name in order}
         for name in order:
             self.processes[name].send_signal(signal.SIGTERM)
-        for name in order:
-            proc = self.processes.pop(name)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        stopping = {name: self.processes.pop(name) for name in order}
+        deadline = time.monotonic() + 10
+        while stopping and time.monotonic() < deadline:
+            for name, proc in list(stopping.items()):
+                if proc.poll() is not None or self._logged_stopped(name, logged[name]):
+                    _EXITING.append(stopping.pop(name))
+            await asyncio.sleep(0.02)
+        for proc in stopping.values():
+            proc.kill()
+            proc.wait(5)
+        _reap_exited()
+
+    def _log_size(self, name: str) -> int:
+        path = self.workdir / f"{name}.log"
+        return path.stat().st_size if path.exists() else 0
+
+    def _logged_stopped(self, name: str, since: int) -> bool:
+        """Whether the process logged, after byte `since` of its log, that it stopped: its servers,
+        streams, pools and runs are closed; what is left is the interpreter's exit, which gRPC's
+        exit handlers hold up for ~2 s (waiting on its poller thread), so `stop` does not wait
+        for it (`_reap_exited`)."""
+        with open(self.workdir / f"{name}.log", "rb") as log:
+            log.seek(since)
+            return any(b'"msg": "stopped"' in line for line in log)
 
     # --- clients ------------------------------------------------------------------------------
 
@@ -285,6 +308,25 @@ class Cluster:
         if not self.trace_file.exists():
             return []
         return [json.loads(line) for line in self.trace_file.read_text().splitlines() if line.strip()]
+
+
+#: Processes that logged "stopped" and are exiting (`Cluster.stop`): reaped later, and at the
+#: latest when the test session ends.
+_EXITING: list[subprocess.Popen[bytes]] = []
+
+
+def _reap_exited() -> None:
+    _EXITING[:] = [proc for proc in _EXITING if proc.poll() is None]
+
+
+@atexit.register
+def _reap_exiting() -> None:
+    for proc in _EXITING:
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
 
 
 #: Makes a private cluster (not started) on a fresh database: the `fresh_cluster` fixture.

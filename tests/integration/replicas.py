@@ -11,6 +11,7 @@ others reachable through the same address.
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -48,9 +49,11 @@ def replica_name(service: str, index: int) -> str:
 
 async def start_replicas(cluster: Cluster, *, count: int | Mapping[str, int] = 2, workers: int = 2) -> dict[str, str]:
     """Starts `count` replicas of each service (or `count[service]`, 1 for a service it does not
-    name), completion, coordinator and scheduler in that order, each awaited SERVING, and `workers`
-    workers ("worker-1", …) on a cluster that is not started yet; returns each service process's
-    listen address by process name."""
+    name), then `workers` workers ("worker-1", …), on a cluster that is not started yet; returns
+    each service process's listen address by process name. The first replica of every service
+    starts at once, as `attune up` starts its children, then the second of each, and so on (the
+    fault benchmark's order: replicas started together on a fresh database race to create the
+    bootstrap admin token), then the workers; every process is awaited SERVING."""
     counts = {s: count if isinstance(count, int) else count.get(s, 1) for s in SERVICES}
     listen = {replica_name(s, i): f"127.0.0.1:{free_port()}" for s in SERVICES for i in range(counts[s])}
     for service in SERVICES:
@@ -58,11 +61,10 @@ async def start_replicas(cluster: Cluster, *, count: int | Mapping[str, int] = 2
         cluster.addresses[service] = joined
         for variable in ADDRESS_VARIABLES[service]:
             cluster.env[variable] = joined
-    for service in SERVICES:
-        for i in range(counts[service]):
-            name = replica_name(service, i)
+    for i in range(max(counts.values())):
+        wave = {replica_name(s, i): s for s in SERVICES if i < counts[s]}
+        for name, service in wave.items():
             cluster._spawn(name, service, {**cluster.env, "ATTUNE_LISTEN_ADDRESS": listen[name]})
-            await cluster.wait_serving(listen[name], name)
-    for i in range(workers):
-        await cluster.start_worker(f"worker-{i + 1}")
+        await asyncio.gather(*(cluster.wait_serving(listen[name], name) for name in wave))
+    await asyncio.gather(*(cluster.start_worker(f"worker-{i + 1}") for i in range(workers)))
     return listen

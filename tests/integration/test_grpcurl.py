@@ -60,7 +60,7 @@ async def test_reflection_lists_services(cluster: Cluster, service: str, expecte
     )
     assert out.returncode == 0, out.stderr
     listed = set(out.stdout.split())
-    base = {"grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"}
+    base = {"grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"}
     # Exactly these: the public API is served by the scheduler alone, and nothing else is served.
     assert listed == expected | base
 
@@ -81,6 +81,9 @@ async def test_describe_and_health_check(cluster: Cluster) -> None:
     described = grpcurl(cluster, cluster.addresses["scheduler"], "describe", "attune.execution.v1.ExecutionService")
     assert described.returncode == 0, described.stderr
     assert "rpc RequestExecution" in described.stdout
+    # Reflection v1 is listed and described (grpcurl 1.8 asks v1alpha; test_browsing.py calls v1).
+    v1 = grpcurl(cluster, cluster.addresses["scheduler"], "describe", "grpc.reflection.v1.ServerReflection")
+    assert v1.returncode == 0 and "rpc ServerReflectionInfo" in v1.stdout, v1.stderr
     for service, address in cluster.addresses.items():
         # grpcurl finds Health through reflection, which a service serving only internal RPCs
         # answers for service certificates (health itself needs no credential).

@@ -188,8 +188,8 @@ async def start_cluster(database_url: str, **overrides: Any) -> Cluster:
     coordinator_handle = await serve(_CoordinatorApp(coordinator), base)
     base = base.replace(coordinator_address=f"127.0.0.1:{coordinator_handle.port}")
     completion_handle = await serve(CompletionApp(base), base)
-    # Stop the coordinator before the completion service, whose outcome stream it holds open.
-    stops[0], stops[1] = stops[1], stops[0]
+    # Stopped in reverse: the scheduler, the completion service (whose drain ends its outcome
+    # stream once the coordinator has them), then the coordinator, with no stream left to wait for.
     settings = base.replace(completion_address=f"127.0.0.1:{completion_handle.port}")
     scheduler = SchedulerApp(settings)
     scheduler_handle = await serve(scheduler, settings)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 
+from prometheus_client import REGISTRY
+
 from attune.common.v1 import common_pb2
 from attune.grpcutil.convert import execution_state_from_proto
 from attune.internal.execution.v1 import execution_pb2 as child_pb2
@@ -63,18 +65,26 @@ async def test_least_loaded_worker_is_chosen(core: Cluster) -> None:
     await idle.disconnect()
 
 
+def waiting_for_shell() -> float:
+    """attune_executions_waiting{runtime="shell"} as a scrape would read it (every scheduler of this process)."""
+    return REGISTRY.get_sample_value("attune_executions_waiting", {"runtime": "shell"}) or 0.0
+
+
 async def test_capacity_is_respected_and_release_frees_a_slot(core: Cluster) -> None:
     worker = FakeWorker(core, "small", ["shell", "noop"], capacity=1)
     await worker.connect()
+    before = waiting_for_shell()
     first = await core.request("core.echo", {"message": "1"})
     second = await core.request("core.echo", {"message": "2"})
     await worker.wait_for(lambda: len(worker.assignments) == 1)
     await asyncio.sleep(0.2)
     assert [a.execution_id for a in worker.assignments] == [first.id]
     assert execution_state_from_proto((await core.get(second.id)).execution.state) == "scheduling"
+    assert waiting_for_shell() == before + 1, "the queue-depth metric counts the one waiting"
     await core.submit_result(first.id, "succeeded")
     await worker.released(first.id)
     await worker.wait_for(lambda: [a.execution_id for a in worker.assignments] == [first.id, second.id])
+    assert waiting_for_shell() == before
     await worker.disconnect()
 
 

@@ -22,6 +22,7 @@ from attune.execution.v1 import execution_pb2, execution_pb2_grpc
 from attune.states import ExecutionState
 from attune.storage import Database
 from attune.storage.schema import (
+    execution_logs,
     executions,
     outcome_outbox,
     task_runs,
@@ -57,6 +58,8 @@ class History:
     def execution(self, *, purge: bool, **fields: Any) -> dict[str, Any]:
         row = self.add(executions, execution_row(fields.pop("at", OLD), **fields))
         (self.purged if purge else self.kept).add(row["id"])
+        log = {"execution_id": row["id"], "seq": 1, "stream": "stdout", "written_at": OLD, "data": b"out\n"}
+        self.add(execution_logs, log)
         if row["runner_type"] == "workflow":
             self.add(workflow_executions, workflow_row(row))
             self.add(workflow_state_entries, {"workflow_id": row["id"], "key": "vars", "value": "{}"})
@@ -93,7 +96,7 @@ def _history() -> History:
 
 async def _store(db: Database, history: History) -> None:
     tables = {t.name: t for t in (executions, workflow_executions, workflow_state_entries, workflow_timers)}
-    tables.update({t.name: t for t in (task_runs, outcome_outbox)})
+    tables.update({t.name: t for t in (task_runs, outcome_outbox, execution_logs)})
     async with db.write() as conn:
         for name, rows in history.rows.items():
             await conn.execute(sa.insert(tables[name]), rows)
@@ -108,6 +111,7 @@ async def _left(db: Database) -> dict[str, set[str]]:
         "workflow_timers": workflow_timers.c.workflow_id,
         "task_runs": task_runs.c.child_execution_id,
         "outcome_outbox": outcome_outbox.c.execution_id,
+        "execution_logs": execution_logs.c.execution_id,
     }
     async with db.read() as conn:
         return {name: set((await conn.execute(sa.select(c))).scalars()) for name, c in columns.items()}

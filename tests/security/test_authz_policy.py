@@ -9,6 +9,7 @@ from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection_pb2
 
 import attune
+from attune.grpcutil.reflection import V1_METHOD, v1_file_descriptor
 from attune.security.policy import POLICY, SERVICE_IDENTITIES, Role, rule_for
 
 
@@ -26,8 +27,8 @@ def _contract_methods() -> set[str]:
 def _plumbing_methods() -> set[str]:
     return {
         f"/{service.full_name}/{m.name}"
-        for module in (health_pb2, reflection_pb2)
-        for service in module.DESCRIPTOR.services_by_name.values()
+        for file in (health_pb2.DESCRIPTOR, reflection_pb2.DESCRIPTOR, v1_file_descriptor())
+        for service in file.services_by_name.values()
         for m in service.methods
     }
 
@@ -66,6 +67,7 @@ def test_health_is_open_and_reflection_needs_a_viewer_or_a_service() -> None:
     assert all(rule_for(m).open for m in _plumbing_methods() if "Health" in m)
     reflection = rule_for("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo")
     assert reflection.role is Role.VIEWER and reflection.identities == SERVICE_IDENTITIES
+    assert rule_for(V1_METHOD) == reflection
 
 
 def test_roles_are_ordered() -> None:

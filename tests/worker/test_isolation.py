@@ -97,8 +97,15 @@ class FakeScheduler(worker_pb2_grpc.WorkerServiceServicer, packs_pb2_grpc.PackFi
             drain.cancel()
 
     async def _drain(self, request_iterator: Any) -> None:
-        async for _ in request_iterator:  # started, released, heartbeats: not the point here
-            pass
+        async for request in request_iterator:  # started, released, heartbeats: not the point here
+            if request.WhichOneof("kind") == "logs":
+                # Acknowledged as the scheduler does once stored: a worker holds a run's result, and
+                # at shutdown its exit, until its output is acknowledged (or a timeout passes).
+                last: dict[str, int] = {}
+                for chunk in request.logs.chunks:
+                    last[chunk.execution_id] = max(chunk.seq, last.get(chunk.execution_id, 0))
+                acks = [worker_pb2.LogAck(execution_id=e, seq=seq) for e, seq in last.items()]
+                self.outbox.put_nowait(worker_pb2.ConnectResponse(log_acks=worker_pb2.LogAcks(acks=acks)))
 
     async def GetPackFiles(self, request: Any, context: RpcContext) -> Any:
         return packs_pb2.GetPackFilesResponse(

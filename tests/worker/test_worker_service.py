@@ -60,6 +60,7 @@ class FakeScheduler(worker_pb2_grpc.WorkerServiceServicer, packs_pb2_grpc.PackFi
         self.heartbeats = 0
         self.fetches: list[str] = []
         self.left = asyncio.Event()  # the worker half-closed its stream
+        self.log_chunks: list[worker_pb2.LogChunk] = []
         self._outbox: asyncio.Queue[worker_pb2.ConnectResponse | None] = asyncio.Queue()
 
     async def Connect(self, request_iterator: Any, context: RpcContext) -> AsyncIterator[Any]:
@@ -86,6 +87,10 @@ class FakeScheduler(worker_pb2_grpc.WorkerServiceServicer, packs_pb2_grpc.PackFi
                 self.released_messages.append(list(message.released.execution_ids))
             elif kind == "heartbeat":
                 self.heartbeats += 1
+            elif kind == "logs":  # stored at once: every chunk acknowledged
+                self.log_chunks += list(message.logs.chunks)
+                acks = [worker_pb2.LogAck(execution_id=c.execution_id, seq=c.seq) for c in message.logs.chunks]
+                outbox.put_nowait(worker_pb2.ConnectResponse(log_acks=worker_pb2.LogAcks(acks=acks)))
         self.left.set()
         outbox.put_nowait(None)
 
@@ -354,6 +359,8 @@ async def test_drain_finishes_runs_and_reports_them(cluster: Cluster) -> None:
     began = time.monotonic()
     await cluster.stop_worker()
     assert cluster.scheduler.left.is_set()  # the worker said goodbye: no new assignments
+    # It left only once the output of its runs (their end chunks at least) was stored.
+    assert {"short", "long"} <= {c.execution_id for c in cluster.scheduler.log_chunks if c.stream == "end"}
     assert (
         cluster.completion.result_of("short") or completion_pb2.ExecutionResult()
     ).state == S.EXECUTION_STATE_SUCCEEDED

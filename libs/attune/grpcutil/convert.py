@@ -7,7 +7,7 @@ import json
 import math
 from typing import Any, Literal, cast
 
-from google.protobuf import json_format, struct_pb2, timestamp_pb2
+from google.protobuf import duration_pb2, json_format, struct_pb2, timestamp_pb2
 
 from attune.common.v1 import common_pb2
 from attune.grpcutil.errors import invalid_field
@@ -90,6 +90,39 @@ def timestamp(seconds: float | None) -> timestamp_pb2.Timestamp | None:
     ts = timestamp_pb2.Timestamp()
     ts.FromNanoseconds(int(seconds * 1e9))
     return ts
+
+
+def duration(seconds: float | None) -> duration_pb2.Duration | None:
+    """A Duration from seconds; None for none (None or 0: a timeout of 0 means none)."""
+    if not seconds:
+        return None
+    value = duration_pb2.Duration()
+    value.FromNanoseconds(round(seconds * 1e9))
+    return value
+
+
+#: The most seconds a Duration may hold (about 10,000 years), as protobuf defines it.
+MAX_DURATION_SECONDS = 315_576_000_000
+
+
+def duration_seconds(value: duration_pb2.Duration, *, field: str) -> float:
+    """Seconds of a request's Duration; InvalidArgument naming `field` for a negative one or one
+    protobuf's Duration cannot hold (seconds and nanos of different signs, out of range)."""
+    seconds, nanos = value.seconds, value.nanos
+    if abs(seconds) > MAX_DURATION_SECONDS or abs(nanos) >= 1_000_000_000 or seconds * nanos < 0:
+        raise invalid_field(field, "is not a valid Duration (seconds and nanos of one sign, within ±10,000 years)")
+    if seconds < 0 or nanos < 0:
+        raise invalid_field(field, "must not be negative")
+    return seconds + nanos / 1e9
+
+
+def timeout_of(message: Any, *, prefix: str = "") -> float:
+    """The timeout in seconds a request message gives (a RequestExecutionRequest, an Action):
+    its Duration `timeout` when set, which wins, else its deprecated `timeout_seconds`
+    (validated by the request guard or the caller). Field names in errors start with `prefix`."""
+    if message.HasField("timeout"):
+        return duration_seconds(message.timeout, field=f"{prefix}timeout")
+    return float(message.timeout_seconds)
 
 
 def dumps(value: Any) -> bytes:

@@ -1,6 +1,7 @@
 """The reconnect loop of a long-lived client stream: run a session, and when it ends, back off
 (doubling from `retry` up to twice it, as the channel's own reconnects do) and run it again until
-the owner stops: a peer back after an outage is reached again within about a second."""
+the owner stops: a peer back after an outage is reached again within about a second. Each new
+start after the first counts in `attune_stream_reconnects_total{stream}` (attune.metrics)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from collections.abc import Awaitable, Callable
 
 import grpc
 
+from attune import metrics
+
 
 async def keep_session(
     session: Callable[[], Awaitable[None]],
@@ -20,9 +23,12 @@ async def keep_session(
     describe_end: Callable[[grpc.aio.AioRpcError], str],
     log: logging.Logger,
     on_end: Callable[[], None] | None = None,
+    stream: str = "",
 ) -> None:
     """Runs `session` again and again. A stream ended by the peer is logged once per outage
-    (warning, then debug); a session that lasted over ten `retry` intervals resets the backoff."""
+    (warning, then debug); a session that lasted over ten `retry` intervals resets the backoff.
+    `stream` names it in the metrics (its RPC, e.g. "SubmitResults")."""
+    reconnects = metrics.reconnects.get(stream or log.name)
     backoff, failures = retry, 0
     while not stopping():
         started = time.monotonic()
@@ -44,3 +50,4 @@ async def keep_session(
             backoff = retry
         await asyncio.sleep(backoff)
         backoff = min(backoff * 2, 2 * retry)
+        reconnects.inc()

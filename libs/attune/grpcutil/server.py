@@ -7,7 +7,9 @@ certificates as the app's `client_auth` says; without, it serves plaintext on lo
 (`attune.security.tls`). Every handler is wrapped once, as services register it
 (`attune.grpcutil.handlers`), in the authorization check (`attune.security.authz`, TLS on) and
 inside it the request guard (`attune.grpcutil.request_guard`: safe decoding, the request limits,
-the one error mapping).
+the one error mapping); outside both, each call is counted by method and status code
+(`attune.grpcutil.call_metrics`). With `settings.metrics_address` set, the server's process serves
+its Prometheus metrics there (`attune.metrics`), started and stopped with the server.
 
 Health tells the truth: SERVING only while the app is ready and, for an app with a database, while
 that database is reachable and migrated to the code's revision — checked every
@@ -26,14 +28,16 @@ from typing import Any, Protocol, TypeAlias
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
-from grpc_reflection.v1alpha import reflection
 
 from attune.background import BackgroundTask
 from attune.config import Settings
+from attune.grpcutil.call_metrics import counted
 from attune.grpcutil.channel import channel_options
 from attune.grpcutil.handlers import Handler, WrapHandler, WrappingRegistrar
+from attune.grpcutil.reflection import enable_reflection
 from attune.grpcutil.request_guard import RequestGuard, RequestLimits
 from attune.logs import ThrottledLog
+from attune.metrics import MetricsEndpoint
 from attune.security.authz import Authorization
 from attune.security.tls import ClientAuth, check_plaintext_listen, load_material, server_credentials
 
@@ -88,6 +92,8 @@ class ServerHandle:
         self.database_problem: str | None = None
         self.stopping = False
         self.serving: int | None = None
+        #: Serving GET /metrics when `settings.metrics_address` is set.
+        self.metrics: MetricsEndpoint | None = None
 
 
 # gRPC core cancels (status CANCELLED) calls that arrive while more than `max_pending_requests`
@@ -125,7 +131,7 @@ async def start_server(app: ServiceApp, *, address: str, settings: Settings) -> 
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, registrar)
     names = [*app.service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name]
-    reflection.enable_server_reflection([*names, reflection.SERVICE_NAME], registrar)
+    enable_reflection(names, registrar)  # v1 and v1alpha
     try:
         if material is None:
             port = server.add_insecure_port(address)
@@ -137,8 +143,10 @@ async def start_server(app: ServiceApp, *, address: str, settings: Settings) -> 
     if port == 0:
         raise OSError(f"cannot listen on {address}")
     await server.start()
+    metrics = await _start_metrics(settings.metrics_address, server)
     await app.start()
     handle = ServerHandle(server, health, port)
+    handle.metrics = metrics
     wait_ready = getattr(app, "wait_ready", None)
     db = getattr(app, "db", None)
     if db is not None:
@@ -165,13 +173,27 @@ def _handler_wrapping(app: ServiceApp, settings: Settings, *, secure: bool) -> W
     unauthenticated mode, allowed on loopback only)."""
     guard = RequestGuard(RequestLimits.from_settings(settings))
     if not secure:
-        return guard.wrap
+        return lambda method, handler: counted(method, guard.wrap(method, handler))
     authorization = Authorization(getattr(app, "token_verifier", None))
 
     def wrap(method: str, handler: Handler) -> Handler:
-        return authorization.wrap(method, guard.wrap(method, handler))
+        return counted(method, authorization.wrap(method, guard.wrap(method, handler)))
 
     return wrap
+
+
+async def _start_metrics(address: str, server: grpc.aio.Server) -> MetricsEndpoint | None:
+    """The metrics endpoint on `address` (None when it is empty); when it cannot start, the gRPC
+    server just started is stopped and the error raised."""
+    if not address:
+        return None
+    endpoint = MetricsEndpoint()
+    try:
+        await endpoint.start(address)
+    except BaseException:
+        await server.stop(None)
+        raise
+    return endpoint
 
 
 def metadata_options(settings: Settings) -> list[tuple[str, int]]:
@@ -246,6 +268,8 @@ async def stop_server(app: ServiceApp, handle: ServerHandle, *, grace: float) ->
         log.warning("drain did not finish within %.1fs; in-flight work is handed back", drain_timeout)
     await handle.server.stop(grace=min(grace, 1.0))
     await app.close()
+    if handle.metrics is not None:
+        await handle.metrics.close()
     handle.stopped.set()
 
 
@@ -254,6 +278,9 @@ async def serve(app: ServiceApp, *, name: str, address: str, settings: Settings)
     handle = await start_server(app, address=address, settings=settings)
     host = address.rsplit(":", 1)[0]
     log.info("serving", extra={"address": f"{host}:{handle.port}", "services": list(app.service_names)})
+    if handle.metrics is not None:
+        metrics_host = settings.metrics_address.rsplit(":", 1)[0]
+        log.info("serving metrics", extra={"url": f"http://{metrics_host}:{handle.metrics.port}/metrics"})
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -17,6 +17,8 @@ from enum import StrEnum
 from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection_pb2
 
+from attune.grpcutil.reflection import V1_METHOD
+
 
 class Role(StrEnum):
     """A client token's role; each one may do everything the roles before it may."""
@@ -103,6 +105,9 @@ POLICY: Mapping[str, Rule] = {
             "DeleteAction": ADMIN,
             "GetAction": VIEWER,
             "ListActions": VIEWER,
+            "ListPacks": VIEWER,
+            "GetPack": VIEWER,
+            "DeletePack": ADMIN,
         },
     ),
     **_methods(
@@ -114,6 +119,7 @@ POLICY: Mapping[str, Rule] = {
             "ListExecutions": VIEWER,
             "WatchExecution": VIEWER,
             "GetExecutionResult": VIEWER,
+            "WatchExecutionLogs": VIEWER,
             "PurgeExecutions": ADMIN,
         },
     ),
@@ -157,6 +163,7 @@ POLICY: Mapping[str, Rule] = {
     **_all_methods(
         reflection_pb2.DESCRIPTOR.services_by_name.values(), Rule(identities=SERVICE_IDENTITIES, role=Role.VIEWER)
     ),
+    V1_METHOD: Rule(identities=SERVICE_IDENTITIES, role=Role.VIEWER),  # reflection v1: the same service
 }
 
 #: What a method missing from the table gets: nothing is allowed.

@@ -3,15 +3,19 @@
 Per-message Python overhead, not the database, is the limit (docs/architecture.md, Performance
 goals), so hot-path writers hand their rows to a `GroupCommitter`: while one batch is being
 written the next one accumulates, and each caller's `submit` returns once its row is durable.
+Each batch's size and the time its flush took (its write and commit) are observed in
+`attune_db_commit_batch_size` and `attune_db_commit_seconds`, labelled by writer (attune.metrics).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
+from attune import metrics
 from attune.background import BackgroundTask
 
 #: While the batches keep holding more than one item, the next is taken this long after its first
@@ -34,7 +38,10 @@ class GroupCommitter(Generic[T, R]):
     bookkeeping nobody waits on (deleting acknowledged outbox rows, recording dispatched
     children), so that a sequence of single items (a workflow chain's steps) shares a statement
     instead of costing one each. Without it, a batch waits `busy_linger` only while the previous
-    one held several items (a burst), never after a batch of one (a sequential caller)."""
+    one held several items (a burst), never after a batch of one (a sequential caller).
+
+    `writer` names it in the metrics (default: the flush's qualified name, e.g.
+    `ResultStore._flush_with_retry`)."""
 
     def __init__(
         self,
@@ -43,8 +50,12 @@ class GroupCommitter(Generic[T, R]):
         max_batch: int = 1000,
         linger: float = 0.0,
         busy_linger: float = BUSY_LINGER_S,
+        writer: str = "",
     ) -> None:
         self._flush = flush
+        writer = writer or getattr(flush, "__qualname__", "") or "unnamed"
+        self._commit_seconds = metrics.DB_COMMIT.labels(writer)
+        self._batch_size = metrics.DB_BATCH.labels(writer)
         self._max_batch = max_batch
         self._linger = linger
         self._busy_linger = busy_linger
@@ -100,8 +111,11 @@ class GroupCommitter(Generic[T, R]):
             while self._pending:
                 batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
                 self._last_size = len(batch)
+                began = time.perf_counter()
                 try:
                     results = await self._flush([item for item, _ in batch])
+                    self._commit_seconds.observe(time.perf_counter() - began)
+                    self._batch_size.observe(len(batch))
                 except BaseException as err:  # the callers see the failure, the loop goes on
                     for _, fut in batch:
                         if not fut.done():

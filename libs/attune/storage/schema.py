@@ -150,10 +150,32 @@ executions = sa.Table(
     sa.Index("ix_executions_state_id", "state", "id"),
     sa.Index("ix_executions_action_ref_id", "action_ref", "id"),
     sa.Index("ix_executions_parent_id_id", "parent_id", "id"),
+    # The default list, top-level executions newest first, without reading past children
+    # (migration 0011).
+    sa.Index(
+        "ix_executions_top_level_id",
+        "id",
+        postgresql_where=sa.text("parent_id IS NULL"),
+        sqlite_where=sa.text("parent_id IS NULL"),
+    ),
     comment=(
         "owners: scheduler (requested, scheduling, scheduled, running, canceling) and "
         "completion (terminal states, result, error)"
     ),
+)
+
+#: What running actions wrote to stdout and stderr, in chunks as the workers sent them
+#: (docs/operations.md, Live output): a chunk re-sent after a reconnect has the same key, so it is
+#: stored once. Purged with its execution.
+execution_logs = sa.Table(
+    "execution_logs",
+    metadata,
+    sa.Column("execution_id", sa.String(32), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("stream", sa.String(8), nullable=False),
+    sa.Column("written_at", sa.Float, nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+    comment="owner: scheduler; each execution's output, by (execution_id, seq)",
 )
 
 # --- completion: outcomes of workflow children waiting to reach the coordinator ----------------

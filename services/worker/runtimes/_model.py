@@ -3,10 +3,10 @@ not start (`ActionLaunchError` and its two kinds)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from attune.states import ExecutionState
 
@@ -14,6 +14,20 @@ from ._user import ActionUser
 
 #: The error of a run that was cancelled: the state's name, as a plain string.
 CANCELLED_ERROR: Final = ExecutionState.CANCELLED.value
+
+
+class OutputSink(Protocol):
+    """Where a run's output goes as it is read (the worker's live log, `services/worker/logs.py`)."""
+
+    def write(self, stream: str, data: bytes) -> None:
+        """Bytes the process wrote on "stdout" or "stderr", as read."""
+
+    def hold_with(self, pause: Callable[[], None], resume: Callable[[], None]) -> None:
+        """How to stop and restart reading the process's pipes (back-pressure: the process then
+        waits on its writes)."""
+
+    def close(self) -> None:
+        """The pipes are closed: no more output will come."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -30,6 +44,7 @@ class RunRequest:
     timeout_s: float | None = None
     kill_grace_s: float = 5.0  # SIGTERM -> grace -> SIGKILL
     output_limit_bytes: int = 1_048_576  # per stream; the excess is dropped and a marker appended
+    output: OutputSink | None = None  # also sent there as it is read (live output)
     extra_env: Mapping[str, str] = field(default_factory=dict)  # ATTUNE_TRACEPARENT, workflow task run
     user: ActionUser | None = None  # who the process runs as; None: the worker's own user
 

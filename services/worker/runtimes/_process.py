@@ -88,7 +88,7 @@ class ActionProcess:
         try:
             async with scope.spawning():
                 transport, capture = await loop.subprocess_exec(
-                    lambda: CappedCapture(request.output_limit_bytes, done),
+                    lambda: CappedCapture(request.output_limit_bytes, done, request.output),
                     *(user.argv_prefix() if user else containment.argv_prefix()),
                     *argv,
                     stdin=stdin.read_fd,

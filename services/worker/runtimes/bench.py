@@ -1,9 +1,11 @@
 """The worker's own cost per shell action (docs/architecture.md, Performance goals: under 2 ms).
 
 Overhead = wall time from "assignment received" (building the RunRequest) to "outcome ready",
-minus the process's lifetime. The lifetime runs from the interpreter's exec (fork/exec itself
-counts as *our* overhead) to the kernel reporting the exit on a pidfd, observed independently of
-the module's own exit notice (which comes later, through asyncio's child watcher: our cost too).
+minus the process's lifetime. The run's output goes through the live-output sink as in the worker
+(`services/worker/logs.py`), its chunks acknowledged in process, as the scheduler would. The
+lifetime runs from the interpreter's exec (fork/exec itself counts as *our* overhead) to the
+kernel reporting the exit on a pidfd, observed independently of the module's own exit notice
+(which comes later, through asyncio's child watcher: our cost too).
 Runs on asyncio's own loop; under uvloop the spawn alone costs several milliseconds (libuv
 forks the whole worker instead of using vfork).
 
@@ -19,11 +21,14 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TypeVarTuple, Unpack
 
+from attune.internal.worker.v1 import worker_pb2
 from attune.states import ExecutionState
 
+from ..logs import LogShipper
 from ._launch import detect_runtimes
 from ._model import RunRequest
 from ._process import ActionProcess
@@ -134,10 +139,17 @@ async def _one_run(script: Path, actions: Path, interpreters: dict[str, str], cl
         working_dir=actions,
         parameters={"who": "world"},
     )
+    shipper = LogShipper(buffer_bytes=1 << 24)
+    request = replace(request, output=shipper.open(request.execution_id, limit=request.output_limit_bytes))
     process = ActionProcess(request, interpreters)
     await process.start()
     outcome = await process.wait()
+    sent = shipper.take(1 << 30) if shipper.has_outgoing() else []
+    shipper.acked([worker_pb2.LogAck(execution_id=c.execution_id, seq=c.seq) for c in sent])
+    await shipper.delivered(request.execution_id, timeout=1.0)
     ready = time.perf_counter()
+    if not sent:
+        raise RuntimeError("bench action printed nothing to the live output")
     assert process.pid is not None
     spawned, exit_seen = clock.lives.pop(process.pid)
     exited = await exit_seen

@@ -23,51 +23,60 @@ _sym_db = _symbol_database.Default()
 
 
 from attune.common.v1 import common_pb2 as attune_dot_common_dot_v1_dot_common__pb2
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#attune/execution/v1/execution.proto\x12\x13\x61ttune.execution.v1\x1a\x1d\x61ttune/common/v1/common.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc9\x04\n\tExecution\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\naction_ref\x18\x02 \x01(\t\x12/\n\x05state\x18\x03 \x01(\x0e\x32 .attune.common.v1.ExecutionState\x12+\n\nparameters\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\'\n\x06result\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\r\n\x05\x65rror\x18\x06 \x01(\t\x12\x11\n\tparent_id\x18\x07 \x01(\t\x12,\n\x04link\x18\x08 \x01(\x0b\x32\x1e.attune.common.v1.WorkflowLink\x12\x11\n\tworker_id\x18\t \x01(\t\x12\x10\n\x08trace_id\x18\n \x01(\t\x12\x17\n\x0ftimeout_seconds\x18\x0b \x01(\x01\x12\x13\n\x0brunner_type\x18\x0c \x01(\t\x12.\n\ncreated_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0crequested_by\x18\x10 \x01(\t\x12\x19\n\x11result_size_bytes\x18\x11 \x01(\x03\x12\x18\n\x10result_truncated\x18\x12 \x01(\x08\x12\x16\n\x0eresult_preview\x18\x13 \x01(\t\"S\n\x0f\x43hildrenSummary\x12\r\n\x05total\x18\x01 \x01(\x03\x12\x31\n\x08\x62y_state\x18\x02 \x03(\x0b\x32\x1f.attune.execution.v1.StateCount\"L\n\nStateCount\x12/\n\x05state\x18\x01 \x01(\x0e\x32 .attune.common.v1.ExecutionState\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\"\x87\x01\n\x17RequestExecutionRequest\x12\x12\n\naction_ref\x18\x01 \x01(\t\x12+\n\nparameters\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x17\n\x0ftimeout_seconds\x18\x04 \x01(\x01\"M\n\x18RequestExecutionResponse\x12\x31\n\texecution\x18\x01 \x01(\x0b\x32\x1e.attune.execution.v1.Execution\"4\n\x13GetExecutionRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\"\xd4\x01\n\x14GetExecutionResponse\x12\x31\n\texecution\x18\x01 \x01(\x0b\x32\x1e.attune.execution.v1.Execution\x12\x30\n\x08\x63hildren\x18\x02 \x03(\x0b\x32\x1e.attune.execution.v1.Execution\x12>\n\x10\x63hildren_summary\x18\x03 \x01(\x0b\x32$.attune.execution.v1.ChildrenSummary\x12\x17\n\x0fnext_page_token\x18\x04 \x01(\t\"\xfd\x01\n\x15ListExecutionsRequest\x12/\n\x05state\x18\x01 \x01(\x0e\x32 .attune.common.v1.ExecutionState\x12\x12\n\naction_ref\x18\x02 \x01(\t\x12\x11\n\tparent_id\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\x12\x31\n\rcreated_after\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x63reated_before\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"e\n\x16ListExecutionsResponse\x12\x32\n\nexecutions\x18\x01 \x03(\x0b\x32\x1e.attune.execution.v1.Execution\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"8\n\x16\x43\x61ncelExecutionRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"L\n\x17\x43\x61ncelExecutionResponse\x12\x31\n\texecution\x18\x01 \x01(\x0b\x32\x1e.attune.execution.v1.Execution\"6\n\x15WatchExecutionRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\"\xe9\x01\n\x16WatchExecutionResponse\x12\x31\n\texecution\x18\x01 \x01(\x0b\x32\x1e.attune.execution.v1.Execution\x12\x30\n\x08\x63hildren\x18\x02 \x03(\x0b\x32\x1e.attune.execution.v1.Execution\x12>\n\x10\x63hildren_summary\x18\x03 \x01(\x0b\x32$.attune.execution.v1.ChildrenSummary\x12\x17\n\x0fnext_page_token\x18\x04 \x01(\t\x12\x11\n\tis_change\x18\x05 \x01(\x08\"\'\n\x19GetExecutionResultRequest\x12\n\n\x02id\x18\x01 \x01(\t\"O\n\x1aGetExecutionResultResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\x13\n\x0btotal_bytes\x18\x03 \x01(\x03\"4\n\x16PurgeExecutionsRequest\x12\x1a\n\x12older_than_seconds\x18\x01 \x01(\x01\")\n\x17PurgeExecutionsResponse\x12\x0e\n\x06purged\x18\x01 \x01(\x03\x32\x95\x06\n\x10\x45xecutionService\x12o\n\x10RequestExecution\x12,.attune.execution.v1.RequestExecutionRequest\x1a-.attune.execution.v1.RequestExecutionResponse\x12\x63\n\x0cGetExecution\x12(.attune.execution.v1.GetExecutionRequest\x1a).attune.execution.v1.GetExecutionResponse\x12i\n\x0eListExecutions\x12*.attune.execution.v1.ListExecutionsRequest\x1a+.attune.execution.v1.ListExecutionsResponse\x12l\n\x0f\x43\x61ncelExecution\x12+.attune.execution.v1.CancelExecutionRequest\x1a,.attune.execution.v1.CancelExecutionResponse\x12k\n\x0eWatchExecution\x12*.attune.execution.v1.WatchExecutionRequest\x1a+.attune.execution.v1.WatchExecutionResponse0\x01\x12w\n\x12GetExecutionResult\x12..attune.execution.v1.GetExecutionResultRequest\x1a/.attune.execution.v1.GetExecutionResultResponse0\x01\x12l\n\x0fPurgeExecutions\x12+.attune.execution.v1.PurgeExecutionsRequest\x1a,.attune.execution.v1.PurgeExecutionsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#attune/execution/v1/execution.proto\x12\x13\x61ttune.execution.v1\x1a\x1d\x61ttune/common/v1/common.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf5\x04\n\tExecution\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\naction_ref\x18\x02 \x01(\t\x12/\n\x05state\x18\x03 \x01(\x0e\x32 .attune.common.v1.ExecutionState\x12+\n\nparameters\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\'\n\x06result\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\r\n\x05\x65rror\x18\x06 \x01(\t\x12\x11\n\tparent_id\x18\x07 \x01(\t\x12,\n\x04link\x18\x08 \x01(\x0b\x32\x1e.attune.common.v1.WorkflowLink\x12\x11\n\tworker_id\x18\t \x01(\t\x12\x10\n\x08trace_id\x18\n \x01(\t\x12\x17\n\x0ftimeout_seconds\x18\x0b \x01(\x01\x12\x13\n\x0brunner_type\x18\x0c \x01(\t\x12.\n\ncreated_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0crequested_by\x18\x10 \x01(\t\x12\x19\n\x11result_size_bytes\x18\x11 \x01(\x03\x12\x18\n\x10result_truncated\x18\x12 \x01(\x08\x12\x16\n\x0eresult_preview\x18\x13 \x01(\t\x12*\n\x07timeout\x18\x14 \x01(\x0b\x32\x19.google.protobuf.Duration\"S\n\x0f\x43hildrenSummary\x12\r\n\x05total\x18\x01 \x01(\x03\x12\x31\n\x08\x62y_state\x18\x02 \x03(\x0b\x32\x1f.attune.execution.v1.StateCount\"L\n\nStateCount\x12/\n\x05state\x18\x01 \x01(\x0e\x32 .attune.common.v1.ExecutionState\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\"\xb3\x01\n\x17RequestExecutionRequest\x12\x12\n\naction_ref\x18\x01 \x01(\t\x12+\n\nparameters\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x17\n\x0ftimeout_seconds\x18\x04 \x01(\x01\x12*\n\x07timeout\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\"M\n\x18RequestExecutionResponse\x12\x31\n\texecution\x18\x01 \x01(\x0b\x32\x1e.attune.execution.v1.Execution\"4\n\x13GetExecutionRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\"\xd4\x01\n\x14GetExecutionResponse\x12\x31\n\texecution\x18\x01 \x01(\x0b\x32\x1e.attune.execution.v1.Execution\x12\x30\n\x08\x63hildren\x18\x02 \x03(\x0b\x32\x1e.attune.execution.v1.Execution\x12>\n\x10\x63hildren_summary\x18\x03 \x01(\x0b\x32$.attune.execution.v1.ChildrenSummary\x12\x17\n\x0fnext_page_token\x18\x04 \x01(\t\"\xdf\x02\n\x15ListExecutionsRequest\x12/\n\x05state\x18\x01 \x01(\x0e\x32 .attune.common.v1.ExecutionState\x12\x12\n\naction_ref\x18\x02 \x01(\t\x12\x11\n\tparent_id\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\x12\x31\n\rcreated_after\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x63reated_before\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x06states\x18\x08 \x03(\x0e\x32 .attune.common.v1.ExecutionState\x12\x14\n\x0crequested_by\x18\t \x01(\t\x12\x18\n\x10include_children\x18\n \x01(\x08\"e\n\x16ListExecutionsResponse\x12\x32\n\nexecutions\x18\x01 \x03(\x0b\x32\x1e.attune.execution.v1.Execution\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"8\n\x16\x43\x61ncelExecutionRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"L\n\x17\x43\x61ncelExecutionResponse\x12\x31\n\texecution\x18\x01 \x01(\x0b\x32\x1e.attune.execution.v1.Execution\"6\n\x15WatchExecutionRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\"\xe9\x01\n\x16WatchExecutionResponse\x12\x31\n\texecution\x18\x01 \x01(\x0b\x32\x1e.attune.execution.v1.Execution\x12\x30\n\x08\x63hildren\x18\x02 \x03(\x0b\x32\x1e.attune.execution.v1.Execution\x12>\n\x10\x63hildren_summary\x18\x03 \x01(\x0b\x32$.attune.execution.v1.ChildrenSummary\x12\x17\n\x0fnext_page_token\x18\x04 \x01(\t\x12\x11\n\tis_change\x18\x05 \x01(\x08\"\'\n\x19GetExecutionResultRequest\x12\n\n\x02id\x18\x01 \x01(\t\"O\n\x1aGetExecutionResultResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\x13\n\x0btotal_bytes\x18\x03 \x01(\x03\"4\n\x16PurgeExecutionsRequest\x12\x1a\n\x12older_than_seconds\x18\x01 \x01(\x01\")\n\x17PurgeExecutionsResponse\x12\x0e\n\x06purged\x18\x01 \x01(\x03\"9\n\x14\x45xecutionLogPosition\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x03\"\xac\x01\n\x19WatchExecutionLogsRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tafter_seq\x18\x02 \x01(\x03\x12\x18\n\x10include_children\x18\x03 \x01(\x08\x12\x41\n\x0e\x63hildren_after\x18\x04 \x03(\x0b\x32).attune.execution.v1.ExecutionLogPosition\x12\x13\n\x0bstored_only\x18\x05 \x01(\x08\"\xc0\x01\n\x1aWatchExecutionLogsResponse\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x03\x12.\n\x06stream\x18\x03 \x01(\x0e\x32\x1e.attune.execution.v1.LogStream\x12.\n\nwritten_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04\x64\x61ta\x18\x05 \x01(\x0c\x12\x11\n\ttask_name\x18\x06 \x01(\t*U\n\tLogStream\x12\x1a\n\x16LOG_STREAM_UNSPECIFIED\x10\x00\x12\x15\n\x11LOG_STREAM_STDOUT\x10\x01\x12\x15\n\x11LOG_STREAM_STDERR\x10\x02\x32\x8e\x07\n\x10\x45xecutionService\x12o\n\x10RequestExecution\x12,.attune.execution.v1.RequestExecutionRequest\x1a-.attune.execution.v1.RequestExecutionResponse\x12\x63\n\x0cGetExecution\x12(.attune.execution.v1.GetExecutionRequest\x1a).attune.execution.v1.GetExecutionResponse\x12i\n\x0eListExecutions\x12*.attune.execution.v1.ListExecutionsRequest\x1a+.attune.execution.v1.ListExecutionsResponse\x12l\n\x0f\x43\x61ncelExecution\x12+.attune.execution.v1.CancelExecutionRequest\x1a,.attune.execution.v1.CancelExecutionResponse\x12k\n\x0eWatchExecution\x12*.attune.execution.v1.WatchExecutionRequest\x1a+.attune.execution.v1.WatchExecutionResponse0\x01\x12w\n\x12GetExecutionResult\x12..attune.execution.v1.GetExecutionResultRequest\x1a/.attune.execution.v1.GetExecutionResultResponse0\x01\x12l\n\x0fPurgeExecutions\x12+.attune.execution.v1.PurgeExecutionsRequest\x1a,.attune.execution.v1.PurgeExecutionsResponse\x12w\n\x12WatchExecutionLogs\x12..attune.execution.v1.WatchExecutionLogsRequest\x1a/.attune.execution.v1.WatchExecutionLogsResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'attune.execution.v1.execution_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_EXECUTION']._serialized_start=155
-  _globals['_EXECUTION']._serialized_end=740
-  _globals['_CHILDRENSUMMARY']._serialized_start=742
-  _globals['_CHILDRENSUMMARY']._serialized_end=825
-  _globals['_STATECOUNT']._serialized_start=827
-  _globals['_STATECOUNT']._serialized_end=903
-  _globals['_REQUESTEXECUTIONREQUEST']._serialized_start=906
-  _globals['_REQUESTEXECUTIONREQUEST']._serialized_end=1041
-  _globals['_REQUESTEXECUTIONRESPONSE']._serialized_start=1043
-  _globals['_REQUESTEXECUTIONRESPONSE']._serialized_end=1120
-  _globals['_GETEXECUTIONREQUEST']._serialized_start=1122
-  _globals['_GETEXECUTIONREQUEST']._serialized_end=1174
-  _globals['_GETEXECUTIONRESPONSE']._serialized_start=1177
-  _globals['_GETEXECUTIONRESPONSE']._serialized_end=1389
-  _globals['_LISTEXECUTIONSREQUEST']._serialized_start=1392
-  _globals['_LISTEXECUTIONSREQUEST']._serialized_end=1645
-  _globals['_LISTEXECUTIONSRESPONSE']._serialized_start=1647
-  _globals['_LISTEXECUTIONSRESPONSE']._serialized_end=1748
-  _globals['_CANCELEXECUTIONREQUEST']._serialized_start=1750
-  _globals['_CANCELEXECUTIONREQUEST']._serialized_end=1806
-  _globals['_CANCELEXECUTIONRESPONSE']._serialized_start=1808
-  _globals['_CANCELEXECUTIONRESPONSE']._serialized_end=1884
-  _globals['_WATCHEXECUTIONREQUEST']._serialized_start=1886
-  _globals['_WATCHEXECUTIONREQUEST']._serialized_end=1940
-  _globals['_WATCHEXECUTIONRESPONSE']._serialized_start=1943
-  _globals['_WATCHEXECUTIONRESPONSE']._serialized_end=2176
-  _globals['_GETEXECUTIONRESULTREQUEST']._serialized_start=2178
-  _globals['_GETEXECUTIONRESULTREQUEST']._serialized_end=2217
-  _globals['_GETEXECUTIONRESULTRESPONSE']._serialized_start=2219
-  _globals['_GETEXECUTIONRESULTRESPONSE']._serialized_end=2298
-  _globals['_PURGEEXECUTIONSREQUEST']._serialized_start=2300
-  _globals['_PURGEEXECUTIONSREQUEST']._serialized_end=2352
-  _globals['_PURGEEXECUTIONSRESPONSE']._serialized_start=2354
-  _globals['_PURGEEXECUTIONSRESPONSE']._serialized_end=2395
-  _globals['_EXECUTIONSERVICE']._serialized_start=2398
-  _globals['_EXECUTIONSERVICE']._serialized_end=3187
+  _globals['_LOGSTREAM']._serialized_start=3044
+  _globals['_LOGSTREAM']._serialized_end=3129
+  _globals['_EXECUTION']._serialized_start=187
+  _globals['_EXECUTION']._serialized_end=816
+  _globals['_CHILDRENSUMMARY']._serialized_start=818
+  _globals['_CHILDRENSUMMARY']._serialized_end=901
+  _globals['_STATECOUNT']._serialized_start=903
+  _globals['_STATECOUNT']._serialized_end=979
+  _globals['_REQUESTEXECUTIONREQUEST']._serialized_start=982
+  _globals['_REQUESTEXECUTIONREQUEST']._serialized_end=1161
+  _globals['_REQUESTEXECUTIONRESPONSE']._serialized_start=1163
+  _globals['_REQUESTEXECUTIONRESPONSE']._serialized_end=1240
+  _globals['_GETEXECUTIONREQUEST']._serialized_start=1242
+  _globals['_GETEXECUTIONREQUEST']._serialized_end=1294
+  _globals['_GETEXECUTIONRESPONSE']._serialized_start=1297
+  _globals['_GETEXECUTIONRESPONSE']._serialized_end=1509
+  _globals['_LISTEXECUTIONSREQUEST']._serialized_start=1512
+  _globals['_LISTEXECUTIONSREQUEST']._serialized_end=1863
+  _globals['_LISTEXECUTIONSRESPONSE']._serialized_start=1865
+  _globals['_LISTEXECUTIONSRESPONSE']._serialized_end=1966
+  _globals['_CANCELEXECUTIONREQUEST']._serialized_start=1968
+  _globals['_CANCELEXECUTIONREQUEST']._serialized_end=2024
+  _globals['_CANCELEXECUTIONRESPONSE']._serialized_start=2026
+  _globals['_CANCELEXECUTIONRESPONSE']._serialized_end=2102
+  _globals['_WATCHEXECUTIONREQUEST']._serialized_start=2104
+  _globals['_WATCHEXECUTIONREQUEST']._serialized_end=2158
+  _globals['_WATCHEXECUTIONRESPONSE']._serialized_start=2161
+  _globals['_WATCHEXECUTIONRESPONSE']._serialized_end=2394
+  _globals['_GETEXECUTIONRESULTREQUEST']._serialized_start=2396
+  _globals['_GETEXECUTIONRESULTREQUEST']._serialized_end=2435
+  _globals['_GETEXECUTIONRESULTRESPONSE']._serialized_start=2437
+  _globals['_GETEXECUTIONRESULTRESPONSE']._serialized_end=2516
+  _globals['_PURGEEXECUTIONSREQUEST']._serialized_start=2518
+  _globals['_PURGEEXECUTIONSREQUEST']._serialized_end=2570
+  _globals['_PURGEEXECUTIONSRESPONSE']._serialized_start=2572
+  _globals['_PURGEEXECUTIONSRESPONSE']._serialized_end=2613
+  _globals['_EXECUTIONLOGPOSITION']._serialized_start=2615
+  _globals['_EXECUTIONLOGPOSITION']._serialized_end=2672
+  _globals['_WATCHEXECUTIONLOGSREQUEST']._serialized_start=2675
+  _globals['_WATCHEXECUTIONLOGSREQUEST']._serialized_end=2847
+  _globals['_WATCHEXECUTIONLOGSRESPONSE']._serialized_start=2850
+  _globals['_WATCHEXECUTIONLOGSRESPONSE']._serialized_end=3042
+  _globals['_EXECUTIONSERVICE']._serialized_start=3132
+  _globals['_EXECUTIONSERVICE']._serialized_end=4042
 # @@protoc_insertion_point(module_scope)

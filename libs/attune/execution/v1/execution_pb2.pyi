@@ -1,9 +1,11 @@
 import datetime
 
 from attune.common.v1 import common_pb2 as _common_pb2
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
@@ -11,8 +13,17 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class LogStream(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    LOG_STREAM_UNSPECIFIED: _ClassVar[LogStream]
+    LOG_STREAM_STDOUT: _ClassVar[LogStream]
+    LOG_STREAM_STDERR: _ClassVar[LogStream]
+LOG_STREAM_UNSPECIFIED: LogStream
+LOG_STREAM_STDOUT: LogStream
+LOG_STREAM_STDERR: LogStream
+
 class Execution(_message.Message):
-    __slots__ = ("id", "action_ref", "state", "parameters", "result", "error", "parent_id", "link", "worker_id", "trace_id", "timeout_seconds", "runner_type", "created_at", "started_at", "finished_at", "requested_by", "result_size_bytes", "result_truncated", "result_preview")
+    __slots__ = ("id", "action_ref", "state", "parameters", "result", "error", "parent_id", "link", "worker_id", "trace_id", "timeout_seconds", "runner_type", "created_at", "started_at", "finished_at", "requested_by", "result_size_bytes", "result_truncated", "result_preview", "timeout")
     ID_FIELD_NUMBER: _ClassVar[int]
     ACTION_REF_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -32,6 +43,7 @@ class Execution(_message.Message):
     RESULT_SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
     RESULT_TRUNCATED_FIELD_NUMBER: _ClassVar[int]
     RESULT_PREVIEW_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_FIELD_NUMBER: _ClassVar[int]
     id: str
     action_ref: str
     state: _common_pb2.ExecutionState
@@ -51,7 +63,8 @@ class Execution(_message.Message):
     result_size_bytes: int
     result_truncated: bool
     result_preview: str
-    def __init__(self, id: _Optional[str] = ..., action_ref: _Optional[str] = ..., state: _Optional[_Union[_common_pb2.ExecutionState, str]] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., result: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[str] = ..., parent_id: _Optional[str] = ..., link: _Optional[_Union[_common_pb2.WorkflowLink, _Mapping]] = ..., worker_id: _Optional[str] = ..., trace_id: _Optional[str] = ..., timeout_seconds: _Optional[float] = ..., runner_type: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., requested_by: _Optional[str] = ..., result_size_bytes: _Optional[int] = ..., result_truncated: bool = ..., result_preview: _Optional[str] = ...) -> None: ...
+    timeout: _duration_pb2.Duration
+    def __init__(self, id: _Optional[str] = ..., action_ref: _Optional[str] = ..., state: _Optional[_Union[_common_pb2.ExecutionState, str]] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., result: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[str] = ..., parent_id: _Optional[str] = ..., link: _Optional[_Union[_common_pb2.WorkflowLink, _Mapping]] = ..., worker_id: _Optional[str] = ..., trace_id: _Optional[str] = ..., timeout_seconds: _Optional[float] = ..., runner_type: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., requested_by: _Optional[str] = ..., result_size_bytes: _Optional[int] = ..., result_truncated: bool = ..., result_preview: _Optional[str] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class ChildrenSummary(_message.Message):
     __slots__ = ("total", "by_state")
@@ -70,16 +83,18 @@ class StateCount(_message.Message):
     def __init__(self, state: _Optional[_Union[_common_pb2.ExecutionState, str]] = ..., count: _Optional[int] = ...) -> None: ...
 
 class RequestExecutionRequest(_message.Message):
-    __slots__ = ("action_ref", "parameters", "request_id", "timeout_seconds")
+    __slots__ = ("action_ref", "parameters", "request_id", "timeout_seconds", "timeout")
     ACTION_REF_FIELD_NUMBER: _ClassVar[int]
     PARAMETERS_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_FIELD_NUMBER: _ClassVar[int]
     action_ref: str
     parameters: _struct_pb2.Struct
     request_id: str
     timeout_seconds: float
-    def __init__(self, action_ref: _Optional[str] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., request_id: _Optional[str] = ..., timeout_seconds: _Optional[float] = ...) -> None: ...
+    timeout: _duration_pb2.Duration
+    def __init__(self, action_ref: _Optional[str] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., request_id: _Optional[str] = ..., timeout_seconds: _Optional[float] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class RequestExecutionResponse(_message.Message):
     __slots__ = ("execution",)
@@ -108,7 +123,7 @@ class GetExecutionResponse(_message.Message):
     def __init__(self, execution: _Optional[_Union[Execution, _Mapping]] = ..., children: _Optional[_Iterable[_Union[Execution, _Mapping]]] = ..., children_summary: _Optional[_Union[ChildrenSummary, _Mapping]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class ListExecutionsRequest(_message.Message):
-    __slots__ = ("state", "action_ref", "parent_id", "page_size", "page_token", "created_after", "created_before")
+    __slots__ = ("state", "action_ref", "parent_id", "page_size", "page_token", "created_after", "created_before", "states", "requested_by", "include_children")
     STATE_FIELD_NUMBER: _ClassVar[int]
     ACTION_REF_FIELD_NUMBER: _ClassVar[int]
     PARENT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -116,6 +131,9 @@ class ListExecutionsRequest(_message.Message):
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     CREATED_AFTER_FIELD_NUMBER: _ClassVar[int]
     CREATED_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    STATES_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_BY_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_CHILDREN_FIELD_NUMBER: _ClassVar[int]
     state: _common_pb2.ExecutionState
     action_ref: str
     parent_id: str
@@ -123,7 +141,10 @@ class ListExecutionsRequest(_message.Message):
     page_token: str
     created_after: _timestamp_pb2.Timestamp
     created_before: _timestamp_pb2.Timestamp
-    def __init__(self, state: _Optional[_Union[_common_pb2.ExecutionState, str]] = ..., action_ref: _Optional[str] = ..., parent_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., created_after: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    states: _containers.RepeatedScalarFieldContainer[_common_pb2.ExecutionState]
+    requested_by: str
+    include_children: bool
+    def __init__(self, state: _Optional[_Union[_common_pb2.ExecutionState, str]] = ..., action_ref: _Optional[str] = ..., parent_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., created_after: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., states: _Optional[_Iterable[_Union[_common_pb2.ExecutionState, str]]] = ..., requested_by: _Optional[str] = ..., include_children: bool = ...) -> None: ...
 
 class ListExecutionsResponse(_message.Message):
     __slots__ = ("executions", "next_page_token")
@@ -196,3 +217,41 @@ class PurgeExecutionsResponse(_message.Message):
     PURGED_FIELD_NUMBER: _ClassVar[int]
     purged: int
     def __init__(self, purged: _Optional[int] = ...) -> None: ...
+
+class ExecutionLogPosition(_message.Message):
+    __slots__ = ("execution_id", "seq")
+    EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    execution_id: str
+    seq: int
+    def __init__(self, execution_id: _Optional[str] = ..., seq: _Optional[int] = ...) -> None: ...
+
+class WatchExecutionLogsRequest(_message.Message):
+    __slots__ = ("id", "after_seq", "include_children", "children_after", "stored_only")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    AFTER_SEQ_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_CHILDREN_FIELD_NUMBER: _ClassVar[int]
+    CHILDREN_AFTER_FIELD_NUMBER: _ClassVar[int]
+    STORED_ONLY_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    after_seq: int
+    include_children: bool
+    children_after: _containers.RepeatedCompositeFieldContainer[ExecutionLogPosition]
+    stored_only: bool
+    def __init__(self, id: _Optional[str] = ..., after_seq: _Optional[int] = ..., include_children: bool = ..., children_after: _Optional[_Iterable[_Union[ExecutionLogPosition, _Mapping]]] = ..., stored_only: bool = ...) -> None: ...
+
+class WatchExecutionLogsResponse(_message.Message):
+    __slots__ = ("execution_id", "seq", "stream", "written_at", "data", "task_name")
+    EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    STREAM_FIELD_NUMBER: _ClassVar[int]
+    WRITTEN_AT_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    TASK_NAME_FIELD_NUMBER: _ClassVar[int]
+    execution_id: str
+    seq: int
+    stream: LogStream
+    written_at: _timestamp_pb2.Timestamp
+    data: bytes
+    task_name: str
+    def __init__(self, execution_id: _Optional[str] = ..., seq: _Optional[int] = ..., stream: _Optional[_Union[LogStream, str]] = ..., written_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., data: _Optional[bytes] = ..., task_name: _Optional[str] = ...) -> None: ...

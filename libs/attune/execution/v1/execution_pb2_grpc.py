@@ -72,6 +72,11 @@ class ExecutionServiceStub(object):
                 request_serializer=attune_dot_execution_dot_v1_dot_execution__pb2.PurgeExecutionsRequest.SerializeToString,
                 response_deserializer=attune_dot_execution_dot_v1_dot_execution__pb2.PurgeExecutionsResponse.FromString,
                 _registered_method=True)
+        self.WatchExecutionLogs = channel.unary_stream(
+                '/attune.execution.v1.ExecutionService/WatchExecutionLogs',
+                request_serializer=attune_dot_execution_dot_v1_dot_execution__pb2.WatchExecutionLogsRequest.SerializeToString,
+                response_deserializer=attune_dot_execution_dot_v1_dot_execution__pb2.WatchExecutionLogsResponse.FromString,
+                _registered_method=True)
 
 
 class ExecutionServiceServicer(object):
@@ -103,7 +108,10 @@ class ExecutionServiceServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def ListExecutions(self, request, context):
-        """Lists executions, newest first, filtered by state, action, parent and creation time.
+        """Lists executions, newest first: the top-level ones (children only with parent_id or
+        include_children), filtered by states, action, parent, requester and creation time, paged
+        with opaque tokens bound to the filters (a token used with other filters is
+        INVALID_ARGUMENT naming page_token).
         Needs the viewer role (or operator, or admin).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -150,6 +158,19 @@ class ExecutionServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchExecutionLogs(self, request, context):
+        """Streams an execution's output (stdout and stderr, as the action writes them) from after_seq,
+        live, one chunk per message, and ends once the execution has ended and all its output is
+        sent (with stored_only: once what is stored now is sent). With include_children, the output
+        of every task of a workflow, nested workflows' included, comes too, each chunk naming its
+        task. Output past ATTUNE_LOG_LIMIT_BYTES is cut, with a marker line. An unknown id is
+        NOT_FOUND.
+        Needs the viewer role (or operator, or admin).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ExecutionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -187,6 +208,11 @@ def add_ExecutionServiceServicer_to_server(servicer, server):
                     servicer.PurgeExecutions,
                     request_deserializer=attune_dot_execution_dot_v1_dot_execution__pb2.PurgeExecutionsRequest.FromString,
                     response_serializer=attune_dot_execution_dot_v1_dot_execution__pb2.PurgeExecutionsResponse.SerializeToString,
+            ),
+            'WatchExecutionLogs': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchExecutionLogs,
+                    request_deserializer=attune_dot_execution_dot_v1_dot_execution__pb2.WatchExecutionLogsRequest.FromString,
+                    response_serializer=attune_dot_execution_dot_v1_dot_execution__pb2.WatchExecutionLogsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -381,6 +407,33 @@ class ExecutionService(object):
             '/attune.execution.v1.ExecutionService/PurgeExecutions',
             attune_dot_execution_dot_v1_dot_execution__pb2.PurgeExecutionsRequest.SerializeToString,
             attune_dot_execution_dot_v1_dot_execution__pb2.PurgeExecutionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchExecutionLogs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/attune.execution.v1.ExecutionService/WatchExecutionLogs',
+            attune_dot_execution_dot_v1_dot_execution__pb2.WatchExecutionLogsRequest.SerializeToString,
+            attune_dot_execution_dot_v1_dot_execution__pb2.WatchExecutionLogsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -33,7 +33,10 @@ class ExecutionServiceStub:
     Needs the viewer role (or operator, or admin).
     """
     ListExecutions: _aio.UnaryUnaryMultiCallable[_execution_pb2.ListExecutionsRequest, _execution_pb2.ListExecutionsResponse]
-    """Lists executions, newest first, filtered by state, action, parent and creation time.
+    """Lists executions, newest first: the top-level ones (children only with parent_id or
+    include_children), filtered by states, action, parent, requester and creation time, paged
+    with opaque tokens bound to the filters (a token used with other filters is
+    INVALID_ARGUMENT naming page_token).
     Needs the viewer role (or operator, or admin).
     """
     CancelExecution: _aio.UnaryUnaryMultiCallable[_execution_pb2.CancelExecutionRequest, _execution_pb2.CancelExecutionResponse]
@@ -59,6 +62,15 @@ class ExecutionServiceStub:
     descendants, once every one of them has ended. ATTUNE_RETENTION does the same in the
     background. Returns how many executions were deleted.
     Needs the admin role.
+    """
+    WatchExecutionLogs: _aio.UnaryStreamMultiCallable[_execution_pb2.WatchExecutionLogsRequest, _execution_pb2.WatchExecutionLogsResponse]
+    """Streams an execution's output (stdout and stderr, as the action writes them) from after_seq,
+    live, one chunk per message, and ends once the execution has ended and all its output is
+    sent (with stored_only: once what is stored now is sent). With include_children, the output
+    of every task of a workflow, nested workflows' included, comes too, each chunk naming its
+    task. Output past ATTUNE_LOG_LIMIT_BYTES is cut, with a marker line. An unknown id is
+    NOT_FOUND.
+    Needs the viewer role (or operator, or admin).
     """
 
 class ExecutionServiceServicer:
@@ -96,7 +108,10 @@ class ExecutionServiceServicer:
         request: _execution_pb2.ListExecutionsRequest,
         context: _aio.ServicerContext[_execution_pb2.ListExecutionsRequest, _abc.Awaitable[_execution_pb2.ListExecutionsResponse]],
     ) -> _abc.Awaitable[_execution_pb2.ListExecutionsResponse]:
-        """Lists executions, newest first, filtered by state, action, parent and creation time.
+        """Lists executions, newest first: the top-level ones (children only with parent_id or
+        include_children), filtered by states, action, parent, requester and creation time, paged
+        with opaque tokens bound to the filters (a token used with other filters is
+        INVALID_ARGUMENT naming page_token).
         Needs the viewer role (or operator, or admin).
         """
 
@@ -142,6 +157,20 @@ class ExecutionServiceServicer:
         descendants, once every one of them has ended. ATTUNE_RETENTION does the same in the
         background. Returns how many executions were deleted.
         Needs the admin role.
+        """
+
+    def WatchExecutionLogs(
+        self,
+        request: _execution_pb2.WatchExecutionLogsRequest,
+        context: _aio.ServicerContext[_execution_pb2.WatchExecutionLogsRequest, _abc.AsyncIterator[_execution_pb2.WatchExecutionLogsResponse]],
+    ) -> _abc.AsyncIterator[_execution_pb2.WatchExecutionLogsResponse]:
+        """Streams an execution's output (stdout and stderr, as the action writes them) from after_seq,
+        live, one chunk per message, and ends once the execution has ended and all its output is
+        sent (with stored_only: once what is stored now is sent). With include_children, the output
+        of every task of a workflow, nested workflows' included, comes too, each chunk naming its
+        task. Output past ATTUNE_LOG_LIMIT_BYTES is cut, with a marker line. An unknown id is
+        NOT_FOUND.
+        Needs the viewer role (or operator, or admin).
         """
 
 def add_ExecutionServiceServicer_to_server(servicer: ExecutionServiceServicer, server: _aio.Server) -> None: ...

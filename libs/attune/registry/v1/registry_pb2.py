@@ -22,47 +22,61 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
+from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!attune/registry/v1/registry.proto\x12\x12\x61ttune.registry.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\")\n\x08PackFile\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\x0c\"o\n\x04Pack\x12\x0b\n\x03ref\x18\x01 \x01(\t\x12\r\n\x05label\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x0e\n\x06\x64igest\x18\x05 \x01(\t\x12\x15\n\rregistered_by\x18\x06 \x01(\t\"\xb9\x03\n\x06\x41\x63tion\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0b\n\x03ref\x18\x02 \x01(\t\x12\x0c\n\x04pack\x18\x03 \x01(\t\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\r\n\x05label\x18\x05 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x06 \x01(\t\x12\x0f\n\x07\x65nabled\x18\x07 \x01(\x08\x12\x13\n\x0brunner_type\x18\x08 \x01(\t\x12\x13\n\x0b\x65ntry_point\x18\t \x01(\t\x12+\n\nparameters\x18\n \x01(\x0b\x32\x17.google.protobuf.Struct\x12\'\n\x06output\x18\x0b \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x17\n\x0ftimeout_seconds\x18\x0c \x01(\x01\x12\x0c\n\x04tags\x18\r \x03(\t\x12\x15\n\rworkflow_file\x18\x0e \x01(\t\x12\x13\n\x0bpack_digest\x18\x0f \x01(\t\x12.\n\ncreated_at\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nupdated_by\x18\x12 \x01(\t\"V\n\x13RegisterPackRequest\x12+\n\x05\x66iles\x18\x01 \x03(\x0b\x32\x1c.attune.registry.v1.PackFile\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\x88\x01\n\x14RegisterPackResponse\x12&\n\x04pack\x18\x01 \x01(\x0b\x32\x18.attune.registry.v1.Pack\x12+\n\x07\x61\x63tions\x18\x02 \x03(\x0b\x32\x1a.attune.registry.v1.Action\x12\x1b\n\x13removed_action_refs\x18\x03 \x03(\t\"U\n\x13\x43reateActionRequest\x12*\n\x06\x61\x63tion\x18\x01 \x01(\x0b\x32\x1a.attune.registry.v1.Action\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"B\n\x14\x43reateActionResponse\x12*\n\x06\x61\x63tion\x18\x01 \x01(\x0b\x32\x1a.attune.registry.v1.Action\"a\n\x13UpdateActionRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12*\n\x06\x61\x63tion\x18\x02 \x01(\x0b\x32\x1a.attune.registry.v1.Action\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"B\n\x14UpdateActionResponse\x12*\n\x06\x61\x63tion\x18\x01 \x01(\x0b\x32\x1a.attune.registry.v1.Action\"\x1f\n\x10GetActionRequest\x12\x0b\n\x03ref\x18\x01 \x01(\t\"?\n\x11GetActionResponse\x12*\n\x06\x61\x63tion\x18\x01 \x01(\x0b\x32\x1a.attune.registry.v1.Action\"\"\n\x12ListActionsRequest\x12\x0c\n\x04pack\x18\x01 \x01(\t\"B\n\x13ListActionsResponse\x12+\n\x07\x61\x63tions\x18\x01 \x03(\x0b\x32\x1a.attune.registry.v1.Action\"\"\n\x13\x44\x65leteActionRequest\x12\x0b\n\x03ref\x18\x01 \x01(\t\"#\n\x14\x44\x65leteActionResponse\x12\x0b\n\x03ref\x18\x01 \x01(\t2\xd7\x04\n\x0fRegistryService\x12\x61\n\x0cRegisterPack\x12\'.attune.registry.v1.RegisterPackRequest\x1a(.attune.registry.v1.RegisterPackResponse\x12\x61\n\x0c\x43reateAction\x12\'.attune.registry.v1.CreateActionRequest\x1a(.attune.registry.v1.CreateActionResponse\x12\x61\n\x0cUpdateAction\x12\'.attune.registry.v1.UpdateActionRequest\x1a(.attune.registry.v1.UpdateActionResponse\x12X\n\tGetAction\x12$.attune.registry.v1.GetActionRequest\x1a%.attune.registry.v1.GetActionResponse\x12^\n\x0bListActions\x12&.attune.registry.v1.ListActionsRequest\x1a\'.attune.registry.v1.ListActionsResponse\x12\x61\n\x0c\x44\x65leteAction\x12\'.attune.registry.v1.DeleteActionRequest\x1a(.attune.registry.v1.DeleteActionResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!attune/registry/v1/registry.proto\x12\x12\x61ttune.registry.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\")\n\x08PackFile\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\x0c\"\xa2\x01\n\x04Pack\x12\x0b\n\x03ref\x18\x01 \x01(\t\x12\r\n\x05label\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x0e\n\x06\x64igest\x18\x05 \x01(\t\x12\x15\n\rregistered_by\x18\x06 \x01(\t\x12\x31\n\rregistered_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xe5\x03\n\x06\x41\x63tion\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0b\n\x03ref\x18\x02 \x01(\t\x12\x0c\n\x04pack\x18\x03 \x01(\t\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\r\n\x05label\x18\x05 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x06 \x01(\t\x12\x0f\n\x07\x65nabled\x18\x07 \x01(\x08\x12\x13\n\x0brunner_type\x18\x08 \x01(\t\x12\x13\n\x0b\x65ntry_point\x18\t \x01(\t\x12+\n\nparameters\x18\n \x01(\x0b\x32\x17.google.protobuf.Struct\x12\'\n\x06output\x18\x0b \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x17\n\x0ftimeout_seconds\x18\x0c \x01(\x01\x12\x0c\n\x04tags\x18\r \x03(\t\x12\x15\n\rworkflow_file\x18\x0e \x01(\t\x12\x13\n\x0bpack_digest\x18\x0f \x01(\t\x12.\n\ncreated_at\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nupdated_by\x18\x12 \x01(\t\x12*\n\x07timeout\x18\x13 \x01(\x0b\x32\x19.google.protobuf.Duration\"V\n\x13RegisterPackRequest\x12+\n\x05\x66iles\x18\x01 \x03(\x0b\x32\x1c.attune.registry.v1.PackFile\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\x88\x01\n\x14RegisterPackResponse\x12&\n\x04pack\x18\x01 \x01(\x0b\x32\x18.attune.registry.v1.Pack\x12+\n\x07\x61\x63tions\x18\x02 \x03(\x0b\x32\x1a.attune.registry.v1.Action\x12\x1b\n\x13removed_action_refs\x18\x03 \x03(\t\"U\n\x13\x43reateActionRequest\x12*\n\x06\x61\x63tion\x18\x01 \x01(\x0b\x32\x1a.attune.registry.v1.Action\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"B\n\x14\x43reateActionResponse\x12*\n\x06\x61\x63tion\x18\x01 \x01(\x0b\x32\x1a.attune.registry.v1.Action\"\x92\x01\n\x13UpdateActionRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12*\n\x06\x61\x63tion\x18\x02 \x01(\x0b\x32\x1a.attune.registry.v1.Action\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12/\n\x0bupdate_mask\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"B\n\x14UpdateActionResponse\x12*\n\x06\x61\x63tion\x18\x01 \x01(\x0b\x32\x1a.attune.registry.v1.Action\"\x1f\n\x10GetActionRequest\x12\x0b\n\x03ref\x18\x01 \x01(\t\"?\n\x11GetActionResponse\x12*\n\x06\x61\x63tion\x18\x01 \x01(\x0b\x32\x1a.attune.registry.v1.Action\"I\n\x12ListActionsRequest\x12\x0c\n\x04pack\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"[\n\x13ListActionsResponse\x12+\n\x07\x61\x63tions\x18\x01 \x03(\x0b\x32\x1a.attune.registry.v1.Action\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\"\n\x13\x44\x65leteActionRequest\x12\x0b\n\x03ref\x18\x01 \x01(\t\"#\n\x14\x44\x65leteActionResponse\x12\x0b\n\x03ref\x18\x01 \x01(\t\"9\n\x10ListPacksRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"U\n\x11ListPacksResponse\x12\'\n\x05packs\x18\x01 \x03(\x0b\x32\x18.attune.registry.v1.Pack\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x1d\n\x0eGetPackRequest\x12\x0b\n\x03ref\x18\x01 \x01(\t\"f\n\x0fGetPackResponse\x12&\n\x04pack\x18\x01 \x01(\x0b\x32\x18.attune.registry.v1.Pack\x12+\n\x07\x61\x63tions\x18\x02 \x03(\x0b\x32\x1a.attune.registry.v1.Action\"C\n\x11\x44\x65letePackRequest\x12\x0b\n\x03ref\x18\x01 \x01(\t\x12\r\n\x05\x66orce\x18\x02 \x01(\x08\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"Y\n\x12\x44\x65letePackResponse\x12\x0b\n\x03ref\x18\x01 \x01(\t\x12\x1b\n\x13\x64\x65leted_action_refs\x18\x02 \x03(\t\x12\x19\n\x11\x61\x63tive_executions\x18\x03 \x01(\x03\x32\xe2\x06\n\x0fRegistryService\x12\x61\n\x0cRegisterPack\x12\'.attune.registry.v1.RegisterPackRequest\x1a(.attune.registry.v1.RegisterPackResponse\x12\x61\n\x0c\x43reateAction\x12\'.attune.registry.v1.CreateActionRequest\x1a(.attune.registry.v1.CreateActionResponse\x12\x61\n\x0cUpdateAction\x12\'.attune.registry.v1.UpdateActionRequest\x1a(.attune.registry.v1.UpdateActionResponse\x12X\n\tGetAction\x12$.attune.registry.v1.GetActionRequest\x1a%.attune.registry.v1.GetActionResponse\x12^\n\x0bListActions\x12&.attune.registry.v1.ListActionsRequest\x1a\'.attune.registry.v1.ListActionsResponse\x12\x61\n\x0c\x44\x65leteAction\x12\'.attune.registry.v1.DeleteActionRequest\x1a(.attune.registry.v1.DeleteActionResponse\x12X\n\tListPacks\x12$.attune.registry.v1.ListPacksRequest\x1a%.attune.registry.v1.ListPacksResponse\x12R\n\x07GetPack\x12\".attune.registry.v1.GetPackRequest\x1a#.attune.registry.v1.GetPackResponse\x12[\n\nDeletePack\x12%.attune.registry.v1.DeletePackRequest\x1a&.attune.registry.v1.DeletePackResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'attune.registry.v1.registry_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PACKFILE']._serialized_start=120
-  _globals['_PACKFILE']._serialized_end=161
-  _globals['_PACK']._serialized_start=163
-  _globals['_PACK']._serialized_end=274
-  _globals['_ACTION']._serialized_start=277
-  _globals['_ACTION']._serialized_end=718
-  _globals['_REGISTERPACKREQUEST']._serialized_start=720
-  _globals['_REGISTERPACKREQUEST']._serialized_end=806
-  _globals['_REGISTERPACKRESPONSE']._serialized_start=809
-  _globals['_REGISTERPACKRESPONSE']._serialized_end=945
-  _globals['_CREATEACTIONREQUEST']._serialized_start=947
-  _globals['_CREATEACTIONREQUEST']._serialized_end=1032
-  _globals['_CREATEACTIONRESPONSE']._serialized_start=1034
-  _globals['_CREATEACTIONRESPONSE']._serialized_end=1100
-  _globals['_UPDATEACTIONREQUEST']._serialized_start=1102
-  _globals['_UPDATEACTIONREQUEST']._serialized_end=1199
-  _globals['_UPDATEACTIONRESPONSE']._serialized_start=1201
-  _globals['_UPDATEACTIONRESPONSE']._serialized_end=1267
-  _globals['_GETACTIONREQUEST']._serialized_start=1269
-  _globals['_GETACTIONREQUEST']._serialized_end=1300
-  _globals['_GETACTIONRESPONSE']._serialized_start=1302
-  _globals['_GETACTIONRESPONSE']._serialized_end=1365
-  _globals['_LISTACTIONSREQUEST']._serialized_start=1367
-  _globals['_LISTACTIONSREQUEST']._serialized_end=1401
-  _globals['_LISTACTIONSRESPONSE']._serialized_start=1403
-  _globals['_LISTACTIONSRESPONSE']._serialized_end=1469
-  _globals['_DELETEACTIONREQUEST']._serialized_start=1471
-  _globals['_DELETEACTIONREQUEST']._serialized_end=1505
-  _globals['_DELETEACTIONRESPONSE']._serialized_start=1507
-  _globals['_DELETEACTIONRESPONSE']._serialized_end=1542
-  _globals['_REGISTRYSERVICE']._serialized_start=1545
-  _globals['_REGISTRYSERVICE']._serialized_end=2144
+  _globals['_PACKFILE']._serialized_start=186
+  _globals['_PACKFILE']._serialized_end=227
+  _globals['_PACK']._serialized_start=230
+  _globals['_PACK']._serialized_end=392
+  _globals['_ACTION']._serialized_start=395
+  _globals['_ACTION']._serialized_end=880
+  _globals['_REGISTERPACKREQUEST']._serialized_start=882
+  _globals['_REGISTERPACKREQUEST']._serialized_end=968
+  _globals['_REGISTERPACKRESPONSE']._serialized_start=971
+  _globals['_REGISTERPACKRESPONSE']._serialized_end=1107
+  _globals['_CREATEACTIONREQUEST']._serialized_start=1109
+  _globals['_CREATEACTIONREQUEST']._serialized_end=1194
+  _globals['_CREATEACTIONRESPONSE']._serialized_start=1196
+  _globals['_CREATEACTIONRESPONSE']._serialized_end=1262
+  _globals['_UPDATEACTIONREQUEST']._serialized_start=1265
+  _globals['_UPDATEACTIONREQUEST']._serialized_end=1411
+  _globals['_UPDATEACTIONRESPONSE']._serialized_start=1413
+  _globals['_UPDATEACTIONRESPONSE']._serialized_end=1479
+  _globals['_GETACTIONREQUEST']._serialized_start=1481
+  _globals['_GETACTIONREQUEST']._serialized_end=1512
+  _globals['_GETACTIONRESPONSE']._serialized_start=1514
+  _globals['_GETACTIONRESPONSE']._serialized_end=1577
+  _globals['_LISTACTIONSREQUEST']._serialized_start=1579
+  _globals['_LISTACTIONSREQUEST']._serialized_end=1652
+  _globals['_LISTACTIONSRESPONSE']._serialized_start=1654
+  _globals['_LISTACTIONSRESPONSE']._serialized_end=1745
+  _globals['_DELETEACTIONREQUEST']._serialized_start=1747
+  _globals['_DELETEACTIONREQUEST']._serialized_end=1781
+  _globals['_DELETEACTIONRESPONSE']._serialized_start=1783
+  _globals['_DELETEACTIONRESPONSE']._serialized_end=1818
+  _globals['_LISTPACKSREQUEST']._serialized_start=1820
+  _globals['_LISTPACKSREQUEST']._serialized_end=1877
+  _globals['_LISTPACKSRESPONSE']._serialized_start=1879
+  _globals['_LISTPACKSRESPONSE']._serialized_end=1964
+  _globals['_GETPACKREQUEST']._serialized_start=1966
+  _globals['_GETPACKREQUEST']._serialized_end=1995
+  _globals['_GETPACKRESPONSE']._serialized_start=1997
+  _globals['_GETPACKRESPONSE']._serialized_end=2099
+  _globals['_DELETEPACKREQUEST']._serialized_start=2101
+  _globals['_DELETEPACKREQUEST']._serialized_end=2168
+  _globals['_DELETEPACKRESPONSE']._serialized_start=2170
+  _globals['_DELETEPACKRESPONSE']._serialized_end=2259
+  _globals['_REGISTRYSERVICE']._serialized_start=2262
+  _globals['_REGISTRYSERVICE']._serialized_end=3128
 # @@protoc_insertion_point(module_scope)

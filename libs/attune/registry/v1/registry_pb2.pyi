@@ -1,5 +1,7 @@
 import datetime
 
+from google.protobuf import duration_pb2 as _duration_pb2
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -19,23 +21,25 @@ class PackFile(_message.Message):
     def __init__(self, path: _Optional[str] = ..., content: _Optional[bytes] = ...) -> None: ...
 
 class Pack(_message.Message):
-    __slots__ = ("ref", "label", "version", "description", "digest", "registered_by")
+    __slots__ = ("ref", "label", "version", "description", "digest", "registered_by", "registered_at")
     REF_FIELD_NUMBER: _ClassVar[int]
     LABEL_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     DIGEST_FIELD_NUMBER: _ClassVar[int]
     REGISTERED_BY_FIELD_NUMBER: _ClassVar[int]
+    REGISTERED_AT_FIELD_NUMBER: _ClassVar[int]
     ref: str
     label: str
     version: str
     description: str
     digest: str
     registered_by: str
-    def __init__(self, ref: _Optional[str] = ..., label: _Optional[str] = ..., version: _Optional[str] = ..., description: _Optional[str] = ..., digest: _Optional[str] = ..., registered_by: _Optional[str] = ...) -> None: ...
+    registered_at: _timestamp_pb2.Timestamp
+    def __init__(self, ref: _Optional[str] = ..., label: _Optional[str] = ..., version: _Optional[str] = ..., description: _Optional[str] = ..., digest: _Optional[str] = ..., registered_by: _Optional[str] = ..., registered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Action(_message.Message):
-    __slots__ = ("id", "ref", "pack", "name", "label", "description", "enabled", "runner_type", "entry_point", "parameters", "output", "timeout_seconds", "tags", "workflow_file", "pack_digest", "created_at", "updated_at", "updated_by")
+    __slots__ = ("id", "ref", "pack", "name", "label", "description", "enabled", "runner_type", "entry_point", "parameters", "output", "timeout_seconds", "tags", "workflow_file", "pack_digest", "created_at", "updated_at", "updated_by", "timeout")
     ID_FIELD_NUMBER: _ClassVar[int]
     REF_FIELD_NUMBER: _ClassVar[int]
     PACK_FIELD_NUMBER: _ClassVar[int]
@@ -54,6 +58,7 @@ class Action(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_BY_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_FIELD_NUMBER: _ClassVar[int]
     id: str
     ref: str
     pack: str
@@ -72,7 +77,8 @@ class Action(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     updated_at: _timestamp_pb2.Timestamp
     updated_by: str
-    def __init__(self, id: _Optional[str] = ..., ref: _Optional[str] = ..., pack: _Optional[str] = ..., name: _Optional[str] = ..., label: _Optional[str] = ..., description: _Optional[str] = ..., enabled: bool = ..., runner_type: _Optional[str] = ..., entry_point: _Optional[str] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., output: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., timeout_seconds: _Optional[float] = ..., tags: _Optional[_Iterable[str]] = ..., workflow_file: _Optional[str] = ..., pack_digest: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_by: _Optional[str] = ...) -> None: ...
+    timeout: _duration_pb2.Duration
+    def __init__(self, id: _Optional[str] = ..., ref: _Optional[str] = ..., pack: _Optional[str] = ..., name: _Optional[str] = ..., label: _Optional[str] = ..., description: _Optional[str] = ..., enabled: bool = ..., runner_type: _Optional[str] = ..., entry_point: _Optional[str] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., output: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., timeout_seconds: _Optional[float] = ..., tags: _Optional[_Iterable[str]] = ..., workflow_file: _Optional[str] = ..., pack_digest: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_by: _Optional[str] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class RegisterPackRequest(_message.Message):
     __slots__ = ("files", "request_id")
@@ -107,14 +113,16 @@ class CreateActionResponse(_message.Message):
     def __init__(self, action: _Optional[_Union[Action, _Mapping]] = ...) -> None: ...
 
 class UpdateActionRequest(_message.Message):
-    __slots__ = ("id", "action", "request_id")
+    __slots__ = ("id", "action", "request_id", "update_mask")
     ID_FIELD_NUMBER: _ClassVar[int]
     ACTION_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
     id: str
     action: Action
     request_id: str
-    def __init__(self, id: _Optional[str] = ..., action: _Optional[_Union[Action, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
+    update_mask: _field_mask_pb2.FieldMask
+    def __init__(self, id: _Optional[str] = ..., action: _Optional[_Union[Action, _Mapping]] = ..., request_id: _Optional[str] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
 
 class UpdateActionResponse(_message.Message):
     __slots__ = ("action",)
@@ -135,16 +143,22 @@ class GetActionResponse(_message.Message):
     def __init__(self, action: _Optional[_Union[Action, _Mapping]] = ...) -> None: ...
 
 class ListActionsRequest(_message.Message):
-    __slots__ = ("pack",)
+    __slots__ = ("pack", "page_size", "page_token")
     PACK_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     pack: str
-    def __init__(self, pack: _Optional[str] = ...) -> None: ...
+    page_size: int
+    page_token: str
+    def __init__(self, pack: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListActionsResponse(_message.Message):
-    __slots__ = ("actions",)
+    __slots__ = ("actions", "next_page_token")
     ACTIONS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     actions: _containers.RepeatedCompositeFieldContainer[Action]
-    def __init__(self, actions: _Optional[_Iterable[_Union[Action, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, actions: _Optional[_Iterable[_Union[Action, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class DeleteActionRequest(_message.Message):
     __slots__ = ("ref",)
@@ -157,3 +171,53 @@ class DeleteActionResponse(_message.Message):
     REF_FIELD_NUMBER: _ClassVar[int]
     ref: str
     def __init__(self, ref: _Optional[str] = ...) -> None: ...
+
+class ListPacksRequest(_message.Message):
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListPacksResponse(_message.Message):
+    __slots__ = ("packs", "next_page_token")
+    PACKS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    packs: _containers.RepeatedCompositeFieldContainer[Pack]
+    next_page_token: str
+    def __init__(self, packs: _Optional[_Iterable[_Union[Pack, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class GetPackRequest(_message.Message):
+    __slots__ = ("ref",)
+    REF_FIELD_NUMBER: _ClassVar[int]
+    ref: str
+    def __init__(self, ref: _Optional[str] = ...) -> None: ...
+
+class GetPackResponse(_message.Message):
+    __slots__ = ("pack", "actions")
+    PACK_FIELD_NUMBER: _ClassVar[int]
+    ACTIONS_FIELD_NUMBER: _ClassVar[int]
+    pack: Pack
+    actions: _containers.RepeatedCompositeFieldContainer[Action]
+    def __init__(self, pack: _Optional[_Union[Pack, _Mapping]] = ..., actions: _Optional[_Iterable[_Union[Action, _Mapping]]] = ...) -> None: ...
+
+class DeletePackRequest(_message.Message):
+    __slots__ = ("ref", "force", "request_id")
+    REF_FIELD_NUMBER: _ClassVar[int]
+    FORCE_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    ref: str
+    force: bool
+    request_id: str
+    def __init__(self, ref: _Optional[str] = ..., force: bool = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class DeletePackResponse(_message.Message):
+    __slots__ = ("ref", "deleted_action_refs", "active_executions")
+    REF_FIELD_NUMBER: _ClassVar[int]
+    DELETED_ACTION_REFS_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_EXECUTIONS_FIELD_NUMBER: _ClassVar[int]
+    ref: str
+    deleted_action_refs: _containers.RepeatedScalarFieldContainer[str]
+    active_executions: int
+    def __init__(self, ref: _Optional[str] = ..., deleted_action_refs: _Optional[_Iterable[str]] = ..., active_executions: _Optional[int] = ...) -> None: ...

@@ -67,6 +67,21 @@ class RegistryServiceStub(object):
                 request_serializer=attune_dot_registry_dot_v1_dot_registry__pb2.DeleteActionRequest.SerializeToString,
                 response_deserializer=attune_dot_registry_dot_v1_dot_registry__pb2.DeleteActionResponse.FromString,
                 _registered_method=True)
+        self.ListPacks = channel.unary_unary(
+                '/attune.registry.v1.RegistryService/ListPacks',
+                request_serializer=attune_dot_registry_dot_v1_dot_registry__pb2.ListPacksRequest.SerializeToString,
+                response_deserializer=attune_dot_registry_dot_v1_dot_registry__pb2.ListPacksResponse.FromString,
+                _registered_method=True)
+        self.GetPack = channel.unary_unary(
+                '/attune.registry.v1.RegistryService/GetPack',
+                request_serializer=attune_dot_registry_dot_v1_dot_registry__pb2.GetPackRequest.SerializeToString,
+                response_deserializer=attune_dot_registry_dot_v1_dot_registry__pb2.GetPackResponse.FromString,
+                _registered_method=True)
+        self.DeletePack = channel.unary_unary(
+                '/attune.registry.v1.RegistryService/DeletePack',
+                request_serializer=attune_dot_registry_dot_v1_dot_registry__pb2.DeletePackRequest.SerializeToString,
+                response_deserializer=attune_dot_registry_dot_v1_dot_registry__pb2.DeletePackResponse.FromString,
+                _registered_method=True)
 
 
 class RegistryServiceServicer(object):
@@ -97,8 +112,9 @@ class RegistryServiceServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def UpdateAction(self, request, context):
-        """Updates an action's mutable fields. Its ref (pack and name) is immutable: a change is refused
-        with FAILED_PRECONDITION naming the field, and nothing changes.
+        """Updates an action's mutable fields: those update_mask names, or, without a mask, all of them
+        (the action given replaces the stored one). Its ref (pack and name) is immutable: a change is
+        refused with FAILED_PRECONDITION naming the field, and nothing changes.
         Needs the admin role.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -114,7 +130,7 @@ class RegistryServiceServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def ListActions(self, request, context):
-        """Lists actions, optionally of one pack.
+        """Lists actions ordered by ref, optionally of one pack, a page at a time.
         Needs the viewer role (or operator, or admin).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -123,6 +139,32 @@ class RegistryServiceServicer(object):
 
     def DeleteAction(self, request, context):
         """Deletes an action by ref.
+        Needs the admin role.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPacks(self, request, context):
+        """Lists registered packs ordered by ref, a page at a time.
+        Needs the viewer role (or operator, or admin).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPack(self, request, context):
+        """Gets one pack by ref with its actions; NOT_FOUND when it is not registered.
+        Needs the viewer role (or operator, or admin).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeletePack(self, request, context):
+        """Deletes a pack: its row, every action in it and every stored version of its files (the
+        executions keep their action_ref). Refused with FAILED_PRECONDITION while an execution of
+        one of its actions has not ended, unless `force` (which cancels nothing).
         Needs the admin role.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -161,6 +203,21 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     servicer.DeleteAction,
                     request_deserializer=attune_dot_registry_dot_v1_dot_registry__pb2.DeleteActionRequest.FromString,
                     response_serializer=attune_dot_registry_dot_v1_dot_registry__pb2.DeleteActionResponse.SerializeToString,
+            ),
+            'ListPacks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPacks,
+                    request_deserializer=attune_dot_registry_dot_v1_dot_registry__pb2.ListPacksRequest.FromString,
+                    response_serializer=attune_dot_registry_dot_v1_dot_registry__pb2.ListPacksResponse.SerializeToString,
+            ),
+            'GetPack': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPack,
+                    request_deserializer=attune_dot_registry_dot_v1_dot_registry__pb2.GetPackRequest.FromString,
+                    response_serializer=attune_dot_registry_dot_v1_dot_registry__pb2.GetPackResponse.SerializeToString,
+            ),
+            'DeletePack': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeletePack,
+                    request_deserializer=attune_dot_registry_dot_v1_dot_registry__pb2.DeletePackRequest.FromString,
+                    response_serializer=attune_dot_registry_dot_v1_dot_registry__pb2.DeletePackResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -328,6 +385,87 @@ class RegistryService(object):
             '/attune.registry.v1.RegistryService/DeleteAction',
             attune_dot_registry_dot_v1_dot_registry__pb2.DeleteActionRequest.SerializeToString,
             attune_dot_registry_dot_v1_dot_registry__pb2.DeleteActionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPacks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/attune.registry.v1.RegistryService/ListPacks',
+            attune_dot_registry_dot_v1_dot_registry__pb2.ListPacksRequest.SerializeToString,
+            attune_dot_registry_dot_v1_dot_registry__pb2.ListPacksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPack(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/attune.registry.v1.RegistryService/GetPack',
+            attune_dot_registry_dot_v1_dot_registry__pb2.GetPackRequest.SerializeToString,
+            attune_dot_registry_dot_v1_dot_registry__pb2.GetPackResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeletePack(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/attune.registry.v1.RegistryService/DeletePack',
+            attune_dot_registry_dot_v1_dot_registry__pb2.DeletePackRequest.SerializeToString,
+            attune_dot_registry_dot_v1_dot_registry__pb2.DeletePackResponse.FromString,
             options,
             channel_credentials,
             insecure,

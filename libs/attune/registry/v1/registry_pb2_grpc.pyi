@@ -32,8 +32,9 @@ class RegistryServiceStub:
     Needs the admin role.
     """
     UpdateAction: _aio.UnaryUnaryMultiCallable[_registry_pb2.UpdateActionRequest, _registry_pb2.UpdateActionResponse]
-    """Updates an action's mutable fields. Its ref (pack and name) is immutable: a change is refused
-    with FAILED_PRECONDITION naming the field, and nothing changes.
+    """Updates an action's mutable fields: those update_mask names, or, without a mask, all of them
+    (the action given replaces the stored one). Its ref (pack and name) is immutable: a change is
+    refused with FAILED_PRECONDITION naming the field, and nothing changes.
     Needs the admin role.
     """
     GetAction: _aio.UnaryUnaryMultiCallable[_registry_pb2.GetActionRequest, _registry_pb2.GetActionResponse]
@@ -41,11 +42,25 @@ class RegistryServiceStub:
     Needs the viewer role (or operator, or admin).
     """
     ListActions: _aio.UnaryUnaryMultiCallable[_registry_pb2.ListActionsRequest, _registry_pb2.ListActionsResponse]
-    """Lists actions, optionally of one pack.
+    """Lists actions ordered by ref, optionally of one pack, a page at a time.
     Needs the viewer role (or operator, or admin).
     """
     DeleteAction: _aio.UnaryUnaryMultiCallable[_registry_pb2.DeleteActionRequest, _registry_pb2.DeleteActionResponse]
     """Deletes an action by ref.
+    Needs the admin role.
+    """
+    ListPacks: _aio.UnaryUnaryMultiCallable[_registry_pb2.ListPacksRequest, _registry_pb2.ListPacksResponse]
+    """Lists registered packs ordered by ref, a page at a time.
+    Needs the viewer role (or operator, or admin).
+    """
+    GetPack: _aio.UnaryUnaryMultiCallable[_registry_pb2.GetPackRequest, _registry_pb2.GetPackResponse]
+    """Gets one pack by ref with its actions; NOT_FOUND when it is not registered.
+    Needs the viewer role (or operator, or admin).
+    """
+    DeletePack: _aio.UnaryUnaryMultiCallable[_registry_pb2.DeletePackRequest, _registry_pb2.DeletePackResponse]
+    """Deletes a pack: its row, every action in it and every stored version of its files (the
+    executions keep their action_ref). Refused with FAILED_PRECONDITION while an execution of
+    one of its actions has not ended, unless `force` (which cancels nothing).
     Needs the admin role.
     """
 
@@ -83,8 +98,9 @@ class RegistryServiceServicer:
         request: _registry_pb2.UpdateActionRequest,
         context: _aio.ServicerContext[_registry_pb2.UpdateActionRequest, _abc.Awaitable[_registry_pb2.UpdateActionResponse]],
     ) -> _abc.Awaitable[_registry_pb2.UpdateActionResponse]:
-        """Updates an action's mutable fields. Its ref (pack and name) is immutable: a change is refused
-        with FAILED_PRECONDITION naming the field, and nothing changes.
+        """Updates an action's mutable fields: those update_mask names, or, without a mask, all of them
+        (the action given replaces the stored one). Its ref (pack and name) is immutable: a change is
+        refused with FAILED_PRECONDITION naming the field, and nothing changes.
         Needs the admin role.
         """
 
@@ -102,7 +118,7 @@ class RegistryServiceServicer:
         request: _registry_pb2.ListActionsRequest,
         context: _aio.ServicerContext[_registry_pb2.ListActionsRequest, _abc.Awaitable[_registry_pb2.ListActionsResponse]],
     ) -> _abc.Awaitable[_registry_pb2.ListActionsResponse]:
-        """Lists actions, optionally of one pack.
+        """Lists actions ordered by ref, optionally of one pack, a page at a time.
         Needs the viewer role (or operator, or admin).
         """
 
@@ -112,6 +128,35 @@ class RegistryServiceServicer:
         context: _aio.ServicerContext[_registry_pb2.DeleteActionRequest, _abc.Awaitable[_registry_pb2.DeleteActionResponse]],
     ) -> _abc.Awaitable[_registry_pb2.DeleteActionResponse]:
         """Deletes an action by ref.
+        Needs the admin role.
+        """
+
+    def ListPacks(
+        self,
+        request: _registry_pb2.ListPacksRequest,
+        context: _aio.ServicerContext[_registry_pb2.ListPacksRequest, _abc.Awaitable[_registry_pb2.ListPacksResponse]],
+    ) -> _abc.Awaitable[_registry_pb2.ListPacksResponse]:
+        """Lists registered packs ordered by ref, a page at a time.
+        Needs the viewer role (or operator, or admin).
+        """
+
+    def GetPack(
+        self,
+        request: _registry_pb2.GetPackRequest,
+        context: _aio.ServicerContext[_registry_pb2.GetPackRequest, _abc.Awaitable[_registry_pb2.GetPackResponse]],
+    ) -> _abc.Awaitable[_registry_pb2.GetPackResponse]:
+        """Gets one pack by ref with its actions; NOT_FOUND when it is not registered.
+        Needs the viewer role (or operator, or admin).
+        """
+
+    def DeletePack(
+        self,
+        request: _registry_pb2.DeletePackRequest,
+        context: _aio.ServicerContext[_registry_pb2.DeletePackRequest, _abc.Awaitable[_registry_pb2.DeletePackResponse]],
+    ) -> _abc.Awaitable[_registry_pb2.DeletePackResponse]:
+        """Deletes a pack: its row, every action in it and every stored version of its files (the
+        executions keep their action_ref). Refused with FAILED_PRECONDITION while an execution of
+        one of its actions has not ended, unless `force` (which cancels nothing).
         Needs the admin role.
         """
 

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from attune.common.v1 import common_pb2 as attune_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&attune/internal/worker/v1/worker.proto\x12\x19\x61ttune.internal.worker.v1\x1a\x1d\x61ttune/common/v1/common.proto\"g\n\x05Hello\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x10\n\x08hostname\x18\x02 \x01(\t\x12\x10\n\x08runtimes\x18\x03 \x03(\t\x12\x10\n\x08\x63\x61pacity\x18\x04 \x01(\x05\x12\x15\n\rexecution_ids\x18\x05 \x03(\t\"\x0b\n\tHeartbeat\"<\n\x10StartedExecution\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x12\n\nstarted_at\x18\x02 \x01(\x01\"J\n\x07Started\x12?\n\nexecutions\x18\x01 \x03(\x0b\x32+.attune.internal.worker.v1.StartedExecution\"!\n\x08Released\x12\x15\n\rexecution_ids\x18\x01 \x03(\t\"\xf6\x01\n\x0e\x43onnectRequest\x12\x31\n\x05hello\x18\x01 \x01(\x0b\x32 .attune.internal.worker.v1.HelloH\x00\x12\x39\n\theartbeat\x18\x02 \x01(\x0b\x32$.attune.internal.worker.v1.HeartbeatH\x00\x12\x35\n\x07started\x18\x03 \x01(\x0b\x32\".attune.internal.worker.v1.StartedH\x00\x12\x37\n\x08released\x18\x04 \x01(\x0b\x32#.attune.internal.worker.v1.ReleasedH\x00\x42\x06\n\x04kind\"\xbb\x02\n\nAssignment\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x12\n\naction_ref\x18\x02 \x01(\t\x12\x0f\n\x07runtime\x18\x03 \x01(\t\x12\x13\n\x0b\x65ntry_point\x18\x04 \x01(\t\x12\x10\n\x08pack_ref\x18\x05 \x01(\t\x12\x13\n\x0bpack_digest\x18\x06 \x01(\t\x12\x17\n\x0fparameters_json\x18\x07 \x01(\x0c\x12\x14\n\x0csecret_names\x18\x08 \x03(\t\x12\x17\n\x0ftimeout_seconds\x18\t \x01(\x01\x12-\n\x05trace\x18\n \x01(\x0b\x32\x1e.attune.common.v1.TraceContext\x12\x11\n\tparent_id\x18\x0b \x01(\t\x12,\n\x04link\x18\x0c \x01(\x0b\x32\x1e.attune.common.v1.WorkflowLink\"I\n\x0b\x41ssignments\x12:\n\x0b\x61ssignments\x18\x01 \x03(\x0b\x32%.attune.internal.worker.v1.Assignment\"&\n\rCancellations\x12\x15\n\rexecution_ids\x18\x01 \x03(\t\"\x1f\n\x07Welcome\x12\x14\n\x0cscheduler_id\x18\x01 \x01(\t\"\xd2\x01\n\x0f\x43onnectResponse\x12\x35\n\x07welcome\x18\x01 \x01(\x0b\x32\".attune.internal.worker.v1.WelcomeH\x00\x12=\n\x0b\x61ssignments\x18\x02 \x01(\x0b\x32&.attune.internal.worker.v1.AssignmentsH\x00\x12\x41\n\rcancellations\x18\x03 \x01(\x0b\x32(.attune.internal.worker.v1.CancellationsH\x00\x42\x06\n\x04kind2u\n\rWorkerService\x12\x64\n\x07\x43onnect\x12).attune.internal.worker.v1.ConnectRequest\x1a*.attune.internal.worker.v1.ConnectResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&attune/internal/worker/v1/worker.proto\x12\x19\x61ttune.internal.worker.v1\x1a\x1d\x61ttune/common/v1/common.proto\"g\n\x05Hello\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x10\n\x08hostname\x18\x02 \x01(\t\x12\x10\n\x08runtimes\x18\x03 \x03(\t\x12\x10\n\x08\x63\x61pacity\x18\x04 \x01(\x05\x12\x15\n\rexecution_ids\x18\x05 \x03(\t\"\x0b\n\tHeartbeat\"<\n\x10StartedExecution\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x12\n\nstarted_at\x18\x02 \x01(\x01\"J\n\x07Started\x12?\n\nexecutions\x18\x01 \x03(\x0b\x32+.attune.internal.worker.v1.StartedExecution\"!\n\x08Released\x12\x15\n\rexecution_ids\x18\x01 \x03(\t\"_\n\x08LogChunk\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x03\x12\x0e\n\x06stream\x18\x03 \x01(\t\x12\x12\n\nwritten_at\x18\x04 \x01(\x01\x12\x0c\n\x04\x64\x61ta\x18\x05 \x01(\x0c\";\n\x04Logs\x12\x33\n\x06\x63hunks\x18\x01 \x03(\x0b\x32#.attune.internal.worker.v1.LogChunk\"\t\n\x07Leaving\"\xde\x02\n\x0e\x43onnectRequest\x12\x31\n\x05hello\x18\x01 \x01(\x0b\x32 .attune.internal.worker.v1.HelloH\x00\x12\x39\n\theartbeat\x18\x02 \x01(\x0b\x32$.attune.internal.worker.v1.HeartbeatH\x00\x12\x35\n\x07started\x18\x03 \x01(\x0b\x32\".attune.internal.worker.v1.StartedH\x00\x12\x37\n\x08released\x18\x04 \x01(\x0b\x32#.attune.internal.worker.v1.ReleasedH\x00\x12/\n\x04logs\x18\x05 \x01(\x0b\x32\x1f.attune.internal.worker.v1.LogsH\x00\x12\x35\n\x07leaving\x18\x06 \x01(\x0b\x32\".attune.internal.worker.v1.LeavingH\x00\x42\x06\n\x04kind\"\xbb\x02\n\nAssignment\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x12\n\naction_ref\x18\x02 \x01(\t\x12\x0f\n\x07runtime\x18\x03 \x01(\t\x12\x13\n\x0b\x65ntry_point\x18\x04 \x01(\t\x12\x10\n\x08pack_ref\x18\x05 \x01(\t\x12\x13\n\x0bpack_digest\x18\x06 \x01(\t\x12\x17\n\x0fparameters_json\x18\x07 \x01(\x0c\x12\x14\n\x0csecret_names\x18\x08 \x03(\t\x12\x17\n\x0ftimeout_seconds\x18\t \x01(\x01\x12-\n\x05trace\x18\n \x01(\x0b\x32\x1e.attune.common.v1.TraceContext\x12\x11\n\tparent_id\x18\x0b \x01(\t\x12,\n\x04link\x18\x0c \x01(\x0b\x32\x1e.attune.common.v1.WorkflowLink\"I\n\x0b\x41ssignments\x12:\n\x0b\x61ssignments\x18\x01 \x03(\x0b\x32%.attune.internal.worker.v1.Assignment\"&\n\rCancellations\x12\x15\n\rexecution_ids\x18\x01 \x03(\t\"\x1f\n\x07Welcome\x12\x14\n\x0cscheduler_id\x18\x01 \x01(\t\"+\n\x06LogAck\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x03\":\n\x07LogAcks\x12/\n\x04\x61\x63ks\x18\x01 \x03(\x0b\x32!.attune.internal.worker.v1.LogAck\"\x8a\x02\n\x0f\x43onnectResponse\x12\x35\n\x07welcome\x18\x01 \x01(\x0b\x32\".attune.internal.worker.v1.WelcomeH\x00\x12=\n\x0b\x61ssignments\x18\x02 \x01(\x0b\x32&.attune.internal.worker.v1.AssignmentsH\x00\x12\x41\n\rcancellations\x18\x03 \x01(\x0b\x32(.attune.internal.worker.v1.CancellationsH\x00\x12\x36\n\x08log_acks\x18\x04 \x01(\x0b\x32\".attune.internal.worker.v1.LogAcksH\x00\x42\x06\n\x04kind2u\n\rWorkerService\x12\x64\n\x07\x43onnect\x12).attune.internal.worker.v1.ConnectRequest\x1a*.attune.internal.worker.v1.ConnectResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,18 +42,28 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STARTED']._serialized_end=354
   _globals['_RELEASED']._serialized_start=356
   _globals['_RELEASED']._serialized_end=389
-  _globals['_CONNECTREQUEST']._serialized_start=392
-  _globals['_CONNECTREQUEST']._serialized_end=638
-  _globals['_ASSIGNMENT']._serialized_start=641
-  _globals['_ASSIGNMENT']._serialized_end=956
-  _globals['_ASSIGNMENTS']._serialized_start=958
-  _globals['_ASSIGNMENTS']._serialized_end=1031
-  _globals['_CANCELLATIONS']._serialized_start=1033
-  _globals['_CANCELLATIONS']._serialized_end=1071
-  _globals['_WELCOME']._serialized_start=1073
-  _globals['_WELCOME']._serialized_end=1104
-  _globals['_CONNECTRESPONSE']._serialized_start=1107
-  _globals['_CONNECTRESPONSE']._serialized_end=1317
-  _globals['_WORKERSERVICE']._serialized_start=1319
-  _globals['_WORKERSERVICE']._serialized_end=1436
+  _globals['_LOGCHUNK']._serialized_start=391
+  _globals['_LOGCHUNK']._serialized_end=486
+  _globals['_LOGS']._serialized_start=488
+  _globals['_LOGS']._serialized_end=547
+  _globals['_LEAVING']._serialized_start=549
+  _globals['_LEAVING']._serialized_end=558
+  _globals['_CONNECTREQUEST']._serialized_start=561
+  _globals['_CONNECTREQUEST']._serialized_end=911
+  _globals['_ASSIGNMENT']._serialized_start=914
+  _globals['_ASSIGNMENT']._serialized_end=1229
+  _globals['_ASSIGNMENTS']._serialized_start=1231
+  _globals['_ASSIGNMENTS']._serialized_end=1304
+  _globals['_CANCELLATIONS']._serialized_start=1306
+  _globals['_CANCELLATIONS']._serialized_end=1344
+  _globals['_WELCOME']._serialized_start=1346
+  _globals['_WELCOME']._serialized_end=1377
+  _globals['_LOGACK']._serialized_start=1379
+  _globals['_LOGACK']._serialized_end=1422
+  _globals['_LOGACKS']._serialized_start=1424
+  _globals['_LOGACKS']._serialized_end=1482
+  _globals['_CONNECTRESPONSE']._serialized_start=1485
+  _globals['_CONNECTRESPONSE']._serialized_end=1751
+  _globals['_WORKERSERVICE']._serialized_start=1753
+  _globals['_WORKERSERVICE']._serialized_end=1870
 # @@protoc_insertion_point(module_scope)

@@ -45,17 +45,45 @@ class Released(_message.Message):
     execution_ids: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, execution_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
+class LogChunk(_message.Message):
+    __slots__ = ("execution_id", "seq", "stream", "written_at", "data")
+    EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    STREAM_FIELD_NUMBER: _ClassVar[int]
+    WRITTEN_AT_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    execution_id: str
+    seq: int
+    stream: str
+    written_at: float
+    data: bytes
+    def __init__(self, execution_id: _Optional[str] = ..., seq: _Optional[int] = ..., stream: _Optional[str] = ..., written_at: _Optional[float] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class Logs(_message.Message):
+    __slots__ = ("chunks",)
+    CHUNKS_FIELD_NUMBER: _ClassVar[int]
+    chunks: _containers.RepeatedCompositeFieldContainer[LogChunk]
+    def __init__(self, chunks: _Optional[_Iterable[_Union[LogChunk, _Mapping]]] = ...) -> None: ...
+
+class Leaving(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
 class ConnectRequest(_message.Message):
-    __slots__ = ("hello", "heartbeat", "started", "released")
+    __slots__ = ("hello", "heartbeat", "started", "released", "logs", "leaving")
     HELLO_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     STARTED_FIELD_NUMBER: _ClassVar[int]
     RELEASED_FIELD_NUMBER: _ClassVar[int]
+    LOGS_FIELD_NUMBER: _ClassVar[int]
+    LEAVING_FIELD_NUMBER: _ClassVar[int]
     hello: Hello
     heartbeat: Heartbeat
     started: Started
     released: Released
-    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., started: _Optional[_Union[Started, _Mapping]] = ..., released: _Optional[_Union[Released, _Mapping]] = ...) -> None: ...
+    logs: Logs
+    leaving: Leaving
+    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., started: _Optional[_Union[Started, _Mapping]] = ..., released: _Optional[_Union[Released, _Mapping]] = ..., logs: _Optional[_Union[Logs, _Mapping]] = ..., leaving: _Optional[_Union[Leaving, _Mapping]] = ...) -> None: ...
 
 class Assignment(_message.Message):
     __slots__ = ("execution_id", "action_ref", "runtime", "entry_point", "pack_ref", "pack_digest", "parameters_json", "secret_names", "timeout_seconds", "trace", "parent_id", "link")
@@ -103,12 +131,28 @@ class Welcome(_message.Message):
     scheduler_id: str
     def __init__(self, scheduler_id: _Optional[str] = ...) -> None: ...
 
+class LogAck(_message.Message):
+    __slots__ = ("execution_id", "seq")
+    EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    execution_id: str
+    seq: int
+    def __init__(self, execution_id: _Optional[str] = ..., seq: _Optional[int] = ...) -> None: ...
+
+class LogAcks(_message.Message):
+    __slots__ = ("acks",)
+    ACKS_FIELD_NUMBER: _ClassVar[int]
+    acks: _containers.RepeatedCompositeFieldContainer[LogAck]
+    def __init__(self, acks: _Optional[_Iterable[_Union[LogAck, _Mapping]]] = ...) -> None: ...
+
 class ConnectResponse(_message.Message):
-    __slots__ = ("welcome", "assignments", "cancellations")
+    __slots__ = ("welcome", "assignments", "cancellations", "log_acks")
     WELCOME_FIELD_NUMBER: _ClassVar[int]
     ASSIGNMENTS_FIELD_NUMBER: _ClassVar[int]
     CANCELLATIONS_FIELD_NUMBER: _ClassVar[int]
+    LOG_ACKS_FIELD_NUMBER: _ClassVar[int]
     welcome: Welcome
     assignments: Assignments
     cancellations: Cancellations
-    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., assignments: _Optional[_Union[Assignments, _Mapping]] = ..., cancellations: _Optional[_Union[Cancellations, _Mapping]] = ...) -> None: ...
+    log_acks: LogAcks
+    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., assignments: _Optional[_Union[Assignments, _Mapping]] = ..., cancellations: _Optional[_Union[Cancellations, _Mapping]] = ..., log_acks: _Optional[_Union[LogAcks, _Mapping]] = ...) -> None: ...

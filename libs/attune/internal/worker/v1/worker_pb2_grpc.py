@@ -50,9 +50,9 @@ class WorkerServiceServicer(object):
 
     def Connect(self, request_iterator, context):
         """Called only by the worker (identity spiffe://attune/worker). A worker's session: the first
-        message is a Hello advertising its id, runtimes and capacity; then heartbeats, start notices
-        and slot releases flow up while assignments and cancellations flow down. Every message
-        carries batches.
+        message is a Hello advertising its id, runtimes and capacity; then heartbeats, start notices,
+        slot releases and log chunks flow up while assignments, cancellations and log acks flow
+        down. Every message carries batches.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

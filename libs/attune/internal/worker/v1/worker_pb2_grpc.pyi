@@ -19,9 +19,9 @@ class WorkerServiceStub:
     def __init__(self, channel: _aio.Channel) -> None: ...
     Connect: _aio.StreamStreamMultiCallable[_worker_pb2.ConnectRequest, _worker_pb2.ConnectResponse]
     """Called only by the worker (identity spiffe://attune/worker). A worker's session: the first
-    message is a Hello advertising its id, runtimes and capacity; then heartbeats, start notices
-    and slot releases flow up while assignments and cancellations flow down. Every message
-    carries batches.
+    message is a Hello advertising its id, runtimes and capacity; then heartbeats, start notices,
+    slot releases and log chunks flow up while assignments, cancellations and log acks flow
+    down. Every message carries batches.
     """
 
 class WorkerServiceServicer:
@@ -35,9 +35,9 @@ class WorkerServiceServicer:
         context: _aio.ServicerContext[_abc.AsyncIterator[_worker_pb2.ConnectRequest], _abc.AsyncIterator[_worker_pb2.ConnectResponse]],
     ) -> _abc.AsyncIterator[_worker_pb2.ConnectResponse]:
         """Called only by the worker (identity spiffe://attune/worker). A worker's session: the first
-        message is a Hello advertising its id, runtimes and capacity; then heartbeats, start notices
-        and slot releases flow up while assignments and cancellations flow down. Every message
-        carries batches.
+        message is a Hello advertising its id, runtimes and capacity; then heartbeats, start notices,
+        slot releases and log chunks flow up while assignments, cancellations and log acks flow
+        down. Every message carries batches.
         """
 
 def add_WorkerServiceServicer_to_server(servicer: WorkerServiceServicer, server: _aio.Server) -> None: ...
