@@ -88,6 +88,40 @@ async def test_a_workflow_lists_its_children_with_their_task(ready_cluster: Clus
     assert all(re.match(r"\[ *\d+\.\d\ds\] ", line) for line in lines), outcome.stderr
 
 
+async def test_named_item_variables_deploy_each_command_to_its_host(ready_cluster: Cluster) -> None:
+    hosts, commands = '["web1", "web2", "db1"]', '["restart nginx", "reload", "vacuum"]'
+    outcome = await attune(
+        "run",
+        "examples.deploy",
+        "-p",
+        f"hosts={hosts}",
+        "-p",
+        f"commands={commands}",
+        "--wait",
+        "--output",
+        "json",
+        env=env_of(ready_cluster),
+    )
+    assert outcome.code == 0, outcome.stderr
+    doc = outcome.json()
+    deployed = ["#0 web1: restart nginx", "#1 web2: reload", "#2 db1: vacuum"]
+    assert (doc["state"], doc["result"]) == ("succeeded", {"succeeded": True, "deployed": deployed})
+    assert {child["task"] for child in doc["children"]} == {"deploy"}
+    assert sorted(child["result"]["stdout"].strip() for child in doc["children"]) == deployed
+
+
+async def test_a_handler_then_do_fail_exits_1_with_the_output_map(ready_cluster: Cluster) -> None:
+    outcome = await attune(
+        "run", "examples.fail_after_handler", "--wait", "--output", "json", env=env_of(ready_cluster)
+    )
+    assert outcome.code == 1, outcome.stderr
+    doc = outcome.json()
+    error = 'task "log" requested fail (transition next[0])'
+    assert (doc["state"], doc["error"]) == ("failed", error)
+    assert doc["result"] == {"succeeded": False, "error": error, "reason": "exit code 3: table locked"}
+    assert [child["task"] for child in doc["children"]] == ["migrate", "log"]
+
+
 async def test_a_bad_parameter_type_is_one_readable_line(ready_cluster: Cluster) -> None:
     outcome = await attune(
         "run", "examples.flaky", "-p", "succeed_on_attempt=many", "--wait", env=env_of(ready_cluster)

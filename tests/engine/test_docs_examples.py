@@ -35,6 +35,7 @@ SECTIONS = (
     "Functions",
     "Results",
     "Failure handling",
+    "Engine commands",
     "Cancellation",
     "Nesting",
     "Semantic rules",

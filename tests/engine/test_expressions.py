@@ -72,3 +72,32 @@ def test_syntax_errors_at_compile_time() -> None:
 
 def test_whitespace_control_still_native() -> None:
     assert render("{{- [1] -}}", ctx()) == [1]
+
+
+def test_zip_pairs_lists_up_to_the_shortest() -> None:
+    c = ctx(p={"hosts": ["a", "b", "c"], "ports": [1, 2], "none": []})
+    assert render("{{ zip(p.hosts, p.ports) }}", c) == [["a", 1], ["b", 2]]
+    assert render("{{ zip(p.hosts, p.hosts | map('upper'), range(3)) }}", c) == [
+        ["a", "A", 0],
+        ["b", "B", 1],
+        ["c", "C", 2],
+    ]
+    assert render("{{ zip(p.hosts) }}", c) == [["a"], ["b"], ["c"]]
+    assert render("{{ zip(p.hosts, p.none) }}", c) == []
+    assert render("{{ zip() }}", c) == []
+    assert render("{% for h, n in zip(p.hosts, p.ports) %}{{ h }}{{ n }} {% endfor %}", c) == "a1 b2 "
+
+
+@pytest.mark.parametrize(
+    ("template", "error"),
+    [
+        ("{{ zip(p.hosts, 'ab') }}", "zip() takes lists, but its argument 2 is a string"),
+        ("{{ zip({'a': 1}) }}", "zip() takes lists, but its argument 1 is an object"),
+        ("{{ zip(p.hosts, p.missing) }}", "'dict object' has no attribute 'missing'"),
+        ("{{ zip }}", "'zip' is a function, not data: call it, as zip()"),
+    ],
+)
+def test_zip_refuses_what_is_not_a_list(template: str, error: str) -> None:
+    with pytest.raises(ExpressionError) as caught:
+        render(template, ctx(p={"hosts": ["a"]}))
+    assert str(caught.value) == f"expression {template!r}: {error}"

@@ -57,6 +57,8 @@ REFUSED = {
     "{{ 10 ** 5000 }}": f"raising to the power 5,000 would give a number of about 4,516 digits, {DIGITS}",
     "{{ (10 ** 3000) * (10 ** 3000) }}": f"multiplying with * would give a number of about 6,001 digits, {DIGITS}",
     "{{ range(10**9) }}": "range() of 1,000,000,000 numbers is over the limit of 100,000 (ATTUNE_TEMPLATE_MAX_STEPS)",
+    "{{ zip(['x' * 3000000], ['y' * 3000000]) }}": f"zip() would build 6,000,012 bytes, {BYTES}",
+    "{% for i in range(2) %}{{ zip(range(100000), range(100000)) | length }}{% endfor %}": STEPS,
     "{% for i in range(10**5) %}{% for j in range(10**5) %}{% endfor %}{% endfor %}": STEPS,
     "{{ [] | slice(10**9) | list }}": STEPS,
 }
@@ -99,6 +101,7 @@ def test_a_macro_calling_itself_twice_runs_out_of_steps() -> None:
         ("{{ {'a': [1, 2]} | tojson(2) }}", '{\n  "a": [\n    1,\n    2\n  ]\n}'),
         ("{{ range(5) | batch(2, 0) | list }}", [[0, 1], [2, 3], [4, 0]]),
         ("{{ dict(a=1, b=[2]) }}", {"a": 1, "b": [2]}),
+        ("{{ zip(range(100000), range(100000)) | length }}", 100000),
         ("{% set x %}{% for i in range(3) %}{{ i }}{% endfor %}{% endset %}{{ x }}", "012"),
     ],
 )

@@ -44,6 +44,23 @@ async def test_failure_branch_with_a_handler(cluster: Cluster, fail: bool, tasks
     assert tasks_of(children) == tasks
 
 
+async def test_fail_after_a_handler(cluster: Cluster) -> None:
+    # `migrate` fails, `log` records why, then the engine command `fail` ends the workflow failed,
+    # its output_map kept over what the handler published
+    reply = await cluster.run("examples.fail_after_handler", timeout=60)
+    error = 'task "log" requested fail (transition next[0])'
+    assert execution_state_from_proto(reply.execution.state) == "failed"
+    assert reply.execution.error == error
+    assert dict_from_struct(reply.execution.result) == {
+        "succeeded": False,
+        "error": error,
+        "reason": "exit code 3: table locked",
+    }
+    assert tasks_of(list(reply.children)) == ["migrate", "log"]
+    log = next(c for c in reply.children if c.link.task_name == "log")
+    assert "migrate failed (exit code 3: table locked)" in dict_from_struct(log.result)["stdout"]
+
+
 async def test_parallel_branches_joined_once(cluster: Cluster) -> None:
     state, result, children = await run(cluster, "examples.parallel_join")
     assert (state, result) == ("succeeded", {"succeeded": True, "combined": "alpha + beta + gamma"})

@@ -11,9 +11,11 @@ EXAMPLE_WORKFLOWS = {
     "examples.single_echo",
     "examples.sequence",
     "examples.failure_handler",
+    "examples.fail_after_handler",
     "examples.parallel_join",
     "examples.countdown",
     "examples.with_items",
+    "examples.deploy",
     "examples.retry",
     "examples.nested",
 }

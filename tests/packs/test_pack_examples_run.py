@@ -136,6 +136,22 @@ def test_failure_handler(runner: ExampleRunner, fail: bool, tasks: list[str], ou
     assert runner.started["examples.failure_handler"] == tasks
 
 
+def test_fail_after_handler(runner: ExampleRunner) -> None:
+    assert runner.run("examples.fail_after_handler") == (
+        "failed",
+        {
+            "succeeded": False,
+            "error": 'task "log" requested fail (transition next[0])',
+            "reason": "exit code 3: table locked",
+        },
+    )
+    assert runner.started["examples.fail_after_handler"] == ["migrate", "log"]
+    assert runner.run("examples.fail_after_handler", {"fail": False}) == (
+        "succeeded",
+        {"succeeded": True, "reason": "none"},
+    )
+
+
 def test_parallel_join_runs_the_join_once(runner: ExampleRunner) -> None:
     assert runner.run("examples.parallel_join") == (
         "succeeded",
@@ -158,6 +174,11 @@ def test_with_items_greets_in_item_order(runner: ExampleRunner) -> None:
         "succeeded",
         {"succeeded": True, "greetings": ["#0: hello, ada", "#1: hello, grace", "#2: hello, ken"]},
     )
+
+
+def test_deploy_pairs_hosts_with_commands_by_name(runner: ExampleRunner) -> None:
+    status, result = runner.run("examples.deploy", {"hosts": ["web1", "db1", "spare"], "commands": ["up", "vacuum"]})
+    assert (status, result) == ("succeeded", {"succeeded": True, "deployed": ["#0 web1: up", "#1 db1: vacuum"]})
 
 
 def test_retry_until_the_flaky_task_succeeds(runner: ExampleRunner) -> None:

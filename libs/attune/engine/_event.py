@@ -34,6 +34,8 @@ class EndedRun(NamedTuple):
     result: Any
     attempts: int = 1
     reason: str | None = None
+    #: The last attempt's input, kept for ``do: retry`` (None when no transition can retry).
+    input: dict[str, Any] | None = None
 
 
 def clipped(text: str, limit: int = MAX_REASON) -> str:
@@ -60,7 +62,14 @@ class Event:
         self.commands.append(command)
 
     def run_ended(
-        self, task: TaskSpec, run: int, state: str, result: Any, attempts: int = 1, reason: str | None = None
+        self,
+        task: TaskSpec,
+        run: int,
+        state: str,
+        result: Any,
+        attempts: int = 1,
+        reason: str | None = None,
+        input: dict[str, Any] | None = None,
     ) -> None:
         """Queue a run that ended; the machine fires its transitions once the current one is done.
 
@@ -69,7 +78,7 @@ class Event:
         the stack. The queue keeps the depth constant, and lets every transition of one ended run
         (its publishes included) apply before anything it started is evaluated.
         """
-        self.ended.append(EndedRun(task, run, state, result, attempts, reason))
+        self.ended.append(EndedRun(task, run, state, result, attempts, reason, input))
 
     def fail(self, message: str) -> None:
         """Record an error; the first one stops all scheduling (docs/workflows.md, Semantic rules 3, 7, 11).

@@ -3,20 +3,29 @@
 A filter that builds from its arguments (``center(width)``, ``indent``, ``wordwrap``, ``replace``,
 ``join``, ``format``, ``batch`` and ``slice`` with a filler, ``tojson(indent)``, ``urlize``) is
 checked before it runs, from the sizes of what it is given; every filter that may give more than
-it is given is checked after, on what it built. ``range``, ``lipsum`` and ``dict`` likewise.
+it is given is checked after, on what it built. ``range``, ``lipsum``, ``dict`` and ``zip`` likewise.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from jinja2.runtime import Context
+from jinja2.runtime import Context, Undefined
 from jinja2.utils import _PassArg, generate_lorem_ipsum, pass_context
 
 from ._bounds import Budget
+from ._data import kind_of
+from .errors import ExpressionError
 
-__all__ = ["PASS_THROUGH_FILTERS", "guard_filter", "guarded_dict", "guarded_lipsum", "guarded_range"]
+__all__ = [
+    "PASS_THROUGH_FILTERS",
+    "guard_filter",
+    "guarded_dict",
+    "guarded_lipsum",
+    "guarded_range",
+    "guarded_zip",
+]
 
 #: Filters that never give more than they are given (or give it lazily, item by item): not guarded.
 PASS_THROUGH_FILTERS = frozenset(
@@ -248,3 +257,24 @@ def guarded_lipsum(context: Context, n: Any = 5, html: Any = True, min: Any = 20
 def guarded_dict(context: Context, *args: Any, **kwargs: Any) -> dict[Any, Any]:
     """``dict(…)``, measured like any mapping a template builds."""
     return _budget(context).built(dict(*args, **kwargs), "dict()")  # type: ignore[no-any-return]
+
+
+def guarded_zip(context: Context, *lists: Any) -> list[list[Any]]:
+    """``zip(a, b, …)``: ``[[a[0], b[0], …], [a[1], b[1], …], …]``, as long as the shortest list.
+
+    Takes lists (and the lazy sequences filters give); its rows count as built, like any list."""
+    budget = _budget(context)
+    columns = []
+    for position, value in enumerate(lists, 1):
+        if isinstance(value, Undefined):
+            value._fail_with_undefined_error()
+        if isinstance(value, Iterator):  # map, select, reverse…: as long as what they read
+            value = list(value)
+        if not isinstance(value, (list, tuple)):
+            raise ExpressionError(f"zip() takes lists, but its argument {position} is {kind_of(value)}")
+        columns.append(value)
+    count = min((len(column) for column in columns), default=0)
+    budget.step(count)
+    budget.expect(sum(budget.size(column) for column in columns) + 4 * count, "zip()")
+    budget.spend(count * (len(columns) + 1))
+    return [list(row) for row in zip(*columns, strict=False)]

@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from ._problems import Problems, is_seconds, where
-from .spec import Publish, RetrySpec, TaskSpec, TransitionSpec
+from .spec import ENGINE_COMMANDS, Publish, RetrySpec, TaskSpec, TransitionSpec
 
 TASK_FIELDS = frozenset(
     {
@@ -41,6 +41,9 @@ _RETRY_FIELDS = frozenset({"count", "delay", "backoff", "max_delay", "when"})
 _BACKOFFS = ("constant", "linear", "exponential")
 TASK_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
 _ACTION_REF = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*(\.[A-Za-z0-9_][A-Za-z0-9_-]*)+$")
+#: ``host, command in `` before the ``{{`` of a named with_items (the names are checked one by one).
+_NAMED_ITEMS = re.compile(r"\s*(.*?)\s+in\s*", re.DOTALL)
+_ITEM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def parse_targets(value: Any, p: Problems, task: str, field: str) -> tuple[str, ...]:
@@ -56,7 +59,22 @@ def parse_targets(value: Any, p: Problems, task: str, field: str) -> tuple[str, 
         return ()
     if any(not n for n in names):
         p.add(where(task, field), f"has an empty task name in {value!r}")
-    return tuple(n for n in names if n)
+    names = [n for n in names if n]
+    _check_commands(names, p, task, field)
+    return tuple(names)
+
+
+def _check_commands(names: list[str], p: Problems, task: str, field: str) -> None:
+    """Engine commands: at most one per ``do``, after its task names; ``noop`` stands alone."""
+    commands = [n for n in names if n in ENGINE_COMMANDS]
+    if not commands:
+        return
+    if len(commands) > 1:
+        p.add(where(task, field), f"names more than one engine command ({', '.join(commands)}); use one")
+    elif names[-1] != commands[0]:
+        p.add(where(task, field), f"engine command `{commands[0]}` must come after the task names")
+    elif commands[0] == "noop" and len(names) > 1:
+        p.add(where(task, field), "`noop` starts nothing, so it cannot be listed with task names")
 
 
 def parse_publish(value: Any, p: Problems, task: str | None, field: str) -> Publish:
@@ -219,6 +237,57 @@ def _parse_retry(raw: Any, p: Problems, task: str) -> RetrySpec | None:
     )
 
 
+def _parse_with_items(value: Any, p: Problems, task: str) -> tuple[str | list[Any] | None, tuple[str, ...]]:
+    """``with_items``: an expression, a literal list, or the named form ``a, b in {{ … }}``.
+
+    Gives the items (the expression after ``in`` for the named form) and the item names.
+    """
+    if value is None:
+        return None, ()
+    if isinstance(value, list):
+        p.templates(value, task, "with_items")
+        return value, ()
+    if not isinstance(value, str):
+        p.add(where(task, "with_items"), f"must be an expression or a list, got {value!r}")
+        return None, ()
+    head, brace, rest = value.partition("{{")
+    if not brace or not head.strip() or "{%" in head or "{#" in head:  # the plain form, or no {{ }}
+        p.expression(value, task, "with_items")
+        return value, ()
+    found = _NAMED_ITEMS.fullmatch(head)
+    if found is None:
+        p.add(
+            where(task, "with_items"),
+            f"must be an expression, a list or `name[, name…] in {{{{ expression }}}}`, got {value!r}",
+        )
+        return None, ()
+    names = _item_names(found.group(1), p, task)
+    expression = brace + rest
+    p.expression(expression, task, "with_items")
+    return expression, names
+
+
+def _item_names(text: str, p: Problems, task: str) -> tuple[str, ...]:
+    """The names before ``in``: identifiers, distinct, not ``index``."""
+    names: list[str] = []
+    for raw in text.split(","):
+        name = raw.strip()
+        if not name:
+            p.add(where(task, "with_items"), f"has an empty item name in {text.strip()!r}")
+        elif not _ITEM_NAME.match(name):
+            p.add(
+                where(task, "with_items"),
+                f"item name {name!r} is not a name (letters, digits and _, not starting with a digit)",
+            )
+        elif name == "index":
+            p.add(where(task, "with_items"), "item name 'index' is taken: `index` is the item's position")
+        elif name in names:
+            p.add(where(task, "with_items"), f"item name {name!r} is given twice")
+        else:
+            names.append(name)
+    return tuple(names)
+
+
 def parse_task(raw: Any, p: Problems, label: str) -> TaskSpec | None:
     """Validate one task map; ``label`` names it in errors until its name is known."""
     if not isinstance(raw, dict):
@@ -227,6 +296,12 @@ def parse_task(raw: Any, p: Problems, label: str) -> TaskSpec | None:
     name = raw.get("name")
     if not isinstance(name, str) or not TASK_NAME.match(name):
         p.add(f"field {label}.name", f"task name must match {TASK_NAME.pattern}, got {name!r}")
+        return None
+    if name in ENGINE_COMMANDS:
+        p.add(
+            where(name, "name"),
+            f'"{name}" is an engine command ({", ".join(sorted(ENGINE_COMMANDS))}) and cannot name a task',
+        )
         return None
     for key in raw:
         if key not in TASK_FIELDS:
@@ -250,15 +325,7 @@ def parse_task(raw: Any, p: Problems, label: str) -> TaskSpec | None:
     if join is not None and join != "all" and (not isinstance(join, int) or isinstance(join, bool) or join < 1):
         p.add(where(name, "join"), f"must be 'all' or an integer >= 1, got {join!r}")
         join = None
-    with_items = raw.get("with_items")
-    if with_items is not None:
-        if isinstance(with_items, str):
-            p.expression(with_items, name, "with_items")
-        elif isinstance(with_items, list):
-            p.templates(with_items, name, "with_items")
-        else:
-            p.add(where(name, "with_items"), f"must be an expression or a list, got {with_items!r}")
-            with_items = None
+    with_items, item_names = _parse_with_items(raw.get("with_items"), p, name)
     concurrency = raw.get("concurrency")
     if concurrency is not None:
         if "with_items" not in raw:
@@ -275,6 +342,7 @@ def parse_task(raw: Any, p: Problems, label: str) -> TaskSpec | None:
         next=tuple(nxt),
         join=join,
         with_items=with_items,
+        item_names=item_names,
         concurrency=concurrency,
         retry=_parse_retry(raw.get("retry"), p, name),
         timeout=_duration(raw, "timeout", p, name, positive=True),

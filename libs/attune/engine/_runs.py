@@ -6,13 +6,13 @@ from dataclasses import replace
 from typing import Any
 
 from ._data import kind_of
-from ._event import MAX_REASON, Event, clipped
+from ._event import MAX_REASON, EndedRun, Event, clipped
 from ._states import ABANDONED, CANCELLED, FAILED, SUCCEEDED, TIMEOUT
 from .commands import SetTimer, StartTask, TaskEnded, TaskRunKey
 from .context import NO_ITEM, base_context, run_context
 from .errors import ExpressionError
 from .expressions import NestedExpressionError, render
-from .spec import TaskSpec
+from .spec import COMMAND_RETRIES, TaskSpec
 
 RETRYABLE_STATES = frozenset({FAILED, TIMEOUT, ABANDONED})
 
@@ -93,6 +93,10 @@ def begin_run(ev: Event, task: TaskSpec, run: int) -> None:
     if not isinstance(items, list):
         ev.fail(f'task "{task.name}", field with_items: must give a list, got {kind_of(items)}')
         return
+    if task.item_names:
+        items = _bind_item_names(ev, task, items)
+        if items is None:
+            return
     concurrency = len(items)
     if task.concurrency is not None:
         try:
@@ -112,6 +116,29 @@ def begin_run(ev: Event, task: TaskSpec, run: int) -> None:
     _launch_items(ev, task, run)
 
 
+def _bind_item_names(ev: Event, task: TaskSpec, items: list[Any]) -> list[dict[str, Any]] | None:
+    """The named form: each element unpacked into ``{name: value}`` (one name takes the element
+    whole). Every element is checked before any item starts; None when one does not fit."""
+    names = task.item_names
+    if len(names) == 1:
+        return [{names[0]: element} for element in items]
+    bound = []
+    for index, element in enumerate(items):
+        if isinstance(element, list) and len(element) == len(names):
+            bound.append(dict(zip(names, element, strict=True)))
+            continue
+        if isinstance(element, list):
+            what = f"has {len(element)} value{'' if len(element) == 1 else 's'}"
+        else:
+            what = f"is {kind_of(element)}"
+        ev.fail(
+            f'task "{task.name}", field with_items: item {index} {what}, '
+            f"expected a list of {len(names)} values for {', '.join(names)}"
+        )
+        return None
+    return bound
+
+
 def _launch_items(ev: Event, task: TaskSpec, run: int) -> None:
     """Start items while fewer than ``concurrency`` are in flight."""
     run_id = f"{task.name}/{run}"
@@ -129,7 +156,7 @@ def _launch_items(ev: Event, task: TaskSpec, run: int) -> None:
             break
         rec["next"] += 1
         rec["active"] += 1
-        start_attempt(ev, task, TaskRunKey(task.name, run, index, 1), inp)
+        start_attempt(ev, task, TaskRunKey(task.name, run, index, rec.get("base", 1)), inp)
     ev.state.set("run:" + run_id, rec)
 
 
@@ -145,7 +172,8 @@ def _render_input(ev: Event, task: TaskSpec, item: Any, index: int | None) -> di
 
 def start_attempt(ev: Event, task: TaskSpec, key: TaskRunKey, inp: dict[str, Any]) -> None:
     """Ask for one child execution; remember its input only if a retry may need it."""
-    ev.state.set("k:" + key.as_str(), {"input": inp} if task.retry else {})
+    keep = task.retry is not None or task.name in ev.wf.retried
+    ev.state.set("k:" + key.as_str(), {"input": inp} if keep else {})
     ev.emit(StartTask(key, task.action, inp, task.timeout))
 
 
@@ -160,7 +188,7 @@ def attempt_ended(ev: Event, ended: TaskEnded) -> None:
     if task.retry is not None and _maybe_retry(ev, task, ended, record):
         return
     if key.item is None:
-        ev.run_ended(task, key.run, ended.state, ended.result, key.attempt, ended.error)
+        ev.run_ended(task, key.run, ended.state, ended.result, key.attempt, ended.error, record.get("input"))
     else:
         _item_finished(ev, task, ended)
 
@@ -203,6 +231,8 @@ def _item_finished(ev: Event, task: TaskSpec, ended: TaskEnded) -> None:
     run_id = f"{task.name}/{key.run}"
     rec = dict(ev.state.get("run:" + run_id))
     rec["active"] -= 1
+    if task.name in ev.wf.retried:  # the highest attempt so far: `do: retry` numbers the next one above it
+        rec["top"] = max(rec.get("top", 1), key.attempt)
     if state != SUCCEEDED:
         rec["bad"] = [*rec["bad"], state]
         if state != CANCELLED and "why" not in rec:
@@ -219,8 +249,9 @@ def _item_finished(ev: Event, task: TaskSpec, ended: TaskEnded) -> None:
     for i in range(rec["count"]):
         results.append(ev.state.get_value(f"ir:{run_id}/{i}"))
         ev.state.delete(f"ir:{run_id}/{i}")
-    ev.state.delete("run:" + run_id)
-    ev.state.delete("items:" + run_id)
+    if task.name not in ev.wf.retried:  # else kept for `do: retry`; run_finished drops them
+        ev.state.delete("run:" + run_id)
+        ev.state.delete("items:" + run_id)
     ev.run_ended(task, key.run, _items_state(rec), results, 1, rec.get("why"))
 
 
@@ -245,6 +276,59 @@ def timer_elapsed(ev: Event, timer: dict[str, Any]) -> None:
     """A delay or retry timer fired: start what it was holding back."""
     if timer["purpose"] == "delay":
         begin_run(ev, ev.wf.tasks[timer["task"]], timer["run"])
+    elif timer["purpose"] == "retry_items":
+        _launch_items(ev, ev.wf.tasks[timer["task"]], timer["run"])
     else:
         key = TaskRunKey.parse(timer["key"])
         start_attempt(ev, ev.wf.tasks[key.task], key, timer["input"])
+
+
+def retry_run(ev: Event, ended: EndedRun) -> bool:
+    """``do: retry``: start the next attempt of the run that ended; False when none is left.
+
+    One budget per run, shared with the task's ``retry`` block: at most ``retry.count`` (or
+    COMMAND_RETRIES) retries, waiting as the block says (no wait without one). A with_items run
+    runs every item again, numbered above the highest attempt any item reached."""
+    task, state = ended.task, ev.state
+    if state.closing is not None:
+        return False
+    limit = task.retry.count if task.retry is not None else COMMAND_RETRIES
+    if task.with_items is None:
+        if ended.attempts > limit or ended.input is None:
+            return False
+        key = TaskRunKey(task.name, ended.run, None, ended.attempts + 1)
+        wait = task.retry.delay_before(ended.attempts) if task.retry is not None else 0.0
+        if wait > 0:
+            timer_id = "retry:" + key.as_str()
+            fire_at = ev.now + wait
+            state.set(
+                "t:" + timer_id, {"purpose": "retry", "key": key.as_str(), "input": ended.input, "fire_at": fire_at}
+            )
+            ev.emit(SetTimer(timer_id, fire_at, "retry"))
+        else:
+            start_attempt(ev, task, key, ended.input)
+        return True
+    run_id = f"{task.name}/{ended.run}"
+    rec = state.get("run:" + run_id)
+    if rec is None or rec.get("top", 1) > limit:
+        return False  # an empty list has nothing to run again
+    top = rec.get("top", 1)
+    base = top + 1
+    fresh = {k: v for k, v in rec.items() if k != "why"}  # the new attempt's first failure says why
+    state.set("run:" + run_id, {**fresh, "next": 0, "active": 0, "bad": [], "base": base, "top": base})
+    wait = task.retry.delay_before(top) if task.retry is not None else 0.0
+    if wait > 0:
+        timer_id = f"retry:{run_id}/*/{base}"
+        fire_at = ev.now + wait
+        state.set("t:" + timer_id, {"purpose": "retry_items", "task": task.name, "run": ended.run, "fire_at": fire_at})
+        ev.emit(SetTimer(timer_id, fire_at, "retry"))
+    else:
+        _launch_items(ev, task, ended.run)
+    return True
+
+
+def drop_items(ev: Event, ended: EndedRun) -> None:
+    """Forget the item list and counters a with_items run kept for a ``do: retry`` not taken."""
+    if ended.task.with_items is not None and ended.task.name in ev.wf.retried:
+        ev.state.delete(f"run:{ended.task.name}/{ended.run}")
+        ev.state.delete(f"items:{ended.task.name}/{ended.run}")

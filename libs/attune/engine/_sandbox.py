@@ -12,7 +12,8 @@ a Python repr in the text.
 
 What a template builds and does is bounded by its context's ``Budget`` (``_bounds.py``): ``*``,
 ``**``, ``+`` and ``%`` are checked before they run, and so are ``~``, list and mapping literals,
-the text it renders, every loop round and call, and the filters and globals (``_guards.py``).
+the text it renders, every loop round and call, and the filters and globals (``range``,
+``lipsum``, ``dict``, ``zip``: ``_guards.py``).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from jinja2.utils import missing
 
 from ._bounds import DEFAULT_LIMITS, LIMITS_NAME, Budget
 from ._data import Function, NotData, as_data, dumps, not_data
-from ._guards import PASS_THROUGH_FILTERS, guard_filter, guarded_dict, guarded_lipsum, guarded_range
+from ._guards import PASS_THROUGH_FILTERS, guard_filter, guarded_dict, guarded_lipsum, guarded_range, guarded_zip
 
 __all__ = ["CONTEXT_GLOBALS", "ENV", "GLOBALS", "new_context"]
 
@@ -327,6 +328,7 @@ CONTEXT_GLOBALS: dict[str, Callable[..., Any]] = {
     "range": guarded_range,
     "lipsum": guarded_lipsum,
     "dict": guarded_dict,
+    "zip": guarded_zip,
 }
 ENV.globals.update(cycler=Cycler, joiner=Joiner, namespace=Namespace)
 ENV.globals.update({name: Function(name, value) for name, value in ENV.globals.items() if callable(value)})

@@ -5,29 +5,31 @@ from __future__ import annotations
 from typing import Any
 
 from ._event import EndedRun, Event, clipped
-from ._runs import transition_into
+from ._runs import drop_items, retry_run, transition_into
 from ._states import CANCELLED, FAILED, SUCCEEDED
 from .context import run_context
 from .errors import ExpressionError
 from .expressions import NestedExpressionError, compile_template, render
-from .spec import TaskSpec
+from .spec import ENGINE_COMMANDS, TaskSpec
 
 
 def run_finished(ev: Event, ended: EndedRun) -> None:
     """Fire every ``next`` entry whose ``when`` holds, in order (docs/workflows.md, Semantic rules 2, 3, 7).
 
     Each fired entry applies its publish list in order, then schedules its ``do``
-    targets. A failed run not handled by a fired entry with a ``do`` fails the workflow,
-    saying why the run failed.
+    targets and carries out its engine command (``continue``, ``fail``, ``noop``, ``retry``).
+    A failed run not handled by a fired entry with a task, ``fail`` or ``noop`` (or retried)
+    fails the workflow, saying why the run failed.
     """
     task, run_state, result = ended.task, ended.state, ended.result
     state, name = ev.state, task.name
     state.set_value("res:" + name, result)
     ctx = run_context(state, run_state, result)
-    handled = False
+    handled = retried = False
     for transition in task.next:
         holds = _when_holds(ev, task, transition.origin, transition.when, ctx)
         if holds is None:
+            drop_items(ev, ended)
             return  # the workflow failed: never silently skip or fire
         if not holds:
             continue
@@ -36,15 +38,30 @@ def run_finished(ev: Event, ended: EndedRun) -> None:
                 value = render(expr, ctx)
             except NestedExpressionError as err:
                 ev.fail(f'task "{name}", field {transition.publish_field}.{var}{err.subpath}: {err.detail}')
+                drop_items(ev, ended)
                 return
             except ExpressionError as err:
                 ev.fail(f'task "{name}", field {transition.publish_field}.{var}: {err}')
+                drop_items(ev, ended)
                 return
             state.set_value("v:" + var, value)
-        if transition.do:
-            handled = True
-            for target in transition.do:
+        for target in transition.do:
+            if target not in ENGINE_COMMANDS:
+                handled = True
                 transition_into(ev, target, name)
+            elif target == "fail":
+                handled = True
+                if state.closing is None:
+                    state.update_meta(fail_output=True)  # the output_map is rendered on this failure
+                ev.fail(f'task "{name}" requested fail (transition {transition.origin})')
+            elif target == "noop":
+                handled = True
+            elif target == "retry" and not retried:
+                retried = retry_run(ev, ended)
+            # `continue`, or a retry with no attempt left: the run's state stands
+    if retried:
+        return  # the run goes on with its next attempt: its transitions fire again when it ends
+    drop_items(ev, ended)
     # once the workflow is stopping, a child ending "cancelled" is the stop working, not a new failure
     expected = state.closing is not None and (run_state == CANCELLED or state.closing != FAILED)
     if run_state != SUCCEEDED and not handled and not expected:

@@ -2,7 +2,8 @@
 
 Namespaces: ``parameters``; ``vars`` (aliases ``workflow``, ``variables``);
 ``task.<name>`` — the latest *result* of that task (so ``task.build.stdout``);
-``item``/``index`` inside with_items; and, in ``next``/``publish``/``retry.when``,
+``item``/``index`` inside with_items (``item`` a ``{name: value}`` mapping for named item
+variables); and, in ``next``/``publish``/``retry.when``,
 ``succeeded() failed() timed_out() cancelled() completed() result()`` about the
 task run just ended. Views read state entries lazily: building a context is O(1).
 """

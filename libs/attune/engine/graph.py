@@ -14,7 +14,7 @@ from typing import Any
 
 from .errors import CompiledWorkflowError
 from .expressions import Renderer, compile_value
-from .spec import TaskSpec, WorkflowSpec
+from .spec import ENGINE_COMMANDS, TaskSpec, WorkflowSpec
 
 __all__ = ["CompiledWorkflow", "compile_workflow"]
 
@@ -32,10 +32,14 @@ class CompiledWorkflow:
     digest: str
 
     tasks: dict[str, TaskSpec] = field(init=False, repr=False, compare=False)
+    #: Tasks with a transition that may ``do: retry`` (derived from ``spec``, so not stored).
+    retried: frozenset[str] = field(init=False, repr=False, compare=False)
     _renderers: dict[str, Renderer] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tasks", {t.name: t for t in self.spec.tasks})
+        retried = frozenset(t.name for t in self.spec.tasks if any("retry" in n.do for n in t.next))
+        object.__setattr__(self, "retried", retried)
         object.__setattr__(self, "_renderers", {})
 
     def input_renderer(self, task: TaskSpec) -> Renderer:
@@ -80,6 +84,8 @@ def compile_workflow(spec: WorkflowSpec) -> CompiledWorkflow:
     for task in spec.tasks:
         for transition in task.next:
             for target in transition.do:
+                if target in ENGINE_COMMANDS:
+                    continue
                 if task.name not in inbound_sets[target]:
                     inbound_sets[target][task.name] = None
                     successors[task.name].append(target)

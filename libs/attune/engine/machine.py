@@ -176,6 +176,26 @@ def _succeed(ev: Event) -> None:
     _finish(ev, SUCCEEDED, output)
 
 
+def _failed_output(ev: Event, errors: list[str]) -> dict[str, object]:
+    """The ``output_map`` of a workflow a ``do: fail`` ended, over the published variables (an
+    ``error`` key stays the engine's). A template error leaves the whole output out and is
+    added to ``errors``."""
+    ctx = base_context(ev.state)
+    output: dict[str, object] = {}
+    for name, expr in ev.wf.spec.output_map:
+        try:
+            value = render(expr, ctx)
+        except NestedExpressionError as err:
+            errors.append(f"field output_map.{name}{err.subpath}: {err.detail}")
+            return {}
+        except ExpressionError as err:
+            errors.append(f"field output_map.{name}: {err}")
+            return {}
+        if name != "error":
+            output[name] = value
+    return output
+
+
 def _finish(ev: Event, status: str, result: dict[str, object] | None = None) -> None:
     state = ev.state
     error = None
@@ -186,8 +206,11 @@ def _finish(ev: Event, status: str, result: dict[str, object] | None = None) -> 
         more = state.meta.get("errors_more", 0)
         if more:
             errors.append(f"and {more} more error{'s' if more > 1 else ''}")
+        output: dict[str, object] = {}
+        if status == FAILED and state.meta.get("fail_output"):
+            output = _failed_output(ev, errors)  # `do: fail`: what the handler published is kept
         error = "; ".join(errors)
-        result = {"succeeded": False, "error": error}
+        result = {"succeeded": False, "error": error, **output}
     if state.meta["timeout_timer"]:
         ev.emit(CancelTimer(WORKFLOW_TIMEOUT_TIMER))
     state.update_meta(status=status, timeout_timer=False)

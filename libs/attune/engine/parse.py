@@ -14,7 +14,7 @@ from ._document import load_document
 from ._parse_tasks import parse_publish, parse_task
 from ._problems import Problems, is_number, is_seconds, where
 from .errors import WorkflowSpecError
-from .spec import TaskSpec, WorkflowSpec
+from .spec import ENGINE_COMMANDS, TaskSpec, WorkflowSpec
 
 __all__ = ["parse_workflow", "workflow_action_refs"]
 
@@ -115,6 +115,8 @@ def _check_graph(tasks: list[TaskSpec], p: Problems) -> None:
     for task in tasks:
         for transition in task.next:
             for target in transition.do:
+                if target in ENGINE_COMMANDS:
+                    continue
                 if target not in names:
                     p.add(where(task.name, transition.do_field), f'transitions to unknown task "{target}"')
                 else:

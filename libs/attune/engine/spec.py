@@ -10,9 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["RetrySpec", "TaskSpec", "TransitionSpec", "WorkflowSpec"]
+__all__ = ["COMMAND_RETRIES", "ENGINE_COMMANDS", "RetrySpec", "TaskSpec", "TransitionSpec", "WorkflowSpec"]
 
 Publish = tuple[tuple[str, Any], ...]
+#: Engine commands: reserved words a transition's ``do`` may name besides tasks (docs/workflows.md).
+ENGINE_COMMANDS = frozenset({"continue", "fail", "noop", "retry"})
+#: How many times ``do: retry`` runs a task again when the task has no ``retry`` block.
+COMMAND_RETRIES = 3
 #: The longest retry wait, in seconds: a century.
 _LONGEST_WAIT = 100 * 365 * 24 * 3600.0
 
@@ -102,13 +106,16 @@ class TaskSpec:
     next: tuple[TransitionSpec, ...] = ()
     join: str | int | None = None  # "all" | N
     with_items: str | list[Any] | None = None
+    #: The named form ``host, command in {{ … }}``: the names each item binds (``with_items``
+    #: then holds the expression after ``in``); empty for the plain form (``item`` is the element).
+    item_names: tuple[str, ...] = ()
     concurrency: int | str | None = None
     retry: RetrySpec | None = None
     timeout: float | None = None
     delay: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "name": self.name,
             "action": self.action,
             "input": self.input,
@@ -120,6 +127,9 @@ class TaskSpec:
             "timeout": self.timeout,
             "delay": self.delay,
         }
+        if self.item_names:  # only when used, so workflows compiled before it keep their digest
+            d["item_names"] = list(self.item_names)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TaskSpec:
@@ -130,6 +140,7 @@ class TaskSpec:
             next=tuple(TransitionSpec.from_dict(t) for t in d["next"]),
             join=d["join"],
             with_items=d["with_items"],
+            item_names=tuple(d.get("item_names", ())),
             concurrency=d["concurrency"],
             retry=RetrySpec.from_dict(d["retry"]) if d["retry"] else None,
             timeout=d["timeout"],

@@ -5,15 +5,17 @@ event changed (``Step.changed``), never a whole snapshot. Entry keys:
 
 ==========================  ===================================================
 ``wf``                      status, closing reason, errors (+ how many more), caps, template limits,
-                            depth, flags
+                            depth, flags (``fail_output``: a ``do: fail`` ended it, render output_map)
 ``params``                  the workflow's parameters
 ``v:<name>``                ``{"value": …}`` a workflow variable (``vars``; last write wins)
 ``res:<task>``              ``{"value": …}`` the latest result of ``<task>``
 ``runs:<task>``             how many runs of ``<task>`` were started (run cap)
 ``k:<task/run/item/att>``   a child execution that is running (TaskRunKey.as_str)
 ``t:<timer_id>``            a pending timer (task delay or retry wait)
-``run:<task>/<run>``        counters of a with_items run (next, active, failed; why it failed)
-``items:<task>/<run>``      the evaluated item list of a with_items run
+``run:<task>/<run>``        counters of a with_items run (next, active, failed; why it failed; for a
+                            task that may ``do: retry``, the first and highest attempt numbers —
+                            kept with ``items:`` until its transitions have fired)
+``items:<task>/<run>``      the evaluated item list of a with_items run (named items: mappings)
 ``ir:<task>/<run>/<i>``     ``{"value": …}`` the result of one item of a with_items run
 ``j:<task>``                an open join barrier: how many sources arrived
 ``ja:<task>/<source>``      the barrier generation ``source`` last arrived at
