@@ -189,3 +189,30 @@ async def test_pack_register_prints_actions_and_refusals_one_per_line(ready_clus
     lines = refused.stderr.strip().splitlines()
     assert lines[0].startswith("attune: error: ") and "refused" in lines[0]
     assert any("broken.yaml" in line for line in lines[1:]) and any("worse.yaml" in line for line in lines[1:])
+
+
+async def test_do_retry_and_do_noop_through_attune_run(ready_cluster: Cluster, tmp_path: Path) -> None:
+    """`retry` runs the failing task 3 more times, then the failure stands; `noop` handles one."""
+    env = env_of(ready_cluster)
+    pack = tmp_path / "cmdpack"
+    (pack / "workflows").mkdir(parents=True)
+    (pack / "pack.yaml").write_text("ref: cmdpack\nlabel: Engine commands\nversion: '1.0'\ndescription: test\n")
+    task = "  - name: flaky\n    action: core.local\n    input: {{cmd: 'exit 3'}}\n    next:\n      - do: [{command}]\n"
+    for name, command in (("retried", "retry"), ("handled", "noop")):
+        (pack / "workflows" / f"{name}.workflow.yaml").write_text(
+            f"ref: cmdpack.{name}\nversion: 1\ntasks:\n" + task.format(command=command)
+        )
+    registered = await attune("pack", "register", str(pack), env=env)
+    assert registered.code == 0, registered.stderr
+
+    retried = await attune("run", "cmdpack.retried", "--wait", "--output", "json", env=env)
+    assert retried.code == 1, retried.stderr
+    doc = retried.json()
+    assert doc["state"] == "failed" and "flaky" in doc["error"], doc
+    assert [child["task"] for child in doc["children"]] == ["flaky"] * 4
+    assert all(child["state"] == "failed" for child in doc["children"])
+
+    handled = await attune("run", "cmdpack.handled", "--wait", "--output", "json", env=env)
+    assert handled.code == 0, handled.stderr
+    doc = handled.json()
+    assert doc["state"] == "succeeded" and [child["state"] for child in doc["children"]] == ["failed"]
