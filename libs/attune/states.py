@@ -22,6 +22,8 @@ class ExecutionState(enum.StrEnum):
     SCHEDULED = "scheduled"
     RUNNING = "running"
     CANCELING = "canceling"
+    #: Waiting for an answer (a `core.ask`): no worker slot held; RespondToExecution or the timeout ends it.
+    PENDING = "pending"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     TIMEOUT = "timeout"
@@ -47,6 +49,7 @@ ACTIVE = frozenset(
         ExecutionState.SCHEDULED,
         ExecutionState.RUNNING,
         ExecutionState.CANCELING,
+        ExecutionState.PENDING,
     }
 )
 #: How a workflow ends.

@@ -81,6 +81,10 @@ async def get_action(args: argparse.Namespace, client: Client) -> int:
         print(f"workflow:    {action.workflow_file}")
     if action.timeout_seconds:
         print(f"timeout:     {action.timeout_seconds:g} s")
+    if action.HasField("concurrency"):
+        policy = action.concurrency
+        key = f" per key {policy.key!r}" if policy.key else ""
+        print(f"concurrency: at most {policy.limit} at once{key}, then {policy.on_limit}")
     if action.description:
         print(f"description: {action.description.strip()}")
     schema = dict_from_struct(action.parameters)

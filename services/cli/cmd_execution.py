@@ -14,6 +14,8 @@ from attune.ids import new_id
 from attune.states import ACTIVE, TERMINAL, ExecutionState
 from attune_services.cli.arguments import positive_int
 from attune_services.cli.client import Client, CliError
+from attune_services.cli.cmd_rerun import add_parser as add_rerun_parser
+from attune_services.cli.cmd_respond import add_parser as add_respond_parser
 from attune_services.cli.cmd_tail import add_parser as add_tail_parser
 from attune_services.cli.fetching import add_children_option, shown, write_result
 from attune_services.cli.history_options import add_filter_options, add_purge_parser, listing_request
@@ -58,6 +60,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser], pa
     result.set_defaults(handler=result_command)
     add_purge_parser(sub, parent)
     add_tail_parser(sub, parent)  # execution tail: cmd_tail.py
+    add_rerun_parser(sub, parent)  # execution rerun: cmd_rerun.py
+    add_respond_parser(sub, parent)  # execution respond: cmd_respond.py
 
 
 async def get_command(args: argparse.Namespace, client: Client) -> int:

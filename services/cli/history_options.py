@@ -46,13 +46,15 @@ def listing_request(
 ) -> execution_pb2.ListExecutionsRequest:
     """The ListExecutionsRequest of ``execution list``'s options, for one page."""
     from attune.grpcutil.convert import execution_state_to_proto
+    from attune.states import ExecutionState
 
     request = execution_pb2.ListExecutionsRequest(
         states=[execution_state_to_proto(state) for state in args.states],
         action_ref=args.action,
         parent_id=args.parent,
         requested_by=args.requested_by,
-        include_children=args.include_children,
+        # What waits for an answer is mostly a workflow's task (a core.ask): `--state pending` lists those too.
+        include_children=args.include_children or list(args.states) == [ExecutionState.PENDING],
         page_size=page_size,
         page_token=page_token,
     )

@@ -108,6 +108,8 @@ def execution_json(
         "error": execution.error or None,
         "children": [child_json(c) for c in children],
     }
+    if execution.rerun_of:
+        doc["rerun_of"] = execution.rerun_of
     if summary is not None and summary.total:
         doc["children_summary"] = summary_json(summary)
         if next_page_token:
@@ -179,6 +181,8 @@ def execution_text(
         lines.append(f"worker:      {execution.worker_id}")
     if execution.requested_by:
         lines.append(f"requested by: {execution.requested_by}")
+    if execution.rerun_of:
+        lines.append(f"rerun of:    {execution.rerun_of}")
     for label, ts in (
         ("created", execution.created_at),
         ("started", execution.started_at),

@@ -89,7 +89,7 @@ async def build_tree(
     for task_run in run.task_runs:
         key = f"{execution.id}/{task_run.task_name}/{task_run.run}/{task_run.item_index}/{task_run.attempt}"
         task_child = by_id.get(task_run.child_execution_id)
-        state = execution_state_from_proto(task_run.state) or (state_of(task_child) if task_child else "pending")
+        state = execution_state_from_proto(task_run.state) or (state_of(task_child) if task_child else "waiting")
         started = seconds_of(task_run.started_at) or (seconds_of(task_child.created_at) if task_child else None)
         sub = TreeNode(key, _task_label(task_run), state, started, seconds_of(task_run.finished_at))
         node.children.append(await _expand(client, sub, task_child, depth))

@@ -32,7 +32,9 @@ from attune.engine import (
     TemplateLimits,
     WorkflowState,
     cancel,
+    seed_entries,
     start,
+    start_from,
     task_ended,
     timer_fired,
 )
@@ -298,6 +300,7 @@ class Workflows:
         async with self._locks.hold(s.execution_id):
             if s.execution_id in self._cache:
                 return  # already started by this process
+            seed = await self._rerun_seed(s.rerun_of) if s.from_tasks else None
             now = time.time()
             # The start is a message processed (the scheduler's hand-off): a CONSUMER span, under
             # the workflow's execution span, and the parent of the entry tasks' executions.
@@ -310,7 +313,7 @@ class Workflows:
             )
             try:
                 traceparent = s.trace.traceparent or step_traceparent
-                loaded, write = self._begin(s, traceparent, now)
+                loaded, write = self._begin(s, traceparent, now, seed)
                 write.traceparent = step_traceparent
             except BaseException as err:
                 span.record_exception(err)
@@ -327,10 +330,20 @@ class Workflows:
             self._after_commit(s.execution_id, depth=s.depth, traceparent=traceparent, write=write)
             metrics.WORKFLOW_STEPS.inc()
 
+    async def _rerun_seed(self, original_id: str) -> dict[str, Any] | None:
+        """The state entries of the workflow run a re-run starts from; None when it is not recorded."""
+        async with self._db.read() as conn:
+            found = await load_workflow(conn, original_id)
+        if found is None:
+            return None
+        entries, _ = WorkflowSecrets.of_entries(self._sealer, found.entries)
+        return entries
+
     def _begin(
-        self, s: coordinator_pb2.WorkflowStart, traceparent: str, now: float
+        self, s: coordinator_pb2.WorkflowStart, traceparent: str, now: float, seed: dict[str, Any] | None = None
     ) -> tuple[LoadedWorkflow | None, StepWrite]:
-        """Compiles and starts a workflow in memory; a definition that cannot be used fails it."""
+        """Compiles and starts a workflow in memory (a re-run from some tasks: seeded from the
+        original run's entries, `seed`); a definition that cannot be used fails it."""
         new = NewWorkflow(s.execution_id, s.action_ref, "", s.depth, traceparent, now)
         try:
             compiled = self._definitions.compile(s.workflow_yaml, source=s.workflow_source, timeout=s.timeout_seconds)
@@ -339,6 +352,11 @@ class Workflows:
                 raise DefinitionError(f"parameters of workflow {s.execution_id} are not a JSON object")
             # A SecretKeyError (a ValueError naming the key id) fails the workflow like a bad definition.
             parameters, secrets = WorkflowSecrets.of_parameters(self._sealer, parameters)
+            if s.from_tasks and seed is None:
+                raise DefinitionError(f"re-run of {s.rerun_of}: its workflow run is not recorded (purged?)")
+            task_inputs = loads(s.task_inputs_json, {}) if s.task_inputs_json else {}
+            if not isinstance(task_inputs, dict):
+                raise DefinitionError(f"task inputs of re-run {s.execution_id} are not a JSON object")
         except (DefinitionError, ValueError) as err:
             error = str(err)
             log.warning("workflow %s failed at start: %s", s.execution_id, error)
@@ -360,7 +378,18 @@ class Workflows:
                 max_bytes=self._settings.template_max_bytes, max_steps=self._settings.template_max_steps
             ),
         )
-        step = start(compiled.workflow, state, now=now)
+        if s.from_tasks and seed is not None:
+            from_tasks = list(s.from_tasks)
+            step = start_from(
+                compiled.workflow,
+                state,
+                seed=seed_entries(seed, from_tasks),
+                from_tasks=from_tasks,
+                task_inputs=task_inputs,
+                now=now,
+            )
+        else:
+            step = start(compiled.workflow, state, now=now)
         loaded = LoadedWorkflow(
             s.execution_id, s.action_ref, compiled.workflow, state, 1, s.depth, traceparent, 1, secrets
         )

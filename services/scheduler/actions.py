@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from attune.grpcutil.convert import duration, struct_from_dict, timestamp
+from attune.packs import ConcurrencyPolicy
 from attune.registry.v1 import registry_pb2
 from attune.security import caller
 from attune.storage import Database
@@ -42,6 +43,8 @@ class ActionRecord:
     updated_at: float
     #: The token name of the client that last created or changed it; empty with security off.
     updated_by: str = ""
+    #: Its concurrency policy (services/scheduler/concurrency.py); None when it has none.
+    concurrency: ConcurrencyPolicy | None = None
 
     @property
     def is_workflow(self) -> bool:
@@ -71,6 +74,7 @@ class ActionRecord:
             created_at=row["created_at"],
             updated_at=row["updated_at"],
             updated_by=row["updated_by"] or "",
+            concurrency=ConcurrencyPolicy.from_json(row["concurrency"]),
         )
 
     def to_proto(self) -> registry_pb2.Action:
@@ -95,6 +99,13 @@ class ActionRecord:
             created_at=timestamp(self.created_at),
             updated_at=timestamp(self.updated_at),
             updated_by=self.updated_by,
+            concurrency=(
+                registry_pb2.ConcurrencyPolicy(
+                    limit=self.concurrency.limit, key=self.concurrency.key, on_limit=self.concurrency.on_limit
+                )
+                if self.concurrency is not None
+                else None
+            ),
         )
 
 

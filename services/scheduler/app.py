@@ -30,6 +30,7 @@ from attune.states import ExecutionState
 from attune.storage import Database
 from attune.workflow.v1 import workflow_pb2, workflow_pb2_grpc
 from attune_services.scheduler.actions import ActionCache
+from attune_services.scheduler.asks import Answers
 from attune_services.scheduler.cancel import Canceller
 from attune_services.scheduler.child_executions import ChildExecutionServicer
 from attune_services.scheduler.dispatch import Dispatcher
@@ -78,7 +79,9 @@ class SchedulerApp:
         self._feed = CompletedFeed(settings, self.watchers)
         # Secret parameters are sealed on insert and opened only in memory, to dispatch them.
         self.sealer = sealer_from_settings(settings)
-        self.dispatcher = Dispatcher(self.db, self.cache, on_changed=self.watchers.wake, sealer=self.sealer)
+        self.dispatcher = Dispatcher(
+            self.db, self.cache, on_changed=self.watchers.wake, sealer=self.sealer, submitter=self.submitter
+        )
         # Worker liveness every replica agrees on; cancels and waiting rows from other replicas.
         self.leases = WorkerLeases(self.db, scheduler_id=self.scheduler_id, grace=settings.worker_grace)
         self._relay = ReplicaRelay(db=self.db, dispatcher=self.dispatcher, interval=sweep_interval(settings))
@@ -129,9 +132,13 @@ class SchedulerApp:
         scheduled = [r for r in rows if r["state"] == ExecutionState.SCHEDULED]
         if scheduled:
             self.dispatcher.assign_reserved(scheduled)
-        if len(workflows) + len(scheduled) < len(rows):
+        asks = sum(1 for r in rows if r["state"] == ExecutionState.PENDING)  # they wait for an answer (asks.py)
+        if len(workflows) + len(scheduled) + asks < len(rows):
             self.dispatcher.enqueue(
-                r for r in rows if r["runner_type"] != "workflow" and r["state"] != ExecutionState.SCHEDULED
+                r
+                for r in rows
+                if r["runner_type"] != "workflow"
+                and r["state"] not in (ExecutionState.SCHEDULED, ExecutionState.PENDING)
             )
 
     def register(self, server: grpc.aio.Server) -> None:
@@ -156,6 +163,7 @@ class SchedulerApp:
                 watchers=self.watchers,
                 request_log=self.request_log,
                 log_wakes=self.log_wakes,
+                answers=Answers(db=self.db, submitter=self.submitter),
             ),
             server,
         )

@@ -1,7 +1,7 @@
 """Cancelling an execution, by where it is (docs/architecture.md, Services).
 
-- Not yet on a worker (requested, scheduling): → canceling, then a CANCELLED result to the
-  completion service (the scheduler never writes terminal states).
+- Not yet on a worker (requested, scheduling; an ask pending): → canceling, then a CANCELLED
+  result to the completion service (the scheduler never writes terminal states).
 - On a worker (scheduled, running): → canceling and a Cancellations message to that worker,
   which reports CANCELLED through the completion service.
 - A running workflow: → canceling and CancelWorkflow to the coordinator.
@@ -47,7 +47,13 @@ log = logging.getLogger(__name__)
 Row = dict[str, Any]
 
 #: States a cancel moves to canceling.
-CANCELABLE = (ExecutionState.REQUESTED, ExecutionState.SCHEDULING, ExecutionState.SCHEDULED, ExecutionState.RUNNING)
+CANCELABLE = (
+    ExecutionState.REQUESTED,
+    ExecutionState.SCHEDULING,
+    ExecutionState.SCHEDULED,
+    ExecutionState.RUNNING,
+    ExecutionState.PENDING,  # an ask waiting for its answer: cancelled like one not yet dispatched
+)
 #: Compare-and-set rounds for an execution whose state moved between the UPDATE and the read.
 CAS_ROUNDS = 5
 #: Attempts of the PostgreSQL statement that met a deadlock or a serialization failure.

@@ -6,6 +6,11 @@ first, moves them scheduling → scheduled in one compare-and-set per worker and
 one `Assignments` message per worker. Slots are reserved before the database write, so
 concurrent releases never over-fill a worker. Workflow actions never come here.
 
+An execution of an action with a concurrency policy is claimed only when its key has a free slot
+(concurrency.py decides in the claim's transaction); one that must wait is held here and tried
+again at each wake and every RETRY_INTERVAL (a slot may free on another replica), one
+refused is handed to the completion service as `cancelled`.
+
 Fast path: when nothing older waits for the runtime and a worker has a free slot at request time,
 `reserve` hands the request writer that slot, the row is inserted already `scheduled` in the
 request's own group commit, and `assign_reserved` sends it — one transaction and one hop fewer.
@@ -14,6 +19,7 @@ request's own group commit, and `assign_reserved` sends it — one transaction a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import json
 import logging
@@ -30,13 +36,15 @@ from attune.background import BackgroundTask
 from attune.common.v1 import common_pb2
 from attune.internal.worker.v1 import worker_pb2
 from attune.logs import ThrottledLog
-from attune.packs import SLOT_FREE_RUNTIMES
+from attune.packs import SLOT_FREE_RUNTIMES, ConcurrencyPolicy
 from attune.security.sealing import Sealer, SecretKeyError, is_sealed, open_parameters
 from attune.states import ExecutionState
 from attune.storage import Database, log_failed_round
 from attune.storage.batching import GroupCommitter
 from attune.storage.schema import executions
 from attune_services.scheduler.actions import ActionCache
+from attune_services.scheduler.concurrency import RETRY_INTERVAL, Admission, Candidate, admit
+from attune_services.scheduler.giveups import GiveUp, ResultSubmitter
 from attune_services.scheduler.sessions import WorkerSession
 from attune_services.scheduler.views import workflow_link_of
 
@@ -67,6 +75,7 @@ class PendingExecution:
     traceparent: str
     created_at: float
     parent_id: str | None = None
+    concurrency_key: str | None = None  # set when its action has a concurrency policy
     # The workflow task run of a workflow child (None for a top-level execution): the worker
     # exports it to the action, which cannot otherwise tell which run it belongs to.
     link: common_pb2.WorkflowLink | None = field(default=None, compare=False)
@@ -84,6 +93,7 @@ class PendingExecution:
             traceparent=row["traceparent"] or "",
             created_at=row["created_at"],
             parent_id=row.get("parent_id"),
+            concurrency_key=row.get("concurrency_key"),
             link=workflow_link_of(row),
         )
 
@@ -98,8 +108,10 @@ class Dispatcher:
         *,
         on_changed: Callable[[Iterable[str]], None] | None = None,
         sealer: Sealer | None = None,
+        submitter: ResultSubmitter | None = None,
     ) -> None:
         self._db = db
+        self._submitter = submitter  # takes the executions a concurrency policy cancels
         self._sealer = sealer  # opens sealed secret parameters for the assignment, in memory only
         self._cache = cache
         self._on_changed = on_changed or (lambda ids: None)  # wakes the watches of changed executions
@@ -114,6 +126,9 @@ class Dispatcher:
         self._presend: dict[WorkerSession, list[PendingExecution]] = {}  # inserted scheduled, not yet sent
         self._unsent: set[str] = set()  # ids in _presend or being sent by _send_reserved
         self._progress = asyncio.Event()  # set whenever claimed or reserved rows have been handled
+        self._held: dict[str, PendingExecution] = {}  # waiting for a slot of their concurrency key
+        self._refusing: set[str] = set()  # cancelled by their policy, result not yet acknowledged
+        self._refusals: set[asyncio.Task[None]] = set()
         self._started: GroupCommitter[tuple[str, float], None] = GroupCommitter(self._flush_started)
         metrics.EXECUTIONS_WAITING.watch(self._waiting_by_runtime)
 
@@ -123,7 +138,7 @@ class Dispatcher:
         """Adds rows in "scheduling" (ignored when already waiting) and wakes the dispatch task."""
         for row in rows:
             queue = self._pending.setdefault(row["runner_type"], {})
-            if row["id"] not in queue:
+            if row["id"] not in queue and row["id"] not in self._held and row["id"] not in self._refusing:
                 queue[row["id"]] = PendingExecution.from_row(row)
         self._wake.set()
 
@@ -164,9 +179,12 @@ class Dispatcher:
 
     def forget(self, execution_ids: Iterable[str]) -> None:
         """Drops executions that no longer wait (cancelled, given up)."""
+        ids = list(execution_ids)
         for queue in self._pending.values():
-            for execution_id in execution_ids:
+            for execution_id in ids:
                 queue.pop(execution_id, None)
+        for execution_id in ids:
+            self._held.pop(execution_id, None)
 
     def is_pending(self, execution_id: str) -> bool:
         """True when the execution waits in memory for a worker, is being claimed for one, or is
@@ -197,8 +215,8 @@ class Dispatcher:
                 return
 
     def waiting(self) -> list[PendingExecution]:
-        """Every execution waiting for a worker."""
-        return [p for q in self._pending.values() for p in q.values()]
+        """Every execution waiting for a worker (or for a slot of its concurrency key)."""
+        return [p for q in self._pending.values() for p in q.values()] + list(self._held.values())
 
     def _waiting_by_runtime(self) -> dict[tuple[str, ...], float]:
         """`attune_executions_waiting`: how many wait here per runtime, 0 for each runtime a
@@ -275,10 +293,22 @@ class Dispatcher:
         self._wake.set()
         await self._loop.stop(grace=None)  # it sends the rows already scheduled, then returns
         await self._started.close()
+        for task in list(self._refusals):
+            task.cancel()
+        # What still waits stays `scheduling` in the database for the next scheduler; not here.
+        self._pending.clear()
+        self._held.clear()
 
     async def _run(self) -> None:
         while True:
-            await self._wake.wait()
+            if self._held:  # a slot may free on another replica: no wake would come from there
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(RETRY_INTERVAL):
+                        await self._wake.wait()
+                held, self._held = self._held, {}
+                self.enqueue_pending(sorted(held.values(), key=lambda p: p.id))  # oldest first
+            else:
+                await self._wake.wait()
             self._wake.clear()
             try:
                 await self._send_reserved()  # even when stopping: these rows are already scheduled
@@ -351,18 +381,62 @@ class Dispatcher:
         """scheduling → scheduled for the whole plan in one transaction; returns the ids that moved."""
         now = time.time()
         moved: set[str] = set()
+        bound = [p for items in plan.values() for p in items if p.concurrency_key is not None]
+        policies = await self._policies(bound)
         async with self._db.write() as conn:
+            admission: Admission | None = None
+            if policies:
+                candidates = [Candidate(id=p.id, action_ref=p.action_ref, key=p.concurrency_key or "") for p in bound]
+                admission = await admit(conn, candidates, policies, is_sqlite=self._db.is_sqlite)
             for session, items in plan.items():
+                ids = [p.id for p in items if admission is None or not admission.keeps_back(p.id)]
+                if not ids:
+                    continue
                 result = await conn.execute(
                     executions.update()
-                    .where(executions.c.id.in_([p.id for p in items]), executions.c.state == ExecutionState.SCHEDULING)
+                    .where(executions.c.id.in_(ids), executions.c.state == ExecutionState.SCHEDULING)
                     .values(
                         state=ExecutionState.SCHEDULED, worker_id=session.worker_id, scheduled_at=now, updated_at=now
                     )
                     .returning(executions.c.id)
                 )
                 moved.update(result.scalars())
+        if admission is not None:
+            self._after_admission(admission, bound)
         return moved
+
+    async def _policies(self, bound: list[PendingExecution]) -> dict[str, ConcurrencyPolicy]:
+        """The concurrency policies of the actions of `bound`, by action ref."""
+        if not bound:
+            return {}
+        actions = await self._cache.get_many({p.action_ref for p in bound})
+        return {ref: a.concurrency for ref, a in actions.items() if a.concurrency is not None}
+
+    def _after_admission(self, admission: Admission, bound: list[PendingExecution]) -> None:
+        """Executions that wait for a slot are held; those refused go to the completion service."""
+        refused: list[GiveUp] = []
+        for pending in bound:
+            if pending.id in admission.waiting:
+                self._held[pending.id] = pending
+            elif pending.id in admission.refused:
+                refused.append(
+                    GiveUp(pending.id, ExecutionState.CANCELLED, admission.refused[pending.id], pending.traceparent)
+                )
+        if refused and self._submitter is not None:
+            self._refusing.update(g.execution_id for g in refused)
+            task = asyncio.create_task(self._refuse(refused))
+            self._refusals.add(task)
+            task.add_done_callback(self._refusals.discard)
+
+    async def _refuse(self, give_ups: list[GiveUp]) -> None:
+        assert self._submitter is not None
+        try:
+            acked = await self._submitter.submit(give_ups)
+            if acked:
+                log.info("cancelled executions over their concurrency limit", extra={"count": len(acked)})
+        finally:
+            # One not acknowledged stays `scheduling`: the sweeper finds it again and it is re-decided.
+            self._refusing.difference_update(g.execution_id for g in give_ups)
 
     async def _send(self, plan: dict[WorkerSession, list[PendingExecution]], assigned: set[str]) -> None:
         actions = await self._cache.get_many({p.action_ref for items in plan.values() for p in items})

@@ -9,9 +9,11 @@ from collections.abc import AsyncIterator
 from attune.config import Settings
 from attune.execution.v1 import execution_pb2, execution_pb2_grpc
 from attune.grpcutil.convert import dict_from_struct, timeout_of
-from attune.grpcutil.errors import invalid_field, rpc_errors
+from attune.grpcutil.errors import Unavailable, invalid_field, rpc_errors
 from attune.grpcutil.server import RpcContext
+from attune.security import caller
 from attune.storage import Database
+from attune_services.scheduler.asks import Answers
 from attune_services.scheduler.cancel import Canceller
 from attune_services.scheduler.children import next_page
 from attune_services.scheduler.history import list_page
@@ -20,6 +22,7 @@ from attune_services.scheduler.logs import LogWakes
 from attune_services.scheduler.pages import is_oldest_first
 from attune_services.scheduler.request_log import RequestLog, logged_request
 from attune_services.scheduler.requests import ExecutionRequests
+from attune_services.scheduler.reruns import Reruns
 from attune_services.scheduler.result_chunks import result_chunks
 from attune_services.scheduler.retention import Purger
 from attune_services.scheduler.views import execution_view
@@ -45,6 +48,7 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
         watchers: ExecutionWatchers,
         request_log: RequestLog,
         log_wakes: LogWakes | None = None,
+        answers: Answers | None = None,
     ) -> None:
         self._db = db
         self._log_wakes = log_wakes or LogWakes()  # woken by the log writer (logs.py)
@@ -54,6 +58,8 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
         self._requests = requests
         self._canceller = canceller
         self._purger = Purger(db)
+        self._answers = answers  # RespondToExecution (asks.py); None: refused as unavailable
+        self._reruns = Reruns(db, requests)
 
     @rpc_errors
     async def RequestExecution(
@@ -70,6 +76,14 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
             timeout=timeout_of(request),
         )
         return execution_pb2.RequestExecutionResponse(execution=execution_view(row))
+
+    @rpc_errors
+    async def RerunExecution(
+        self, request: execution_pb2.RerunExecutionRequest, context: RpcContext
+    ) -> execution_pb2.RerunExecutionResponse:
+        """A new execution of an ended one, linked by rerun_of (see `reruns.py`)."""
+        row = await self._reruns.rerun(request)
+        return execution_pb2.RerunExecutionResponse(execution=execution_view(row))
 
     @rpc_errors
     async def GetExecution(
@@ -113,6 +127,23 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
         row = await self._canceller.cancel(_required_id(request.id))
         return await self._request_log.record(
             logged, execution_pb2.CancelExecutionResponse(execution=execution_view(row))
+        )
+
+    @rpc_errors
+    async def RespondToExecution(
+        self, request: execution_pb2.RespondToExecutionRequest, context: RpcContext
+    ) -> execution_pb2.RespondToExecutionResponse:
+        """Answers a pending ask (see `asks.py`). Logged once the answer is durable, as a cancel:
+        a retry returns the original response, not "no longer pending"."""
+        logged = logged_request(_RPC["RespondToExecution"], request, execution_pb2.RespondToExecutionResponse)
+        if (original := await self._request_log.original(logged)) is not None:
+            return original
+        if self._answers is None:
+            raise Unavailable("this scheduler does not take answers")
+        answer = dict_from_struct(request.answer, field="answer")
+        row = await self._answers.respond(_required_id(request.id), answer, caller.current())
+        return await self._request_log.record(
+            logged, execution_pb2.RespondToExecutionResponse(execution=execution_view(row))
         )
 
     @rpc_errors

@@ -32,17 +32,18 @@ class GiveUp:
     """One execution the scheduler ends: its terminal state and why."""
 
     execution_id: str
-    state: ExecutionState  # FAILED | CANCELLED | ABANDONED
+    state: ExecutionState  # FAILED | CANCELLED | ABANDONED | TIMEOUT; SUCCEEDED for an answered ask
     error: str
     traceparent: str = ""
     started_at: float | None = None
+    result_json: bytes = b"{}"  # an answered ask's answer (asks.py)
 
     def to_result(self) -> completion_pb2.ExecutionResult:
         """The result message the completion service stores."""
         return completion_pb2.ExecutionResult(
             execution_id=self.execution_id,
             state=execution_state_to_proto(self.state),
-            result_json=b"{}",
+            result_json=self.result_json,
             error=self.error,
             started_at=self.started_at or 0.0,
             finished_at=time.time(),

@@ -41,7 +41,7 @@ from attune_services.scheduler.watchers import ExecutionWatchers
 #: re-sends it after a reconnect (ATTUNE_RETRY_INTERVAL, doubling), within seconds.
 END_GRACE_S = 10.0
 #: Runner types whose executions run no process, so write no output.
-_SILENT_RUNNERS = frozenset({"noop", "workflow"})
+_SILENT_RUNNERS = frozenset({"noop", "ask", "workflow"})
 #: children_after holds at most this many positions.
 MAX_POSITIONS = 10_000
 #: Chunks read per statement (each at most 64 KiB).

@@ -478,6 +478,7 @@ async def _store_bundle(conn: AsyncConnection, bundle: PackBundle) -> list[Actio
             pack_digest=bundle.digest,
         )
         values["from_pack_files"] = True  # the pack's files now own the row, even one CreateAction made
+        values["concurrency"] = action.concurrency.to_json() if action.concurrency else None
         if action.ref in ids:
             await conn.execute(actions.update().where(actions.c.id == ids[action.ref]).values(**values, updated_at=now))
         else:

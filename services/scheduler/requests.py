@@ -1,4 +1,5 @@
-"""Execution requests: validate against the action, then insert in state "scheduling".
+"""Execution requests: validate against the action, then insert in state "scheduling" (an ask,
+`core.ask`: "pending", waiting for its answer, asks.py).
 
 Rows from many concurrent requests share one transaction (group commit, docs/architecture.md, Durability). A
 `request_id` is unique: a retried request finds the stored row and gets the original execution;
@@ -29,7 +30,7 @@ from attune import metrics, telemetry
 from attune.config import Settings
 from attune.grpcutil.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable, Violation, quoted
 from attune.ids import new_id
-from attune.packs import ParameterError, secret_names, validate_parameters
+from attune.packs import ConcurrencyKeyError, ParameterError, secret_names, validate_parameters
 from attune.security import caller
 from attune.security.sealing import Sealer, SecretKeyError, open_parameters, require, seal_parameters
 from attune.states import ExecutionState
@@ -37,6 +38,7 @@ from attune.storage import Database, is_unique_violation
 from attune.storage.batching import GroupCommitter
 from attune.storage.schema import executions
 from attune_services.scheduler.actions import ActionCache, ActionRecord
+from attune_services.scheduler.asks import ASK, parse_ask
 from attune_services.scheduler.dispatch import Dispatcher
 from attune_services.scheduler.request_log import reused_request_id
 
@@ -109,6 +111,15 @@ class ChildLink:
     traceparent: str
 
 
+@dataclass(frozen=True)
+class RerunLink:
+    """What a re-run links to (reruns.py): the original execution, and for a workflow re-run from
+    some tasks, those tasks and their new input as JSON (the `rerun_from` column)."""
+
+    original_id: str
+    from_json: str | None = None
+
+
 class ExecutionRequests:
     """Turns requests into stored executions."""
 
@@ -130,7 +141,15 @@ class ExecutionRequests:
         self._slots = slots  # free worker slots taken at request time (see dispatch.py)
         self._committer: GroupCommitter[Row, tuple[Row, bool] | Exception] = GroupCommitter(self._flush)
 
-    async def request(self, action_ref: str, params: Mapping[str, Any], *, request_id: str, timeout: float) -> Row:
+    async def request(
+        self,
+        action_ref: str,
+        params: Mapping[str, Any],
+        *,
+        request_id: str,
+        timeout: float,
+        rerun: RerunLink | None = None,
+    ) -> Row:
         """One top-level execution; raises NotFound / FailedPrecondition / InvalidArgument.
         A request_id already stored returns its execution for the same request (a retry) and is
         FailedPrecondition for a different one."""
@@ -153,7 +172,7 @@ class ExecutionRequests:
                 )
                 return existing
             raise
-        row, is_new = await self._insert(action, values, request_id=request_id, timeout=timeout, link=None)
+        row, is_new = await self._insert(action, values, request_id=request_id, timeout=timeout, link=None, rerun=rerun)
         if not is_new:
             _check_retry(
                 self._opened(row), request_id, action_ref, params, timeout, parent_id=None, action=action, values=values
@@ -189,6 +208,11 @@ class ExecutionRequests:
                 values=values,
             )
         return row
+
+    def opened_parameters(self, row: Row) -> dict[str, Any]:
+        """A stored row's parameters, secret values opened (what a re-run starts from)."""
+        params: dict[str, Any] = json.loads(self._opened(row)["parameters"] or "{}")
+        return params
 
     def _opened(self, row: Row) -> Row:
         """A stored row with its sealed parameters opened, to compare a retry with (in memory)."""
@@ -238,9 +262,19 @@ class ExecutionRequests:
         return dict(row) if row is not None else None
 
     async def _insert(
-        self, action: ActionRecord, params: dict[str, Any], *, request_id: str, timeout: float, link: ChildLink | None
+        self,
+        action: ActionRecord,
+        params: dict[str, Any],
+        *,
+        request_id: str,
+        timeout: float,
+        link: ChildLink | None,
+        rerun: RerunLink | None = None,
     ) -> tuple[Row, bool]:
+        if action.runner_type == ASK:
+            parse_ask(params)  # a bad schema, roles or users is the request's fault, not the responder's
         stored_params, names = self._stored_parameters(action, params)
+        concurrency_key = _concurrency_key(action, params)
         execution_id = new_id()
         # A top-level execution starts a new trace (an empty parent); a child joins its parent's,
         # under the workflow step that made it. The stored traceparent is its execution span's.
@@ -250,7 +284,7 @@ class ExecutionRequests:
             "id": execution_id,
             "action_ref": action.ref,
             "runner_type": action.runner_type,
-            "state": ExecutionState.SCHEDULING,
+            "state": _first_state(action.runner_type),
             "parameters": stored_params,
             "secret_names": json.dumps(names),
             "result": None,
@@ -273,6 +307,9 @@ class ExecutionRequests:
             "finished_at": None,
             "updated_at": now,
             "requested_by": "" if link is not None else caller.token_name(),
+            "concurrency_key": concurrency_key,
+            "rerun_of": rerun.original_id if rerun is not None else None,
+            "rerun_from": rerun.from_json if rerun is not None else None,
         }
         if link is not None:
             row.update(
@@ -307,7 +344,7 @@ class ExecutionRequests:
         results: list[tuple[Row, bool] | Exception] = []
         for row in rows:
             # As `_insert` made it: the slot it was reserved is given back, another may be taken.
-            row.update(state=ExecutionState.SCHEDULING, worker_id=None, scheduled_at=None)
+            row.update(state=_first_state(row["runner_type"]), worker_id=None, scheduled_at=None)
             results += await self._flush([row])
         return results
 
@@ -352,13 +389,18 @@ class ExecutionRequests:
         reserved: set[str] = set()
         now = time.time()
         for row in rows:
-            if row["runner_type"] == "workflow":
-                continue
+            if row["runner_type"] in ("workflow", ASK) or row.get("concurrency_key") is not None:
+                continue  # a policy's slot is taken at dispatch, under its lock (concurrency.py)
             session = self._slots.reserve(row)
             if session is not None:
                 row.update(state=ExecutionState.SCHEDULED, worker_id=session.worker_id, scheduled_at=now)
                 reserved.add(row["id"])
         return reserved
+
+
+def _first_state(runner_type: str) -> ExecutionState:
+    """An ask waits `pending` for its answer (asks.py); everything else starts in scheduling."""
+    return ExecutionState.PENDING if runner_type == ASK else ExecutionState.SCHEDULING
 
 
 _COLUMNS = [column.name for column in executions.c]
@@ -421,6 +463,18 @@ async def _insert_batch(conn: Any, rows: list[Row]) -> list[tuple[Row, bool]]:
     if fresh:
         await conn.execute(executions.insert(), fresh)
     return results
+
+
+def _concurrency_key(action: ActionRecord, params: Mapping[str, Any]) -> str | None:
+    """The key of the action's concurrency policy for these parameters (None: no policy)."""
+    if action.concurrency is None:
+        return None
+    try:
+        return action.concurrency.render_key(params)
+    except ConcurrencyKeyError as err:
+        raise InvalidArgument(
+            f"action {quoted(action.ref)}: {err}", [Violation("parameters", f"concurrency key of {action.ref}: {err}")]
+        ) from err
 
 
 def _validated(action: ActionRecord, params: Mapping[str, Any]) -> dict[str, Any]:

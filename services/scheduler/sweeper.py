@@ -11,6 +11,7 @@
   it was connected to; so are those that a worker connected here neither listed in its Hello nor
   was assigned on its stream, once seen so for `worker_grace`. A worker connected to another
   replica is never lost to this one.
+- Asks (`core.ask`) still pending past their timeout end `timeout` (asks.py).
 - Cancels before dispatch whose CANCELLED result was not acknowledged are submitted again.
 - Cancels of executions on a connected worker are sent to it again once they have stayed
   "canceling" for `worker_grace` (a cancel that overtook its assignment was ignored by the worker).
@@ -38,6 +39,7 @@ from attune.logs import ThrottledLog
 from attune.states import ExecutionState
 from attune.storage import Database, log_failed_round
 from attune.storage.schema import executions
+from attune_services.scheduler.asks import Answers
 from attune_services.scheduler.dispatch import Dispatcher
 from attune_services.scheduler.giveups import GiveUp, ResultSubmitter
 from attune_services.scheduler.leases import WorkerLease, WorkerLeases
@@ -73,6 +75,7 @@ class Sweeper:
         scheduler_id: str,
     ) -> None:
         self._db = db
+        self._answers = Answers(db=db, submitter=submitter)
         self._leases = leases
         self._scheduler_id = scheduler_id
         self._request_log = request_log
@@ -113,6 +116,7 @@ class Sweeper:
         await self._recover_scheduling()
         await self._expire_unschedulable(leases)
         await self._abandon_lost(leases)
+        await self._answers.expire()  # asks past their timeout (asks.py)
         await self._request_log.prune(older_than=time.time() - self._settings.request_log_ttl)
 
     async def _renew_leases(self) -> dict[str, WorkerLease]:

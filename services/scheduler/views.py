@@ -103,6 +103,7 @@ def execution_view(row: ExecutionRow, *, inline_bytes: int = CHILD_RESULT_INLINE
         started_at=timestamp(row["started_at"]),
         finished_at=timestamp(row["finished_at"]),
         requested_by=row.get("requested_by") or "",
+        rerun_of=row.get("rerun_of") or "",
     )
 
 

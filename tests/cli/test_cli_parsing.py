@@ -145,3 +145,20 @@ def test_an_unreachable_server_is_one_line_and_one_json_object() -> None:
     assert doc["state"] is None and doc["id"] is None and "cannot reach attune" in doc["error"]
     assert proc.stderr.strip().count("\n") == 0
     assert proc.stderr.startswith("attune: error: ") and "Traceback" not in proc.stderr
+
+
+def test_rerun_task_inputs_are_grouped_by_task_and_typed_as_json() -> None:
+    from attune_services.cli.cmd_rerun import parse_task_inputs
+
+    inputs = parse_task_inputs(["deploy.force=true", "deploy.cmd=./go now", "b.x.y=[1]"], ["deploy", "b.x"])
+    assert inputs == {"deploy": {"force": True, "cmd": "./go now"}, "b.x": {"y": [1]}}
+
+
+@pytest.mark.parametrize(
+    ("given", "named"), [("deploy=1", "TASK.KEY=VALUE"), ("build.x=1", "not given with --from-task")]
+)
+def test_rerun_task_input_refusals_name_the_problem(given: str, named: str) -> None:
+    from attune_services.cli.cmd_rerun import parse_task_inputs
+
+    with pytest.raises(CliError, match=named):
+        parse_task_inputs([given], ["deploy"])

@@ -37,6 +37,8 @@ SECTIONS = (
     "Failure handling",
     "Engine commands",
     "Cancellation",
+    "Approvals",
+    "Re-running",
     "Nesting",
     "Semantic rules",
 )
@@ -62,7 +64,7 @@ EXPECT_KEYS = frozenset(
         "refused",
     }
 )
-CORE_ACTIONS = ("core.echo", "core.local", "core.noop", "core.sleep")
+CORE_ACTIONS = ("core.ask", "core.echo", "core.local", "core.noop", "core.sleep")
 
 
 @dataclass

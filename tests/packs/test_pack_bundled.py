@@ -6,7 +6,7 @@ import pytest
 
 from attune.packs import PackBundle, bundled_pack_path, load_pack
 
-CORE_REFS = {"core.echo", "core.noop", "core.local", "core.sleep"}
+CORE_REFS = {"core.ask", "core.echo", "core.noop", "core.local", "core.sleep"}
 EXAMPLE_WORKFLOWS = {
     "examples.single_echo",
     "examples.sequence",
@@ -18,6 +18,9 @@ EXAMPLE_WORKFLOWS = {
     "examples.deploy",
     "examples.retry",
     "examples.nested",
+    "examples.rerun",
+    "examples.approval",
+    "examples.exclusive_deploy",
 }
 
 
@@ -97,3 +100,9 @@ def test_examples_need_core_registered_first() -> None:
 def test_unknown_bundled_pack_is_named() -> None:
     with pytest.raises(ValueError, match=r"no bundled pack 'nope'.*core.*examples"):
         bundled_pack_path("nope")
+
+
+def test_exclusive_deploy_declares_one_run_per_environment(examples: PackBundle) -> None:
+    policy = examples.action("examples.exclusive_deploy").concurrency
+    assert policy is not None and (policy.limit, policy.on_limit) == (1, "queue")
+    assert policy.render_key({"env": "prod", "seconds": 1}) == "prod"

@@ -108,7 +108,7 @@ def test_script_action_needs_an_entry_point(make_pack: MakePack) -> None:
 @pytest.mark.parametrize(
     ("runner", "expected"),
     [
-        ("bash", "field runner_type: unknown runner_type 'bash' (one of shell, python, nodejs, noop, workflow)"),
+        ("bash", "field runner_type: unknown runner_type 'bash' (one of shell, python, nodejs, noop, ask, workflow)"),
         ("workflow", "field runner_type: a workflow action names its workflow with workflow_file"),
     ],
 )

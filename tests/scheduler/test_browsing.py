@@ -40,17 +40,17 @@ async def test_packs_are_listed_got_and_deleted_unless_in_use(core: Cluster) -> 
     got = await core.registry.GetPack(registry_pb2.GetPackRequest(ref="core"))
     assert got.pack.version and len(got.pack.digest) == 64
     assert abs(got.pack.registered_at.ToSeconds() - time.time()) < 600
-    assert [a.ref for a in got.actions] == ["core.echo", "core.local", "core.noop", "core.sleep"]
+    assert [a.ref for a in got.actions] == ["core.ask", "core.echo", "core.local", "core.noop", "core.sleep"]
     missing = await _refused(core.registry.GetPack(registry_pb2.GetPackRequest(ref="nope")))
     assert missing.code() == grpc.StatusCode.NOT_FOUND
 
     # ListActions pages by ref; a token is bound to its pack filter.
     first = await core.registry.ListActions(registry_pb2.ListActionsRequest(pack="core", page_size=3))
-    assert [a.ref for a in first.actions] == ["core.echo", "core.local", "core.noop"]
+    assert [a.ref for a in first.actions] == ["core.ask", "core.echo", "core.local"]
     last = await core.registry.ListActions(
         registry_pb2.ListActionsRequest(pack="core", page_size=3, page_token=first.next_page_token)
     )
-    assert [a.ref for a in last.actions] == ["core.sleep"] and not last.next_page_token
+    assert [a.ref for a in last.actions] == ["core.noop", "core.sleep"] and not last.next_page_token
     other = registry_pb2.ListActionsRequest(pack="examples", page_token=first.next_page_token)
     mismatch = await _refused(core.registry.ListActions(other))
     assert [v.field for v in violations_of(mismatch)] == ["page_token"]
@@ -70,7 +70,7 @@ async def test_packs_are_listed_got_and_deleted_unless_in_use(core: Cluster) -> 
         assert (await core.registry.GetPack(registry_pb2.GetPackRequest(ref="core"))).actions  # nothing deleted
 
         forced = await core.registry.DeletePack(registry_pb2.DeletePackRequest(ref="core", force=True, request_id="d1"))
-        assert list(forced.deleted_action_refs) == ["core.echo", "core.local", "core.noop", "core.sleep"]
+        assert list(forced.deleted_action_refs) == ["core.ask", "core.echo", "core.local", "core.noop", "core.sleep"]
         assert forced.active_executions == 1
         retried = await core.registry.DeletePack(
             registry_pb2.DeletePackRequest(ref="core", force=True, request_id="d1")

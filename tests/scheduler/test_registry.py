@@ -35,13 +35,13 @@ DEMO_PACK = {
 async def test_register_bundled_core_pack(cluster: Cluster) -> None:
     (response,) = await cluster.register_bundled("core")
     assert response.pack.ref == "core"
-    assert {a.ref for a in response.actions} == {"core.echo", "core.local", "core.noop", "core.sleep"}
+    assert {a.ref for a in response.actions} == {"core.ask", "core.echo", "core.local", "core.noop", "core.sleep"}
     echo = (await cluster.registry.GetAction(registry_pb2.GetActionRequest(ref="core.echo"))).action
     assert echo.runner_type == "shell"
     assert echo.entry_point == "actions/echo.sh"
     assert echo.pack_digest == response.pack.digest
     listed = await cluster.registry.ListActions(registry_pb2.ListActionsRequest(pack="core"))
-    assert [a.ref for a in listed.actions] == ["core.echo", "core.local", "core.noop", "core.sleep"]
+    assert [a.ref for a in listed.actions] == ["core.ask", "core.echo", "core.local", "core.noop", "core.sleep"]
     files = await cluster.pack_files.GetPackFiles(packs_pb2.GetPackFilesRequest(digest=response.pack.digest))
     assert files.pack_ref == "core"
     expected = read_pack_files(bundled_pack_path("core"))

@@ -5,6 +5,7 @@ parse (``parse_workflow``) → compile (``compile_workflow``) → evaluate (``st
 """
 
 from ._bounds import TemplateLimits
+from ._rerun import seed_entries, start_from
 from .commands import (
     CancelTask,
     CancelTimer,
@@ -61,7 +62,9 @@ __all__ = [
     "command_from_dict",
     "compile_workflow",
     "parse_workflow",
+    "seed_entries",
     "start",
+    "start_from",
     "task_ended",
     "timer_fired",
     "workflow_action_refs",

@@ -162,12 +162,17 @@ def _launch_items(ev: Event, task: TaskSpec, run: int) -> None:
 
 def _render_input(ev: Event, task: TaskSpec, item: Any, index: int | None) -> dict[str, Any] | None:
     try:
-        return ev.wf.input_renderer(task)(base_context(ev.state, item=item, index=index))  # type: ignore[no-any-return]
+        rendered: dict[str, Any] = ev.wf.input_renderer(task)(base_context(ev.state, item=item, index=index))
     except NestedExpressionError as err:
         ev.fail(f'task "{task.name}", field input{err.subpath}: {err.detail}')
+        return None
     except ExpressionError as err:
         ev.fail(f'task "{task.name}", field input: {err}')
-    return None
+        return None
+    extra = ev.state.meta.get("rerun_inputs")  # a re-run's new input for the tasks it names (_rerun.py)
+    if extra and task.name in extra:
+        return {**rendered, **extra[task.name]}
+    return rendered
 
 
 def start_attempt(ev: Event, task: TaskSpec, key: TaskRunKey, inp: dict[str, Any]) -> None:

@@ -97,6 +97,12 @@ class FailedPrecondition(AttuneError):
     code = grpc.StatusCode.FAILED_PRECONDITION
 
 
+class PermissionDenied(AttuneError):
+    """The caller is known but not one the thing asked about allows (e.g. who may answer an ask)."""
+
+    code = grpc.StatusCode.PERMISSION_DENIED
+
+
 class Unavailable(AttuneError):
     """A dependency is unreachable; the client may retry."""
 

@@ -10,6 +10,7 @@ of those checks, run on the files as a client sent them.
 :mod:`attune.packs.parameters` checks the parameters of each execution request.
 """
 
+from attune.packs._concurrency import ConcurrencyKeyError, ConcurrencyPolicy
 from attune.packs._errors import PackError, PackProblem
 from attune.packs._limits import DEFAULT_LIMITS, PackLimits, check_upload
 from attune.packs._loader import bundled_pack_path, load_pack, load_pack_files, read_pack_files
@@ -30,6 +31,8 @@ __all__ = [
     "RUNNER_TYPES",
     "SLOT_FREE_RUNTIMES",
     "ActionDefinition",
+    "ConcurrencyKeyError",
+    "ConcurrencyPolicy",
     "FieldViolation",
     "PackBundle",
     "PackError",

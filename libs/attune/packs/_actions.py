@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from attune.packs._concurrency import check_concurrency
 from attune.packs._errors import PackProblem
 from attune.packs._limits import PackLimits, text_problem
 from attune.packs._model import RUNNER_TYPES, ActionDefinition
@@ -34,6 +35,7 @@ ACTION_FIELDS = (
     "timeout",
     "tags",
     "workflow_file",
+    "concurrency",
 )
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
 _SCRIPT_RUNNERS = ("shell", "python", "nodejs")
@@ -78,6 +80,9 @@ class ActionReader:
             runner_type, entry_point = self._runner(file, doc)
             workflow_source = workflow_yaml = None
         common = self.common_fields(file, doc, name)
+        concurrency, concurrency_problems = check_concurrency(doc.get("concurrency"))
+        for field, message in concurrency_problems:
+            self._problem(file, field, message)
         if len(self._problems) > before:
             return None
         return ActionDefinition(
@@ -89,6 +94,7 @@ class ActionReader:
             parameters=parameters,
             workflow_source=workflow_source,
             workflow_yaml=workflow_yaml,
+            concurrency=concurrency,
             **common,
         )
 
@@ -155,9 +161,9 @@ class ActionReader:
                 file, "runner_type", f"unknown runner_type {runner_type!r} (one of {', '.join(RUNNER_TYPES)})"
             )
             return "", None
-        if runner_type == "noop":
+        if runner_type in ("noop", "ask"):
             if doc.get("entry_point") is not None:
-                self._problem(file, "entry_point", "a noop action runs nothing, so it takes no entry_point")
+                self._problem(file, "entry_point", f"a {runner_type} action runs nothing, so it takes no entry_point")
             return runner_type, None
         entry_point = self._actions_path(file, "entry_point", doc.get("entry_point"))
         return runner_type, entry_point

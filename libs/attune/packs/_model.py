@@ -7,10 +7,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from attune.packs._concurrency import ConcurrencyPolicy
+
 __all__ = ["RUNNER_TYPES", "SLOT_FREE_RUNTIMES", "ActionDefinition", "PackBundle", "pack_digest"]
 
-# "workflow" actions are orchestrated by the coordinator and never reach a worker.
-RUNNER_TYPES = ("shell", "python", "nodejs", "noop", "workflow")
+# "workflow" actions are orchestrated by the coordinator and never reach a worker; nor do "ask"
+# actions (approvals, `core.ask`): the scheduler holds them `pending` until they are answered.
+RUNNER_TYPES = ("shell", "python", "nodejs", "noop", "ask", "workflow")
 #: Runtimes that start no process: the worker runs them in its own event loop, so they hold no
 #: slot of its capacity (which bounds concurrent action processes) and never wait for one; the
 #: scheduler never counts them against a worker and the worker's release of one is not urgent.
@@ -39,6 +42,7 @@ class ActionDefinition:
     tags: list[str]
     workflow_source: str | None = None
     workflow_yaml: str | None = None  # the coordinator parses this text again at run time
+    concurrency: ConcurrencyPolicy | None = None  # `concurrency:` of the action file
 
     @property
     def is_workflow(self) -> bool:

@@ -115,6 +115,8 @@ POLICY: Mapping[str, Rule] = {
         {
             "RequestExecution": OPERATOR,
             "CancelExecution": OPERATOR,
+            "RespondToExecution": OPERATOR,
+            "RerunExecution": OPERATOR,
             "GetExecution": VIEWER,
             "ListExecutions": VIEWER,
             "WatchExecution": VIEWER,

@@ -64,6 +64,8 @@ actions = sa.Table(
     sa.Column("from_pack_files", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
     # The token name of the client that last created or changed the action (or registered its pack).
     sa.Column("updated_by", sa.String(255), nullable=False, default="", server_default=""),
+    # Its concurrency policy as JSON ({limit, key, on_limit}); NULL when it has none (migration 0012).
+    sa.Column("concurrency", sa.Text, nullable=True),
     comment="owner: scheduler",
 )
 
@@ -145,6 +147,13 @@ executions = sa.Table(
     # The token name of the client that requested it; empty for a workflow's children (see the
     # parent) and with security off.
     sa.Column("requested_by", sa.String(255), nullable=False, default="", server_default=""),
+    # A re-run (RerunExecution): the execution it re-runs, and for a workflow re-run from some of
+    # its tasks, those tasks and their new input as JSON (migration 0013).
+    sa.Column("rerun_of", sa.String(32), nullable=True),
+    sa.Column("rerun_from", sa.Text, nullable=True),
+    # The rendered key of its action's concurrency policy; NULL when the action has none
+    # (migration 0012; services/scheduler/concurrency.py).
+    sa.Column("concurrency_key", sa.String(255), nullable=True),
     # Each filter of ListExecutions, by id: its first page is a range scan, newest first (ids
     # are time-ordered; migration 0009). The sweep reads active rows by state through the first.
     sa.Index("ix_executions_state_id", "state", "id"),
@@ -157,6 +166,16 @@ executions = sa.Table(
         "id",
         postgresql_where=sa.text("parent_id IS NULL"),
         sqlite_where=sa.text("parent_id IS NULL"),
+    ),
+    # The slots of a concurrency policy: the executions of one key holding or waiting for one
+    # (migration 0012). Only rows of actions with a policy have an entry.
+    sa.Index(
+        "ix_executions_concurrency",
+        "action_ref",
+        "concurrency_key",
+        "state",
+        postgresql_where=sa.text("concurrency_key IS NOT NULL"),
+        sqlite_where=sa.text("concurrency_key IS NOT NULL"),
     ),
     comment=(
         "owners: scheduler (requested, scheduling, scheduled, running, canceling) and "

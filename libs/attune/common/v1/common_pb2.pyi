@@ -18,6 +18,7 @@ class ExecutionState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EXECUTION_STATE_CANCELLED: _ClassVar[ExecutionState]
     EXECUTION_STATE_ABANDONED: _ClassVar[ExecutionState]
     EXECUTION_STATE_CANCELING: _ClassVar[ExecutionState]
+    EXECUTION_STATE_PENDING: _ClassVar[ExecutionState]
 EXECUTION_STATE_UNSPECIFIED: ExecutionState
 EXECUTION_STATE_REQUESTED: ExecutionState
 EXECUTION_STATE_SCHEDULING: ExecutionState
@@ -29,6 +30,7 @@ EXECUTION_STATE_TIMEOUT: ExecutionState
 EXECUTION_STATE_CANCELLED: ExecutionState
 EXECUTION_STATE_ABANDONED: ExecutionState
 EXECUTION_STATE_CANCELING: ExecutionState
+EXECUTION_STATE_PENDING: ExecutionState
 
 class TraceContext(_message.Message):
     __slots__ = ("traceparent", "tracestate")

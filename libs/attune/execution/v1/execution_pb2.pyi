@@ -23,7 +23,7 @@ LOG_STREAM_STDOUT: LogStream
 LOG_STREAM_STDERR: LogStream
 
 class Execution(_message.Message):
-    __slots__ = ("id", "action_ref", "state", "parameters", "result", "error", "parent_id", "link", "worker_id", "trace_id", "timeout_seconds", "runner_type", "created_at", "started_at", "finished_at", "requested_by", "result_size_bytes", "result_truncated", "result_preview", "timeout")
+    __slots__ = ("id", "action_ref", "state", "parameters", "result", "error", "parent_id", "link", "worker_id", "trace_id", "timeout_seconds", "runner_type", "created_at", "started_at", "finished_at", "requested_by", "result_size_bytes", "result_truncated", "result_preview", "timeout", "rerun_of")
     ID_FIELD_NUMBER: _ClassVar[int]
     ACTION_REF_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -44,6 +44,7 @@ class Execution(_message.Message):
     RESULT_TRUNCATED_FIELD_NUMBER: _ClassVar[int]
     RESULT_PREVIEW_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    RERUN_OF_FIELD_NUMBER: _ClassVar[int]
     id: str
     action_ref: str
     state: _common_pb2.ExecutionState
@@ -64,7 +65,8 @@ class Execution(_message.Message):
     result_truncated: bool
     result_preview: str
     timeout: _duration_pb2.Duration
-    def __init__(self, id: _Optional[str] = ..., action_ref: _Optional[str] = ..., state: _Optional[_Union[_common_pb2.ExecutionState, str]] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., result: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[str] = ..., parent_id: _Optional[str] = ..., link: _Optional[_Union[_common_pb2.WorkflowLink, _Mapping]] = ..., worker_id: _Optional[str] = ..., trace_id: _Optional[str] = ..., timeout_seconds: _Optional[float] = ..., runner_type: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., requested_by: _Optional[str] = ..., result_size_bytes: _Optional[int] = ..., result_truncated: bool = ..., result_preview: _Optional[str] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    rerun_of: str
+    def __init__(self, id: _Optional[str] = ..., action_ref: _Optional[str] = ..., state: _Optional[_Union[_common_pb2.ExecutionState, str]] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., result: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[str] = ..., parent_id: _Optional[str] = ..., link: _Optional[_Union[_common_pb2.WorkflowLink, _Mapping]] = ..., worker_id: _Optional[str] = ..., trace_id: _Optional[str] = ..., timeout_seconds: _Optional[float] = ..., runner_type: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., requested_by: _Optional[str] = ..., result_size_bytes: _Optional[int] = ..., result_truncated: bool = ..., result_preview: _Optional[str] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., rerun_of: _Optional[str] = ...) -> None: ...
 
 class ChildrenSummary(_message.Message):
     __slots__ = ("total", "by_state")
@@ -255,3 +257,47 @@ class WatchExecutionLogsResponse(_message.Message):
     data: bytes
     task_name: str
     def __init__(self, execution_id: _Optional[str] = ..., seq: _Optional[int] = ..., stream: _Optional[_Union[LogStream, str]] = ..., written_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., data: _Optional[bytes] = ..., task_name: _Optional[str] = ...) -> None: ...
+
+class RespondToExecutionRequest(_message.Message):
+    __slots__ = ("id", "request_id", "answer")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    ANSWER_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    request_id: str
+    answer: _struct_pb2.Struct
+    def __init__(self, id: _Optional[str] = ..., request_id: _Optional[str] = ..., answer: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+
+class RespondToExecutionResponse(_message.Message):
+    __slots__ = ("execution",)
+    EXECUTION_FIELD_NUMBER: _ClassVar[int]
+    execution: Execution
+    def __init__(self, execution: _Optional[_Union[Execution, _Mapping]] = ...) -> None: ...
+
+class RerunExecutionRequest(_message.Message):
+    __slots__ = ("id", "parameters", "from_tasks", "task_inputs", "request_id")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    FROM_TASKS_FIELD_NUMBER: _ClassVar[int]
+    TASK_INPUTS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    parameters: _struct_pb2.Struct
+    from_tasks: _containers.RepeatedScalarFieldContainer[str]
+    task_inputs: _containers.RepeatedCompositeFieldContainer[TaskInput]
+    request_id: str
+    def __init__(self, id: _Optional[str] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., from_tasks: _Optional[_Iterable[str]] = ..., task_inputs: _Optional[_Iterable[_Union[TaskInput, _Mapping]]] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class TaskInput(_message.Message):
+    __slots__ = ("task", "input")
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    INPUT_FIELD_NUMBER: _ClassVar[int]
+    task: str
+    input: _struct_pb2.Struct
+    def __init__(self, task: _Optional[str] = ..., input: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+
+class RerunExecutionResponse(_message.Message):
+    __slots__ = ("execution",)
+    EXECUTION_FIELD_NUMBER: _ClassVar[int]
+    execution: Execution
+    def __init__(self, execution: _Optional[_Union[Execution, _Mapping]] = ...) -> None: ...

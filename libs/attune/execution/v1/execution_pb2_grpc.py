@@ -77,6 +77,16 @@ class ExecutionServiceStub(object):
                 request_serializer=attune_dot_execution_dot_v1_dot_execution__pb2.WatchExecutionLogsRequest.SerializeToString,
                 response_deserializer=attune_dot_execution_dot_v1_dot_execution__pb2.WatchExecutionLogsResponse.FromString,
                 _registered_method=True)
+        self.RerunExecution = channel.unary_unary(
+                '/attune.execution.v1.ExecutionService/RerunExecution',
+                request_serializer=attune_dot_execution_dot_v1_dot_execution__pb2.RerunExecutionRequest.SerializeToString,
+                response_deserializer=attune_dot_execution_dot_v1_dot_execution__pb2.RerunExecutionResponse.FromString,
+                _registered_method=True)
+        self.RespondToExecution = channel.unary_unary(
+                '/attune.execution.v1.ExecutionService/RespondToExecution',
+                request_serializer=attune_dot_execution_dot_v1_dot_execution__pb2.RespondToExecutionRequest.SerializeToString,
+                response_deserializer=attune_dot_execution_dot_v1_dot_execution__pb2.RespondToExecutionResponse.FromString,
+                _registered_method=True)
 
 
 class ExecutionServiceServicer(object):
@@ -171,6 +181,35 @@ class ExecutionServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RerunExecution(self, request, context):
+        """Re-runs an ended execution: a new execution of the same action with the original's
+        parameters (those given here override them), linked to it by Execution.rerun_of. For a
+        workflow, from_tasks re-runs it from those tasks: the published variables and task results
+        of the original run are kept, the tasks named run again (with task_inputs merged over their
+        input) and everything downstream runs as the graph says; the tasks before them do not run
+        again. An unknown id is NOT_FOUND; an original that has not ended is FAILED_PRECONDITION;
+        from_tasks on a plain action, a task that never ran in the original, or task_inputs for a
+        task not in from_tasks are INVALID_ARGUMENT with field violations. A retried request_id
+        returns the original re-run.
+        Needs the operator role (or admin).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RespondToExecution(self, request, context):
+        """Answers an execution waiting in PENDING (a `core.ask` approval): the answer must validate
+        against the ask's schema (INVALID_ARGUMENT with field violations naming answer.<field>), and
+        the caller must be one the ask allows (its `users` by token name, its `roles` by token role;
+        else PERMISSION_DENIED). The execution then succeeds with the answer as its result. An
+        execution that is not pending is FAILED_PRECONDITION; a retried request_id returns the
+        original response.
+        Needs the operator role (or admin).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ExecutionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -213,6 +252,16 @@ def add_ExecutionServiceServicer_to_server(servicer, server):
                     servicer.WatchExecutionLogs,
                     request_deserializer=attune_dot_execution_dot_v1_dot_execution__pb2.WatchExecutionLogsRequest.FromString,
                     response_serializer=attune_dot_execution_dot_v1_dot_execution__pb2.WatchExecutionLogsResponse.SerializeToString,
+            ),
+            'RerunExecution': grpc.unary_unary_rpc_method_handler(
+                    servicer.RerunExecution,
+                    request_deserializer=attune_dot_execution_dot_v1_dot_execution__pb2.RerunExecutionRequest.FromString,
+                    response_serializer=attune_dot_execution_dot_v1_dot_execution__pb2.RerunExecutionResponse.SerializeToString,
+            ),
+            'RespondToExecution': grpc.unary_unary_rpc_method_handler(
+                    servicer.RespondToExecution,
+                    request_deserializer=attune_dot_execution_dot_v1_dot_execution__pb2.RespondToExecutionRequest.FromString,
+                    response_serializer=attune_dot_execution_dot_v1_dot_execution__pb2.RespondToExecutionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -434,6 +483,60 @@ class ExecutionService(object):
             '/attune.execution.v1.ExecutionService/WatchExecutionLogs',
             attune_dot_execution_dot_v1_dot_execution__pb2.WatchExecutionLogsRequest.SerializeToString,
             attune_dot_execution_dot_v1_dot_execution__pb2.WatchExecutionLogsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RerunExecution(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/attune.execution.v1.ExecutionService/RerunExecution',
+            attune_dot_execution_dot_v1_dot_execution__pb2.RerunExecutionRequest.SerializeToString,
+            attune_dot_execution_dot_v1_dot_execution__pb2.RerunExecutionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RespondToExecution(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/attune.execution.v1.ExecutionService/RespondToExecution',
+            attune_dot_execution_dot_v1_dot_execution__pb2.RespondToExecutionRequest.SerializeToString,
+            attune_dot_execution_dot_v1_dot_execution__pb2.RespondToExecutionResponse.FromString,
             options,
             channel_credentials,
             insecure,

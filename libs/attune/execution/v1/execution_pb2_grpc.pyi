@@ -72,6 +72,27 @@ class ExecutionServiceStub:
     NOT_FOUND.
     Needs the viewer role (or operator, or admin).
     """
+    RerunExecution: _aio.UnaryUnaryMultiCallable[_execution_pb2.RerunExecutionRequest, _execution_pb2.RerunExecutionResponse]
+    """Re-runs an ended execution: a new execution of the same action with the original's
+    parameters (those given here override them), linked to it by Execution.rerun_of. For a
+    workflow, from_tasks re-runs it from those tasks: the published variables and task results
+    of the original run are kept, the tasks named run again (with task_inputs merged over their
+    input) and everything downstream runs as the graph says; the tasks before them do not run
+    again. An unknown id is NOT_FOUND; an original that has not ended is FAILED_PRECONDITION;
+    from_tasks on a plain action, a task that never ran in the original, or task_inputs for a
+    task not in from_tasks are INVALID_ARGUMENT with field violations. A retried request_id
+    returns the original re-run.
+    Needs the operator role (or admin).
+    """
+    RespondToExecution: _aio.UnaryUnaryMultiCallable[_execution_pb2.RespondToExecutionRequest, _execution_pb2.RespondToExecutionResponse]
+    """Answers an execution waiting in PENDING (a `core.ask` approval): the answer must validate
+    against the ask's schema (INVALID_ARGUMENT with field violations naming answer.<field>), and
+    the caller must be one the ask allows (its `users` by token name, its `roles` by token role;
+    else PERMISSION_DENIED). The execution then succeeds with the answer as its result. An
+    execution that is not pending is FAILED_PRECONDITION; a retried request_id returns the
+    original response.
+    Needs the operator role (or admin).
+    """
 
 class ExecutionServiceServicer:
     """Executions: the front door of the platform, served by the scheduler. Public: clients call it
@@ -171,6 +192,37 @@ class ExecutionServiceServicer:
         task. Output past ATTUNE_LOG_LIMIT_BYTES is cut, with a marker line. An unknown id is
         NOT_FOUND.
         Needs the viewer role (or operator, or admin).
+        """
+
+    def RerunExecution(
+        self,
+        request: _execution_pb2.RerunExecutionRequest,
+        context: _aio.ServicerContext[_execution_pb2.RerunExecutionRequest, _abc.Awaitable[_execution_pb2.RerunExecutionResponse]],
+    ) -> _abc.Awaitable[_execution_pb2.RerunExecutionResponse]:
+        """Re-runs an ended execution: a new execution of the same action with the original's
+        parameters (those given here override them), linked to it by Execution.rerun_of. For a
+        workflow, from_tasks re-runs it from those tasks: the published variables and task results
+        of the original run are kept, the tasks named run again (with task_inputs merged over their
+        input) and everything downstream runs as the graph says; the tasks before them do not run
+        again. An unknown id is NOT_FOUND; an original that has not ended is FAILED_PRECONDITION;
+        from_tasks on a plain action, a task that never ran in the original, or task_inputs for a
+        task not in from_tasks are INVALID_ARGUMENT with field violations. A retried request_id
+        returns the original re-run.
+        Needs the operator role (or admin).
+        """
+
+    def RespondToExecution(
+        self,
+        request: _execution_pb2.RespondToExecutionRequest,
+        context: _aio.ServicerContext[_execution_pb2.RespondToExecutionRequest, _abc.Awaitable[_execution_pb2.RespondToExecutionResponse]],
+    ) -> _abc.Awaitable[_execution_pb2.RespondToExecutionResponse]:
+        """Answers an execution waiting in PENDING (a `core.ask` approval): the answer must validate
+        against the ask's schema (INVALID_ARGUMENT with field violations naming answer.<field>), and
+        the caller must be one the ask allows (its `users` by token name, its `roles` by token role;
+        else PERMISSION_DENIED). The execution then succeeds with the answer as its result. An
+        execution that is not pending is FAILED_PRECONDITION; a retried request_id returns the
+        original response.
+        Needs the operator role (or admin).
         """
 
 def add_ExecutionServiceServicer_to_server(servicer: ExecutionServiceServicer, server: _aio.Server) -> None: ...

@@ -39,7 +39,7 @@ class Pack(_message.Message):
     def __init__(self, ref: _Optional[str] = ..., label: _Optional[str] = ..., version: _Optional[str] = ..., description: _Optional[str] = ..., digest: _Optional[str] = ..., registered_by: _Optional[str] = ..., registered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Action(_message.Message):
-    __slots__ = ("id", "ref", "pack", "name", "label", "description", "enabled", "runner_type", "entry_point", "parameters", "output", "timeout_seconds", "tags", "workflow_file", "pack_digest", "created_at", "updated_at", "updated_by", "timeout")
+    __slots__ = ("id", "ref", "pack", "name", "label", "description", "enabled", "runner_type", "entry_point", "parameters", "output", "timeout_seconds", "tags", "workflow_file", "pack_digest", "created_at", "updated_at", "updated_by", "timeout", "concurrency")
     ID_FIELD_NUMBER: _ClassVar[int]
     REF_FIELD_NUMBER: _ClassVar[int]
     PACK_FIELD_NUMBER: _ClassVar[int]
@@ -59,6 +59,7 @@ class Action(_message.Message):
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_BY_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
     id: str
     ref: str
     pack: str
@@ -78,7 +79,18 @@ class Action(_message.Message):
     updated_at: _timestamp_pb2.Timestamp
     updated_by: str
     timeout: _duration_pb2.Duration
-    def __init__(self, id: _Optional[str] = ..., ref: _Optional[str] = ..., pack: _Optional[str] = ..., name: _Optional[str] = ..., label: _Optional[str] = ..., description: _Optional[str] = ..., enabled: bool = ..., runner_type: _Optional[str] = ..., entry_point: _Optional[str] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., output: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., timeout_seconds: _Optional[float] = ..., tags: _Optional[_Iterable[str]] = ..., workflow_file: _Optional[str] = ..., pack_digest: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_by: _Optional[str] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    concurrency: ConcurrencyPolicy
+    def __init__(self, id: _Optional[str] = ..., ref: _Optional[str] = ..., pack: _Optional[str] = ..., name: _Optional[str] = ..., label: _Optional[str] = ..., description: _Optional[str] = ..., enabled: bool = ..., runner_type: _Optional[str] = ..., entry_point: _Optional[str] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., output: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., timeout_seconds: _Optional[float] = ..., tags: _Optional[_Iterable[str]] = ..., workflow_file: _Optional[str] = ..., pack_digest: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_by: _Optional[str] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., concurrency: _Optional[_Union[ConcurrencyPolicy, _Mapping]] = ...) -> None: ...
+
+class ConcurrencyPolicy(_message.Message):
+    __slots__ = ("limit", "key", "on_limit")
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    ON_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    limit: int
+    key: str
+    on_limit: str
+    def __init__(self, limit: _Optional[int] = ..., key: _Optional[str] = ..., on_limit: _Optional[str] = ...) -> None: ...
 
 class RegisterPackRequest(_message.Message):
     __slots__ = ("files", "request_id")

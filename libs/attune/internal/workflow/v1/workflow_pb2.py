@@ -26,7 +26,7 @@ from attune.common.v1 import common_pb2 as attune_dot_common_dot_v1_dot_common__
 from attune.workflow.v1 import workflow_pb2 as attune_dot_workflow_dot_v1_dot_workflow__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*attune/internal/workflow/v1/workflow.proto\x12\x1b\x61ttune.internal.workflow.v1\x1a\x1d\x61ttune/common/v1/common.proto\x1a!attune/workflow/v1/workflow.proto\"\xd9\x01\n\rWorkflowStart\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x12\n\naction_ref\x18\x02 \x01(\t\x12\x15\n\rworkflow_yaml\x18\x03 \x01(\t\x12\x17\n\x0fworkflow_source\x18\x04 \x01(\t\x12\x17\n\x0fparameters_json\x18\x05 \x01(\x0c\x12\r\n\x05\x64\x65pth\x18\x06 \x01(\x05\x12-\n\x05trace\x18\x07 \x01(\x0b\x32\x1e.attune.common.v1.TraceContext\x12\x17\n\x0ftimeout_seconds\x18\x08 \x01(\x01\"V\n\x15StartWorkflowsRequest\x12=\n\tworkflows\x18\x01 \x03(\x0b\x32*.attune.internal.workflow.v1.WorkflowStart\"8\n\x16StartWorkflowsResponse\x12\x1e\n\x16\x61\x63\x63\x65pted_execution_ids\x18\x01 \x03(\t\"\xa6\x01\n\x0bTaskOutcome\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12,\n\x04link\x18\x02 \x01(\x0b\x32\x1e.attune.common.v1.WorkflowLink\x12/\n\x05state\x18\x03 \x01(\x0e\x32 .attune.common.v1.ExecutionState\x12\x13\n\x0bresult_json\x18\x04 \x01(\x0c\x12\r\n\x05\x65rror\x18\x05 \x01(\t\"S\n\x15ReportOutcomesRequest\x12:\n\x08outcomes\x18\x01 \x03(\x0b\x32(.attune.internal.workflow.v1.TaskOutcome\"5\n\x16ReportOutcomesResponse\x12\x1b\n\x13\x61\x63ked_execution_ids\x18\x01 \x03(\t\"-\n\x15GetWorkflowRunRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\"F\n\x16GetWorkflowRunResponse\x12,\n\x03run\x18\x01 \x01(\x0b\x32\x1f.attune.workflow.v1.WorkflowRun\"r\n\x17ListWorkflowRunsRequest\x12\x30\n\x05state\x18\x01 \x01(\x0e\x32!.attune.workflow.v1.WorkflowState\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"b\n\x18ListWorkflowRunsResponse\x12-\n\x04runs\x18\x01 \x03(\x0b\x32\x1f.attune.workflow.v1.WorkflowRun\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"-\n\x15\x43\x61ncelWorkflowRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\"F\n\x16\x43\x61ncelWorkflowResponse\x12,\n\x03run\x18\x01 \x01(\x0b\x32\x1f.attune.workflow.v1.WorkflowRun2\x85\x05\n\x12\x43oordinatorService\x12y\n\x0eStartWorkflows\x12\x32.attune.internal.workflow.v1.StartWorkflowsRequest\x1a\x33.attune.internal.workflow.v1.StartWorkflowsResponse\x12}\n\x0eReportOutcomes\x12\x32.attune.internal.workflow.v1.ReportOutcomesRequest\x1a\x33.attune.internal.workflow.v1.ReportOutcomesResponse(\x01\x30\x01\x12y\n\x0eGetWorkflowRun\x12\x32.attune.internal.workflow.v1.GetWorkflowRunRequest\x1a\x33.attune.internal.workflow.v1.GetWorkflowRunResponse\x12\x7f\n\x10ListWorkflowRuns\x12\x34.attune.internal.workflow.v1.ListWorkflowRunsRequest\x1a\x35.attune.internal.workflow.v1.ListWorkflowRunsResponse\x12y\n\x0e\x43\x61ncelWorkflow\x12\x32.attune.internal.workflow.v1.CancelWorkflowRequest\x1a\x33.attune.internal.workflow.v1.CancelWorkflowResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*attune/internal/workflow/v1/workflow.proto\x12\x1b\x61ttune.internal.workflow.v1\x1a\x1d\x61ttune/common/v1/common.proto\x1a!attune/workflow/v1/workflow.proto\"\x99\x02\n\rWorkflowStart\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x12\n\naction_ref\x18\x02 \x01(\t\x12\x15\n\rworkflow_yaml\x18\x03 \x01(\t\x12\x17\n\x0fworkflow_source\x18\x04 \x01(\t\x12\x17\n\x0fparameters_json\x18\x05 \x01(\x0c\x12\r\n\x05\x64\x65pth\x18\x06 \x01(\x05\x12-\n\x05trace\x18\x07 \x01(\x0b\x32\x1e.attune.common.v1.TraceContext\x12\x17\n\x0ftimeout_seconds\x18\x08 \x01(\x01\x12\x10\n\x08rerun_of\x18\t \x01(\t\x12\x12\n\nfrom_tasks\x18\n \x03(\t\x12\x18\n\x10task_inputs_json\x18\x0b \x01(\x0c\"V\n\x15StartWorkflowsRequest\x12=\n\tworkflows\x18\x01 \x03(\x0b\x32*.attune.internal.workflow.v1.WorkflowStart\"8\n\x16StartWorkflowsResponse\x12\x1e\n\x16\x61\x63\x63\x65pted_execution_ids\x18\x01 \x03(\t\"\xa6\x01\n\x0bTaskOutcome\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12,\n\x04link\x18\x02 \x01(\x0b\x32\x1e.attune.common.v1.WorkflowLink\x12/\n\x05state\x18\x03 \x01(\x0e\x32 .attune.common.v1.ExecutionState\x12\x13\n\x0bresult_json\x18\x04 \x01(\x0c\x12\r\n\x05\x65rror\x18\x05 \x01(\t\"S\n\x15ReportOutcomesRequest\x12:\n\x08outcomes\x18\x01 \x03(\x0b\x32(.attune.internal.workflow.v1.TaskOutcome\"5\n\x16ReportOutcomesResponse\x12\x1b\n\x13\x61\x63ked_execution_ids\x18\x01 \x03(\t\"-\n\x15GetWorkflowRunRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\"F\n\x16GetWorkflowRunResponse\x12,\n\x03run\x18\x01 \x01(\x0b\x32\x1f.attune.workflow.v1.WorkflowRun\"r\n\x17ListWorkflowRunsRequest\x12\x30\n\x05state\x18\x01 \x01(\x0e\x32!.attune.workflow.v1.WorkflowState\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"b\n\x18ListWorkflowRunsResponse\x12-\n\x04runs\x18\x01 \x03(\x0b\x32\x1f.attune.workflow.v1.WorkflowRun\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"-\n\x15\x43\x61ncelWorkflowRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\"F\n\x16\x43\x61ncelWorkflowResponse\x12,\n\x03run\x18\x01 \x01(\x0b\x32\x1f.attune.workflow.v1.WorkflowRun2\x85\x05\n\x12\x43oordinatorService\x12y\n\x0eStartWorkflows\x12\x32.attune.internal.workflow.v1.StartWorkflowsRequest\x1a\x33.attune.internal.workflow.v1.StartWorkflowsResponse\x12}\n\x0eReportOutcomes\x12\x32.attune.internal.workflow.v1.ReportOutcomesRequest\x1a\x33.attune.internal.workflow.v1.ReportOutcomesResponse(\x01\x30\x01\x12y\n\x0eGetWorkflowRun\x12\x32.attune.internal.workflow.v1.GetWorkflowRunRequest\x1a\x33.attune.internal.workflow.v1.GetWorkflowRunResponse\x12\x7f\n\x10ListWorkflowRuns\x12\x34.attune.internal.workflow.v1.ListWorkflowRunsRequest\x1a\x35.attune.internal.workflow.v1.ListWorkflowRunsResponse\x12y\n\x0e\x43\x61ncelWorkflow\x12\x32.attune.internal.workflow.v1.CancelWorkflowRequest\x1a\x33.attune.internal.workflow.v1.CancelWorkflowResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,29 +34,29 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'attune.internal.workflow.v1
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_WORKFLOWSTART']._serialized_start=142
-  _globals['_WORKFLOWSTART']._serialized_end=359
-  _globals['_STARTWORKFLOWSREQUEST']._serialized_start=361
-  _globals['_STARTWORKFLOWSREQUEST']._serialized_end=447
-  _globals['_STARTWORKFLOWSRESPONSE']._serialized_start=449
-  _globals['_STARTWORKFLOWSRESPONSE']._serialized_end=505
-  _globals['_TASKOUTCOME']._serialized_start=508
-  _globals['_TASKOUTCOME']._serialized_end=674
-  _globals['_REPORTOUTCOMESREQUEST']._serialized_start=676
-  _globals['_REPORTOUTCOMESREQUEST']._serialized_end=759
-  _globals['_REPORTOUTCOMESRESPONSE']._serialized_start=761
-  _globals['_REPORTOUTCOMESRESPONSE']._serialized_end=814
-  _globals['_GETWORKFLOWRUNREQUEST']._serialized_start=816
-  _globals['_GETWORKFLOWRUNREQUEST']._serialized_end=861
-  _globals['_GETWORKFLOWRUNRESPONSE']._serialized_start=863
-  _globals['_GETWORKFLOWRUNRESPONSE']._serialized_end=933
-  _globals['_LISTWORKFLOWRUNSREQUEST']._serialized_start=935
-  _globals['_LISTWORKFLOWRUNSREQUEST']._serialized_end=1049
-  _globals['_LISTWORKFLOWRUNSRESPONSE']._serialized_start=1051
-  _globals['_LISTWORKFLOWRUNSRESPONSE']._serialized_end=1149
-  _globals['_CANCELWORKFLOWREQUEST']._serialized_start=1151
-  _globals['_CANCELWORKFLOWREQUEST']._serialized_end=1196
-  _globals['_CANCELWORKFLOWRESPONSE']._serialized_start=1198
-  _globals['_CANCELWORKFLOWRESPONSE']._serialized_end=1268
-  _globals['_COORDINATORSERVICE']._serialized_start=1271
-  _globals['_COORDINATORSERVICE']._serialized_end=1916
+  _globals['_WORKFLOWSTART']._serialized_end=423
+  _globals['_STARTWORKFLOWSREQUEST']._serialized_start=425
+  _globals['_STARTWORKFLOWSREQUEST']._serialized_end=511
+  _globals['_STARTWORKFLOWSRESPONSE']._serialized_start=513
+  _globals['_STARTWORKFLOWSRESPONSE']._serialized_end=569
+  _globals['_TASKOUTCOME']._serialized_start=572
+  _globals['_TASKOUTCOME']._serialized_end=738
+  _globals['_REPORTOUTCOMESREQUEST']._serialized_start=740
+  _globals['_REPORTOUTCOMESREQUEST']._serialized_end=823
+  _globals['_REPORTOUTCOMESRESPONSE']._serialized_start=825
+  _globals['_REPORTOUTCOMESRESPONSE']._serialized_end=878
+  _globals['_GETWORKFLOWRUNREQUEST']._serialized_start=880
+  _globals['_GETWORKFLOWRUNREQUEST']._serialized_end=925
+  _globals['_GETWORKFLOWRUNRESPONSE']._serialized_start=927
+  _globals['_GETWORKFLOWRUNRESPONSE']._serialized_end=997
+  _globals['_LISTWORKFLOWRUNSREQUEST']._serialized_start=999
+  _globals['_LISTWORKFLOWRUNSREQUEST']._serialized_end=1113
+  _globals['_LISTWORKFLOWRUNSRESPONSE']._serialized_start=1115
+  _globals['_LISTWORKFLOWRUNSRESPONSE']._serialized_end=1213
+  _globals['_CANCELWORKFLOWREQUEST']._serialized_start=1215
+  _globals['_CANCELWORKFLOWREQUEST']._serialized_end=1260
+  _globals['_CANCELWORKFLOWRESPONSE']._serialized_start=1262
+  _globals['_CANCELWORKFLOWRESPONSE']._serialized_end=1332
+  _globals['_COORDINATORSERVICE']._serialized_start=1335
+  _globals['_COORDINATORSERVICE']._serialized_end=1980
 # @@protoc_insertion_point(module_scope)

@@ -9,7 +9,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class WorkflowStart(_message.Message):
-    __slots__ = ("execution_id", "action_ref", "workflow_yaml", "workflow_source", "parameters_json", "depth", "trace", "timeout_seconds")
+    __slots__ = ("execution_id", "action_ref", "workflow_yaml", "workflow_source", "parameters_json", "depth", "trace", "timeout_seconds", "rerun_of", "from_tasks", "task_inputs_json")
     EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
     ACTION_REF_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_YAML_FIELD_NUMBER: _ClassVar[int]
@@ -18,6 +18,9 @@ class WorkflowStart(_message.Message):
     DEPTH_FIELD_NUMBER: _ClassVar[int]
     TRACE_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    RERUN_OF_FIELD_NUMBER: _ClassVar[int]
+    FROM_TASKS_FIELD_NUMBER: _ClassVar[int]
+    TASK_INPUTS_JSON_FIELD_NUMBER: _ClassVar[int]
     execution_id: str
     action_ref: str
     workflow_yaml: str
@@ -26,7 +29,10 @@ class WorkflowStart(_message.Message):
     depth: int
     trace: _common_pb2.TraceContext
     timeout_seconds: float
-    def __init__(self, execution_id: _Optional[str] = ..., action_ref: _Optional[str] = ..., workflow_yaml: _Optional[str] = ..., workflow_source: _Optional[str] = ..., parameters_json: _Optional[bytes] = ..., depth: _Optional[int] = ..., trace: _Optional[_Union[_common_pb2.TraceContext, _Mapping]] = ..., timeout_seconds: _Optional[float] = ...) -> None: ...
+    rerun_of: str
+    from_tasks: _containers.RepeatedScalarFieldContainer[str]
+    task_inputs_json: bytes
+    def __init__(self, execution_id: _Optional[str] = ..., action_ref: _Optional[str] = ..., workflow_yaml: _Optional[str] = ..., workflow_source: _Optional[str] = ..., parameters_json: _Optional[bytes] = ..., depth: _Optional[int] = ..., trace: _Optional[_Union[_common_pb2.TraceContext, _Mapping]] = ..., timeout_seconds: _Optional[float] = ..., rerun_of: _Optional[str] = ..., from_tasks: _Optional[_Iterable[str]] = ..., task_inputs_json: _Optional[bytes] = ...) -> None: ...
 
 class StartWorkflowsRequest(_message.Message):
     __slots__ = ("workflows",)

@@ -1,0 +1,2 @@
+#!/usr/bin/env bash
+exec sleep "$ATTUNE_PARAM_SECONDS"
