@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import shutil
 import sys
@@ -35,12 +36,17 @@ def actions(tmp_path: Path) -> Path:
     return folder
 
 
+# Each run its own execution id, as in production: the tests share one event loop, and a run's
+# processes are found by the id in their environment.
+_RUN_IDS = itertools.count(1)
+
+
 def action(actions: Path, name: str, source: str, runtime: str = "shell", **fields: Any) -> RunRequest:
     script = actions / name
     script.write_text(source)
     fields.setdefault("parameters", {})
     return RunRequest(
-        execution_id="exec-1",
+        execution_id=f"exec-{next(_RUN_IDS)}",
         action_ref=f"mypack.{script.stem}",
         runtime=runtime,
         entry_point=script,
@@ -169,7 +175,7 @@ async def test_environment_names_the_execution(actions: Path, monkeypatch: pytes
         extra_env={"ATTUNE_TRACEPARENT": "00-abc-def-01"},
     )
     env = (await run_action(request, INTERPRETERS)).result["env"]
-    assert env["ATTUNE_EXECUTION_ID"] == "exec-1"
+    assert env["ATTUNE_EXECUTION_ID"] == request.execution_id
     assert env["ATTUNE_ACTION_REF"] == "mypack.env"
     assert env["ATTUNE_PACK_DIR"] == str(actions.parent)
     assert env["ATTUNE_PARAM_NAME"] == "ada"  # strings as they are
