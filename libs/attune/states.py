@@ -24,6 +24,10 @@ class ExecutionState(enum.StrEnum):
     CANCELING = "canceling"
     #: Waiting for an answer (a `core.ask`): no worker slot held; RespondToExecution or the timeout ends it.
     PENDING = "pending"
+    #: A paused workflow whose running tasks are finishing; nothing new starts (docs/workflows.md, Pause and resume).
+    PAUSING = "pausing"
+    #: A paused workflow with nothing running; ResumeExecution continues it, CancelExecution ends it.
+    PAUSED = "paused"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     TIMEOUT = "timeout"
@@ -50,6 +54,8 @@ ACTIVE = frozenset(
         ExecutionState.RUNNING,
         ExecutionState.CANCELING,
         ExecutionState.PENDING,
+        ExecutionState.PAUSING,
+        ExecutionState.PAUSED,
     }
 )
 #: How a workflow ends.
@@ -57,4 +63,12 @@ WORKFLOW_TERMINAL = frozenset(
     {ExecutionState.SUCCEEDED, ExecutionState.FAILED, ExecutionState.CANCELLED, ExecutionState.TIMEOUT}
 )
 #: Every status a workflow row holds.
-WORKFLOW_STATUSES = frozenset({ExecutionState.RUNNING, ExecutionState.CANCELING, *WORKFLOW_TERMINAL})
+WORKFLOW_STATUSES = frozenset(
+    {
+        ExecutionState.RUNNING,
+        ExecutionState.CANCELING,
+        ExecutionState.PAUSING,
+        ExecutionState.PAUSED,
+        *WORKFLOW_TERMINAL,
+    }
+)

@@ -14,6 +14,7 @@ from attune.ids import new_id
 from attune.states import ACTIVE, TERMINAL, ExecutionState
 from attune_services.cli.arguments import positive_int
 from attune_services.cli.client import Client, CliError
+from attune_services.cli.cmd_pause import add_parser as add_pause_parser
 from attune_services.cli.cmd_rerun import add_parser as add_rerun_parser
 from attune_services.cli.cmd_respond import add_parser as add_respond_parser
 from attune_services.cli.cmd_tail import add_parser as add_tail_parser
@@ -62,6 +63,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser], pa
     add_tail_parser(sub, parent)  # execution tail: cmd_tail.py
     add_rerun_parser(sub, parent)  # execution rerun: cmd_rerun.py
     add_respond_parser(sub, parent)  # execution respond: cmd_respond.py
+    add_pause_parser(sub, parent)  # execution pause, execution resume: cmd_pause.py
 
 
 async def get_command(args: argparse.Namespace, client: Client) -> int:

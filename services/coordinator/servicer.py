@@ -129,6 +129,24 @@ class CoordinatorServicer(coordinator_pb2_grpc.CoordinatorServiceServicer):
             await self._run(request.execution_id)  # NOT_FOUND unless it failed at start
         return coordinator_pb2.CancelWorkflowResponse(run=await self._run(request.execution_id))
 
+    @rpc_errors
+    async def PauseWorkflow(
+        self, request: coordinator_pb2.PauseWorkflowRequest, context: RpcContext
+    ) -> coordinator_pb2.PauseWorkflowResponse:
+        """Pauses a running workflow (a finished or paused one is returned unchanged)."""
+        self._require_id(request.execution_id)
+        await self._workflows.pause(request.execution_id)
+        return coordinator_pb2.PauseWorkflowResponse(run=await self._run(request.execution_id))
+
+    @rpc_errors
+    async def ResumeWorkflow(
+        self, request: coordinator_pb2.ResumeWorkflowRequest, context: RpcContext
+    ) -> coordinator_pb2.ResumeWorkflowResponse:
+        """Resumes a paused workflow (any other is returned unchanged)."""
+        self._require_id(request.execution_id)
+        await self._workflows.resume(request.execution_id)
+        return coordinator_pb2.ResumeWorkflowResponse(run=await self._run(request.execution_id))
+
     async def _run(self, execution_id: str) -> workflow_pb2.WorkflowRun:
         self._require_id(execution_id)
         async with self._db.read() as conn:

@@ -32,6 +32,9 @@ from attune.engine import (
     TemplateLimits,
     WorkflowState,
     cancel,
+    child_paused,
+    pause,
+    resume,
     seed_entries,
     start,
     start_from,
@@ -45,6 +48,7 @@ from attune.security.sealing import Sealer
 from attune.states import TERMINAL, ExecutionState
 from attune.storage import Database, is_unavailable, log_failed_round
 from attune.storage.batching import GroupCommitter
+from attune.storage.schema import executions
 from attune.telemetry import messaging_attributes, start_span, tracer
 from attune_services.coordinator.carrier import Carrier
 from attune_services.coordinator.commands import PendingChild, PendingFinish, Refusal
@@ -126,6 +130,7 @@ class Workflows:
         self._idle.set()
         self._draining = False
         self.on_timer_set: Callable[[float], None] = lambda fire_at: None
+        self._reports: set[asyncio.Task[None]] = set()  # nested workflows telling their parent they paused
         carrier.on_refused = self.apply_refusals
         carrier.on_reported = self.forget
 
@@ -237,6 +242,41 @@ class Workflows:
         """Cancels a workflow per its cancellation policy; UNKNOWN when it is not recorded."""
         async with self._busy():
             return await self._mailboxes.submit(workflow_id, Pending(lambda wf, st, now: cancel(wf, st, now=now)))
+
+    async def pause(self, workflow_id: str) -> EventOutcome:
+        """Pauses a workflow (docs/workflows.md, Pause and resume); UNKNOWN when it is not
+        recorded. The scheduler pauses its nested workflows, each in turn."""
+        async with self._busy():
+            return await self._mailboxes.submit(workflow_id, Pending(lambda wf, st, now: pause(wf, st, now=now)))
+
+    async def resume(self, workflow_id: str) -> EventOutcome:
+        """Resumes a paused workflow; UNKNOWN when it is not recorded."""
+        async with self._busy():
+            return await self._mailboxes.submit(workflow_id, Pending(lambda wf, st, now: resume(wf, st, now=now)))
+
+    async def _report_paused(self, workflow_id: str) -> None:
+        """Tells the parent of a nested workflow that it is paused (its link is the child
+        execution's, as the completion service forwards outcomes)."""
+        query = sa.select(
+            executions.c.workflow_execution_id,
+            executions.c.task_name,
+            executions.c.task_run,
+            executions.c.item_index,
+            executions.c.attempt,
+        ).where(executions.c.id == workflow_id)
+        try:
+            async with self._db.read() as conn:
+                link = (await conn.execute(query)).first()
+            if link is None or not link.workflow_execution_id or not link.task_name:
+                return
+            key = TaskRunKey(link.task_name, link.task_run or 1, link.item_index, link.attempt or 1)
+            await self._mailboxes.submit(
+                link.workflow_execution_id, Pending(lambda wf, st, now: child_paused(wf, st, key, now=now))
+            )
+        except Exception as err:  # the parent stays pausing; a later step of the child reports again
+            _log_failure(
+                err, "reporting a pause", "pause of nested workflow %s not reported to its parent", workflow_id
+            )
 
     def forget(self, workflow_ids: Sequence[str]) -> None:
         """Drops finished workflows from memory (their results are reported)."""
@@ -452,6 +492,10 @@ class Workflows:
                 else:
                     self._cache[workflow_id] = loaded
                 self._after_commit(workflow_id, depth=loaded.depth, traceparent=loaded.traceparent, write=write)
+                if write.status == ExecutionState.PAUSED and loaded.depth > 0:
+                    report = asyncio.create_task(self._report_paused(workflow_id))
+                    self._reports.add(report)
+                    report.add_done_callback(self._reports.discard)
                 metrics.WORKFLOW_STEPS.inc()
                 return [EventOutcome.APPLIED] * len(batch)
         raise RuntimeError(f"workflow {workflow_id}: gave up after {MAX_CONFLICT_RETRIES} compare-and-set conflicts")

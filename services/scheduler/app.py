@@ -40,6 +40,7 @@ from attune_services.scheduler.handoff import WorkflowHandoff
 from attune_services.scheduler.leases import WorkerLeases
 from attune_services.scheduler.logs import LogWakes, LogWriter
 from attune_services.scheduler.pack_files import PackFilesServicer
+from attune_services.scheduler.pauses import Pauses
 from attune_services.scheduler.registry import RegistryServicer
 from attune_services.scheduler.relay import ReplicaRelay
 from attune_services.scheduler.request_log import RequestLog
@@ -164,6 +165,9 @@ class SchedulerApp:
                 request_log=self.request_log,
                 log_wakes=self.log_wakes,
                 answers=Answers(db=self.db, submitter=self.submitter),
+                pauses=Pauses(
+                    db=self.db, settings=self.settings, coordinator=self._coordinator(), on_changed=self.watchers.wake
+                ),
             ),
             server,
         )

@@ -53,6 +53,8 @@ CANCELABLE = (
     ExecutionState.SCHEDULED,
     ExecutionState.RUNNING,
     ExecutionState.PENDING,  # an ask waiting for its answer: cancelled like one not yet dispatched
+    ExecutionState.PAUSING,  # a paused workflow: CancelWorkflow to the coordinator, as a running one
+    ExecutionState.PAUSED,
 )
 #: Compare-and-set rounds for an execution whose state moved between the UPDATE and the read.
 CAS_ROUNDS = 5

@@ -20,6 +20,7 @@ from attune_services.scheduler.history import list_page
 from attune_services.scheduler.log_stream import LogStream
 from attune_services.scheduler.logs import LogWakes
 from attune_services.scheduler.pages import is_oldest_first
+from attune_services.scheduler.pauses import Pauses
 from attune_services.scheduler.request_log import RequestLog, logged_request
 from attune_services.scheduler.requests import ExecutionRequests
 from attune_services.scheduler.reruns import Reruns
@@ -49,8 +50,10 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
         request_log: RequestLog,
         log_wakes: LogWakes | None = None,
         answers: Answers | None = None,
+        pauses: Pauses | None = None,
     ) -> None:
         self._db = db
+        self._pauses = pauses  # PauseExecution, ResumeExecution (pauses.py); None: refused as unavailable
         self._log_wakes = log_wakes or LogWakes()  # woken by the log writer (logs.py)
         self._request_log = request_log
         self._settings = settings
@@ -128,6 +131,37 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
         return await self._request_log.record(
             logged, execution_pb2.CancelExecutionResponse(execution=execution_view(row))
         )
+
+    @rpc_errors
+    async def PauseExecution(
+        self, request: execution_pb2.PauseExecutionRequest, context: RpcContext
+    ) -> execution_pb2.PauseExecutionResponse:
+        """Pauses a running workflow (see `pauses.py`); a retried request_id returns the original response."""
+        logged = logged_request(_RPC["PauseExecution"], request, execution_pb2.PauseExecutionResponse)
+        if (original := await self._request_log.original(logged)) is not None:
+            return original
+        row = await self._pausing().pause(_required_id(request.id))
+        return await self._request_log.record(
+            logged, execution_pb2.PauseExecutionResponse(execution=execution_view(row))
+        )
+
+    @rpc_errors
+    async def ResumeExecution(
+        self, request: execution_pb2.ResumeExecutionRequest, context: RpcContext
+    ) -> execution_pb2.ResumeExecutionResponse:
+        """Resumes a paused workflow (see `pauses.py`); a retried request_id returns the original response."""
+        logged = logged_request(_RPC["ResumeExecution"], request, execution_pb2.ResumeExecutionResponse)
+        if (original := await self._request_log.original(logged)) is not None:
+            return original
+        row = await self._pausing().resume(_required_id(request.id))
+        return await self._request_log.record(
+            logged, execution_pb2.ResumeExecutionResponse(execution=execution_view(row))
+        )
+
+    def _pausing(self) -> Pauses:
+        if self._pauses is None:
+            raise Unavailable("this scheduler does not pause workflows")
+        return self._pauses
 
     @rpc_errors
     async def RespondToExecution(

@@ -12,6 +12,8 @@
   was assigned on its stream, once seen so for `worker_grace`. A worker connected to another
   replica is never lost to this one.
 - Asks (`core.ask`) still pending past their timeout end `timeout` (asks.py).
+- Workflows whose run the coordinator has paused or resumed since follow it: `pausing` → `paused`,
+  nested workflows paused and resumed with their parent (pauses.py).
 - Cancels before dispatch whose CANCELLED result was not acknowledged are submitted again.
 - Cancels of executions on a connected worker are sent to it again once they have stayed
   "canceling" for `worker_grace` (a cancel that overtook its assignment was ignored by the worker).
@@ -43,6 +45,7 @@ from attune_services.scheduler.asks import Answers
 from attune_services.scheduler.dispatch import Dispatcher
 from attune_services.scheduler.giveups import GiveUp, ResultSubmitter
 from attune_services.scheduler.leases import WorkerLease, WorkerLeases
+from attune_services.scheduler.pauses import follow_pauses
 from attune_services.scheduler.request_log import RequestLog
 
 log = logging.getLogger(__name__)
@@ -117,6 +120,7 @@ class Sweeper:
         await self._expire_unschedulable(leases)
         await self._abandon_lost(leases)
         await self._answers.expire()  # asks past their timeout (asks.py)
+        await follow_pauses(self._db)  # workflows the coordinator has paused or resumed since (pauses.py)
         await self._request_log.prune(older_than=time.time() - self._settings.request_log_ttl)
 
     async def _renew_leases(self) -> dict[str, WorkerLease]:

@@ -2,7 +2,8 @@
 
 A fixture holds ``workflow`` (the document), optional ``parameters``, ``depth``,
 ``run_cap``, ``template_limits`` (``max_bytes``, ``max_steps``), ``cancel_at`` (time to call
-``cancel``), ``outcomes`` (per task: a list consumed one per started child, or one map for
+``cancel``), ``pause_at`` and ``resume_at`` (times to call ``pause`` and ``resume``),
+``outcomes`` (per task: a list consumed one per started child, or one map for
 every child; each
 ``{state, result, duration, error}``, default ``succeeded``/``{}``/0/none — ``error`` is the
 child execution's error text) and ``expect``.
@@ -42,6 +43,8 @@ from attune.engine import (
     command_from_dict,
     compile_workflow,
     parse_workflow,
+    pause,
+    resume,
     start,
     task_ended,
     timer_fired,
@@ -86,6 +89,9 @@ class Simulation:
         self.run = Run()
         if "cancel_at" in fixture:
             self._push(float(fixture["cancel_at"]), "cancel", None)
+        for kind in ("pause", "resume"):
+            if f"{kind}_at" in fixture:
+                self._push(float(fixture[f"{kind}_at"]), kind, None)
 
     def _push(self, at: float, kind: str, payload: Any) -> int:
         self.seq += 1
@@ -145,6 +151,10 @@ class Simulation:
     def _event(self, kind: str, payload: Any, seq: int) -> Step | None:
         if kind == "cancel":
             return cancel(self.wf, self.state, now=self.now)
+        if kind == "pause":
+            return pause(self.wf, self.state, now=self.now)
+        if kind == "resume":
+            return resume(self.wf, self.state, now=self.now)
         if kind == "timer":
             if self.timer_ids.get(payload) != seq:
                 return None  # cancelled or replaced

@@ -37,6 +37,7 @@ SECTIONS = (
     "Failure handling",
     "Engine commands",
     "Cancellation",
+    "Pause and resume",
     "Approvals",
     "Re-running",
     "Nesting",
@@ -45,7 +46,7 @@ SECTIONS = (
 SECTIONS_WITHOUT_EXAMPLES = frozenset({"Packs and workflow files", "Parameters"})
 HAPPENS = "# what happens"
 FILE = re.compile(r"^# file: (\S+)$")
-HAPPENS_KEYS = frozenset({"parameters", "outcomes", "cancel_at", "depth", "run_cap", "expect"})
+HAPPENS_KEYS = frozenset({"parameters", "outcomes", "cancel_at", "pause_at", "resume_at", "depth", "run_cap", "expect"})
 EXPECT_KEYS = frozenset(
     {
         "sequence",

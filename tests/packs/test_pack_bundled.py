@@ -21,6 +21,7 @@ EXAMPLE_WORKFLOWS = {
     "examples.rerun",
     "examples.approval",
     "examples.exclusive_deploy",
+    "examples.pausable",
 }
 
 

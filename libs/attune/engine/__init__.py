@@ -28,7 +28,7 @@ from .errors import (
     WorkflowStateError,
 )
 from .graph import CompiledWorkflow, compile_workflow
-from .machine import WORKFLOW_TIMEOUT_TIMER, cancel, start, task_ended, timer_fired
+from .machine import WORKFLOW_TIMEOUT_TIMER, cancel, child_paused, pause, resume, start, task_ended, timer_fired
 from .parse import parse_workflow, workflow_action_refs
 from .spec import RetrySpec, TaskSpec, TransitionSpec, WorkflowSpec
 from .state import WorkflowState
@@ -59,9 +59,12 @@ __all__ = [
     "WorkflowState",
     "WorkflowStateError",
     "cancel",
+    "child_paused",
     "command_from_dict",
     "compile_workflow",
     "parse_workflow",
+    "pause",
+    "resume",
     "seed_entries",
     "start",
     "start_from",

@@ -6,7 +6,7 @@ from collections import deque
 from typing import Any, NamedTuple
 
 from ._states import FAILED
-from .commands import CancelTask, CancelTimer, Command, TaskRunKey
+from .commands import CancelTask, CancelTimer, Command, SetTimer, StartTask, TaskRunKey
 from .graph import CompiledWorkflow
 from .spec import TaskSpec
 from .state import WorkflowState
@@ -51,15 +51,32 @@ class Event:
     """One event being applied: the workflow, its state, the time, commands so far, and the
     task runs that ended during it and still wait for their transitions."""
 
-    __slots__ = ("commands", "ended", "now", "state", "wf")
+    __slots__ = ("commands", "ended", "now", "paused", "state", "wf")
 
     def __init__(self, wf: CompiledWorkflow, state: WorkflowState, now: float) -> None:
         self.wf, self.state, self.now = wf, state, now
         self.commands: list[Command] = []
         self.ended: deque[EndedRun] = deque()
+        #: A paused workflow holds back what would start something (docs/workflows.md, Pause and resume).
+        self.paused: bool = state.meta.get("paused", False)
 
     def emit(self, command: Command) -> None:
+        if self.paused and self.hold(command):
+            return
         self.commands.append(command)
+
+    def hold(self, command: Command) -> bool:
+        """Keeps a launch or a task timer for ``resume`` instead of emitting it (True when held):
+        the task run stays running in the state (``k:``), so nothing finishes the workflow early;
+        a timer keeps its remaining time."""
+        if isinstance(command, StartTask):
+            self.state.set("hold:k:" + command.key.as_str(), command.to_dict())
+            return True
+        if isinstance(command, SetTimer) and command.purpose != "workflow_timeout":
+            remaining = max(0.0, command.fire_at - self.now)
+            self.state.set("hold:t:" + command.timer_id, {"remaining": remaining, "purpose": command.purpose})
+            return True
+        return False
 
     def run_ended(
         self,
@@ -103,9 +120,11 @@ class Event:
         """Forget every pending timer (task delays, retry waits): nothing new will start."""
         for timer_id in sorted(self.state.timers):
             self.state.delete("t:" + timer_id)
+            self.state.delete("hold:t:" + timer_id)
             self.emit(CancelTimer(timer_id))
 
     def cancel_running(self) -> None:
         """Ask for every running child to be cancelled."""
         for key in sorted(self.state.running):
-            self.emit(CancelTask(TaskRunKey.parse(key)))
+            if key not in self.state.held:  # a launch held while paused never started
+                self.emit(CancelTask(TaskRunKey.parse(key)))

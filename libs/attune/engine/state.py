@@ -60,6 +60,7 @@ class WorkflowState:
         self.running: dict[str, None] = {}
         self.timers: dict[str, None] = {}
         self.open_joins: dict[str, None] = {}
+        self.held: dict[str, None] = {}  # launches held back while paused (``hold:k:``)
         for key in entries:
             self._index(key, present=True)
         #: What each template evaluation may build and do, as the workflow was started with.
@@ -101,7 +102,7 @@ class WorkflowState:
     # -- read ---------------------------------------------------------------
     @property
     def status(self) -> str:
-        """running | canceling | succeeded | failed | cancelled | timeout (an ``ExecutionState``
+        """running | canceling | pausing | paused | succeeded | failed | cancelled | timeout (an ``ExecutionState``
         value; read back from stored JSON it is the plain string, which compares equal)."""
         return self._entries[_META]["status"]  # type: ignore[no-any-return]  # a JSON string
 
@@ -173,6 +174,8 @@ class WorkflowState:
             index, name = self.timers, key[2:]
         elif key.startswith("j:"):
             index, name = self.open_joins, key[2:]
+        elif key.startswith("hold:k:"):
+            index, name = self.held, key[7:]
         else:
             return
         if present:

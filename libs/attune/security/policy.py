@@ -117,6 +117,8 @@ POLICY: Mapping[str, Rule] = {
             "CancelExecution": OPERATOR,
             "RespondToExecution": OPERATOR,
             "RerunExecution": OPERATOR,
+            "PauseExecution": OPERATOR,
+            "ResumeExecution": OPERATOR,
             "GetExecution": VIEWER,
             "ListExecutions": VIEWER,
             "WatchExecution": VIEWER,
@@ -158,6 +160,8 @@ POLICY: Mapping[str, Rule] = {
             "GetWorkflowRun": _internal(SCHEDULER),
             "ListWorkflowRuns": _internal(SCHEDULER),
             "CancelWorkflow": _internal(SCHEDULER),
+            "PauseWorkflow": _internal(SCHEDULER),
+            "ResumeWorkflow": _internal(SCHEDULER),
         },
     ),
     # --- plumbing every server carries

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x61ttune/common/v1/common.proto\x12\x10\x61ttune.common.v1\"7\n\x0cTraceContext\x12\x13\n\x0btraceparent\x18\x01 \x01(\t\x12\x12\n\ntracestate\x18\x02 \x01(\t\"r\n\x0cWorkflowLink\x12\x1d\n\x15workflow_execution_id\x18\x01 \x01(\t\x12\x11\n\ttask_name\x18\x02 \x01(\t\x12\x0b\n\x03run\x18\x03 \x01(\x05\x12\x12\n\nitem_index\x18\x04 \x01(\x05\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\x05*\xfe\x02\n\x0e\x45xecutionState\x12\x1f\n\x1b\x45XECUTION_STATE_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x45XECUTION_STATE_REQUESTED\x10\x01\x12\x1e\n\x1a\x45XECUTION_STATE_SCHEDULING\x10\x02\x12\x1d\n\x19\x45XECUTION_STATE_SCHEDULED\x10\x03\x12\x1b\n\x17\x45XECUTION_STATE_RUNNING\x10\x04\x12\x1d\n\x19\x45XECUTION_STATE_SUCCEEDED\x10\x05\x12\x1a\n\x16\x45XECUTION_STATE_FAILED\x10\x06\x12\x1b\n\x17\x45XECUTION_STATE_TIMEOUT\x10\x07\x12\x1d\n\x19\x45XECUTION_STATE_CANCELLED\x10\x08\x12\x1d\n\x19\x45XECUTION_STATE_ABANDONED\x10\t\x12\x1d\n\x19\x45XECUTION_STATE_CANCELING\x10\n\x12\x1b\n\x17\x45XECUTION_STATE_PENDING\x10\x0b\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x61ttune/common/v1/common.proto\x12\x10\x61ttune.common.v1\"7\n\x0cTraceContext\x12\x13\n\x0btraceparent\x18\x01 \x01(\t\x12\x12\n\ntracestate\x18\x02 \x01(\t\"r\n\x0cWorkflowLink\x12\x1d\n\x15workflow_execution_id\x18\x01 \x01(\t\x12\x11\n\ttask_name\x18\x02 \x01(\t\x12\x0b\n\x03run\x18\x03 \x01(\x05\x12\x12\n\nitem_index\x18\x04 \x01(\x05\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\x05*\xb7\x03\n\x0e\x45xecutionState\x12\x1f\n\x1b\x45XECUTION_STATE_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x45XECUTION_STATE_REQUESTED\x10\x01\x12\x1e\n\x1a\x45XECUTION_STATE_SCHEDULING\x10\x02\x12\x1d\n\x19\x45XECUTION_STATE_SCHEDULED\x10\x03\x12\x1b\n\x17\x45XECUTION_STATE_RUNNING\x10\x04\x12\x1d\n\x19\x45XECUTION_STATE_SUCCEEDED\x10\x05\x12\x1a\n\x16\x45XECUTION_STATE_FAILED\x10\x06\x12\x1b\n\x17\x45XECUTION_STATE_TIMEOUT\x10\x07\x12\x1d\n\x19\x45XECUTION_STATE_CANCELLED\x10\x08\x12\x1d\n\x19\x45XECUTION_STATE_ABANDONED\x10\t\x12\x1d\n\x19\x45XECUTION_STATE_CANCELING\x10\n\x12\x1b\n\x17\x45XECUTION_STATE_PENDING\x10\x0b\x12\x1b\n\x17\x45XECUTION_STATE_PAUSING\x10\x0c\x12\x1a\n\x16\x45XECUTION_STATE_PAUSED\x10\rb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,7 +32,7 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'attune.common.v1.common_pb2
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_EXECUTIONSTATE']._serialized_start=225
-  _globals['_EXECUTIONSTATE']._serialized_end=607
+  _globals['_EXECUTIONSTATE']._serialized_end=664
   _globals['_TRACECONTEXT']._serialized_start=51
   _globals['_TRACECONTEXT']._serialized_end=106
   _globals['_WORKFLOWLINK']._serialized_start=108

@@ -19,6 +19,8 @@ class ExecutionState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EXECUTION_STATE_ABANDONED: _ClassVar[ExecutionState]
     EXECUTION_STATE_CANCELING: _ClassVar[ExecutionState]
     EXECUTION_STATE_PENDING: _ClassVar[ExecutionState]
+    EXECUTION_STATE_PAUSING: _ClassVar[ExecutionState]
+    EXECUTION_STATE_PAUSED: _ClassVar[ExecutionState]
 EXECUTION_STATE_UNSPECIFIED: ExecutionState
 EXECUTION_STATE_REQUESTED: ExecutionState
 EXECUTION_STATE_SCHEDULING: ExecutionState
@@ -31,6 +33,8 @@ EXECUTION_STATE_CANCELLED: ExecutionState
 EXECUTION_STATE_ABANDONED: ExecutionState
 EXECUTION_STATE_CANCELING: ExecutionState
 EXECUTION_STATE_PENDING: ExecutionState
+EXECUTION_STATE_PAUSING: ExecutionState
+EXECUTION_STATE_PAUSED: ExecutionState
 
 class TraceContext(_message.Message):
     __slots__ = ("traceparent", "tracestate")

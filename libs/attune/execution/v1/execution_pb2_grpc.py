@@ -87,6 +87,16 @@ class ExecutionServiceStub(object):
                 request_serializer=attune_dot_execution_dot_v1_dot_execution__pb2.RespondToExecutionRequest.SerializeToString,
                 response_deserializer=attune_dot_execution_dot_v1_dot_execution__pb2.RespondToExecutionResponse.FromString,
                 _registered_method=True)
+        self.PauseExecution = channel.unary_unary(
+                '/attune.execution.v1.ExecutionService/PauseExecution',
+                request_serializer=attune_dot_execution_dot_v1_dot_execution__pb2.PauseExecutionRequest.SerializeToString,
+                response_deserializer=attune_dot_execution_dot_v1_dot_execution__pb2.PauseExecutionResponse.FromString,
+                _registered_method=True)
+        self.ResumeExecution = channel.unary_unary(
+                '/attune.execution.v1.ExecutionService/ResumeExecution',
+                request_serializer=attune_dot_execution_dot_v1_dot_execution__pb2.ResumeExecutionRequest.SerializeToString,
+                response_deserializer=attune_dot_execution_dot_v1_dot_execution__pb2.ResumeExecutionResponse.FromString,
+                _registered_method=True)
 
 
 class ExecutionServiceServicer(object):
@@ -210,6 +220,29 @@ class ExecutionServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PauseExecution(self, request, context):
+        """Pauses a running workflow: no new task starts, its running tasks finish (their successors
+        wait). It is PAUSING until nothing of it runs, then PAUSED; nested workflows pause with it.
+        Task timers (retry delays, `delay`) stop and keep their remaining time. Pausing a paused or
+        pausing workflow changes nothing; a plain action, or an execution that is not running, is
+        FAILED_PRECONDITION; an unknown id is NOT_FOUND. A retried request_id returns the original
+        response. CancelExecution works on a paused workflow.
+        Needs the operator role (or admin).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResumeExecution(self, request, context):
+        """Resumes a paused (or pausing) workflow where it stopped: the held tasks start, the timers
+        run on with their remaining time. Resuming a running workflow changes nothing; anything else
+        is FAILED_PRECONDITION. A retried request_id returns the original response.
+        Needs the operator role (or admin).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ExecutionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -262,6 +295,16 @@ def add_ExecutionServiceServicer_to_server(servicer, server):
                     servicer.RespondToExecution,
                     request_deserializer=attune_dot_execution_dot_v1_dot_execution__pb2.RespondToExecutionRequest.FromString,
                     response_serializer=attune_dot_execution_dot_v1_dot_execution__pb2.RespondToExecutionResponse.SerializeToString,
+            ),
+            'PauseExecution': grpc.unary_unary_rpc_method_handler(
+                    servicer.PauseExecution,
+                    request_deserializer=attune_dot_execution_dot_v1_dot_execution__pb2.PauseExecutionRequest.FromString,
+                    response_serializer=attune_dot_execution_dot_v1_dot_execution__pb2.PauseExecutionResponse.SerializeToString,
+            ),
+            'ResumeExecution': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeExecution,
+                    request_deserializer=attune_dot_execution_dot_v1_dot_execution__pb2.ResumeExecutionRequest.FromString,
+                    response_serializer=attune_dot_execution_dot_v1_dot_execution__pb2.ResumeExecutionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -537,6 +580,60 @@ class ExecutionService(object):
             '/attune.execution.v1.ExecutionService/RespondToExecution',
             attune_dot_execution_dot_v1_dot_execution__pb2.RespondToExecutionRequest.SerializeToString,
             attune_dot_execution_dot_v1_dot_execution__pb2.RespondToExecutionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PauseExecution(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/attune.execution.v1.ExecutionService/PauseExecution',
+            attune_dot_execution_dot_v1_dot_execution__pb2.PauseExecutionRequest.SerializeToString,
+            attune_dot_execution_dot_v1_dot_execution__pb2.PauseExecutionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumeExecution(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/attune.execution.v1.ExecutionService/ResumeExecution',
+            attune_dot_execution_dot_v1_dot_execution__pb2.ResumeExecutionRequest.SerializeToString,
+            attune_dot_execution_dot_v1_dot_execution__pb2.ResumeExecutionResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -93,6 +93,21 @@ class ExecutionServiceStub:
     original response.
     Needs the operator role (or admin).
     """
+    PauseExecution: _aio.UnaryUnaryMultiCallable[_execution_pb2.PauseExecutionRequest, _execution_pb2.PauseExecutionResponse]
+    """Pauses a running workflow: no new task starts, its running tasks finish (their successors
+    wait). It is PAUSING until nothing of it runs, then PAUSED; nested workflows pause with it.
+    Task timers (retry delays, `delay`) stop and keep their remaining time. Pausing a paused or
+    pausing workflow changes nothing; a plain action, or an execution that is not running, is
+    FAILED_PRECONDITION; an unknown id is NOT_FOUND. A retried request_id returns the original
+    response. CancelExecution works on a paused workflow.
+    Needs the operator role (or admin).
+    """
+    ResumeExecution: _aio.UnaryUnaryMultiCallable[_execution_pb2.ResumeExecutionRequest, _execution_pb2.ResumeExecutionResponse]
+    """Resumes a paused (or pausing) workflow where it stopped: the held tasks start, the timers
+    run on with their remaining time. Resuming a running workflow changes nothing; anything else
+    is FAILED_PRECONDITION. A retried request_id returns the original response.
+    Needs the operator role (or admin).
+    """
 
 class ExecutionServiceServicer:
     """Executions: the front door of the platform, served by the scheduler. Public: clients call it
@@ -222,6 +237,31 @@ class ExecutionServiceServicer:
         else PERMISSION_DENIED). The execution then succeeds with the answer as its result. An
         execution that is not pending is FAILED_PRECONDITION; a retried request_id returns the
         original response.
+        Needs the operator role (or admin).
+        """
+
+    def PauseExecution(
+        self,
+        request: _execution_pb2.PauseExecutionRequest,
+        context: _aio.ServicerContext[_execution_pb2.PauseExecutionRequest, _abc.Awaitable[_execution_pb2.PauseExecutionResponse]],
+    ) -> _abc.Awaitable[_execution_pb2.PauseExecutionResponse]:
+        """Pauses a running workflow: no new task starts, its running tasks finish (their successors
+        wait). It is PAUSING until nothing of it runs, then PAUSED; nested workflows pause with it.
+        Task timers (retry delays, `delay`) stop and keep their remaining time. Pausing a paused or
+        pausing workflow changes nothing; a plain action, or an execution that is not running, is
+        FAILED_PRECONDITION; an unknown id is NOT_FOUND. A retried request_id returns the original
+        response. CancelExecution works on a paused workflow.
+        Needs the operator role (or admin).
+        """
+
+    def ResumeExecution(
+        self,
+        request: _execution_pb2.ResumeExecutionRequest,
+        context: _aio.ServicerContext[_execution_pb2.ResumeExecutionRequest, _abc.Awaitable[_execution_pb2.ResumeExecutionResponse]],
+    ) -> _abc.Awaitable[_execution_pb2.ResumeExecutionResponse]:
+        """Resumes a paused (or pausing) workflow where it stopped: the held tasks start, the timers
+        run on with their remaining time. Resuming a running workflow changes nothing; anything else
+        is FAILED_PRECONDITION. A retried request_id returns the original response.
         Needs the operator role (or admin).
         """
 

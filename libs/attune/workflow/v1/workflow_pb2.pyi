@@ -21,6 +21,8 @@ class WorkflowState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     WORKFLOW_STATE_FAILED: _ClassVar[WorkflowState]
     WORKFLOW_STATE_CANCELLED: _ClassVar[WorkflowState]
     WORKFLOW_STATE_TIMEOUT: _ClassVar[WorkflowState]
+    WORKFLOW_STATE_PAUSING: _ClassVar[WorkflowState]
+    WORKFLOW_STATE_PAUSED: _ClassVar[WorkflowState]
 WORKFLOW_STATE_UNSPECIFIED: WorkflowState
 WORKFLOW_STATE_RUNNING: WorkflowState
 WORKFLOW_STATE_CANCELING: WorkflowState
@@ -28,6 +30,8 @@ WORKFLOW_STATE_SUCCEEDED: WorkflowState
 WORKFLOW_STATE_FAILED: WorkflowState
 WORKFLOW_STATE_CANCELLED: WorkflowState
 WORKFLOW_STATE_TIMEOUT: WorkflowState
+WORKFLOW_STATE_PAUSING: WorkflowState
+WORKFLOW_STATE_PAUSED: WorkflowState
 
 class TaskRun(_message.Message):
     __slots__ = ("task_name", "run", "item_index", "attempt", "state", "child_execution_id", "started_at", "finished_at", "action_ref")

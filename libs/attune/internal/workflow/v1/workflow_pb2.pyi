@@ -113,3 +113,27 @@ class CancelWorkflowResponse(_message.Message):
     RUN_FIELD_NUMBER: _ClassVar[int]
     run: _workflow_pb2.WorkflowRun
     def __init__(self, run: _Optional[_Union[_workflow_pb2.WorkflowRun, _Mapping]] = ...) -> None: ...
+
+class PauseWorkflowRequest(_message.Message):
+    __slots__ = ("execution_id",)
+    EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    execution_id: str
+    def __init__(self, execution_id: _Optional[str] = ...) -> None: ...
+
+class PauseWorkflowResponse(_message.Message):
+    __slots__ = ("run",)
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    run: _workflow_pb2.WorkflowRun
+    def __init__(self, run: _Optional[_Union[_workflow_pb2.WorkflowRun, _Mapping]] = ...) -> None: ...
+
+class ResumeWorkflowRequest(_message.Message):
+    __slots__ = ("execution_id",)
+    EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    execution_id: str
+    def __init__(self, execution_id: _Optional[str] = ...) -> None: ...
+
+class ResumeWorkflowResponse(_message.Message):
+    __slots__ = ("run",)
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    run: _workflow_pb2.WorkflowRun
+    def __init__(self, run: _Optional[_Union[_workflow_pb2.WorkflowRun, _Mapping]] = ...) -> None: ...

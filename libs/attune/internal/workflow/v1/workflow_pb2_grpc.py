@@ -64,6 +64,16 @@ class CoordinatorServiceStub(object):
                 request_serializer=attune_dot_internal_dot_workflow_dot_v1_dot_workflow__pb2.CancelWorkflowRequest.SerializeToString,
                 response_deserializer=attune_dot_internal_dot_workflow_dot_v1_dot_workflow__pb2.CancelWorkflowResponse.FromString,
                 _registered_method=True)
+        self.PauseWorkflow = channel.unary_unary(
+                '/attune.internal.workflow.v1.CoordinatorService/PauseWorkflow',
+                request_serializer=attune_dot_internal_dot_workflow_dot_v1_dot_workflow__pb2.PauseWorkflowRequest.SerializeToString,
+                response_deserializer=attune_dot_internal_dot_workflow_dot_v1_dot_workflow__pb2.PauseWorkflowResponse.FromString,
+                _registered_method=True)
+        self.ResumeWorkflow = channel.unary_unary(
+                '/attune.internal.workflow.v1.CoordinatorService/ResumeWorkflow',
+                request_serializer=attune_dot_internal_dot_workflow_dot_v1_dot_workflow__pb2.ResumeWorkflowRequest.SerializeToString,
+                response_deserializer=attune_dot_internal_dot_workflow_dot_v1_dot_workflow__pb2.ResumeWorkflowResponse.FromString,
+                _registered_method=True)
 
 
 class CoordinatorServiceServicer(object):
@@ -115,6 +125,22 @@ class CoordinatorServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PauseWorkflow(self, request, context):
+        """Called only by the scheduler (identity spiffe://attune/scheduler). Pauses a running workflow
+        (the scheduler pauses its nested workflows in turn); the run answered says PAUSING or PAUSED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResumeWorkflow(self, request, context):
+        """Called only by the scheduler (identity spiffe://attune/scheduler). Resumes a paused workflow
+        where it stopped (the scheduler resumes its nested workflows first).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CoordinatorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -142,6 +168,16 @@ def add_CoordinatorServiceServicer_to_server(servicer, server):
                     servicer.CancelWorkflow,
                     request_deserializer=attune_dot_internal_dot_workflow_dot_v1_dot_workflow__pb2.CancelWorkflowRequest.FromString,
                     response_serializer=attune_dot_internal_dot_workflow_dot_v1_dot_workflow__pb2.CancelWorkflowResponse.SerializeToString,
+            ),
+            'PauseWorkflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.PauseWorkflow,
+                    request_deserializer=attune_dot_internal_dot_workflow_dot_v1_dot_workflow__pb2.PauseWorkflowRequest.FromString,
+                    response_serializer=attune_dot_internal_dot_workflow_dot_v1_dot_workflow__pb2.PauseWorkflowResponse.SerializeToString,
+            ),
+            'ResumeWorkflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeWorkflow,
+                    request_deserializer=attune_dot_internal_dot_workflow_dot_v1_dot_workflow__pb2.ResumeWorkflowRequest.FromString,
+                    response_serializer=attune_dot_internal_dot_workflow_dot_v1_dot_workflow__pb2.ResumeWorkflowResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -284,6 +320,60 @@ class CoordinatorService(object):
             '/attune.internal.workflow.v1.CoordinatorService/CancelWorkflow',
             attune_dot_internal_dot_workflow_dot_v1_dot_workflow__pb2.CancelWorkflowRequest.SerializeToString,
             attune_dot_internal_dot_workflow_dot_v1_dot_workflow__pb2.CancelWorkflowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PauseWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/attune.internal.workflow.v1.CoordinatorService/PauseWorkflow',
+            attune_dot_internal_dot_workflow_dot_v1_dot_workflow__pb2.PauseWorkflowRequest.SerializeToString,
+            attune_dot_internal_dot_workflow_dot_v1_dot_workflow__pb2.PauseWorkflowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumeWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/attune.internal.workflow.v1.CoordinatorService/ResumeWorkflow',
+            attune_dot_internal_dot_workflow_dot_v1_dot_workflow__pb2.ResumeWorkflowRequest.SerializeToString,
+            attune_dot_internal_dot_workflow_dot_v1_dot_workflow__pb2.ResumeWorkflowResponse.FromString,
             options,
             channel_credentials,
             insecure,

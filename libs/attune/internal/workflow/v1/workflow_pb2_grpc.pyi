@@ -41,6 +41,14 @@ class CoordinatorServiceStub:
     """Called only by the scheduler (identity spiffe://attune/scheduler). Cancels a workflow run per
     its cancellation policy, once the scheduler has moved its execution to canceling.
     """
+    PauseWorkflow: _aio.UnaryUnaryMultiCallable[_workflow_pb2.PauseWorkflowRequest, _workflow_pb2.PauseWorkflowResponse]
+    """Called only by the scheduler (identity spiffe://attune/scheduler). Pauses a running workflow
+    (the scheduler pauses its nested workflows in turn); the run answered says PAUSING or PAUSED.
+    """
+    ResumeWorkflow: _aio.UnaryUnaryMultiCallable[_workflow_pb2.ResumeWorkflowRequest, _workflow_pb2.ResumeWorkflowResponse]
+    """Called only by the scheduler (identity spiffe://attune/scheduler). Resumes a paused workflow
+    where it stopped (the scheduler resumes its nested workflows first).
+    """
 
 class CoordinatorServiceServicer:
     """The workflow-coordinator's own service. Internal: called only by the scheduler and the
@@ -94,6 +102,24 @@ class CoordinatorServiceServicer:
     ) -> _abc.Awaitable[_workflow_pb2.CancelWorkflowResponse]:
         """Called only by the scheduler (identity spiffe://attune/scheduler). Cancels a workflow run per
         its cancellation policy, once the scheduler has moved its execution to canceling.
+        """
+
+    def PauseWorkflow(
+        self,
+        request: _workflow_pb2.PauseWorkflowRequest,
+        context: _aio.ServicerContext[_workflow_pb2.PauseWorkflowRequest, _abc.Awaitable[_workflow_pb2.PauseWorkflowResponse]],
+    ) -> _abc.Awaitable[_workflow_pb2.PauseWorkflowResponse]:
+        """Called only by the scheduler (identity spiffe://attune/scheduler). Pauses a running workflow
+        (the scheduler pauses its nested workflows in turn); the run answered says PAUSING or PAUSED.
+        """
+
+    def ResumeWorkflow(
+        self,
+        request: _workflow_pb2.ResumeWorkflowRequest,
+        context: _aio.ServicerContext[_workflow_pb2.ResumeWorkflowRequest, _abc.Awaitable[_workflow_pb2.ResumeWorkflowResponse]],
+    ) -> _abc.Awaitable[_workflow_pb2.ResumeWorkflowResponse]:
+        """Called only by the scheduler (identity spiffe://attune/scheduler). Resumes a paused workflow
+        where it stopped (the scheduler resumes its nested workflows first).
         """
 
 def add_CoordinatorServiceServicer_to_server(servicer: CoordinatorServiceServicer, server: _aio.Server) -> None: ...
