@@ -25,11 +25,9 @@ import sqlalchemy as sa
 from attune.grpcutil.errors import (
     FailedPrecondition,
     InvalidArgument,
-    NotFound,
     PermissionDenied,
     Unavailable,
     Violation,
-    quoted,
 )
 from attune.packs import ParameterError, check_parameter_schema, validate_parameters
 from attune.packs.asks import inline_answer_schema
@@ -38,6 +36,7 @@ from attune.security.policy import Role
 from attune.states import ExecutionState
 from attune.storage import Database
 from attune.storage.schema import executions
+from attune_services.scheduler.execution_rows import execution_row
 from attune_services.scheduler.giveups import GiveUp, ResultSubmitter
 
 log = logging.getLogger(__name__)
@@ -193,10 +192,4 @@ class Answers:
         return len(acked)
 
     async def _row(self, execution_id: str) -> Row:
-        async with self._db.read() as conn:
-            found = (
-                (await conn.execute(sa.select(executions).where(executions.c.id == execution_id))).mappings().first()
-            )
-        if found is None:
-            raise NotFound(f"no execution {quoted(execution_id)}")
-        return dict(found)
+        return await execution_row(self._db, execution_id)

@@ -24,12 +24,13 @@ import sqlalchemy as sa
 
 from attune.config import Settings
 from attune.grpcutil.convert import workflow_state_from_proto
-from attune.grpcutil.errors import FailedPrecondition, NotFound, Unavailable, quoted
+from attune.grpcutil.errors import FailedPrecondition, Unavailable
 from attune.internal.workflow.v1 import workflow_pb2 as coordinator_pb2
 from attune.internal.workflow.v1 import workflow_pb2_grpc as coordinator_pb2_grpc
 from attune.states import ExecutionState
 from attune.storage import Database
 from attune.storage.schema import executions, workflow_executions
+from attune_services.scheduler.execution_rows import execution_row
 
 Row = dict[str, Any]
 
@@ -114,13 +115,7 @@ class Pauses:
             await change(execution_id)
 
     async def _workflow(self, execution_id: str) -> Row:
-        async with self._db.read() as conn:
-            found = (
-                (await conn.execute(sa.select(executions).where(executions.c.id == execution_id))).mappings().first()
-            )
-        if found is None:
-            raise NotFound(f"no execution {quoted(execution_id)}")
-        row = dict(found)
+        row = await execution_row(self._db, execution_id)
         if row["runner_type"] != "workflow":
             raise FailedPrecondition(
                 f"execution {execution_id} runs the plain action {row['action_ref']}; "

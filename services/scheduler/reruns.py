@@ -17,10 +17,11 @@ import sqlalchemy as sa
 
 from attune.execution.v1 import execution_pb2
 from attune.grpcutil.convert import dict_from_struct
-from attune.grpcutil.errors import FailedPrecondition, InvalidArgument, NotFound, Violation, invalid_field, quoted
+from attune.grpcutil.errors import FailedPrecondition, InvalidArgument, Violation, invalid_field, quoted
 from attune.states import TERMINAL
 from attune.storage import Database
 from attune.storage.schema import executions
+from attune_services.scheduler.execution_rows import execution_row
 from attune_services.scheduler.requests import ExecutionRequests, RerunLink, Row
 
 #: At most this many tasks to re-run from (and task inputs) in one request.
@@ -57,13 +58,7 @@ class Reruns:
         )
 
     async def _original(self, execution_id: str) -> Row:
-        async with self._db.read() as conn:
-            found = (
-                (await conn.execute(sa.select(executions).where(executions.c.id == execution_id))).mappings().first()
-            )
-        if found is None:
-            raise NotFound(f"no execution {quoted(execution_id)}")
-        row = dict(found)
+        row = await execution_row(self._db, execution_id)
         if row["state"] not in TERMINAL:
             raise FailedPrecondition(
                 f"execution {row['id']} is {row['state']}: only an execution that has ended can be re-run"
