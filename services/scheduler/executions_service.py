@@ -13,6 +13,7 @@ from attune.grpcutil.errors import Unavailable, invalid_field, rpc_errors
 from attune.grpcutil.server import RpcContext
 from attune.security import caller
 from attune.storage import Database
+from attune_services.scheduler import interventions
 from attune_services.scheduler.asks import Answers
 from attune_services.scheduler.cancel import Canceller
 from attune_services.scheduler.children import next_page
@@ -85,7 +86,9 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
         self, request: execution_pb2.RerunExecutionRequest, context: RpcContext
     ) -> execution_pb2.RerunExecutionResponse:
         """A new execution of an ended one, linked by rerun_of (see `reruns.py`)."""
+        start = time.time()
         row = await self._reruns.rerun(request)
+        interventions.record("RerunExecution", row, start=start, rerun_of=request.id)  # its span: requests.py
         return execution_pb2.RerunExecutionResponse(execution=execution_view(row))
 
     @rpc_errors
@@ -124,10 +127,12 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
         logged once the cancel is durable. A crash in between leaves no log row: the retry cancels
         again, which is harmless, and is logged then. Of two concurrent retries, the first response
         stored is the one both return."""
+        start = time.time()
         logged = logged_request(_RPC["CancelExecution"], request, execution_pb2.CancelExecutionResponse)
         if (original := await self._request_log.original(logged)) is not None:
             return original
         row = await self._canceller.cancel(_required_id(request.id))
+        interventions.record("CancelExecution", row, start=start)
         return await self._request_log.record(
             logged, execution_pb2.CancelExecutionResponse(execution=execution_view(row))
         )
@@ -137,10 +142,12 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
         self, request: execution_pb2.PauseExecutionRequest, context: RpcContext
     ) -> execution_pb2.PauseExecutionResponse:
         """Pauses a running workflow (see `pauses.py`); a retried request_id returns the original response."""
+        start = time.time()
         logged = logged_request(_RPC["PauseExecution"], request, execution_pb2.PauseExecutionResponse)
         if (original := await self._request_log.original(logged)) is not None:
             return original
         row = await self._pausing().pause(_required_id(request.id))
+        interventions.record("PauseExecution", row, start=start)
         return await self._request_log.record(
             logged, execution_pb2.PauseExecutionResponse(execution=execution_view(row))
         )
@@ -150,10 +157,12 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
         self, request: execution_pb2.ResumeExecutionRequest, context: RpcContext
     ) -> execution_pb2.ResumeExecutionResponse:
         """Resumes a paused workflow (see `pauses.py`); a retried request_id returns the original response."""
+        start = time.time()
         logged = logged_request(_RPC["ResumeExecution"], request, execution_pb2.ResumeExecutionResponse)
         if (original := await self._request_log.original(logged)) is not None:
             return original
         row = await self._pausing().resume(_required_id(request.id))
+        interventions.record("ResumeExecution", row, start=start)
         return await self._request_log.record(
             logged, execution_pb2.ResumeExecutionResponse(execution=execution_view(row))
         )
@@ -169,6 +178,7 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
     ) -> execution_pb2.RespondToExecutionResponse:
         """Answers a pending ask (see `asks.py`). Logged once the answer is durable, as a cancel:
         a retry returns the original response, not "no longer pending"."""
+        start = time.time()
         logged = logged_request(_RPC["RespondToExecution"], request, execution_pb2.RespondToExecutionResponse)
         if (original := await self._request_log.original(logged)) is not None:
             return original
@@ -176,6 +186,7 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
             raise Unavailable("this scheduler does not take answers")
         answer = dict_from_struct(request.answer, field="answer")
         row = await self._answers.respond(_required_id(request.id), answer, caller.current())
+        interventions.record("RespondToExecution", row, start=start)
         return await self._request_log.record(
             logged, execution_pb2.RespondToExecutionResponse(execution=execution_view(row))
         )

@@ -328,7 +328,7 @@ class ExecutionRequests:
         if isinstance(stored, Exception):
             raise stored
         if stored[1] and telemetry.exporting():  # a retry made no execution: no span of one either
-            _record_request_span(execution_id, action.ref, link, traceparent, start=now)
+            _record_request_span(execution_id, action.ref, link, traceparent, start=now, rerun=rerun)
         return stored
 
     async def _flush(self, rows: list[Row]) -> list[tuple[Row, bool] | Exception]:
@@ -558,19 +558,28 @@ def _execution_traceparent(execution_id: str, link: ChildLink | None) -> str:
 
 
 def _record_request_span(
-    execution_id: str, action_ref: str, link: ChildLink | None, traceparent: str, *, start: float
+    execution_id: str,
+    action_ref: str,
+    link: ChildLink | None,
+    traceparent: str,
+    *,
+    start: float,
+    rerun: RerunLink | None = None,
 ) -> None:
     """The span of the request that made an execution, under its execution span, from `start`
-    to now: a client's RequestExecution call (SERVER) or a workflow child's request, a message
-    from the coordinator (CONSUMER). Written once the execution is stored, so a retried request,
-    which makes none, leaves no span whose parent never ends."""
+    to now: a client's RequestExecution or RerunExecution call (SERVER) or a workflow child's
+    request, a message from the coordinator (CONSUMER). Written once the execution is stored, so
+    a retried request, which makes none, leaves no span whose parent never ends."""
     attributes: dict[str, str | int | float | bool] = {
         "attune.execution.id": execution_id,
         "attune.action.ref": action_ref,
     }
     if link is None:
-        name, kind = f"{_PUBLIC_SERVICE}/RequestExecution", SpanKind.SERVER
-        attributes.update(telemetry.rpc_attributes(_PUBLIC_SERVICE, "RequestExecution"))
+        method = "RequestExecution" if rerun is None else "RerunExecution"
+        name, kind = f"{_PUBLIC_SERVICE}/{method}", SpanKind.SERVER
+        attributes.update(telemetry.rpc_attributes(_PUBLIC_SERVICE, method))
+        if rerun is not None:
+            attributes["attune.execution.rerun_of"] = rerun.original_id
     else:
         name, kind = "execution.request", SpanKind.CONSUMER
         attributes.update(telemetry.messaging_attributes("process", _CHILD_SERVICE, message_id=execution_id))

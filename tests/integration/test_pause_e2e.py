@@ -69,6 +69,25 @@ async def test_pause_then_resume_continues_where_it_stopped(cluster: Cluster) ->
     assert Counter(c.link.task_name for c in done.children) == {"prepare": 1, "deploy": 1, "report": 1}
     assert dict_from_struct(done.execution.result) == {"succeeded": True, "message": "deployed"}
 
+    # Each call is attributed to the caller's token (one line for the pause: its retry was
+    # answered from the request log) and traced under the workflow's execution span.
+    log = (cluster.workdir / "scheduler.log").read_text()
+    assert log.count(f"PauseExecution of execution {workflow_id} by 'admin'") == 1
+    assert log.count(f"ResumeExecution of execution {workflow_id} by 'admin'") == 1
+
+    def calls() -> list[str] | None:
+        methods = [
+            s["attributes"].get("rpc.method", "")
+            for s in cluster.spans()
+            if s["kind"] == "SERVER"
+            and s["attributes"].get("rpc.service") == "attune.execution.v1.ExecutionService"
+            and s["attributes"].get("attune.execution.id") == workflow_id
+        ]
+        return methods if "ResumeExecution" in methods else None
+
+    methods = await eventually(calls, within=10, interval=0.1, what="the resume's span in the trace file")
+    assert sorted(methods) == ["PauseExecution", "RequestExecution", "ResumeExecution"]
+
 
 async def test_cancel_while_paused_and_refusals(cluster: Cluster) -> None:
     workflow_id = await _running_workflow(cluster)
