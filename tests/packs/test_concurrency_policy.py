@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from attune.packs import ConcurrencyKeyError, ConcurrencyPolicy
+from attune.packs import ConcurrencyKeyError, ConcurrencyPolicy, PackError, load_pack_files
 from attune.packs._concurrency import check_concurrency
 
 
@@ -43,3 +43,29 @@ def test_a_policy_renders_its_key_over_the_parameters() -> None:
     long = ConcurrencyPolicy(limit=1, key="{{ parameters.text }}")
     with pytest.raises(ConcurrencyKeyError, match="more than 255"):
         long.render_key({"text": "x" * 300})
+
+
+_SOLO = b"ref: demo.solo\ntasks:\n  - name: run\n    action: core.noop\n"
+
+
+def _pack(files: dict[str, bytes]) -> dict[str, bytes]:
+    return {"pack.yaml": b"ref: demo\nlabel: Demo\nversion: '1.0.0'\n", **files}
+
+
+def test_a_standalone_workflow_file_declares_a_policy_like_an_action_file() -> None:
+    text = _SOLO + b'concurrency: {limit: 1, key: "{{ parameters.env }}"}\n'
+    bundle = load_pack_files(_pack({"workflows/solo.workflow.yaml": text}), known_action_refs=("core.noop",))
+    assert bundle.action("demo.solo").concurrency == ConcurrencyPolicy(limit=1, key="{{ parameters.env }}")
+    bad = _SOLO + b"concurrency: {limit: 0, on_limit: drop}\n"
+    with pytest.raises(PackError) as refused:
+        load_pack_files(_pack({"workflows/solo.workflow.yaml": bad}), known_action_refs=("core.noop",))
+    assert "workflows/solo.workflow.yaml: field concurrency.limit: must be a whole number" in str(refused.value)
+    assert "field concurrency.on_limit" in str(refused.value)
+
+
+def test_a_linked_workflow_file_leaves_the_policy_to_its_action_file() -> None:
+    action = b"ref: demo.flow\nworkflow_file: workflows/flow.workflow.yaml\nconcurrency: {limit: 1}\n"
+    flow = b"tasks:\n  - name: run\n    action: core.noop\nconcurrency: {limit: 2}\n"
+    files = _pack({"actions/flow.yaml": action, "actions/workflows/flow.workflow.yaml": flow})
+    with pytest.raises(PackError, match=r"flow\.workflow\.yaml: field concurrency: .*only in the action file"):
+        load_pack_files(files, known_action_refs=("core.noop",))

@@ -44,6 +44,13 @@ tasks:
   - name: run
     action: conc.single
 """,
+    "workflows/solo.workflow.yaml": b"""
+ref: conc.solo
+tasks:
+  - name: run
+    action: conc.single
+concurrency: {limit: 1}
+""",
 }
 
 
@@ -139,3 +146,14 @@ async def test_a_workflow_is_handed_off_only_when_its_key_has_a_slot(conc: Clust
     await conc.submit_result(first.id, "failed", error="the deploy broke")
     await conc.wait_state(second.id, "running")
     assert [w.execution_id for w in conc.coordinator.started][2:] == [second.id]
+
+
+async def test_a_standalone_workflow_files_policy_queues_the_second_run(conc: Cluster) -> None:
+    first = await conc.request("conc.solo")
+    await conc.wait_state(first.id, "running")
+    second = await conc.request("conc.solo")
+    await asyncio.sleep(0.3)  # more than a claim round: still held back
+    assert execution_state_from_proto((await conc.get(second.id)).execution.state) == "scheduling"
+    await conc.submit_result(first.id, "succeeded")
+    await conc.wait_state(second.id, "running")
+    assert [w.execution_id for w in conc.coordinator.started] == [first.id, second.id]

@@ -30,6 +30,7 @@ TOP_FIELDS = frozenset(
         "label",
         "description",
         "parameters",
+        "concurrency",  # a standalone workflow's policy: the pack registry checks and stores it
     }
 )
 POLICIES = ("allow_finish", "cancel_running")

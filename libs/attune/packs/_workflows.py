@@ -12,6 +12,7 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from attune.packs._actions import ActionReader
+from attune.packs._concurrency import check_concurrency
 from attune.packs._errors import PackProblem
 from attune.packs._limits import TASK_NAME_MAX_LENGTH, PackLimits, shown_text, text_problem
 from attune.packs._model import ActionDefinition
@@ -55,6 +56,8 @@ def read_standalone(
             problems.append(PackProblem(file, field, f"must be a string, got {describe_value(value)}"))
         elif wrong := text_problem(value):
             problems.append(PackProblem(file, field, wrong))
+    concurrency, concurrency_problems = check_concurrency(doc.get("concurrency"))
+    problems.extend(PackProblem(file, field, message) for field, message in concurrency_problems)
     if len(problems) > before:
         return None
     return ActionDefinition(
@@ -72,6 +75,7 @@ def read_standalone(
         tags=[],
         workflow_source=file,
         workflow_yaml=text,
+        concurrency=concurrency,
     )
 
 
@@ -84,7 +88,16 @@ def check_linked_workflow(
     if not isinstance(doc, Mapping):
         return []  # the engine reports it
     ours = {"ref": action.ref, "label": action.label, "parameters": raw_action_parameters}
-    return [
+    problems = []
+    if "concurrency" in doc:  # the action file's policy is the one that applies
+        problems.append(
+            PackProblem(
+                action.workflow_source,
+                "concurrency",
+                "a workflow_file takes its action's concurrency policy, so declare it only in the action file",
+            )
+        )
+    return problems + [
         PackProblem(
             action.workflow_source,
             field,
