@@ -1,5 +1,6 @@
 """Types for argparse that refuse a bad value while parsing, so it is a usage error (exit 2, and a
-JSON error object in JSON mode) like every other bad command line, never a failure found later."""
+JSON error object in JSON mode) like every other bad command line, never a failure found later;
+and the options several commands share."""
 
 from __future__ import annotations
 
@@ -24,3 +25,9 @@ def _int_at_least(text: str, least: int) -> int:
     if value < least:
         raise argparse.ArgumentTypeError(f"must be at least {least}, got {value}")
     return value
+
+
+def add_param_option(parser: argparse.ArgumentParser, help: str) -> None:
+    """``-p/--param KEY=VALUE`` (repeatable, into ``args.params``), as run, rerun and respond
+    take their values."""
+    parser.add_argument("-p", "--param", dest="params", action="append", default=[], metavar="KEY=VALUE", help=help)

@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
+from attune_services.cli.arguments import add_param_option
+
 if TYPE_CHECKING:
     from attune.execution.v1 import execution_pb2
     from attune_services.cli.client import Client
@@ -31,15 +33,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], parent:
         metavar="TASK",
         help="re-run the workflow from this task, keeping what ran before it (repeatable)",
     )
-    rerun.add_argument(
-        "-p",
-        "--param",
-        dest="params",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a parameter overriding the original's, typed by the action's schema (repeatable)",
-    )
+    add_param_option(rerun, "a parameter overriding the original's, typed by the action's schema (repeatable)")
     rerun.add_argument(
         "--task-input",
         dest="task_inputs",

@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
+from attune_services.cli.arguments import add_param_option
+
 if TYPE_CHECKING:
     from attune_services.cli.client import Client
 
@@ -21,15 +23,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], parent:
     """Adds ``execution respond``."""
     respond = sub.add_parser("respond", parents=[parent], help="answer an execution waiting for one (core.ask)")
     respond.add_argument("id", metavar="ID")
-    respond.add_argument(
-        "-p",
-        "--param",
-        dest="params",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a field of the answer, typed by the ask's schema (repeatable)",
-    )
+    add_param_option(respond, "a field of the answer, typed by the ask's schema (repeatable)")
     respond.add_argument("--params-json", metavar="JSON", help="the answer as a JSON object (-p fields go on top)")
     respond.set_defaults(handler=respond_command)
 

@@ -18,6 +18,7 @@ from attune.execution.v1 import execution_pb2
 from attune.grpcutil.convert import dict_from_struct, struct_from_dict
 from attune.ids import new_id
 from attune.states import ExecutionState
+from attune_services.cli.arguments import add_param_option
 from attune_services.cli.client import Client, CliError
 from attune_services.cli.cmd_action import fetch_action
 from attune_services.cli.fetching import add_children_option, shown
@@ -30,15 +31,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser], pa
     """Adds ``run``."""
     run = commands.add_parser("run", parents=[parent], help="run an action")
     run.add_argument("ref", metavar="REF", help="the action's ref, e.g. core.echo")
-    run.add_argument(
-        "-p",
-        "--param",
-        dest="params",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a parameter, typed by the action's schema (repeatable)",
-    )
+    add_param_option(run, "a parameter, typed by the action's schema (repeatable)")
     run.add_argument("--params-json", metavar="JSON", help="parameters as a JSON object (-p values win)")
     run.add_argument("--wait", action="store_true", help="wait until the execution ends")
     run.add_argument(
