@@ -168,6 +168,10 @@ class Settings:
     # A file holding a client token the scheduler keeps valid as the token named "admin" with role
     # admin, so a deployment (and `attune up`) starts with one credential (docs/operations.md, Tokens).
     admin_token_file: str = ""
+    # The web console (services/console, docs/console.md): where it serves HTTP, and how long a
+    # signed-in session lasts without a new sign-in.
+    console_address: str = "127.0.0.1:8080"
+    console_session_ttl: float = 12 * 3600.0
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod

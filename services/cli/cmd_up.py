@@ -11,7 +11,7 @@ from attune import eventloop
 from attune.config import Settings, default_home
 from attune.security.tokens import ADMIN_TOKEN_FILE
 from attune_services.cli.client import CliError
-from attune_services.cli.launcher import SERVICES, Launcher, LaunchError, LaunchPlan
+from attune_services.cli.launcher import CONSOLE, SERVICES, Launcher, LaunchError, LaunchPlan
 from attune_services.cli.local_home import TLS_FOLDER
 from attune_services.cli.output import JSON, emit_json, progress
 from attune_services.cli.stop_signals import Stop, StopSignals
@@ -45,6 +45,13 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser], pa
             metavar="PORT",
             help=f"port of the {name} (default from ATTUNE_{name.upper()}_ADDRESS)",
         )
+    up.add_argument(
+        "--console-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="port of the web console (default from ATTUNE_CONSOLE_ADDRESS: 8080); 0 picks a free one",
+    )
     up.add_argument(
         "--ready-timeout",
         type=float,
@@ -80,6 +87,8 @@ def plan_from_args(args: argparse.Namespace, settings: Settings) -> LaunchPlan:
         port = getattr(args, f"{name}_port")
         if port is not None:
             ports[name] = port
+    if args.console_port is not None:
+        ports["console"] = args.console_port
     if "worker" not in ports and settings.worker_address.endswith(":0"):
         ports["worker"] = 0  # a free port, so the worker's health can be checked
     # One replica of each service, restarted in place after a crash: a stable replica id lets the
@@ -87,7 +96,14 @@ def plan_from_args(args: argparse.Namespace, settings: Settings) -> LaunchPlan:
     # ATTUNE_REPLICA_ID) instead of after the lease time.
     env = {} if settings.replica_id else {"ATTUNE_REPLICA_ID": replica_id_of(Path(home))}
     return LaunchPlan.local(
-        home, database_url, ports=ports, env=env, settings=settings, secure=not args.insecure, metrics=True
+        home,
+        database_url,
+        ports=ports,
+        env=env,
+        settings=settings,
+        secure=not args.insecure,
+        metrics=True,
+        console=True,
     )
 
 
@@ -119,8 +135,13 @@ def up_command(args: argparse.Namespace) -> int:
         progress("starting " + ", ".join(f"{c.name} (pid {c.process.pid})" for c in launcher.children))
         eventloop.run(signals.until_stopped(launcher.wait_ready(args.ready_timeout)))
         for child in launcher.children:
+            if child.name == CONSOLE[0]:
+                continue
             metrics = f"metrics http://{plan.metrics[child.name]}/metrics   " if child.name in plan.metrics else ""
             print(f"  {child.name:<12} {child.address:<22} {metrics}log {child.log_path}")
+        for child in launcher.children:
+            if child.name == CONSOLE[0]:
+                print(f"console: {plan.console_url}   log {child.log_path}")
         print(f"attune is ready — scheduler at {launcher.scheduler_address}", flush=True)
         if getattr(args, "output", None) == JSON:  # the one object, at ready: up runs until stopped
             emit_json(_ready_json(launcher, plan))
@@ -152,12 +173,13 @@ def up_command(args: argparse.Namespace) -> int:
 
 
 def _ready_json(launcher: Launcher, plan: LaunchPlan) -> dict[str, object]:
-    """`attune -o json up`'s object: {ready, scheduler, services: {name: {address, log, metrics}}}."""
+    """`attune -o json up`'s object: {ready, scheduler, console (its URL), services: {name: {address,
+    log, metrics}}}."""
     services = {
         child.name: {"address": child.address, "log": str(child.log_path), "metrics": plan.metrics.get(child.name)}
         for child in launcher.children
     }
-    return {"ready": True, "scheduler": launcher.scheduler_address, "services": services}
+    return {"ready": True, "scheduler": launcher.scheduler_address, "console": plan.console_url, "services": services}
 
 
 def _print_credentials(plan: LaunchPlan) -> None:
@@ -169,6 +191,8 @@ def _print_credentials(plan: LaunchPlan) -> None:
     print(f"  TLS material {tls}   admin token {token} (mode 0600)", flush=True)
     if plan.home.resolve() != default_home().resolve():
         progress(f"the attune CLI finds them with ATTUNE_HOME={plan.home}")
+    if plan.console_url:
+        progress(f"console: sign in at {plan.console_url} with the admin token in {token}")
     progress(
         f"grpcurl: grpcurl -cacert {tls}/ca.pem -cert {tls}/cli.pem -key {tls}/cli.key "
         f'-H "authorization: Bearer $(cat {token})" {plan.addresses["scheduler"]} list'

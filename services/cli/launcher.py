@@ -1,5 +1,6 @@
-"""Starts a whole Attune on one machine: migrations, the four services as child processes,
-readiness (every service SERVING on grpc.health.v1, a worker connected), the bundled packs.
+"""Starts a whole Attune on one machine: migrations, the four services as child processes (and,
+for `attune up`, the web console), readiness (every service SERVING on grpc.health.v1, the
+console answering HTTP, a worker connected), the bundled packs.
 
 Shared by ``attune up`` and ``attune bench`` (and usable by test harnesses)::
 
@@ -54,6 +55,9 @@ SERVICES: tuple[tuple[str, str, str], ...] = (
     ("scheduler", "attune_services.scheduler", "scheduler_address"),
     ("worker", "attune_services.worker", "worker_address"),
 )
+#: The web console (services/console): an HTTP server, started after the services when the plan
+#: asks for it (`LaunchPlan.console`), ready once it answers GET /healthz.
+CONSOLE: tuple[str, str, str] = ("console", "attune_services.console", "console_address")
 _STOP_POLL_S = 0.02
 BUNDLED_PACKS = ("core", "examples")
 _TAIL_LINES = 20
@@ -116,6 +120,16 @@ class LaunchPlan:
     #: Each service's Prometheus endpoint (its ATTUNE_METRICS_ADDRESS); a service not named serves none.
     metrics: Mapping[str, str] = field(default_factory=dict)
 
+    @property
+    def console(self) -> bool:
+        """Whether the web console runs too (its address is in `addresses`)."""
+        return CONSOLE[0] in self.addresses
+
+    @property
+    def console_url(self) -> str | None:
+        """The web console's URL, when it runs."""
+        return f"http://{self.addresses[CONSOLE[0]]}/" if self.console else None
+
     @classmethod
     def local(
         cls,
@@ -127,14 +141,16 @@ class LaunchPlan:
         settings: Settings | None = None,
         secure: bool = False,
         metrics: bool = False,
+        console: bool = False,
     ) -> LaunchPlan:
         """A plan on 127.0.0.1. Ports default to the settings' addresses (the worker gets a free
         port so its health can be checked); a port of 0 in ``ports`` means "pick a free one".
-        With `metrics`, each service serves its metrics on a free port of its own."""
+        With `metrics`, each service serves its metrics on a free port of its own; with
+        `console`, the web console runs too (port from ATTUNE_CONSOLE_ADDRESS or ``ports``)."""
         settings = settings or Settings.from_env()
         url = normalize_database_url(database_url or f"sqlite:///{home / 'attune.db'}")
         addresses: dict[str, str] = {}
-        for name, _, attr in SERVICES:
+        for name, _, attr in (*SERVICES, *([CONSOLE] if console else [])):
             port = (ports or {}).get(name)
             if port is None:
                 port = int(getattr(settings, attr).rsplit(":", 1)[1])
@@ -148,8 +164,9 @@ class LaunchPlan:
         env.update(self.env)
         env["ATTUNE_HOME"] = str(self.home)
         env["ATTUNE_DATABASE_URL"] = self.database_url
-        for name, _, attr in SERVICES:
-            env["ATTUNE_" + attr.upper()] = self.addresses[name]
+        for name, _, attr in (*SERVICES, CONSOLE):
+            if name in self.addresses:
+                env["ATTUNE_" + attr.upper()] = self.addresses[name]
         if self.secure:
             env["ATTUNE_TLS_DIR"] = str(self.home / TLS_FOLDER)
             env["ATTUNE_ADMIN_TOKEN_FILE"] = str(self.home / ADMIN_TOKEN_FILE)
@@ -262,17 +279,21 @@ class Launcher:
         the main one."""
         prepare_home(self.plan)
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        for name, module, _ in SERVICES:
+        for name, module, _ in self._launched():
             log_path = self.log_dir / f"{name}.log"
             process = self._spawn(name, module, log_path, append=False)
             self.children.append(ServiceProcess(name, self.plan.addresses[name], process, log_path))
+
+    def _launched(self) -> tuple[tuple[str, str, str], ...]:
+        """What the plan runs, in start order: the services, then the console when asked for."""
+        return (*SERVICES, *([CONSOLE] if self.plan.console else []))
 
     def restart(self, child: ServiceProcess) -> None:
         """Starts `child`'s service again (it has exited), on the same address and settings; its
         log goes on in the same file."""
         if child.process.poll() is None:
             raise RuntimeError(f"{child.name} (pid {child.process.pid}) is still running")
-        module = next(module for name, module, _ in SERVICES if name == child.name)
+        module = next(module for name, module, _ in self._launched() if name == child.name)
         child.process = self._spawn(child.name, module, child.log_path, append=True)
         child.restarts += 1
 
@@ -307,7 +328,12 @@ class Launcher:
         deadline = time.monotonic() + timeout
         settings = self.client_settings()
         await asyncio.gather(
-            *(wait_serving(child, deadline, settings, alive=self.check_alive) for child in self.children)
+            *(
+                wait_answering(child, deadline, alive=self.check_alive)
+                if child.name == CONSOLE[0]
+                else wait_serving(child, deadline, settings, alive=self.check_alive)
+                for child in self.children
+            )
         )
         async with self.client() as client:
             if register_packs:
@@ -424,6 +450,28 @@ async def wait_serving(
             await asyncio.sleep(0.1)
     finally:
         await channel.close()
+
+
+async def wait_answering(child: ServiceProcess, deadline: float, *, alive: Callable[[], None]) -> None:
+    """Polls the console's GET /healthz until it answers 200; LaunchError as `wait_serving`."""
+    url = f"http://{child.address}/healthz"
+    while True:
+        alive()
+        if await asyncio.to_thread(_http_ok, url):
+            return
+        if time.monotonic() > deadline:
+            raise LaunchError(f"{child.name} at http://{child.address}/ does not answer; see {child.log_path}")
+        await asyncio.sleep(0.1)
+
+
+def _http_ok(url: str) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=1.0) as reply:
+            return bool(reply.status == 200)
+    except OSError:
+        return False
 
 
 def worker_env(env: Mapping[str, str]) -> dict[str, str]:

@@ -57,7 +57,7 @@ def updated_action(stored: ActionRecord, request: registry_pb2.UpdateActionReque
     if paths is None:
         return request.action
     given = request.action
-    merged = stored.to_proto()
+    merged = stored.to_proto(with_definition=True)  # an unchanged definition is kept (`_checked_values`)
     for path in {*paths, *(_TIMEOUT_FIELDS if set(paths) & set(_TIMEOUT_FIELDS) else ())}:
         if path in IMMUTABLE_FIELDS:
             continue  # UpdateAction refuses a change of these on the request itself

@@ -77,8 +77,10 @@ class ActionRecord:
             concurrency=ConcurrencyPolicy.from_json(row["concurrency"]),
         )
 
-    def to_proto(self) -> registry_pb2.Action:
-        """The API view of the action."""
+    def to_proto(self, *, with_definition: bool = False) -> registry_pb2.Action:
+        """The API view of the action; `with_definition` fills a workflow's YAML (GetAction and
+        the responses of CreateAction and UpdateAction, not the lists: a page of workflows
+        would carry every document)."""
         return registry_pb2.Action(
             id=self.id,
             ref=self.ref,
@@ -106,6 +108,7 @@ class ActionRecord:
                 if self.concurrency is not None
                 else None
             ),
+            definition=(self.workflow_yaml or "") if with_definition and self.is_workflow else "",
         )
 
 

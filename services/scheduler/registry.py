@@ -73,6 +73,7 @@ from attune_services.scheduler.registered_packs import (
     packs_page,
 )
 from attune_services.scheduler.request_log import RequestLog, logged_request, reused_request_id
+from attune_services.scheduler.workflow_validation import ActionFields, WorkflowFinding, check_definition
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
 _RPC = registry_pb2.DESCRIPTOR.services_by_name["RegistryService"].methods_by_name
@@ -176,6 +177,28 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         self._cache.invalidate()
         return response
 
+    @rpc_errors
+    async def ValidateWorkflow(
+        self, request: registry_pb2.ValidateWorkflowRequest, context: RpcContext
+    ) -> registry_pb2.ValidateWorkflowResponse:
+        """Validates a definition as registering it in `request.pack` would, and returns every
+        problem located, the parsed document and its graph (`workflow_validation.py`); raises only
+        for a definition beyond the YAML limits."""
+        async with self._db.read() as conn:
+            known = list((await conn.execute(sa.select(actions.c.ref))).scalars())
+            pack_registered = (
+                not request.pack
+                or (await conn.execute(sa.select(packs.c.ref).where(packs.c.ref == request.pack))).first() is not None
+            )
+        check = await asyncio.to_thread(
+            check_definition, request.definition, known_action_refs=known, limits=self._limits, field="definition"
+        )
+        response = check.to_response()
+        if not pack_registered:
+            unknown_pack = WorkflowFinding("", "", f"pack {request.pack!r} is not registered: register it first")
+            response.problems.insert(0, unknown_pack.to_proto())
+        return response
+
     def _page_size(self, requested: int) -> int:
         return min(requested or DEFAULT_PAGE_SIZE, self._max_page_size)
 
@@ -235,7 +258,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         self._cache.invalidate()
         created = await self._select_one(actions.c.ref == ref)
         assert created is not None
-        return registry_pb2.CreateActionResponse(action=created.to_proto())
+        return registry_pb2.CreateActionResponse(action=created.to_proto(with_definition=True))
 
     @rpc_errors
     async def UpdateAction(
@@ -267,13 +290,14 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
                 names = ", ".join(v.field for v in changed)
                 raise FailedPrecondition(f"action {stored.ref!r}: {names} cannot be changed", changed)
             values = await _checked_values(
-                conn, updated_action(stored, request), self._limits, ref=stored.ref, pack=stored.pack, name=stored.name
+                conn, updated_action(stored, request), self._limits, ref=stored.ref, stored=stored
             )
             await conn.execute(
                 actions.update().where(actions.c.id == stored.id).values(**values, updated_at=time.time())
             )
             updated = (await conn.execute(sa.select(actions).where(actions.c.id == stored.id))).mappings().one()
-            return registry_pb2.UpdateActionResponse(action=ActionRecord.from_row(updated).to_proto())
+            as_updated = ActionRecord.from_row(updated).to_proto(with_definition=True)
+            return registry_pb2.UpdateActionResponse(action=as_updated)
 
         response = await self._request_log.write(logged, update)
         self._cache.invalidate()
@@ -287,7 +311,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         found = await self._select_one(actions.c.ref == _required_ref(request.ref))
         if found is None:
             raise NotFound(f"no action {request.ref!r}")
-        return registry_pb2.GetActionResponse(action=found.to_proto())
+        return registry_pb2.GetActionResponse(action=found.to_proto(with_definition=True))
 
     @rpc_errors
     async def ListActions(
@@ -333,7 +357,7 @@ def _created_before(
     differences = _creation_differences(request.action, stored)
     if differences:
         raise reused_request_id(request.request_id, fields=differences)
-    return registry_pb2.CreateActionResponse(action=stored.to_proto())
+    return registry_pb2.CreateActionResponse(action=stored.to_proto(with_definition=True))
 
 
 def _creation_differences(proposed: registry_pb2.Action, stored: ActionRecord) -> list[str]:
@@ -359,7 +383,9 @@ def _creation_differences(proposed: registry_pb2.Action, stored: ActionRecord) -
         "output": dict_from_struct(proposed.output, field="action.output") == stored.output,
         "timeout_seconds": (timeout_of(proposed, prefix="action.") or None) == stored.timeout,
         "tags": list(proposed.tags) == stored.tags,
-        "workflow_file": _names_path(proposed.workflow_file, stored.workflow_file),
+        # A definition takes the place of workflow_file (`_workflow_of`): then it is compared.
+        "workflow_file": bool(proposed.definition) or _names_path(proposed.workflow_file, stored.workflow_file),
+        "definition": not proposed.definition or proposed.definition == stored.workflow_yaml,
     }
     return [f"action.{field}" for field, same in as_stored.items() if not same]
 
@@ -493,13 +519,14 @@ async def _checked_values(
     limits: PackLimits,
     *,
     ref: str,
-    pack: str = "",
-    name: str = "",
+    stored: ActionRecord | None = None,
 ) -> dict[str, Any]:
     """Validates an action given through the API against its (registered) pack; returns row values.
-    A workflow file is read as registration reads it: within the YAML limits."""
-    pack = pack or proposed.pack
-    name = name or proposed.name
+    `stored` is the action an update changes (None for a creation). A workflow is its new
+    `definition`, validated as registration validates a workflow file (`_workflow_of`), or is read
+    from the pack's `workflow_file` as registration reads it: within the YAML limits."""
+    pack = stored.pack if stored is not None else proposed.pack
+    name = stored.name if stored is not None else proposed.name
     pack_row = (await conn.execute(sa.select(packs).where(packs.c.ref == pack))).first()
     if pack_row is None:
         raise NotFound(f"pack {pack!r} is not registered")
@@ -522,26 +549,22 @@ async def _checked_values(
     entry_point = _pack_path(proposed.entry_point, paths) if proposed.entry_point else None
     workflow_file = _pack_path(proposed.workflow_file, paths) if proposed.workflow_file else None
     workflow_yaml: str | None = None
+    # A definition is new unless it is the one stored (UpdateAction starts from the stored action).
+    new_definition = proposed.definition if stored is None or proposed.definition != stored.workflow_yaml else ""
     if runner_type in ("shell", "python", "nodejs") and entry_point is None:
         shown = proposed.entry_point or "(empty)"
         violations.append(Violation("action.entry_point", f"{shown} is not a file of pack {pack!r}"))
     if runner_type == "workflow":
-        if workflow_file is None:
-            shown = proposed.workflow_file or "(empty)"
-            violations.append(Violation("action.workflow_file", f"{shown} is not a file of pack {pack!r}"))
-        else:
-            content = (
-                await conn.execute(
-                    sa.select(pack_files.c.content).where(
-                        pack_files.c.digest == pack_row.digest, pack_files.c.path == workflow_file
-                    )
-                )
-            ).scalar_one()
-            try:
-                load_yaml(content, limits.yaml)
-                workflow_yaml = content.decode("utf-8")
-            except YamlProblem as err:
-                violations.append(Violation("action.workflow_file", f"{workflow_file}: {err}"))
+        owner = ActionFields(ref=ref, label=proposed.label or name, parameters=parameters)
+        workflow_file, workflow_yaml = await _workflow_of(
+            conn, proposed, limits, owner, new_definition=new_definition, file=workflow_file, violations=violations
+        )
+        if workflow_yaml is None and workflow_file is not None:
+            workflow_yaml = await _pack_file_text(conn, pack_row.digest, workflow_file, limits, violations)
+    elif new_definition:
+        violations.append(
+            Violation("action.definition", f"only a workflow action has a definition (runner_type is {runner_type!r})")
+        )
     timeout = 0.0
     try:
         timeout = timeout_of(proposed, prefix="action.")  # the Duration when set, else timeout_seconds
@@ -568,6 +591,68 @@ async def _checked_values(
         workflow_yaml=workflow_yaml,
         pack_digest=pack_row.digest,
     )
+
+
+async def _workflow_of(
+    conn: AsyncConnection,
+    proposed: registry_pb2.Action,
+    limits: PackLimits,
+    owner: ActionFields,
+    *,
+    new_definition: str,
+    file: str | None,
+    violations: list[Violation],
+) -> tuple[str | None, str | None]:
+    """(workflow_file, workflow_yaml) of a workflow action given through the API, appending what
+    is wrong to `violations`; a yaml of None with a file means: read that pack file.
+
+    A new definition is the workflow, validated as registration validates a workflow file (its
+    problems each a violation of `action.definition` naming task, field, line and column); it
+    takes the place of any workflow_file, which is cleared, so the action's workflow is its own
+    and a later update does not read a pack file over it. Without one, the pack's
+    `workflow_file` is read; an unchanged definition with no file is kept as stored.
+    """
+    if new_definition:
+        known = list((await conn.execute(sa.select(actions.c.ref))).scalars())
+        check = await asyncio.to_thread(
+            check_definition,
+            new_definition,
+            known_action_refs=known,
+            limits=limits,
+            field="action.definition",
+            action=owner,
+        )
+        violations += check.violations("action.definition")
+        return None, new_definition
+    if file is not None:
+        return file, None
+    if proposed.workflow_file:
+        pack = owner.ref.partition(".")[0]
+        violations.append(Violation("action.workflow_file", f"{proposed.workflow_file} is not a file of pack {pack!r}"))
+        return None, None
+    if proposed.definition:
+        return None, proposed.definition  # as stored
+    violations.append(
+        Violation("action.definition", "a workflow action needs its workflow: a definition or a workflow_file")
+    )
+    return None, None
+
+
+async def _pack_file_text(
+    conn: AsyncConnection, digest: str, path: str, limits: PackLimits, violations: list[Violation]
+) -> str | None:
+    """A workflow file of the pack's stored files, read within the YAML limits."""
+    content = (
+        await conn.execute(
+            sa.select(pack_files.c.content).where(pack_files.c.digest == digest, pack_files.c.path == path)
+        )
+    ).scalar_one()
+    try:
+        load_yaml(content, limits.yaml)
+    except YamlProblem as err:
+        violations.append(Violation("action.workflow_file", f"{path}: {err}"))
+        return None
+    return str(content.decode("utf-8"))
 
 
 def _pack_path(value: str, paths: set[str]) -> str | None:

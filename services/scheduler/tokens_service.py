@@ -1,4 +1,5 @@
-"""TokenService: create, list and revoke client tokens (admin only; see `tokens.py`)."""
+"""TokenService: create, list and revoke client tokens (admin only; see `tokens.py`), and WhoAmI,
+which tells any caller its own token's name and role (the console shows only what that role may do)."""
 
 from __future__ import annotations
 
@@ -64,3 +65,13 @@ class TokenServicer(auth_pb2_grpc.TokenServiceServicer):
         record = await self._store.revoke(request.name)
         self._verifier.forget(record.name)
         return auth_pb2.RevokeTokenResponse(token=token_view(record))
+
+    @rpc_errors
+    async def WhoAmI(self, request: auth_pb2.WhoAmIRequest, context: RpcContext) -> auth_pb2.WhoAmIResponse:
+        """The caller's token name and role. With authentication on, the authorization check has
+        verified the token before this runs, so the caller is set; with it off nobody is
+        authenticated and every caller may do everything: an admin."""
+        who = caller.current()
+        if who is None or who.role is None:
+            return auth_pb2.WhoAmIResponse(name="", role=auth_pb2.ROLE_ADMIN, auth_enabled=False)
+        return auth_pb2.WhoAmIResponse(name=who.name, role=_ROLE_TO_PROTO[who.role], auth_enabled=True)

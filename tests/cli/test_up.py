@@ -4,11 +4,14 @@ against it, Ctrl-C stopping every child; and the failures it reports in one line
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
+import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import grpc
 import psutil
@@ -32,7 +35,7 @@ def up_env(home: Path) -> dict[str, str]:
 
 def port_flags() -> list[str]:
     """Free ports for every service."""
-    return [f"--{name}-port={free_port()}" for name in ("scheduler", "coordinator", "completion", "worker")]
+    return [f"--{name}-port={free_port()}" for name in ("scheduler", "coordinator", "completion", "worker", "console")]
 
 
 async def start_up(*args: str, env: dict[str, str]) -> tuple[asyncio.subprocess.Process, list[str]]:
@@ -68,9 +71,10 @@ async def test_up_runs_everything_until_ctrl_c(tmp_path: Path, secure: bool) -> 
     proc, shown = await start_up(*port_flags(), *([] if secure else ["--insecure"]), env=env)
     try:
         address = shown[-1].rsplit(" ", 1)[1]
-        assert {line.split()[0] for line in shown[:-1]} == {"scheduler", "coordinator", "completion", "worker"}
+        services = {"scheduler", "coordinator", "completion", "worker", "console:"}
+        assert {line.split()[0] for line in shown[:-1]} == services
         children = psutil.Process(proc.pid).children()
-        assert len(children) == 4
+        assert len(children) == 5
         assert (tmp_path / "attune.db").exists()
         assert tmp_path.stat().st_mode & 0o777 == 0o700
         assert (tmp_path / "secret.key").stat().st_mode & 0o777 == 0o600
@@ -92,6 +96,16 @@ async def test_up_runs_everything_until_ctrl_c(tmp_path: Path, secure: bool) -> 
         assert len(urls) == 4, shown
         for url in urls:
             assert "attune_grpc_server_calls_total" in await asyncio.to_thread(_fetch, url)
+        # The web console's URL is printed and it serves its page (docs/console.md).
+        console = next(line.split()[1] for line in shown if line.startswith("console: "))
+        assert console.startswith("http://127.0.0.1:") and console.endswith("/")
+        assert "<html" in (await asyncio.to_thread(_fetch, console)).lower()
+        # Secure, it asks for a token; insecure, every visitor is an admin without signing in.
+        status, session = await asyncio.to_thread(_fetch_json, console + "api/session")
+        if secure:
+            assert status == 401
+        else:
+            assert status == 200 and session["role"] == "admin" and session["auth_enabled"] is False
 
         proc.send_signal(signal.SIGINT)  # Ctrl-C
         async with asyncio.timeout(30):
@@ -103,6 +117,15 @@ async def test_up_runs_everything_until_ctrl_c(tmp_path: Path, secure: bool) -> 
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+def _fetch_json(url: str) -> tuple[int, Any]:
+    """The status and JSON body of a GET, error statuses included."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as reply:
+            return int(reply.status), json.loads(reply.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
 
 
 def _fetch(url: str) -> str:

@@ -277,7 +277,7 @@ async def test_sigterm_cancels_a_long_action_before_the_others_stop_and_the_next
         # The worker was stopped, and done, before anything else was asked to stop.
         stopping = [line for line in up.stderr if line.startswith("stopping ")]
         assert stopping[1].startswith("stopping the worker"), stderr
-        assert stopping[2] == "stopping completion, coordinator, scheduler", stderr
+        assert stopping[2] == "stopping completion, coordinator, scheduler, console", stderr
 
     async with running_up(tmp_path, *port_flags(), env=timings) as again:
         # Past ATTUNE_WORKER_GRACE (and a sweep) since the scheduler started: a row left

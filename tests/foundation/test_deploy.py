@@ -40,8 +40,11 @@ COMPOSE_FILE = DEPLOY / "docker-compose.yaml"
 COLLECTOR_FILE = DEPLOY / "otel-collector.yaml"
 PYPROJECT: dict[str, Any] = tomllib.loads((ROOT / "pyproject.toml").read_text())
 SCRIPTS: dict[str, str] = PYPROJECT["project"]["scripts"]
-# The services are the console scripts that serve: attune-scheduler → "scheduler", …
-SERVICES = {script.removeprefix("attune-") for script in SCRIPTS if script.startswith("attune-")}
+# The web console (attune-console) serves HTTP, not gRPC: a client of the scheduler, checked apart
+# from the services (`console_containers` and the tests at the end of this file).
+CONSOLE = "console"
+# The services are the console scripts that serve gRPC: attune-scheduler → "scheduler", …
+SERVICES = {script.removeprefix("attune-") for script in SCRIPTS if script.startswith("attune-")} - {CONSOLE}
 # Programs an attune container may run besides its console scripts (the python base image has them).
 INTERPRETERS = {"python", "python3", "sh", "bash"}
 # Kinds whose spec.template is a pod that runs containers.
@@ -548,8 +551,12 @@ def test_compose_ports_agree() -> None:
             if int(str(mapping).rsplit(":", 1)[-1]) != listen[name]:
                 problems.append(f"{c.where}: publishes {mapping} but listens on {listen[name]}")
     exposed = {int(port) for keyword, args in dockerfile() if keyword == "EXPOSE" for port in args.split()}
-    if exposed != set(listen.values()):
-        problems.append(f"Dockerfile EXPOSE {sorted(exposed)} but the services listen on {sorted(listen.values())}")
+    serving = {
+        *listen.values(),
+        *(console_port(c) for c in console_containers() if c.where.startswith(COMPOSE_FILE.name)),
+    }
+    if exposed != serving:
+        problems.append(f"Dockerfile EXPOSE {sorted(exposed)} but the services listen on {sorted(serving)}")
     assert not problems, "\n".join(problems)
 
 
@@ -671,3 +678,80 @@ def test_dockerfile_installs_the_package_on_a_supported_python() -> None:
     pip_install_here = re.compile(r"\bpip install\b.*\s\.(\s|$)")
     installs = [args for keyword, args in instructions if keyword == "RUN" and pip_install_here.search(args)]
     assert installs, "Dockerfile: no `pip install .` of the repository"
+
+
+# --- the web console ------------------------------------------------------------------------------
+
+
+def console_containers() -> list[Container]:
+    """The containers that run the web console (`attune-console`)."""
+    return [c for c in attune_containers() if c.argv[:1] == ("attune-console",)]
+
+
+def console_port(c: Container) -> int:
+    return host_port(c.env["ATTUNE_CONSOLE_ADDRESS"])[1]
+
+
+def test_compose_and_k8s_run_the_console_as_a_client_without_credentials_of_its_own() -> None:
+    """The console presents the client certificate (its TLS folder or Secret holds exactly ca.pem,
+    cli.pem and cli.key), reaches the scheduler where it listens, and is given no token, database
+    URL or sealing key: each user signs in with their own token (docs/console.md)."""
+    consoles = console_containers()
+    assert {c.where.split()[0] for c in consoles} == {COMPOSE_FILE.name, "k8s"}, [c.where for c in consoles]
+    scheduler_ports = {listen_port(c) for c in service_containers() if identity_of(c) == "scheduler"}
+    withheld = {"ATTUNE_DATABASE_URL", "ATTUNE_ADMIN_TOKEN_FILE", "ATTUNE_SECRET_KEY", "ATTUNE_SECRET_KEY_FILE"}
+    problems: list[str] = []
+    for c in consoles:
+        settings = Settings.from_env(c.env)
+        if not tls_configured(settings) or settings.identity != "cli":
+            problems.append(f"{c.where}: must call the scheduler over TLS with the cli certificate")
+        if given := sorted(withheld & set(c.env)):
+            problems.append(f"{c.where}: is given {given}")
+        host, port = host_port(settings.scheduler_address)
+        if port not in scheduler_ports or host.split(".")[0] != "scheduler":
+            problems.append(f"{c.where}: ATTUNE_SCHEDULER_ADDRESS={settings.scheduler_address} is not the scheduler")
+        if c.where.startswith(COMPOSE_FILE.name):
+            mounts = [
+                m for m in c.spec.get("volumes", []) if isinstance(m, dict) and m.get("target") == settings.tls_dir
+            ]
+            if [(m.get("volume") or {}).get("subpath") for m in mounts if m.get("read_only")] != [CONSOLE]:
+                problems.append(f"{c.where}: ATTUNE_TLS_DIR is not a read-only mount of the console folder: {mounts}")
+            init = " ".join(compose()["services"]["tls-init"]["command"])
+            if f"cp all/ca.pem all/cli.pem all/cli.key {CONSOLE}/" not in init:
+                problems.append("tls-init does not give the console folder exactly the client certificate")
+        else:
+            workload = workloads_by_name()[c.workload]
+            volumes = {v["name"]: v for v in workload["spec"]["template"]["spec"]["volumes"]}
+            (tls,) = [m for m in c.spec["volumeMounts"] if m["mountPath"] == settings.tls_dir]
+            secret = volumes[tls["name"]]["secret"]["secretName"]
+            files = {e["name"]: generator_files(e) for e in kustomization()["secretGenerator"]}.get(secret, {})
+            if set(files) != {"ca.pem", "cli.pem", "cli.key"} or not tls.get("readOnly"):
+                problems.append(f"{c.where}: its TLS Secret {secret} holds {sorted(files)}, not the client certificate")
+    assert not problems, "\n".join(problems)
+
+
+def test_the_console_is_probed_and_published_where_it_listens() -> None:
+    problems: list[str] = []
+    for c in console_containers():
+        port = console_port(c)
+        if c.where.startswith(COMPOSE_FILE.name):
+            checked = {int(p) for check in c.checks for p in LOCAL_PORT.findall(" ".join(check))}
+            if checked != {port} or not any("/healthz" in " ".join(check) for check in c.checks):
+                problems.append(f"{c.where}: listens on {port} but its healthcheck is {c.checks}")
+            published = {int(str(m).rsplit(":", 1)[-1]) for m in c.spec.get("ports", [])}
+            if published != {port}:
+                problems.append(f"{c.where}: listens on {port} but publishes {c.spec.get('ports')}")
+            continue
+        probes = {kind: (c.spec.get(kind) or {}).get("httpGet") for kind in PROBES if c.spec.get(kind)}
+        if "readinessProbe" not in probes or any(p != {"path": "/healthz", "port": port} for p in probes.values()):
+            problems.append(f"{c.where}: listens on {port} but its probes are {probes}")
+        named = {p["name"]: p["containerPort"] for p in c.spec.get("ports", [])}
+        service = service_selecting(workloads_by_name()[c.workload])
+        maps = [
+            (p["port"], named.get(p["targetPort"], p["targetPort"]))
+            for p in (service or {"spec": {}})["spec"].get("ports", [])
+        ]
+        if maps != [(port, port)]:
+            problems.append(f"{c.where}: listens on {port} but its Service maps {maps}")
+    assert console_containers(), "no container runs attune-console"
+    assert not problems, "\n".join(problems)

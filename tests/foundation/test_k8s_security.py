@@ -29,6 +29,7 @@ from tests.foundation.test_deploy import (
     SERVICES,
     Container,
     attune_image,
+    console_containers,
     dockerfile,
     dockerfile_container,
     generator_files,
@@ -344,6 +345,10 @@ def expected_flows() -> tuple[set[tuple[str, str, Any]], set[tuple[str, str, Any
         egress |= {(name, "ns:kube-system", ("UDP", 53)), (name, "ns:kube-system", ("TCP", 53))}
         if name in SERVICES:
             egress.add((name, "ns:observability", ("TCP", 4317)))  # OTLP to the collector
+    for c in console_containers():  # the web console: browsers reach it; it calls the scheduler's public API
+        if c.where.startswith("k8s"):
+            ingress.add((CLIENTS, c.workload, ("TCP", host_port(c.env["ATTUNE_CONSOLE_ADDRESS"])[1])))
+            egress.add((c.workload, "scheduler", ("TCP", listen["scheduler"])))
     for c in service_containers():  # Prometheus scrapes each service's metrics port
         if c.where.startswith("k8s") and c.workload in SERVICES and c.env.get("ATTUNE_METRICS_ADDRESS"):
             ingress.add(("ns:observability", c.workload, ("TCP", host_port(c.env["ATTUNE_METRICS_ADDRESS"])[1])))

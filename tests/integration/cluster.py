@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,8 @@ class Cluster:
         # across restarts of the process.
         self.metrics_addresses: dict[str, str] = {}
         self._channel: grpc.aio.Channel | None = None
+        #: The web console's base URL once `start_console` has started it.
+        self.console_url: str | None = None
 
     def cli_env(self) -> dict[str, str]:
         """The environment under which the `attune` script reaches this cluster as a user would:
@@ -151,6 +154,24 @@ class Cluster:
         await asyncio.gather(*(self.start_service(name) for name in SERVICES))
         await asyncio.gather(*(self.start_worker(f"worker-{i + 1}") for i in range(workers)))
 
+    async def start_console(self, timeout: float = 30.0) -> str:
+        """Starts the web console (`python -m attune_services.console`) against this cluster's
+        scheduler, as `attune up` does, and waits until it answers; returns its base URL. It
+        presents the `cli` certificate under TLS and holds no token: each user brings their own."""
+        address = f"127.0.0.1:{free_port()}"
+        self._spawn("console", "console", {**self.env, "ATTUNE_CONSOLE_ADDRESS": address})
+        url = f"http://{address}"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            proc = self.processes["console"]
+            if proc.poll() is not None:
+                raise RuntimeError(f"console exited with {proc.returncode}:\n{self.log_tail('console')}")
+            if await asyncio.to_thread(_answers, f"{url}/healthz"):
+                self.console_url = url
+                return url
+            await asyncio.sleep(0.05)
+        raise TimeoutError(f"console not answering at {url} after {timeout}s:\n{self.log_tail('console')}")
+
     async def wait_serving(self, address: str, name: str, timeout: float = 30.0) -> None:
         """Polls grpc.health.v1 until SERVING; fails with the process's log if it died."""
         deadline = time.monotonic() + timeout
@@ -204,7 +225,7 @@ class Cluster:
             await self._channel.close()
             self._channel = None
         # Replicas (tests/integration/replicas.py) are named "<service>-<n>".
-        order = [n for n in self.processes if n.startswith("worker:")] + [
+        order = [n for n in self.processes if n == "console" or n.startswith("worker:")] + [
             n for svc in ("scheduler", "coordinator", "completion") for n in self.processes if n.split("-")[0] == svc
         ]
         logged = {name: self._log_size(name) for name in order}
@@ -308,6 +329,15 @@ class Cluster:
         if not self.trace_file.exists():
             return []
         return [json.loads(line) for line in self.trace_file.read_text().splitlines() if line.strip()]
+
+
+def _answers(url: str) -> bool:
+    """Whether an HTTP GET of `url` answers 200."""
+    try:
+        with urllib.request.urlopen(url, timeout=1) as reply:
+            return bool(reply.status == 200)
+    except OSError:
+        return False
 
 
 #: Processes that logged "stopped" and are exiting (`Cluster.stop`): reaped later, and at the

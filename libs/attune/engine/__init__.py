@@ -29,7 +29,7 @@ from .errors import (
 )
 from .graph import CompiledWorkflow, compile_workflow
 from .machine import WORKFLOW_TIMEOUT_TIMER, cancel, child_paused, pause, resume, start, task_ended, timer_fired
-from .parse import parse_workflow, workflow_action_refs
+from .parse import parse_workflow, readable_tasks, workflow_action_refs
 from .spec import RetrySpec, TaskSpec, TransitionSpec, WorkflowSpec
 from .state import WorkflowState
 
@@ -64,6 +64,7 @@ __all__ = [
     "compile_workflow",
     "parse_workflow",
     "pause",
+    "readable_tasks",
     "resume",
     "seed_entries",
     "start",

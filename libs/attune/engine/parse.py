@@ -16,7 +16,7 @@ from ._problems import Problems, is_number, is_seconds, where
 from .errors import WorkflowSpecError
 from .spec import ENGINE_COMMANDS, TaskSpec, WorkflowSpec
 
-__all__ = ["parse_workflow", "workflow_action_refs"]
+__all__ = ["parse_workflow", "readable_tasks", "workflow_action_refs"]
 
 TOP_FIELDS = frozenset(
     {
@@ -70,6 +70,14 @@ def parse_workflow(document: Mapping[str, Any] | str, *, source: str) -> Workflo
 def workflow_action_refs(spec: WorkflowSpec) -> set[str]:
     """The action refs the workflow's tasks call (for the registry to check)."""
     return {task.action for task in spec.tasks}
+
+
+def readable_tasks(document: Mapping[str, Any]) -> list[TaskSpec]:
+    """The tasks of a document as far as they can be read, its problems ignored, in document
+    order: what an editor draws while the author is still fixing the document (`parse_workflow`
+    says what is wrong). A task whose name cannot be read, or repeats an earlier one, is left out;
+    its transitions are kept as written, targets that name no task included."""
+    return _parse_tasks(document.get("tasks"), Problems(""))
 
 
 def _parse_tasks(raw: Any, p: Problems) -> list[TaskSpec]:

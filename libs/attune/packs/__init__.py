@@ -16,6 +16,7 @@ from attune.packs._limits import DEFAULT_LIMITS, PackLimits, check_upload
 from attune.packs._loader import bundled_pack_path, load_pack, load_pack_files, read_pack_files
 from attune.packs._model import RUNNER_TYPES, SLOT_FREE_RUNTIMES, ActionDefinition, PackBundle, pack_digest
 from attune.packs._schema import check_parameter_schema
+from attune.packs._workflows import check_workflow
 from attune.packs._yaml import YamlLimits, YamlProblem, load_yaml
 from attune.packs.parameters import (
     FieldViolation,
@@ -44,6 +45,7 @@ __all__ = [
     "bundled_pack_path",
     "check_parameter_schema",
     "check_upload",
+    "check_workflow",
     "coerce_cli_value",
     "load_pack",
     "load_pack_files",

@@ -40,7 +40,17 @@ class YamlLimits:
 
 
 class YamlProblem(Exception):
-    """A file that is not valid UTF-8 YAML, or is beyond a limit; the message says where or which."""
+    """A file that is not valid UTF-8 YAML, or is beyond a limit; the message says where or which.
+
+    ``line`` and ``column`` (1-based, 0 when unknown) locate a syntax error for an editor that
+    marks it; ``over_limit`` tells a file beyond ATTUNE_MAX_YAML_* from one that is wrong.
+    """
+
+    def __init__(self, message: str, *, line: int = 0, column: int = 0, over_limit: bool = False) -> None:
+        super().__init__(message)
+        self.line = line
+        self.column = column
+        self.over_limit = over_limit
 
 
 @dataclass
@@ -130,7 +140,9 @@ def load_yaml(data: bytes, limits: YamlLimits) -> Any:
     """Parse one YAML document within ``limits``; raise :class:`YamlProblem` saying what and where."""
     if len(data) > limits.max_bytes:
         raise YamlProblem(
-            f"{len(data):,} bytes, over the limit of {limits.max_bytes:,} bytes for a YAML file (ATTUNE_MAX_YAML_BYTES)"
+            f"{len(data):,} bytes, over the limit of {limits.max_bytes:,} bytes for a YAML file "
+            "(ATTUNE_MAX_YAML_BYTES)",
+            over_limit=True,
         )
     try:
         text = data.decode("utf-8")
@@ -144,10 +156,12 @@ def load_yaml(data: bytes, limits: YamlLimits) -> Any:
         _check_extent(node, limits)
         return loader.construct_document(node)
     except yaml.MarkedYAMLError as err:
-        where = ""
-        if err.problem_mark is not None:
-            where = f"line {err.problem_mark.line + 1}, column {err.problem_mark.column + 1}: "
-        raise YamlProblem(f"invalid YAML: {where}{err.problem or err.context}") from err
+        mark = err.problem_mark or err.context_mark
+        if mark is None:
+            raise YamlProblem(f"invalid YAML: {err.problem or err.context}") from err
+        line, column = mark.line + 1, mark.column + 1
+        where = f"line {line}, column {column}: " if err.problem_mark is not None else ""
+        raise YamlProblem(f"invalid YAML: {where}{err.problem or err.context}", line=line, column=column) from err
     except yaml.YAMLError as err:
         raise YamlProblem(f"invalid YAML: {err}") from err
     finally:
@@ -158,22 +172,27 @@ def _check_extent(root: yaml.Node, limits: YamlLimits) -> None:
     """Refuse a document whose aliases expand it beyond ``limits`` (or into itself)."""
     extent, aliases = _measure(root)
     if aliases > limits.max_aliases:
-        raise YamlProblem(f"{aliases:,} aliases, over the limit of {limits.max_aliases:,} (ATTUNE_MAX_YAML_ALIASES)")
+        raise YamlProblem(
+            f"{aliases:,} aliases, over the limit of {limits.max_aliases:,} (ATTUNE_MAX_YAML_ALIASES)", over_limit=True
+        )
     expanded = " once its aliases are expanded" if aliases else ""
     if extent.nodes > limits.max_nodes:
         raise YamlProblem(
             f"{extent.nodes:,} keys and values{expanded}, over the limit of {limits.max_nodes:,} "
-            "(ATTUNE_MAX_YAML_NODES)"
+            "(ATTUNE_MAX_YAML_NODES)",
+            over_limit=True,
         )
     if extent.chars > limits.max_bytes:
         raise YamlProblem(
             f"{extent.chars:,} characters of text{expanded}, over the limit of {limits.max_bytes:,} "
-            "(ATTUNE_MAX_YAML_BYTES)"
+            "(ATTUNE_MAX_YAML_BYTES)",
+            over_limit=True,
         )
     if extent.depth > limits.max_depth:
         raise YamlProblem(
             f"lists and mappings nested {extent.depth} deep, over the limit of {limits.max_depth} "
-            "(ATTUNE_MAX_YAML_DEPTH)"
+            "(ATTUNE_MAX_YAML_DEPTH)",
+            over_limit=True,
         )
 
 
@@ -216,7 +235,11 @@ def _measure(root: yaml.Node) -> tuple[_Extent, int]:
             continue
         if key in open_nodes:
             line = node.start_mark.line + 1
-            raise YamlProblem(f"line {line}: an alias inside its own anchor makes a structure that contains itself")
+            raise YamlProblem(
+                f"line {line}: an alias inside its own anchor makes a structure that contains itself",
+                line=line,
+                column=node.start_mark.column + 1,
+            )
         open_nodes.add(key)
         stack.append((node, True))
         for child in _children(node):

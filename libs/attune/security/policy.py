@@ -108,6 +108,7 @@ POLICY: Mapping[str, Rule] = {
             "ListPacks": VIEWER,
             "GetPack": VIEWER,
             "DeletePack": ADMIN,
+            "ValidateWorkflow": VIEWER,
         },
     ),
     **_methods(
@@ -131,7 +132,10 @@ POLICY: Mapping[str, Rule] = {
         "attune.workflow.v1.WorkflowService",
         {"CancelWorkflow": OPERATOR, "GetWorkflowRun": VIEWER, "ListWorkflowRuns": VIEWER},
     ),
-    **_methods("attune.auth.v1.TokenService", {"CreateToken": ADMIN, "ListTokens": ADMIN, "RevokeToken": ADMIN}),
+    **_methods(
+        "attune.auth.v1.TokenService",
+        {"CreateToken": ADMIN, "ListTokens": ADMIN, "RevokeToken": ADMIN, "WhoAmI": VIEWER},
+    ),
     # --- internal: called by services with their certificate
     **_methods("attune.internal.worker.v1.WorkerService", {"Connect": _internal(WORKER)}),
     **_methods("attune.internal.packs.v1.PackFilesService", {"GetPackFiles": _internal(WORKER)}),

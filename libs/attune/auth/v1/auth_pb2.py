@@ -25,15 +25,15 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x61ttune/auth/v1/auth.proto\x12\x0e\x61ttune.auth.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xad\x01\n\x05Token\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\"\n\x04role\x18\x02 \x01(\x0e\x32\x14.attune.auth.v1.Role\x12.\n\ncreated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ncreated_by\x18\x04 \x01(\t\x12.\n\nrevoked_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"F\n\x12\x43reateTokenRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\"\n\x04role\x18\x02 \x01(\x0e\x32\x14.attune.auth.v1.Role\"K\n\x13\x43reateTokenResponse\x12$\n\x05token\x18\x01 \x01(\x0b\x32\x15.attune.auth.v1.Token\x12\x0e\n\x06secret\x18\x02 \x01(\t\"\x13\n\x11ListTokensRequest\";\n\x12ListTokensResponse\x12%\n\x06tokens\x18\x01 \x03(\x0b\x32\x15.attune.auth.v1.Token\"\"\n\x12RevokeTokenRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\";\n\x13RevokeTokenResponse\x12$\n\x05token\x18\x01 \x01(\x0b\x32\x15.attune.auth.v1.Token*P\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_VIEWER\x10\x01\x12\x11\n\rROLE_OPERATOR\x10\x02\x12\x0e\n\nROLE_ADMIN\x10\x03\x32\x93\x02\n\x0cTokenService\x12V\n\x0b\x43reateToken\x12\".attune.auth.v1.CreateTokenRequest\x1a#.attune.auth.v1.CreateTokenResponse\x12S\n\nListTokens\x12!.attune.auth.v1.ListTokensRequest\x1a\".attune.auth.v1.ListTokensResponse\x12V\n\x0bRevokeToken\x12\".attune.auth.v1.RevokeTokenRequest\x1a#.attune.auth.v1.RevokeTokenResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x61ttune/auth/v1/auth.proto\x12\x0e\x61ttune.auth.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xad\x01\n\x05Token\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\"\n\x04role\x18\x02 \x01(\x0e\x32\x14.attune.auth.v1.Role\x12.\n\ncreated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ncreated_by\x18\x04 \x01(\t\x12.\n\nrevoked_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"F\n\x12\x43reateTokenRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\"\n\x04role\x18\x02 \x01(\x0e\x32\x14.attune.auth.v1.Role\"K\n\x13\x43reateTokenResponse\x12$\n\x05token\x18\x01 \x01(\x0b\x32\x15.attune.auth.v1.Token\x12\x0e\n\x06secret\x18\x02 \x01(\t\"\x13\n\x11ListTokensRequest\";\n\x12ListTokensResponse\x12%\n\x06tokens\x18\x01 \x03(\x0b\x32\x15.attune.auth.v1.Token\"\"\n\x12RevokeTokenRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\";\n\x13RevokeTokenResponse\x12$\n\x05token\x18\x01 \x01(\x0b\x32\x15.attune.auth.v1.Token\"\x0f\n\rWhoAmIRequest\"X\n\x0eWhoAmIResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\"\n\x04role\x18\x02 \x01(\x0e\x32\x14.attune.auth.v1.Role\x12\x14\n\x0c\x61uth_enabled\x18\x03 \x01(\x08*P\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_VIEWER\x10\x01\x12\x11\n\rROLE_OPERATOR\x10\x02\x12\x0e\n\nROLE_ADMIN\x10\x03\x32\xdc\x02\n\x0cTokenService\x12V\n\x0b\x43reateToken\x12\".attune.auth.v1.CreateTokenRequest\x1a#.attune.auth.v1.CreateTokenResponse\x12S\n\nListTokens\x12!.attune.auth.v1.ListTokensRequest\x1a\".attune.auth.v1.ListTokensResponse\x12V\n\x0bRevokeToken\x12\".attune.auth.v1.RevokeTokenRequest\x1a#.attune.auth.v1.RevokeTokenResponse\x12G\n\x06WhoAmI\x12\x1d.attune.auth.v1.WhoAmIRequest\x1a\x1e.attune.auth.v1.WhoAmIResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'attune.auth.v1.auth_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ROLE']._serialized_start=582
-  _globals['_ROLE']._serialized_end=662
+  _globals['_ROLE']._serialized_start=689
+  _globals['_ROLE']._serialized_end=769
   _globals['_TOKEN']._serialized_start=79
   _globals['_TOKEN']._serialized_end=252
   _globals['_CREATETOKENREQUEST']._serialized_start=254
@@ -48,6 +48,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REVOKETOKENREQUEST']._serialized_end=519
   _globals['_REVOKETOKENRESPONSE']._serialized_start=521
   _globals['_REVOKETOKENRESPONSE']._serialized_end=580
-  _globals['_TOKENSERVICE']._serialized_start=665
-  _globals['_TOKENSERVICE']._serialized_end=940
+  _globals['_WHOAMIREQUEST']._serialized_start=582
+  _globals['_WHOAMIREQUEST']._serialized_end=597
+  _globals['_WHOAMIRESPONSE']._serialized_start=599
+  _globals['_WHOAMIRESPONSE']._serialized_end=687
+  _globals['_TOKENSERVICE']._serialized_start=772
+  _globals['_TOKENSERVICE']._serialized_end=1120
 # @@protoc_insertion_point(module_scope)

@@ -26,8 +26,8 @@ if _version_not_supported:
 
 
 class TokenServiceStub(object):
-    """Client bearer tokens, served by the scheduler. Every RPC needs a token with role admin. A client
-    sends its token as `authorization: Bearer <token>` metadata on every call.
+    """Client bearer tokens, served by the scheduler. Every RPC but WhoAmI needs a token with role
+    admin. A client sends its token as `authorization: Bearer <token>` metadata on every call.
     """
 
     def __init__(self, channel):
@@ -51,11 +51,16 @@ class TokenServiceStub(object):
                 request_serializer=attune_dot_auth_dot_v1_dot_auth__pb2.RevokeTokenRequest.SerializeToString,
                 response_deserializer=attune_dot_auth_dot_v1_dot_auth__pb2.RevokeTokenResponse.FromString,
                 _registered_method=True)
+        self.WhoAmI = channel.unary_unary(
+                '/attune.auth.v1.TokenService/WhoAmI',
+                request_serializer=attune_dot_auth_dot_v1_dot_auth__pb2.WhoAmIRequest.SerializeToString,
+                response_deserializer=attune_dot_auth_dot_v1_dot_auth__pb2.WhoAmIResponse.FromString,
+                _registered_method=True)
 
 
 class TokenServiceServicer(object):
-    """Client bearer tokens, served by the scheduler. Every RPC needs a token with role admin. A client
-    sends its token as `authorization: Bearer <token>` metadata on every call.
+    """Client bearer tokens, served by the scheduler. Every RPC but WhoAmI needs a token with role
+    admin. A client sends its token as `authorization: Bearer <token>` metadata on every call.
     """
 
     def CreateToken(self, request, context):
@@ -84,6 +89,15 @@ class TokenServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WhoAmI(self, request, context):
+        """The caller's own token: its name and role. With authentication off, every caller is an
+        admin: name empty, role admin, auth_enabled false. Needs the viewer role (or operator, or
+        admin).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TokenServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -102,6 +116,11 @@ def add_TokenServiceServicer_to_server(servicer, server):
                     request_deserializer=attune_dot_auth_dot_v1_dot_auth__pb2.RevokeTokenRequest.FromString,
                     response_serializer=attune_dot_auth_dot_v1_dot_auth__pb2.RevokeTokenResponse.SerializeToString,
             ),
+            'WhoAmI': grpc.unary_unary_rpc_method_handler(
+                    servicer.WhoAmI,
+                    request_deserializer=attune_dot_auth_dot_v1_dot_auth__pb2.WhoAmIRequest.FromString,
+                    response_serializer=attune_dot_auth_dot_v1_dot_auth__pb2.WhoAmIResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'attune.auth.v1.TokenService', rpc_method_handlers)
@@ -111,8 +130,8 @@ def add_TokenServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class TokenService(object):
-    """Client bearer tokens, served by the scheduler. Every RPC needs a token with role admin. A client
-    sends its token as `authorization: Bearer <token>` metadata on every call.
+    """Client bearer tokens, served by the scheduler. Every RPC but WhoAmI needs a token with role
+    admin. A client sends its token as `authorization: Bearer <token>` metadata on every call.
     """
 
     @staticmethod
@@ -186,6 +205,33 @@ class TokenService(object):
             '/attune.auth.v1.TokenService/RevokeToken',
             attune_dot_auth_dot_v1_dot_auth__pb2.RevokeTokenRequest.SerializeToString,
             attune_dot_auth_dot_v1_dot_auth__pb2.RevokeTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WhoAmI(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/attune.auth.v1.TokenService/WhoAmI',
+            attune_dot_auth_dot_v1_dot_auth__pb2.WhoAmIRequest.SerializeToString,
+            attune_dot_auth_dot_v1_dot_auth__pb2.WhoAmIResponse.FromString,
             options,
             channel_credentials,
             insecure,

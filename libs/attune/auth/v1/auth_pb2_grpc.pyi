@@ -12,8 +12,8 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class TokenServiceStub:
-    """Client bearer tokens, served by the scheduler. Every RPC needs a token with role admin. A client
-    sends its token as `authorization: Bearer <token>` metadata on every call.
+    """Client bearer tokens, served by the scheduler. Every RPC but WhoAmI needs a token with role
+    admin. A client sends its token as `authorization: Bearer <token>` metadata on every call.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -31,10 +31,15 @@ class TokenServiceStub:
     """Revokes a token by name: every replica refuses it within a second. Revoking a revoked token
     changes nothing; an unknown name is NOT_FOUND. Needs role admin.
     """
+    WhoAmI: _aio.UnaryUnaryMultiCallable[_auth_pb2.WhoAmIRequest, _auth_pb2.WhoAmIResponse]
+    """The caller's own token: its name and role. With authentication off, every caller is an
+    admin: name empty, role admin, auth_enabled false. Needs the viewer role (or operator, or
+    admin).
+    """
 
 class TokenServiceServicer:
-    """Client bearer tokens, served by the scheduler. Every RPC needs a token with role admin. A client
-    sends its token as `authorization: Bearer <token>` metadata on every call.
+    """Client bearer tokens, served by the scheduler. Every RPC but WhoAmI needs a token with role
+    admin. A client sends its token as `authorization: Bearer <token>` metadata on every call.
     """
 
     def CreateToken(
@@ -64,6 +69,16 @@ class TokenServiceServicer:
     ) -> _abc.Awaitable[_auth_pb2.RevokeTokenResponse]:
         """Revokes a token by name: every replica refuses it within a second. Revoking a revoked token
         changes nothing; an unknown name is NOT_FOUND. Needs role admin.
+        """
+
+    def WhoAmI(
+        self,
+        request: _auth_pb2.WhoAmIRequest,
+        context: _aio.ServicerContext[_auth_pb2.WhoAmIRequest, _abc.Awaitable[_auth_pb2.WhoAmIResponse]],
+    ) -> _abc.Awaitable[_auth_pb2.WhoAmIResponse]:
+        """The caller's own token: its name and role. With authentication off, every caller is an
+        admin: name empty, role admin, auth_enabled false. Needs the viewer role (or operator, or
+        admin).
         """
 
 def add_TokenServiceServicer_to_server(servicer: TokenServiceServicer, server: _aio.Server) -> None: ...

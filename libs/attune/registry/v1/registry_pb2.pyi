@@ -39,7 +39,7 @@ class Pack(_message.Message):
     def __init__(self, ref: _Optional[str] = ..., label: _Optional[str] = ..., version: _Optional[str] = ..., description: _Optional[str] = ..., digest: _Optional[str] = ..., registered_by: _Optional[str] = ..., registered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Action(_message.Message):
-    __slots__ = ("id", "ref", "pack", "name", "label", "description", "enabled", "runner_type", "entry_point", "parameters", "output", "timeout_seconds", "tags", "workflow_file", "pack_digest", "created_at", "updated_at", "updated_by", "timeout", "concurrency")
+    __slots__ = ("id", "ref", "pack", "name", "label", "description", "enabled", "runner_type", "entry_point", "parameters", "output", "timeout_seconds", "tags", "workflow_file", "pack_digest", "created_at", "updated_at", "updated_by", "timeout", "concurrency", "definition")
     ID_FIELD_NUMBER: _ClassVar[int]
     REF_FIELD_NUMBER: _ClassVar[int]
     PACK_FIELD_NUMBER: _ClassVar[int]
@@ -60,6 +60,7 @@ class Action(_message.Message):
     UPDATED_BY_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_FIELD_NUMBER: _ClassVar[int]
     CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
+    DEFINITION_FIELD_NUMBER: _ClassVar[int]
     id: str
     ref: str
     pack: str
@@ -80,7 +81,8 @@ class Action(_message.Message):
     updated_by: str
     timeout: _duration_pb2.Duration
     concurrency: ConcurrencyPolicy
-    def __init__(self, id: _Optional[str] = ..., ref: _Optional[str] = ..., pack: _Optional[str] = ..., name: _Optional[str] = ..., label: _Optional[str] = ..., description: _Optional[str] = ..., enabled: bool = ..., runner_type: _Optional[str] = ..., entry_point: _Optional[str] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., output: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., timeout_seconds: _Optional[float] = ..., tags: _Optional[_Iterable[str]] = ..., workflow_file: _Optional[str] = ..., pack_digest: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_by: _Optional[str] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., concurrency: _Optional[_Union[ConcurrencyPolicy, _Mapping]] = ...) -> None: ...
+    definition: str
+    def __init__(self, id: _Optional[str] = ..., ref: _Optional[str] = ..., pack: _Optional[str] = ..., name: _Optional[str] = ..., label: _Optional[str] = ..., description: _Optional[str] = ..., enabled: bool = ..., runner_type: _Optional[str] = ..., entry_point: _Optional[str] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., output: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., timeout_seconds: _Optional[float] = ..., tags: _Optional[_Iterable[str]] = ..., workflow_file: _Optional[str] = ..., pack_digest: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_by: _Optional[str] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., concurrency: _Optional[_Union[ConcurrencyPolicy, _Mapping]] = ..., definition: _Optional[str] = ...) -> None: ...
 
 class ConcurrencyPolicy(_message.Message):
     __slots__ = ("limit", "key", "on_limit")
@@ -233,3 +235,67 @@ class DeletePackResponse(_message.Message):
     deleted_action_refs: _containers.RepeatedScalarFieldContainer[str]
     active_executions: int
     def __init__(self, ref: _Optional[str] = ..., deleted_action_refs: _Optional[_Iterable[str]] = ..., active_executions: _Optional[int] = ...) -> None: ...
+
+class ValidateWorkflowRequest(_message.Message):
+    __slots__ = ("definition", "pack")
+    DEFINITION_FIELD_NUMBER: _ClassVar[int]
+    PACK_FIELD_NUMBER: _ClassVar[int]
+    definition: str
+    pack: str
+    def __init__(self, definition: _Optional[str] = ..., pack: _Optional[str] = ...) -> None: ...
+
+class ValidateWorkflowResponse(_message.Message):
+    __slots__ = ("problems", "workflow", "graph")
+    PROBLEMS_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_FIELD_NUMBER: _ClassVar[int]
+    GRAPH_FIELD_NUMBER: _ClassVar[int]
+    problems: _containers.RepeatedCompositeFieldContainer[WorkflowProblem]
+    workflow: _struct_pb2.Struct
+    graph: WorkflowGraph
+    def __init__(self, problems: _Optional[_Iterable[_Union[WorkflowProblem, _Mapping]]] = ..., workflow: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., graph: _Optional[_Union[WorkflowGraph, _Mapping]] = ...) -> None: ...
+
+class WorkflowProblem(_message.Message):
+    __slots__ = ("task", "field", "message", "line", "column")
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    LINE_FIELD_NUMBER: _ClassVar[int]
+    COLUMN_FIELD_NUMBER: _ClassVar[int]
+    task: str
+    field: str
+    message: str
+    line: int
+    column: int
+    def __init__(self, task: _Optional[str] = ..., field: _Optional[str] = ..., message: _Optional[str] = ..., line: _Optional[int] = ..., column: _Optional[int] = ...) -> None: ...
+
+class WorkflowGraph(_message.Message):
+    __slots__ = ("nodes", "edges")
+    NODES_FIELD_NUMBER: _ClassVar[int]
+    EDGES_FIELD_NUMBER: _ClassVar[int]
+    nodes: _containers.RepeatedCompositeFieldContainer[GraphNode]
+    edges: _containers.RepeatedCompositeFieldContainer[GraphEdge]
+    def __init__(self, nodes: _Optional[_Iterable[_Union[GraphNode, _Mapping]]] = ..., edges: _Optional[_Iterable[_Union[GraphEdge, _Mapping]]] = ...) -> None: ...
+
+class GraphNode(_message.Message):
+    __slots__ = ("name", "action", "with_items", "join")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    WITH_ITEMS_FIELD_NUMBER: _ClassVar[int]
+    JOIN_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    action: str
+    with_items: bool
+    join: str
+    def __init__(self, name: _Optional[str] = ..., action: _Optional[str] = ..., with_items: bool = ..., join: _Optional[str] = ...) -> None: ...
+
+class GraphEdge(_message.Message):
+    __slots__ = ("from_task", "to_task", "kind", "label")
+    FROM_TASK_FIELD_NUMBER: _ClassVar[int]
+    TO_TASK_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    from_task: str
+    to_task: str
+    kind: str
+    label: str
+    def __init__(self, from_task: _Optional[str] = ..., to_task: _Optional[str] = ..., kind: _Optional[str] = ..., label: _Optional[str] = ...) -> None: ...

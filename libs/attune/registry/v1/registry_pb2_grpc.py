@@ -82,6 +82,11 @@ class RegistryServiceStub(object):
                 request_serializer=attune_dot_registry_dot_v1_dot_registry__pb2.DeletePackRequest.SerializeToString,
                 response_deserializer=attune_dot_registry_dot_v1_dot_registry__pb2.DeletePackResponse.FromString,
                 _registered_method=True)
+        self.ValidateWorkflow = channel.unary_unary(
+                '/attune.registry.v1.RegistryService/ValidateWorkflow',
+                request_serializer=attune_dot_registry_dot_v1_dot_registry__pb2.ValidateWorkflowRequest.SerializeToString,
+                response_deserializer=attune_dot_registry_dot_v1_dot_registry__pb2.ValidateWorkflowResponse.FromString,
+                _registered_method=True)
 
 
 class RegistryServiceServicer(object):
@@ -171,6 +176,18 @@ class RegistryServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ValidateWorkflow(self, request, context):
+        """Validates a workflow definition exactly as registering it in `pack` would (the same YAML
+        limits, the same engine checks, every task's action registered or in the pack) and returns
+        every problem with the line and column of the YAML it names, the parsed document and the
+        graph of its tasks. Problems are returned, not raised: INVALID_ARGUMENT only for a request
+        beyond the limits (a definition over ATTUNE_MAX_YAML_BYTES, a pack name too long).
+        Needs the viewer role (or operator, or admin).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -218,6 +235,11 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     servicer.DeletePack,
                     request_deserializer=attune_dot_registry_dot_v1_dot_registry__pb2.DeletePackRequest.FromString,
                     response_serializer=attune_dot_registry_dot_v1_dot_registry__pb2.DeletePackResponse.SerializeToString,
+            ),
+            'ValidateWorkflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.ValidateWorkflow,
+                    request_deserializer=attune_dot_registry_dot_v1_dot_registry__pb2.ValidateWorkflowRequest.FromString,
+                    response_serializer=attune_dot_registry_dot_v1_dot_registry__pb2.ValidateWorkflowResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -466,6 +488,33 @@ class RegistryService(object):
             '/attune.registry.v1.RegistryService/DeletePack',
             attune_dot_registry_dot_v1_dot_registry__pb2.DeletePackRequest.SerializeToString,
             attune_dot_registry_dot_v1_dot_registry__pb2.DeletePackResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ValidateWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/attune.registry.v1.RegistryService/ValidateWorkflow',
+            attune_dot_registry_dot_v1_dot_registry__pb2.ValidateWorkflowRequest.SerializeToString,
+            attune_dot_registry_dot_v1_dot_registry__pb2.ValidateWorkflowResponse.FromString,
             options,
             channel_credentials,
             insecure,

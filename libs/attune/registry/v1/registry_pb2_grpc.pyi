@@ -63,6 +63,14 @@ class RegistryServiceStub:
     one of its actions has not ended, unless `force` (which cancels nothing).
     Needs the admin role.
     """
+    ValidateWorkflow: _aio.UnaryUnaryMultiCallable[_registry_pb2.ValidateWorkflowRequest, _registry_pb2.ValidateWorkflowResponse]
+    """Validates a workflow definition exactly as registering it in `pack` would (the same YAML
+    limits, the same engine checks, every task's action registered or in the pack) and returns
+    every problem with the line and column of the YAML it names, the parsed document and the
+    graph of its tasks. Problems are returned, not raised: INVALID_ARGUMENT only for a request
+    beyond the limits (a definition over ATTUNE_MAX_YAML_BYTES, a pack name too long).
+    Needs the viewer role (or operator, or admin).
+    """
 
 class RegistryServiceServicer:
     """The registry of packs and actions, served by the scheduler. Public: clients call it with a
@@ -158,6 +166,19 @@ class RegistryServiceServicer:
         executions keep their action_ref). Refused with FAILED_PRECONDITION while an execution of
         one of its actions has not ended, unless `force` (which cancels nothing).
         Needs the admin role.
+        """
+
+    def ValidateWorkflow(
+        self,
+        request: _registry_pb2.ValidateWorkflowRequest,
+        context: _aio.ServicerContext[_registry_pb2.ValidateWorkflowRequest, _abc.Awaitable[_registry_pb2.ValidateWorkflowResponse]],
+    ) -> _abc.Awaitable[_registry_pb2.ValidateWorkflowResponse]:
+        """Validates a workflow definition exactly as registering it in `pack` would (the same YAML
+        limits, the same engine checks, every task's action registered or in the pack) and returns
+        every problem with the line and column of the YAML it names, the parsed document and the
+        graph of its tasks. Problems are returned, not raised: INVALID_ARGUMENT only for a request
+        beyond the limits (a definition over ATTUNE_MAX_YAML_BYTES, a pack name too long).
+        Needs the viewer role (or operator, or admin).
         """
 
 def add_RegistryServiceServicer_to_server(servicer: RegistryServiceServicer, server: _aio.Server) -> None: ...
