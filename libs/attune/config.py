@@ -106,6 +106,8 @@ class Settings:
     max_parameters_bytes: int = 1024 * 1024
     max_parameters_depth: int = 32
     max_page_size: int = 1000
+    # Requests of one RunExecutions stream waiting for their executions at once.
+    max_runs_in_flight: int = 10_000
     # Metadata (headers) a server accepts with one request.
     max_metadata_bytes: int = 8 * 1024
     # A result a worker submits; a larger one is stored cut down and marked "truncated".

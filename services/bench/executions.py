@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 from attune.execution.v1 import execution_pb2
 from attune.grpcutil.convert import execution_state_to_proto
@@ -23,20 +23,57 @@ def _noop_request() -> execution_pb2.RequestExecutionRequest:
     return execution_pb2.RequestExecutionRequest(action_ref=NOOP, request_id=new_id())
 
 
+def _ended(execution: execution_pb2.Execution, started: float) -> tuple[float, float]:
+    """Seconds since `started`, and the server's own created_at → finished_at of a succeeded no-op."""
+    elapsed = time.perf_counter() - started
+    if state_of(execution) != ExecutionState.SUCCEEDED:
+        raise RuntimeError(f"{NOOP} {execution.id} ended {state_of(execution)}: {execution.error}")
+    created, finished = seconds_of(execution.created_at), seconds_of(execution.finished_at)
+    return elapsed, (finished - created) if created is not None and finished is not None else elapsed
+
+
 async def one_noop(client: Client) -> tuple[float, float]:
-    """Seconds from the request to the watch reporting ``succeeded``, and the server's own
-    created_at → finished_at of the execution."""
+    """One RunExecution (request and wait in one call, as `attune run --wait` does): seconds from
+    the call to its answer, and the server's created_at → finished_at."""
+    started = time.perf_counter()
+    answer = await client.executions.RunExecution(execution_pb2.RunExecutionRequest(request=_noop_request()))
+    return _ended(answer.execution, started)
+
+
+async def one_noop_two_calls(client: Client) -> tuple[float, float]:
+    """The two-call pattern clients used before RunExecution: RequestExecution, then
+    WatchExecution until ``succeeded``."""
     started = time.perf_counter()
     response = await client.executions.RequestExecution(_noop_request())
     async for snapshot in follow(client, response.execution.id):
-        state = state_of(snapshot.execution)
-        if state == ExecutionState.SUCCEEDED:
-            elapsed = time.perf_counter() - started
-            created, finished = seconds_of(snapshot.execution.created_at), seconds_of(snapshot.execution.finished_at)
-            return elapsed, (finished - created) if created is not None and finished is not None else elapsed
-        if state not in ACTIVE:
-            raise RuntimeError(f"{NOOP} {response.execution.id} ended {state}: {snapshot.execution.error}")
+        if state_of(snapshot.execution) not in ACTIVE:
+            return _ended(snapshot.execution, started)
     raise RuntimeError(f"{NOOP} {response.execution.id}: the watch ended before it did")
+
+
+async def stream_noops(client: Client, samples: int) -> list[float]:
+    """Sequential no-ops over one RunExecutions stream (a client that runs many): seconds each."""
+    requests: asyncio.Queue[execution_pb2.RunExecutionsRequest | None] = asyncio.Queue()
+
+    async def sent() -> AsyncIterator[execution_pb2.RunExecutionsRequest]:
+        while (request := await requests.get()) is not None:
+            yield request
+
+    call = client.executions.RunExecutions(sent())
+    answers = call.__aiter__()
+    timings: list[float] = []
+    try:
+        for _ in range(samples):
+            started = time.perf_counter()
+            requests.put_nowait(execution_pb2.RunExecutionsRequest(request=_noop_request()))
+            answer = await anext(answers)
+            if answer.HasField("error"):
+                raise RuntimeError(f"RunExecutions: {answer}")
+            timings.append(_ended(answer.execution, started)[0])
+    finally:
+        requests.put_nowait(None)
+        call.cancel()
+    return timings
 
 
 def _percentile(values: list[float], fraction: float) -> float:
@@ -47,15 +84,27 @@ def _percentile(values: list[float], fraction: float) -> float:
 async def noop_latency(
     client: Client, samples: int = 200, warmup: int = 20, progress: Callable[[str], None] | None = None
 ) -> dict[str, float]:
-    """p50 and p99 of sequential single no-op executions as the client sees them (request to
-    the watch reporting succeeded), in milliseconds. The server-side p50 goes to ``progress``."""
+    """p50 and p99 of sequential single no-op executions as the client sees them (one
+    RunExecution each), in milliseconds. With ``progress``, also the server-side p50, the
+    two-call pattern's p50 and a RunExecutions stream's p50, interleaved in rounds so a
+    machine's slow period touches all three alike."""
     for _ in range(warmup):
         await one_noop(client)
-    pairs = [await one_noop(client) for _ in range(samples)]
+    pairs: list[tuple[float, float]] = []
+    two_calls: list[float] = []
+    streamed: list[float] = []
+    rounds = 4
+    for _ in range(rounds):
+        pairs += [await one_noop(client) for _ in range(samples // rounds)]
+        if progress is not None:
+            two_calls += [(await one_noop_two_calls(client))[0] for _ in range(samples // rounds // 2)]
+            streamed += await stream_noops(client, samples // rounds)
     timings = [client_s for client_s, _ in pairs]
     if progress is not None:
         server_ms = statistics.median(server_s for _, server_s in pairs) * 1000
         progress(f"  server-side created_at → finished_at p50: {server_ms:.2f} ms")
+        progress(f"  RequestExecution + WatchExecution (two calls) p50: {statistics.median(two_calls) * 1000:.2f} ms")
+        progress(f"  RunExecutions stream p50: {statistics.median(streamed) * 1000:.2f} ms")
     return {
         "noop_latency_ms_p50": round(statistics.median(timings) * 1000, 3),
         "noop_latency_ms_p99": round(_percentile(timings, 0.99) * 1000, 3),

@@ -15,7 +15,7 @@ from typing import Any
 import grpc
 
 from attune.execution.v1 import execution_pb2
-from attune.grpcutil.convert import dict_from_struct, struct_from_dict
+from attune.grpcutil.convert import dict_from_struct, duration, struct_from_dict
 from attune.ids import new_id
 from attune.states import ExecutionState
 from attune_services.cli.arguments import add_param_option
@@ -45,18 +45,38 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser], pa
     run.set_defaults(handler=run_action)
 
 
+#: `run --wait` first asks RunExecution to answer within this many seconds: an execution that
+#: ends by then costs one call; a longer one is then followed by a watch that prints progress.
+FIRST_WAIT_S = 1.0
+
+
+def _request(ref: str, params: dict[str, Any], timeout: float) -> execution_pb2.RequestExecutionRequest:
+    return execution_pb2.RequestExecutionRequest(
+        action_ref=ref, parameters=struct_from_dict(params), request_id=new_id(), timeout_seconds=timeout
+    )
+
+
 async def request_execution(
     client: Client, ref: str, params: dict[str, Any], timeout: float = 0.0
 ) -> execution_pb2.Execution:
     """RequestExecution with a fresh request_id."""
-    request = execution_pb2.RequestExecutionRequest(
-        action_ref=ref, parameters=struct_from_dict(params), request_id=new_id(), timeout_seconds=timeout
-    )
     try:
-        response = await client.executions.RequestExecution(request)
+        response = await client.executions.RequestExecution(_request(ref, params, timeout))
     except grpc.RpcError as err:
         raise client.error(err, f"run {ref}", subject=ref) from err
     return response.execution
+
+
+async def run_execution(
+    client: Client, ref: str, params: dict[str, Any], timeout: float, *, wait: float
+) -> execution_pb2.RunExecutionResponse:
+    """RunExecution with a fresh request_id: the execution once it has ended, or after `wait`."""
+    request = execution_pb2.RunExecutionRequest(request=_request(ref, params, timeout), wait=duration(wait))
+    try:
+        response: execution_pb2.RunExecutionResponse = await client.executions.RunExecution(request)
+    except grpc.RpcError as err:
+        raise client.error(err, f"run {ref}", subject=ref) from err
+    return response
 
 
 async def run_action(args: argparse.Namespace, client: Client) -> int:
@@ -68,16 +88,22 @@ async def run_action(args: argparse.Namespace, client: Client) -> int:
         # and names an unknown ref just as well, so the call is saved.
         schema = dict_from_struct((await fetch_action(client, args.ref)).parameters) if args.params else {}
         params = build_parameters(schema, args.params, args.params_json)
-        execution = await request_execution(client, args.ref, params, args.timeout)
-        execution_id = execution.id
         if not args.wait:
+            execution = await request_execution(client, args.ref, params, args.timeout)
             if args.output == JSON:
                 emit_json(execution_json(execution))
             else:
                 print(execution.id)
             return 0
-        printer.note(f"{args.ref} {execution.id}: requested")
-        final = await shown(client, await wait_until_terminal(client, execution.id, printer), args.children)
+        answer = await run_execution(client, args.ref, params, args.timeout, wait=FIRST_WAIT_S)
+        execution_id = answer.execution.id
+        printer.note(f"{args.ref} {execution_id}: requested")
+        if answer.ended and answer.execution.runner_type != "workflow":  # no children to show: done
+            ended = execution_pb2.GetExecutionResponse(execution=answer.execution)
+            printer.finish(ended)
+        else:
+            ended = await wait_until_terminal(client, execution_id, printer)
+        final = await shown(client, ended, args.children)
     except CliError as err:
         if args.output == JSON:
             emit_json(failure_json(args.ref, err.message, execution_id))

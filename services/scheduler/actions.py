@@ -3,20 +3,25 @@ in-memory cache the execution-request hot path reads instead of the database."""
 
 from __future__ import annotations
 
+import asyncio
 import json
-import time
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from attune.background import BackgroundTask
 from attune.grpcutil.convert import duration, struct_from_dict, timestamp
 from attune.packs import ConcurrencyPolicy
 from attune.registry.v1 import registry_pb2
 from attune.security import caller
 from attune.storage import Database
-from attune.storage.schema import actions
+from attune.storage.schema import actions, registry_generation
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -152,59 +157,112 @@ def action_row_values(
     }
 
 
-@dataclass(frozen=True, slots=True)
-class _CachedAction:
-    """A cache entry: the action as read at `loaded_at` (monotonic), None when not registered."""
-
-    loaded_at: float
-    action: ActionRecord | None
-
-
 class ActionCache:
-    """Actions by ref, read through from the database.
+    """Actions by ref, read through from the database and held until the registry changes.
 
-    Writes on this replica call `invalidate()`; entries also expire after `ttl` seconds so that a
-    change made through another replica is seen soon after.
+    Nothing expires on a clock: every registry write adds one to `registry_generation` in its
+    transaction (`bump_registry_generation`) and calls `invalidate()` on the replica that made
+    it, and `start()` runs a loop that reads the generation every `poll` seconds, so a write
+    through another replica is seen within that. Concurrent misses share one read (single
+    flight): a 10,000-wide fan-out of an action not yet cached reads it once, not per child.
     """
 
-    def __init__(self, db: Database, *, ttl: float) -> None:
+    def __init__(self, db: Database, *, poll: float) -> None:
         self._db = db
-        self._ttl = ttl
-        self._entries: dict[str, _CachedAction] = {}
+        self._poll = poll
+        self._entries: dict[str, ActionRecord | None] = {}
+        # Reads in flight by ref; a read started before an invalidation stores nothing (`_epoch`).
+        self._loading: dict[str, asyncio.Task[dict[str, ActionRecord | None]]] = {}
+        self._epoch = 0
+        self._generation: int | None = None
+        self._watch = BackgroundTask("action-cache-generation", self._watch_generation)
+
+    def start(self) -> None:
+        """Starts reading the registry generation (another replica's writes)."""
+        self._watch.start()
+
+    async def stop(self) -> None:
+        """Stops the generation loop."""
+        await self._watch.stop()
 
     async def get(self, ref: str) -> ActionRecord | None:
         """The action named `ref`, or None when it is not registered."""
-        now = time.monotonic()
-        hit = self._entries.get(ref)
-        if hit is not None and now - hit.loaded_at < self._ttl:
-            return hit.action
-        async with self._db.read() as conn:
-            row = (await conn.execute(sa.select(actions).where(actions.c.ref == ref))).mappings().first()
-        record = ActionRecord.from_row(row) if row is not None else None
-        self._entries[ref] = _CachedAction(now, record)
-        return record
+        return (await self.get_many({ref})).get(ref)
 
     async def get_many(self, refs: set[str]) -> dict[str, ActionRecord]:
-        """Registered actions among `refs` (one query for all misses)."""
-        now = time.monotonic()
+        """Registered actions among `refs`: one query for the misses no other caller is reading."""
         found: dict[str, ActionRecord] = {}
+        reads: set[asyncio.Task[dict[str, ActionRecord | None]]] = set()
         missing: list[str] = []
         for ref in refs:
-            hit = self._entries.get(ref)
-            if hit is not None and now - hit.loaded_at < self._ttl:
-                if hit.action is not None:
-                    found[ref] = hit.action
+            if ref in self._entries:
+                if (hit := self._entries[ref]) is not None:
+                    found[ref] = hit
+            elif (reading := self._loading.get(ref)) is not None:
+                reads.add(reading)
             else:
                 missing.append(ref)
         if missing:
-            async with self._db.read() as conn:
-                rows = (await conn.execute(sa.select(actions).where(actions.c.ref.in_(missing)))).mappings()
-                loaded = {row["ref"]: ActionRecord.from_row(row) for row in rows}
+            read = asyncio.create_task(self._read(missing, self._epoch), name="action-cache-read")
+            read.add_done_callback(_retrieve)
             for ref in missing:
-                self._entries[ref] = _CachedAction(now, loaded.get(ref))
-            found.update(loaded)
+                self._loading[ref] = read
+            reads.add(read)
+        for read in reads:
+            # Shielded: a caller cancelled while waiting leaves the read to the others.
+            loaded = await asyncio.shield(read)
+            found.update((ref, action) for ref, action in loaded.items() if ref in refs and action is not None)
         return found
 
     def invalidate(self) -> None:
-        """Forgets every entry (after any registry write)."""
+        """Forgets every entry, and lets reads in flight store nothing (after any registry write)."""
         self._entries.clear()
+        self._loading.clear()
+        self._epoch += 1
+
+    async def _read(self, refs: list[str], epoch: int) -> dict[str, ActionRecord | None]:
+        me = asyncio.current_task()
+        try:
+            async with self._db.read() as conn:
+                rows = (await conn.execute(sa.select(actions).where(actions.c.ref.in_(refs)))).mappings()
+                loaded: dict[str, ActionRecord | None] = dict.fromkeys(refs)
+                loaded.update((row["ref"], ActionRecord.from_row(row)) for row in rows)
+            if epoch == self._epoch:
+                self._entries.update(loaded)
+            return loaded
+        finally:
+            for ref in refs:
+                if self._loading.get(ref) is me:
+                    del self._loading[ref]
+
+    async def _watch_generation(self) -> None:
+        while True:
+            try:
+                async with self._db.read() as conn:
+                    generation = (await conn.execute(_GENERATION)).scalar_one_or_none()
+            except Exception as err:  # the database is away: requests will say so; try again
+                log.debug("action cache: reading the registry generation failed: %s", err)
+            else:
+                # Also on the first read: entries may have been loaded before it.
+                if generation != self._generation:
+                    self.invalidate()
+                    self._generation = generation
+            await asyncio.sleep(self._poll)
+
+
+_GENERATION = sa.select(registry_generation.c.generation).where(registry_generation.c.id == 1)
+
+
+async def bump_registry_generation(conn: AsyncConnection) -> None:
+    """Counts a registry write, in its transaction, so every replica's cache forgets its entries."""
+    await conn.execute(
+        registry_generation.update()
+        .where(registry_generation.c.id == 1)
+        .values(generation=registry_generation.c.generation + 1)
+    )
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    """Marks a read's error retrieved when every caller waiting for it was cancelled."""
+    if not task.cancelled():
+        task.exception()

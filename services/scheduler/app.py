@@ -71,7 +71,8 @@ class SchedulerApp:
         self.settings = settings
         self.scheduler_id = f"scheduler-{new_id()[-8:]}"
         self.db = Database(settings.database_url)
-        self.cache = ActionCache(self.db, ttl=settings.heartbeat_interval)
+        # Held until the registry changes; another replica's write is seen within a second.
+        self.cache = ActionCache(self.db, poll=min(1.0, settings.heartbeat_interval))
         self._coordinator_channel: grpc.aio.Channel | None = None
         self._completion = CompletionClient(settings) if submitter is None else None
         # Without a submitter, _completion is a CompletionClient, which mypy cannot tell from the line above.
@@ -192,6 +193,7 @@ class SchedulerApp:
         if self.settings.admin_token_file:
             # Before health says SERVING, so whoever waited for it can use the token at once.
             await self.tokens.ensure_bootstrap(Path(self.settings.admin_token_file))
+        self.cache.start()
         self.dispatcher.start()
         self._feed.start()
         self.handoff.start()
@@ -225,6 +227,7 @@ class SchedulerApp:
     async def close(self) -> None:
         """Closes channels and the pool."""
         await self._feed.stop()
+        await self.cache.stop()
         if self._completion is not None:
             await self._completion.close()
         if self._coordinator_channel is not None:

@@ -27,6 +27,7 @@ from attune_services.scheduler.requests import ExecutionRequests
 from attune_services.scheduler.reruns import Reruns
 from attune_services.scheduler.result_chunks import result_chunks
 from attune_services.scheduler.retention import Purger
+from attune_services.scheduler.run_wait import RunAndWait
 from attune_services.scheduler.views import execution_view
 from attune_services.scheduler.watch_stream import WatchStream, page_size_of, read_watched, snapshot
 from attune_services.scheduler.watchers import ExecutionWatchers
@@ -64,6 +65,7 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
         self._purger = Purger(db)
         self._answers = answers  # RespondToExecution (asks.py); None: refused as unavailable
         self._reruns = Reruns(db, requests)
+        self._runs = RunAndWait(db=db, settings=settings, requests=requests, watchers=watchers)
 
     @rpc_errors
     async def RequestExecution(
@@ -80,6 +82,21 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
             timeout=timeout_of(request),
         )
         return execution_pb2.RequestExecutionResponse(execution=execution_view(row))
+
+    @rpc_errors
+    async def RunExecution(
+        self, request: execution_pb2.RunExecutionRequest, context: RpcContext
+    ) -> execution_pb2.RunExecutionResponse:
+        """Requests the execution and answers once it has ended (`run_wait.py`)."""
+        return await self._runs.run(request)
+
+    @rpc_errors
+    async def RunExecutions(
+        self, requests: AsyncIterator[execution_pb2.RunExecutionsRequest], context: RpcContext
+    ) -> AsyncIterator[execution_pb2.RunExecutionsResponse]:
+        """RunExecution for each request message, answered as they end (`run_wait.py`)."""
+        async for answer in self._runs.run_many(requests):
+            yield answer
 
     @rpc_errors
     async def RerunExecution(

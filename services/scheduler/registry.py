@@ -64,7 +64,12 @@ from attune.security import caller
 from attune.storage import Database, is_unique_violation
 from attune.storage.schema import actions, pack_files, packs
 from attune_services.scheduler.action_updates import mask_paths, updated_action
-from attune_services.scheduler.actions import ActionCache, ActionRecord, action_row_values
+from attune_services.scheduler.actions import (
+    ActionCache,
+    ActionRecord,
+    action_row_values,
+    bump_registry_generation,
+)
 from attune_services.scheduler.registered_packs import (
     DEFAULT_PAGE_SIZE,
     actions_page,
@@ -124,6 +129,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         async def register(conn: AsyncConnection) -> registry_pb2.RegisterPackResponse:
             removed = await _delete_undeclared_actions(conn, bundle)
             stored = await _store_bundle(conn, bundle)
+            await bump_registry_generation(conn)
             return registry_pb2.RegisterPackResponse(
                 pack=registry_pb2.Pack(
                     ref=bundle.ref,
@@ -171,7 +177,9 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
             return original
 
         async def delete(conn: AsyncConnection) -> registry_pb2.DeletePackResponse:
-            return await delete_pack(conn, request.ref, force=request.force)
+            deleted = await delete_pack(conn, request.ref, force=request.force)
+            await bump_registry_generation(conn)
+            return deleted
 
         response = await self._request_log.write(logged, delete)
         self._cache.invalidate()
@@ -244,6 +252,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
             try:
                 async with conn.begin_nested():
                     await conn.execute(actions.insert().values(**row, created_at=now, updated_at=now))
+                    await bump_registry_generation(conn)
             except sa.exc.IntegrityError as err:
                 if not is_unique_violation(err):
                     raise
@@ -295,6 +304,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
             await conn.execute(
                 actions.update().where(actions.c.id == stored.id).values(**values, updated_at=time.time())
             )
+            await bump_registry_generation(conn)
             updated = (await conn.execute(sa.select(actions).where(actions.c.id == stored.id))).mappings().one()
             as_updated = ActionRecord.from_row(updated).to_proto(with_definition=True)
             return registry_pb2.UpdateActionResponse(action=as_updated)
@@ -331,6 +341,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         ref = _required_ref(request.ref)
         async with self._db.write() as conn:
             result = await conn.execute(actions.delete().where(actions.c.ref == ref))
+            await bump_registry_generation(conn)
         self._cache.invalidate()
         if result.rowcount == 0:
             raise NotFound(f"no action {request.ref!r}")

@@ -149,10 +149,14 @@ class ExecutionRequests:
         request_id: str,
         timeout: float,
         rerun: RerunLink | None = None,
+        execution_id: str | None = None,
+        method: str = "RequestExecution",
     ) -> Row:
         """One top-level execution; raises NotFound / FailedPrecondition / InvalidArgument.
         A request_id already stored returns its execution for the same request (a retry) and is
-        FailedPrecondition for a different one."""
+        FailedPrecondition for a different one. `execution_id`: the new execution's id, chosen by
+        a caller that watches it before it is stored (RunExecution); `method` names the request's
+        span."""
         self._limits.check(params)
         try:
             action = await self._checked_action(action_ref)
@@ -172,7 +176,16 @@ class ExecutionRequests:
                 )
                 return existing
             raise
-        row, is_new = await self._insert(action, values, request_id=request_id, timeout=timeout, link=None, rerun=rerun)
+        row, is_new = await self._insert(
+            action,
+            values,
+            request_id=request_id,
+            timeout=timeout,
+            link=None,
+            rerun=rerun,
+            execution_id=execution_id,
+            method=method,
+        )
         if not is_new:
             _check_retry(
                 self._opened(row), request_id, action_ref, params, timeout, parent_id=None, action=action, values=values
@@ -270,12 +283,14 @@ class ExecutionRequests:
         timeout: float,
         link: ChildLink | None,
         rerun: RerunLink | None = None,
+        execution_id: str | None = None,
+        method: str = "RequestExecution",
     ) -> tuple[Row, bool]:
         if action.runner_type == ASK:
             parse_ask(params)  # a bad schema, roles or users is the request's fault, not the responder's
         stored_params, names = self._stored_parameters(action, params)
         concurrency_key = _concurrency_key(action, params)
-        execution_id = new_id()
+        execution_id = execution_id or new_id()
         # A top-level execution starts a new trace (an empty parent); a child joins its parent's,
         # under the workflow step that made it. The stored traceparent is its execution span's.
         now = time.time()
@@ -328,7 +343,7 @@ class ExecutionRequests:
         if isinstance(stored, Exception):
             raise stored
         if stored[1] and telemetry.exporting():  # a retry made no execution: no span of one either
-            _record_request_span(execution_id, action.ref, link, traceparent, start=now, rerun=rerun)
+            _record_request_span(execution_id, action.ref, link, traceparent, start=now, rerun=rerun, method=method)
         return stored
 
     async def _flush(self, rows: list[Row]) -> list[tuple[Row, bool] | Exception]:
@@ -565,9 +580,10 @@ def _record_request_span(
     *,
     start: float,
     rerun: RerunLink | None = None,
+    method: str = "RequestExecution",
 ) -> None:
     """The span of the request that made an execution, under its execution span, from `start`
-    to now: a client's RequestExecution or RerunExecution call (SERVER) or a workflow child's
+    to now: a client's RequestExecution, RunExecution(s) or RerunExecution call (SERVER) or a workflow child's
     request, a message from the coordinator (CONSUMER). Written once the execution is stored, so
     a retried request, which makes none, leaves no span whose parent never ends."""
     attributes: dict[str, str | int | float | bool] = {
@@ -575,7 +591,7 @@ def _record_request_span(
         "attune.action.ref": action_ref,
     }
     if link is None:
-        method = "RequestExecution" if rerun is None else "RerunExecution"
+        method = method if rerun is None else "RerunExecution"
         name, kind = f"{_PUBLIC_SERVICE}/{method}", SpanKind.SERVER
         attributes.update(telemetry.rpc_attributes(_PUBLIC_SERVICE, method))
         if rerun is not None:

@@ -115,6 +115,8 @@ POLICY: Mapping[str, Rule] = {
         "attune.execution.v1.ExecutionService",
         {
             "RequestExecution": OPERATOR,
+            "RunExecution": OPERATOR,
+            "RunExecutions": OPERATOR,
             "CancelExecution": OPERATOR,
             "RespondToExecution": OPERATOR,
             "RerunExecution": OPERATOR,

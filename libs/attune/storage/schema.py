@@ -318,6 +318,16 @@ service_leases = sa.Table(
     comment="owners: coordinator and completion, each its own kind's rows",
 )
 
+#: One row counting registry writes (migration 0014): every write to packs or actions adds one in
+#: its transaction, and each scheduler replica's action cache is forgotten when it moves.
+registry_generation = sa.Table(
+    "registry_generation",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("generation", sa.BigInteger, nullable=False),
+    comment="owner: scheduler; counts registry writes, read by every replica's action cache",
+)
+
 workflow_timers = sa.Table(
     "workflow_timers",
     metadata,

@@ -329,3 +329,57 @@ class RerunExecutionResponse(_message.Message):
     EXECUTION_FIELD_NUMBER: _ClassVar[int]
     execution: Execution
     def __init__(self, execution: _Optional[_Union[Execution, _Mapping]] = ...) -> None: ...
+
+class RunExecutionRequest(_message.Message):
+    __slots__ = ("request", "wait")
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    WAIT_FIELD_NUMBER: _ClassVar[int]
+    request: RequestExecutionRequest
+    wait: _duration_pb2.Duration
+    def __init__(self, request: _Optional[_Union[RequestExecutionRequest, _Mapping]] = ..., wait: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+
+class RunExecutionResponse(_message.Message):
+    __slots__ = ("execution", "ended")
+    EXECUTION_FIELD_NUMBER: _ClassVar[int]
+    ENDED_FIELD_NUMBER: _ClassVar[int]
+    execution: Execution
+    ended: bool
+    def __init__(self, execution: _Optional[_Union[Execution, _Mapping]] = ..., ended: bool = ...) -> None: ...
+
+class RunExecutionsRequest(_message.Message):
+    __slots__ = ("request", "wait")
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    WAIT_FIELD_NUMBER: _ClassVar[int]
+    request: RequestExecutionRequest
+    wait: _duration_pb2.Duration
+    def __init__(self, request: _Optional[_Union[RequestExecutionRequest, _Mapping]] = ..., wait: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+
+class RunExecutionsResponse(_message.Message):
+    __slots__ = ("execution", "ended", "index", "error")
+    EXECUTION_FIELD_NUMBER: _ClassVar[int]
+    ENDED_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    execution: Execution
+    ended: bool
+    index: int
+    error: RunError
+    def __init__(self, execution: _Optional[_Union[Execution, _Mapping]] = ..., ended: bool = ..., index: _Optional[int] = ..., error: _Optional[_Union[RunError, _Mapping]] = ...) -> None: ...
+
+class RunError(_message.Message):
+    __slots__ = ("code", "message", "violations")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    VIOLATIONS_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    message: str
+    violations: _containers.RepeatedCompositeFieldContainer[FieldViolation]
+    def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ..., violations: _Optional[_Iterable[_Union[FieldViolation, _Mapping]]] = ...) -> None: ...
+
+class FieldViolation(_message.Message):
+    __slots__ = ("field", "description")
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    field: str
+    description: str
+    def __init__(self, field: _Optional[str] = ..., description: _Optional[str] = ...) -> None: ...

@@ -97,6 +97,16 @@ class ExecutionServiceStub(object):
                 request_serializer=attune_dot_execution_dot_v1_dot_execution__pb2.ResumeExecutionRequest.SerializeToString,
                 response_deserializer=attune_dot_execution_dot_v1_dot_execution__pb2.ResumeExecutionResponse.FromString,
                 _registered_method=True)
+        self.RunExecution = channel.unary_unary(
+                '/attune.execution.v1.ExecutionService/RunExecution',
+                request_serializer=attune_dot_execution_dot_v1_dot_execution__pb2.RunExecutionRequest.SerializeToString,
+                response_deserializer=attune_dot_execution_dot_v1_dot_execution__pb2.RunExecutionResponse.FromString,
+                _registered_method=True)
+        self.RunExecutions = channel.stream_stream(
+                '/attune.execution.v1.ExecutionService/RunExecutions',
+                request_serializer=attune_dot_execution_dot_v1_dot_execution__pb2.RunExecutionsRequest.SerializeToString,
+                response_deserializer=attune_dot_execution_dot_v1_dot_execution__pb2.RunExecutionsResponse.FromString,
+                _registered_method=True)
 
 
 class ExecutionServiceServicer(object):
@@ -243,6 +253,29 @@ class ExecutionServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RunExecution(self, request, context):
+        """Requests an execution and answers once it has ended: RequestExecution and GetExecution in
+        one call, with the same validation, request_id idempotency and errors as RequestExecution
+        and the execution as GetExecution shows it (without its children's page). With `wait` set,
+        answers after that long at the latest, `ended` false, the execution still running.
+        Needs the operator role (or admin).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RunExecutions(self, request_iterator, context):
+        """RunExecution for a client that runs many: each request message is one execution, answered
+        by one response message once it has ended, in the order they end, carrying the position of
+        the request it answers (`index`). A refused request is answered with `error` and the stream
+        goes on. At most ATTUNE_MAX_RUNS_IN_FLIGHT requests of a stream wait at once: past that the
+        stream stops reading requests until one has ended.
+        Needs the operator role (or admin).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ExecutionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -305,6 +338,16 @@ def add_ExecutionServiceServicer_to_server(servicer, server):
                     servicer.ResumeExecution,
                     request_deserializer=attune_dot_execution_dot_v1_dot_execution__pb2.ResumeExecutionRequest.FromString,
                     response_serializer=attune_dot_execution_dot_v1_dot_execution__pb2.ResumeExecutionResponse.SerializeToString,
+            ),
+            'RunExecution': grpc.unary_unary_rpc_method_handler(
+                    servicer.RunExecution,
+                    request_deserializer=attune_dot_execution_dot_v1_dot_execution__pb2.RunExecutionRequest.FromString,
+                    response_serializer=attune_dot_execution_dot_v1_dot_execution__pb2.RunExecutionResponse.SerializeToString,
+            ),
+            'RunExecutions': grpc.stream_stream_rpc_method_handler(
+                    servicer.RunExecutions,
+                    request_deserializer=attune_dot_execution_dot_v1_dot_execution__pb2.RunExecutionsRequest.FromString,
+                    response_serializer=attune_dot_execution_dot_v1_dot_execution__pb2.RunExecutionsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -634,6 +677,60 @@ class ExecutionService(object):
             '/attune.execution.v1.ExecutionService/ResumeExecution',
             attune_dot_execution_dot_v1_dot_execution__pb2.ResumeExecutionRequest.SerializeToString,
             attune_dot_execution_dot_v1_dot_execution__pb2.ResumeExecutionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RunExecution(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/attune.execution.v1.ExecutionService/RunExecution',
+            attune_dot_execution_dot_v1_dot_execution__pb2.RunExecutionRequest.SerializeToString,
+            attune_dot_execution_dot_v1_dot_execution__pb2.RunExecutionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RunExecutions(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/attune.execution.v1.ExecutionService/RunExecutions',
+            attune_dot_execution_dot_v1_dot_execution__pb2.RunExecutionsRequest.SerializeToString,
+            attune_dot_execution_dot_v1_dot_execution__pb2.RunExecutionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -108,6 +108,21 @@ class ExecutionServiceStub:
     is FAILED_PRECONDITION. A retried request_id returns the original response.
     Needs the operator role (or admin).
     """
+    RunExecution: _aio.UnaryUnaryMultiCallable[_execution_pb2.RunExecutionRequest, _execution_pb2.RunExecutionResponse]
+    """Requests an execution and answers once it has ended: RequestExecution and GetExecution in
+    one call, with the same validation, request_id idempotency and errors as RequestExecution
+    and the execution as GetExecution shows it (without its children's page). With `wait` set,
+    answers after that long at the latest, `ended` false, the execution still running.
+    Needs the operator role (or admin).
+    """
+    RunExecutions: _aio.StreamStreamMultiCallable[_execution_pb2.RunExecutionsRequest, _execution_pb2.RunExecutionsResponse]
+    """RunExecution for a client that runs many: each request message is one execution, answered
+    by one response message once it has ended, in the order they end, carrying the position of
+    the request it answers (`index`). A refused request is answered with `error` and the stream
+    goes on. At most ATTUNE_MAX_RUNS_IN_FLIGHT requests of a stream wait at once: past that the
+    stream stops reading requests until one has ended.
+    Needs the operator role (or admin).
+    """
 
 class ExecutionServiceServicer:
     """Executions: the front door of the platform, served by the scheduler. Public: clients call it
@@ -262,6 +277,31 @@ class ExecutionServiceServicer:
         """Resumes a paused (or pausing) workflow where it stopped: the held tasks start, the timers
         run on with their remaining time. Resuming a running workflow changes nothing; anything else
         is FAILED_PRECONDITION. A retried request_id returns the original response.
+        Needs the operator role (or admin).
+        """
+
+    def RunExecution(
+        self,
+        request: _execution_pb2.RunExecutionRequest,
+        context: _aio.ServicerContext[_execution_pb2.RunExecutionRequest, _abc.Awaitable[_execution_pb2.RunExecutionResponse]],
+    ) -> _abc.Awaitable[_execution_pb2.RunExecutionResponse]:
+        """Requests an execution and answers once it has ended: RequestExecution and GetExecution in
+        one call, with the same validation, request_id idempotency and errors as RequestExecution
+        and the execution as GetExecution shows it (without its children's page). With `wait` set,
+        answers after that long at the latest, `ended` false, the execution still running.
+        Needs the operator role (or admin).
+        """
+
+    def RunExecutions(
+        self,
+        request_iterator: _abc.AsyncIterator[_execution_pb2.RunExecutionsRequest],
+        context: _aio.ServicerContext[_abc.AsyncIterator[_execution_pb2.RunExecutionsRequest], _abc.AsyncIterator[_execution_pb2.RunExecutionsResponse]],
+    ) -> _abc.AsyncIterator[_execution_pb2.RunExecutionsResponse]:
+        """RunExecution for a client that runs many: each request message is one execution, answered
+        by one response message once it has ended, in the order they end, carrying the position of
+        the request it answers (`index`). A refused request is answered with `error` and the stream
+        goes on. At most ATTUNE_MAX_RUNS_IN_FLIGHT requests of a stream wait at once: past that the
+        stream stops reading requests until one has ended.
         Needs the operator role (or admin).
         """
 
