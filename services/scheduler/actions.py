@@ -177,8 +177,9 @@ class ActionCache:
         self._generation: int | None = None
         self._watch = BackgroundTask("action-cache-generation", self._watch_generation)
 
-    def start(self) -> None:
-        """Starts reading the registry generation (another replica's writes)."""
+    async def start(self) -> None:
+        """Reads the registry generation once, then every `poll` seconds (another replica's writes)."""
+        await self._check_generation()
         self._watch.start()
 
     async def stop(self) -> None:
@@ -237,17 +238,21 @@ class ActionCache:
 
     async def _watch_generation(self) -> None:
         while True:
-            try:
-                async with self._db.read() as conn:
-                    generation = (await conn.execute(_GENERATION)).scalar_one_or_none()
-            except Exception as err:  # the database is away: requests will say so; try again
-                log.debug("action cache: reading the registry generation failed: %s", err)
-            else:
-                # Also on the first read: entries may have been loaded before it.
-                if generation != self._generation:
-                    self.invalidate()
-                    self._generation = generation
             await asyncio.sleep(self._poll)
+            await self._check_generation()
+
+    async def _check_generation(self) -> None:
+        """Forgets every entry when the generation has moved since the last read (or on the first
+        read: entries may have been loaded before it)."""
+        try:
+            async with self._db.read() as conn:
+                generation = (await conn.execute(_GENERATION)).scalar_one_or_none()
+        except Exception as err:  # the database is away: requests will say so; try again
+            log.debug("action cache: reading the registry generation failed: %s", err)
+            return
+        if generation != self._generation:
+            self.invalidate()
+            self._generation = generation
 
 
 _GENERATION = sa.select(registry_generation.c.generation).where(registry_generation.c.id == 1)

@@ -193,7 +193,7 @@ class SchedulerApp:
         if self.settings.admin_token_file:
             # Before health says SERVING, so whoever waited for it can use the token at once.
             await self.tokens.ensure_bootstrap(Path(self.settings.admin_token_file))
-        self.cache.start()
+        await self.cache.start()
         self.dispatcher.start()
         self._feed.start()
         self.handoff.start()

@@ -77,9 +77,8 @@ async def test_entries_stay_until_the_registry_generation_moves(db: Database) ->
     """Two replicas: a write through the other one is seen within a poll, and not before the
     generation moves however long the entry has been held (no clock expiry)."""
     here, other = ActionCache(db, poll=POLL), ActionCache(db, poll=POLL)
-    here.start()
+    await here.start()  # its first read of the generation is done when it returns
     try:
-        await asyncio.sleep(POLL * 2)  # its first read of the generation (which forgets everything) is done
         first = await here.get("cachepack.one")
         assert first is not None and first.description == "first"
         # A write that does not count in the generation is not seen: nothing expires on a clock.
