@@ -123,7 +123,13 @@ async def workflow_of(scheduler: Scheduler, metadata: Metadata, execution_id: st
             return {"state": ExecutionState.REQUESTED.value, "graph": graph, "task_runs": [], "tasks": {}}
         raise
     runs = [task_run_view(r) for r in reply.run.task_runs]
-    return {"state": workflow_state_name(reply.run.state), "graph": graph, "task_runs": runs, "tasks": summarize(runs)}
+    counts = {(items.task_name, items.run): items.count for items in reply.run.items}
+    return {
+        "state": workflow_state_name(reply.run.state),
+        "graph": graph,
+        "task_runs": runs,
+        "tasks": summarize(runs, counts),
+    }
 
 
 def _is_workflow(execution: execution_pb2.Execution) -> bool:

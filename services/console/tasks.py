@@ -5,13 +5,14 @@ again): the state of that run's last attempt, or for a `with_items` task the sta
 together (running while any item is, else the worst ending), how many items have ended and how
 many are known. `runs` counts its distinct runs, shown on the node of a cycle.
 
-Items a task has not started yet (under `concurrency`) have no task run, so `items_total` counts
-the items started so far: the highest index seen plus one.
+Items a task has not started yet (under `concurrency`) have no task run: `items_total` is the
+count GetWorkflowRun gives for a run not yet ended (WorkflowRun.items), else the items started
+(the highest index seen plus one); a run with items still to start is running.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,9 +36,11 @@ class _TaskRuns:
     items: dict[int, tuple[int, str]] = field(default_factory=dict)
 
 
-def summarize(task_runs: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def summarize(
+    task_runs: Iterable[dict[str, Any]], item_counts: Mapping[tuple[str, int], int] | None = None
+) -> dict[str, dict[str, Any]]:
     """{task name: {"state", "runs", "items_done", "items_total"}} from task-run views
-    (`views.task_run_view`)."""
+    (`views.task_run_view`) and the item counts of the with_items runs not yet ended, by (task, run)."""
     tasks: dict[str, _TaskRuns] = {}
     for run in task_runs:
         entry = tasks.setdefault(run["task_name"], _TaskRuns())
@@ -50,18 +53,23 @@ def summarize(task_runs: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             known = entry.items.get(item)
             if known is None or attempt >= known[0]:
                 entry.items[item] = (attempt, run["state"])
-    return {name: _summary(entry) for name, entry in tasks.items()}
+    counts = item_counts or {}
+    return {name: _summary(entry, counts.get((name, entry.latest_run), 0)) for name, entry in tasks.items()}
 
 
-def _summary(entry: _TaskRuns) -> dict[str, Any]:
+def _summary(entry: _TaskRuns, count: int) -> dict[str, Any]:
     states = [state for _, state in entry.items.values()]
     with_items = any(item >= 0 for item in entry.items)
     done = sum(1 for state in states if state in TERMINAL)
+    total = max(max(entry.items) + 1, count) if with_items else 0
+    state = _combined(states)
+    if with_items and done < total and state in TERMINAL and state == ExecutionState.SUCCEEDED:
+        state = ExecutionState.RUNNING  # items still to start under `concurrency`
     return {
-        "state": _combined(states),
+        "state": state,
         "runs": len(entry.runs),
         "items_done": done if with_items else 0,
-        "items_total": max(entry.items) + 1 if with_items else 0,
+        "items_total": total,
     }
 
 

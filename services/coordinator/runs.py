@@ -8,8 +8,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from attune.engine import ITEM_RUN_PREFIX, item_counts
 from attune.grpcutil.convert import execution_state_to_proto, struct_from_dict, timestamp, workflow_state_to_proto
-from attune.storage.schema import task_runs, workflow_executions
+from attune.storage.schema import task_runs, workflow_executions, workflow_state_entries
 from attune.workflow.v1 import workflow_pb2
 
 #: Runs in a page when the request names no page_size; ATTUNE_MAX_PAGE_SIZE caps the page.
@@ -76,6 +77,15 @@ async def get_run(conn: AsyncConnection, workflow_id: str) -> workflow_pb2.Workf
         .order_by(tr.c.seq)
     )
     run.task_runs.extend(_task_run_message(r) for r in rows)
+    e = workflow_state_entries
+    progress = await conn.execute(
+        sa.select(e.c.key, e.c.value).where(e.c.workflow_id == workflow_id, e.c.key.startswith(ITEM_RUN_PREFIX))
+    )
+    counts = item_counts({row.key: json.loads(row.value) for row in progress})
+    run.items.extend(
+        workflow_pb2.TaskItems(task_name=task, run=number, count=count)
+        for (task, number), count in sorted(counts.items())
+    )
     return run
 
 

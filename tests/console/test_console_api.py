@@ -368,3 +368,7 @@ def test_a_task_shows_its_latest_run_its_run_count_and_its_items() -> None:
     assert tasks["each"] == {"state": "running", "runs": 1, "items_done": 2, "items_total": 3}
     ended = summarize([_run("each", 1, "succeeded", item=0), _run("each", 1, "failed", item=1)])
     assert ended["each"]["state"] == "failed"
+    # Items held back by `concurrency` have no task run yet: the count GetWorkflowRun gives is
+    # the total, and a run whose started items all succeeded is still running.
+    held = summarize([_run("each", 1, "succeeded", item=0), _run("each", 1, "succeeded", item=1)], {("each", 1): 100})
+    assert held["each"] == {"state": "running", "runs": 1, "items_done": 2, "items_total": 100}

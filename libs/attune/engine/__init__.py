@@ -6,6 +6,7 @@ parse (``parse_workflow``) → compile (``compile_workflow``) → evaluate (``st
 
 from ._bounds import TemplateLimits
 from ._rerun import seed_entries, start_from
+from ._runs import ITEM_RUN_PREFIX, item_counts
 from .commands import (
     CancelTask,
     CancelTimer,
@@ -34,6 +35,7 @@ from .spec import RetrySpec, TaskSpec, TransitionSpec, WorkflowSpec
 from .state import WorkflowState
 
 __all__ = [
+    "ITEM_RUN_PREFIX",
     "WORKFLOW_TIMEOUT_TIMER",
     "CancelTask",
     "CancelTimer",
@@ -62,6 +64,7 @@ __all__ = [
     "child_paused",
     "command_from_dict",
     "compile_workflow",
+    "item_counts",
     "parse_workflow",
     "pause",
     "readable_tasks",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -337,3 +338,22 @@ def drop_items(ev: Event, ended: EndedRun) -> None:
     if ended.task.with_items is not None and ended.task.name in ev.wf.retried:
         ev.state.delete(f"run:{ended.task.name}/{ended.run}")
         ev.state.delete(f"items:{ended.task.name}/{ended.run}")
+
+
+#: The state entries that hold a with_items run's progress: "run:<task>/<run>".
+ITEM_RUN_PREFIX = "run:"
+
+
+def item_counts(entries: Mapping[str, Any]) -> dict[tuple[str, int], int]:
+    """How many items each with_items run not yet ended has, started or not, by (task, run), from
+    a workflow's stored state entries (those whose key starts with ITEM_RUN_PREFIX suffice). A
+    reader of a run's progress needs it: its task runs exist only for the items started."""
+    counts: dict[tuple[str, int], int] = {}
+    for key, value in entries.items():
+        if not key.startswith(ITEM_RUN_PREFIX) or not isinstance(value, dict):
+            continue
+        task, _, run = key[len(ITEM_RUN_PREFIX) :].rpartition("/")
+        count = value.get("count")
+        if task and run.isdigit() and isinstance(count, int):
+            counts[(task, int(run))] = count
+    return counts

@@ -27,31 +27,33 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!attune/workflow/v1/workflow.proto\x12\x12\x61ttune.workflow.v1\x1a\x1d\x61ttune/common/v1/common.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x90\x02\n\x07TaskRun\x12\x11\n\ttask_name\x18\x01 \x01(\t\x12\x0b\n\x03run\x18\x02 \x01(\x05\x12\x12\n\nitem_index\x18\x03 \x01(\x05\x12\x0f\n\x07\x61ttempt\x18\x04 \x01(\x05\x12/\n\x05state\x18\x05 \x01(\x0e\x32 .attune.common.v1.ExecutionState\x12\x1a\n\x12\x63hild_execution_id\x18\x06 \x01(\t\x12.\n\nstarted_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\naction_ref\x18\t \x01(\t\"\xb2\x02\n\x0bWorkflowRun\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x12\n\naction_ref\x18\x02 \x01(\t\x12\x30\n\x05state\x18\x03 \x01(\x0e\x32!.attune.workflow.v1.WorkflowState\x12.\n\ttask_runs\x18\x04 \x03(\x0b\x32\x1b.attune.workflow.v1.TaskRun\x12\'\n\x06result\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\r\n\x05\x65rror\x18\x06 \x01(\t\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"-\n\x15GetWorkflowRunRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\"F\n\x16GetWorkflowRunResponse\x12,\n\x03run\x18\x01 \x01(\x0b\x32\x1f.attune.workflow.v1.WorkflowRun\"r\n\x17ListWorkflowRunsRequest\x12\x30\n\x05state\x18\x01 \x01(\x0e\x32!.attune.workflow.v1.WorkflowState\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"b\n\x18ListWorkflowRunsResponse\x12-\n\x04runs\x18\x01 \x03(\x0b\x32\x1f.attune.workflow.v1.WorkflowRun\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"-\n\x15\x43\x61ncelWorkflowRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\"F\n\x16\x43\x61ncelWorkflowResponse\x12,\n\x03run\x18\x01 \x01(\x0b\x32\x1f.attune.workflow.v1.WorkflowRun*\x93\x02\n\rWorkflowState\x12\x1e\n\x1aWORKFLOW_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16WORKFLOW_STATE_RUNNING\x10\x01\x12\x1c\n\x18WORKFLOW_STATE_CANCELING\x10\x02\x12\x1c\n\x18WORKFLOW_STATE_SUCCEEDED\x10\x03\x12\x19\n\x15WORKFLOW_STATE_FAILED\x10\x04\x12\x1c\n\x18WORKFLOW_STATE_CANCELLED\x10\x05\x12\x1a\n\x16WORKFLOW_STATE_TIMEOUT\x10\x06\x12\x1a\n\x16WORKFLOW_STATE_PAUSING\x10\x07\x12\x19\n\x15WORKFLOW_STATE_PAUSED\x10\x08\x32\xd2\x02\n\x0fWorkflowService\x12g\n\x0eGetWorkflowRun\x12).attune.workflow.v1.GetWorkflowRunRequest\x1a*.attune.workflow.v1.GetWorkflowRunResponse\x12m\n\x10ListWorkflowRuns\x12+.attune.workflow.v1.ListWorkflowRunsRequest\x1a,.attune.workflow.v1.ListWorkflowRunsResponse\x12g\n\x0e\x43\x61ncelWorkflow\x12).attune.workflow.v1.CancelWorkflowRequest\x1a*.attune.workflow.v1.CancelWorkflowResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!attune/workflow/v1/workflow.proto\x12\x12\x61ttune.workflow.v1\x1a\x1d\x61ttune/common/v1/common.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x90\x02\n\x07TaskRun\x12\x11\n\ttask_name\x18\x01 \x01(\t\x12\x0b\n\x03run\x18\x02 \x01(\x05\x12\x12\n\nitem_index\x18\x03 \x01(\x05\x12\x0f\n\x07\x61ttempt\x18\x04 \x01(\x05\x12/\n\x05state\x18\x05 \x01(\x0e\x32 .attune.common.v1.ExecutionState\x12\x1a\n\x12\x63hild_execution_id\x18\x06 \x01(\t\x12.\n\nstarted_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\naction_ref\x18\t \x01(\t\"\xe0\x02\n\x0bWorkflowRun\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x12\n\naction_ref\x18\x02 \x01(\t\x12\x30\n\x05state\x18\x03 \x01(\x0e\x32!.attune.workflow.v1.WorkflowState\x12.\n\ttask_runs\x18\x04 \x03(\x0b\x32\x1b.attune.workflow.v1.TaskRun\x12\'\n\x06result\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\r\n\x05\x65rror\x18\x06 \x01(\t\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x05items\x18\t \x03(\x0b\x32\x1d.attune.workflow.v1.TaskItems\":\n\tTaskItems\x12\x11\n\ttask_name\x18\x01 \x01(\t\x12\x0b\n\x03run\x18\x02 \x01(\x05\x12\r\n\x05\x63ount\x18\x03 \x01(\x05\"-\n\x15GetWorkflowRunRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\"F\n\x16GetWorkflowRunResponse\x12,\n\x03run\x18\x01 \x01(\x0b\x32\x1f.attune.workflow.v1.WorkflowRun\"r\n\x17ListWorkflowRunsRequest\x12\x30\n\x05state\x18\x01 \x01(\x0e\x32!.attune.workflow.v1.WorkflowState\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"b\n\x18ListWorkflowRunsResponse\x12-\n\x04runs\x18\x01 \x03(\x0b\x32\x1f.attune.workflow.v1.WorkflowRun\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"-\n\x15\x43\x61ncelWorkflowRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\"F\n\x16\x43\x61ncelWorkflowResponse\x12,\n\x03run\x18\x01 \x01(\x0b\x32\x1f.attune.workflow.v1.WorkflowRun*\x93\x02\n\rWorkflowState\x12\x1e\n\x1aWORKFLOW_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16WORKFLOW_STATE_RUNNING\x10\x01\x12\x1c\n\x18WORKFLOW_STATE_CANCELING\x10\x02\x12\x1c\n\x18WORKFLOW_STATE_SUCCEEDED\x10\x03\x12\x19\n\x15WORKFLOW_STATE_FAILED\x10\x04\x12\x1c\n\x18WORKFLOW_STATE_CANCELLED\x10\x05\x12\x1a\n\x16WORKFLOW_STATE_TIMEOUT\x10\x06\x12\x1a\n\x16WORKFLOW_STATE_PAUSING\x10\x07\x12\x19\n\x15WORKFLOW_STATE_PAUSED\x10\x08\x32\xd2\x02\n\x0fWorkflowService\x12g\n\x0eGetWorkflowRun\x12).attune.workflow.v1.GetWorkflowRunRequest\x1a*.attune.workflow.v1.GetWorkflowRunResponse\x12m\n\x10ListWorkflowRuns\x12+.attune.workflow.v1.ListWorkflowRunsRequest\x1a,.attune.workflow.v1.ListWorkflowRunsResponse\x12g\n\x0e\x43\x61ncelWorkflow\x12).attune.workflow.v1.CancelWorkflowRequest\x1a*.attune.workflow.v1.CancelWorkflowResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'attune.workflow.v1.workflow_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_WORKFLOWSTATE']._serialized_start=1190
-  _globals['_WORKFLOWSTATE']._serialized_end=1465
+  _globals['_WORKFLOWSTATE']._serialized_start=1296
+  _globals['_WORKFLOWSTATE']._serialized_end=1571
   _globals['_TASKRUN']._serialized_start=152
   _globals['_TASKRUN']._serialized_end=424
   _globals['_WORKFLOWRUN']._serialized_start=427
-  _globals['_WORKFLOWRUN']._serialized_end=733
-  _globals['_GETWORKFLOWRUNREQUEST']._serialized_start=735
-  _globals['_GETWORKFLOWRUNREQUEST']._serialized_end=780
-  _globals['_GETWORKFLOWRUNRESPONSE']._serialized_start=782
-  _globals['_GETWORKFLOWRUNRESPONSE']._serialized_end=852
-  _globals['_LISTWORKFLOWRUNSREQUEST']._serialized_start=854
-  _globals['_LISTWORKFLOWRUNSREQUEST']._serialized_end=968
-  _globals['_LISTWORKFLOWRUNSRESPONSE']._serialized_start=970
-  _globals['_LISTWORKFLOWRUNSRESPONSE']._serialized_end=1068
-  _globals['_CANCELWORKFLOWREQUEST']._serialized_start=1070
-  _globals['_CANCELWORKFLOWREQUEST']._serialized_end=1115
-  _globals['_CANCELWORKFLOWRESPONSE']._serialized_start=1117
-  _globals['_CANCELWORKFLOWRESPONSE']._serialized_end=1187
-  _globals['_WORKFLOWSERVICE']._serialized_start=1468
-  _globals['_WORKFLOWSERVICE']._serialized_end=1806
+  _globals['_WORKFLOWRUN']._serialized_end=779
+  _globals['_TASKITEMS']._serialized_start=781
+  _globals['_TASKITEMS']._serialized_end=839
+  _globals['_GETWORKFLOWRUNREQUEST']._serialized_start=841
+  _globals['_GETWORKFLOWRUNREQUEST']._serialized_end=886
+  _globals['_GETWORKFLOWRUNRESPONSE']._serialized_start=888
+  _globals['_GETWORKFLOWRUNRESPONSE']._serialized_end=958
+  _globals['_LISTWORKFLOWRUNSREQUEST']._serialized_start=960
+  _globals['_LISTWORKFLOWRUNSREQUEST']._serialized_end=1074
+  _globals['_LISTWORKFLOWRUNSRESPONSE']._serialized_start=1076
+  _globals['_LISTWORKFLOWRUNSRESPONSE']._serialized_end=1174
+  _globals['_CANCELWORKFLOWREQUEST']._serialized_start=1176
+  _globals['_CANCELWORKFLOWREQUEST']._serialized_end=1221
+  _globals['_CANCELWORKFLOWRESPONSE']._serialized_start=1223
+  _globals['_CANCELWORKFLOWRESPONSE']._serialized_end=1293
+  _globals['_WORKFLOWSERVICE']._serialized_start=1574
+  _globals['_WORKFLOWSERVICE']._serialized_end=1912
 # @@protoc_insertion_point(module_scope)

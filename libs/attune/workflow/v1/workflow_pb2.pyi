@@ -56,7 +56,7 @@ class TaskRun(_message.Message):
     def __init__(self, task_name: _Optional[str] = ..., run: _Optional[int] = ..., item_index: _Optional[int] = ..., attempt: _Optional[int] = ..., state: _Optional[_Union[_common_pb2.ExecutionState, str]] = ..., child_execution_id: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., action_ref: _Optional[str] = ...) -> None: ...
 
 class WorkflowRun(_message.Message):
-    __slots__ = ("execution_id", "action_ref", "state", "task_runs", "result", "error", "created_at", "finished_at")
+    __slots__ = ("execution_id", "action_ref", "state", "task_runs", "result", "error", "created_at", "finished_at", "items")
     EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
     ACTION_REF_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -65,6 +65,7 @@ class WorkflowRun(_message.Message):
     ERROR_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
     execution_id: str
     action_ref: str
     state: WorkflowState
@@ -73,7 +74,18 @@ class WorkflowRun(_message.Message):
     error: str
     created_at: _timestamp_pb2.Timestamp
     finished_at: _timestamp_pb2.Timestamp
-    def __init__(self, execution_id: _Optional[str] = ..., action_ref: _Optional[str] = ..., state: _Optional[_Union[WorkflowState, str]] = ..., task_runs: _Optional[_Iterable[_Union[TaskRun, _Mapping]]] = ..., result: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    items: _containers.RepeatedCompositeFieldContainer[TaskItems]
+    def __init__(self, execution_id: _Optional[str] = ..., action_ref: _Optional[str] = ..., state: _Optional[_Union[WorkflowState, str]] = ..., task_runs: _Optional[_Iterable[_Union[TaskRun, _Mapping]]] = ..., result: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., items: _Optional[_Iterable[_Union[TaskItems, _Mapping]]] = ...) -> None: ...
+
+class TaskItems(_message.Message):
+    __slots__ = ("task_name", "run", "count")
+    TASK_NAME_FIELD_NUMBER: _ClassVar[int]
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    task_name: str
+    run: int
+    count: int
+    def __init__(self, task_name: _Optional[str] = ..., run: _Optional[int] = ..., count: _Optional[int] = ...) -> None: ...
 
 class GetWorkflowRunRequest(_message.Message):
     __slots__ = ("execution_id",)
