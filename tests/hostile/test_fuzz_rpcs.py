@@ -95,8 +95,20 @@ class Answer:
 
 async def send(channel: grpc.aio.Channel, method: PublicMethod, payload: bytes) -> Answer:
     """`payload` as the request of `method`, its bytes as they are; a stream read to its first
-    message (a public RPC takes one request: `test_every_public_rpc_is_found_and_served`)."""
+    message, and a stream of requests (RunExecutions) given `payload` as its one request
+    (`test_every_public_rpc_is_found_and_served`)."""
     try:
+        if method.client_streaming:
+            both: grpc.aio.StreamStreamMultiCallable[bytes, bytes] = channel.stream_stream(
+                method.path, request_serializer=None, response_deserializer=None
+            )
+            exchange = both(iter([payload]), timeout=CALL_TIMEOUT)
+            try:
+                async for first in exchange:
+                    return Answer(grpc.StatusCode.OK, "", first)
+            finally:
+                exchange.cancel()
+            return Answer(grpc.StatusCode.OK, "", None)
         if method.server_streaming:
             stream: grpc.aio.UnaryStreamMultiCallable[bytes, bytes] = channel.unary_stream(
                 method.path, request_serializer=None, response_deserializer=None
@@ -143,9 +155,19 @@ async def exchange(
     answer = await send(cluster.channel, method, payload)
     judge(cluster, method, answer)
     codes[answer.code] += 1
-    if method.name == "RequestExecution" and answer.response is not None:
-        ground.started.append(execution_pb2.RequestExecutionResponse.FromString(answer.response).execution.id)
+    if answer.response is not None and method.name in _STARTING:
+        started = _STARTING[method.name].FromString(answer.response)
+        if started.HasField("execution"):  # a RunExecutions answer may be a refusal instead
+            ground.started.append(started.execution.id)
     await assert_serving(cluster)
+
+
+#: The methods that start an execution, by the response that names it.
+_STARTING: dict[str, Any] = {
+    "RequestExecution": execution_pb2.RequestExecutionResponse,
+    "RunExecution": execution_pb2.RunExecutionResponse,
+    "RunExecutions": execution_pb2.RunExecutionsResponse,
+}
 
 
 def reached_past_refusals(codes: Counter[grpc.StatusCode]) -> None:
@@ -169,7 +191,9 @@ async def test_every_public_rpc_is_found_and_served(cluster: Cluster) -> None:
     public = {name for name in served if name.startswith("attune.") and not name.startswith("attune.internal.")}
     assert public == {m.path.split("/")[1] for m in METHODS}
     assert any(m.server_streaming for m in METHODS)
-    assert not [m.path for m in METHODS if m.client_streaming], "send() sends one request: teach it streams"
+    # send() gives a stream of requests one request, and reads a response stream's first message.
+    assert not [m.path for m in METHODS if m.client_streaming and not m.server_streaming], "teach send() streams"
+    assert any(m.client_streaming for m in METHODS)
     for method in METHODS:  # the empty request: every method answers it with a code it may use
         answer = await send(cluster.channel, method, b"")
         assert answer.code != grpc.StatusCode.UNIMPLEMENTED, method.path
