@@ -93,12 +93,13 @@ async def noop_latency(
     pairs: list[tuple[float, float]] = []
     two_calls: list[float] = []
     streamed: list[float] = []
-    rounds = 4
+    rounds = min(4, samples)
+    per_round = max(1, samples // rounds)
     for _ in range(rounds):
-        pairs += [await one_noop(client) for _ in range(samples // rounds)]
+        pairs += [await one_noop(client) for _ in range(per_round)]
         if progress is not None:
-            two_calls += [(await one_noop_two_calls(client))[0] for _ in range(samples // rounds // 2)]
-            streamed += await stream_noops(client, samples // rounds)
+            two_calls += [(await one_noop_two_calls(client))[0] for _ in range(max(1, per_round // 2))]
+            streamed += await stream_noops(client, per_round)
     timings = [client_s for client_s, _ in pairs]
     if progress is not None:
         server_ms = statistics.median(server_s for _, server_s in pairs) * 1000

@@ -31,7 +31,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.timeout
 
 LONG = os.environ.get("ATTUNE_LONG_TESTS") == "1"
 #: Executions stored before the executions page is measured (the goal is set at 10,000).
-STORED = 10_000 if LONG else 2_000
+STORED = 10_000 if LONG else 500
 #: The page's own first query (js/executions.js: top level, 50 a page, newest first).
 PAGE_QUERY = "/api/executions?top_level=true&page_size=50"
 SAMPLES = 20
