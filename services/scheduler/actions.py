@@ -175,6 +175,7 @@ class ActionCache:
         self._loading: dict[str, asyncio.Task[dict[str, ActionRecord | None]]] = {}
         self._epoch = 0
         self._generation: int | None = None
+        self._stopping = asyncio.Event()
         self._watch = BackgroundTask("action-cache-generation", self._watch_generation)
 
     async def start(self) -> None:
@@ -183,8 +184,11 @@ class ActionCache:
         self._watch.start()
 
     async def stop(self) -> None:
-        """Stops the generation loop."""
-        await self._watch.stop()
+        """Stops the generation loop once its read in progress is done: a read cancelled midway
+        has SQLAlchemy terminate its connection, and on SQLite that close could wait on the other
+        services' writes in the same file for longer than a stop may take."""
+        self._stopping.set()
+        await self._watch.stop(grace=STOP_GRACE_S)
 
     async def get(self, ref: str) -> ActionRecord | None:
         """The action named `ref`, or None when it is not registered."""
@@ -237,9 +241,12 @@ class ActionCache:
                     del self._loading[ref]
 
     async def _watch_generation(self) -> None:
-        while True:
-            await asyncio.sleep(self._poll)
-            await self._check_generation()
+        while not self._stopping.is_set():
+            try:
+                async with asyncio.timeout(self._poll):
+                    await self._stopping.wait()
+            except TimeoutError:
+                await self._check_generation()
 
     async def _check_generation(self) -> None:
         """Forgets every entry when the generation has moved since the last read (or on the first
@@ -254,6 +261,9 @@ class ActionCache:
             self.invalidate()
             self._generation = generation
 
+
+#: How long stop() lets a read of the generation in progress finish before it cancels it.
+STOP_GRACE_S = 5.0
 
 _GENERATION = sa.select(registry_generation.c.generation).where(registry_generation.c.id == 1)
 
