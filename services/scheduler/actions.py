@@ -192,6 +192,8 @@ class ActionCache:
 
     async def get(self, ref: str) -> ActionRecord | None:
         """The action named `ref`, or None when it is not registered."""
+        if ref in self._entries:  # the request path's usual case: no set, no dict made
+            return self._entries[ref]
         return (await self.get_many({ref})).get(ref)
 
     async def get_many(self, refs: set[str]) -> dict[str, ActionRecord]:
